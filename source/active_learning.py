@@ -1,0 +1,177 @@
+"""The experiment loop: initial set, train, select, add, train... for several runs at once.
+
+Runs whose training settings match (same network, schedule and data; any seed and sampler) are
+trained as one stacked model: they grow their training sets by the same amounts, so they stay in
+lockstep, and selection runs per run between training phases. Every random draw is keyed by the
+run's seed, so a run computes the same numbers whichever runs share its stack.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from experiment_config import ExperimentConfig
+from models.bnn import BayesianLastLayerNetwork
+from models.trainer import EvaluationMetrics, StackedTrainer, stack_training_sets
+from randomness import numpy_generator
+from regression_data import RegressionData
+from samplers import SelectionRequest, check_selection, make_sampler
+
+logger = logging.getLogger("al_bnn")
+
+
+@dataclass
+class RunSpec:
+    """One run to do: a label for its files and plots, and its validated config."""
+
+    label: str
+    config: ExperimentConfig
+
+
+@dataclass
+class RunResult:
+    """Everything a run produced; the writer turns it into files."""
+
+    label: str
+    config: ExperimentConfig
+    metrics: list[dict] = field(default_factory=list)      # one row per evaluation
+    acquisitions: list[dict] = field(default_factory=list)  # one row per phase (0 = initial set)
+    selected: list[dict] = field(default_factory=list)      # one row per selected point
+    initial_indices: np.ndarray | None = None
+    train_indices: np.ndarray | None = None                 # final, in order labelled
+
+    @property
+    def total_selection_seconds(self) -> float:
+        return float(sum(row["selection_seconds"] for row in self.acquisitions))
+
+
+def initial_training_set(seed: int, n_pool: int, size: int) -> np.ndarray:
+    """The random initial set: a function of the seed only, so all samplers share it."""
+    if size > n_pool:
+        raise ValueError(f"num_train_init={size} exceeds the pool of {n_pool} points")
+    return np.sort(numpy_generator(seed, "initial_training_set").choice(n_pool, size=size, replace=False))
+
+
+def group_into_stacks(runs: Sequence[RunSpec]) -> list[list[RunSpec]]:
+    """Runs with identical training settings share a stack (order preserved)."""
+    stacks: dict[tuple, list[RunSpec]] = {}
+    for run in runs:
+        stacks.setdefault(run.config.training_signature(), []).append(run)
+    return list(stacks.values())
+
+
+def run_experiments(runs: Sequence[RunSpec], data: RegressionData, show_progress: bool | None = None
+                    ) -> list[RunResult]:
+    """Run every spec; returns results in the order given."""
+    labels = [r.label for r in runs]
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"run labels must be unique, got {labels}")
+    results = {}
+    for stack in group_into_stacks(runs):
+        for result in _run_stack(stack, data, show_progress):
+            results[result.label] = result
+    return [results[label] for label in labels]
+
+
+def _run_stack(runs: list[RunSpec], data: RegressionData, show_progress: bool | None) -> list[RunResult]:
+    config = runs[0].config  # training settings are identical across the stack
+    schedule, net, train = config.al_schedule, config.net_config, config.train_schedule
+    n_pool_total = len(data.pool_x)
+    if config.final_train_size > n_pool_total:
+        raise ValueError(f"the schedule labels {config.final_train_size} points but the pool holds "
+                         f"{n_pool_total}; shorten the schedule or use a larger pool")
+    samplers = [make_sampler(run.config.parms) for run in runs]
+    network = BayesianLastLayerNetwork(data.pool_x.shape[1], net.layer_sizes, net.weight_std,
+                                       seeds=[run.config.seed for run in runs])
+    trainer = StackedTrainer(network, net.learning_rate, net.clip_gradient, net.divergence_scale,
+                             train.batch_size)
+    results = [RunResult(run.label, run.config) for run in runs]
+    train_sets = [initial_training_set(run.config.seed, n_pool_total, schedule.num_train_init) for run in runs]
+    for result, indices in zip(results, train_sets, strict=False):
+        result.initial_indices = indices.copy()
+    scale = data.target_scale
+    total_epochs = (schedule.al_iter + 1) * train.num_epochs
+    names = ", ".join(r.label for r in runs)
+    logger.info("training %d run(s) as one stack: %s", len(runs), names)
+    # disable=None lets tqdm show the bar only on a terminal, so logs and CI output stay clean.
+    disable = None if show_progress is None else not show_progress
+    with tqdm(total=total_epochs, desc=names, unit="epoch", disable=disable, leave=False) as progress:
+        for phase in range(schedule.al_iter + 1):
+            selection_seconds = [0.0] * len(runs)
+            if phase > 0:
+                for k, (run, sampler) in enumerate(zip(runs, samplers, strict=False)):
+                    started = time.perf_counter()
+                    new_points = _select(network, k, run, sampler, data, train_sets[k], phase)
+                    selection_seconds[k] = time.perf_counter() - started
+                    results[k].acquisitions.append(dict(
+                        al_iter=phase, n_train_before=len(train_sets[k]), n_selected=len(new_points),
+                        selection_seconds=selection_seconds[k]))
+                    results[k].selected.extend(dict(al_iter=phase, rank=i, pool_index=int(p))
+                                               for i, p in enumerate(new_points))
+                    train_sets[k] = np.concatenate([train_sets[k], new_points])
+                    logger.info("[%s] acquisition %d/%d: selected %d points in %.2f s (n_train %d)",
+                                run.label, phase, schedule.al_iter, len(new_points), selection_seconds[k],
+                                len(train_sets[k]))
+                trainer.reset_optimizer()
+            train_x, train_y = stack_training_sets(data.pool_x, data.pool_y, train_sets)
+            phase_started = time.perf_counter()
+
+            def record(metrics: EvaluationMetrics, phase=phase, selection_seconds=selection_seconds,
+                       previous=[0]) -> None:
+                progress.update(metrics.epoch - previous[0])
+                previous[0] = metrics.epoch
+                for k, result in enumerate(results):
+                    result.metrics.append(dict(
+                        al_iter=phase, epoch=phase * train.num_epochs + metrics.epoch,
+                        n_train=len(train_sets[k]),
+                        train_rmse=float(metrics.train_rmse[k]) * scale,
+                        train_log_likelihood=float(metrics.train_log_likelihood[k]) - np.log(scale),
+                        test_rmse=float(metrics.test_rmse[k]) * scale,
+                        test_log_likelihood=float(metrics.test_log_likelihood[k]) - np.log(scale),
+                        selection_seconds=selection_seconds[k]))
+                if metrics.epoch % train.log_after_epochs == 0 or metrics.epoch == train.num_epochs:
+                    for result in results:
+                        row = result.metrics[-1]
+                        logger.info("[%s] phase %d/%d, n_train %d, epoch %d/%d: train RMSE %.4f, test RMSE "
+                                    "%.4f, test log-lik %.4f", result.label, phase, schedule.al_iter,
+                                    row["n_train"], metrics.epoch, train.num_epochs, row["train_rmse"],
+                                    row["test_rmse"], row["test_log_likelihood"])
+
+            trainer.fit(train_x, train_y, data.test_x, data.test_y, train.num_epochs, train.eval_after_epochs,
+                        phase=phase, on_evaluation=record)
+            training_seconds = time.perf_counter() - phase_started
+            for result in results:
+                if phase == 0:  # the initial set counts as acquisition 0, picked at random
+                    result.acquisitions.append(dict(al_iter=0, n_train_before=0,
+                                                    n_selected=schedule.num_train_init, selection_seconds=0.0))
+                result.acquisitions[-1]["training_seconds"] = training_seconds
+    for result, indices in zip(results, train_sets, strict=False):
+        result.train_indices = indices
+    return results
+
+
+def _select(network: BayesianLastLayerNetwork, run_index: int, run: RunSpec, sampler, data: RegressionData,
+            train_indices: np.ndarray, phase: int) -> np.ndarray:
+    """Ask the run's sampler for new pool points; returns indices into data.pool_x."""
+    parms = run.config.parms
+    remaining = np.setdiff1d(np.arange(len(data.pool_x)), train_indices)  # sorted: ties -> lowest index
+    order = np.concatenate([train_indices, remaining])  # anchors first, then the pool
+    count = min(run.config.al_schedule.num_al_incr, len(remaining))
+    request = SelectionRequest(n_select=count, n_train=len(train_indices), n_pool=len(remaining),
+                               rng=numpy_generator(run.config.seed, "selection", phase))
+    if sampler.needs == "samples":
+        def draw_samples(draw: int) -> np.ndarray:
+            samples = network.function_samples(data.pool_x, parms.n_mc_samples, (phase, draw),
+                                               mode=parms.function_samples, run=run_index)
+            return samples[:, order]
+        request.draw_samples = draw_samples
+    elif sampler.needs == "features":
+        request.features = network.features(data.pool_x)[run_index].numpy()[order]
+    picks = check_selection(sampler.select(request), request, parms.sample_policy)
+    return remaining[picks]

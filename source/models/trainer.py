@@ -1,0 +1,188 @@
+"""Training of a stacked BayesianLastLayerNetwork: one compiled call per chunk of epochs.
+
+Shuffling, batching, the optimiser steps and the evaluation all run inside one tf.function;
+Python is touched only between evaluation points (to log and show progress), because at this
+network's size the per-step cost of Python dispatch is several times the step itself.
+
+Loss of run k per batch: mean over the batch of -log N(y | h . w + b, noise) with one
+reparameterised weight draw w, plus divergence_scale * KL_k / num_batches. Each run has its own
+global-norm clipping and its own Adam moments, so runs in a stack never interact.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import tensorflow as tf
+
+from models.bnn import BayesianLastLayerNetwork
+from randomness import tf_seed
+
+ADAM_BETA_1, ADAM_BETA_2, ADAM_EPSILON = 0.9, 0.999, 1e-8  # tf.compat.v1 AdamOptimizer defaults
+
+
+@dataclass
+class EvaluationMetrics:
+    """Metrics of every run in the stack after some epoch, in standardised target units."""
+
+    epoch: int
+    train_rmse: np.ndarray  # (K,)
+    train_log_likelihood: np.ndarray
+    test_rmse: np.ndarray
+    test_log_likelihood: np.ndarray
+
+
+class StackedTrainer:
+    """Adam with per-run global-norm clipping for the K runs of one network."""
+
+    def __init__(self, network: BayesianLastLayerNetwork, learning_rate: float, clip_gradient: float,
+                 divergence_scale: float, batch_size: int):
+        self.network = network
+        self.learning_rate = float(learning_rate)
+        self.clip_gradient = float(clip_gradient)
+        self.divergence_scale = float(divergence_scale)
+        self.batch_size = int(batch_size)
+        variables = network.trainable_variables
+        self._first_moments = [tf.Variable(tf.zeros_like(v), trainable=False) for v in variables]
+        self._second_moments = [tf.Variable(tf.zeros_like(v), trainable=False) for v in variables]
+        self._adam_step = tf.Variable(0.0, dtype=network.dtype, trainable=False)
+        # The optimiser step has static shapes (K, batch_size, d), so XLA compiles it once; it halves
+        # the per-step cost on CPU. The epoch loop around it (shuffling, gathering) stays a plain graph.
+        self._step = tf.function(self._step_eager, jit_compile=True)
+        self._train_epochs = tf.function(self._train_epochs_eager)
+        self._evaluate = tf.function(self._evaluate_eager)
+
+    def reset_optimizer(self) -> None:
+        """Forget Adam's moments (done after every acquisition); the weights are kept."""
+        for moment in [*self._first_moments, *self._second_moments]:
+            moment.assign(tf.zeros_like(moment))
+        self._adam_step.assign(0.0)
+
+    # -- compiled pieces ------------------------------------------------------------------------
+    def _loss_per_run(self, x, y, mask, weight_noise, num_batches):
+        net = self.network
+        h = net.hidden(x)
+        kernel = net.output_kernel_mean + net.output_kernel_std() * weight_noise
+        mean = net.mean_given_weights(h, kernel)
+        std = net.aleatoric_std(h)
+        negative_log_likelihood = -(-0.5 * tf.square((y - mean) / std) - tf.math.log(std)
+                                    - 0.5 * math.log(2 * math.pi))
+        data_term = tf.reduce_sum(mask * negative_log_likelihood, axis=1) / tf.reduce_sum(mask, axis=1)
+        return data_term + self.divergence_scale * net.kl_divergence() / tf.cast(num_batches, net.dtype)
+
+    def _apply_gradients(self, gradients):
+        num_runs = self.network.num_runs
+        squared_norm = tf.add_n([tf.reduce_sum(tf.reshape(tf.square(g), [num_runs, -1]), axis=1)
+                                 for g in gradients])
+        norm = tf.sqrt(squared_norm)
+        scale = self.clip_gradient / tf.maximum(norm, self.clip_gradient)  # per run, as clip_by_global_norm
+        self._adam_step.assign_add(1.0)
+        step = self._adam_step
+        step_size = self.learning_rate * tf.sqrt(1.0 - ADAM_BETA_2 ** step) / (1.0 - ADAM_BETA_1 ** step)
+        for variable, gradient, m, v in zip(self.network.trainable_variables, gradients,
+                                            self._first_moments, self._second_moments, strict=False):
+            gradient = gradient * tf.reshape(scale, [num_runs] + [1] * (gradient.shape.rank - 1))
+            m.assign(ADAM_BETA_1 * m + (1.0 - ADAM_BETA_1) * gradient)
+            v.assign(ADAM_BETA_2 * v + (1.0 - ADAM_BETA_2) * tf.square(gradient))
+            variable.assign_sub(step_size * m / (tf.sqrt(v) + ADAM_EPSILON))
+
+    def _step_eager(self, x_batch, y_batch, batch_mask, weight_noise, num_batches):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(self._loss_per_run(x_batch, y_batch, batch_mask, weight_noise, num_batches))
+        self._apply_gradients(tape.gradient(loss, self.network.trainable_variables))
+        return loss
+
+    def _train_epochs_eager(self, x, y, run_seeds, first_epoch, num_epochs):
+        """Train all runs for num_epochs; x (K, n, d), y (K, n), run_seeds (K, 2) int64."""
+        net = self.network
+        num_runs, batch_size = net.num_runs, self.batch_size
+        n = tf.shape(x)[1]
+        num_batches = (n + batch_size - 1) // batch_size
+        # Batches have a static size; the last one is padded and masked out of the loss.
+        padded = num_batches * batch_size
+        positions = tf.range(padded)
+        mask = tf.cast(tf.reshape(positions < n, [num_batches, batch_size]), net.dtype)
+        for epoch in tf.range(first_epoch, first_epoch + num_epochs):
+            orders, noises = [], []
+            for k in range(num_runs):
+                epoch_seed = tf.random.experimental.stateless_fold_in(run_seeds[k], epoch)
+                shuffle_seed = tf.random.experimental.stateless_fold_in(epoch_seed, 0)
+                noise_seed = tf.random.experimental.stateless_fold_in(epoch_seed, 1)
+                orders.append(tf.argsort(tf.random.stateless_uniform([n], shuffle_seed)))
+                noises.append(tf.random.stateless_normal([num_batches, net.feature_width], noise_seed,
+                                                         dtype=net.dtype))
+            order = tf.stack(orders)  # (K, n)
+            order = tf.concat([order, tf.zeros([num_runs, padded - n], order.dtype)], axis=1)
+            order = tf.reshape(order, [num_runs, num_batches, batch_size])
+            noise = tf.stack(noises)  # (K, num_batches, width)
+            for batch in tf.range(num_batches):
+                index = order[:, batch]
+                x_batch = tf.gather(x, index, batch_dims=1)
+                y_batch = tf.gather(y, index, batch_dims=1)
+                batch_mask = tf.broadcast_to(mask[batch], [num_runs, batch_size])
+                self._step(x_batch, y_batch, batch_mask, noise[:, batch], num_batches)
+        return tf.constant(0)
+
+    def _evaluate_eager(self, x, y):
+        """RMSE and Gaussian log-likelihood (total std) per run; x (K, n, d) or (n, d)."""
+        mean, epistemic, aleatoric = self.network.predict(x)
+        y = tf.broadcast_to(tf.cast(y, self.network.dtype), tf.shape(mean))
+        total_variance = tf.square(epistemic) + tf.square(aleatoric)
+        rmse = tf.sqrt(tf.reduce_mean(tf.square(y - mean), axis=1))
+        log_likelihood = tf.reduce_mean(-0.5 * tf.square(y - mean) / total_variance
+                                        - 0.5 * tf.math.log(2 * math.pi * total_variance), axis=1)
+        return rmse, log_likelihood
+
+    # -- public ---------------------------------------------------------------------------------
+    def evaluate(self, x, y) -> tuple[np.ndarray, np.ndarray]:
+        rmse, log_likelihood = self._evaluate(tf.convert_to_tensor(x, self.network.dtype),
+                                              tf.convert_to_tensor(y, self.network.dtype))
+        return rmse.numpy(), log_likelihood.numpy()
+
+    def fit(self, train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray,
+            num_epochs: int, eval_every: int, phase: int, first_epoch: int = 0,
+            on_evaluation: Callable[[EvaluationMetrics], None] | None = None) -> list[EvaluationMetrics]:
+        """Train every run num_epochs epochs on its own (train_x[k], train_y[k]).
+
+        Randomness is keyed by (run seed, "training", phase, epoch), so the same phase of the same
+        run always sees the same data order and weight noise. Evaluates after every eval_every
+        epochs and at the end; returns the evaluations (epochs counted within the phase).
+        """
+        dtype = self.network.dtype
+        train_x = tf.convert_to_tensor(train_x, dtype)
+        train_y = tf.convert_to_tensor(train_y, dtype)
+        test_x_t = tf.convert_to_tensor(test_x, dtype)
+        test_y_t = tf.convert_to_tensor(test_y, dtype)
+        if train_x.shape.rank != 3 or train_x.shape[0] != self.network.num_runs:
+            raise ValueError(f"train_x must be (K={self.network.num_runs}, n, d), got {train_x.shape}")
+        run_seeds = tf.constant(np.stack([tf_seed(s, "training", phase) for s in self.network.seeds]))
+        evaluations = []
+        epoch = first_epoch
+        while epoch < num_epochs:
+            chunk = min(eval_every - epoch % eval_every, num_epochs - epoch)
+            self._train_epochs(train_x, train_y, run_seeds, tf.constant(epoch, tf.int32),
+                               tf.constant(chunk, tf.int32))
+            epoch += chunk
+            train_rmse, train_ll = self._evaluate(train_x, train_y)
+            test_rmse, test_ll = self._evaluate(test_x_t, test_y_t)
+            metrics = EvaluationMetrics(epoch, train_rmse.numpy(), train_ll.numpy(), test_rmse.numpy(),
+                                        test_ll.numpy())
+            evaluations.append(metrics)
+            if on_evaluation is not None:
+                on_evaluation(metrics)
+        return evaluations
+
+    def get_optimizer_state(self) -> list[np.ndarray]:
+        return [v.numpy() for v in [*self._first_moments, *self._second_moments, self._adam_step]]
+
+
+def stack_training_sets(pool_x: np.ndarray, pool_y: np.ndarray,
+                        train_indices: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """(K, n, d) and (K, n) training arrays for runs whose index sets have equal size."""
+    sizes = {len(i) for i in train_indices}
+    if len(sizes) != 1:
+        raise ValueError(f"stacked runs must have equal training-set sizes, got {sorted(sizes)}")
+    return (np.stack([pool_x[i] for i in train_indices]), np.stack([pool_y[i] for i in train_indices]))

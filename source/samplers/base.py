@@ -1,0 +1,51 @@
+"""The one interface every sampler implements, and what the loop hands it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import ClassVar, Protocol
+
+import numpy as np
+
+NEEDS = ("nothing", "samples", "features")
+
+
+@dataclass
+class SelectionRequest:
+    """Everything a sampler may use to pick `n_select` points from the pool.
+
+    Arrays put the training (anchor) points first and then the pool, in pool-index order:
+    - draw_samples(draw) -> (T, n_train + n_pool) function samples, one weight draw per row;
+      `draw` counts redraws within one acquisition (0 for the first), keying the randomness.
+    - features -> (n_train + n_pool, width) closed-form kernel features, or None.
+    Only what the sampler declared in `needs` is provided; the rest is None.
+    """
+
+    n_select: int
+    n_train: int
+    n_pool: int
+    rng: np.random.Generator
+    draw_samples: Callable[[int], np.ndarray] | None = None
+    features: np.ndarray | None = None
+
+
+class Sampler(Protocol):
+    """Picks pool points; returns `n_select` unique indices into the pool (0..n_pool-1)."""
+
+    needs: ClassVar[str]  # one of NEEDS; may also be an instance attribute set from the config
+
+    def select(self, request: SelectionRequest) -> np.ndarray: ...
+
+
+def check_selection(indices: np.ndarray, request: SelectionRequest, sampler_name: str) -> np.ndarray:
+    """Validate a sampler's answer at the boundary, so a buggy plug-in fails loudly."""
+    indices = np.asarray(indices)
+    if indices.shape != (request.n_select,) or not np.issubdtype(indices.dtype, np.integer):
+        raise RuntimeError(f"sampler {sampler_name!r} returned {indices.shape} {indices.dtype} indices; "
+                           f"expected {request.n_select} integers")
+    if len(indices) and (indices.min() < 0 or indices.max() >= request.n_pool):
+        raise RuntimeError(f"sampler {sampler_name!r} returned indices outside the pool [0, {request.n_pool})")
+    if len(np.unique(indices)) != len(indices):
+        raise RuntimeError(f"sampler {sampler_name!r} returned repeated pool indices")
+    return indices.astype(np.int64)

@@ -1,0 +1,59 @@
+"""The published samplers: random, batch GPA (bgpa) and fast GPA (gpa)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from samplers.base import SelectionRequest
+from samplers.gpa_math import batch_posterior_variance, centred_sample_factor, select_gpa_from_factor, top_by_variance
+
+
+class RandomSampler:
+    """Uniformly random pool points, without replacement."""
+
+    needs = "nothing"
+
+    def select(self, request: SelectionRequest) -> np.ndarray:
+        if request.n_select > request.n_pool:
+            raise ValueError(f"cannot select {request.n_select} points from a pool of {request.n_pool}")
+        return request.rng.choice(request.n_pool, size=request.n_select, replace=False)
+
+
+class GpaSampler:
+    """GPA (Tsymbalov et al. 2019): greedy batches by GP posterior variance.
+
+    kernel="mc" uses the covariance of function samples; kernel="exact" the closed-form features.
+    method="fast" updates the dense posterior covariance (the thesis's fast GPA); "batch" re-solves
+    every round. resample_every_round (batch only, mc only) redraws the samples every round, as
+    the thesis's batch GPA did.
+    """
+
+    def __init__(self, method: str = "fast", batch_size: int = 10, noise: float = 0.01,
+                 kernel: str = "mc", resample_every_round: bool = False):
+        if kernel not in ("mc", "exact"):
+            raise ValueError(f"kernel must be 'mc' or 'exact', got {kernel!r}")
+        if resample_every_round and (method != "batch" or kernel != "mc"):
+            raise ValueError("resample_every_round needs method='batch' and kernel='mc'")
+        self.method, self.batch_size, self.noise = method, batch_size, noise
+        self.kernel, self.resample_every_round = kernel, resample_every_round
+        self.needs = "features" if kernel == "exact" else "samples"
+
+    def _factor(self, request: SelectionRequest, draw: int) -> np.ndarray:
+        if self.kernel == "exact":
+            return np.asarray(request.features, dtype=np.float64)
+        return centred_sample_factor(request.draw_samples(draw))
+
+    def select(self, request: SelectionRequest) -> np.ndarray:
+        if not self.resample_every_round:
+            return select_gpa_from_factor(self._factor(request, 0), request.n_train, request.n_select,
+                                          self.batch_size, self.noise, self.method).indices
+        taken = np.zeros(request.n_pool, dtype=bool)
+        picks: list[int] = []
+        while len(picks) < request.n_select:
+            factor = self._factor(request, len(picks) // self.batch_size)
+            conditioning = np.concatenate([np.arange(request.n_train), request.n_train + np.asarray(picks, int)])
+            variance = batch_posterior_variance(factor, conditioning.astype(int), self.noise)[request.n_train:]
+            chosen = top_by_variance(variance, taken, min(self.batch_size, request.n_select - len(picks)))
+            taken[chosen] = True
+            picks.extend(chosen.tolist())
+        return np.asarray(picks, dtype=np.int64)
