@@ -282,3 +282,14 @@ def describe_keys() -> list[tuple[str, str, str]]:
             rows.append((f"{f.name}.{sf.name}", yaml.safe_dump(default, default_flow_style=True).strip()
                          .removesuffix("...").strip(), sf.metadata["help"]))
     return rows
+
+
+def markdown_key_table() -> str:
+    """The README's table of config keys."""
+    lines = ["| key | default | meaning |", "|---|---|---|"]
+    lines += [f"| `{key}` | `{default}` | {text} |" for key, default, text in describe_keys()]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # python source/experiment_config.py  -> the README's key table
+    print(markdown_key_table())

@@ -4,8 +4,9 @@ Shuffling, batching, the optimiser steps and the evaluation all run inside one t
 Python is touched only between evaluation points (to log and show progress), because at this
 network's size the per-step cost of Python dispatch is several times the step itself.
 
-Loss of run k per batch: mean over the batch of -log N(y | h . w + b, noise) with one
-reparameterised weight draw w, plus divergence_scale * KL_k / num_batches. Each run has its own
+Loss of run k per batch: (divergence_scale * KL_k / num_batches + sum over the batch of
+-log N(y | h . w + b, noise)) / batch size, with one reparameterised weight draw w per batch and
+num_batches = n_train / batch_size, as in Hafner et al.'s code. Each run has its own
 global-norm clipping and its own Adam moments, so runs in a stack never interact.
 """
 
@@ -62,16 +63,22 @@ class StackedTrainer:
         self._adam_step.assign(0.0)
 
     # -- compiled pieces ------------------------------------------------------------------------
-    def _loss_per_run(self, x, y, mask, weight_noise, num_batches):
+    def _loss_per_run(self, x, y, mask, weight_noise, batches_per_epoch):
+        """(divergence_scale * KL / batches_per_epoch + sum of -log p over the batch) / batch size, per run.
+
+        batches_per_epoch = n_train / batch_size (a float, as in the reference code), so over an epoch
+        the KL term adds up to one KL per run: the usual minibatch ELBO, per data point.
+        """
         net = self.network
         h = net.hidden(x)
         kernel = net.output_kernel_mean + net.output_kernel_std() * weight_noise
         mean = net.mean_given_weights(h, kernel)
         std = net.aleatoric_std(h)
-        negative_log_likelihood = -(-0.5 * tf.square((y - mean) / std) - tf.math.log(std)
-                                    - 0.5 * math.log(2 * math.pi))
-        data_term = tf.reduce_sum(mask * negative_log_likelihood, axis=1) / tf.reduce_sum(mask, axis=1)
-        return data_term + self.divergence_scale * net.kl_divergence() / tf.cast(num_batches, net.dtype)
+        negative_log_likelihood = (0.5 * tf.square((y - mean) / std) + tf.math.log(std)
+                                   + 0.5 * math.log(2 * math.pi))
+        batch_count = tf.reduce_sum(mask, axis=1)
+        divergence = self.divergence_scale * net.kl_divergence() / batches_per_epoch
+        return (divergence + tf.reduce_sum(mask * negative_log_likelihood, axis=1)) / batch_count
 
     def _apply_gradients(self, gradients):
         num_runs = self.network.num_runs
@@ -89,9 +96,9 @@ class StackedTrainer:
             v.assign(ADAM_BETA_2 * v + (1.0 - ADAM_BETA_2) * tf.square(gradient))
             variable.assign_sub(step_size * m / (tf.sqrt(v) + ADAM_EPSILON))
 
-    def _step_eager(self, x_batch, y_batch, batch_mask, weight_noise, num_batches):
+    def _step_eager(self, x_batch, y_batch, batch_mask, weight_noise, batches_per_epoch):
         with tf.GradientTape() as tape:
-            loss = tf.reduce_sum(self._loss_per_run(x_batch, y_batch, batch_mask, weight_noise, num_batches))
+            loss = tf.reduce_sum(self._loss_per_run(x_batch, y_batch, batch_mask, weight_noise, batches_per_epoch))
         self._apply_gradients(tape.gradient(loss, self.network.trainable_variables))
         return loss
 
@@ -101,6 +108,7 @@ class StackedTrainer:
         num_runs, batch_size = net.num_runs, self.batch_size
         n = tf.shape(x)[1]
         num_batches = (n + batch_size - 1) // batch_size
+        batches_per_epoch = tf.cast(n, net.dtype) / batch_size  # the KL divisor, as in the reference code
         # Batches have a static size; the last one is padded and masked out of the loss.
         padded = num_batches * batch_size
         positions = tf.range(padded)
@@ -123,7 +131,7 @@ class StackedTrainer:
                 x_batch = tf.gather(x, index, batch_dims=1)
                 y_batch = tf.gather(y, index, batch_dims=1)
                 batch_mask = tf.broadcast_to(mask[batch], [num_runs, batch_size])
-                self._step(x_batch, y_batch, batch_mask, noise[:, batch], num_batches)
+                self._step(x_batch, y_batch, batch_mask, noise[:, batch], batches_per_epoch)
         return tf.constant(0)
 
     def _evaluate_eager(self, x, y):

@@ -1,0 +1,110 @@
+"""The stacked bbb network and its trainer: samples, closed forms, stacking, learning."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from models.bnn import BayesianLastLayerNetwork
+from models.trainer import StackedTrainer
+
+
+def toy_problem(seed=0, n=64):
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-2, 2, size=(n, 1)).astype(np.float32)
+    y = (np.sin(2 * x[:, 0]) + 0.05 * rng.normal(size=n)).astype(np.float32)
+    return x, y
+
+
+def make_network(seeds=(0,), layer_sizes=(8, 8), weight_std=0.3, dtype=tf.float64):
+    return BayesianLastLayerNetwork(1, list(layer_sizes), weight_std, seeds=list(seeds), dtype=dtype)
+
+
+def test_joint_samples_covariance_matches_the_closed_form_kernel():
+    network = make_network()
+    x = np.linspace(-2, 2, 6)[:, None]
+    num_samples = 20000
+    samples = network.function_samples(x, num_samples, counters=(0,))  # (T, n)
+    features = network.features(x)[0].numpy()
+    exact = features @ features.T
+    empirical = np.cov(samples.T, bias=True)
+    # Monte-Carlo standard error of a Gaussian sample covariance entry: sqrt((S_ii S_jj + S_ij^2) / T).
+    standard_error = np.sqrt((np.outer(np.diag(exact), np.diag(exact)) + exact**2) / num_samples)
+    assert np.all(np.abs(empirical - exact) < 5 * standard_error)
+    # The kernel is far from diagonal here, so this test also fails if samples were drawn per point.
+    correlation = exact / np.sqrt(np.outer(np.diag(exact), np.diag(exact)))
+    assert correlation[0, 1] > 0.3
+
+
+def test_marginal_samples_have_the_right_variances_but_no_covariance():
+    network = make_network()
+    x = np.linspace(-2, 2, 6)[:, None]
+    num_samples = 20000
+    samples = network.function_samples(x, num_samples, counters=(0,), mode="marginal")
+    features = network.features(x)[0].numpy()
+    exact = features @ features.T
+    empirical = np.cov(samples.T, bias=True)
+    standard_error = np.sqrt((np.outer(np.diag(exact), np.diag(exact)) + 0 * exact) / num_samples)
+    np.testing.assert_array_less(np.abs(np.diag(empirical) - np.diag(exact)), 5 * np.sqrt(2) * np.diag(standard_error))
+    off_diagonal = ~np.eye(6, dtype=bool)
+    assert np.all(np.abs(empirical[off_diagonal]) < 5 * standard_error[off_diagonal])
+    assert np.abs(exact[off_diagonal]).max() > 20 * standard_error.max()  # the joint covariance is not ~0
+
+
+def test_samples_are_keyed_by_seed_and_counters():
+    network = make_network(seeds=(3, 4))
+    x = np.linspace(-1, 1, 5)[:, None]
+    first = network.function_samples(x, 10, counters=(1, 0))
+    np.testing.assert_array_equal(first, network.function_samples(x, 10, counters=(1, 0)))
+    assert not np.allclose(first, network.function_samples(x, 10, counters=(1, 1)))
+    assert not np.allclose(first, network.function_samples(x, 10, counters=(1, 0), run=1))
+
+
+def test_predict_gives_the_closed_form_moments():
+    network = make_network(seeds=(0, 1))
+    x = np.linspace(-2, 2, 7)[:, None]
+    mean, epistemic, aleatoric = (t.numpy() for t in network.predict(x))
+    assert mean.shape == epistemic.shape == aleatoric.shape == (2, 7)
+    features = network.features(x).numpy()
+    np.testing.assert_allclose(epistemic, np.sqrt((features**2).sum(-1)), rtol=1e-12)
+    samples = network.function_samples(x, 20000, counters=(0,), run=1)
+    np.testing.assert_allclose(samples.mean(0), mean[1], atol=5 * epistemic[1].max() / np.sqrt(20000))
+    assert np.all(aleatoric > 0)
+
+
+def fit(network, x, y, epochs, phase=0, learning_rate=0.01):
+    trainer = StackedTrainer(network, learning_rate, clip_gradient=100.0, divergence_scale=1.0, batch_size=16)
+    return trainer, trainer.fit(x, y, x[0], y[0], num_epochs=epochs, eval_every=epochs, phase=phase)
+
+
+def test_training_lowers_the_error_on_a_toy_problem():
+    x, y = toy_problem()
+    network = make_network(layer_sizes=(32, 32), weight_std=0.1, dtype=tf.float32)
+    trainer = StackedTrainer(network, 0.01, 100.0, 1.0, 16)
+    before, _ = trainer.evaluate(x, y)
+    trainer.fit(x[None], y[None], x, y, num_epochs=250, eval_every=250, phase=0)
+    after, _ = trainer.evaluate(x, y)
+    assert after[0] < 0.5 * before[0]
+    assert after[0] < 0.3  # target std is about 0.7
+
+
+def test_a_run_in_a_stack_computes_what_it_computes_alone():
+    x, y = toy_problem()
+    rng = np.random.default_rng(1)
+    other = rng.permutation(len(x))
+    alone = make_network(seeds=(5,), dtype=tf.float32)
+    stacked = make_network(seeds=(9, 5), dtype=tf.float32)
+    _, alone_metrics = fit(alone, x[None], y[None], epochs=3)
+    _, stacked_metrics = fit(stacked, np.stack([x[other], x]), np.stack([y[other], y]), epochs=3)
+    for a, b in zip(alone.get_weights(), stacked.get_weights(), strict=True):
+        np.testing.assert_allclose(b[1], a[0], rtol=1e-5, atol=1e-6)
+    assert stacked_metrics[-1].test_rmse[1] == pytest.approx(alone_metrics[-1].test_rmse[0], rel=1e-5)
+
+
+def test_same_seed_same_numbers_and_optimizer_reset():
+    x, y = toy_problem()
+    first, second = make_network(seeds=(2,), dtype=tf.float32), make_network(seeds=(2,), dtype=tf.float32)
+    trainer_a, metrics_a = fit(first, x[None], y[None], epochs=2)
+    _, metrics_b = fit(second, x[None], y[None], epochs=2)
+    assert metrics_a[-1].train_rmse[0] == metrics_b[-1].train_rmse[0]
+    trainer_a.reset_optimizer()
+    assert all(np.all(v == 0) for v in trainer_a.get_optimizer_state())

@@ -1,0 +1,110 @@
+"""GPA selection math: fast == batch, against an independent dense reference, on float64 samples."""
+
+import numpy as np
+import pytest
+
+from samplers import select_gpa, select_gpa_from_factor
+from samplers.gpa_math import batch_posterior_variance, centred_sample_factor, dense_pool_posterior_covariance
+
+
+def random_samples(seed, num_samples, n_points):
+    """Function samples with real correlation between points (a random low-rank process)."""
+    rng = np.random.default_rng(seed)
+    inputs = rng.normal(size=(n_points, 3))
+    weights = rng.normal(size=(3, num_samples))
+    return (np.tanh(inputs @ weights) + 0.1 * rng.normal(size=(n_points, num_samples))).T
+
+
+def reference_selection(samples, n_anchor, n_select, batch_size, noise):
+    """Textbook greedy GPA with an explicit matrix inverse: the independent check."""
+    kernel = np.cov(samples.T, bias=True)
+    n_pool = samples.shape[1] - n_anchor
+    picks = []
+    while len(picks) < n_select:
+        conditioning = list(range(n_anchor)) + [n_anchor + p for p in picks]
+        pool = np.arange(n_anchor, n_anchor + n_pool)
+        if conditioning:
+            inverse = np.linalg.inv(kernel[np.ix_(conditioning, conditioning)] + noise * np.eye(len(conditioning)))
+            cross = kernel[np.ix_(pool, conditioning)]
+            variance = np.diag(kernel)[pool] - np.einsum("ij,jk,ik->i", cross, inverse, cross)
+        else:
+            variance = np.diag(kernel)[pool].copy()
+        variance[picks] = -np.inf
+        order = np.argsort(-variance, kind="stable")
+        picks.extend(order[: min(batch_size, n_select - len(picks))].tolist())
+    return np.array(picks)
+
+
+CASES = [  # (seed, T, n_anchor, n_pool, n_select, batch_size)
+    (0, 50, 20, 80, 30, 10),
+    (1, 100, 50, 200, 47, 10),   # n_select not a multiple of the batch size
+    (2, 30, 10, 60, 25, 1),
+    (3, 100, 0, 120, 33, 7),     # no anchors
+    (4, 20, 40, 70, 70, 10),     # select the whole pool
+]
+
+
+@pytest.mark.parametrize("seed,num_samples,n_anchor,n_pool,n_select,batch_size", CASES)
+def test_fast_and_batch_pick_the_same_points_as_the_reference(seed, num_samples, n_anchor, n_pool, n_select,
+                                                              batch_size):
+    samples = random_samples(seed, num_samples, n_anchor + n_pool)
+    factor = centred_sample_factor(samples)
+    fast = select_gpa_from_factor(factor, n_anchor, n_select, batch_size, 0.01, "fast")
+    batch = select_gpa_from_factor(factor, n_anchor, n_select, batch_size, 0.01, "batch")
+    np.testing.assert_array_equal(fast.indices, batch.indices)
+    np.testing.assert_allclose(fast.variances, batch.variances, rtol=1e-8, atol=0)
+    np.testing.assert_array_equal(fast.indices, reference_selection(samples, n_anchor, n_select, batch_size, 0.01))
+    assert len(np.unique(fast.indices)) == n_select
+    assert fast.indices.min() >= 0 and fast.indices.max() < n_pool
+
+
+def test_select_gpa_returns_pool_indices_for_both_methods():
+    samples = random_samples(5, 40, 100)
+    fast = select_gpa(samples, n_anchor=30, n_select=15, method="fast")
+    batch = select_gpa(samples, n_anchor=30, n_select=15, method="batch")
+    np.testing.assert_array_equal(fast, batch)
+    assert fast.dtype == np.int64 and fast.shape == (15,)
+
+
+def test_posterior_variance_of_a_conditioned_point_drops_to_the_noise_level():
+    samples = random_samples(6, 200, 30)
+    factor = centred_sample_factor(samples)
+    noise = 0.01
+    prior = batch_posterior_variance(factor, np.array([], dtype=int), noise)
+    after = batch_posterior_variance(factor, np.array([7]), noise)
+    # Conditioning on a noisy observation of point 7 leaves k * noise / (k + noise) < noise.
+    assert after[7] == pytest.approx(prior[7] * noise / (prior[7] + noise), rel=1e-10)
+    assert after[7] < noise < prior[7]
+    assert np.all(after <= prior + 1e-12)
+
+
+def test_dense_posterior_covariance_matches_the_textbook_formula():
+    samples = random_samples(7, 60, 50)
+    factor = centred_sample_factor(samples)
+    kernel = factor @ factor.T
+    anchors, pool = np.arange(20), np.arange(20, 50)
+    inverse = np.linalg.inv(kernel[np.ix_(anchors, anchors)] + 0.05 * np.eye(20))
+    expected = kernel[np.ix_(pool, pool)] - kernel[np.ix_(pool, anchors)] @ inverse @ kernel[np.ix_(anchors, pool)]
+    np.testing.assert_allclose(dense_pool_posterior_covariance(factor, 20, 0.05), expected, atol=1e-10)
+
+
+def test_ties_go_to_the_lowest_pool_index():
+    samples = np.tile(random_samples(8, 30, 1), (1, 12))  # 12 identical points
+    for method in ("fast", "batch"):
+        assert select_gpa(samples, n_anchor=0, n_select=3, batch_size=3, method=method).tolist() == [0, 1, 2]
+
+
+@pytest.mark.parametrize("method", ["fast", "batch"])
+def test_bad_requests_fail_clearly(method):
+    samples = random_samples(9, 20, 30)
+    with pytest.raises(ValueError, match="cannot select 21 points from a pool of 20"):
+        select_gpa(samples, n_anchor=10, n_select=21, method=method)
+    with pytest.raises(ValueError, match="T >= 2"):
+        select_gpa(samples[:1], n_anchor=10, n_select=2, method=method)
+    with pytest.raises(ValueError, match="NaN or inf"):
+        select_gpa(np.where(samples > 0.5, np.nan, samples), n_anchor=10, n_select=2, method=method)
+    with pytest.raises(ValueError, match="noise must be > 0"):
+        select_gpa(samples, n_anchor=10, n_select=2, noise=0.0, method=method)
+    with pytest.raises(ValueError, match="method must be one of"):
+        select_gpa(samples, n_anchor=10, n_select=2, method="slow")
+    assert select_gpa(samples, n_anchor=10, n_select=0, method=method).shape == (0,)

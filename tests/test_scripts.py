@@ -1,0 +1,151 @@
+"""Both comparison scripts end to end on tiny sizes: every promised file, refusals, reproducibility."""
+
+import csv
+from pathlib import Path
+
+import pytest
+import yaml
+
+import compare_fastgpa_batchgpa
+import compare_gpa_rand
+from experiment_cli import main
+
+TINY = {
+    "al_schedule": {"al_iter": 2, "num_al_incr": 10, "num_train_init": 20},
+    "net_config": {"layer_sizes": [8, 8], "learning_rate": 0.001},
+    "parms": {"n_mc_samples": 20, "sampling_batch_size": 4},
+    "train_schedule": {"batch_size": 16, "num_epochs": 6, "eval_after_epochs": 3, "log_after_epochs": 6},
+}
+SIZES = ["--size-pool", "120", "--size-test", "50", "--quiet"]
+
+
+def tiny_configs(tmp_path, policies):
+    paths = []
+    for policy in policies:
+        raw = {**TINY, "parms": {**TINY["parms"], "sample_policy": policy}}
+        path = tmp_path / f"tiny_{policy}.yaml"
+        path.write_text(yaml.safe_dump(raw))
+        paths.append(str(path))
+    return paths
+
+
+def read_csv(path):
+    with open(path) as stream:
+        return list(csv.DictReader(stream))
+
+
+def test_gpa_vs_random_writes_every_promised_file(tmp_path):
+    out = tmp_path / "results"
+    configs = tiny_configs(tmp_path, ["gpa", "random"])
+    assert main(compare_gpa_rand.COMPARISON, [*configs, *SIZES, "--results-dir", str(out)]) == 0
+    expected = {"log.txt", "config_gpa.yaml", "config_random.yaml", "metrics_gpa.csv", "metrics_random.csv",
+                "acquisitions_gpa.csv", "acquisitions_random.csv", "selected_gpa.csv", "selected_random.csv",
+                "gpa_vs_rand.png"}
+    assert expected <= {p.name for p in out.iterdir()}
+    assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
+    as_run = yaml.safe_load((out / "config_gpa.yaml").read_text())
+    assert as_run["net_config"]["weight_std"] == 0.1 and as_run["data"]["size_pool"] == 120  # defaults filled in
+    rows = read_csv(out / "metrics_gpa.csv")
+    assert len(rows) == 3 * 2  # 3 phases x 2 evaluations
+    assert {"epoch", "n_train", "train_rmse", "test_rmse", "train_log_likelihood", "test_log_likelihood",
+            "selection_seconds"} <= set(rows[0])
+    assert [int(r["n_train"]) for r in rows] == [20, 20, 30, 30, 40, 40]
+    assert [int(r["epoch"]) for r in rows] == [3, 6, 9, 12, 15, 18]
+    selected = read_csv(out / "selected_gpa.csv")
+    assert len(selected) == 40 and len({r["pool_index"] for r in selected}) == 40
+    initial_random = [r["pool_index"] for r in read_csv(out / "selected_random.csv") if r["al_iter"] == "0"]
+    assert initial_random == [r["pool_index"] for r in selected if r["al_iter"] == "0"]  # same initial set
+    log = (out / "log.txt").read_text()
+    assert "acquisition 2/2" in log and "final test RMSE" in log
+    assert (out / "gpa_vs_rand.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_fast_vs_batch_gpa_share_every_pick_and_report_it(tmp_path):
+    out = tmp_path / "results"
+    configs = tiny_configs(tmp_path, ["gpa", "bgpa"])
+    assert main(compare_fastgpa_batchgpa.COMPARISON, [*configs, *SIZES, "--results-dir", str(out)]) == 0
+    assert (out / "fgpa_vs_bgpa.png").exists()
+    fast = read_csv(out / "selected_gpa.csv")
+    batch = read_csv(out / "selected_bgpa.csv")
+    assert fast == batch  # identical samples in float64 -> identical picks, in order
+    assert "gpa and bgpa share 20 of 20 selected points" in (out / "log.txt").read_text()
+
+
+def test_same_seed_same_numbers_and_another_seed_differs(tmp_path):
+    configs = tiny_configs(tmp_path, ["gpa", "random"])
+    outputs = []
+    for name, seed in (("a", "0"), ("b", "0"), ("c", "1")):
+        out = tmp_path / name
+        assert main(compare_gpa_rand.COMPARISON, [*configs, *SIZES, "--seed", seed, "--results-dir", str(out)]) == 0
+        rows = read_csv(out / "metrics_gpa.csv")
+        outputs.append([{k: v for k, v in row.items() if k != "selection_seconds"} for row in rows])  # not timings
+    assert outputs[0] == outputs[1]
+    assert outputs[0] != outputs[2]
+
+
+def test_existing_results_are_refused_without_overwrite_and_foreign_files_kept(tmp_path, capsys):
+    out = tmp_path / "results"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    configs = tiny_configs(tmp_path, ["gpa", "random"])
+    assert main(compare_gpa_rand.COMPARISON, [*configs, *SIZES, "--results-dir", str(out)]) == 2
+    assert "already exists and is not empty; pass --overwrite" in capsys.readouterr().err
+    assert main(compare_gpa_rand.COMPARISON, [*configs, *SIZES, "--results-dir", str(out), "--overwrite"]) == 0
+    assert (out / "notes.txt").read_text() == "mine" and (out / "metrics_gpa.csv").exists()
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--size-pool", "30"], "the schedule labels 40 points"),
+    (["--seed", "-3"], "key 'seed': -3 is out of range"),
+])
+def test_bad_options_fail_before_training(tmp_path, capsys, args, message):
+    configs = tiny_configs(tmp_path, ["gpa", "random"])
+    assert main(compare_gpa_rand.COMPARISON, [*configs, "--quiet", *args, "--results-dir",
+                                              str(tmp_path / "r")]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_bad_config_file_is_named(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("parms: {sample_polcy: gpa}\n")
+    assert main(compare_gpa_rand.COMPARISON, [str(bad), "--quiet", "--results-dir", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "bad.yaml" in err and "Did you mean 'sample_policy'" in err
+
+
+def test_scripts_run_as_files(tmp_path):
+    import subprocess
+    import sys
+    repo = Path(__file__).resolve().parent.parent
+    out = tmp_path / "cli"
+    configs = tiny_configs(tmp_path, ["gpa", "random"])
+    done = subprocess.run([sys.executable, "source/compare_gpa_rand.py", *configs, *SIZES, "--results-dir", str(out)],
+                          cwd=repo, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (out / "gpa_vs_rand.png").exists()
+    done = subprocess.run([sys.executable, "source/compare_fastgpa_batchgpa.py", "--help"], cwd=repo,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "--size-pool" in done.stdout
+
+
+def test_a_sampler_registered_from_a_users_module_runs(tmp_path, monkeypatch):
+    import samplers
+    (tmp_path / "my_samplers.py").write_text(
+        "import numpy as np\n"
+        "from samplers import register_sampler\n\n"
+        "class FirstPoints:\n"
+        "    needs = 'samples'\n"
+        "    def select(self, request):\n"
+        "        assert request.draw_samples(0).shape == (20, request.n_train + request.n_pool)\n"
+        "        return np.arange(request.n_select)\n\n"
+        "register_sampler('first_points', lambda parms: FirstPoints())\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(samplers, "_REGISTRY", dict(samplers._REGISTRY))
+    configs = tiny_configs(tmp_path, ["first_points", "random"])
+    out = tmp_path / "plugin"
+    assert main(compare_gpa_rand.COMPARISON, [*configs, *SIZES, "--plugins", "my_samplers",
+                                              "--results-dir", str(out)]) == 0
+    picked = [int(r["pool_index"]) for r in read_csv(out / "selected_first_points.csv") if r["al_iter"] == "1"]
+    initial = {int(r["pool_index"]) for r in read_csv(out / "selected_first_points.csv") if r["al_iter"] == "0"}
+    assert picked == sorted(set(range(120)) - initial)[:10]  # the first remaining pool points, in order
