@@ -66,7 +66,7 @@ class SamplingParameters:
     name_model: str = _key("bnn", "Model: `bnn` (Bayesian last layer, Hafner et al.'s bbb).",
                            choices=("bnn",))
     sample_policy: str = _key("gpa", "Sampler name from the registry (`random`, `gpa` = fast GPA, "
-                                     "`bgpa` = batch GPA, or a user-registered one).")
+                                     "`bgpa` = batch GPA, `lrgpa` = low-rank GPA, or a user-registered one).")
     n_mc_samples: int = _key(100, "Function samples T drawn per acquisition for the GP kernel.",
                              minimum=2)
     sampling_batch_size: int = _key(10, "Points picked per greedy round before conditioning on them.",
@@ -80,6 +80,8 @@ class SamplingParameters:
     gpa_kernel: str = _key("mc", "`mc`: kernel = covariance of the function samples. `exact`: "
                                  "closed-form last-layer kernel (Gram matrix of the features).",
                            choices=("mc", "exact"))
+    gpa_dtype: str = _key("float64", "Floating-point precision of the GPA selection math.",
+                          choices=("float64", "float32"))
     resample_every_round: bool = _key(False, "bgpa only: redraw function samples every greedy round "
                                              "(thesis behaviour); default keeps one draw, like gpa.")
 

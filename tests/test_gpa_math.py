@@ -45,14 +45,17 @@ CASES = [  # (seed, T, n_anchor, n_pool, n_select, batch_size)
 
 
 @pytest.mark.parametrize("seed,num_samples,n_anchor,n_pool,n_select,batch_size", CASES)
-def test_fast_and_batch_pick_the_same_points_as_the_reference(seed, num_samples, n_anchor, n_pool, n_select,
+def test_fast_batch_and_lowrank_pick_the_same_points_as_the_reference(seed, num_samples, n_anchor, n_pool, n_select,
                                                               batch_size):
     samples = random_samples(seed, num_samples, n_anchor + n_pool)
     factor = centred_sample_factor(samples)
     fast = select_gpa_from_factor(factor, n_anchor, n_select, batch_size, 0.01, "fast")
     batch = select_gpa_from_factor(factor, n_anchor, n_select, batch_size, 0.01, "batch")
+    lowrank = select_gpa_from_factor(factor, n_anchor, n_select, batch_size, 0.01, "lowrank")
     np.testing.assert_array_equal(fast.indices, batch.indices)
+    np.testing.assert_array_equal(lowrank.indices, batch.indices)
     np.testing.assert_allclose(fast.variances, batch.variances, rtol=1e-8, atol=0)
+    np.testing.assert_allclose(lowrank.variances, batch.variances, rtol=1e-8, atol=0)
     np.testing.assert_array_equal(fast.indices, reference_selection(samples, n_anchor, n_select, batch_size, 0.01))
     assert len(np.unique(fast.indices)) == n_select
     assert fast.indices.min() >= 0 and fast.indices.max() < n_pool
@@ -63,6 +66,7 @@ def test_select_gpa_returns_pool_indices_for_both_methods():
     fast = select_gpa(samples, n_anchor=30, n_select=15, method="fast")
     batch = select_gpa(samples, n_anchor=30, n_select=15, method="batch")
     np.testing.assert_array_equal(fast, batch)
+    np.testing.assert_array_equal(select_gpa(samples, n_anchor=30, n_select=15, method="lowrank"), batch)
     assert fast.dtype == np.int64 and fast.shape == (15,)
 
 
@@ -90,11 +94,11 @@ def test_dense_posterior_covariance_matches_the_textbook_formula():
 
 def test_ties_go_to_the_lowest_pool_index():
     samples = np.tile(random_samples(8, 30, 1), (1, 12))  # 12 identical points
-    for method in ("fast", "batch"):
+    for method in ("fast", "batch", "lowrank"):
         assert select_gpa(samples, n_anchor=0, n_select=3, batch_size=3, method=method).tolist() == [0, 1, 2]
 
 
-@pytest.mark.parametrize("method", ["fast", "batch"])
+@pytest.mark.parametrize("method", ["fast", "batch", "lowrank"])
 def test_bad_requests_fail_clearly(method):
     samples = random_samples(9, 20, 30)
     with pytest.raises(ValueError, match="cannot select 21 points from a pool of 20"):
@@ -108,3 +112,47 @@ def test_bad_requests_fail_clearly(method):
     with pytest.raises(ValueError, match="method must be one of"):
         select_gpa(samples, n_anchor=10, n_select=2, method="slow")
     assert select_gpa(samples, n_anchor=10, n_select=0, method=method).shape == (0,)
+
+
+def test_lowrank_recomputes_from_scratch_when_its_matrix_loses_definiteness(monkeypatch):
+    from samplers import gpa_math
+    samples = random_samples(10, 40, 150)
+    expected = select_gpa(samples, n_anchor=30, n_select=37, batch_size=5, method="batch")
+    monkeypatch.setattr(gpa_math, "_is_positive_definite", lambda matrix: False)  # force the guard every round
+    np.testing.assert_array_equal(select_gpa(samples, n_anchor=30, n_select=37, batch_size=5, method="lowrank"),
+                                  expected)
+
+
+def test_float32_path_agrees_with_float64_on_the_first_picks():
+    samples = random_samples(11, 100, 600)
+    factor64 = centred_sample_factor(samples, np.float64)
+    factor32 = centred_sample_factor(samples, np.float32)
+    assert factor32.dtype == np.float32
+    exact = select_gpa_from_factor(factor64, 100, 40, 10, 0.01, "lowrank")
+    for method in ("lowrank", "fast", "batch"):
+        single = select_gpa_from_factor(factor32, 100, 40, 10, 0.01, method)
+        assert len(np.unique(single.indices)) == 40
+        # The first round has no accumulated rounding: same set of picks, variances to float32 accuracy.
+        assert set(single.indices[:10]) == set(exact.indices[:10])
+        np.testing.assert_allclose(np.sort(single.variances[:10]), np.sort(exact.variances[:10]), rtol=1e-4)
+
+
+def test_exact_kernel_features_drive_the_same_selection():
+    rng = np.random.default_rng(12)
+    features = rng.normal(size=(200, 16)) * rng.uniform(0.1, 1.0, size=16)  # a width-16 kernel
+    reference = reference_selection_from_kernel(features @ features.T, 50, 30, 10, 0.01)
+    for method in ("fast", "batch", "lowrank"):
+        np.testing.assert_array_equal(select_gpa_from_factor(features, 50, 30, 10, 0.01, method).indices, reference)
+
+
+def reference_selection_from_kernel(kernel, n_anchor, n_select, batch_size, noise):
+    picks = []
+    pool = np.arange(n_anchor, kernel.shape[0])
+    while len(picks) < n_select:
+        conditioning = list(range(n_anchor)) + [n_anchor + p for p in picks]
+        inverse = np.linalg.inv(kernel[np.ix_(conditioning, conditioning)] + noise * np.eye(len(conditioning)))
+        cross = kernel[np.ix_(pool, conditioning)]
+        variance = np.diag(kernel)[pool] - np.einsum("ij,jk,ik->i", cross, inverse, cross)
+        variance[picks] = -np.inf
+        picks.extend(np.argsort(-variance, kind="stable")[: min(batch_size, n_select - len(picks))].tolist())
+    return np.array(picks)

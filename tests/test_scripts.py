@@ -149,3 +149,16 @@ def test_a_sampler_registered_from_a_users_module_runs(tmp_path, monkeypatch):
     picked = [int(r["pool_index"]) for r in read_csv(out / "selected_first_points.csv") if r["al_iter"] == "1"]
     initial = {int(r["pool_index"]) for r in read_csv(out / "selected_first_points.csv") if r["al_iter"] == "0"}
     assert picked == sorted(set(range(120)) - initial)[:10]  # the first remaining pool points, in order
+
+
+def test_lowrank_gpa_on_the_exact_kernel_picks_what_fast_gpa_picks(tmp_path):
+    configs = []
+    for policy in ("lrgpa", "gpa"):
+        raw = {**TINY, "parms": {**TINY["parms"], "sample_policy": policy, "gpa_kernel": "exact"}}
+        path = tmp_path / f"exact_{policy}.yaml"
+        path.write_text(yaml.safe_dump(raw))
+        configs.append(str(path))
+    out = tmp_path / "exact"
+    assert main(compare_fastgpa_batchgpa.COMPARISON, [*configs, *SIZES, "--results-dir", str(out)]) == 0
+    assert read_csv(out / "selected_lrgpa.csv") == read_csv(out / "selected_gpa.csv")
+    assert yaml.safe_load((out / "config_lrgpa.yaml").read_text())["parms"]["gpa_kernel"] == "exact"

@@ -47,10 +47,9 @@ def make_sampler(parms) -> Sampler:
 
 
 register_sampler("random", lambda parms: RandomSampler())
-register_sampler("gpa", lambda parms: GpaSampler("fast", parms.sampling_batch_size, parms.gp_noise,
-                                                 parms.gpa_kernel))
-register_sampler("bgpa", lambda parms: GpaSampler("batch", parms.sampling_batch_size, parms.gp_noise,
-                                                  parms.gpa_kernel, parms.resample_every_round))
+register_sampler("gpa", lambda parms: GpaSampler.from_parms("fast", parms))
+register_sampler("bgpa", lambda parms: GpaSampler.from_parms("batch", parms))
+register_sampler("lrgpa", lambda parms: GpaSampler.from_parms("lowrank", parms))
 
 __all__ = ["GpaSampler", "GreedySelection", "RandomSampler", "Sampler", "SelectionRequest",
            "check_selection", "make_sampler", "register_sampler", "sampler_names", "select_gpa",

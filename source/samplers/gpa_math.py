@@ -13,7 +13,14 @@ not depend on labels, so no labels are needed. Two published ways to compute it:
 - "fast" (the 2021 thesis): the pool's dense posterior covariance once, then a rank-b update
   (Schur complement of the chosen block) per round, never re-inverting.
 
-Both give the same picks in exact arithmetic; ties are broken towards the lowest pool index.
+And one that uses the kernel's low rank r (T samples or the feature width):
+
+- "lowrank": by Woodbury, the posterior variance of pool point p given the set S is
+  g_p^T M g_p with M = (I + G_S^T G_S / lambda)^-1, an r x r matrix. Each round updates M and
+  every pool variance with a rank-b update: O(n_pool r b) time and O(n r) memory per round; no
+  n x n matrix is ever formed.
+
+All three give the same picks in exact arithmetic; ties are broken towards the lowest pool index.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.linalg import cho_factor, cho_solve, solve_triangular
 
-METHODS = ("fast", "batch")
+METHODS = ("fast", "batch", "lowrank")
 _ROW_CHUNK = 2048  # rows of the dense covariance updated at a time (bounds the temporary)
 
 
@@ -36,12 +43,21 @@ class GreedySelection:
 
 
 def centred_sample_factor(samples: np.ndarray, dtype=np.float64) -> np.ndarray:
-    """(T, n) function samples -> factor G (n, T) with G G^T their covariance (divisor T)."""
-    samples = np.asarray(samples, dtype=dtype)
+    """(T, n) function samples -> factor G (n, T), C-ordered, with G G^T their covariance (divisor T).
+
+    Filled in column chunks, so the only large allocation is G itself (pools of a million points).
+    """
+    samples = np.asarray(samples)
     if samples.ndim != 2 or samples.shape[0] < 2:
         raise ValueError(f"samples must be (T, n) with T >= 2 function samples, got shape {samples.shape}")
-    centred = samples - samples.mean(axis=0, keepdims=True)
-    return np.ascontiguousarray(centred.T) / np.sqrt(samples.shape[0], dtype=dtype)
+    num_samples, n_points = samples.shape
+    mean = samples.mean(axis=0, dtype=dtype)
+    scale = 1.0 / np.sqrt(num_samples)
+    factor = np.empty((n_points, num_samples), dtype=dtype)
+    for start in range(0, n_points, 65536):
+        stop = start + 65536
+        factor[start:stop] = (samples[:, start:stop].T - mean[start:stop, None]) * scale
+    return factor
 
 
 def _validate(factor: np.ndarray, n_anchor: int, n_select: int, batch_size: int, noise: float,
@@ -66,9 +82,19 @@ def _validate(factor: np.ndarray, n_anchor: int, n_select: int, batch_size: int,
 
 
 def top_by_variance(variance: np.ndarray, taken: np.ndarray, count: int) -> np.ndarray:
-    """The `count` untaken entries of largest variance; ties go to the lowest index."""
+    """The `count` untaken entries of largest variance, largest first; ties go to the lowest index.
+
+    O(n) per call (a partition, then a sort of the few candidates at or above the threshold), so
+    a round over a million-point pool costs milliseconds.
+    """
     candidates = np.where(taken, -np.inf, variance)
-    return np.argsort(-candidates, kind="stable")[:count]
+    if count <= 0:
+        return np.zeros(0, dtype=np.int64)
+    if count >= len(candidates):
+        return np.argsort(-candidates, kind="stable")[:count]
+    threshold = np.partition(candidates, len(candidates) - count)[len(candidates) - count]
+    eligible = np.flatnonzero(candidates >= threshold)  # increasing index order
+    return eligible[np.argsort(-candidates[eligible], kind="stable")][:count]
 
 
 def batch_posterior_variance(factor: np.ndarray, conditioning: np.ndarray, noise: float) -> np.ndarray:
@@ -91,6 +117,8 @@ def select_gpa_from_factor(factor: np.ndarray, n_anchor: int, n_select: int, bat
     n_pool = _validate(factor, n_anchor, n_select, batch_size, noise, method)
     if method == "batch":
         return _select_batch(factor, n_anchor, n_pool, n_select, batch_size, noise)
+    if method == "lowrank":
+        return _select_lowrank(factor, n_anchor, n_pool, n_select, batch_size, noise)
     return _select_fast(factor, n_anchor, n_pool, n_select, batch_size, noise)
 
 
@@ -129,8 +157,8 @@ def dense_pool_posterior_covariance(factor: np.ndarray, n_anchor: int, noise: fl
         kernel = anchor_factor @ anchor_factor.T
         kernel[np.diag_indices_from(kernel)] += noise
         middle -= anchor_factor.T @ cho_solve(cho_factor(kernel, lower=True), anchor_factor)
-    covariance = pool_factor @ middle @ pool_factor.T
-    return (covariance + covariance.T) / 2
+    # One n_pool x n_pool allocation; the rounds only read its diagonal and the chosen columns.
+    return pool_factor @ (middle @ pool_factor.T)
 
 
 def _select_fast(factor, n_anchor, n_pool, n_select, batch_size, noise) -> GreedySelection:
@@ -153,3 +181,98 @@ def _select_fast(factor, n_anchor, n_pool, n_select, batch_size, noise) -> Greed
             rows = slice(start, start + _ROW_CHUNK)
             covariance[rows] -= columns[rows] @ weights
     return GreedySelection(np.asarray(picks, dtype=np.int64), np.asarray(variances))
+
+
+def _feature_space_posterior(conditioning_factor: np.ndarray, noise: float) -> np.ndarray:
+    """M = (I + G_S^T G_S / lambda)^-1 = lambda (lambda I + G_S^T G_S)^-1, computed from scratch."""
+    rank = conditioning_factor.shape[1]
+    precision = conditioning_factor.T @ conditioning_factor
+    precision[np.diag_indices(rank)] += noise
+    lower_inverse = np.linalg.inv(np.linalg.cholesky(precision))
+    return noise * (lower_inverse.T @ lower_inverse)  # symmetric by construction
+
+
+def _quadratic_form_rows(factor: np.ndarray, middle: np.ndarray) -> np.ndarray:
+    """g_p^T M g_p for every row p, in row chunks so no (n, r) temporary is made at once."""
+    out = np.empty(factor.shape[0], dtype=np.result_type(factor, middle))
+    for start in range(0, factor.shape[0], 65536):
+        rows = factor[start:start + 65536]
+        out[start:start + 65536] = np.einsum("ij,ij->i", rows @ middle, rows)
+    return out
+
+
+def _is_positive_definite(matrix: np.ndarray) -> bool:
+    try:
+        np.linalg.cholesky(matrix)
+    except np.linalg.LinAlgError:
+        return False
+    return True
+
+
+def _select_lowrank(factor, n_anchor, n_pool, n_select, batch_size, noise) -> GreedySelection:
+    """Greedy GPA in feature space, with lazily refreshed pool variances.
+
+    Conditioning never raises a posterior variance, so a variance computed in an earlier round is
+    an upper bound on the current one. Each round therefore recomputes g_p^T M g_p exactly only for
+    the pool points whose stale bound could still reach the top `batch_size` (usually a few
+    thousand), instead of updating all n_pool of them: O(n r^2) once, then O(m r^2) per round for
+    m refreshed points, and one O(n) partition. The picks are those of the eager update.
+    """
+    pool_factor = factor[n_anchor:]
+    middle = _feature_space_posterior(factor[:n_anchor], noise)  # M given the anchors
+    bound = _quadratic_form_rows(pool_factor, middle)  # exact now; an upper bound later
+    taken = np.zeros(n_pool, dtype=bool)
+    picks, variances = [], []
+    while len(picks) < n_select:
+        count = min(batch_size, n_select - len(picks))
+        chosen = _top_with_fresh_values(bound, taken, count, pool_factor, middle, first_round=not picks)
+        taken[chosen] = True
+        picks.extend(chosen.tolist())
+        variances.extend(bound[chosen].tolist())
+        if len(picks) == n_select:
+            break
+        # Condition on block B: with U = G_B M and C = lambda I + U G_B^T = L L^T,
+        # M <- M - U^T C^-1 U = M - V^T V with V = L^-1 U.
+        block = pool_factor[chosen]
+        projected = block @ middle  # U, (b, r)
+        coupling = projected @ block.T
+        coupling = (coupling + coupling.T) / 2
+        coupling[np.diag_indices_from(coupling)] += noise
+        # NumPy's own LAPACK here, not SciPy's: alternating two OpenBLAS thread pools in a hot loop
+        # makes each wait for the other's spinning threads (measured: 3x slower rounds).
+        whitened = np.linalg.solve(np.linalg.cholesky(coupling), projected)  # V = L^-1 U, (b, r)
+        middle = middle - whitened.T @ whitened
+        if not _is_positive_definite(middle):
+            # Rounding has made M indefinite (many near-duplicate picks in float32, say):
+            # recompute it from all points conditioned on so far.
+            conditioned = np.concatenate([factor[:n_anchor], pool_factor[np.asarray(picks)]])
+            middle = _feature_space_posterior(conditioned, noise)
+    return GreedySelection(np.asarray(picks, dtype=np.int64), np.asarray(variances))
+
+
+def _top_with_fresh_values(bound: np.ndarray, taken: np.ndarray, count: int, pool_factor: np.ndarray,
+                           middle: np.ndarray, first_round: bool) -> np.ndarray:
+    """The `count` untaken points of largest current variance, refreshing `bound` where needed.
+
+    Refreshes the points with the largest stale bounds until the count-th largest fresh value is at
+    least every unrefreshed bound; then no unrefreshed point can beat (or tie ahead of) the picks.
+    """
+    if first_round:  # bounds are exact given the anchors
+        return top_by_variance(bound, taken, count)
+    candidates = np.where(taken, -np.inf, bound)
+    n_open = int(len(candidates) - taken.sum())
+    size = min(max(64 * count, 2048), n_open)
+    while True:
+        if size >= n_open:
+            refresh = np.flatnonzero(~taken)
+        else:
+            refresh = np.argpartition(candidates, len(candidates) - size)[len(candidates) - size:]
+        threshold = candidates[refresh].min()  # every unrefreshed open point has bound <= threshold
+        rows = pool_factor[refresh]
+        fresh = np.einsum("ij,ij->i", rows @ middle, rows)
+        bound[refresh] = fresh
+        candidates[refresh] = fresh
+        order = np.lexsort((refresh, -fresh))  # by value, ties to the lowest index
+        if size >= n_open or fresh[order[count - 1]] > threshold:
+            return refresh[order[:count]]
+        size = min(2 * size, n_open)

@@ -24,24 +24,31 @@ class GpaSampler:
 
     kernel="mc" uses the covariance of function samples; kernel="exact" the closed-form features.
     method="fast" updates the dense posterior covariance (the thesis's fast GPA); "batch" re-solves
-    every round. resample_every_round (batch only, mc only) redraws the samples every round, as
-    the thesis's batch GPA did.
+    every round; "lowrank" works in the kernel's r-dimensional feature space (same picks, no
+    n x n matrix). resample_every_round (batch only, mc only) redraws the samples every round,
+    as the thesis's batch GPA did. dtype is the precision of the selection math.
     """
 
     def __init__(self, method: str = "fast", batch_size: int = 10, noise: float = 0.01,
-                 kernel: str = "mc", resample_every_round: bool = False):
+                 kernel: str = "mc", resample_every_round: bool = False, dtype: str = "float64"):
         if kernel not in ("mc", "exact"):
             raise ValueError(f"kernel must be 'mc' or 'exact', got {kernel!r}")
         if resample_every_round and (method != "batch" or kernel != "mc"):
             raise ValueError("resample_every_round needs method='batch' and kernel='mc'")
         self.method, self.batch_size, self.noise = method, batch_size, noise
         self.kernel, self.resample_every_round = kernel, resample_every_round
+        self.dtype = np.dtype(dtype)
         self.needs = "features" if kernel == "exact" else "samples"
+
+    @classmethod
+    def from_parms(cls, method: str, parms) -> GpaSampler:
+        return cls(method, parms.sampling_batch_size, parms.gp_noise, parms.gpa_kernel,
+                   parms.resample_every_round if method == "batch" else False, parms.gpa_dtype)
 
     def _factor(self, request: SelectionRequest, draw: int) -> np.ndarray:
         if self.kernel == "exact":
-            return np.asarray(request.features, dtype=np.float64)
-        return centred_sample_factor(request.draw_samples(draw))
+            return np.ascontiguousarray(request.features, dtype=self.dtype)
+        return centred_sample_factor(request.draw_samples(draw), self.dtype)
 
     def select(self, request: SelectionRequest) -> np.ndarray:
         if not self.resample_every_round:
