@@ -20,7 +20,7 @@ from experiment_config import ExperimentConfig
 from models.bnn import BayesianLastLayerNetwork
 from models.trainer import EvaluationMetrics, StackedTrainer, stack_training_sets
 from randomness import numpy_generator
-from regression_data import RegressionData
+from regression_data import RegressionData, data_key, load_dataset
 from samplers import SelectionRequest, check_selection, make_sampler
 
 logger = logging.getLogger("al_bnn")
@@ -28,10 +28,19 @@ logger = logging.getLogger("al_bnn")
 
 @dataclass
 class RunSpec:
-    """One run to do: a label for its files and plots, and its validated config."""
+    """One run to do: a label for its files, the group it is plotted with, and its config."""
 
     label: str
     config: ExperimentConfig
+    group: str = ""  # runs of one group (e.g. one sampler over several seeds) are averaged in plots
+
+    def __post_init__(self):
+        self.group = self.group or self.label
+
+    @property
+    def data_key(self) -> tuple:
+        data = self.config.data
+        return data_key(data.dataset, data.size_pool, data.size_test, self.config.seed)
 
 
 @dataclass
@@ -40,6 +49,7 @@ class RunResult:
 
     label: str
     config: ExperimentConfig
+    group: str
     metrics: list[dict] = field(default_factory=list)      # one row per evaluation
     acquisitions: list[dict] = field(default_factory=list)  # one row per phase (0 = initial set)
     selected: list[dict] = field(default_factory=list)      # one row per selected point
@@ -59,21 +69,23 @@ def initial_training_set(seed: int, n_pool: int, size: int) -> np.ndarray:
 
 
 def group_into_stacks(runs: Sequence[RunSpec]) -> list[list[RunSpec]]:
-    """Runs with identical training settings share a stack (order preserved)."""
+    """Runs with identical training settings and data share a stack (order preserved)."""
     stacks: dict[tuple, list[RunSpec]] = {}
     for run in runs:
-        stacks.setdefault(run.config.training_signature(), []).append(run)
+        stacks.setdefault((run.config.training_signature(), run.data_key), []).append(run)
     return list(stacks.values())
 
 
-def run_experiments(runs: Sequence[RunSpec], data: RegressionData, show_progress: bool | None = None
-                    ) -> list[RunResult]:
-    """Run every spec; returns results in the order given."""
+def run_experiments(runs: Sequence[RunSpec], show_progress: bool | None = None) -> list[RunResult]:
+    """Run every spec, stacking those that can share a model; results in the order given."""
     labels = [r.label for r in runs]
     if len(set(labels)) != len(labels):
         raise ValueError(f"run labels must be unique, got {labels}")
     results = {}
     for stack in group_into_stacks(runs):
+        config = stack[0].config
+        data = load_dataset(config.data.dataset, config.data.size_pool, config.data.size_test, config.seed)
+        logger.info("data %s: pool %s, test %s", data.name, data.pool_x.shape, data.test_x.shape)
         for result in _run_stack(stack, data, show_progress):
             results[result.label] = result
     return [results[label] for label in labels]
@@ -91,7 +103,7 @@ def _run_stack(runs: list[RunSpec], data: RegressionData, show_progress: bool | 
                                        seeds=[run.config.seed for run in runs])
     trainer = StackedTrainer(network, net.learning_rate, net.clip_gradient, net.divergence_scale,
                              train.batch_size)
-    results = [RunResult(run.label, run.config) for run in runs]
+    results = [RunResult(run.label, run.config, run.group) for run in runs]
     train_sets = [initial_training_set(run.config.seed, n_pool_total, schedule.num_train_init) for run in runs]
     for result, indices in zip(results, train_sets, strict=False):
         result.initial_indices = indices.copy()

@@ -12,12 +12,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of the log
 
 from active_learning import RunResult, RunSpec, logger, run_experiments  # noqa: E402
 from experiment_config import ConfigError, dump_config, load_config, with_overrides  # noqa: E402
 from plotting import plot_learning_curves  # noqa: E402
-from regression_data import DataUnavailableError, load_dataset  # noqa: E402
+from regression_data import DataUnavailableError  # noqa: E402
 from results_writer import ResultsDirectoryExistsError, ResultsWriter  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -39,13 +41,18 @@ def build_parser(comparison: Comparison) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=comparison.description)
     parser.add_argument("configs", nargs="*", default=list(comparison.default_configs),
                         help=f"YAML configs to compare (default: {' '.join(comparison.default_configs)})")
-    parser.add_argument("--seed", type=int, default=None, help="run seed (default: the configs' seed, 0)")
+    seeds = parser.add_mutually_exclusive_group()
+    seeds.add_argument("--seed", type=int, default=None, help="run seed (default: the configs' seed, 0)")
+    seeds.add_argument("--seeds", type=int, nargs="+", default=None,
+                       help="several seeds, trained together as one stacked model; the plot shows the mean "
+                            "and a 95%% band per sampler")
     parser.add_argument("--size-pool", type=int, default=None,
                         help="subsample the pool to this many points (default: the configs', 0 = full pool)")
     parser.add_argument("--size-test", type=int, default=None,
                         help="subsample the test set to this many points (default: the configs', 0 = all)")
     parser.add_argument("--results-dir", default=None,
-                        help=f"where to write results (default: {comparison.results_prefix}_rs_<seed>)")
+                        help=f"where to write results (default: {comparison.results_prefix}_rs_<seed> or, "
+                             f"with --seeds, {comparison.results_prefix}_rs_<seed>_<seed>...)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace this run's files in an existing results directory")
     parser.add_argument("--plugins", nargs="*", default=[],
@@ -54,13 +61,15 @@ def build_parser(comparison: Comparison) -> argparse.ArgumentParser:
     return parser
 
 
-def _label_for(config, used: set[str]) -> str:
-    label = config.parms.sample_policy
-    suffix = 2
-    while label in used:
-        label, suffix = f"{config.parms.sample_policy}_{suffix}", suffix + 1
-    used.add(label)
-    return label
+def _unique_groups(policies: list[str]) -> list[str]:
+    """Plot/file labels for the compared configs: the sampler name, numbered if repeated."""
+    groups = []
+    for policy in policies:
+        label, suffix = policy, 2
+        while label in groups:
+            label, suffix = f"{policy}_{suffix}", suffix + 1
+        groups.append(label)
+    return groups
 
 
 def main(comparison: Comparison, argv: Sequence[str] | None = None) -> int:
@@ -75,28 +84,34 @@ def main(comparison: Comparison, argv: Sequence[str] | None = None) -> int:
 def _run(comparison: Comparison, args: argparse.Namespace) -> int:
     for module in args.plugins:
         importlib.import_module(module)
-    specs, used = [], set()
+    configs = []
     for path in args.configs:
         path = Path(path)
         if not path.is_absolute() and not path.exists():
             path = REPO_ROOT / path
         config = load_config(path)
-        overrides = {}
-        if args.seed is not None:
-            overrides["seed"] = args.seed
         data_overrides = {k: v for k, v in (("size_pool", args.size_pool), ("size_test", args.size_test))
                           if v is not None}
-        if overrides or data_overrides:
-            config = with_overrides(config, f"{path} with command-line options",
-                                    **({"data": data_overrides} if data_overrides else {}), **overrides)
-        specs.append(RunSpec(_label_for(config, used), config))
-    seeds = {spec.config.seed for spec in specs}
-    data_settings = {repr(spec.config.data) for spec in specs}
-    if len(seeds) != 1 or len(data_settings) != 1:
-        raise ConfigError("the compared configs must share seed and data settings to be comparable; got "
-                          f"seeds {sorted(seeds)} and data {sorted(data_settings)}")
-    seed = seeds.pop()
-    results_dir = Path(args.results_dir or f"{comparison.results_prefix}_rs_{seed}")
+        if data_overrides:
+            config = with_overrides(config, f"{path} with command-line options", data=data_overrides)
+        configs.append((path, config))
+    seeds = args.seeds or [args.seed if args.seed is not None else configs[0][1].seed]
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"--seeds has repeated values: {seeds}")
+    if args.seeds is None and args.seed is None and len({c.seed for _, c in configs}) != 1:
+        raise ConfigError("the compared configs have different seeds; set the same `seed` in each or pass --seed")
+    if len({repr(c.data) for _, c in configs}) != 1:
+        raise ConfigError("the compared configs must share their data settings to be comparable; got "
+                          + "; ".join(f"{path}: {c.data}" for path, c in configs))
+    groups = _unique_groups([c.parms.sample_policy for _, c in configs])
+    specs = []
+    for seed in seeds:
+        for (path, config), group in zip(configs, groups, strict=False):
+            if seed != config.seed:
+                config = with_overrides(config, f"{path} with --seed {seed}", seed=seed)
+            label = group if len(seeds) == 1 else f"{group}_rs_{seed}"
+            specs.append(RunSpec(label, config, group))
+    results_dir = Path(args.results_dir or f"{comparison.results_prefix}_rs_{'_'.join(map(str, seeds))}")
     writer = ResultsWriter(results_dir, overwrite=args.overwrite)
     logger.setLevel(logging.INFO)
     console = None
@@ -109,11 +124,8 @@ def _run(comparison: Comparison, args: argparse.Namespace) -> int:
         started = time.perf_counter()
         for spec in specs:
             writer.write_text(f"config_{spec.label}.yaml", dump_config(spec.config))
-        data_config = specs[0].config.data
-        data = load_dataset(data_config.dataset, data_config.size_pool, data_config.size_test, seed)
-        logger.info("data %s: pool %s, test %s; results in %s", data.name, data.pool_x.shape, data.test_x.shape,
-                    results_dir)
-        results = run_experiments(specs, data, show_progress=False if args.quiet else None)
+        logger.info("%d run(s), seeds %s; results in %s", len(specs), seeds, results_dir)
+        results = run_experiments(specs, show_progress=False if args.quiet else None)
         _write_results(writer, comparison, results)
         for line in comparison.summarise(results):
             logger.info(line)
@@ -134,9 +146,27 @@ def _write_results(writer: ResultsWriter, comparison: Comparison, results: list[
         writer.write_csv(f"selected_{result.label}.csv", selected)
     num_epochs = results[0].config.train_schedule.num_epochs
     acquisition_epochs = [phase * num_epochs for phase in range(1, results[0].config.al_schedule.al_iter + 1)]
-    figure = plot_learning_curves({r.label: r.metrics for r in results}, comparison.title(results),
-                                  acquisition_epochs)
+    curves: dict[str, list[list[dict]]] = {}
+    for result in results:
+        curves.setdefault(result.group, []).append(result.metrics)
+    figure = plot_learning_curves(curves, comparison.title(results), acquisition_epochs)
     writer.save_figure(comparison.plot_file, figure)
+
+
+def by_group(results: Sequence[RunResult]) -> dict[str, list[RunResult]]:
+    """Results per compared config (sampler), each list ordered by seed."""
+    groups: dict[str, list[RunResult]] = {}
+    for result in results:
+        groups.setdefault(result.group, []).append(result)
+    return groups
+
+
+def final_test_rmse_summary(runs: Sequence[RunResult]) -> str:
+    """'0.6842' for one run, '0.7012 +- 0.0123 (5 seeds)' (mean +- standard error) for several."""
+    values = np.array([run.metrics[-1]["test_rmse"] for run in runs])
+    if len(values) == 1:
+        return f"{values[0]:.4f}"
+    return f"{values.mean():.4f} +- {values.std(ddof=1) / np.sqrt(len(values)):.4f} ({len(values)} seeds)"
 
 
 def shared_selection_count(first: RunResult, second: RunResult) -> int:

@@ -92,6 +92,11 @@ def _subsample(x: np.ndarray, y: np.ndarray, size: int, seed: int, purpose: str,
 DATASETS = {"housing": load_housing}
 
 
+def data_key(name: str, size_pool: int, size_test: int, seed: int) -> tuple:
+    """Identifies the arrays load_dataset returns: the seed matters only when subsampling."""
+    return (name, size_pool, size_test, seed if (size_pool or size_test) else None)
+
+
 def load_dataset(name: str, size_pool: int = 0, size_test: int = 0, seed: int = 0) -> RegressionData:
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}.")

@@ -3,6 +3,7 @@
 import csv
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -162,3 +163,23 @@ def test_lowrank_gpa_on_the_exact_kernel_picks_what_fast_gpa_picks(tmp_path):
     assert main(compare_fastgpa_batchgpa.COMPARISON, [*configs, *SIZES, "--results-dir", str(out)]) == 0
     assert read_csv(out / "selected_lrgpa.csv") == read_csv(out / "selected_gpa.csv")
     assert yaml.safe_load((out / "config_lrgpa.yaml").read_text())["parms"]["gpa_kernel"] == "exact"
+
+
+def test_several_seeds_train_as_one_stack_and_match_single_runs(tmp_path):
+    configs = tiny_configs(tmp_path, ["lrgpa", "random"])
+    full_pool = ["--quiet"]  # no subsampling, so both seeds share the data and one stacked model
+    many, single = tmp_path / "many", tmp_path / "single"
+    assert main(compare_gpa_rand.COMPARISON, [*configs, *full_pool, "--seeds", "0", "1",
+                                              "--results-dir", str(many)]) == 0
+    assert main(compare_gpa_rand.COMPARISON, [*configs, *full_pool, "--seed", "1", "--results-dir", str(single)]) == 0
+    assert {"metrics_lrgpa_rs_0.csv", "metrics_lrgpa_rs_1.csv", "metrics_random_rs_1.csv"} <= {
+        p.name for p in many.iterdir()}
+    assert "training 4 run(s) as one stack" in (many / "log.txt").read_text()
+    for label in ("lrgpa", "random"):
+        stacked = read_csv(many / f"metrics_{label}_rs_1.csv")
+        alone = read_csv(single / f"metrics_{label}.csv")
+        assert [r["n_train"] for r in stacked] == [r["n_train"] for r in alone]
+        for key in ("train_rmse", "test_rmse", "test_log_likelihood"):
+            np.testing.assert_allclose([float(r[key]) for r in stacked], [float(r[key]) for r in alone], rtol=2e-4)
+        assert read_csv(many / f"selected_{label}_rs_1.csv") == read_csv(single / f"selected_{label}.csv")
+    assert "(2 seeds)" in (many / "log.txt").read_text()
