@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -40,7 +40,8 @@ class RunSpec:
     @property
     def data_key(self) -> tuple:
         data = self.config.data
-        return data_key(data.dataset, data.size_pool, data.size_test, self.config.seed)
+        return data_key(data.dataset, data.size_pool, data.size_test, self.config.seed, data.uci_root, data.path,
+                        data.target, data.test_fraction)
 
 
 @dataclass
@@ -68,38 +69,56 @@ def initial_training_set(seed: int, n_pool: int, size: int) -> np.ndarray:
     return np.sort(numpy_generator(seed, "initial_training_set").choice(n_pool, size=size, replace=False))
 
 
-def group_into_stacks(runs: Sequence[RunSpec]) -> list[list[RunSpec]]:
-    """Runs with identical training settings and data share a stack (order preserved)."""
-    stacks: dict[tuple, list[RunSpec]] = {}
-    for run in runs:
-        stacks.setdefault((run.config.training_signature(), run.data_key), []).append(run)
+def group_into_stacks(runs: Sequence[RunSpec], datas: Sequence[RegressionData]) -> list[list[int]]:
+    """Indices of runs that can share a stack: identical training settings and equally shaped
+    data (each run keeps its own arrays, e.g. its own split). Order is preserved."""
+    stacks: dict[tuple, list[int]] = {}
+    for index, (run, data) in enumerate(zip(runs, datas, strict=True)):
+        key = (run.config.training_signature(), data.pool_x.shape, data.test_x.shape)
+        stacks.setdefault(key, []).append(index)
     return list(stacks.values())
 
 
-def run_experiments(runs: Sequence[RunSpec], show_progress: bool | None = None) -> list[RunResult]:
-    """Run every spec, stacking those that can share a model; results in the order given."""
+def load_run_data(run: RunSpec) -> RegressionData:
+    data = run.config.data
+    return load_dataset(data.dataset, data.size_pool, data.size_test, run.config.seed, uci_root_dir=data.uci_root,
+                        path=data.path, target=data.target, test_fraction=data.test_fraction)
+
+
+def run_experiments(runs: Sequence[RunSpec], show_progress: bool | None = None,
+                    data_for: Callable[[RunSpec], RegressionData] = load_run_data) -> list[RunResult]:
+    """Run every spec, stacking those that can share a model; results in the order given.
+
+    data_for(run) gives a run's arrays; runs with the same data key share one loaded copy.
+    """
     labels = [r.label for r in runs]
     if len(set(labels)) != len(labels):
         raise ValueError(f"run labels must be unique, got {labels}")
+    loaded: dict[tuple, RegressionData] = {}
+    for run in runs:
+        if run.data_key not in loaded:
+            loaded[run.data_key] = data_for(run)
+            data = loaded[run.data_key]
+            logger.info("data %s (seed %d): pool %s, test %s", data.name, run.config.seed, data.pool_x.shape,
+                        data.test_x.shape)
+    datas = [loaded[run.data_key] for run in runs]
     results = {}
-    for stack in group_into_stacks(runs):
-        config = stack[0].config
-        data = load_dataset(config.data.dataset, config.data.size_pool, config.data.size_test, config.seed)
-        logger.info("data %s: pool %s, test %s", data.name, data.pool_x.shape, data.test_x.shape)
-        for result in _run_stack(stack, data, show_progress):
+    for stack in group_into_stacks(runs, datas):
+        for result in _run_stack([runs[i] for i in stack], [datas[i] for i in stack], show_progress):
             results[result.label] = result
     return [results[label] for label in labels]
 
 
-def _run_stack(runs: list[RunSpec], data: RegressionData, show_progress: bool | None) -> list[RunResult]:
+def _run_stack(runs: list[RunSpec], datas: list[RegressionData], show_progress: bool | None) -> list[RunResult]:
     config = runs[0].config  # training settings are identical across the stack
     schedule, net, train = config.al_schedule, config.net_config, config.train_schedule
-    n_pool_total = len(data.pool_x)
+    n_pool_total = len(datas[0].pool_x)
     if config.final_train_size > n_pool_total:
-        raise ValueError(f"the schedule labels {config.final_train_size} points but the pool holds "
-                         f"{n_pool_total}; shorten the schedule or use a larger pool")
+        raise ValueError(f"dataset {datas[0].name!r}: the schedule labels {config.final_train_size} points "
+                         f"(num_train_init + al_iter * num_al_incr) but the pool holds {n_pool_total}; shorten "
+                         "the schedule or use a larger pool")
     samplers = [make_sampler(run.config.parms) for run in runs]
-    network = BayesianLastLayerNetwork(data.pool_x.shape[1], net.layer_sizes, net.weight_std,
+    network = BayesianLastLayerNetwork(datas[0].pool_x.shape[1], net.layer_sizes, net.weight_std,
                                        seeds=[run.config.seed for run in runs])
     trainer = StackedTrainer(network, net.learning_rate, net.clip_gradient, net.divergence_scale,
                              train.batch_size)
@@ -107,7 +126,9 @@ def _run_stack(runs: list[RunSpec], data: RegressionData, show_progress: bool | 
     train_sets = [initial_training_set(run.config.seed, n_pool_total, schedule.num_train_init) for run in runs]
     for result, indices in zip(results, train_sets, strict=False):
         result.initial_indices = indices.copy()
-    scale = data.target_scale
+    scales = [data.target_scale for data in datas]
+    test_x = np.stack([data.test_x for data in datas])
+    test_y = np.stack([data.test_y for data in datas])
     total_epochs = (schedule.al_iter + 1) * train.num_epochs
     names = ", ".join(r.label for r in runs)
     logger.info("training %d run(s) as one stack: %s", len(runs), names)
@@ -119,7 +140,7 @@ def _run_stack(runs: list[RunSpec], data: RegressionData, show_progress: bool | 
             if phase > 0:
                 for k, (run, sampler) in enumerate(zip(runs, samplers, strict=False)):
                     started = time.perf_counter()
-                    new_points = _select(network, k, run, sampler, data, train_sets[k], phase)
+                    new_points = _select(network, k, run, sampler, datas[k], train_sets[k], phase)
                     selection_seconds[k] = time.perf_counter() - started
                     results[k].acquisitions.append(dict(
                         al_iter=phase, n_train_before=len(train_sets[k]), n_selected=len(new_points),
@@ -131,7 +152,7 @@ def _run_stack(runs: list[RunSpec], data: RegressionData, show_progress: bool | 
                                 run.label, phase, schedule.al_iter, len(new_points), selection_seconds[k],
                                 len(train_sets[k]))
                 trainer.reset_optimizer()
-            train_x, train_y = stack_training_sets(data.pool_x, data.pool_y, train_sets)
+            train_x, train_y = stack_training_sets(datas, train_sets)
             phase_started = time.perf_counter()
 
             def record(metrics: EvaluationMetrics, phase=phase, selection_seconds=selection_seconds,
@@ -142,10 +163,10 @@ def _run_stack(runs: list[RunSpec], data: RegressionData, show_progress: bool | 
                     result.metrics.append(dict(
                         al_iter=phase, epoch=phase * train.num_epochs + metrics.epoch,
                         n_train=len(train_sets[k]),
-                        train_rmse=float(metrics.train_rmse[k]) * scale,
-                        train_log_likelihood=float(metrics.train_log_likelihood[k]) - np.log(scale),
-                        test_rmse=float(metrics.test_rmse[k]) * scale,
-                        test_log_likelihood=float(metrics.test_log_likelihood[k]) - np.log(scale),
+                        train_rmse=float(metrics.train_rmse[k]) * scales[k],
+                        train_log_likelihood=float(metrics.train_log_likelihood[k]) - np.log(scales[k]),
+                        test_rmse=float(metrics.test_rmse[k]) * scales[k],
+                        test_log_likelihood=float(metrics.test_log_likelihood[k]) - np.log(scales[k]),
                         selection_seconds=selection_seconds[k]))
                 if metrics.epoch % train.log_after_epochs == 0 or metrics.epoch == train.num_epochs:
                     for result in results:
@@ -155,7 +176,7 @@ def _run_stack(runs: list[RunSpec], data: RegressionData, show_progress: bool | 
                                     row["n_train"], metrics.epoch, train.num_epochs, row["train_rmse"],
                                     row["test_rmse"], row["test_log_likelihood"])
 
-            trainer.fit(train_x, train_y, data.test_x, data.test_y, train.num_epochs, train.eval_after_epochs,
+            trainer.fit(train_x, train_y, test_x, test_y, train.num_epochs, train.eval_after_epochs,
                         phase=phase, on_evaluation=record)
             training_seconds = time.perf_counter() - phase_started
             for result in results:
@@ -184,6 +205,6 @@ def _select(network: BayesianLastLayerNetwork, run_index: int, run: RunSpec, sam
             return samples[:, order]
         request.draw_samples = draw_samples
     elif sampler.needs == "features":
-        request.features = network.features(data.pool_x)[run_index].numpy()[order]
+        request.features = network.features(data.pool_x, run=run_index).numpy()[order]
     picks = check_selection(sampler.select(request), request, parms.sample_policy)
     return remaining[picks]

@@ -66,7 +66,8 @@ class SamplingParameters:
     name_model: str = _key("bnn", "Model: `bnn` (Bayesian last layer, Hafner et al.'s bbb).",
                            choices=("bnn",))
     sample_policy: str = _key("gpa", "Sampler name from the registry (`random`, `gpa` = fast GPA, "
-                                     "`bgpa` = batch GPA, `lrgpa` = low-rank GPA, or a user-registered one).")
+                                     "`bgpa` = batch GPA, `lrgpa` = low-rank GPA, `mcdue` = top MC variance, "
+                                     "or a user-registered one).")
     n_mc_samples: int = _key(100, "Function samples T drawn per acquisition for the GP kernel.",
                              minimum=2)
     sampling_batch_size: int = _key(10, "Points picked per greedy round before conditioning on them.",
@@ -97,8 +98,15 @@ class TrainSchedule:
 
 @dataclass
 class DataConfig:
-    dataset: str = _key("housing", "Dataset name (`housing` = California housing, 5 features).",
-                        choices=("housing",))
+    dataset: str = _key("housing", "`housing` (California housing, 5 features, the published fixed split), "
+                                   "a folder name under the UCI root (split by seed), or `file` (see `path`).")
+    uci_root: str | None = _key(None, "Folder of UCI datasets (`<name>/data.txt`, `index_features.txt`, "
+                                      "`index_target.txt`); null = $UCI_DATA_DIR.", nullable=True)
+    path: str | None = _key(None, "With dataset `file`: a .csv (needs `target`) or .npz (arrays x, y) file.",
+                            nullable=True)
+    target: str | None = _key(None, "With a CSV file: the target column's name or index.", nullable=True)
+    test_fraction: float = _key(0.2, "Test share of the seeded split (datasets without a fixed split).",
+                                minimum=0.0, exclusive_minimum=True, maximum=1.0, exclusive_maximum=True)
     size_pool: int = _key(0, "Subsample the pool to this many points (0 = full pool).", minimum=0)
     size_test: int = _key(0, "Subsample the test set to this many points (0 = full test set).",
                           minimum=0)
@@ -238,6 +246,9 @@ def check_consistency(config: ExperimentConfig, source: str = "<config>") -> Non
                           "Monte-Carlo samples supports; use sample_policy: bgpa with gpa_kernel: mc, or set "
                           "it to false.")
     data = config.data
+    if data.dataset == "file" and not data.path:
+        raise ConfigError(f"{source}: key 'data.dataset' is 'file' but 'data.path' is not set; give a .csv or "
+                          ".npz file.")
     if data.size_pool and data.size_pool < config.final_train_size:
         raise ConfigError(f"{source}: key 'data.size_pool' is {data.size_pool}, but the schedule labels "
                           f"{config.final_train_size} points (num_train_init + al_iter * num_al_incr); "

@@ -108,3 +108,9 @@ def test_same_seed_same_numbers_and_optimizer_reset():
     assert metrics_a[-1].train_rmse[0] == metrics_b[-1].train_rmse[0]
     trainer_a.reset_optimizer()
     assert all(np.all(v == 0) for v in trainer_a.get_optimizer_state())
+
+
+def test_one_runs_features_equal_its_slice_of_the_stack():
+    network = make_network(seeds=(0, 1, 2))
+    x = np.linspace(-2, 2, 9)[:, None]
+    np.testing.assert_allclose(network.features(x, run=2).numpy(), network.features(x)[2].numpy(), rtol=1e-12)

@@ -156,3 +156,13 @@ def reference_selection_from_kernel(kernel, n_anchor, n_select, batch_size, nois
         variance[picks] = -np.inf
         picks.extend(np.argsort(-variance, kind="stable")[: min(batch_size, n_select - len(picks))].tolist())
     return np.array(picks)
+
+
+def test_mcdue_takes_the_pool_points_of_largest_sample_variance():
+    from samplers import McdueSampler, SelectionRequest
+    samples = random_samples(13, 50, 90)
+    request = SelectionRequest(n_select=12, n_train=30, n_pool=60, rng=np.random.default_rng(0),
+                               draw_samples=lambda draw: samples)
+    picks = McdueSampler().select(request)
+    variance = samples[:, 30:].var(axis=0)
+    np.testing.assert_array_equal(picks, np.argsort(-variance, kind="stable")[:12])

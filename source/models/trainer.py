@@ -199,10 +199,10 @@ class StackedTrainer:
         return [v.numpy() for v in [*self._first_moments, *self._second_moments, self._adam_step]]
 
 
-def stack_training_sets(pool_x: np.ndarray, pool_y: np.ndarray,
-                        train_indices: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """(K, n, d) and (K, n) training arrays for runs whose index sets have equal size."""
+def stack_training_sets(datas: Sequence, train_indices: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """(K, n, d) and (K, n) training arrays: run k's points train_indices[k] of its own pool."""
     sizes = {len(i) for i in train_indices}
     if len(sizes) != 1:
         raise ValueError(f"stacked runs must have equal training-set sizes, got {sorted(sizes)}")
-    return (np.stack([pool_x[i] for i in train_indices]), np.stack([pool_y[i] for i in train_indices]))
+    return (np.stack([data.pool_x[i] for data, i in zip(datas, train_indices, strict=True)]),
+            np.stack([data.pool_y[i] for data, i in zip(datas, train_indices, strict=True)]))

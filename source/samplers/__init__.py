@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from samplers.base import NEEDS, Sampler, SelectionRequest, check_selection
 from samplers.gpa_math import GreedySelection, select_gpa, select_gpa_from_factor
-from samplers.standard import GpaSampler, RandomSampler
+from samplers.standard import GpaSampler, McdueSampler, RandomSampler
 
 SamplerFactory = Callable[..., Sampler]
 _REGISTRY: dict[str, SamplerFactory] = {}
@@ -47,10 +47,11 @@ def make_sampler(parms) -> Sampler:
 
 
 register_sampler("random", lambda parms: RandomSampler())
+register_sampler("mcdue", lambda parms: McdueSampler())
 register_sampler("gpa", lambda parms: GpaSampler.from_parms("fast", parms))
 register_sampler("bgpa", lambda parms: GpaSampler.from_parms("batch", parms))
 register_sampler("lrgpa", lambda parms: GpaSampler.from_parms("lowrank", parms))
 
-__all__ = ["GpaSampler", "GreedySelection", "RandomSampler", "Sampler", "SelectionRequest",
+__all__ = ["GpaSampler", "GreedySelection", "McdueSampler", "RandomSampler", "Sampler", "SelectionRequest",
            "check_selection", "make_sampler", "register_sampler", "sampler_names", "select_gpa",
            "select_gpa_from_factor"]

@@ -64,3 +64,15 @@ class GpaSampler:
             taken[chosen] = True
             picks.extend(chosen.tolist())
         return np.asarray(picks, dtype=np.int64)
+
+
+class McdueSampler:
+    """MCDUE (Tsymbalov et al. 2018): the pool points of largest Monte-Carlo variance of the
+    function samples, all at once, with no posterior update between picks."""
+
+    needs = "samples"
+
+    def select(self, request: SelectionRequest) -> np.ndarray:
+        pool_samples = np.asarray(request.draw_samples(0))[:, request.n_train:]
+        variance = pool_samples.var(axis=0, dtype=np.float64)
+        return top_by_variance(variance, np.zeros(request.n_pool, dtype=bool), request.n_select)

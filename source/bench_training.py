@@ -1,0 +1,130 @@
+"""Benchmark the BNN trainer: Python-loop baseline, in-graph trainer, stacked trainer.
+
+    python source/bench_training.py                 # all measurements, then compare_gpa_rand.py itself
+    python source/bench_training.py --skip-script   # per-step costs and the projection only (~1 min)
+
+Everything is measured in one process, side by side, on the published network (hidden layers
+[100, 100], 5 inputs, batch size 16) and a training set of 500 points (32 steps per epoch):
+(a) a Python loop that calls a compiled tf.function step per batch, (b) the in-graph trainer
+(one compiled call per chunk of epochs), (c) the stacked trainer at K = 1, 2, 10, 20 runs,
+reported per model-step. It then projects the training time of compare_gpa_rand.py at published
+settings from (c) at K = 2 and, unless --skip-script, runs that script and reports its wall time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from experiment_config import load_config  # noqa: E402
+from models.bnn import BayesianLastLayerNetwork  # noqa: E402
+from models.trainer import StackedTrainer  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+LAYER_SIZES, INPUT_DIM, BATCH_SIZE, N_TRAIN = [100, 100], 5, 16, 500
+
+
+def make_trainer(num_runs: int) -> StackedTrainer:
+    network = BayesianLastLayerNetwork(INPUT_DIM, LAYER_SIZES, 0.1, seeds=list(range(num_runs)))
+    return StackedTrainer(network, 1e-4, 100.0, 1.0, BATCH_SIZE)
+
+
+def toy_data(num_runs: int):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(num_runs, N_TRAIN, INPUT_DIM)).astype(np.float32)
+    y = np.sin(x.sum(-1)).astype(np.float32)
+    return x, y
+
+
+def python_loop_seconds_per_step(epochs: int) -> float:
+    """Baseline: shuffle in NumPy, slice batches in Python, call a tf.function step per batch."""
+    trainer = make_trainer(1)
+    step = tf.function(trainer._step_eager)  # the same step the trainer compiles, without XLA
+    x, y = toy_data(1)
+    rng = np.random.default_rng(0)
+    num_batches = -(-N_TRAIN // BATCH_SIZE)
+    batches_per_epoch = tf.constant(N_TRAIN / BATCH_SIZE, tf.float32)
+    mask = tf.ones([1, BATCH_SIZE])
+
+    def run(num_epochs):
+        for _ in range(num_epochs):
+            order = rng.permutation(N_TRAIN)
+            for batch in range(num_batches):
+                index = order[batch * BATCH_SIZE:(batch + 1) * BATCH_SIZE]
+                if len(index) < BATCH_SIZE:  # keep one static batch shape, as the trainer does
+                    index = np.concatenate([index, order[: BATCH_SIZE - len(index)]])
+                noise = tf.random.normal([1, LAYER_SIZES[-1]])
+                step(x[:, index], y[:, index], mask, noise, batches_per_epoch)
+
+    run(1)  # trace
+    started = time.perf_counter()
+    run(epochs)
+    return (time.perf_counter() - started) / (epochs * num_batches)
+
+
+def trainer_seconds_per_step(num_runs: int, epochs: int) -> float:
+    """The in-graph (stacked) trainer: seconds per optimiser step of the whole stack."""
+    trainer = make_trainer(num_runs)
+    x, y = toy_data(num_runs)
+    trainer.fit(x, y, x[0], y[0], num_epochs=epochs, eval_every=epochs, phase=0)  # trace and compile
+    started = time.perf_counter()
+    trainer.fit(x, y, x[0], y[0], num_epochs=epochs, eval_every=epochs, phase=1)
+    return (time.perf_counter() - started) / (epochs * -(-N_TRAIN // BATCH_SIZE))
+
+
+def published_steps_per_run() -> int:
+    config = load_config(REPO_ROOT / "configs" / "config_gpa.yaml")
+    schedule, train = config.al_schedule, config.train_schedule
+    sizes = [schedule.num_train_init + i * schedule.num_al_incr for i in range(schedule.al_iter + 1)]
+    return sum(train.num_epochs * -(-n // train.batch_size) for n in sizes)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=20, help="epochs timed per measurement (default 20)")
+    parser.add_argument("--stack-sizes", type=int, nargs="+", default=[1, 2, 10, 20])
+    parser.add_argument("--skip-script", action="store_true", help="do not run compare_gpa_rand.py")
+    args = parser.parse_args(argv)
+    print(f"Training benchmark: hidden {LAYER_SIZES}, batch {BATCH_SIZE}, n_train {N_TRAIN}, {args.epochs} epochs "
+          f"timed, {os.cpu_count()} cores, TensorFlow {tf.__version__}")
+    baseline = python_loop_seconds_per_step(max(2, args.epochs // 4))
+    print(f"(a) Python loop over a tf.function step: {baseline * 1e6:8.0f} us/step")
+    single = trainer_seconds_per_step(1, args.epochs)
+    print(f"(b) in-graph trainer:                     {single * 1e6:8.0f} us/step   {baseline / single:5.1f}x faster "
+          "than (a)")
+    per_stack = {}
+    for num_runs in args.stack_sizes:
+        per_stack[num_runs] = trainer_seconds_per_step(num_runs, args.epochs)
+        per_model = per_stack[num_runs] / num_runs
+        print(f"(c) stacked trainer, K = {num_runs:2d}:            {per_model * 1e6:8.0f} us/model-step "
+              f"({per_stack[num_runs] * 1e6:.0f} us per stacked step)   {single / per_model:5.1f}x cheaper than (b)")
+    steps = published_steps_per_run()
+    stack_step = per_stack.get(2) or trainer_seconds_per_step(2, args.epochs)
+    print(f"compare_gpa_rand.py at published settings: {steps} optimiser steps per run; both runs in one stack "
+          f"(K = 2) -> projected training time {steps * stack_step:.0f} s, plus evaluation and selection")
+    if not args.skip_script:
+        with tempfile.TemporaryDirectory() as directory:
+            started = time.perf_counter()
+            done = subprocess.run([sys.executable, str(REPO_ROOT / "source" / "compare_gpa_rand.py"), "--quiet",
+                                   "--results-dir", str(Path(directory) / "results")], cwd=REPO_ROOT)
+            seconds = time.perf_counter() - started
+            log = (Path(directory) / "results" / "log.txt")
+            selection = [line for line in log.read_text().splitlines() if "selection" in line and "final" in line]
+        print(f"measured: python source/compare_gpa_rand.py took {seconds:.0f} s (exit code {done.returncode})")
+        for line in selection:
+            print("   ", line.split(" INFO ")[-1])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

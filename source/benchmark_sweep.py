@@ -1,0 +1,333 @@
+"""Benchmark sweeps: datasets x samplers x seeds, run on local processes or a Dask cluster.
+
+One task is one dataset: all of its unfinished (sampler, seed) runs, trained as one stacked model
+(each seed with its own split, all splits the same size). A task returns tidy rows, one per AL
+step; the parent process owns the output directory and writes each run's rows atomically as
+`runs/<dataset>/<sampler>_rs_<seed>.csv`, so an interrupted sweep resumes by skipping the runs
+whose file exists, and a half-finished run never leaves a file behind.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import logging
+import math
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from experiment_config import ConfigError, config_from_dict
+
+logger = logging.getLogger("al_bnn.benchmark")
+
+TIDY_COLUMNS = ["dataset", "sampler", "seed", "al_iter", "n_train", "test_rmse", "test_log_likelihood",
+                "selection_seconds", "training_seconds"]
+TIE_TOLERANCE = 0.005  # final RMSEs within 0.5% of random's count as a tie
+SCHEDULE_KEYS = ("num_train_init", "num_al_incr", "al_iter")
+BENCHMARK_KEYS = ("datasets", "samplers", "seeds", "uci_root", "test_fraction", "schedule", "experiment", "quick")
+
+
+@dataclass
+class DatasetEntry:
+    """A dataset of the sweep: a registry name, or a file (CSV/NPZ) with its target column."""
+
+    name: str
+    path: str | None = None
+    target: str | None = None
+
+    @property
+    def data_section(self) -> dict:
+        if self.path is None:
+            return {"dataset": self.name}
+        return {"dataset": "file", "path": self.path, "target": self.target}
+
+
+@dataclass
+class BenchmarkConfig:
+    datasets: list[DatasetEntry]
+    samplers: list[str]
+    seeds: list[int]
+    schedule: dict[str, dict]          # dataset name or "default" -> {num_train_init, num_al_incr, al_iter}
+    experiment: dict = field(default_factory=dict)  # ExperimentConfig sections shared by all runs
+    uci_root: str | None = None
+    test_fraction: float = 0.2
+    source: str = "<benchmark config>"
+
+    def as_dict(self) -> dict:
+        return dict(datasets=[e.name if e.path is None else dict(name=e.name, path=e.path, target=e.target)
+                              for e in self.datasets],
+                    samplers=self.samplers, seeds=self.seeds, uci_root=self.uci_root,
+                    test_fraction=self.test_fraction, schedule=self.schedule, experiment=self.experiment)
+
+
+def _merge(base: dict, update: dict) -> dict:
+    merged = copy.deepcopy(base)
+    for key, value in update.items():
+        merged[key] = _merge(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) \
+            else copy.deepcopy(value)
+    return merged
+
+
+def load_benchmark_config(path: str | Path, quick: bool = False) -> BenchmarkConfig:
+    """Read a benchmark YAML; with quick=True its `quick:` section overrides the rest."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: benchmark config not found")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML: {error}") from error
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping")
+    unknown = sorted(set(raw) - set(BENCHMARK_KEYS))
+    if unknown:
+        raise ConfigError(f"{path}: unknown key(s) {unknown}; allowed: {', '.join(BENCHMARK_KEYS)}")
+    quick_section = raw.pop("quick", None) or {}
+    if quick:
+        raw = _merge(raw, quick_section)
+    return benchmark_config_from_dict(raw, str(path) + (" (quick)" if quick else ""))
+
+
+def benchmark_config_from_dict(raw: dict, source: str) -> BenchmarkConfig:
+    datasets = []
+    for item in raw.get("datasets") or []:
+        if isinstance(item, str):
+            datasets.append(DatasetEntry(item))
+        elif isinstance(item, dict) and "name" in item:
+            datasets.append(DatasetEntry(str(item["name"]), item.get("path"), item.get("target")))
+        else:
+            raise ConfigError(f"{source}: key 'datasets': each entry is a name or {{name, path, target}}, got {item!r}")
+    samplers = raw.get("samplers") or []
+    seeds = raw.get("seeds") or []
+    if not datasets or not samplers or not seeds:
+        raise ConfigError(f"{source}: 'datasets', 'samplers' and 'seeds' must each list at least one value")
+    if any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
+        raise ConfigError(f"{source}: key 'seeds' must be distinct non-negative integers, got {seeds}")
+    schedule = raw.get("schedule") or {}
+    if "default" not in schedule:
+        raise ConfigError(f"{source}: key 'schedule' needs a 'default' entry with {', '.join(SCHEDULE_KEYS)}")
+    for name, entry in schedule.items():
+        if not isinstance(entry, dict) or set(entry) - set(SCHEDULE_KEYS):
+            raise ConfigError(f"{source}: key 'schedule.{name}' must set only {', '.join(SCHEDULE_KEYS)}, "
+                              f"got {entry!r}")
+    config = BenchmarkConfig(datasets, [str(s) for s in samplers], list(seeds), schedule,
+                             raw.get("experiment") or {}, raw.get("uci_root"), float(raw.get("test_fraction", 0.2)),
+                             source)
+    for entry in datasets:  # validate every run's config now, before any work
+        for sampler in config.samplers:
+            experiment_config(config, entry, sampler, seeds[0], pool_size=10**9)
+    return config
+
+
+def _schedule_counts(schedule: dict, pool_size: int, where: str) -> dict:
+    counts = {}
+    for key in SCHEDULE_KEYS:
+        value = schedule[key]
+        if key != "al_iter" and isinstance(value, float) and 0 < value < 1:
+            value = max(1, int(round(value * pool_size)))  # a fraction of the pool
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: '{key}' must be an integer or a fraction in (0, 1), got {value!r}")
+        counts[key] = value
+    return counts
+
+
+def schedule_for(config: BenchmarkConfig, dataset: str, pool_size: int) -> dict:
+    """The dataset's schedule in points: its own entry or the default, fractions resolved."""
+    entry = _merge(config.schedule["default"], config.schedule.get(dataset, {}))
+    missing = [key for key in SCHEDULE_KEYS if key not in entry]
+    if missing:
+        raise ConfigError(f"{config.source}: schedule for {dataset!r} lacks {missing}")
+    return _schedule_counts(entry, pool_size, f"{config.source}: schedule.{dataset}")
+
+
+def experiment_config(config: BenchmarkConfig, entry: DatasetEntry, sampler: str, seed: int, pool_size: int):
+    """The validated ExperimentConfig of one run."""
+    raw = _merge(config.experiment, {
+        "seed": seed,
+        "al_schedule": schedule_for(config, entry.name, pool_size),
+        "parms": {"sample_policy": sampler},
+        "data": {**entry.data_section, "uci_root": config.uci_root, "test_fraction": config.test_fraction},
+    })
+    return config_from_dict(raw, f"{config.source} [{entry.name}, {sampler}, seed {seed}]")
+
+
+def config_fingerprint(config: BenchmarkConfig) -> str:
+    return hashlib.sha256(yaml.safe_dump(config.as_dict(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+# -- tasks -----------------------------------------------------------------------------------------
+
+def run_file(output: Path, dataset: str, sampler: str, seed: int) -> Path:
+    return output / "runs" / dataset / f"{sampler}_rs_{seed}.csv"
+
+
+def pending_tasks(config: BenchmarkConfig, output: Path) -> list[dict]:
+    """One task per dataset with its unfinished (sampler, seed) runs."""
+    tasks = []
+    for entry in config.datasets:
+        runs = [(sampler, seed) for seed in config.seeds for sampler in config.samplers
+                if not run_file(output, entry.name, sampler, seed).exists()]
+        if runs:
+            tasks.append(dict(config=config.as_dict(), source=config.source, dataset=entry.name, runs=runs))
+    return tasks
+
+
+def run_task(task: dict, threads: int | None = None) -> dict:
+    """Run one dataset's runs as one stack (in a worker process); returns tidy rows per run."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    if threads:
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(threads)
+        except RuntimeError:
+            pass  # this worker already ran a task; its thread pools keep their size
+    from active_learning import RunSpec, load_run_data, run_experiments
+
+    config = benchmark_config_from_dict(task["config"], task["source"])
+    entry = next(e for e in config.datasets if e.name == task["dataset"])
+    probe = experiment_config(config, entry, task["runs"][0][0], task["runs"][0][1], pool_size=10**9)
+    pool_size = len(load_run_data(RunSpec("probe", probe)).pool_x)
+    specs = [RunSpec(f"{sampler}_rs_{seed}", experiment_config(config, entry, sampler, seed, pool_size), sampler)
+             for sampler, seed in task["runs"]]
+    results = run_experiments(specs, show_progress=False)
+    return {(entry.name, spec.group, spec.config.seed): tidy_rows(entry.name, spec.group, result)
+            for spec, result in zip(specs, results, strict=True)}
+
+
+def tidy_rows(dataset: str, sampler: str, result) -> list[dict]:
+    """One row per AL step: the last evaluation of each training phase."""
+    last_of_phase = {}
+    for row in result.metrics:
+        last_of_phase[row["al_iter"]] = row
+    rows = []
+    for acquisition in result.acquisitions:
+        metrics = last_of_phase[acquisition["al_iter"]]
+        rows.append(dict(dataset=dataset, sampler=sampler, seed=result.config.seed, al_iter=acquisition["al_iter"],
+                         n_train=metrics["n_train"], test_rmse=metrics["test_rmse"],
+                         test_log_likelihood=metrics["test_log_likelihood"],
+                         selection_seconds=acquisition["selection_seconds"],
+                         training_seconds=acquisition["training_seconds"]))
+    return rows
+
+
+def execute(tasks: Sequence[dict], scheduler: str | None = None, local_cluster: bool = False,
+            workers: int = 1) -> Iterable[dict]:
+    """Run tasks on local processes (default) or a Dask cluster; yields each task's result as it ends."""
+    if not tasks:
+        return
+    if scheduler or local_cluster:
+        from distributed import Client, LocalCluster, as_completed
+
+        cluster = None
+        if local_cluster:
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                   dashboard_address=None)
+        client = Client(cluster if cluster is not None else scheduler)
+        threads = max(1, (os.cpu_count() or 1) // workers) if local_cluster else None
+        try:
+            futures = [client.submit(run_task, task, threads, pure=False) for task in tasks]
+            for future in as_completed(futures):
+                yield future.result()
+        finally:
+            client.close()
+            if cluster is not None:
+                cluster.close()
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    # spawn: a fresh interpreter per worker, so TensorFlow's thread settings take effect
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(run_task, task, threads) for task in tasks]
+        for future in as_completed(futures):
+            yield future.result()
+
+
+# -- aggregation -------------------------------------------------------------------------------------
+
+def collect(output: Path, config: BenchmarkConfig) -> pd.DataFrame:
+    """The tidy table of every finished run of this config."""
+    frames = []
+    for entry in config.datasets:
+        for seed in config.seeds:
+            for sampler in config.samplers:
+                path = run_file(output, entry.name, sampler, seed)
+                if path.exists():
+                    frames.append(pd.read_csv(path))
+    if not frames:
+        return pd.DataFrame(columns=TIDY_COLUMNS)
+    return pd.concat(frames, ignore_index=True)[TIDY_COLUMNS]
+
+
+def summarise(table: pd.DataFrame, baseline: str = "random") -> pd.DataFrame:
+    """Per dataset and sampler: final RMSE mean and standard error over seeds, mean log RMSE over
+    the AL steps, ratio of final RMSE to the baseline's, and paired wins/ties/losses against it."""
+    rows = []
+    final = table.loc[table.groupby(["dataset", "sampler", "seed"])["al_iter"].idxmax()]
+    mean_log = table.assign(log_rmse=np.log(table["test_rmse"])).groupby(
+        ["dataset", "sampler", "seed"])["log_rmse"].mean()
+    for (dataset, sampler), group in final.groupby(["dataset", "sampler"], sort=False):
+        values = group.set_index("seed")["test_rmse"]
+        base = final[(final["dataset"] == dataset) & (final["sampler"] == baseline)].set_index("seed")["test_rmse"]
+        paired = values.index.intersection(base.index)
+        difference = (values[paired] - base[paired]) / base[paired]
+        log_values = mean_log.loc[dataset, sampler]
+        rows.append(dict(
+            dataset=dataset, sampler=sampler, seeds=len(values),
+            final_rmse_mean=values.mean(),
+            final_rmse_se=values.std(ddof=1) / math.sqrt(len(values)) if len(values) > 1 else float("nan"),
+            mean_log_rmse=log_values.mean(),
+            ratio_to_random=values.mean() / base.mean() if len(base) else float("nan"),
+            wins=int((difference < -TIE_TOLERANCE).sum()), ties=int((difference.abs() <= TIE_TOLERANCE).sum()),
+            losses=int((difference > TIE_TOLERANCE).sum()),
+            selection_seconds=group_mean(table, dataset, sampler, "selection_seconds"),
+            training_seconds=group_mean(table, dataset, sampler, "training_seconds")))
+    return pd.DataFrame(rows)
+
+
+def group_mean(table: pd.DataFrame, dataset: str, sampler: str, column: str) -> float:
+    """Mean over seeds of the per-run total of `column`."""
+    part = table[(table["dataset"] == dataset) & (table["sampler"] == sampler)]
+    return float(part.groupby("seed")[column].sum().mean())
+
+
+def summary_markdown(summary: pd.DataFrame) -> str:
+    lines = ["| dataset | sampler | seeds | final test RMSE (mean +- SE) | mean log RMSE over AL steps | "
+             "ratio to random | W/T/L vs random | selection s / run | training s / run |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for row in summary.itertuples():
+        se = "" if math.isnan(row.final_rmse_se) else f" +- {row.final_rmse_se:.4f}"
+        lines.append(f"| {row.dataset} | {row.sampler} | {row.seeds} | {row.final_rmse_mean:.4f}{se} | "
+                     f"{row.mean_log_rmse:.4f} | {row.ratio_to_random:.3f} | {row.wins}/{row.ties}/{row.losses} | "
+                     f"{row.selection_seconds:.2f} | {row.training_seconds:.1f} |")
+    return "\n".join(lines)
+
+
+def plot_dataset(table: pd.DataFrame, dataset: str):
+    """Test RMSE against labelled points: mean and 95% band over seeds, one line per sampler."""
+    from plotting import mean_and_band, plt
+
+    figure, axis = plt.subplots(figsize=(6.5, 4.5))
+    part = table[table["dataset"] == dataset]
+    for sampler, group in part.groupby("sampler", sort=False):
+        curves = group.pivot_table(index="seed", columns="n_train", values="test_rmse")
+        mean, band = mean_and_band(curves.to_numpy())
+        n_train = curves.columns.to_numpy()
+        line, = axis.plot(n_train, mean, marker="o", markersize=3, label=f"{sampler} ({len(curves)} seeds)")
+        axis.fill_between(n_train, mean - band, mean + band, color=line.get_color(), alpha=0.2, linewidth=0)
+    axis.set_xlabel("labelled points")
+    axis.set_ylabel("test RMSE (target units)")
+    axis.set_title(f"{dataset}: mean and 95% band over seeds")
+    axis.grid(alpha=0.3)
+    axis.legend()
+    figure.tight_layout()
+    return figure

@@ -1,0 +1,127 @@
+"""The benchmark sweep: local and Dask runs agree, interrupted sweeps resume, summaries add up."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+import run_benchmark
+from benchmark_sweep import TIE_TOLERANCE, load_benchmark_config, schedule_for, summarise
+from experiment_config import ConfigError
+
+UCI_ROOT = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "uci"
+TINY = {
+    "datasets": ["yacht", "energy"],
+    "uci_root": str(UCI_ROOT),
+    "samplers": ["random", "lrgpa", "mcdue"],
+    "seeds": [0, 1],
+    "schedule": {"default": {"num_train_init": 0.05, "num_al_incr": 0.03, "al_iter": 2},
+                 "energy": {"num_train_init": 20}},
+    "experiment": {"net_config": {"layer_sizes": [8, 8], "learning_rate": 0.01},
+                   "parms": {"n_mc_samples": 16, "sampling_batch_size": 4},
+                   "train_schedule": {"num_epochs": 3, "eval_after_epochs": 3, "log_after_epochs": 3}},
+}
+
+
+@pytest.fixture
+def tiny_config(tmp_path):
+    path = tmp_path / "bench.yaml"
+    path.write_text(yaml.safe_dump(TINY))
+    return path
+
+
+def test_schedules_resolve_fractions_of_each_pool(tiny_config):
+    config = load_benchmark_config(tiny_config)
+    assert schedule_for(config, "yacht", 246) == {"num_train_init": 12, "num_al_incr": 7, "al_iter": 2}
+    assert schedule_for(config, "energy", 614) == {"num_train_init": 20, "num_al_incr": 18, "al_iter": 2}
+
+
+def test_local_sweep_writes_everything_then_resumes_only_missing_runs(tiny_config, tmp_path):
+    out = tmp_path / "local"
+    assert run_benchmark.main(["--config", str(tiny_config), "--out", str(out)]) == 0
+    table = pd.read_csv(out / "benchmark.csv")
+    assert len(table) == 2 * 3 * 2 * 3  # datasets x samplers x seeds x AL steps
+    assert list(table.columns) == ["dataset", "sampler", "seed", "al_iter", "n_train", "test_rmse",
+                                   "test_log_likelihood", "selection_seconds", "training_seconds"]
+    yacht = table[(table.dataset == "yacht") & (table.seed == 0)]
+    assert sorted(set(yacht.n_train)) == [12, 19, 26]
+    summary = pd.read_csv(out / "summary.csv")
+    assert len(summary) == 6 and set(summary.sampler) == {"random", "lrgpa", "mcdue"}
+    assert "| yacht | lrgpa | 2 |" in (out / "summary.md").read_text()
+    assert (out / "plots" / "yacht.png").exists() and (out / "plots" / "energy.png").exists()
+    assert not list(out.rglob("*.tmp"))
+
+    kept = out / "runs" / "energy" / "random_rs_1.csv"
+    removed = out / "runs" / "yacht" / "lrgpa_rs_1.csv"
+    before = kept.stat().st_mtime_ns
+    original = pd.read_csv(removed)
+    removed.unlink()
+    assert run_benchmark.main(["--config", str(tiny_config), "--out", str(out)]) == 0
+    assert kept.stat().st_mtime_ns == before  # finished runs are not redone
+    assert "1 to do in 1 task(s)" in (out / "log.txt").read_text()
+    pd.testing.assert_frame_equal(pd.read_csv(removed).drop(columns=["selection_seconds", "training_seconds"]),
+                                  original.drop(columns=["selection_seconds", "training_seconds"]))
+
+
+def test_a_dask_cluster_on_loopback_gives_the_local_results(tiny_config, tmp_path):
+    local, dask = tmp_path / "local", tmp_path / "dask"
+    args = ["--config", str(tiny_config), "--datasets", "yacht"]
+    assert run_benchmark.main([*args, "--out", str(local)]) == 0
+    assert run_benchmark.main([*args, "--out", str(dask), "--dask-cluster", "--workers", "1"]) == 0
+    timing = ["selection_seconds", "training_seconds"]
+    pd.testing.assert_frame_equal(pd.read_csv(local / "benchmark.csv").drop(columns=timing),
+                                  pd.read_csv(dask / "benchmark.csv").drop(columns=timing))
+    assert "local Dask cluster" in (dask / "log.txt").read_text()
+
+
+def test_a_different_config_is_refused_in_the_same_output(tiny_config, tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "config.yaml").write_text("fingerprint: something-else\n")
+    assert run_benchmark.main(["--config", str(tiny_config), "--out", str(out)]) == 2
+    assert "holds a sweep of a different config" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("change,message", [
+    ({"seeds": [0, 0]}, "distinct non-negative integers"),
+    ({"samplers": ["random", "gpaa"]}, "unknown sampler 'gpaa'"),
+    ({"schedule": {"yacht": {"num_train_init": 5}}}, "needs a 'default' entry"),
+    ({"schedule": {"default": {"num_train_init": 0.1, "num_al_incr": 2.5, "al_iter": 2}}},
+     "'num_al_incr' must be an integer or a fraction"),
+    ({"experiment": {"net_config": {"layer_size": [3]}}}, "Did you mean 'layer_sizes'"),
+    ({"datasets": []}, "must each list at least one value"),
+])
+def test_bad_benchmark_configs(tmp_path, change, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump({**TINY, **change}))
+    with pytest.raises(ConfigError, match=message):
+        load_benchmark_config(path)
+
+
+def test_a_schedule_larger_than_the_pool_names_the_dataset(tmp_path, capsys):
+    path = tmp_path / "big.yaml"
+    path.write_text(yaml.safe_dump({**TINY, "datasets": ["yacht"],
+                                    "schedule": {"default": {"num_train_init": 200, "num_al_incr": 50, "al_iter": 2}}}))
+    assert run_benchmark.main(["--config", str(path), "--out", str(tmp_path / "o")]) == 2
+    assert "yacht" in capsys.readouterr().err
+
+
+def test_summary_statistics_on_a_hand_made_table():
+    rows = []
+    finals = {"random": [1.0, 2.0, 3.0], "gpa": [0.9, 2.0 * (1 + TIE_TOLERANCE / 2), 3.3]}
+    for sampler, values in finals.items():
+        for seed, final in enumerate(values):
+            rows.append(dict(dataset="d", sampler=sampler, seed=seed, al_iter=0, n_train=10, test_rmse=2.0,
+                             test_log_likelihood=-1, selection_seconds=0.5, training_seconds=1.0))
+            rows.append(dict(dataset="d", sampler=sampler, seed=seed, al_iter=1, n_train=20, test_rmse=final,
+                             test_log_likelihood=-1, selection_seconds=0.25, training_seconds=1.0))
+    summary = summarise(pd.DataFrame(rows)).set_index("sampler")
+    gpa = summary.loc["gpa"]
+    assert (gpa.wins, gpa.ties, gpa.losses) == (1, 1, 1)
+    assert gpa.final_rmse_mean == pytest.approx(np.mean(finals["gpa"]))
+    assert gpa.final_rmse_se == pytest.approx(np.std(finals["gpa"], ddof=1) / np.sqrt(3))
+    assert gpa.ratio_to_random == pytest.approx(np.mean(finals["gpa"]) / 2.0)
+    assert gpa.mean_log_rmse == pytest.approx(np.mean([(np.log(2.0) + np.log(v)) / 2 for v in finals["gpa"]]))
+    assert gpa.selection_seconds == pytest.approx(0.75) and gpa.training_seconds == pytest.approx(2.0)

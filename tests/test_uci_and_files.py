@@ -1,0 +1,119 @@
+"""Dataset registry: the shared UCI sets, CSV/NPZ files, seeded splits, and bad files."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from regression_data import DataFileError, load_dataset, read_table, read_uci_folder, uci_dataset_names
+
+UCI_ROOT = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "uci"
+SHAPES = {"bostonHousing": (506, 13), "concrete": (1030, 8), "energy": (768, 8), "kin8nm": (8192, 8),
+          "wine-quality-red": (1599, 11), "yacht": (308, 6)}
+
+
+def test_every_shared_uci_set_loads_with_its_documented_shape():
+    assert set(SHAPES) <= set(uci_dataset_names(UCI_ROOT))
+    for name, (rows, columns) in SHAPES.items():
+        features, target = read_uci_folder(UCI_ROOT / name)
+        assert features.shape == (rows, columns) and target.shape == (rows,)
+
+
+def test_uci_root_comes_from_the_environment(monkeypatch):
+    monkeypatch.setenv("UCI_DATA_DIR", str(UCI_ROOT))
+    data = load_dataset("yacht", seed=0)
+    assert data.pool_x.shape == (246, 6) and data.test_x.shape == (62, 6)  # test fraction 0.2
+
+
+def test_split_is_keyed_by_seed_and_standardised_on_the_pool():
+    first = load_dataset("concrete", seed=3, uci_root_dir=UCI_ROOT)
+    again = load_dataset("concrete", seed=3, uci_root_dir=UCI_ROOT)
+    other = load_dataset("concrete", seed=4, uci_root_dir=UCI_ROOT)
+    np.testing.assert_array_equal(first.test_x, again.test_x)
+    assert not np.array_equal(first.test_y, other.test_y)
+    np.testing.assert_allclose(first.pool_x.mean(0), 0, atol=1e-5)
+    assert first.pool_x.shape == (824, 8)
+
+
+def test_unknown_dataset_lists_the_known_ones(monkeypatch):
+    with pytest.raises(ValueError, match="unknown dataset 'nope'.*known: housing, file, bostonHousing"):
+        load_dataset("nope", uci_root_dir=UCI_ROOT)
+    monkeypatch.delenv("UCI_DATA_DIR", raising=False)
+    with pytest.raises(ValueError, match=r"no UCI root \(set data.uci_root, --uci-root or \$UCI_DATA_DIR\)"):
+        load_dataset("yacht")
+
+
+def write_uci(folder: Path, rows: str, features="0\n1\n", target="2\n") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "data.txt").write_text(rows)
+    (folder / "index_features.txt").write_text(features)
+    (folder / "index_target.txt").write_text(target)
+    return folder
+
+
+@pytest.mark.parametrize("rows,message", [
+    ("1 2 3\n4 5\n", r"line 2: ragged rows: 2 values where earlier rows have 3"),
+    ("1 2 3\n4 x 6\n", r"line 2: non-numeric cell 'x'"),
+    ("1 2 3\n4 nan 6\n", r"NaN or inf in the features \(row 1, feature column 1\)"),
+    ("1 2 inf\n4 5 6\n", r"NaN or inf in the target"),
+    ("1 2 3\n4 5 3\n", r"the target is constant"),
+    ("", r"no data rows"),
+])
+def test_bad_uci_files_name_the_file_and_the_problem(tmp_path, rows, message):
+    folder = write_uci(tmp_path / "bad", rows)
+    with pytest.raises(DataFileError, match=message) as error:
+        read_uci_folder(folder)
+    assert str(folder) in str(error.value)
+
+
+def test_missing_uci_files(tmp_path):
+    with pytest.raises(DataFileError, match="dataset folder not found"):
+        read_uci_folder(tmp_path / "absent")
+    folder = write_uci(tmp_path / "noindex", "1 2 3\n4 5 6\n")
+    (folder / "index_target.txt").unlink()
+    with pytest.raises(DataFileError, match="index_target.txt: file not found"):
+        read_uci_folder(folder)
+    write_uci(folder, "1 2 3\n4 5 6\n", target="7\n")
+    with pytest.raises(DataFileError, match=r"column indices must be integers in \[0, 3\)"):
+        read_uci_folder(folder)
+
+
+def test_csv_and_npz_files(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(50, 3))
+    y = x @ [1.0, -2.0, 0.5]
+    csv = tmp_path / "table.csv"
+    csv.write_text("a,b,price,c\n" + "\n".join(f"{r[0]},{r[1]},{t},{r[2]}" for r, t in zip(x, y, strict=True)))
+    features, target = read_table(csv, "price")
+    np.testing.assert_allclose(features, x) and np.testing.assert_allclose(target, y)
+    np.testing.assert_allclose(read_table(csv, "2")[1], y)  # a column index works too
+    npz = tmp_path / "arrays.npz"
+    np.savez(npz, x=x, y=y)
+    np.testing.assert_allclose(read_table(npz, None)[0], x)
+    data = load_dataset("file", path=csv, target="price", seed=1, test_fraction=0.3)
+    assert data.pool_x.shape == (35, 3) and data.name == "table"
+
+
+@pytest.mark.parametrize("content,target,message", [
+    ("a,b\n1,2\n3,4\n", "price", r"no target column 'price'; columns are \['a', 'b'\]"),
+    ("a,b\n1,2\n3,oops\n", "a", r"non-numeric cell 'oops' in column 'b' \(row 2\)"),
+    ("a,b\n1,2\n3,\n", "a", r"NaN or inf in the features"),
+    ("a,b\n1,2\n1,4\n", "a", r"the target is constant"),
+    ("a,b\n1,2\n3,4\n", None, r"name the target column"),
+])
+def test_bad_csv_files(tmp_path, content, target, message):
+    path = tmp_path / "bad.csv"
+    path.write_text(content)
+    with pytest.raises(DataFileError, match=message):
+        read_table(path, target)
+
+
+def test_unsupported_and_missing_files(tmp_path):
+    with pytest.raises(DataFileError, match="file not found"):
+        read_table(tmp_path / "none.csv", "a")
+    (tmp_path / "data.json").write_text("{}")
+    with pytest.raises(DataFileError, match="unsupported data file type '.json'"):
+        read_table(tmp_path / "data.json", "a")
+    np.savez(tmp_path / "wrong.npz", features=np.zeros((3, 2)))
+    with pytest.raises(DataFileError, match="needs arrays 'x'"):
+        read_table(tmp_path / "wrong.npz", None)
