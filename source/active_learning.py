@@ -9,9 +9,13 @@ run's seed, so a run computes the same numbers whichever runs share its stack.
 from __future__ import annotations
 
 import logging
+import os
+import pickle
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -86,10 +90,14 @@ def load_run_data(run: RunSpec) -> RegressionData:
 
 
 def run_experiments(runs: Sequence[RunSpec], show_progress: bool | None = None,
-                    data_for: Callable[[RunSpec], RegressionData] = load_run_data) -> list[RunResult]:
+                    data_for: Callable[[RunSpec], RegressionData] = load_run_data,
+                    checkpoint_dir: Path | None = None, stop: threading.Event | None = None) -> list[RunResult]:
     """Run every spec, stacking those that can share a model; results in the order given.
 
-    data_for(run) gives a run's arrays; runs with the same data key share one loaded copy.
+    data_for(run) gives a run's arrays; runs with the same data key share one loaded copy. With
+    checkpoint_dir, stack i checkpoints to checkpoint_dir/checkpoint_<i>.pkl after every phase and
+    resumes from it when it exists. Setting `stop` makes the runs checkpoint at the next chunk
+    boundary and raise StopRequested.
     """
     labels = [r.label for r in runs]
     if len(set(labels)) != len(labels):
@@ -103,13 +111,76 @@ def run_experiments(runs: Sequence[RunSpec], show_progress: bool | None = None,
                         data.test_x.shape)
     datas = [loaded[run.data_key] for run in runs]
     results = {}
-    for stack in group_into_stacks(runs, datas):
-        for result in _run_stack([runs[i] for i in stack], [datas[i] for i in stack], show_progress):
+    for index, stack in enumerate(group_into_stacks(runs, datas)):
+        checkpoint = checkpoint_dir / f"checkpoint_{index}.pkl" if checkpoint_dir is not None else None
+        try:
+            stack_results = _run_stack([runs[i] for i in stack], [datas[i] for i in stack], show_progress,
+                                       checkpoint, stop)
+        except StopRequested as stopped:
+            stopped.results = [*results.values(), *stopped.results]
+            raise
+        for result in stack_results:
             results[result.label] = result
     return [results[label] for label in labels]
 
 
-def _run_stack(runs: list[RunSpec], datas: list[RegressionData], show_progress: bool | None) -> list[RunResult]:
+class StopRequested(Exception):
+    """A stop was requested (Ctrl-C); the stack's state was checkpointed at a chunk boundary."""
+
+    def __init__(self, state: StackState):
+        super().__init__("stopped on request; the run can be resumed from its checkpoint")
+        self.state = state
+        self.results: list[RunResult] = list(state.results)  # run_experiments adds finished stacks
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss or metrics became NaN/inf; the last good checkpoint is kept."""
+
+
+@dataclass
+class StackState:
+    """All of a stack's progress as one value, so that saving and resuming is a dump and a load."""
+
+    labels: list[str]
+    results: list[RunResult]
+    train_sets: list[np.ndarray]
+    phase: int = 0                  # the phase being worked on (0 = training on the initial set)
+    selected: bool = True           # whether this phase's acquisition is done (phase 0 has none)
+    epoch: int = 0                  # epochs of this phase already trained
+    weights: list[np.ndarray] | None = None
+    optimizer_state: list[np.ndarray] | None = None
+    phase_training_seconds: float = 0.0
+    finished: bool = False
+
+
+def save_checkpoint(path: Path, state: StackState) -> None:
+    """Write the state to a temporary file and rename it: a crash never leaves half a checkpoint."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    with open(temporary, "wb") as stream:
+        pickle.dump(state, stream, protocol=pickle.HIGHEST_PROTOCOL)
+        stream.flush()
+        os.fsync(stream.fileno())
+    os.replace(temporary, path)
+
+
+def load_checkpoint(path: Path) -> StackState:
+    with open(path, "rb") as stream:
+        return pickle.load(stream)
+
+
+def _new_state(runs: list[RunSpec], n_pool_total: int) -> StackState:
+    schedule = runs[0].config.al_schedule
+    train_sets = [initial_training_set(run.config.seed, n_pool_total, schedule.num_train_init) for run in runs]
+    results = [RunResult(run.label, run.config, run.group) for run in runs]
+    for result, indices in zip(results, train_sets, strict=True):
+        result.initial_indices = indices.copy()
+    return StackState([run.label for run in runs], results, train_sets)
+
+
+def _run_stack(runs: list[RunSpec], datas: list[RegressionData], show_progress: bool | None,
+               checkpoint: Path | None = None, stop: threading.Event | None = None) -> list[RunResult]:
+    """Train and select for one stack; resumes from `checkpoint` if it exists, and saves it after
+    every phase (and when `stop` is set, at the next chunk boundary)."""
     config = runs[0].config  # training settings are identical across the stack
     schedule, net, train = config.al_schedule, config.net_config, config.train_schedule
     n_pool_total = len(datas[0].pool_x)
@@ -117,48 +188,62 @@ def _run_stack(runs: list[RunSpec], datas: list[RegressionData], show_progress: 
         raise ValueError(f"dataset {datas[0].name!r}: the schedule labels {config.final_train_size} points "
                          f"(num_train_init + al_iter * num_al_incr) but the pool holds {n_pool_total}; shorten "
                          "the schedule or use a larger pool")
+    state = load_checkpoint(checkpoint) if checkpoint is not None and checkpoint.exists() else None
+    if state is not None and state.labels != [run.label for run in runs]:
+        raise ValueError(f"checkpoint {checkpoint} belongs to runs {state.labels}, not {[r.label for r in runs]}")
+    if state is not None and state.finished:
+        return state.results
+    if state is not None:
+        logger.info("resuming %s at phase %d, epoch %d", ", ".join(state.labels), state.phase, state.epoch)
+    state = state or _new_state(runs, n_pool_total)
     samplers = [make_sampler(run.config.parms) for run in runs]
     network = BayesianLastLayerNetwork(datas[0].pool_x.shape[1], net.layer_sizes, net.weight_std,
                                        seeds=[run.config.seed for run in runs])
     trainer = StackedTrainer(network, net.learning_rate, net.clip_gradient, net.divergence_scale,
                              train.batch_size)
-    results = [RunResult(run.label, run.config, run.group) for run in runs]
-    train_sets = [initial_training_set(run.config.seed, n_pool_total, schedule.num_train_init) for run in runs]
-    for result, indices in zip(results, train_sets, strict=False):
-        result.initial_indices = indices.copy()
+    if state.weights is not None:
+        network.set_weights(state.weights)
+        trainer.set_optimizer_state(state.optimizer_state)
+    results, train_sets = state.results, state.train_sets
     scales = [data.target_scale for data in datas]
     test_x = np.stack([data.test_x for data in datas])
     test_y = np.stack([data.test_y for data in datas])
+
+    def save(**changes) -> None:
+        for key, value in changes.items():
+            setattr(state, key, value)
+        state.weights, state.optimizer_state = network.get_weights(), trainer.get_optimizer_state()
+        if checkpoint is not None:
+            save_checkpoint(checkpoint, state)
+
     total_epochs = (schedule.al_iter + 1) * train.num_epochs
     names = ", ".join(r.label for r in runs)
     logger.info("training %d run(s) as one stack: %s", len(runs), names)
     # disable=None lets tqdm show the bar only on a terminal, so logs and CI output stay clean.
     disable = None if show_progress is None else not show_progress
-    with tqdm(total=total_epochs, desc=names, unit="epoch", disable=disable, leave=False) as progress:
-        for phase in range(schedule.al_iter + 1):
-            selection_seconds = [0.0] * len(runs)
-            if phase > 0:
-                for k, (run, sampler) in enumerate(zip(runs, samplers, strict=False)):
-                    started = time.perf_counter()
-                    new_points = _select(network, k, run, sampler, datas[k], train_sets[k], phase)
-                    selection_seconds[k] = time.perf_counter() - started
-                    results[k].acquisitions.append(dict(
-                        al_iter=phase, n_train_before=len(train_sets[k]), n_selected=len(new_points),
-                        selection_seconds=selection_seconds[k]))
-                    results[k].selected.extend(dict(al_iter=phase, rank=i, pool_index=int(p))
-                                               for i, p in enumerate(new_points))
-                    train_sets[k] = np.concatenate([train_sets[k], new_points])
-                    logger.info("[%s] acquisition %d/%d: selected %d points in %.2f s (n_train %d)",
-                                run.label, phase, schedule.al_iter, len(new_points), selection_seconds[k],
-                                len(train_sets[k]))
+    with tqdm(total=total_epochs, initial=state.phase * train.num_epochs + state.epoch, desc=names, unit="epoch",
+              disable=disable, leave=False) as progress:
+        for phase in range(state.phase, schedule.al_iter + 1):
+            if not state.selected:
+                _acquire(network, runs, samplers, datas, state, phase)
                 trainer.reset_optimizer()
+                state.selected = True
+            selection_seconds = [r.acquisitions[-1]["selection_seconds"] if phase else 0.0 for r in results]
             train_x, train_y = stack_training_sets(datas, train_sets)
-            phase_started = time.perf_counter()
+            phase_started = time.perf_counter() - state.phase_training_seconds
 
             def record(metrics: EvaluationMetrics, phase=phase, selection_seconds=selection_seconds,
-                       previous=[0]) -> None:
-                progress.update(metrics.epoch - previous[0])
-                previous[0] = metrics.epoch
+                       phase_started=phase_started) -> bool:
+                progress.update(metrics.epoch - state.epoch)
+                values = np.concatenate([metrics.train_rmse, metrics.train_log_likelihood, metrics.test_rmse,
+                                         metrics.test_log_likelihood])
+                if not np.all(np.isfinite(values)):
+                    bad = [r.label for k, r in enumerate(results)
+                           if not np.isfinite([metrics.train_rmse[k], metrics.train_log_likelihood[k]]).all()]
+                    raise TrainingDiverged(
+                        f"training diverged (NaN or inf) in run(s) {', '.join(bad) or names} at AL iteration "
+                        f"{phase}, epoch {metrics.epoch}; the last good checkpoint is kept. Try a smaller "
+                        "learning_rate or clip_gradient.")
                 for k, result in enumerate(results):
                     result.metrics.append(dict(
                         al_iter=phase, epoch=phase * train.num_epochs + metrics.epoch,
@@ -168,6 +253,7 @@ def _run_stack(runs: list[RunSpec], datas: list[RegressionData], show_progress: 
                         test_rmse=float(metrics.test_rmse[k]) * scales[k],
                         test_log_likelihood=float(metrics.test_log_likelihood[k]) - np.log(scales[k]),
                         selection_seconds=selection_seconds[k]))
+                state.epoch = metrics.epoch
                 if metrics.epoch % train.log_after_epochs == 0 or metrics.epoch == train.num_epochs:
                     for result in results:
                         row = result.metrics[-1]
@@ -175,18 +261,43 @@ def _run_stack(runs: list[RunSpec], datas: list[RegressionData], show_progress: 
                                     "%.4f, test log-lik %.4f", result.label, phase, schedule.al_iter,
                                     row["n_train"], metrics.epoch, train.num_epochs, row["train_rmse"],
                                     row["test_rmse"], row["test_log_likelihood"])
+                if stop is not None and stop.is_set() and metrics.epoch < train.num_epochs:
+                    save(phase_training_seconds=time.perf_counter() - phase_started)
+                    raise StopRequested(state)
+                return False
 
             trainer.fit(train_x, train_y, test_x, test_y, train.num_epochs, train.eval_after_epochs,
-                        phase=phase, on_evaluation=record)
+                        phase=phase, first_epoch=state.epoch, on_evaluation=record)
             training_seconds = time.perf_counter() - phase_started
             for result in results:
                 if phase == 0:  # the initial set counts as acquisition 0, picked at random
                     result.acquisitions.append(dict(al_iter=0, n_train_before=0,
                                                     n_selected=schedule.num_train_init, selection_seconds=0.0))
                 result.acquisitions[-1]["training_seconds"] = training_seconds
-    for result, indices in zip(results, train_sets, strict=False):
+            finished = phase == schedule.al_iter
+            save(phase=phase + 1, selected=False, epoch=0, phase_training_seconds=0.0, finished=finished)
+            if stop is not None and stop.is_set() and not finished:
+                raise StopRequested(state)
+    for result, indices in zip(results, train_sets, strict=True):
         result.train_indices = indices
     return results
+
+
+def _acquire(network, runs, samplers, datas, state: StackState, phase: int) -> None:
+    """Every run of the stack selects its next points and adds them to its training set."""
+    schedule = runs[0].config.al_schedule
+    for k, (run, sampler) in enumerate(zip(runs, samplers, strict=True)):
+        started = time.perf_counter()
+        new_points = _select(network, k, run, sampler, datas[k], state.train_sets[k], phase)
+        seconds = time.perf_counter() - started
+        state.results[k].acquisitions.append(dict(
+            al_iter=phase, n_train_before=len(state.train_sets[k]), n_selected=len(new_points),
+            selection_seconds=seconds))
+        state.results[k].selected.extend(dict(al_iter=phase, rank=i, pool_index=int(p))
+                                         for i, p in enumerate(new_points))
+        state.train_sets[k] = np.concatenate([state.train_sets[k], new_points])
+        logger.info("[%s] acquisition %d/%d: selected %d points in %.2f s (n_train %d)", run.label, phase,
+                    schedule.al_iter, len(new_points), seconds, len(state.train_sets[k]))
 
 
 def _select(network: BayesianLastLayerNetwork, run_index: int, run: RunSpec, sampler, data: RegressionData,

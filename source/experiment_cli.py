@@ -6,18 +6,21 @@ import argparse
 import importlib
 import logging
 import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of the log
 
-from active_learning import RunResult, RunSpec, logger, run_experiments  # noqa: E402
-from experiment_config import ConfigError, dump_config, load_config, with_overrides  # noqa: E402
+from active_learning import RunResult, RunSpec, StopRequested, TrainingDiverged, logger, run_experiments  # noqa: E402
+from experiment_config import ConfigError, config_from_dict, dump_config, load_config, with_overrides  # noqa: E402
 from plotting import plot_learning_curves  # noqa: E402
 from regression_data import DataUnavailableError  # noqa: E402
 from results_writer import ResultsDirectoryExistsError, ResultsWriter  # noqa: E402
@@ -58,6 +61,9 @@ def build_parser(comparison: Comparison) -> argparse.ArgumentParser:
     parser.add_argument("--plugins", nargs="*", default=[],
                         help="modules to import first, e.g. to register extra samplers")
     parser.add_argument("--quiet", action="store_true", help="no progress bar, log only to the file")
+    parser.add_argument("--resume", metavar="RESULTS_DIR", default=None,
+                        help="continue an interrupted run from its results directory (its configs and "
+                             "checkpoint; other options are ignored)")
     return parser
 
 
@@ -84,6 +90,73 @@ def main(comparison: Comparison, argv: Sequence[str] | None = None) -> int:
 def _run(comparison: Comparison, args: argparse.Namespace) -> int:
     for module in args.plugins:
         importlib.import_module(module)
+    if args.resume:
+        results_dir = Path(args.resume)
+        specs = _specs_from_manifest(results_dir)
+        writer = ResultsWriter(results_dir, overwrite=True)
+    else:
+        specs, results_dir = _specs_from_arguments(comparison, args)
+        writer = ResultsWriter(results_dir, overwrite=args.overwrite)
+        for stale in results_dir.glob("checkpoint_*.pkl"):  # ours, from an earlier run being overwritten
+            stale.unlink()
+        writer.write_text(MANIFEST, yaml.safe_dump(
+            {"runs": [{"label": s.label, "group": s.group, "config": s.config.to_dict()} for s in specs]},
+            sort_keys=False))
+    logger.setLevel(logging.INFO)
+    console = None
+    if not args.quiet:
+        console = logging.StreamHandler(sys.stdout)
+        console.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(console)
+    writer.attach_log(logger, append=bool(args.resume))
+    stop = threading.Event()
+    previous_handler = _install_interrupt_handler(stop)
+    try:
+        started = time.perf_counter()
+        for spec in specs:
+            writer.write_text(f"config_{spec.label}.yaml", dump_config(spec.config))
+        seeds = sorted({spec.config.seed for spec in specs})
+        logger.info("%s %d run(s), seeds %s; results in %s", "resuming" if args.resume else "starting", len(specs),
+                    seeds, results_dir)
+        try:
+            results = run_experiments(specs, show_progress=False if args.quiet else None,
+                                      checkpoint_dir=results_dir, stop=stop)
+        except StopRequested as stopped:
+            _write_tables(writer, stopped.results)
+            logger.warning("stopped: checkpoint and metrics so far are in %s. Resume with:\n  python %s --resume %s",
+                           results_dir, sys.argv[0] if sys.argv[0].endswith(".py") else "source/<script>.py",
+                           results_dir)
+            return 130
+        except TrainingDiverged as error:
+            logger.error("%s Checkpoint: %s", error, results_dir)
+            return 3
+        _write_results(writer, comparison, results)
+        for line in comparison.summarise(results):
+            logger.info(line)
+        logger.info("done in %.1f s; results in %s", time.perf_counter() - started, results_dir)
+    finally:
+        if previous_handler is not None:
+            signal.signal(signal.SIGINT, previous_handler)
+        writer.detach_log(logger)
+        if console is not None:
+            logger.removeHandler(console)
+    return 0
+
+
+MANIFEST = "run.yaml"
+
+
+def _specs_from_manifest(results_dir: Path) -> list[RunSpec]:
+    manifest = results_dir / MANIFEST
+    if not manifest.is_file():
+        raise ConfigError(f"{results_dir} has no {MANIFEST}; --resume needs a results directory written by this "
+                          "script")
+    raw = yaml.safe_load(manifest.read_text())
+    return [RunSpec(run["label"], config_from_dict(run["config"], f"{manifest} [{run['label']}]"), run["group"])
+            for run in raw["runs"]]
+
+
+def _specs_from_arguments(comparison: Comparison, args: argparse.Namespace) -> tuple[list[RunSpec], Path]:
     configs = []
     for path in args.configs:
         path = Path(path)
@@ -112,39 +185,42 @@ def _run(comparison: Comparison, args: argparse.Namespace) -> int:
             label = group if len(seeds) == 1 else f"{group}_rs_{seed}"
             specs.append(RunSpec(label, config, group))
     results_dir = Path(args.results_dir or f"{comparison.results_prefix}_rs_{'_'.join(map(str, seeds))}")
-    writer = ResultsWriter(results_dir, overwrite=args.overwrite)
-    logger.setLevel(logging.INFO)
-    console = None
-    if not args.quiet:
-        console = logging.StreamHandler(sys.stdout)
-        console.setFormatter(logging.Formatter("%(message)s"))
-        logger.addHandler(console)
-    writer.attach_log(logger)
-    try:
-        started = time.perf_counter()
-        for spec in specs:
-            writer.write_text(f"config_{spec.label}.yaml", dump_config(spec.config))
-        logger.info("%d run(s), seeds %s; results in %s", len(specs), seeds, results_dir)
-        results = run_experiments(specs, show_progress=False if args.quiet else None)
-        _write_results(writer, comparison, results)
-        for line in comparison.summarise(results):
-            logger.info(line)
-        logger.info("done in %.1f s; results in %s", time.perf_counter() - started, results_dir)
-    finally:
-        writer.detach_log(logger)
-        if console is not None:
-            logger.removeHandler(console)
-    return 0
+    return specs, results_dir
+
+
+def _install_interrupt_handler(stop: threading.Event):
+    """First Ctrl-C: finish the current chunk of epochs, checkpoint and stop. Second: abort now."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def handler(signum, frame):
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        logger.warning("Ctrl-C: stopping at the next evaluation point and saving a checkpoint "
+                       "(press Ctrl-C again to abort without saving)")
+
+    return signal.signal(signal.SIGINT, handler)
 
 
 def _write_results(writer: ResultsWriter, comparison: Comparison, results: list[RunResult]) -> None:
+    _write_tables(writer, results)
+    _plot(writer, comparison, results, results[0].config.train_schedule.num_epochs)
+
+
+def _write_tables(writer: ResultsWriter, results: Sequence[RunResult]) -> None:
+    """Metrics, acquisitions and selected points of every run (as far as each got)."""
     for result in results:
+        if not result.metrics:
+            continue
         writer.write_csv(f"metrics_{result.label}.csv", result.metrics)
         writer.write_csv(f"acquisitions_{result.label}.csv", result.acquisitions)
         selected = ([dict(al_iter=0, rank=i, pool_index=int(p)) for i, p in enumerate(result.initial_indices)]
                     + result.selected)
         writer.write_csv(f"selected_{result.label}.csv", selected)
-    num_epochs = results[0].config.train_schedule.num_epochs
+
+
+def _plot(writer: ResultsWriter, comparison: Comparison, results: list[RunResult], num_epochs: int) -> None:
     acquisition_epochs = [phase * num_epochs for phase in range(1, results[0].config.al_schedule.al_iter + 1)]
     curves: dict[str, list[list[dict]]] = {}
     for result in results:

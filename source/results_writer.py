@@ -69,9 +69,10 @@ class ResultsWriter:
         figure.savefig(buffer, format=Path(name).suffix.lstrip(".") or "png", dpi=120, bbox_inches="tight")
         return self.write_bytes(name, buffer.getvalue())
 
-    def attach_log(self, logger: logging.Logger) -> None:
-        """Send the logger's records to LOG_FILE in this directory (appended as the run goes)."""
-        handler = logging.FileHandler(self.file(LOG_FILE), mode="w")
+    def attach_log(self, logger: logging.Logger, append: bool = False) -> None:
+        """Send the logger's records to LOG_FILE in this directory, line by line as the run goes
+        (append=True continues an existing log, e.g. on resume)."""
+        handler = logging.FileHandler(self.file(LOG_FILE), mode="a" if append else "w")
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         logger.addHandler(handler)
         self._log_handler = handler

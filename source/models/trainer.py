@@ -114,8 +114,8 @@ class StackedTrainer:
                              batches_per_epoch)
         return tf.constant(0)
 
-    def _train_epochs_eager(self, x, y, run_seeds, first_epoch, num_epochs: int):
-        """Train all runs for num_epochs (a Python int); x (K, n, d), y (K, n), run_seeds (K, 2).
+    def _train_epochs_eager(self, x, y, run_seeds, first_epoch, num_epochs):
+        """Train all runs for num_epochs; x (K, n, d), y (K, n), run_seeds (K, 2) int64.
 
         Every epoch's data order and weight noise come from stateless draws keyed by
         (run seed, epoch); the batches of all num_epochs epochs are gathered up front and the
@@ -129,22 +129,24 @@ class StackedTrainer:
         # Batches have a static size; the last one is padded and masked out of the loss.
         padded = num_batches * batch_size
         mask = tf.cast(tf.reshape(tf.range(padded) < n, [num_batches, batch_size]), net.dtype)
-        orders, noises = [], []
-        for k in range(num_runs):
-            run_orders, run_noises = [], []
-            for offset in range(num_epochs):
-                epoch_seed = tf.random.experimental.stateless_fold_in(run_seeds[k], first_epoch + offset)
-                shuffle_seed = tf.random.experimental.stateless_fold_in(epoch_seed, 0)
-                noise_seed = tf.random.experimental.stateless_fold_in(epoch_seed, 1)
-                order = tf.argsort(tf.random.stateless_uniform([n], shuffle_seed))
-                run_orders.append(tf.concat([order, tf.zeros([padded - n], order.dtype)], axis=0))
-                run_noises.append(tf.random.stateless_normal([num_batches, net.feature_width], noise_seed,
-                                                             dtype=net.dtype))
-            orders.append(tf.reshape(tf.stack(run_orders), [num_epochs * num_batches, batch_size]))
-            noises.append(tf.concat(run_noises, axis=0))
-        order = tf.stack(orders)  # (K, epochs * batches, batch)
+
+        def draw(seed_and_epoch):
+            seed, epoch = seed_and_epoch
+            epoch_seed = tf.random.experimental.stateless_fold_in(seed, epoch)
+            shuffle_seed = tf.random.experimental.stateless_fold_in(epoch_seed, 0)
+            noise_seed = tf.random.experimental.stateless_fold_in(epoch_seed, 1)
+            order = tf.argsort(tf.random.stateless_uniform([n], shuffle_seed))
+            noise = tf.random.stateless_normal([num_batches, net.feature_width], noise_seed, dtype=net.dtype)
+            return tf.concat([order, tf.zeros([padded - n], order.dtype)], axis=0), noise
+
+        # One (run, epoch) pair per element: a loop in the graph, so its size does not grow with K or epochs.
+        seeds = tf.repeat(run_seeds, num_epochs, axis=0)
+        epochs = tf.tile(first_epoch + tf.range(num_epochs), [num_runs])
+        orders, noises = tf.map_fn(draw, (seeds, epochs), fn_output_signature=(tf.int32, net.dtype))
+        order = tf.reshape(orders, [num_runs, num_epochs * num_batches, batch_size])
+        noise = tf.reshape(noises, [num_runs, num_epochs * num_batches, net.feature_width])
         self._steps(tf.gather(x, order, batch_dims=1), tf.gather(y, order, batch_dims=1),
-                    tf.tile(mask, [num_epochs, 1]), tf.stack(noises), batches_per_epoch)
+                    tf.tile(mask, [num_epochs, 1]), noise, batches_per_epoch)
         return tf.constant(0)
 
     def _evaluate_eager(self, x, y):
@@ -165,12 +167,15 @@ class StackedTrainer:
 
     def fit(self, train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray,
             num_epochs: int, eval_every: int, phase: int, first_epoch: int = 0,
-            on_evaluation: Callable[[EvaluationMetrics], None] | None = None) -> list[EvaluationMetrics]:
+            on_evaluation: Callable[[EvaluationMetrics], bool | None] | None = None) -> list[EvaluationMetrics]:
         """Train every run num_epochs epochs on its own (train_x[k], train_y[k]).
 
         Randomness is keyed by (run seed, "training", phase, epoch), so the same phase of the same
         run always sees the same data order and weight noise. Evaluates after every eval_every
         epochs and at the end; returns the evaluations (epochs counted within the phase).
+        first_epoch > 0 continues a phase (e.g. after a resume): the draws depend on the epoch
+        number only, so the continuation equals an uninterrupted phase. If on_evaluation returns
+        True, training stops after that evaluation.
         """
         dtype = self.network.dtype
         train_x = tf.convert_to_tensor(train_x, dtype)
@@ -184,19 +189,26 @@ class StackedTrainer:
         epoch = first_epoch
         while epoch < num_epochs:
             chunk = min(eval_every - epoch % eval_every, num_epochs - epoch)
-            self._train_epochs(train_x, train_y, run_seeds, tf.constant(epoch, tf.int32), chunk)
+            self._train_epochs(train_x, train_y, run_seeds, tf.constant(epoch, tf.int32), tf.constant(chunk, tf.int32))
             epoch += chunk
             train_rmse, train_ll = self._evaluate(train_x, train_y)
             test_rmse, test_ll = self._evaluate(test_x_t, test_y_t)
             metrics = EvaluationMetrics(epoch, train_rmse.numpy(), train_ll.numpy(), test_rmse.numpy(),
                                         test_ll.numpy())
             evaluations.append(metrics)
-            if on_evaluation is not None:
-                on_evaluation(metrics)
+            if on_evaluation is not None and on_evaluation(metrics):
+                break
         return evaluations
 
+    def _optimizer_variables(self) -> list[tf.Variable]:
+        return [*self._first_moments, *self._second_moments, self._adam_step]
+
     def get_optimizer_state(self) -> list[np.ndarray]:
-        return [v.numpy() for v in [*self._first_moments, *self._second_moments, self._adam_step]]
+        return [v.numpy() for v in self._optimizer_variables()]
+
+    def set_optimizer_state(self, values: Sequence[np.ndarray]) -> None:
+        for variable, value in zip(self._optimizer_variables(), values, strict=True):
+            variable.assign(value)
 
 
 def stack_training_sets(datas: Sequence, train_indices: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
