@@ -25,12 +25,14 @@ All three give the same picks in exact arithmetic; ties are broken towards the l
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.linalg import cho_factor, cho_solve, solve_triangular
+from scipy.linalg import cho_solve, solve_triangular
 
 METHODS = ("fast", "batch", "lowrank")
+logger = logging.getLogger("al_bnn.samplers")
 _ROW_CHUNK = 2048  # rows of the dense covariance updated at a time (bounds the temporary)
 
 
@@ -81,6 +83,27 @@ def _validate(factor: np.ndarray, n_anchor: int, n_select: int, batch_size: int,
     return n_pool
 
 
+def cholesky(matrix: np.ndarray, what: str) -> np.ndarray:
+    """Lower Cholesky factor; if rounding made the matrix indefinite, retry with growing diagonal
+    jitter (logged, so it is never silent) before giving up with a clear error."""
+    try:
+        return np.linalg.cholesky(matrix)
+    except np.linalg.LinAlgError:
+        pass
+    scale = float(np.mean(np.abs(np.diag(matrix)))) or 1.0
+    for relative in (1e-10, 1e-8, 1e-6, 1e-4):
+        jitter = relative * scale
+        try:
+            lower = np.linalg.cholesky(matrix + jitter * np.eye(len(matrix), dtype=matrix.dtype))
+        except np.linalg.LinAlgError:
+            continue
+        logger.warning("%s was not positive definite in %s; added jitter %.3g to its diagonal", what, matrix.dtype,
+                       jitter)
+        return lower
+    raise np.linalg.LinAlgError(f"{what} is not positive definite even with jitter {1e-4 * scale:.3g}; the samples "
+                                "or features are degenerate (NaN-free but rank-deficient beyond repair)")
+
+
 def top_by_variance(variance: np.ndarray, taken: np.ndarray, count: int) -> np.ndarray:
     """The `count` untaken entries of largest variance, largest first; ties go to the lowest index.
 
@@ -105,7 +128,7 @@ def batch_posterior_variance(factor: np.ndarray, conditioning: np.ndarray, noise
     conditioning_factor = factor[conditioning]
     kernel = conditioning_factor @ conditioning_factor.T
     kernel[np.diag_indices_from(kernel)] += noise
-    lower = np.linalg.cholesky(kernel)
+    lower = cholesky(kernel, "the conditioning kernel (K_SS + noise I)")
     cross = solve_triangular(lower, conditioning_factor @ factor.T, lower=True)  # (|S|, n)
     return prior_variance - np.einsum("ij,ij->j", cross, cross)
 
@@ -156,7 +179,8 @@ def dense_pool_posterior_covariance(factor: np.ndarray, n_anchor: int, noise: fl
         anchor_factor = factor[:n_anchor]
         kernel = anchor_factor @ anchor_factor.T
         kernel[np.diag_indices_from(kernel)] += noise
-        middle -= anchor_factor.T @ cho_solve(cho_factor(kernel, lower=True), anchor_factor)
+        lower = cholesky(kernel, "the anchor kernel (K_AA + noise I)")
+        middle -= anchor_factor.T @ cho_solve((lower, True), anchor_factor)
     # One n_pool x n_pool allocation; the rounds only read its diagonal and the chosen columns.
     return pool_factor @ (middle @ pool_factor.T)
 
@@ -176,7 +200,7 @@ def _select_fast(factor, n_anchor, n_pool, n_select, batch_size, noise) -> Greed
         # Condition on the chosen block B: Sigma <- Sigma - Sigma_:B (Sigma_BB + lambda I)^-1 Sigma_B:
         columns = covariance[:, chosen].copy()  # (n_pool, b)
         block = columns[chosen] + noise * np.eye(len(chosen), dtype=covariance.dtype)
-        weights = cho_solve(cho_factor(block, lower=True), columns.T)  # (b, n_pool)
+        weights = cho_solve((cholesky(block, "the chosen block (Sigma_BB + noise I)"), True), columns.T)
         for start in range(0, n_pool, _ROW_CHUNK):
             rows = slice(start, start + _ROW_CHUNK)
             covariance[rows] -= columns[rows] @ weights
@@ -188,7 +212,7 @@ def _feature_space_posterior(conditioning_factor: np.ndarray, noise: float) -> n
     rank = conditioning_factor.shape[1]
     precision = conditioning_factor.T @ conditioning_factor
     precision[np.diag_indices(rank)] += noise
-    lower_inverse = np.linalg.inv(np.linalg.cholesky(precision))
+    lower_inverse = np.linalg.inv(cholesky(precision, "the feature-space precision (noise I + G_S^T G_S)"))
     return noise * (lower_inverse.T @ lower_inverse)  # symmetric by construction
 
 
@@ -240,7 +264,7 @@ def _select_lowrank(factor, n_anchor, n_pool, n_select, batch_size, noise) -> Gr
         coupling[np.diag_indices_from(coupling)] += noise
         # NumPy's own LAPACK here, not SciPy's: alternating two OpenBLAS thread pools in a hot loop
         # makes each wait for the other's spinning threads (measured: 3x slower rounds).
-        whitened = np.linalg.solve(np.linalg.cholesky(coupling), projected)  # V = L^-1 U, (b, r)
+        whitened = np.linalg.solve(cholesky(coupling, "the coupling block (noise I + U G_B^T)"), projected)
         middle = middle - whitened.T @ whitened
         if not _is_positive_definite(middle):
             # Rounding has made M indefinite (many near-duplicate picks in float32, say):
