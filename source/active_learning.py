@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from experiment_config import ExperimentConfig
 from models.bnn import BayesianLastLayerNetwork
-from models.trainer import EvaluationMetrics, StackedTrainer, stack_training_sets
+from models.trainer import EvaluationMetrics, NoiseContrastivePrior, StackedTrainer, stack_training_sets
 from randomness import numpy_generator
 from regression_data import RegressionData, data_key, load_dataset
 from samplers import SelectionRequest, check_selection, make_sampler
@@ -199,8 +199,10 @@ def _run_stack(runs: list[RunSpec], datas: list[RegressionData], show_progress: 
     samplers = [make_sampler(run.config.parms) for run in runs]
     network = BayesianLastLayerNetwork(datas[0].pool_x.shape[1], net.layer_sizes, net.weight_std,
                                        seeds=[run.config.seed for run in runs])
+    ncp = None if net.ood_std_prior is None else NoiseContrastivePrior(
+        net.noise_std, net.ncp_scale, net.ood_std_prior, net.center_at_target)
     trainer = StackedTrainer(network, net.learning_rate, net.clip_gradient, net.divergence_scale,
-                             train.batch_size)
+                             train.batch_size, ncp)
     if state.weights is not None:
         network.set_weights(state.weights)
         trainer.set_optimizer_state(state.optimizer_state)

@@ -52,13 +52,13 @@ class NetConfig:
                                 minimum=0.0, exclusive_minimum=True)
     dropout_rate: float = _key(0.0, "Reserved for the MC-dropout model; must be 0 for `bnn`.",
                                minimum=0.0, maximum=1.0, exclusive_maximum=True)
-    noise_std: float = _key(0.1, "NCP input-noise std (used only when ood_std_prior is set).",
-                            minimum=0.0)
-    ncp_scale: float = _key(0.1, "NCP loss weight (used only when ood_std_prior is set).", minimum=0.0)
-    ood_std_prior: float | None = _key(None, "NCP output prior std; null disables NCP (the published "
-                                             "setting). Only null is implemented so far.",
+    noise_std: float = _key(0.1, "NCP: std of the Gaussian noise that perturbs the inputs (standardised "
+                                 "units; used only when ood_std_prior is set).", minimum=0.0)
+    ncp_scale: float = _key(0.1, "NCP: weight of its KL term (used only when ood_std_prior is set).", minimum=0.0)
+    ood_std_prior: float | None = _key(None, "NCP: std of the output prior at perturbed inputs; a number turns "
+                                             "noise contrastive priors on, null (the published setting) off.",
                                        nullable=True, minimum=0.0, exclusive_minimum=True)
-    center_at_target: bool = _key(True, "NCP: centre the output prior at the batch targets.")
+    center_at_target: bool = _key(True, "NCP: centre the output prior at the batch targets (else at zero).")
 
 
 @dataclass
@@ -235,9 +235,9 @@ def check_consistency(config: ExperimentConfig, source: str = "<config>") -> Non
         raise ConfigError(_unknown_key_message(parms.sample_policy, sampler_names(),
                                                f"{source}: key 'parms.sample_policy'").replace(
             "unknown key", "unknown sampler").replace("Allowed keys", "Registered samplers"))
-    if net.ood_std_prior is not None:
-        raise ConfigError(f"{source}: key 'net_config.ood_std_prior' is {net.ood_std_prior!r}, but noise "
-                          "contrastive priors are not implemented yet; set it to null.")
+    if net.ood_std_prior is not None and net.noise_std <= 0:
+        raise ConfigError(f"{source}: key 'net_config.noise_std' is {net.noise_std!r}, but noise contrastive "
+                          "priors (ood_std_prior set) need input noise > 0.")
     if net.dropout_rate != 0.0:
         raise ConfigError(f"{source}: key 'net_config.dropout_rate' is {net.dropout_rate!r}, but the `bnn` "
                           "model has no dropout; set it to 0.0.")

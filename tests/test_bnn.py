@@ -114,3 +114,16 @@ def test_one_runs_features_equal_its_slice_of_the_stack():
     network = make_network(seeds=(0, 1, 2))
     x = np.linspace(-2, 2, 9)[:, None]
     np.testing.assert_allclose(network.features(x, run=2).numpy(), network.features(x)[2].numpy(), rtol=1e-12)
+
+
+def test_noise_contrastive_prior_raises_epistemic_std_away_from_the_data():
+    from models.trainer import NoiseContrastivePrior
+    x, y = toy_problem()  # inputs in [-2, 2]
+    far = np.linspace(2.5, 4.0, 8)[:, None].astype(np.float32)
+    epistemic_far = {}
+    for name, ncp in (("plain", None), ("ncp", NoiseContrastivePrior(0.3, 0.1, 1.0, center_at_target=True))):
+        network = make_network(layer_sizes=(32, 32), weight_std=0.1, dtype=tf.float32)  # same seed, same start
+        trainer = StackedTrainer(network, 0.01, 100.0, 1.0, 16, ncp)
+        trainer.fit(x[None], y[None], x, y, num_epochs=200, eval_every=200, phase=0)
+        epistemic_far[name] = network.predict(far)[1].numpy().mean()
+    assert epistemic_far["ncp"] > 1.5 * epistemic_far["plain"]

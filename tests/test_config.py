@@ -45,7 +45,7 @@ def test_published_values():
     ({"parms": {"n_mc_samples": 1}}, r"key 'parms.n_mc_samples': 1 is out of range; it must be >= 2"),
     ({"parms": {"resample_every_round": True}}, r"resample_every_round' is true, which only batch GPA"),
     ({"train_schedule": {"num_epochs": True}}, r"expected an integer, got True"),
-    ({"net_config": {"ood_std_prior": 0.5}}, r"noise contrastive priors are not implemented yet"),
+    ({"net_config": {"ood_std_prior": 0.5, "noise_std": 0.0}}, r"need input noise > 0"),
     ({"data": {"size_pool": 100}}, r"key 'data.size_pool' is 100, but the schedule labels 1500 points"),
     ({"seed": -1}, r"key 'seed': -1 is out of range"),
     ({"net_config": 3}, r"section 'net_config' must be a mapping"),

@@ -36,12 +36,26 @@ class EvaluationMetrics:
     test_log_likelihood: np.ndarray
 
 
+@dataclass(frozen=True)
+class NoiseContrastivePrior:
+    """NCP (Hafner et al., arXiv 1807.09289): at inputs perturbed by N(0, noise_std^2) noise, pull
+    the distribution of the model's mean, N(mean, epistemic std), towards the output prior
+    N(center, ood_std_prior) with a KL term weighted by ncp_scale; center is the batch's targets
+    (center_at_target) or zero. It raises the epistemic uncertainty away from the data."""
+
+    noise_std: float
+    ncp_scale: float
+    ood_std_prior: float
+    center_at_target: bool = True
+
+
 class StackedTrainer:
-    """Adam with per-run global-norm clipping for the K runs of one network."""
+    """Adam with per-run global-norm clipping for the K runs of one network (optionally with NCP)."""
 
     def __init__(self, network: BayesianLastLayerNetwork, learning_rate: float, clip_gradient: float,
-                 divergence_scale: float, batch_size: int):
+                 divergence_scale: float, batch_size: int, ncp: NoiseContrastivePrior | None = None):
         self.network = network
+        self.ncp = ncp
         self.learning_rate = float(learning_rate)
         self.clip_gradient = float(clip_gradient)
         self.divergence_scale = float(divergence_scale)
@@ -65,7 +79,7 @@ class StackedTrainer:
         self._adam_step.assign(0.0)
 
     # -- compiled pieces ------------------------------------------------------------------------
-    def _loss_per_run(self, x, y, mask, weight_noise, batches_per_epoch):
+    def _loss_per_run(self, x, y, mask, weight_noise, batches_per_epoch, input_noise=None):
         """(divergence_scale * KL / batches_per_epoch + sum of -log p over the batch) / batch size, per run.
 
         batches_per_epoch = n_train / batch_size (a float, as in the reference code), so over an epoch
@@ -80,7 +94,21 @@ class StackedTrainer:
                                    + 0.5 * math.log(2 * math.pi))
         batch_count = tf.reduce_sum(mask, axis=1)
         divergence = self.divergence_scale * net.kl_divergence() / batches_per_epoch
-        return (divergence + tf.reduce_sum(mask * negative_log_likelihood, axis=1)) / batch_count
+        per_point = negative_log_likelihood
+        if self.ncp is not None:
+            per_point = per_point + self.ncp.ncp_scale * self._ncp_divergence(x + self.ncp.noise_std * input_noise, y)
+        return (divergence + tf.reduce_sum(mask * per_point, axis=1)) / batch_count
+
+    def _ncp_divergence(self, perturbed_x, y):
+        """KL(N(center, ood_std_prior) || N(mean, epistemic std)) at the perturbed inputs, per point."""
+        net = self.network
+        h = net.hidden(perturbed_x)
+        mean = net.mean_given_weights(h, net.output_kernel_mean)
+        epistemic = tf.sqrt(tf.reduce_sum(tf.square(h * net.output_kernel_std()[:, None, :]), axis=-1) + 1e-12)
+        center = y if self.ncp.center_at_target else tf.zeros_like(y)
+        prior_std = tf.constant(self.ncp.ood_std_prior, net.dtype)
+        return (tf.math.log(epistemic / prior_std)
+                + (tf.square(prior_std) + tf.square(center - mean)) / (2 * tf.square(epistemic)) - 0.5)
 
     def _apply_gradients(self, gradients):
         num_runs = self.network.num_runs
@@ -98,20 +126,22 @@ class StackedTrainer:
             v.assign(ADAM_BETA_2 * v + (1.0 - ADAM_BETA_2) * tf.square(gradient))
             variable.assign_sub(step_size * m / (tf.sqrt(v) + ADAM_EPSILON))
 
-    def _step_eager(self, x_batch, y_batch, batch_mask, weight_noise, batches_per_epoch):
+    def _step_eager(self, x_batch, y_batch, batch_mask, weight_noise, batches_per_epoch, input_noise=None):
         with tf.GradientTape() as tape:
-            loss = tf.reduce_sum(self._loss_per_run(x_batch, y_batch, batch_mask, weight_noise, batches_per_epoch))
+            loss = tf.reduce_sum(self._loss_per_run(x_batch, y_batch, batch_mask, weight_noise, batches_per_epoch,
+                                                    input_noise))
         self._apply_gradients(tape.gradient(loss, self.network.trainable_variables))
         return loss
 
-    def _steps_eager(self, x_batches, y_batches, mask, noise, batches_per_epoch):
+    def _steps_eager(self, x_batches, y_batches, mask, noise, batches_per_epoch, input_noise=None):
         """Optimiser steps over pre-shuffled batches, in order: x_batches (K, B, batch, d),
-        y_batches (K, B, batch), mask (B, batch), noise (K, B, width)."""
+        y_batches (K, B, batch), mask (B, batch), noise (K, B, width), input_noise (K, B, batch, d)
+        for NCP or None."""
         num_runs = self.network.num_runs
         for batch in tf.range(tf.shape(mask)[0]):
             self._step_eager(x_batches[:, batch], y_batches[:, batch],
                              tf.broadcast_to(mask[batch], [num_runs, self.batch_size]), noise[:, batch],
-                             batches_per_epoch)
+                             batches_per_epoch, None if input_noise is None else input_noise[:, batch])
         return tf.constant(0)
 
     def _train_epochs_eager(self, x, y, run_seeds, first_epoch, num_epochs):
@@ -137,16 +167,23 @@ class StackedTrainer:
             noise_seed = tf.random.experimental.stateless_fold_in(epoch_seed, 1)
             order = tf.argsort(tf.random.stateless_uniform([n], shuffle_seed))
             noise = tf.random.stateless_normal([num_batches, net.feature_width], noise_seed, dtype=net.dtype)
-            return tf.concat([order, tf.zeros([padded - n], order.dtype)], axis=0), noise
+            drawn = (tf.concat([order, tf.zeros([padded - n], order.dtype)], axis=0), noise)
+            if self.ncp is None:
+                return drawn
+            input_seed = tf.random.experimental.stateless_fold_in(epoch_seed, 2)
+            return (*drawn, tf.random.stateless_normal([padded, tf.shape(x)[2]], input_seed, dtype=net.dtype))
 
         # One (run, epoch) pair per element: a loop in the graph, so its size does not grow with K or epochs.
         seeds = tf.repeat(run_seeds, num_epochs, axis=0)
         epochs = tf.tile(first_epoch + tf.range(num_epochs), [num_runs])
-        orders, noises = tf.map_fn(draw, (seeds, epochs), fn_output_signature=(tf.int32, net.dtype))
-        order = tf.reshape(orders, [num_runs, num_epochs * num_batches, batch_size])
-        noise = tf.reshape(noises, [num_runs, num_epochs * num_batches, net.feature_width])
+        signature = (tf.int32, net.dtype) if self.ncp is None else (tf.int32, net.dtype, net.dtype)
+        drawn = tf.map_fn(draw, (seeds, epochs), fn_output_signature=signature)
+        order = tf.reshape(drawn[0], [num_runs, num_epochs * num_batches, batch_size])
+        noise = tf.reshape(drawn[1], [num_runs, num_epochs * num_batches, net.feature_width])
+        input_noise = None if self.ncp is None else tf.reshape(
+            drawn[2], [num_runs, num_epochs * num_batches, batch_size, tf.shape(x)[2]])
         self._steps(tf.gather(x, order, batch_dims=1), tf.gather(y, order, batch_dims=1),
-                    tf.tile(mask, [num_epochs, 1]), noise, batches_per_epoch)
+                    tf.tile(mask, [num_epochs, 1]), noise, batches_per_epoch, input_noise)
         return tf.constant(0)
 
     def _evaluate_eager(self, x, y):
