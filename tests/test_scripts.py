@@ -183,3 +183,18 @@ def test_several_seeds_train_as_one_stack_and_match_single_runs(tmp_path):
             np.testing.assert_allclose([float(r[key]) for r in stacked], [float(r[key]) for r in alone], rtol=2e-4)
         assert read_csv(many / f"selected_{label}_rs_1.csv") == read_csv(single / f"selected_{label}.csv")
     assert "(2 seeds)" in (many / "log.txt").read_text()
+
+
+def test_runs_with_the_noise_contrastive_prior(tmp_path):
+    configs = []
+    for policy in ("lrgpa", "random"):
+        raw = {**TINY, "net_config": {**TINY["net_config"], "ood_std_prior": 1.0, "noise_std": 0.1},
+               "parms": {**TINY["parms"], "sample_policy": policy}}
+        path = tmp_path / f"ncp_{policy}.yaml"
+        path.write_text(yaml.safe_dump(raw))
+        configs.append(str(path))
+    out = tmp_path / "ncp"
+    assert main(compare_gpa_rand.COMPARISON, [*configs, *SIZES, "--results-dir", str(out)]) == 0
+    rows = read_csv(out / "metrics_lrgpa.csv")
+    assert len(rows) == 6 and all(np.isfinite(float(r["test_rmse"])) for r in rows)
+    assert yaml.safe_load((out / "config_lrgpa.yaml").read_text())["net_config"]["ood_std_prior"] == 1.0
