@@ -66,14 +66,22 @@ def test_local_sweep_writes_everything_then_resumes_only_missing_runs(tiny_confi
 
 
 def test_a_dask_cluster_on_loopback_gives_the_local_results(tiny_config, tmp_path):
-    local, dask = tmp_path / "local", tmp_path / "dask"
+    from distributed import LocalCluster
+
+    local, via_scheduler, via_flag = tmp_path / "local", tmp_path / "scheduler", tmp_path / "flag"
     args = ["--config", str(tiny_config), "--datasets", "yacht"]
     assert run_benchmark.main([*args, "--out", str(local)]) == 0
-    assert run_benchmark.main([*args, "--out", str(dask), "--dask-cluster", "--workers", "1"]) == 0
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=None) as cluster:
+        assert cluster.scheduler_address.startswith("tcp://127.0.0.1:")
+        assert run_benchmark.main([*args, "--out", str(via_scheduler), "--scheduler", cluster.scheduler_address]) == 0
+    assert run_benchmark.main([*args, "--out", str(via_flag), "--dask-cluster", "--workers", "1"]) == 0
     timing = ["selection_seconds", "training_seconds"]
-    pd.testing.assert_frame_equal(pd.read_csv(local / "benchmark.csv").drop(columns=timing),
-                                  pd.read_csv(dask / "benchmark.csv").drop(columns=timing))
-    assert "local Dask cluster" in (dask / "log.txt").read_text()
+    expected = pd.read_csv(local / "benchmark.csv").drop(columns=timing)
+    for out in (via_scheduler, via_flag):
+        pd.testing.assert_frame_equal(pd.read_csv(out / "benchmark.csv").drop(columns=timing), expected)
+    assert "Dask scheduler tcp://127.0.0.1:" in (via_scheduler / "log.txt").read_text()
+    assert "local Dask cluster" in (via_flag / "log.txt").read_text()
 
 
 def test_a_different_config_is_refused_in_the_same_output(tiny_config, tmp_path, capsys):
