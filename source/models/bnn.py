@@ -19,38 +19,27 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from models.dense import StackedDenseNetwork
 from randomness import tf_seed
 
 tfd = tfp.distributions
-
-NOISE_FLOOR = 1e-6  # added to the softplus noise std, as in the reference model
 
 
 def inverse_softplus(value: float) -> float:
     return float(np.log(np.expm1(value)))
 
 
-class BayesianLastLayerNetwork:
+class BayesianLastLayerNetwork(StackedDenseNetwork):
     """K stacked copies of the bbb regression network (K = len(seeds))."""
+
+    has_features = True
 
     def __init__(self, input_dim: int, layer_sizes: Sequence[int], weight_std: float,
                  seeds: Sequence[int], dtype: tf.DType = tf.float32):
-        if input_dim < 1 or not layer_sizes:
-            raise ValueError(f"need input_dim >= 1 and at least one hidden layer, got {input_dim}, "
-                             f"{list(layer_sizes)}")
-        self.input_dim = int(input_dim)
-        self.layer_sizes = [int(s) for s in layer_sizes]
+        super().__init__(input_dim, layer_sizes, [(seed, "") for seed in seeds], dtype)
         self.weight_std = float(weight_std)
         self.seeds = [int(s) for s in seeds]
-        self.dtype = dtype
-        self.hidden_kernels: list[tf.Variable] = []
-        self.hidden_biases: list[tf.Variable] = []
-        widths = [self.input_dim, *self.layer_sizes]
-        for layer, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:], strict=False)):
-            self.hidden_kernels.append(self._variable(
-                lambda seed, shape: self._glorot(seed, shape), f"hidden_kernel_{layer}", (fan_in, fan_out)))
-            self.hidden_biases.append(self._zeros(f"hidden_bias_{layer}", (fan_out,)))
-        width = widths[-1]
+        width = self.feature_width
         self.output_kernel_mean = self._variable(
             lambda seed, shape: tf.random.stateless_normal(shape, seed, stddev=weight_std, dtype=dtype),
             "output_kernel_mean", (width,))
@@ -59,56 +48,19 @@ class BayesianLastLayerNetwork:
             tf.fill([self.num_runs, width], tf.constant(inverse_softplus(weight_std), dtype)),
             name="output_kernel_std_parameter")
         self.output_bias = self._zeros("output_bias", ())
-        self.noise_kernel = self._variable(lambda seed, shape: self._glorot(seed, (width, 1))[:, 0],
-                                           "noise_kernel", (width,))
-        self.noise_bias = self._zeros("noise_bias", ())
         self.prior = tfd.Normal(tf.constant(0.0, dtype), tf.constant(weight_std, dtype))
 
     @property
     def num_runs(self) -> int:
-        return len(self.seeds)
-
-    @property
-    def feature_width(self) -> int:
-        return self.layer_sizes[-1]
+        return self.num_units
 
     @property
     def trainable_variables(self) -> list[tf.Variable]:
         return [*self.hidden_kernels, *self.hidden_biases, self.output_kernel_mean,
                 self.output_kernel_std_parameter, self.output_bias, self.noise_kernel, self.noise_bias]
 
-    # -- construction -------------------------------------------------------------------------
-    def _variable(self, initializer, name: str, shape: tuple) -> tf.Variable:
-        # One named, seeded draw per run: run k's initial weights depend only on its own seed.
-        per_run = [initializer(tf_seed(seed, f"init/{name}"), shape) for seed in self.seeds]
-        return tf.Variable(tf.stack(per_run), name=name)
-
-    def _zeros(self, name: str, shape: tuple) -> tf.Variable:
-        return tf.Variable(tf.zeros([self.num_runs, *shape], self.dtype), name=name)
-
-    def _glorot(self, seed, shape):
-        limit = float(np.sqrt(6.0 / (shape[0] + shape[1])))
-        return tf.random.stateless_uniform(shape, seed, -limit, limit, dtype=self.dtype)
-
-    # -- forward ------------------------------------------------------------------------------
-    def hidden(self, x: tf.Tensor) -> tf.Tensor:
-        """Last hidden layer h(x): x is (n, d) shared by all runs or (K, n, d) -> (K, n, width)."""
-        x = tf.convert_to_tensor(x, self.dtype)
-        if x.shape.rank == 2:
-            h = tf.einsum("nd,kdh->knh", x, self.hidden_kernels[0])
-        else:
-            h = tf.matmul(x, self.hidden_kernels[0])
-        h = tf.nn.leaky_relu(h + self.hidden_biases[0][:, None, :])
-        for kernel, bias in zip(self.hidden_kernels[1:], self.hidden_biases[1:], strict=False):
-            h = tf.nn.leaky_relu(tf.matmul(h, kernel) + bias[:, None, :])
-        return h
-
-    def hidden_of_run(self, x, run: int) -> tf.Tensor:
-        """h(x) of one run only: x (n, d) -> (n, width). Cheaper than hidden(x)[run] in a big stack."""
-        h = tf.convert_to_tensor(x, self.dtype)
-        for kernel, bias in zip(self.hidden_kernels, self.hidden_biases, strict=True):
-            h = tf.nn.leaky_relu(tf.matmul(h, kernel[run]) + bias[run])
-        return h
+    def step_noise_shape(self, batch_size: int) -> tuple[int, ...]:
+        return (self.feature_width,)  # one draw of the output weights per step
 
     def output_kernel_std(self) -> tf.Tensor:
         return tf.nn.softplus(self.output_kernel_std_parameter)
@@ -122,15 +74,38 @@ class BayesianLastLayerNetwork:
         """Output mean for a kernel (K, width) shared by all points of each run: (K, n)."""
         return tf.einsum("knh,kh->kn", h, kernel) + self.output_bias[:, None]
 
-    def aleatoric_std(self, h: tf.Tensor) -> tf.Tensor:
-        return tf.nn.softplus(tf.einsum("knh,kh->kn", h, self.noise_kernel)
-                              + self.noise_bias[:, None]) + NOISE_FLOOR
+    def loss_per_unit(self, x, y, mask, weight_noise, batches_per_epoch, input_noise=None,
+                      divergence_scale: float = 1.0, ncp=None):
+        """(divergence_scale * KL / batches_per_epoch + sum over the batch of -log p) / batch size.
+
+        batches_per_epoch = n_train / batch_size (a float, as in the reference code), so over an
+        epoch the KL term adds up to one KL per run: the usual minibatch ELBO, per data point. One
+        reparameterised draw of the output weights per step. With `ncp`, the noise contrastive
+        prior's KL term at the perturbed inputs is added per point.
+        """
+        h = self.hidden(x)
+        kernel = self.output_kernel_mean + self.output_kernel_std() * weight_noise
+        per_point = self.gaussian_negative_log_likelihood(y, self.mean_given_weights(h, kernel), self.aleatoric_std(h))
+        if ncp is not None:
+            per_point = per_point + ncp.ncp_scale * self._ncp_divergence(x + ncp.noise_std * input_noise, y, ncp)
+        divergence = divergence_scale * self.kl_divergence() / batches_per_epoch
+        return (divergence + tf.reduce_sum(mask * per_point, axis=1)) / tf.reduce_sum(mask, axis=1)
+
+    def _ncp_divergence(self, perturbed_x, y, ncp):
+        """KL(N(center, ood_std_prior) || N(mean, epistemic std)) at the perturbed inputs, per point."""
+        h = self.hidden(perturbed_x)
+        mean = self.mean_given_weights(h, self.output_kernel_mean)
+        epistemic = tf.sqrt(tf.reduce_sum(tf.square(h * self.output_kernel_std()[:, None, :]), axis=-1) + 1e-12)
+        center = y if ncp.center_at_target else tf.zeros_like(y)
+        prior_std = tf.constant(ncp.ood_std_prior, self.dtype)
+        return (tf.math.log(epistemic / prior_std)
+                + (tf.square(prior_std) + tf.square(center - mean)) / (2 * tf.square(epistemic)) - 0.5)
 
     def features(self, x, run: int | None = None) -> tf.Tensor:
         """Closed-form last-layer features h(x) * sigma: (K, n, width), or (n, width) of one run;
         their Gram matrix is the exact covariance of the function samples."""
         if run is not None:
-            return self.hidden_of_run(x, run) * self.output_kernel_std()[run]
+            return self.hidden_of_unit(x, run) * self.output_kernel_std()[run]
         return self.hidden(x) * self.output_kernel_std()[:, None, :]
 
     def predict(self, x) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
@@ -155,7 +130,7 @@ class BayesianLastLayerNetwork:
             raise ValueError(f"mode must be 'joint' or 'marginal', got {mode!r}")
         if num_samples < 1:
             raise ValueError(f"num_samples must be >= 1, got {num_samples}")
-        h = self.hidden_of_run(x, run)
+        h = self.hidden_of_unit(x, run)
         mean = tf.linalg.matvec(h, self.output_kernel_mean[run]) + self.output_bias[run]  # (n,)
         features = h * self.output_kernel_std()[run]
         noise_seed = tf_seed(self.seeds[run], f"function_samples/{mode}", *counters)
@@ -170,11 +145,3 @@ class BayesianLastLayerNetwork:
                                              dtype=self.dtype)
             rows.append(mean[None, :] + tf.reduce_sum(eps * features[None], axis=-1))
         return tf.concat(rows, axis=0).numpy()
-
-    # -- state ----------------------------------------------------------------------------------
-    def get_weights(self) -> list[np.ndarray]:
-        return [v.numpy() for v in self.trainable_variables]
-
-    def set_weights(self, weights: Sequence[np.ndarray]) -> None:
-        for variable, value in zip(self.trainable_variables, weights, strict=True):
-            variable.assign(value)

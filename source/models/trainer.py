@@ -19,8 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
-from models.bnn import BayesianLastLayerNetwork
-from randomness import tf_seed
+from models.dense import StackedDenseNetwork
 
 ADAM_BETA_1, ADAM_BETA_2, ADAM_EPSILON = 0.9, 0.999, 1e-8  # tf.compat.v1 AdamOptimizer defaults
 
@@ -52,7 +51,7 @@ class NoiseContrastivePrior:
 class StackedTrainer:
     """Adam with per-run global-norm clipping for the K runs of one network (optionally with NCP)."""
 
-    def __init__(self, network: BayesianLastLayerNetwork, learning_rate: float, clip_gradient: float,
+    def __init__(self, network: StackedDenseNetwork, learning_rate: float, clip_gradient: float,
                  divergence_scale: float, batch_size: int, ncp: NoiseContrastivePrior | None = None):
         self.network = network
         self.ncp = ncp
@@ -79,39 +78,8 @@ class StackedTrainer:
         self._adam_step.assign(0.0)
 
     # -- compiled pieces ------------------------------------------------------------------------
-    def _loss_per_run(self, x, y, mask, weight_noise, batches_per_epoch, input_noise=None):
-        """(divergence_scale * KL / batches_per_epoch + sum of -log p over the batch) / batch size, per run.
-
-        batches_per_epoch = n_train / batch_size (a float, as in the reference code), so over an epoch
-        the KL term adds up to one KL per run: the usual minibatch ELBO, per data point.
-        """
-        net = self.network
-        h = net.hidden(x)
-        kernel = net.output_kernel_mean + net.output_kernel_std() * weight_noise
-        mean = net.mean_given_weights(h, kernel)
-        std = net.aleatoric_std(h)
-        negative_log_likelihood = (0.5 * tf.square((y - mean) / std) + tf.math.log(std)
-                                   + 0.5 * math.log(2 * math.pi))
-        batch_count = tf.reduce_sum(mask, axis=1)
-        divergence = self.divergence_scale * net.kl_divergence() / batches_per_epoch
-        per_point = negative_log_likelihood
-        if self.ncp is not None:
-            per_point = per_point + self.ncp.ncp_scale * self._ncp_divergence(x + self.ncp.noise_std * input_noise, y)
-        return (divergence + tf.reduce_sum(mask * per_point, axis=1)) / batch_count
-
-    def _ncp_divergence(self, perturbed_x, y):
-        """KL(N(center, ood_std_prior) || N(mean, epistemic std)) at the perturbed inputs, per point."""
-        net = self.network
-        h = net.hidden(perturbed_x)
-        mean = net.mean_given_weights(h, net.output_kernel_mean)
-        epistemic = tf.sqrt(tf.reduce_sum(tf.square(h * net.output_kernel_std()[:, None, :]), axis=-1) + 1e-12)
-        center = y if self.ncp.center_at_target else tf.zeros_like(y)
-        prior_std = tf.constant(self.ncp.ood_std_prior, net.dtype)
-        return (tf.math.log(epistemic / prior_std)
-                + (tf.square(prior_std) + tf.square(center - mean)) / (2 * tf.square(epistemic)) - 0.5)
-
     def _apply_gradients(self, gradients):
-        num_runs = self.network.num_runs
+        num_runs = self.network.num_units
         squared_norm = tf.add_n([tf.reduce_sum(tf.reshape(tf.square(g), [num_runs, -1]), axis=1)
                                  for g in gradients])
         norm = tf.sqrt(squared_norm)
@@ -128,16 +96,17 @@ class StackedTrainer:
 
     def _step_eager(self, x_batch, y_batch, batch_mask, weight_noise, batches_per_epoch, input_noise=None):
         with tf.GradientTape() as tape:
-            loss = tf.reduce_sum(self._loss_per_run(x_batch, y_batch, batch_mask, weight_noise, batches_per_epoch,
-                                                    input_noise))
+            loss = tf.reduce_sum(self.network.loss_per_unit(x_batch, y_batch, batch_mask, weight_noise,
+                                                            batches_per_epoch, input_noise, self.divergence_scale,
+                                                            self.ncp))
         self._apply_gradients(tape.gradient(loss, self.network.trainable_variables))
         return loss
 
     def _steps_eager(self, x_batches, y_batches, mask, noise, batches_per_epoch, input_noise=None):
         """Optimiser steps over pre-shuffled batches, in order: x_batches (K, B, batch, d),
-        y_batches (K, B, batch), mask (B, batch), noise (K, B, width), input_noise (K, B, batch, d)
-        for NCP or None."""
-        num_runs = self.network.num_runs
+        y_batches (K, B, batch), mask (B, batch), noise (K, B, *step noise shape), input_noise
+        (K, B, batch, d) for NCP or None. K counts units (runs, or runs x ensemble members)."""
+        num_runs = self.network.num_units
         for batch in tf.range(tf.shape(mask)[0]):
             self._step_eager(x_batches[:, batch], y_batches[:, batch],
                              tf.broadcast_to(mask[batch], [num_runs, self.batch_size]), noise[:, batch],
@@ -152,7 +121,9 @@ class StackedTrainer:
         steps run as one XLA program.
         """
         net = self.network
-        num_runs, batch_size = net.num_runs, self.batch_size
+        num_runs, batch_size = net.num_units, self.batch_size
+        x, y = net.units_from_runs(x), net.units_from_runs(y)
+        noise_shape = list(net.step_noise_shape(batch_size))
         n = tf.shape(x)[1]
         num_batches = (n + batch_size - 1) // batch_size
         batches_per_epoch = tf.cast(n, net.dtype) / batch_size  # the KL divisor, as in the reference code
@@ -166,7 +137,7 @@ class StackedTrainer:
             shuffle_seed = tf.random.experimental.stateless_fold_in(epoch_seed, 0)
             noise_seed = tf.random.experimental.stateless_fold_in(epoch_seed, 1)
             order = tf.argsort(tf.random.stateless_uniform([n], shuffle_seed))
-            noise = tf.random.stateless_normal([num_batches, net.feature_width], noise_seed, dtype=net.dtype)
+            noise = tf.random.stateless_normal([num_batches, *noise_shape], noise_seed, dtype=net.dtype)
             drawn = (tf.concat([order, tf.zeros([padded - n], order.dtype)], axis=0), noise)
             if self.ncp is None:
                 return drawn
@@ -179,7 +150,7 @@ class StackedTrainer:
         signature = (tf.int32, net.dtype) if self.ncp is None else (tf.int32, net.dtype, net.dtype)
         drawn = tf.map_fn(draw, (seeds, epochs), fn_output_signature=signature)
         order = tf.reshape(drawn[0], [num_runs, num_epochs * num_batches, batch_size])
-        noise = tf.reshape(drawn[1], [num_runs, num_epochs * num_batches, net.feature_width])
+        noise = tf.reshape(drawn[1], [num_runs, num_epochs * num_batches, *noise_shape])
         input_noise = None if self.ncp is None else tf.reshape(
             drawn[2], [num_runs, num_epochs * num_batches, batch_size, tf.shape(x)[2]])
         self._steps(tf.gather(x, order, batch_dims=1), tf.gather(y, order, batch_dims=1),
@@ -219,9 +190,10 @@ class StackedTrainer:
         train_y = tf.convert_to_tensor(train_y, dtype)
         test_x_t = tf.convert_to_tensor(test_x, dtype)
         test_y_t = tf.convert_to_tensor(test_y, dtype)
-        if train_x.shape.rank != 3 or train_x.shape[0] != self.network.num_runs:
-            raise ValueError(f"train_x must be (K={self.network.num_runs}, n, d), got {train_x.shape}")
-        run_seeds = tf.constant(np.stack([tf_seed(s, "training", phase) for s in self.network.seeds]))
+        num_runs = self.network.num_units // getattr(self.network, "ensemble_size", 1)
+        if train_x.shape.rank != 3 or train_x.shape[0] != num_runs:
+            raise ValueError(f"train_x must be (K={num_runs}, n, d), got {train_x.shape}")
+        run_seeds = tf.constant(self.network.unit_seed_words("training", phase))
         evaluations = []
         epoch = first_epoch
         while epoch < num_epochs:
