@@ -21,7 +21,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from experiment_config import ExperimentConfig
-from models.bnn import BayesianLastLayerNetwork
+from models import StackedDenseNetwork, build_model
 from models.trainer import EvaluationMetrics, NoiseContrastivePrior, StackedTrainer, stack_training_sets
 from randomness import numpy_generator
 from regression_data import RegressionData, data_key, load_dataset
@@ -197,8 +197,8 @@ def _run_stack(runs: list[RunSpec], datas: list[RegressionData], show_progress: 
         logger.info("resuming %s at phase %d, epoch %d", ", ".join(state.labels), state.phase, state.epoch)
     state = state or _new_state(runs, n_pool_total)
     samplers = [make_sampler(run.config.parms) for run in runs]
-    network = BayesianLastLayerNetwork(datas[0].pool_x.shape[1], net.layer_sizes, net.weight_std,
-                                       seeds=[run.config.seed for run in runs])
+    network = build_model(config.parms.name_model, datas[0].pool_x.shape[1], net, config.parms,
+                          seeds=[run.config.seed for run in runs])
     ncp = None if net.ood_std_prior is None else NoiseContrastivePrior(
         net.noise_std, net.ncp_scale, net.ood_std_prior, net.center_at_target)
     trainer = StackedTrainer(network, net.learning_rate, net.clip_gradient, net.divergence_scale,
@@ -302,7 +302,7 @@ def _acquire(network, runs, samplers, datas, state: StackState, phase: int) -> N
                     schedule.al_iter, len(new_points), seconds, len(state.train_sets[k]))
 
 
-def _select(network: BayesianLastLayerNetwork, run_index: int, run: RunSpec, sampler, data: RegressionData,
+def _select(network: StackedDenseNetwork, run_index: int, run: RunSpec, sampler, data: RegressionData,
             train_indices: np.ndarray, phase: int) -> np.ndarray:
     """Ask the run's sampler for new pool points; returns indices into data.pool_x."""
     parms = run.config.parms

@@ -50,7 +50,8 @@ class NetConfig:
                              minimum=0.0, exclusive_minimum=True)
     clip_gradient: float = _key(100.0, "Global-norm gradient clipping threshold (per run).",
                                 minimum=0.0, exclusive_minimum=True)
-    dropout_rate: float = _key(0.0, "Reserved for the MC-dropout model; must be 0 for `bnn`.",
+    dropout_rate: float = _key(0.0, "Dropout rate of every hidden layer for `name_model: dropout` (in (0, 1)); "
+                                    "must be 0 for the other models.",
                                minimum=0.0, maximum=1.0, exclusive_maximum=True)
     noise_std: float = _key(0.1, "NCP: std of the Gaussian noise that perturbs the inputs (standardised "
                                  "units; used only when ood_std_prior is set).", minimum=0.0)
@@ -63,8 +64,11 @@ class NetConfig:
 
 @dataclass
 class SamplingParameters:
-    name_model: str = _key("bnn", "Model: `bnn` (Bayesian last layer, Hafner et al.'s bbb).",
-                           choices=("bnn",))
+    name_model: str = _key("bnn", "Model: `bnn` (Bayesian last layer, Hafner et al.'s bbb; NCP with "
+                                  "`ood_std_prior`), `dropout` (MC dropout) or `ensemble` (deep ensemble).",
+                           choices=("bnn", "dropout", "ensemble"))
+    ensemble_size: int = _key(5, "Members per run for `name_model: ensemble`; each member's mean is one "
+                                 "function sample (so T = ensemble_size and n_mc_samples is not used).", minimum=2)
     sample_policy: str = _key("gpa", "Sampler name from the registry (`random`, `gpa` = fast GPA, "
                                      "`bgpa` = batch GPA, `lrgpa` = low-rank GPA, `mcdue` = top MC variance, "
                                      "or a user-registered one).")
@@ -136,7 +140,7 @@ class ExperimentConfig:
         """Everything that must match for two runs to be trained side by side in one stack."""
         return (repr(dataclasses.asdict(self.al_schedule)), repr(dataclasses.asdict(self.net_config)),
                 repr(dataclasses.asdict(self.train_schedule)), repr(dataclasses.asdict(self.data)),
-                self.parms.name_model)
+                self.parms.name_model, self.parms.ensemble_size if self.parms.name_model == "ensemble" else None)
 
 
 _SECTIONS = {f.name: f for f in dataclasses.fields(ExperimentConfig)}
@@ -235,12 +239,23 @@ def check_consistency(config: ExperimentConfig, source: str = "<config>") -> Non
         raise ConfigError(_unknown_key_message(parms.sample_policy, sampler_names(),
                                                f"{source}: key 'parms.sample_policy'").replace(
             "unknown key", "unknown sampler").replace("Allowed keys", "Registered samplers"))
+    model = parms.name_model
+    if model == "dropout" and net.dropout_rate == 0.0:
+        raise ConfigError(f"{source}: key 'net_config.dropout_rate' is 0.0, but `name_model: dropout` needs a rate "
+                          "in (0, 1), e.g. 0.1.")
+    if model != "dropout" and net.dropout_rate != 0.0:
+        raise ConfigError(f"{source}: key 'net_config.dropout_rate' is {net.dropout_rate!r}, but the `{model}` "
+                          "model has no dropout; set it to 0.0 or use name_model: dropout.")
+    if model != "bnn":
+        for key, value, default in (("net_config.ood_std_prior", net.ood_std_prior, None),
+                                    ("parms.gpa_kernel", parms.gpa_kernel, "mc"),
+                                    ("parms.function_samples", parms.function_samples, "joint")):
+            if value != default:
+                raise ConfigError(f"{source}: key '{key}' is {value!r}, which only the `bnn` model supports; "
+                                  f"set it to {default!r} for `{model}`.")
     if net.ood_std_prior is not None and net.noise_std <= 0:
         raise ConfigError(f"{source}: key 'net_config.noise_std' is {net.noise_std!r}, but noise contrastive "
                           "priors (ood_std_prior set) need input noise > 0.")
-    if net.dropout_rate != 0.0:
-        raise ConfigError(f"{source}: key 'net_config.dropout_rate' is {net.dropout_rate!r}, but the `bnn` "
-                          "model has no dropout; set it to 0.0.")
     if parms.resample_every_round and (parms.sample_policy != "bgpa" or parms.gpa_kernel != "mc"):
         raise ConfigError(f"{source}: key 'parms.resample_every_round' is true, which only batch GPA with "
                           "Monte-Carlo samples supports; use sample_policy: bgpa with gpa_kernel: mc, or set "

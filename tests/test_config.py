@@ -46,6 +46,11 @@ def test_published_values():
     ({"parms": {"resample_every_round": True}}, r"resample_every_round' is true, which only batch GPA"),
     ({"train_schedule": {"num_epochs": True}}, r"expected an integer, got True"),
     ({"net_config": {"ood_std_prior": 0.5, "noise_std": 0.0}}, r"need input noise > 0"),
+    ({"parms": {"name_model": "dropout"}}, r"`name_model: dropout` needs a rate in \(0, 1\)"),
+    ({"net_config": {"dropout_rate": 0.2}}, r"the `bnn` model has no dropout"),
+    ({"parms": {"name_model": "ensemble", "gpa_kernel": "exact"}}, r"'parms.gpa_kernel' is 'exact', which only"),
+    ({"parms": {"name_model": "ensemble", "ensemble_size": 1}}, r"'parms.ensemble_size': 1 is out of range"),
+    ({"parms": {"name_model": "mlp"}}, r"'mlp' is not allowed; choose one of 'bnn', 'dropout', 'ensemble'"),
     ({"data": {"size_pool": 100}}, r"key 'data.size_pool' is 100, but the schedule labels 1500 points"),
     ({"seed": -1}, r"key 'seed': -1 is out of range"),
     ({"net_config": 3}, r"section 'net_config' must be a mapping"),
@@ -73,3 +78,11 @@ def test_readme_key_table_is_the_generated_one():
     for key, _, _ in describe_keys():
         assert f"`{key}`" in readme, f"README.md does not document config key {key}"
     assert markdown_key_table() in readme, "regenerate the README's key table: python source/experiment_config.py"
+
+
+@pytest.mark.parametrize("name,model", [("config_gpa_ncp.yaml", "bnn"), ("config_gpa_dropout.yaml", "dropout"),
+                                        ("config_gpa_ensemble.yaml", "ensemble")])
+def test_one_config_per_model_loads(name, model):
+    config = load_config(REPO_ROOT / "configs" / name)
+    assert config.parms.name_model == model
+    assert (config.net_config.ood_std_prior is not None) == (name == "config_gpa_ncp.yaml")

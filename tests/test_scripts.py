@@ -198,3 +198,21 @@ def test_runs_with_the_noise_contrastive_prior(tmp_path):
     rows = read_csv(out / "metrics_lrgpa.csv")
     assert len(rows) == 6 and all(np.isfinite(float(r["test_rmse"])) for r in rows)
     assert yaml.safe_load((out / "config_lrgpa.yaml").read_text())["net_config"]["ood_std_prior"] == 1.0
+
+
+@pytest.mark.parametrize("model,extra", [("dropout", {"net_config": {"dropout_rate": 0.1}}),
+                                         ("ensemble", {"parms": {"ensemble_size": 3}})])
+def test_every_sampler_runs_on_the_dropout_and_ensemble_models(tmp_path, model, extra):
+    configs = []
+    for policy in ("lrgpa", "mcdue"):
+        raw = {**TINY, "net_config": {**TINY["net_config"], **extra.get("net_config", {})},
+               "parms": {**TINY["parms"], **extra.get("parms", {}), "sample_policy": policy, "name_model": model}}
+        path = tmp_path / f"{model}_{policy}.yaml"
+        path.write_text(yaml.safe_dump(raw))
+        configs.append(str(path))
+    out = tmp_path / model
+    assert main(compare_gpa_rand.COMPARISON, [*configs, *SIZES, "--results-dir", str(out)]) == 0
+    for policy in ("lrgpa", "mcdue"):
+        rows = read_csv(out / f"metrics_{policy}.csv")
+        assert len(rows) == 6 and all(np.isfinite(float(r["test_log_likelihood"])) for r in rows)
+        assert len({r["pool_index"] for r in read_csv(out / f"selected_{policy}.csv")}) == 40

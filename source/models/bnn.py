@@ -51,10 +51,6 @@ class BayesianLastLayerNetwork(StackedDenseNetwork):
         self.prior = tfd.Normal(tf.constant(0.0, dtype), tf.constant(weight_std, dtype))
 
     @property
-    def num_runs(self) -> int:
-        return self.num_units
-
-    @property
     def trainable_variables(self) -> list[tf.Variable]:
         return [*self.hidden_kernels, *self.hidden_biases, self.output_kernel_mean,
                 self.output_kernel_std_parameter, self.output_bias, self.noise_kernel, self.noise_bias]

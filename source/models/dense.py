@@ -45,6 +45,11 @@ class StackedDenseNetwork:
         return len(self.unit_keys)
 
     @property
+    def num_runs(self) -> int:
+        """Runs in the stack (an ensemble has several units per run)."""
+        return self.num_units
+
+    @property
     def feature_width(self) -> int:
         return self.layer_sizes[-1]
 

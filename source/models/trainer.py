@@ -190,9 +190,8 @@ class StackedTrainer:
         train_y = tf.convert_to_tensor(train_y, dtype)
         test_x_t = tf.convert_to_tensor(test_x, dtype)
         test_y_t = tf.convert_to_tensor(test_y, dtype)
-        num_runs = self.network.num_units // getattr(self.network, "ensemble_size", 1)
-        if train_x.shape.rank != 3 or train_x.shape[0] != num_runs:
-            raise ValueError(f"train_x must be (K={num_runs}, n, d), got {train_x.shape}")
+        if train_x.shape.rank != 3 or train_x.shape[0] != self.network.num_runs:
+            raise ValueError(f"train_x must be (K={self.network.num_runs}, n, d), got {train_x.shape}")
         run_seeds = tf.constant(self.network.unit_seed_words("training", phase))
         evaluations = []
         epoch = first_epoch
