@@ -1,10 +1,10 @@
-"""Benchmark sweeps: datasets x samplers x seeds, run on local processes or a Dask cluster.
+"""Benchmark sweeps: datasets x models x samplers x seeds, on local processes or a Dask cluster.
 
-One task is one dataset: all of its unfinished (sampler, seed) runs, trained as one stacked model
-(each seed with its own split, all splits the same size). A task returns tidy rows, one per AL
-step; the parent process owns the output directory and writes each run's rows atomically as
-`runs/<dataset>/<sampler>_rs_<seed>.csv`, so an interrupted sweep resumes by skipping the runs
-whose file exists, and a half-finished run never leaves a file behind.
+One task is one (dataset, model): all of its unfinished (sampler, seed) runs, trained as one
+stacked model (each seed with its own split, all splits the same size). A task returns tidy rows,
+one per AL step; the parent process owns the output directory and writes each run's rows
+atomically as `runs/<dataset>/<model>/<sampler>_rs_<seed>.csv`, so an interrupted sweep resumes
+by skipping the runs whose file exists, and a half-finished run never leaves a file behind.
 """
 
 from __future__ import annotations
@@ -26,11 +26,12 @@ from experiment_config import ConfigError, config_from_dict
 
 logger = logging.getLogger("al_bnn.benchmark")
 
-TIDY_COLUMNS = ["dataset", "sampler", "seed", "al_iter", "n_train", "test_rmse", "test_log_likelihood",
+TIDY_COLUMNS = ["dataset", "model", "sampler", "seed", "al_iter", "n_train", "test_rmse", "test_log_likelihood",
                 "selection_seconds", "training_seconds"]
 TIE_TOLERANCE = 0.005  # final RMSEs within 0.5% of random's count as a tie
 SCHEDULE_KEYS = ("num_train_init", "num_al_incr", "al_iter")
-BENCHMARK_KEYS = ("datasets", "samplers", "seeds", "uci_root", "test_fraction", "schedule", "experiment", "quick")
+BENCHMARK_KEYS = ("datasets", "models", "model_settings", "samplers", "seeds", "uci_root", "test_fraction", "schedule",
+                  "experiment", "quick")
 
 
 @dataclass
@@ -56,6 +57,8 @@ class BenchmarkConfig:
     schedule: dict[str, dict]          # dataset name or "default" -> {num_train_init, num_al_incr, al_iter}
     experiment: dict = field(default_factory=dict)  # ExperimentConfig sections shared by all runs
     uci_root: str | None = None
+    models: list[str] = field(default_factory=lambda: ["bnn"])
+    model_settings: dict = field(default_factory=dict)  # model name -> ExperimentConfig sections for it
     test_fraction: float = 0.2
     source: str = "<benchmark config>"
 
@@ -63,7 +66,8 @@ class BenchmarkConfig:
         return dict(datasets=[e.name if e.path is None else dict(name=e.name, path=e.path, target=e.target)
                               for e in self.datasets],
                     samplers=self.samplers, seeds=self.seeds, uci_root=self.uci_root,
-                    test_fraction=self.test_fraction, schedule=self.schedule, experiment=self.experiment)
+                    test_fraction=self.test_fraction, schedule=self.schedule, experiment=self.experiment,
+                    models=self.models, model_settings=self.model_settings)
 
 
 def _merge(base: dict, update: dict) -> dict:
@@ -116,12 +120,19 @@ def benchmark_config_from_dict(raw: dict, source: str) -> BenchmarkConfig:
         if not isinstance(entry, dict) or set(entry) - set(SCHEDULE_KEYS):
             raise ConfigError(f"{source}: key 'schedule.{name}' must set only {', '.join(SCHEDULE_KEYS)}, "
                               f"got {entry!r}")
-    config = BenchmarkConfig(datasets, [str(s) for s in samplers], list(seeds), schedule,
-                             raw.get("experiment") or {}, raw.get("uci_root"), float(raw.get("test_fraction", 0.2)),
-                             source)
+    models = raw.get("models") or ["bnn"]
+    model_settings = raw.get("model_settings") or {}
+    if not isinstance(model_settings, dict) or set(model_settings) - set(models):
+        raise ConfigError(f"{source}: key 'model_settings' maps names from 'models' ({models}) to config sections, "
+                          f"got {model_settings!r}")
+    config = BenchmarkConfig(datasets=datasets, samplers=[str(s) for s in samplers], seeds=list(seeds),
+                             schedule=schedule, experiment=raw.get("experiment") or {}, uci_root=raw.get("uci_root"),
+                             test_fraction=float(raw.get("test_fraction", 0.2)), source=source,
+                             models=[str(m) for m in models], model_settings=model_settings)
     for entry in datasets:  # validate every run's config now, before any work
-        for sampler in config.samplers:
-            experiment_config(config, entry, sampler, seeds[0], pool_size=10**9)
+        for model in config.models:
+            for sampler in config.samplers:
+                experiment_config(config, entry, sampler, seeds[0], pool_size=10**9, model=model)
     return config
 
 
@@ -146,15 +157,16 @@ def schedule_for(config: BenchmarkConfig, dataset: str, pool_size: int) -> dict:
     return _schedule_counts(entry, pool_size, f"{config.source}: schedule.{dataset}")
 
 
-def experiment_config(config: BenchmarkConfig, entry: DatasetEntry, sampler: str, seed: int, pool_size: int):
+def experiment_config(config: BenchmarkConfig, entry: DatasetEntry, sampler: str, seed: int, pool_size: int,
+                      model: str = "bnn"):
     """The validated ExperimentConfig of one run."""
-    raw = _merge(config.experiment, {
+    raw = _merge(_merge(config.experiment, config.model_settings.get(model, {})), {
         "seed": seed,
         "al_schedule": schedule_for(config, entry.name, pool_size),
-        "parms": {"sample_policy": sampler},
+        "parms": {"sample_policy": sampler, "name_model": model},
         "data": {**entry.data_section, "uci_root": config.uci_root, "test_fraction": config.test_fraction},
     })
-    return config_from_dict(raw, f"{config.source} [{entry.name}, {sampler}, seed {seed}]")
+    return config_from_dict(raw, f"{config.source} [{entry.name}, {model}, {sampler}, seed {seed}]")
 
 
 def config_fingerprint(config: BenchmarkConfig) -> str:
@@ -163,18 +175,20 @@ def config_fingerprint(config: BenchmarkConfig) -> str:
 
 # -- tasks -----------------------------------------------------------------------------------------
 
-def run_file(output: Path, dataset: str, sampler: str, seed: int) -> Path:
-    return output / "runs" / dataset / f"{sampler}_rs_{seed}.csv"
+def run_file(output: Path, dataset: str, model: str, sampler: str, seed: int) -> Path:
+    return output / "runs" / dataset / model / f"{sampler}_rs_{seed}.csv"
 
 
 def pending_tasks(config: BenchmarkConfig, output: Path) -> list[dict]:
-    """One task per dataset with its unfinished (sampler, seed) runs."""
+    """One task per (dataset, model) with its unfinished (sampler, seed) runs."""
     tasks = []
     for entry in config.datasets:
-        runs = [(sampler, seed) for seed in config.seeds for sampler in config.samplers
-                if not run_file(output, entry.name, sampler, seed).exists()]
-        if runs:
-            tasks.append(dict(config=config.as_dict(), source=config.source, dataset=entry.name, runs=runs))
+        for model in config.models:
+            runs = [(sampler, seed) for seed in config.seeds for sampler in config.samplers
+                    if not run_file(output, entry.name, model, sampler, seed).exists()]
+            if runs:
+                tasks.append(dict(config=config.as_dict(), source=config.source, dataset=entry.name, model=model,
+                                  runs=runs))
     return tasks
 
 
@@ -193,16 +207,17 @@ def run_task(task: dict, threads: int | None = None) -> dict:
 
     config = benchmark_config_from_dict(task["config"], task["source"])
     entry = next(e for e in config.datasets if e.name == task["dataset"])
-    probe = experiment_config(config, entry, task["runs"][0][0], task["runs"][0][1], pool_size=10**9)
+    model = task["model"]
+    probe = experiment_config(config, entry, task["runs"][0][0], task["runs"][0][1], pool_size=10**9, model=model)
     pool_size = len(load_run_data(RunSpec("probe", probe)).pool_x)
-    specs = [RunSpec(f"{sampler}_rs_{seed}", experiment_config(config, entry, sampler, seed, pool_size), sampler)
-             for sampler, seed in task["runs"]]
+    specs = [RunSpec(f"{sampler}_rs_{seed}", experiment_config(config, entry, sampler, seed, pool_size, model),
+                     sampler) for sampler, seed in task["runs"]]
     results = run_experiments(specs, show_progress=False)
-    return {(entry.name, spec.group, spec.config.seed): tidy_rows(entry.name, spec.group, result)
+    return {(entry.name, model, spec.group, spec.config.seed): tidy_rows(entry.name, model, spec.group, result)
             for spec, result in zip(specs, results, strict=True)}
 
 
-def tidy_rows(dataset: str, sampler: str, result) -> list[dict]:
+def tidy_rows(dataset: str, model: str, sampler: str, result) -> list[dict]:
     """One row per AL step: the last evaluation of each training phase."""
     last_of_phase = {}
     for row in result.metrics:
@@ -210,8 +225,8 @@ def tidy_rows(dataset: str, sampler: str, result) -> list[dict]:
     rows = []
     for acquisition in result.acquisitions:
         metrics = last_of_phase[acquisition["al_iter"]]
-        rows.append(dict(dataset=dataset, sampler=sampler, seed=result.config.seed, al_iter=acquisition["al_iter"],
-                         n_train=metrics["n_train"], test_rmse=metrics["test_rmse"],
+        rows.append(dict(dataset=dataset, model=model, sampler=sampler, seed=result.config.seed,
+                         al_iter=acquisition["al_iter"], n_train=metrics["n_train"], test_rmse=metrics["test_rmse"],
                          test_log_likelihood=metrics["test_log_likelihood"],
                          selection_seconds=acquisition["selection_seconds"],
                          training_seconds=acquisition["training_seconds"]))
@@ -258,76 +273,85 @@ def collect(output: Path, config: BenchmarkConfig) -> pd.DataFrame:
     """The tidy table of every finished run of this config."""
     frames = []
     for entry in config.datasets:
-        for seed in config.seeds:
-            for sampler in config.samplers:
-                path = run_file(output, entry.name, sampler, seed)
-                if path.exists():
-                    frames.append(pd.read_csv(path))
+        for model in config.models:
+            for seed in config.seeds:
+                for sampler in config.samplers:
+                    path = run_file(output, entry.name, model, sampler, seed)
+                    if path.exists():
+                        frames.append(pd.read_csv(path))
     if not frames:
         return pd.DataFrame(columns=TIDY_COLUMNS)
     return pd.concat(frames, ignore_index=True)[TIDY_COLUMNS]
 
 
 def summarise(table: pd.DataFrame, baseline: str = "random") -> pd.DataFrame:
-    """Per dataset and sampler: final RMSE mean and standard error over seeds, mean log RMSE over
-    the AL steps, ratio of final RMSE to the baseline's, and paired wins/ties/losses against it."""
+    """Per dataset, model and sampler: final RMSE mean and standard error over seeds, mean log
+    RMSE over the AL steps, ratio of final RMSE to the baseline's (same dataset and model), and
+    paired wins/ties/losses against it."""
     rows = []
-    final = table.loc[table.groupby(["dataset", "sampler", "seed"])["al_iter"].idxmax()]
-    mean_log = table.assign(log_rmse=np.log(table["test_rmse"])).groupby(
-        ["dataset", "sampler", "seed"])["log_rmse"].mean()
-    for (dataset, sampler), group in final.groupby(["dataset", "sampler"], sort=False):
+    keys = ["dataset", "model", "sampler"]
+    final = table.loc[table.groupby([*keys, "seed"])["al_iter"].idxmax()]
+    mean_log = table.assign(log_rmse=np.log(table["test_rmse"])).groupby([*keys, "seed"])["log_rmse"].mean()
+    for (dataset, model, sampler), group in final.groupby(keys, sort=False):
         values = group.set_index("seed")["test_rmse"]
-        base = final[(final["dataset"] == dataset) & (final["sampler"] == baseline)].set_index("seed")["test_rmse"]
+        base = final[(final["dataset"] == dataset) & (final["model"] == model)
+                     & (final["sampler"] == baseline)].set_index("seed")["test_rmse"]
         paired = values.index.intersection(base.index)
         difference = (values[paired] - base[paired]) / base[paired]
-        log_values = mean_log.loc[dataset, sampler]
+        log_values = mean_log.loc[dataset, model, sampler]
+        part = table[(table["dataset"] == dataset) & (table["model"] == model) & (table["sampler"] == sampler)]
         rows.append(dict(
-            dataset=dataset, sampler=sampler, seeds=len(values),
+            dataset=dataset, model=model, sampler=sampler, seeds=len(values),
             final_rmse_mean=values.mean(),
             final_rmse_se=values.std(ddof=1) / math.sqrt(len(values)) if len(values) > 1 else float("nan"),
             mean_log_rmse=log_values.mean(),
             ratio_to_random=values.mean() / base.mean() if len(base) else float("nan"),
             wins=int((difference < -TIE_TOLERANCE).sum()), ties=int((difference.abs() <= TIE_TOLERANCE).sum()),
             losses=int((difference > TIE_TOLERANCE).sum()),
-            selection_seconds=group_mean(table, dataset, sampler, "selection_seconds"),
-            training_seconds=group_mean(table, dataset, sampler, "training_seconds")))
+            selection_seconds=per_run_total(part, "selection_seconds"),
+            training_seconds=per_run_total(part, "training_seconds")))
     return pd.DataFrame(rows)
 
 
-def group_mean(table: pd.DataFrame, dataset: str, sampler: str, column: str) -> float:
+def per_run_total(part: pd.DataFrame, column: str) -> float:
     """Mean over seeds of the per-run total of `column`."""
-    part = table[(table["dataset"] == dataset) & (table["sampler"] == sampler)]
     return float(part.groupby("seed")[column].sum().mean())
 
 
 def summary_markdown(summary: pd.DataFrame) -> str:
-    lines = ["| dataset | sampler | seeds | final test RMSE (mean +- SE) | mean log RMSE over AL steps | "
+    lines = ["| dataset | model | sampler | seeds | final test RMSE (mean +- SE) | mean log RMSE over AL steps | "
              "ratio to random | W/T/L vs random | selection s / run | training s / run |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for row in summary.itertuples():
         se = "" if math.isnan(row.final_rmse_se) else f" +- {row.final_rmse_se:.4f}"
-        lines.append(f"| {row.dataset} | {row.sampler} | {row.seeds} | {row.final_rmse_mean:.4f}{se} | "
+        lines.append(f"| {row.dataset} | {row.model} | {row.sampler} | {row.seeds} | {row.final_rmse_mean:.4f}{se} | "
                      f"{row.mean_log_rmse:.4f} | {row.ratio_to_random:.3f} | {row.wins}/{row.ties}/{row.losses} | "
                      f"{row.selection_seconds:.2f} | {row.training_seconds:.1f} |")
     return "\n".join(lines)
 
 
 def plot_dataset(table: pd.DataFrame, dataset: str):
-    """Test RMSE against labelled points: mean and 95% band over seeds, one line per sampler."""
+    """Test RMSE against labelled points: mean and 95% band over seeds, one panel per model and one
+    line per sampler (the same colour for a sampler in every panel)."""
     from plotting import mean_and_band, plt
 
-    figure, axis = plt.subplots(figsize=(6.5, 4.5))
     part = table[table["dataset"] == dataset]
-    for sampler, group in part.groupby("sampler", sort=False):
-        curves = group.pivot_table(index="seed", columns="n_train", values="test_rmse")
-        mean, band = mean_and_band(curves.to_numpy())
-        n_train = curves.columns.to_numpy()
-        line, = axis.plot(n_train, mean, marker="o", markersize=3, label=f"{sampler} ({len(curves)} seeds)")
-        axis.fill_between(n_train, mean - band, mean + band, color=line.get_color(), alpha=0.2, linewidth=0)
-    axis.set_xlabel("labelled points")
-    axis.set_ylabel("test RMSE (target units)")
-    axis.set_title(f"{dataset}: mean and 95% band over seeds")
-    axis.grid(alpha=0.3)
-    axis.legend()
+    models = list(dict.fromkeys(part["model"]))
+    samplers = list(dict.fromkeys(part["sampler"]))
+    colours = {sampler: f"C{index}" for index, sampler in enumerate(samplers)}
+    figure, axes = plt.subplots(1, len(models), figsize=(5.2 * len(models), 4.2), sharey=True, squeeze=False)
+    for axis, model in zip(axes[0], models, strict=True):
+        for sampler, group in part[part["model"] == model].groupby("sampler", sort=False):
+            curves = group.pivot_table(index="seed", columns="n_train", values="test_rmse")
+            mean, band = mean_and_band(curves.to_numpy())
+            n_train = curves.columns.to_numpy()
+            axis.plot(n_train, mean, marker="o", markersize=3, color=colours[sampler],
+                      label=f"{sampler} ({len(curves)} seeds)")
+            axis.fill_between(n_train, mean - band, mean + band, color=colours[sampler], alpha=0.2, linewidth=0)
+        axis.set_xlabel("labelled points")
+        axis.set_title(f"{dataset}, model {model}")
+        axis.grid(alpha=0.3)
+        axis.legend()
+    axes[0][0].set_ylabel("test RMSE (target units); mean and 95% band")
     figure.tight_layout()
     return figure

@@ -4,8 +4,8 @@
     python source/run_benchmark.py --config configs/benchmark.yaml --scheduler tcp://host:8786
     python source/run_benchmark.py --config configs/benchmark.yaml --data my.csv --target price
 
-Writes to the output directory: runs/<dataset>/<sampler>_rs_<seed>.csv (one per finished run;
-a rerun skips them, so an interrupted sweep resumes), benchmark.csv (all rows, tidy),
+Writes to the output directory: runs/<dataset>/<model>/<sampler>_rs_<seed>.csv (one per
+finished run; a rerun skips them, so an interrupted sweep resumes), benchmark.csv (all rows, tidy),
 summary.md and summary.csv, plots/<dataset>.png, config.yaml (the sweep as run) and log.txt.
 """
 
@@ -54,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--target", default=None, help="target column of the --data CSV file")
     parser.add_argument("--datasets", nargs="+", default=None, help="only these datasets of the config")
     parser.add_argument("--samplers", nargs="+", default=None, help="override the config's samplers")
+    parser.add_argument("--models", nargs="+", default=None, help="override the config's models (bnn, dropout, "
+                        "ensemble); settings a model needs come from the config's model_settings")
     parser.add_argument("--seeds", nargs="+", type=int, default=None, help="override the config's seeds")
     parser.add_argument("--workers", type=int, default=1, help="local worker processes (default 1)")
     engine = parser.add_mutually_exclusive_group()
@@ -97,6 +99,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.data:
         config.datasets.append(DatasetEntry(Path(args.data).stem, str(Path(args.data).resolve()), args.target))
     config.samplers = args.samplers or config.samplers
+    config.models = args.models or config.models
     config.seeds = args.seeds or config.seeds
     from benchmark_sweep import benchmark_config_from_dict
 
@@ -112,7 +115,7 @@ def _run(args: argparse.Namespace) -> int:
                 f"{output} holds a sweep of a different config (fingerprint {recorded}, now {fingerprint}); pass "
                 "--overwrite to start over there, or choose another --out")
         if recorded != fingerprint:
-            for path in sorted((output / "runs").glob("*/*.csv")):
+            for path in sorted((output / "runs").glob("**/*.csv")):
                 path.unlink()
     writer = ResultsWriter(output, overwrite=True)
     writer.write_text("config.yaml", yaml.safe_dump({"fingerprint": fingerprint, **config.as_dict()}, sort_keys=False))
@@ -124,21 +127,21 @@ def _run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     try:
         tasks = pending_tasks(config, output)
-        total_runs = len(config.datasets) * len(config.samplers) * len(config.seeds)
+        total_runs = len(config.datasets) * len(config.models) * len(config.samplers) * len(config.seeds)
         pending_runs = sum(len(t["runs"]) for t in tasks)
         engine = (f"Dask scheduler {args.scheduler}" if args.scheduler else
                   f"local Dask cluster ({args.workers} workers)" if args.dask_cluster else
                   f"{args.workers} local process(es)")
         logger.info("%s: %d runs, %d already finished, %d to do in %d task(s) on %s", config.source, total_runs,
                     total_runs - pending_runs, pending_runs, len(tasks), engine)
-        with tqdm(total=len(tasks), unit="dataset", disable=None) as progress:
+        with tqdm(total=len(tasks), unit="task", disable=None) as progress:
             for result in execute(tasks, args.scheduler, args.dask_cluster, args.workers):
-                for (dataset, sampler, seed), rows in result.items():
-                    path = run_file(output, dataset, sampler, seed)
+                for (dataset, model, sampler, seed), rows in result.items():
+                    path = run_file(output, dataset, model, sampler, seed)
                     path.parent.mkdir(parents=True, exist_ok=True)
                     ResultsWriter(path.parent, overwrite=True).write_csv(path.name, rows)
-                    logger.info("finished %s / %s / seed %d: final test RMSE %.4f", dataset, sampler, seed,
-                                rows[-1]["test_rmse"])
+                    logger.info("finished %s / %s / %s / seed %d: final test RMSE %.4f", dataset, model, sampler,
+                                seed, rows[-1]["test_rmse"])
                 progress.update(1)
         write_reports(writer, config, output)
         logger.info("sweep done in %.1f s; summary in %s", time.perf_counter() - started, output / "summary.md")

@@ -43,18 +43,18 @@ def test_local_sweep_writes_everything_then_resumes_only_missing_runs(tiny_confi
     assert run_benchmark.main(["--config", str(tiny_config), "--out", str(out)]) == 0
     table = pd.read_csv(out / "benchmark.csv")
     assert len(table) == 2 * 3 * 2 * 3  # datasets x samplers x seeds x AL steps
-    assert list(table.columns) == ["dataset", "sampler", "seed", "al_iter", "n_train", "test_rmse",
+    assert list(table.columns) == ["dataset", "model", "sampler", "seed", "al_iter", "n_train", "test_rmse",
                                    "test_log_likelihood", "selection_seconds", "training_seconds"]
     yacht = table[(table.dataset == "yacht") & (table.seed == 0)]
     assert sorted(set(yacht.n_train)) == [12, 19, 26]
     summary = pd.read_csv(out / "summary.csv")
     assert len(summary) == 6 and set(summary.sampler) == {"random", "lrgpa", "mcdue"}
-    assert "| yacht | lrgpa | 2 |" in (out / "summary.md").read_text()
+    assert "| yacht | bnn | lrgpa | 2 |" in (out / "summary.md").read_text()
     assert (out / "plots" / "yacht.png").exists() and (out / "plots" / "energy.png").exists()
     assert not list(out.rglob("*.tmp"))
 
-    kept = out / "runs" / "energy" / "random_rs_1.csv"
-    removed = out / "runs" / "yacht" / "lrgpa_rs_1.csv"
+    kept = out / "runs" / "energy" / "bnn" / "random_rs_1.csv"
+    removed = out / "runs" / "yacht" / "bnn" / "lrgpa_rs_1.csv"
     before = kept.stat().st_mtime_ns
     original = pd.read_csv(removed)
     removed.unlink()
@@ -100,6 +100,7 @@ def test_a_different_config_is_refused_in_the_same_output(tiny_config, tmp_path,
      "'num_al_incr' must be an integer or a fraction"),
     ({"experiment": {"net_config": {"layer_size": [3]}}}, "Did you mean 'layer_sizes'"),
     ({"datasets": []}, "must each list at least one value"),
+    ({"model_settings": {"ensemble": {}}}, "maps names from 'models'"),
 ])
 def test_bad_benchmark_configs(tmp_path, change, message):
     path = tmp_path / "bad.yaml"
@@ -121,10 +122,10 @@ def test_summary_statistics_on_a_hand_made_table():
     finals = {"random": [1.0, 2.0, 3.0], "gpa": [0.9, 2.0 * (1 + TIE_TOLERANCE / 2), 3.3]}
     for sampler, values in finals.items():
         for seed, final in enumerate(values):
-            rows.append(dict(dataset="d", sampler=sampler, seed=seed, al_iter=0, n_train=10, test_rmse=2.0,
-                             test_log_likelihood=-1, selection_seconds=0.5, training_seconds=1.0))
-            rows.append(dict(dataset="d", sampler=sampler, seed=seed, al_iter=1, n_train=20, test_rmse=final,
-                             test_log_likelihood=-1, selection_seconds=0.25, training_seconds=1.0))
+            common = dict(dataset="d", model="bnn", sampler=sampler, seed=seed, test_log_likelihood=-1,
+                          training_seconds=1.0)
+            rows.append(dict(common, al_iter=0, n_train=10, test_rmse=2.0, selection_seconds=0.5))
+            rows.append(dict(common, al_iter=1, n_train=20, test_rmse=final, selection_seconds=0.25))
     summary = summarise(pd.DataFrame(rows)).set_index("sampler")
     gpa = summary.loc["gpa"]
     assert (gpa.wins, gpa.ties, gpa.losses) == (1, 1, 1)
@@ -133,3 +134,28 @@ def test_summary_statistics_on_a_hand_made_table():
     assert gpa.ratio_to_random == pytest.approx(np.mean(finals["gpa"]) / 2.0)
     assert gpa.mean_log_rmse == pytest.approx(np.mean([(np.log(2.0) + np.log(v)) / 2 for v in finals["gpa"]]))
     assert gpa.selection_seconds == pytest.approx(0.75) and gpa.training_seconds == pytest.approx(2.0)
+
+
+def test_models_are_another_axis_of_the_sweep(tiny_config, tmp_path):
+    raw = yaml.safe_load(tiny_config.read_text())
+    raw.update(datasets=["yacht"], seeds=[0], samplers=["random", "mcdue"], models=["bnn", "ensemble", "dropout"],
+               model_settings={"ensemble": {"parms": {"ensemble_size": 3}},
+                               "dropout": {"net_config": {"dropout_rate": 0.1}}})
+    path = tmp_path / "models.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    out = tmp_path / "models"
+    assert run_benchmark.main(["--config", str(path), "--out", str(out)]) == 0
+    summary = pd.read_csv(out / "summary.csv")
+    assert sorted(zip(summary.model, summary.sampler, strict=True)) == sorted(
+        (m, s) for m in ("bnn", "ensemble", "dropout") for s in ("random", "mcdue"))
+    assert (summary[summary.sampler == "random"].ratio_to_random == 1.0).all()  # each model against its own random
+    assert (out / "runs" / "yacht" / "ensemble" / "mcdue_rs_0.csv").exists()
+
+
+def test_a_model_missing_its_settings_is_named(tiny_config, tmp_path):
+    raw = yaml.safe_load(tiny_config.read_text())
+    raw.update(models=["dropout"])
+    path = tmp_path / "dropout.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError, match=r"\[yacht, dropout, random, seed 0\]: key 'net_config.dropout_rate'"):
+        load_benchmark_config(path)

@@ -1,12 +1,11 @@
-"""Training of a stacked BayesianLastLayerNetwork: one compiled call per chunk of epochs.
+"""Training of a stacked model (bnn, dropout or ensemble): one compiled call per chunk of epochs.
 
 Shuffling, batching, the optimiser steps and the evaluation all run inside one tf.function;
 Python is touched only between evaluation points (to log and show progress), because at this
 network's size the per-step cost of Python dispatch is several times the step itself.
 
-Loss of run k per batch: (divergence_scale * KL_k / num_batches + sum over the batch of
--log N(y | h . w + b, noise)) / batch size, with one reparameterised weight draw w per batch and
-num_batches = n_train / batch_size, as in Hafner et al.'s code. Each run has its own
+The model defines the loss of each stacked unit (see its loss_per_unit); the trainer owns the
+data order, the per-step random draws, and Adam. Each run has its own
 global-norm clipping and its own Adam moments, so runs in a stack never interact.
 """
 
@@ -22,6 +21,7 @@ import tensorflow as tf
 from models.dense import StackedDenseNetwork
 
 ADAM_BETA_1, ADAM_BETA_2, ADAM_EPSILON = 0.9, 0.999, 1e-8  # tf.compat.v1 AdamOptimizer defaults
+MAX_EPOCHS_PER_CALL = 25
 
 
 @dataclass
@@ -196,9 +196,14 @@ class StackedTrainer:
         evaluations = []
         epoch = first_epoch
         while epoch < num_epochs:
-            chunk = min(eval_every - epoch % eval_every, num_epochs - epoch)
-            self._train_epochs(train_x, train_y, run_seeds, tf.constant(epoch, tf.int32), tf.constant(chunk, tf.int32))
+            # One compiled call per chunk; chunks end at evaluation points and are capped so that the
+            # per-epoch draws of a chunk (dropout masks above all) stay small in memory.
+            chunk = min(eval_every - epoch % eval_every, num_epochs - epoch, MAX_EPOCHS_PER_CALL)
+            self._train_epochs(train_x, train_y, run_seeds, tf.constant(epoch, tf.int32),
+                               tf.constant(chunk, tf.int32))
             epoch += chunk
+            if epoch % eval_every and epoch < num_epochs:
+                continue
             train_rmse, train_ll = self._evaluate(train_x, train_y)
             test_rmse, test_ll = self._evaluate(test_x_t, test_y_t)
             metrics = EvaluationMetrics(epoch, train_rmse.numpy(), train_ll.numpy(), test_rmse.numpy(),
