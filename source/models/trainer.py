@@ -1,12 +1,12 @@
 """Training of a stacked model (bnn, dropout or ensemble): one compiled call per chunk of epochs.
 
-Shuffling, batching, the optimiser steps and the evaluation all run inside one tf.function;
-Python is touched only between evaluation points (to log and show progress), because at this
-network's size the per-step cost of Python dispatch is several times the step itself.
+Shuffling and batching run in a TensorFlow graph and the optimiser steps of a whole chunk in one
+XLA program; Python is touched only between chunks (to evaluate, log and show progress), because
+at this network's size the per-step cost of Python dispatch is several times the step itself.
 
 The model defines the loss of each stacked unit (see its loss_per_unit); the trainer owns the
-data order, the per-step random draws, and Adam. Each run has its own
-global-norm clipping and its own Adam moments, so runs in a stack never interact.
+data order, the per-step random draws, and Adam. Each unit has its own global-norm clipping and
+its own Adam moments, so runs in a stack never interact.
 """
 
 from __future__ import annotations
@@ -49,7 +49,8 @@ class NoiseContrastivePrior:
 
 
 class StackedTrainer:
-    """Adam with per-run global-norm clipping for the K runs of one network (optionally with NCP)."""
+    """Adam with per-unit global-norm clipping for the stacked units of one model. divergence_scale
+    and ncp are passed to the model's loss (the bnn uses them; the other models ignore them)."""
 
     def __init__(self, network: StackedDenseNetwork, learning_rate: float, clip_gradient: float,
                  divergence_scale: float, batch_size: int, ncp: NoiseContrastivePrior | None = None):
