@@ -122,9 +122,11 @@ def benchmark_config_from_dict(raw: dict, source: str) -> BenchmarkConfig:
                               f"got {entry!r}")
     models = raw.get("models") or ["bnn"]
     model_settings = raw.get("model_settings") or {}
-    if not isinstance(model_settings, dict) or set(model_settings) - set(models):
-        raise ConfigError(f"{source}: key 'model_settings' maps names from 'models' ({models}) to config sections, "
-                          f"got {model_settings!r}")
+    from models import MODEL_NAMES
+
+    if not isinstance(model_settings, dict) or set(model_settings) - set(MODEL_NAMES):
+        raise ConfigError(f"{source}: key 'model_settings' maps model names ({', '.join(MODEL_NAMES)}) to config "
+                          f"sections, got {model_settings!r}")
     config = BenchmarkConfig(datasets=datasets, samplers=[str(s) for s in samplers], seeds=list(seeds),
                              schedule=schedule, experiment=raw.get("experiment") or {}, uci_root=raw.get("uci_root"),
                              test_fraction=float(raw.get("test_fraction", 0.2)), source=source,
@@ -192,8 +194,20 @@ def pending_tasks(config: BenchmarkConfig, output: Path) -> list[dict]:
     return tasks
 
 
+class _LogCollector(logging.Handler):
+    """Keeps a worker's log lines so the parent can write them to the sweep's log."""
+
+    def __init__(self):
+        super().__init__(logging.INFO)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
 def run_task(task: dict, threads: int | None = None) -> dict:
-    """Run one dataset's runs as one stack (in a worker process); returns tidy rows per run."""
+    """Run one (dataset, model)'s runs as one stack, in a worker process. Returns
+    {"runs": {(dataset, model, sampler, seed): tidy rows}, "log": the task's log lines}."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
 
@@ -212,9 +226,19 @@ def run_task(task: dict, threads: int | None = None) -> dict:
     pool_size = len(load_run_data(RunSpec("probe", probe)).pool_x)
     specs = [RunSpec(f"{sampler}_rs_{seed}", experiment_config(config, entry, sampler, seed, pool_size, model),
                      sampler) for sampler, seed in task["runs"]]
-    results = run_experiments(specs, show_progress=False)
-    return {(entry.name, model, spec.group, spec.config.seed): tidy_rows(entry.name, model, spec.group, result)
+    collector = _LogCollector()
+    loop_logger = logging.getLogger("al_bnn")
+    loop_logger.addHandler(collector)
+    previous_level = loop_logger.level
+    loop_logger.setLevel(logging.INFO)
+    try:
+        results = run_experiments(specs, show_progress=False)
+    finally:
+        loop_logger.removeHandler(collector)
+        loop_logger.setLevel(previous_level)
+    runs = {(entry.name, model, spec.group, spec.config.seed): tidy_rows(entry.name, model, spec.group, result)
             for spec, result in zip(specs, results, strict=True)}
+    return {"runs": runs, "log": [f"[{entry.name} / {model}] {line}" for line in collector.lines]}
 
 
 def tidy_rows(dataset: str, model: str, sampler: str, result) -> list[dict]:

@@ -41,6 +41,9 @@ from results_writer import ResultsDirectoryExistsError, ResultsWriter  # noqa: E
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 logger = logging.getLogger("al_bnn.benchmark")
+# The workers' own log lines: they reach the log file (a handler on "al_bnn"), not the console.
+worker_log = logging.getLogger("al_bnn.worker")
+worker_log.setLevel(logging.INFO)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -136,7 +139,9 @@ def _run(args: argparse.Namespace) -> int:
                     total_runs - pending_runs, pending_runs, len(tasks), engine)
         with tqdm(total=len(tasks), unit="task", disable=None) as progress:
             for result in execute(tasks, args.scheduler, args.dask_cluster, args.workers):
-                for (dataset, model, sampler, seed), rows in result.items():
+                for line in result["log"]:
+                    worker_log.info(line)
+                for (dataset, model, sampler, seed), rows in result["runs"].items():
                     path = run_file(output, dataset, model, sampler, seed)
                     path.parent.mkdir(parents=True, exist_ok=True)
                     ResultsWriter(path.parent, overwrite=True).write_csv(path.name, rows)

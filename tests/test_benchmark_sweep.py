@@ -32,6 +32,14 @@ def tiny_config(tmp_path):
     return path
 
 
+@pytest.mark.parametrize("quick", [False, True])
+def test_the_committed_benchmark_config_loads(quick):
+    config = load_benchmark_config(Path(__file__).resolve().parent.parent / "configs" / "benchmark.yaml", quick)
+    assert len(config.datasets) == (3 if quick else 7)
+    assert config.models == (["bnn"] if quick else ["bnn", "dropout", "ensemble"])
+    assert len(config.seeds) == (2 if quick else 5)
+
+
 def test_schedules_resolve_fractions_of_each_pool(tiny_config):
     config = load_benchmark_config(tiny_config)
     assert schedule_for(config, "yacht", 246) == {"num_train_init": 12, "num_al_incr": 7, "al_iter": 2}
@@ -60,7 +68,9 @@ def test_local_sweep_writes_everything_then_resumes_only_missing_runs(tiny_confi
     removed.unlink()
     assert run_benchmark.main(["--config", str(tiny_config), "--out", str(out)]) == 0
     assert kept.stat().st_mtime_ns == before  # finished runs are not redone
-    assert "1 to do in 1 task(s)" in (out / "log.txt").read_text()
+    log = (out / "log.txt").read_text()
+    assert "1 to do in 1 task(s)" in log
+    assert "[yacht / bnn] [lrgpa_rs_1] acquisition 2/2: selected 7 points" in log  # a worker's own line
     pd.testing.assert_frame_equal(pd.read_csv(removed).drop(columns=["selection_seconds", "training_seconds"]),
                                   original.drop(columns=["selection_seconds", "training_seconds"]))
 
@@ -100,7 +110,7 @@ def test_a_different_config_is_refused_in_the_same_output(tiny_config, tmp_path,
      "'num_al_incr' must be an integer or a fraction"),
     ({"experiment": {"net_config": {"layer_size": [3]}}}, "Did you mean 'layer_sizes'"),
     ({"datasets": []}, "must each list at least one value"),
-    ({"model_settings": {"ensemble": {}}}, "maps names from 'models'"),
+    ({"model_settings": {"mlp": {}}}, "maps model names"),
 ])
 def test_bad_benchmark_configs(tmp_path, change, message):
     path = tmp_path / "bad.yaml"
