@@ -166,3 +166,24 @@ def test_mcdue_takes_the_pool_points_of_largest_sample_variance():
     picks = McdueSampler().select(request)
     variance = samples[:, 30:].var(axis=0)
     np.testing.assert_array_equal(picks, np.argsort(-variance, kind="stable")[:12])
+
+
+def test_batch_gpa_with_a_fresh_factor_per_round():
+    from samplers.gpa_math import select_gpa_batch_resampled
+    factor = centred_sample_factor(random_samples(14, 30, 120))
+    same = select_gpa_batch_resampled(lambda r: factor, 20, 23, 5, 0.01)
+    np.testing.assert_array_equal(same.indices, select_gpa_from_factor(factor, 20, 23, 5, 0.01, "batch").indices)
+    rounds = []
+    factors = [centred_sample_factor(random_samples(15 + r, 30, 120)) for r in range(5)]
+
+    def factor_for_round(r):
+        rounds.append(r)
+        return factors[r]
+
+    redrawn = select_gpa_batch_resampled(factor_for_round, 20, 23, 5, 0.01)
+    assert rounds == [0, 1, 2, 3, 4] and len(set(redrawn.indices.tolist())) == 23  # 5 rounds for 23 picks
+    # Each round's picks are the top of that round's own posterior variance.
+    conditioning = np.concatenate([np.arange(20), 20 + redrawn.indices[:10]])
+    variance = batch_posterior_variance(factors[2], conditioning, 0.01)[20:]
+    variance[redrawn.indices[:10]] = -np.inf
+    np.testing.assert_array_equal(np.sort(redrawn.indices[10:15]), np.sort(np.argsort(-variance)[:5]))

@@ -123,3 +123,31 @@ class StackedDenseNetwork:
 
     def features(self, x, run: int | None = None) -> tf.Tensor:
         raise ValueError(f"{type(self).__name__} has no closed-form kernel features; use gpa_kernel: mc")
+
+
+class DeterministicMeanNetwork(StackedDenseNetwork):
+    """The dense base with a deterministic linear mean output (MC dropout, deep ensembles)."""
+
+    def __init__(self, input_dim: int, layer_sizes: Sequence[int], unit_keys: Sequence[tuple[int, str]],
+                 dtype: tf.DType = tf.float32):
+        super().__init__(input_dim, layer_sizes, unit_keys, dtype)
+        self.output_kernel = self._variable(lambda seed, shape: self._glorot(seed, (shape[0], 1))[:, 0],
+                                            "output_kernel", (self.feature_width,))
+        self.output_bias = self._zeros("output_bias", ())
+
+    @property
+    def trainable_variables(self) -> list[tf.Variable]:
+        return [*self.hidden_kernels, *self.hidden_biases, self.output_kernel, self.output_bias, self.noise_kernel,
+                self.noise_bias]
+
+    def _mean(self, h: tf.Tensor) -> tf.Tensor:
+        return tf.einsum("knh,kh->kn", h, self.output_kernel) + self.output_bias[:, None]
+
+    def _batch_negative_log_likelihood(self, h: tf.Tensor, y, mask) -> tf.Tensor:
+        """Mean over the (masked) batch of -log N(y | mean, noise), per unit."""
+        per_point = self.gaussian_negative_log_likelihood(y, self._mean(h), self.aleatoric_std(h))
+        return tf.reduce_sum(mask * per_point, axis=1) / tf.reduce_sum(mask, axis=1)
+
+    def _unit_mean(self, x, unit: int, masks: Sequence[tf.Tensor] | None = None) -> tf.Tensor:
+        """(n,) mean function of one unit, optionally with dropout masks."""
+        return tf.linalg.matvec(self.hidden_of_unit(x, unit, masks), self.output_kernel[unit]) + self.output_bias[unit]

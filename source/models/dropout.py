@@ -14,13 +14,13 @@ import numpy as np
 import tensorflow as tf
 from scipy.stats import norm
 
-from models.dense import StackedDenseNetwork
+from models.dense import DeterministicMeanNetwork
 from randomness import tf_seed
 
 EVALUATION_PASSES = 20  # MC passes behind the predictive mean and epistemic std
 
 
-class DropoutNetwork(StackedDenseNetwork):
+class DropoutNetwork(DeterministicMeanNetwork):
     """K stacked MC-dropout networks (K = len(seeds))."""
 
     def __init__(self, input_dim: int, layer_sizes: Sequence[int], dropout_rate: float, seeds: Sequence[int],
@@ -32,14 +32,6 @@ class DropoutNetwork(StackedDenseNetwork):
         self.dropout_rate = float(dropout_rate)
         # A unit drops a neuron when its standard-normal draw is below this quantile.
         self._drop_threshold = float(norm.ppf(dropout_rate))
-        self.output_kernel = self._variable(lambda seed, shape: self._glorot(seed, (shape[0], 1))[:, 0],
-                                            "output_kernel", (self.feature_width,))
-        self.output_bias = self._zeros("output_bias", ())
-
-    @property
-    def trainable_variables(self) -> list[tf.Variable]:
-        return [*self.hidden_kernels, *self.hidden_biases, self.output_kernel, self.output_bias, self.noise_kernel,
-                self.noise_bias]
 
     def step_noise_shape(self, batch_size: int) -> tuple[int, ...]:
         return (batch_size, sum(self.layer_sizes))  # an independent mask per example, as in training dropout
@@ -49,15 +41,10 @@ class DropoutNetwork(StackedDenseNetwork):
         keep = tf.cast(normal_draws > self._drop_threshold, self.dtype) / (1.0 - self.dropout_rate)
         return tf.split(keep, self.layer_sizes, axis=-1)
 
-    def _mean(self, h: tf.Tensor) -> tf.Tensor:
-        return tf.einsum("knh,kh->kn", h, self.output_kernel) + self.output_bias[:, None]
-
     def loss_per_unit(self, x, y, mask, step_noise, batches_per_epoch, input_noise=None, divergence_scale=1.0,
                       ncp=None):
         """Mean over the batch of -log N(y | mean, noise) with fresh dropout masks per example."""
-        h = self.hidden(x, self._masks(step_noise))
-        per_point = self.gaussian_negative_log_likelihood(y, self._mean(h), self.aleatoric_std(h))
-        return tf.reduce_sum(mask * per_point, axis=1) / tf.reduce_sum(mask, axis=1)
+        return self._batch_negative_log_likelihood(self.hidden(x, self._masks(step_noise)), y, mask)
 
     def predict(self, x) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
         """Mean, epistemic and aleatoric std (K, n) from EVALUATION_PASSES fixed dropout passes."""
@@ -80,9 +67,5 @@ class DropoutNetwork(StackedDenseNetwork):
             raise ValueError("the dropout model draws joint samples only (one mask per pass for all points)")
         seed = tf_seed(self.seeds[run], "function_samples/dropout", *counters)
         draws = tf.random.stateless_normal([num_samples, sum(self.layer_sizes)], seed, dtype=self.dtype)
-        rows = []
-        for t in range(num_samples):
-            masks = [m[None, :] for m in self._masks(draws[t])]
-            h = self.hidden_of_unit(x, run, masks)
-            rows.append(tf.linalg.matvec(h, self.output_kernel[run]) + self.output_bias[run])
-        return tf.stack(rows).numpy()
+        return tf.stack([self._unit_mean(x, run, [m[None, :] for m in self._masks(draws[t])])
+                         for t in range(num_samples)]).numpy()

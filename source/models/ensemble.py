@@ -12,10 +12,10 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 
-from models.dense import StackedDenseNetwork
+from models.dense import DeterministicMeanNetwork
 
 
-class EnsembleNetwork(StackedDenseNetwork):
+class EnsembleNetwork(DeterministicMeanNetwork):
     """K runs x M members of the dense network with mean and noise heads."""
 
     def __init__(self, input_dim: int, layer_sizes: Sequence[int], ensemble_size: int, seeds: Sequence[int],
@@ -27,18 +27,10 @@ class EnsembleNetwork(StackedDenseNetwork):
         self.seeds = [int(s) for s in seeds]
         super().__init__(input_dim, layer_sizes,
                          [(seed, f"/member{m}") for seed in self.seeds for m in range(self.ensemble_size)], dtype)
-        self.output_kernel = self._variable(lambda seed, shape: self._glorot(seed, (shape[0], 1))[:, 0],
-                                            "output_kernel", (self.feature_width,))
-        self.output_bias = self._zeros("output_bias", ())
 
     @property
     def num_runs(self) -> int:
         return len(self.seeds)
-
-    @property
-    def trainable_variables(self) -> list[tf.Variable]:
-        return [*self.hidden_kernels, *self.hidden_biases, self.output_kernel, self.output_bias, self.noise_kernel,
-                self.noise_bias]
 
     def units_from_runs(self, x: tf.Tensor) -> tf.Tensor:
         return tf.repeat(x, self.ensemble_size, axis=0)  # every member of run k trains on run k's data
@@ -46,15 +38,10 @@ class EnsembleNetwork(StackedDenseNetwork):
     def step_noise_shape(self, batch_size: int) -> tuple[int, ...]:
         return (1,)  # members are deterministic; the draw is unused
 
-    def _mean(self, h: tf.Tensor) -> tf.Tensor:
-        return tf.einsum("knh,kh->kn", h, self.output_kernel) + self.output_bias[:, None]
-
     def loss_per_unit(self, x, y, mask, step_noise, batches_per_epoch, input_noise=None, divergence_scale=1.0,
                       ncp=None):
         """Mean over the batch of -log N(y | mean, noise), per member."""
-        h = self.hidden(x)
-        per_point = self.gaussian_negative_log_likelihood(y, self._mean(h), self.aleatoric_std(h))
-        return tf.reduce_sum(mask * per_point, axis=1) / tf.reduce_sum(mask, axis=1)
+        return self._batch_negative_log_likelihood(self.hidden(x), y, mask)
 
     def predict(self, x) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
         """Per run (K, n): mean of the member means, their std (epistemic), and the root mean of the
@@ -72,9 +59,5 @@ class EnsembleNetwork(StackedDenseNetwork):
         has exactly ensemble_size samples)."""
         if mode != "joint":
             raise ValueError("an ensemble's samples are its members' functions; only mode 'joint' applies")
-        rows = []
-        for member in range(self.ensemble_size):
-            unit = run * self.ensemble_size + member
-            h = self.hidden_of_unit(x, unit)
-            rows.append(tf.linalg.matvec(h, self.output_kernel[unit]) + self.output_bias[unit])
-        return tf.stack(rows).numpy()
+        members = range(run * self.ensemble_size, (run + 1) * self.ensemble_size)
+        return tf.stack([self._unit_mean(x, unit) for unit in members]).numpy()

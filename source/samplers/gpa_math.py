@@ -139,7 +139,7 @@ def select_gpa_from_factor(factor: np.ndarray, n_anchor: int, n_select: int, bat
     factor = np.asarray(factor)
     n_pool = _validate(factor, n_anchor, n_select, batch_size, noise, method)
     if method == "batch":
-        return _select_batch(factor, n_anchor, n_pool, n_select, batch_size, noise)
+        return _select_batch(lambda round_index: factor, n_anchor, n_pool, n_select, batch_size, noise)
     if method == "lowrank":
         return _select_lowrank(factor, n_anchor, n_pool, n_select, batch_size, noise)
     return _select_fast(factor, n_anchor, n_pool, n_select, batch_size, noise)
@@ -153,16 +153,29 @@ def select_gpa(samples: np.ndarray, n_anchor: int, n_select: int, batch_size: in
     return select_gpa_from_factor(factor, n_anchor, n_select, batch_size, noise, method).indices
 
 
-def _select_batch(factor, n_anchor, n_pool, n_select, batch_size, noise) -> GreedySelection:
+def select_gpa_batch_resampled(factor_for_round, n_anchor: int, n_select: int, batch_size: int = 10,
+                               noise: float = 0.01) -> GreedySelection:
+    """Batch GPA with a fresh kernel factor every round: factor_for_round(r) -> (n, rank) for round
+    r = 0, 1, ... (the thesis's batch GPA redrew the function samples every round)."""
+    first = np.asarray(factor_for_round(0))
+    n_pool = _validate(first, n_anchor, n_select, batch_size, noise, "batch")
+    return _select_batch(lambda r: first if r == 0 else np.asarray(factor_for_round(r)), n_anchor, n_pool,
+                         n_select, batch_size, noise)
+
+
+def _select_batch(factor_for_round, n_anchor, n_pool, n_select, batch_size, noise) -> GreedySelection:
     taken = np.zeros(n_pool, dtype=bool)
     picks, variances = [], []
+    round_index = 0
     while len(picks) < n_select:
         conditioning = np.concatenate([np.arange(n_anchor), n_anchor + np.asarray(picks, dtype=int)])
+        factor = factor_for_round(round_index)
         variance = batch_posterior_variance(factor, conditioning.astype(int), noise)[n_anchor:]
         chosen = top_by_variance(variance, taken, min(batch_size, n_select - len(picks)))
         taken[chosen] = True
         picks.extend(chosen.tolist())
         variances.extend(variance[chosen].tolist())
+        round_index += 1
     return GreedySelection(np.asarray(picks, dtype=np.int64), np.asarray(variances))
 
 

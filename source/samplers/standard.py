@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from samplers.base import SelectionRequest
-from samplers.gpa_math import batch_posterior_variance, centred_sample_factor, select_gpa_from_factor, top_by_variance
+from samplers.gpa_math import centred_sample_factor, select_gpa_batch_resampled, select_gpa_from_factor, top_by_variance
 
 
 class RandomSampler:
@@ -54,16 +54,8 @@ class GpaSampler:
         if not self.resample_every_round:
             return select_gpa_from_factor(self._factor(request, 0), request.n_train, request.n_select,
                                           self.batch_size, self.noise, self.method).indices
-        taken = np.zeros(request.n_pool, dtype=bool)
-        picks: list[int] = []
-        while len(picks) < request.n_select:
-            factor = self._factor(request, len(picks) // self.batch_size)
-            conditioning = np.concatenate([np.arange(request.n_train), request.n_train + np.asarray(picks, int)])
-            variance = batch_posterior_variance(factor, conditioning.astype(int), self.noise)[request.n_train:]
-            chosen = top_by_variance(variance, taken, min(self.batch_size, request.n_select - len(picks)))
-            taken[chosen] = True
-            picks.extend(chosen.tolist())
-        return np.asarray(picks, dtype=np.int64)
+        return select_gpa_batch_resampled(lambda round_index: self._factor(request, round_index), request.n_train,
+                                          request.n_select, self.batch_size, self.noise).indices
 
 
 class McdueSampler:
