@@ -26,6 +26,7 @@ from models.trainer import EvaluationMetrics, NoiseContrastivePrior, StackedTrai
 from randomness import numpy_generator
 from regression_data import RegressionData, data_key, load_dataset
 from samplers import SelectionRequest, check_selection, make_sampler
+from samplers.comparison import agreement, reference_needs, reference_selection
 
 logger = logging.getLogger("al_bnn")
 
@@ -289,12 +290,10 @@ def _acquire(network, runs, samplers, datas, state: StackState, phase: int) -> N
     """Every run of the stack selects its next points and adds them to its training set."""
     schedule = runs[0].config.al_schedule
     for k, (run, sampler) in enumerate(zip(runs, samplers, strict=True)):
-        started = time.perf_counter()
-        new_points = _select(network, k, run, sampler, datas[k], state.train_sets[k], phase)
-        seconds = time.perf_counter() - started
+        new_points, seconds, comparisons = _select(network, k, run, sampler, datas[k], state.train_sets[k], phase)
         state.results[k].acquisitions.append(dict(
             al_iter=phase, n_train_before=len(state.train_sets[k]), n_selected=len(new_points),
-            selection_seconds=seconds))
+            selection_seconds=seconds, **comparisons))
         state.results[k].selected.extend(dict(al_iter=phase, rank=i, pool_index=int(p))
                                          for i, p in enumerate(new_points))
         state.train_sets[k] = np.concatenate([state.train_sets[k], new_points])
@@ -303,21 +302,43 @@ def _acquire(network, runs, samplers, datas, state: StackState, phase: int) -> N
 
 
 def _select(network: StackedDenseNetwork, run_index: int, run: RunSpec, sampler, data: RegressionData,
-            train_indices: np.ndarray, phase: int) -> np.ndarray:
-    """Ask the run's sampler for new pool points; returns indices into data.pool_x."""
+            train_indices: np.ndarray, phase: int) -> tuple[np.ndarray, float, dict]:
+    """Ask the run's sampler for new pool points. Returns them as indices into data.pool_x, the
+    seconds the sampler took (drawing what it needs included), and, for each reference selection
+    in `parms.compare_with`, its agreement with the picks and its own selection seconds."""
     parms = run.config.parms
+    started = time.perf_counter()
     remaining = np.setdiff1d(np.arange(len(data.pool_x)), train_indices)  # sorted: ties -> lowest index
     order = np.concatenate([train_indices, remaining])  # anchors first, then the pool
     count = min(run.config.al_schedule.num_al_incr, len(remaining))
     request = SelectionRequest(n_select=count, n_train=len(train_indices), n_pool=len(remaining),
                                rng=numpy_generator(run.config.seed, "selection", phase))
-    if sampler.needs == "samples":
-        def draw_samples(draw: int) -> np.ndarray:
+    drawn: dict[int, np.ndarray] = {}  # the references reuse the sampler's draw: identical samples
+
+    def draw_samples(draw: int) -> np.ndarray:
+        if draw not in drawn:
             samples = network.function_samples(data.pool_x, parms.n_mc_samples, (phase, draw),
                                                mode=parms.function_samples, run=run_index)
-            return samples[:, order]
+            drawn[draw] = samples[:, order]
+        return drawn[draw]
+
+    def features() -> np.ndarray:
+        return network.features(data.pool_x, run=run_index).numpy()[order]
+
+    if sampler.needs == "samples":
         request.draw_samples = draw_samples
     elif sampler.needs == "features":
-        request.features = network.features(data.pool_x, run=run_index).numpy()[order]
+        request.features = features()
     picks = check_selection(sampler.select(request), request, parms.sample_policy)
-    return remaining[picks]
+    seconds = time.perf_counter() - started
+    comparisons = {}
+    for name in parms.compare_with:
+        inputs = features() if reference_needs(name) == "features" else draw_samples(0)
+        reference_started = time.perf_counter()
+        reference = reference_selection(name, inputs, request.n_train, count, parms.sampling_batch_size,
+                                        parms.gp_noise)
+        comparisons[f"seconds_{name}"] = time.perf_counter() - reference_started
+        result = agreement(picks, reference, parms.sampling_batch_size)
+        comparisons[f"overlap_{name}"] = result.overlap
+        comparisons[f"agreed_{name}"] = result.agreed_picks
+    return remaining[picks], seconds, comparisons

@@ -14,6 +14,7 @@ import hashlib
 import logging
 import math
 import os
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,11 +28,13 @@ from experiment_config import ConfigError, config_from_dict
 logger = logging.getLogger("al_bnn.benchmark")
 
 TIDY_COLUMNS = ["dataset", "model", "sampler", "seed", "al_iter", "n_train", "test_rmse", "test_log_likelihood",
-                "selection_seconds", "training_seconds"]
+                "selection_seconds", "training_seconds", "pool_size", "runs_in_stack"]
+# Columns of pick comparisons (parms.compare_with): <prefix><reference name>, empty at AL step 0.
+COMPARISON_PREFIXES = ("overlap_", "agreed_", "seconds_")
 TIE_TOLERANCE = 0.005  # final RMSEs within 0.5% of random's count as a tie
 SCHEDULE_KEYS = ("num_train_init", "num_al_incr", "al_iter")
-BENCHMARK_KEYS = ("datasets", "models", "model_settings", "samplers", "seeds", "uci_root", "test_fraction", "schedule",
-                  "experiment", "quick")
+BENCHMARK_KEYS = ("datasets", "models", "model_settings", "samplers", "sampler_settings", "seeds", "uci_root",
+                  "test_fraction", "schedule", "experiment", "quick")
 
 
 @dataclass
@@ -59,6 +62,9 @@ class BenchmarkConfig:
     uci_root: str | None = None
     models: list[str] = field(default_factory=lambda: ["bnn"])
     model_settings: dict = field(default_factory=dict)  # model name -> ExperimentConfig sections for it
+    # sampler label -> ExperimentConfig sections for it; a label is a registry name unless its
+    # settings set parms.sample_policy (then it names a variant, e.g. lrgpa with T = 10)
+    sampler_settings: dict = field(default_factory=dict)
     test_fraction: float = 0.2
     source: str = "<benchmark config>"
 
@@ -67,14 +73,15 @@ class BenchmarkConfig:
                               for e in self.datasets],
                     samplers=self.samplers, seeds=self.seeds, uci_root=self.uci_root,
                     test_fraction=self.test_fraction, schedule=self.schedule, experiment=self.experiment,
-                    models=self.models, model_settings=self.model_settings)
+                    models=self.models, model_settings=self.model_settings, sampler_settings=self.sampler_settings)
 
 
-def _merge(base: dict, update: dict) -> dict:
+def merge_sections(base: dict, update: dict) -> dict:
+    """`base` updated by `update`, nested mappings merged key by key (neither is modified)."""
     merged = copy.deepcopy(base)
     for key, value in update.items():
-        merged[key] = _merge(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) \
-            else copy.deepcopy(value)
+        nested = isinstance(value, dict) and isinstance(merged.get(key), dict)
+        merged[key] = merge_sections(merged[key], value) if nested else copy.deepcopy(value)
     return merged
 
 
@@ -94,7 +101,7 @@ def load_benchmark_config(path: str | Path, quick: bool = False) -> BenchmarkCon
         raise ConfigError(f"{path}: unknown key(s) {unknown}; allowed: {', '.join(BENCHMARK_KEYS)}")
     quick_section = raw.pop("quick", None) or {}
     if quick:
-        raw = _merge(raw, quick_section)
+        raw = merge_sections(raw, quick_section)
     return benchmark_config_from_dict(raw, str(path) + (" (quick)" if quick else ""))
 
 
@@ -127,10 +134,21 @@ def benchmark_config_from_dict(raw: dict, source: str) -> BenchmarkConfig:
     if not isinstance(model_settings, dict) or set(model_settings) - set(MODEL_NAMES):
         raise ConfigError(f"{source}: key 'model_settings' maps model names ({', '.join(MODEL_NAMES)}) to config "
                           f"sections, got {model_settings!r}")
-    config = BenchmarkConfig(datasets=datasets, samplers=[str(s) for s in samplers], seeds=list(seeds),
+    sampler_settings = raw.get("sampler_settings") or {}
+    if not isinstance(sampler_settings, dict) or not all(isinstance(v, dict) for v in sampler_settings.values()):
+        raise ConfigError(f"{source}: key 'sampler_settings' maps sampler labels to config sections, e.g. "
+                          "{gpa_T10: {parms: {sample_policy: lrgpa, n_mc_samples: 10}}}, "
+                          f"got {sampler_settings!r}")
+    samplers = [str(s) for s in samplers]
+    bad_labels = [s for s in samplers if not re.fullmatch(r"[A-Za-z0-9_.-]+", s)]
+    if bad_labels or len(set(samplers)) != len(samplers):
+        raise ConfigError(f"{source}: key 'samplers' must be distinct labels of letters, digits, '_', '.' or '-' "
+                          f"(they name files), got {samplers}")
+    config = BenchmarkConfig(datasets=datasets, samplers=samplers, seeds=list(seeds),
                              schedule=schedule, experiment=raw.get("experiment") or {}, uci_root=raw.get("uci_root"),
                              test_fraction=float(raw.get("test_fraction", 0.2)), source=source,
-                             models=[str(m) for m in models], model_settings=model_settings)
+                             models=[str(m) for m in models], model_settings=model_settings,
+                             sampler_settings=sampler_settings)
     for entry in datasets:  # validate every run's config now, before any work
         for model in config.models:
             for sampler in config.samplers:
@@ -152,7 +170,7 @@ def _schedule_counts(schedule: dict, pool_size: int, where: str) -> dict:
 
 def schedule_for(config: BenchmarkConfig, dataset: str, pool_size: int) -> dict:
     """The dataset's schedule in points: its own entry or the default, fractions resolved."""
-    entry = _merge(config.schedule["default"], config.schedule.get(dataset, {}))
+    entry = merge_sections(config.schedule["default"], config.schedule.get(dataset, {}))
     missing = [key for key in SCHEDULE_KEYS if key not in entry]
     if missing:
         raise ConfigError(f"{config.source}: schedule for {dataset!r} lacks {missing}")
@@ -161,11 +179,14 @@ def schedule_for(config: BenchmarkConfig, dataset: str, pool_size: int) -> dict:
 
 def experiment_config(config: BenchmarkConfig, entry: DatasetEntry, sampler: str, seed: int, pool_size: int,
                       model: str = "bnn"):
-    """The validated ExperimentConfig of one run."""
-    raw = _merge(_merge(config.experiment, config.model_settings.get(model, {})), {
+    """The validated ExperimentConfig of one run; `sampler` is a label of config.samplers."""
+    raw = merge_sections(config.experiment, config.model_settings.get(model, {}))
+    raw = merge_sections(raw, {"parms": {"sample_policy": sampler}})
+    raw = merge_sections(raw, config.sampler_settings.get(sampler, {}))
+    raw = merge_sections(raw, {
         "seed": seed,
         "al_schedule": schedule_for(config, entry.name, pool_size),
-        "parms": {"sample_policy": sampler, "name_model": model},
+        "parms": {"name_model": model},
         "data": {**entry.data_section, "uci_root": config.uci_root, "test_fraction": config.test_fraction},
     })
     return config_from_dict(raw, f"{config.source} [{entry.name}, {model}, {sampler}, seed {seed}]")
@@ -226,6 +247,10 @@ def run_task(task: dict, threads: int | None = None) -> dict:
     pool_size = len(load_run_data(RunSpec("probe", probe)).pool_x)
     specs = [RunSpec(f"{sampler}_rs_{seed}", experiment_config(config, entry, sampler, seed, pool_size, model),
                      sampler) for sampler, seed in task["runs"]]
+    stack_sizes = {}
+    for spec in specs:
+        signature = spec.config.training_signature()
+        stack_sizes[signature] = stack_sizes.get(signature, 0) + 1
     collector = _LogCollector()
     loop_logger = logging.getLogger("al_bnn")
     loop_logger.addHandler(collector)
@@ -236,13 +261,16 @@ def run_task(task: dict, threads: int | None = None) -> dict:
     finally:
         loop_logger.removeHandler(collector)
         loop_logger.setLevel(previous_level)
-    runs = {(entry.name, model, spec.group, spec.config.seed): tidy_rows(entry.name, model, spec.group, result)
+    runs = {(entry.name, model, spec.group, spec.config.seed):
+            tidy_rows(entry.name, model, spec.group, result, pool_size, stack_sizes[spec.config.training_signature()])
             for spec, result in zip(specs, results, strict=True)}
     return {"runs": runs, "log": [f"[{entry.name} / {model}] {line}" for line in collector.lines]}
 
 
-def tidy_rows(dataset: str, model: str, sampler: str, result) -> list[dict]:
-    """One row per AL step: the last evaluation of each training phase."""
+def tidy_rows(dataset: str, model: str, sampler: str, result, pool_size: int, runs_in_stack: int) -> list[dict]:
+    """One row per AL step: the last evaluation of each training phase, the step's selection and
+    training seconds (training: the whole stack's, shared by its runs_in_stack runs) and any pick
+    comparisons."""
     last_of_phase = {}
     for row in result.metrics:
         last_of_phase[row["al_iter"]] = row
@@ -253,7 +281,9 @@ def tidy_rows(dataset: str, model: str, sampler: str, result) -> list[dict]:
                          al_iter=acquisition["al_iter"], n_train=metrics["n_train"], test_rmse=metrics["test_rmse"],
                          test_log_likelihood=metrics["test_log_likelihood"],
                          selection_seconds=acquisition["selection_seconds"],
-                         training_seconds=acquisition["training_seconds"]))
+                         training_seconds=acquisition["training_seconds"], pool_size=pool_size,
+                         runs_in_stack=runs_in_stack,
+                         **{key: value for key, value in acquisition.items() if key.startswith(COMPARISON_PREFIXES)}))
     return rows
 
 
@@ -305,7 +335,13 @@ def collect(output: Path, config: BenchmarkConfig) -> pd.DataFrame:
                         frames.append(pd.read_csv(path))
     if not frames:
         return pd.DataFrame(columns=TIDY_COLUMNS)
-    return pd.concat(frames, ignore_index=True)[TIDY_COLUMNS]
+    table = pd.concat(frames, ignore_index=True)
+    missing = [column for column in TIDY_COLUMNS if column not in table]
+    if missing:
+        raise ValueError(f"run files under {output / 'runs'} lack columns {missing}: they were written by an older "
+                         "version; rerun the sweep with --overwrite or in a new --out directory")
+    comparisons = sorted(c for c in table if c.startswith(COMPARISON_PREFIXES))
+    return table[TIDY_COLUMNS + comparisons]
 
 
 def summarise(table: pd.DataFrame, baseline: str = "random") -> pd.DataFrame:

@@ -16,6 +16,8 @@ from typing import Any
 
 import yaml
 
+from samplers.comparison import REFERENCE_SELECTIONS
+
 
 class ConfigError(ValueError):
     """A configuration file or value is invalid; the message names the file, key and fix."""
@@ -87,6 +89,11 @@ class SamplingParameters:
                            choices=("mc", "exact"))
     gpa_dtype: str = _key("float64", "Floating-point precision of the GPA selection math.",
                           choices=("float64", "float32"))
+    compare_with: list = _key([], "Reference selections made at every acquisition from the same model state, "
+                                  "recording how far the run's picks agree with each (overlap, picks before the "
+                                  "first differing round, seconds): `exact` (closed-form kernel, bnn only) or "
+                                  "`<fast|batch|lowrank>_<float64|float32>` on the run's own samples. Costs "
+                                  "their selection time; [] = none.", choices=REFERENCE_SELECTIONS)
     resample_every_round: bool = _key(False, "bgpa only: redraw function samples every greedy round "
                                              "(thesis behaviour); default keeps one draw, like gpa.")
 
@@ -148,7 +155,7 @@ _SECTIONS = {f.name: f for f in dataclasses.fields(ExperimentConfig)}
 
 def _type_name(tp: Any) -> str:
     return {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string",
-            "list": "a list of integers"}.get(str(tp).split(" |")[0], str(tp))
+            "list": "a list"}.get(str(tp).split(" |")[0], str(tp))
 
 
 def _check_value(value: Any, f: dataclasses.Field, where: str) -> Any:
@@ -174,6 +181,12 @@ def _check_value(value: Any, f: dataclasses.Field, where: str) -> Any:
     elif base == "str":
         if not isinstance(value, str):
             raise ConfigError(f"{where}: expected a string, got {value!r}.")
+    elif base == "list" and meta.get("choices") is not None:
+        choices = meta["choices"]
+        if (not isinstance(value, list) or any(not isinstance(v, str) or v not in choices for v in value)
+                or len(set(value)) != len(value)):
+            raise ConfigError(f"{where}: expected a list of distinct names from {', '.join(choices)}, got {value!r}.")
+        return list(value)
     elif base == "list":
         if (not isinstance(value, list) or not value
                 or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in value)):
@@ -253,6 +266,9 @@ def check_consistency(config: ExperimentConfig, source: str = "<config>") -> Non
             if value != default:
                 raise ConfigError(f"{source}: key '{key}' is {value!r}, which only the `bnn` model supports; "
                                   f"set it to {default!r} for `{model}`.")
+        if "exact" in parms.compare_with:
+            raise ConfigError(f"{source}: key 'parms.compare_with' names 'exact', the closed-form kernel only the "
+                              f"`bnn` model has; remove it for `{model}`.")
     if net.ood_std_prior is not None and net.noise_std <= 0:
         raise ConfigError(f"{source}: key 'net_config.noise_std' is {net.noise_std!r}, but noise contrastive "
                           "priors (ood_std_prior set) need input noise > 0.")

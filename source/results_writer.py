@@ -59,7 +59,9 @@ class ResultsWriter:
         if not rows:
             raise ValueError(f"no rows to write to {name}")
         buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+        # rows may differ in keys (e.g. acquisition 0 has no pick comparisons): union, first-seen order
+        fieldnames = list(dict.fromkeys(key for row in rows for key in row))
+        writer = csv.DictWriter(buffer, fieldnames=fieldnames, lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
         return self.write_text(name, buffer.getvalue())

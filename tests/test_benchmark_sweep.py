@@ -52,7 +52,9 @@ def test_local_sweep_writes_everything_then_resumes_only_missing_runs(tiny_confi
     table = pd.read_csv(out / "benchmark.csv")
     assert len(table) == 2 * 3 * 2 * 3  # datasets x samplers x seeds x AL steps
     assert list(table.columns) == ["dataset", "model", "sampler", "seed", "al_iter", "n_train", "test_rmse",
-                                   "test_log_likelihood", "selection_seconds", "training_seconds"]
+                                   "test_log_likelihood", "selection_seconds", "training_seconds", "pool_size",
+                                   "runs_in_stack"]
+    assert set(table.runs_in_stack) == {6} and set(table[table.dataset == "yacht"].pool_size) == {246}
     yacht = table[(table.dataset == "yacht") & (table.seed == 0)]
     assert sorted(set(yacht.n_train)) == [12, 19, 26]
     summary = pd.read_csv(out / "summary.csv")
@@ -71,8 +73,10 @@ def test_local_sweep_writes_everything_then_resumes_only_missing_runs(tiny_confi
     log = (out / "log.txt").read_text()
     assert "1 to do in 1 task(s)" in log
     assert "[yacht / bnn] [lrgpa_rs_1] acquisition 2/2: selected 7 points" in log  # a worker's own line
-    pd.testing.assert_frame_equal(pd.read_csv(removed).drop(columns=["selection_seconds", "training_seconds"]),
-                                  original.drop(columns=["selection_seconds", "training_seconds"]))
+    rerun = pd.read_csv(removed)
+    assert set(rerun.runs_in_stack) == {1}  # trained alone this time, with the same numbers
+    cost = ["selection_seconds", "training_seconds", "runs_in_stack"]
+    pd.testing.assert_frame_equal(rerun.drop(columns=cost), original.drop(columns=cost))
 
 
 def test_a_dask_cluster_on_loopback_gives_the_local_results(tiny_config, tmp_path):
@@ -111,6 +115,12 @@ def test_a_different_config_is_refused_in_the_same_output(tiny_config, tmp_path,
     ({"experiment": {"net_config": {"layer_size": [3]}}}, "Did you mean 'layer_sizes'"),
     ({"datasets": []}, "must each list at least one value"),
     ({"model_settings": {"mlp": {}}}, "maps model names"),
+    ({"samplers": ["random", "gpa/T10"]}, "distinct labels of letters"),
+    ({"samplers": ["variant"], "sampler_settings": {"variant": {"parms": {"n_mc_samples": 5}}}},
+     "unknown sampler 'variant'"),
+    ({"samplers": ["v"], "sampler_settings": {"v": {"parms": {"sample_policy": "lrgpa", "compare_with": ["exakt"]}}}},
+     "compare_with.*exact, fast_float64"),
+    ({"sampler_settings": {"v": 3}}, "maps sampler labels to config sections"),
 ])
 def test_bad_benchmark_configs(tmp_path, change, message):
     path = tmp_path / "bad.yaml"
@@ -169,3 +179,26 @@ def test_a_model_missing_its_settings_is_named(tiny_config, tmp_path):
     path.write_text(yaml.safe_dump(raw))
     with pytest.raises(ConfigError, match=r"\[yacht, dropout, random, seed 0\]: key 'net_config.dropout_rate'"):
         load_benchmark_config(path)
+
+
+def test_sampler_variants_record_pick_comparisons_on_identical_samples(tiny_config, tmp_path):
+    """Labels with settings are variants of a registered sampler; compare_with records, per
+    acquisition, how far other selections from the same model state agree with the run's picks."""
+    raw = yaml.safe_load(tiny_config.read_text())
+    raw.update(datasets=["yacht"], seeds=[0], samplers=["batch64", "random"], sampler_settings={
+        "batch64": {"parms": {"sample_policy": "bgpa", "compare_with": ["lowrank_float64", "fast_float64", "exact"]}},
+        "random": {"parms": {"compare_with": ["exact"]}}})
+    path = tmp_path / "variants.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    out = tmp_path / "variants"
+    assert run_benchmark.main(["--config", str(path), "--out", str(out)]) == 0
+    table = pd.read_csv(out / "benchmark.csv")
+    batch = table[(table.sampler == "batch64") & (table.al_iter > 0)]
+    assert len(batch) == 2
+    # the same picks as batch GPA in float64 on the same samples: every round agrees
+    assert (batch.agreed_lowrank_float64 == 7).all() and (batch.overlap_lowrank_float64 == 1.0).all()
+    assert (batch.agreed_fast_float64 == 7).all() and (batch.seconds_fast_float64 > 0).all()
+    assert batch.overlap_exact.between(0, 1).all()
+    random_rows = table[(table.sampler == "random") & (table.al_iter > 0)]
+    assert random_rows.overlap_exact.notna().all() and random_rows.agreed_fast_float64.isna().all()
+    assert table[table.al_iter == 0].overlap_exact.isna().all()  # the initial set is not a selection

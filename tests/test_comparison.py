@@ -1,0 +1,44 @@
+"""Pick comparisons: agreement counts rounds, and references reproduce the samplers' picks."""
+
+import numpy as np
+import pytest
+
+from experiment_config import ConfigError, config_from_dict
+from samplers import GpaSampler, SelectionRequest
+from samplers.comparison import REFERENCE_SELECTIONS, agreement, reference_needs, reference_selection
+
+
+def test_agreement_ignores_order_within_a_round_and_stops_at_the_first_differing_round():
+    picks = np.array([1, 2, 3, 4, 5, 6])
+    assert agreement(picks, np.array([2, 1, 4, 3, 5, 6]), batch_size=2).agreed_picks == 6
+    result = agreement(picks, np.array([1, 2, 3, 9, 5, 6]), batch_size=2)
+    assert result.agreed_picks == 2 and result.overlap == pytest.approx(5 / 6)
+    assert agreement(picks, np.array([7, 8, 9, 10, 11, 12]), batch_size=3).agreed_picks == 0
+    with pytest.raises(ValueError, match="differ in length"):
+        agreement(picks, picks[:3], 2)
+
+
+@pytest.mark.parametrize("method", ["fast", "batch", "lowrank"])
+def test_references_make_the_samplers_picks_from_the_same_samples(method):
+    rng = np.random.default_rng(3)
+    samples = rng.normal(size=(20, 5)) @ rng.normal(size=(5, 90))  # correlated, rank 5
+    request = SelectionRequest(n_select=12, n_train=10, n_pool=80, rng=rng, draw_samples=lambda draw: samples)
+    picks = GpaSampler(method, batch_size=4, noise=0.01).select(request)
+    reference = reference_selection(f"{method}_float64", samples, 10, 12, 4, 0.01)
+    np.testing.assert_array_equal(picks, reference)
+    assert reference_needs("exact") == "features" and reference_needs("fast_float32") == "samples"
+    features = rng.normal(size=(90, 6))
+    exact = GpaSampler("lowrank", batch_size=4, kernel="exact").select(
+        SelectionRequest(n_select=12, n_train=10, n_pool=80, rng=rng, features=features))
+    np.testing.assert_array_equal(reference_selection("exact", features, 10, 12, 4, 0.01), exact)
+    with pytest.raises(ValueError, match="unknown reference selection"):
+        reference_needs("fast_float16")
+
+
+def test_compare_with_is_validated_at_the_config_boundary():
+    assert config_from_dict({"parms": {"compare_with": list(REFERENCE_SELECTIONS)}}).parms.compare_with == \
+        list(REFERENCE_SELECTIONS)
+    with pytest.raises(ConfigError, match="distinct names"):
+        config_from_dict({"parms": {"compare_with": ["exact", "exact"]}})
+    with pytest.raises(ConfigError, match="'parms.compare_with' names 'exact'"):
+        config_from_dict({"parms": {"name_model": "ensemble", "compare_with": ["exact"]}})

@@ -1,0 +1,120 @@
+"""The study: --quick runs end to end, every section is written, and the report's tables can be
+recomputed from the tidy CSVs the runs wrote (for the quick run and for the committed report)."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+import run_study
+import study_report
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+UCI_ROOT = REPO_ROOT.parent / "shared" / "data" / "uci"
+
+
+def _snapshot(path: Path) -> bytes | None:
+    return path.read_bytes() if path.exists() else None
+
+
+@pytest.fixture(scope="module")
+def quick_study(tmp_path_factory):
+    results = tmp_path_factory.mktemp("study")
+    committed = {path: _snapshot(path) for path in (REPO_ROOT / "docs" / "study.md", REPO_ROOT / "README.md")}
+    assert run_study.main(["--quick", "--results-dir", str(results), "--uci-root", str(UCI_ROOT)]) == 0
+    return results, committed
+
+
+def sections(report: str) -> dict[str, str]:
+    """'q1' -> the text of the report's section on question 1."""
+    parts = report.split("\n## Q")[1:]
+    return {f"q{part[0]}": part for part in parts}
+
+
+def table_rows(section: str, first_cell: str) -> list[list[str]]:
+    """Cells of the markdown table rows of a section whose first cell is `first_cell`."""
+    rows = []
+    for line in section.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if line.startswith("|") and cells[0] == first_cell:
+            rows.append(cells)
+    return rows
+
+
+def expected_final_rmse(table: pd.DataFrame, dataset: str, sampler: str) -> str:
+    """Recomputed independently of study_report: last AL step per seed, Student-t 95% interval."""
+    runs = table[(table.dataset == dataset) & (table.sampler == sampler)]
+    final = runs.loc[runs.groupby("seed")["al_iter"].idxmax(), "test_rmse"].to_numpy()
+    low, high = stats.t.interval(0.95, len(final) - 1, loc=final.mean(), scale=stats.sem(final))
+    return f"{final.mean():.4g} ± {(high - low) / 2:.2g}"
+
+
+def check_q1_table(report: str, tidy: pd.DataFrame) -> int:
+    q1 = sections(report)["q1"]
+    checked = 0
+    for dataset in tidy.dataset.unique():
+        rows = table_rows(q1, dataset)
+        assert rows, f"no row for {dataset} in the Q1 section"
+        cells = rows[0]  # the final-RMSE table comes first: dataset, pool, random, mcdue/lrgpa ...
+        header = table_rows(q1, "dataset")[0]
+        for sampler in tidy.sampler.unique():
+            column = header.index(f"{sampler}: final RMSE")
+            assert cells[column] == expected_final_rmse(tidy, dataset, sampler), (dataset, sampler)
+            checked += 1
+    return checked
+
+
+def test_quick_study_writes_every_section_and_leaves_the_committed_report_alone(quick_study):
+    results, committed = quick_study
+    report = (results / "study.md").read_text()
+    assert set(sections(report)) == {"q1", "q2", "q3", "q4", "q5"}
+    assert "Not run yet" not in report and "nan" not in report.replace("nanoseconds", "")
+    for section in sections(report).values():
+        assert "**Answer.**" in section and "*wall time on this machine:*" in section and "| " in section
+    for image in ("q1_rmse.png", "q1_log_likelihood.png", "q2_overlap.png", "q3_overlap_vs_samples.png",
+                  "q5_selection_cost.png"):
+        assert (results / "images" / image).stat().st_size > 1000
+        assert f"](images/{image})" in report
+    for question in ("q1", "q2", "q3", "q4"):
+        assert (results / "study_data" / f"{question}.csv").exists()
+    for path, before in committed.items():
+        assert _snapshot(path) == before, f"--quick must not touch {path}"
+
+
+def test_a_rerun_resumes_without_redoing_finished_runs(quick_study):
+    results, _ = quick_study
+    parts_before = run_study.WallTimes(results / "wall_times.json").entries
+    assert run_study.main(["--quick", "--results-dir", str(results), "--uci-root", str(UCI_ROOT)]) == 0
+    assert run_study.WallTimes(results / "wall_times.json").entries == parts_before
+
+
+def test_quick_tables_are_recomputed_from_the_tidy_csv(quick_study):
+    results, _ = quick_study
+    report = (results / "study.md").read_text()
+    assert check_q1_table(report, pd.read_csv(results / "study_data" / "q1.csv")) == 2 * 3
+    # Q4: the number of acquisitions where fast float64 picked differently, from the raw columns
+    q4 = pd.read_csv(results / "study_data" / "q4.csv").sort_values(["dataset", "seed", "al_iter"])
+    reference = q4[q4.sampler == "bgpa_float64"].copy()
+    reference["picked"] = reference.groupby(["dataset", "seed"])["n_train"].diff()
+    compared = reference.dropna(subset=["agreed_fast_float64"])
+    differing = int((compared.agreed_fast_float64 < compared.picked).sum())
+    row = table_rows(sections(report)["q4"], "fast_float64")[0]
+    assert row[1] == str(len(compared)) and row[2].startswith(f"{differing} (")
+
+
+def test_interval_and_curve_area_on_hand_made_numbers():
+    values = [1.0, 2.0, 4.0]
+    mean, half = study_report.interval(values)
+    low, high = stats.t.interval(0.95, 2, loc=np.mean(values), scale=stats.sem(values))
+    assert mean == pytest.approx(7 / 3) and half == pytest.approx((high - low) / 2)
+    assert np.isnan(study_report.interval([3.0])[1])
+    table = pd.DataFrame(dict(dataset="d", sampler="s", seed=0, pool_size=100, n_train=[10, 20, 40],
+                              test_rmse=[3.0, 2.0, 1.0], test_log_likelihood=[-3.0, -2.0, -1.0]))
+    scalars = study_report.run_scalars(table).iloc[0]
+    # trapezoids: (3+2)/2*10 + (2+1)/2*20 = 55 over a span of 30
+    assert scalars.rmse_auc == pytest.approx(55 / 30) and scalars.final_rmse == 1.0
+    assert scalars.log_likelihood_auc == pytest.approx(-55 / 30)
+    assert study_report.verdict(np.array([-0.1, -0.12, -0.11])) == "lower"
+    assert study_report.verdict(np.array([-0.1, 0.12, 0.01])) == "unclear"
