@@ -71,8 +71,8 @@ def test_predict_gives_the_closed_form_moments():
     assert np.all(aleatoric > 0)
 
 
-def fit(network, x, y, epochs, phase=0, learning_rate=0.01):
-    trainer = StackedTrainer(network, learning_rate, clip_gradient=100.0, divergence_scale=1.0, batch_size=16)
+def fit(network, x, y, epochs, phase=0, learning_rate=0.01, clip_gradient=100.0):
+    trainer = StackedTrainer(network, learning_rate, clip_gradient=clip_gradient, divergence_scale=1.0, batch_size=16)
     return trainer, trainer.fit(x, y, x[0], y[0], num_epochs=epochs, eval_every=epochs, phase=phase)
 
 
@@ -98,6 +98,24 @@ def test_a_run_in_a_stack_computes_what_it_computes_alone():
     for a, b in zip(alone.get_weights(), stacked.get_weights(), strict=True):
         np.testing.assert_allclose(b[1], a[0], rtol=1e-5, atol=1e-6)
     assert stacked_metrics[-1].test_rmse[1] == pytest.approx(alone_metrics[-1].test_rmse[0], rel=1e-5)
+
+
+def test_gradient_clipping_is_per_run():
+    from models.trainer import _squared_norm_per_run
+
+    rng = np.random.default_rng(2)
+    for shape in [(3,), (3, 7), (3, 5, 7)]:
+        gradient = rng.normal(size=shape).astype(np.float32)
+        np.testing.assert_allclose(_squared_norm_per_run(tf.constant(gradient)).numpy(),
+                                   (gradient.reshape(3, -1) ** 2).sum(1), rtol=1e-5)
+    # With a clip far below the gradient norms every step is clipped, and runs still do not interact.
+    x, y = toy_problem()
+    alone = make_network(seeds=(5,), dtype=tf.float32)
+    stacked = make_network(seeds=(9, 5), dtype=tf.float32)
+    fit(alone, x[None], y[None], epochs=2, clip_gradient=1e-3)
+    fit(stacked, np.stack([x[::-1], x]), np.stack([y[::-1], y]), epochs=2, clip_gradient=1e-3)
+    for a, b in zip(alone.get_weights(), stacked.get_weights(), strict=True):
+        np.testing.assert_allclose(b[1], a[0], rtol=1e-5, atol=1e-6)
 
 
 def test_same_seed_same_numbers_and_optimizer_reset():

@@ -81,9 +81,7 @@ class StackedTrainer:
     # -- compiled pieces ------------------------------------------------------------------------
     def _apply_gradients(self, gradients):
         num_runs = self.network.num_units
-        squared_norm = tf.add_n([tf.reduce_sum(tf.reshape(tf.square(g), [num_runs, -1]), axis=1)
-                                 for g in gradients])
-        norm = tf.sqrt(squared_norm)
+        norm = tf.sqrt(tf.add_n([_squared_norm_per_run(g) for g in gradients]))
         scale = self.clip_gradient / tf.maximum(norm, self.clip_gradient)  # per run, as clip_by_global_norm
         self._adam_step.assign_add(1.0)
         step = self._adam_step
@@ -223,6 +221,20 @@ class StackedTrainer:
     def set_optimizer_state(self, values: Sequence[np.ndarray]) -> None:
         for variable, value in zip(self._optimizer_variables(), values, strict=True):
             variable.assign(value)
+
+
+def _squared_norm_per_run(gradient: tf.Tensor) -> tf.Tensor:
+    """Sum of squares of each run's slice of a (K, ...) gradient: (K,).
+
+    The rows of the last axis are summed by a product with a vector of ones: XLA's CPU backend
+    fuses the squaring into that dot, while it lowers a plain reduce_sum over a 100 x 100 kernel
+    to a reduce-window tree several times slower (at K = 20 about a quarter of a step).
+    """
+    if gradient.shape.rank == 1:
+        return tf.square(gradient)
+    width = gradient.shape[-1]
+    row_sums = tf.matmul(tf.reshape(tf.square(gradient), [-1, width]), tf.ones([width, 1], gradient.dtype))
+    return tf.reduce_sum(tf.reshape(row_sums, [gradient.shape[0], -1]), axis=1)
 
 
 def stack_training_sets(datas: Sequence, train_indices: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
