@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from experiment_config import ConfigError, config_from_dict
+from experiment_config import ConfigError, config_from_dict, read_yaml
 
 logger = logging.getLogger("al_bnn.benchmark")
 
@@ -87,15 +87,7 @@ def merge_sections(base: dict, update: dict) -> dict:
 
 def load_benchmark_config(path: str | Path, quick: bool = False) -> BenchmarkConfig:
     """Read a benchmark YAML; with quick=True its `quick:` section overrides the rest."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: benchmark config not found")
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: not valid YAML: {error}") from error
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping")
+    raw = read_yaml(path, "benchmark config", mapping=True)
     unknown = sorted(set(raw) - set(BENCHMARK_KEYS))
     if unknown:
         raise ConfigError(f"{path}: unknown key(s) {unknown}; allowed: {', '.join(BENCHMARK_KEYS)}")

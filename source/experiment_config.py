@@ -92,8 +92,9 @@ class SamplingParameters:
     compare_with: list = _key([], "Reference selections made at every acquisition from the same model state, "
                                   "recording how far the run's picks agree with each (overlap, picks before the "
                                   "first differing round, seconds): `exact` (closed-form kernel, bnn only) or "
-                                  "`<fast|batch|lowrank>_<float64|float32>` on the run's own samples. Costs "
-                                  "their selection time; [] = none.", choices=REFERENCE_SELECTIONS)
+                                  "method_precision on the run's own samples, e.g. `fast_float32`, "
+                                  "`batch_float64`, `lowrank_float32`. Costs their selection time; [] = none.",
+                             choices=REFERENCE_SELECTIONS)
     resample_every_round: bool = _key(False, "bgpa only: redraw function samples every greedy round "
                                              "(thesis behaviour); default keeps one draw, like gpa.")
 
@@ -286,16 +287,26 @@ def check_consistency(config: ExperimentConfig, source: str = "<config>") -> Non
                           "use a larger pool (0 = full) or a shorter schedule.")
 
 
-def load_config(path: str | Path) -> ExperimentConfig:
-    """Read and validate one YAML config file."""
+def read_yaml(path: str | Path, what: str = "config file", mapping: bool = False) -> Any:
+    """Parse a YAML file; a missing file or bad YAML (or, with mapping=True, a top level that is
+    not a mapping; an empty file reads as {}) is a ConfigError naming the file."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"{path}: config file not found.")
+        raise ConfigError(f"{path}: {what} not found.")
     try:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as error:
         raise ConfigError(f"{path}: not valid YAML: {error}") from error
-    return config_from_dict(raw, str(path))
+    if mapping:
+        raw = raw or {}
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping.")
+    return raw
+
+
+def load_config(path: str | Path) -> ExperimentConfig:
+    """Read and validate one YAML config file."""
+    return config_from_dict(read_yaml(path), str(path))
 
 
 def with_overrides(config: ExperimentConfig, source: str = "<command line>", **section_keys: dict) -> ExperimentConfig:

@@ -37,7 +37,7 @@ import yaml  # noqa: E402
 import run_benchmark  # noqa: E402
 import study_report  # noqa: E402
 from benchmark_sweep import benchmark_config_from_dict, merge_sections, pending_tasks  # noqa: E402
-from experiment_config import ConfigError  # noqa: E402
+from experiment_config import ConfigError, read_yaml  # noqa: E402
 from regression_data import DataFileError, DataUnavailableError  # noqa: E402
 from results_writer import ResultsDirectoryExistsError, ResultsWriter  # noqa: E402
 
@@ -100,15 +100,7 @@ def main(argv=None) -> int:
 
 
 def _read_yaml(path: Path) -> dict:
-    if not path.is_file():
-        raise ConfigError(f"{path}: study config not found")
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: not valid YAML: {error}") from error
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping")
-    return raw
+    return read_yaml(path, "study config", mapping=True)
 
 
 def question_sweep(question: str, quick: bool, uci_root: str | None = None) -> dict:
