@@ -270,13 +270,14 @@ def settings_paragraph(raw: dict) -> str:
     parms = experiment.get("parms", {})
     schedule = ", ".join(f"{name}: {entry['num_train_init']} initial + {entry['al_iter']} x {entry['num_al_incr']}"
                          for name, entry in (raw.get("schedule") or {}).items())
-    return (f"Datasets: {', '.join(raw['datasets'])}; seeds {raw['seeds']} (paired: the same seed gives every "
-            f"sampler the same split and initial set); model {', '.join(raw.get('models', ['bnn']))} with hidden "
-            f"layers {net.get('layer_sizes')}, learning rate {net.get('learning_rate')}, {train.get('num_epochs')} "
-            f"epochs per phase at batch size {train.get('batch_size')}; T = {parms.get('n_mc_samples')} function "
-            f"samples and rounds of {parms.get('sampling_batch_size')} picks unless a question varies them. "
-            f"Schedule (points, or fractions of the pool): {schedule}. Runs of one dataset and question are "
-            "trained as one stacked model.")
+    models = ", ".join(raw.get("models", ["bnn"]))
+    return (f"Datasets: {', '.join(raw['datasets'])}; seeds {raw['seeds']} unless a question says otherwise "
+            "(paired: the same seed gives every sampler the same split and initial set); model "
+            f"{models} with hidden layers {net.get('layer_sizes')}, learning rate {net.get('learning_rate')}, "
+            f"{train.get('num_epochs')} epochs per phase at batch size {train.get('batch_size')}; "
+            f"T = {parms.get('n_mc_samples')} function samples and rounds of {parms.get('sampling_batch_size')} "
+            f"picks unless a question varies them. Schedule (points, or fractions of the pool): {schedule}. "
+            "Runs of one dataset and question are trained as one stacked model.")
 
 
 def write_report(results_dir: Path, report_dir: Path, image_dir: Path, sweeps: dict[str, dict],
@@ -331,7 +332,7 @@ def write_report(results_dir: Path, report_dir: Path, image_dir: Path, sweeps: d
         f"[{data_link}/]({data_link}/), one row per run and AL step); do not edit by hand, rerun the script "
         "(`--report-only` rebuilds this file from the runs without training).",
         "",
-        "**Settings.** " + settings_paragraph(sweeps["q1"]),
+        "**Settings.** " + settings_paragraph(sweeps["q3"]),
         "",
         *(["**This is the --quick variant: tiny sizes for tests; its numbers mean nothing.**", ""] if quick else []),
         "## Headline answers",
@@ -344,8 +345,14 @@ def write_report(results_dir: Path, report_dir: Path, image_dir: Path, sweeps: d
                         if question in SWEEP_QUESTIONS else
                         "`configs/study/q5_cost.yaml` (timings from the q1 and q4 runs)")
         title = section.title if section is not None else QUESTION_TEXT[question].split("?")[0]
+        if question in SWEEP_QUESTIONS:
+            raw = sweeps[question]
+            size = (f"*runs:* {len(raw['datasets'])} datasets x {len(raw['samplers'])} samplers x "
+                    f"{len(raw['seeds'])} paired seeds; ")
+        else:
+            size = ""
         lines += [f"## Q{question[1]}. {title}", "", f"*Question.* {QUESTION_TEXT[question]}", "",
-                  f"*Command:* `{command} --questions {question}`; *config:* {config_files}; "
+                  f"*Command:* `{command} --questions {question}`; *config:* {config_files}; {size}"
                   f"*wall time on this machine:* {wall_times.describe(question)}.", ""]
         if section is None:
             lines += ["Not run yet.", ""]
