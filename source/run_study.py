@@ -133,10 +133,12 @@ class WallTimes:
         self.path = path
         self.entries = json.loads(path.read_text()) if path.exists() else {}
 
-    def add(self, question: str, seconds: float) -> None:
+    def add(self, question: str, seconds: float, workers: int | None = None) -> None:
         entry = self.entries.setdefault(question, {"seconds": 0.0, "parts": 0, "commits": []})
         entry["seconds"] += seconds
         entry["parts"] += 1
+        if workers is not None and workers not in entry.setdefault("workers", []):
+            entry["workers"].append(workers)
         commit = current_commit()
         if commit not in entry["commits"]:
             entry["commits"].append(commit)
@@ -150,7 +152,9 @@ class WallTimes:
         seconds = entry["seconds"]
         duration = f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.1f} s"
         parts = f" in {entry['parts']} parts" if entry["parts"] > 1 else ""
-        return f"{duration}{parts} (code at {', '.join(entry['commits'])})"
+        workers = entry.get("workers")
+        processes = f", {' or '.join(map(str, workers))} worker process(es)" if workers else ""
+        return f"{duration}{parts}{processes} (code at {', '.join(entry['commits'])})"
 
 
 def current_commit() -> str:
@@ -179,7 +183,7 @@ def run_sweep(question: str, raw: dict, results_dir: Path, workers: int, wall_ti
     status = run_benchmark.main(["--config", str(config_path), "--out", str(output), "--workers", str(workers)])
     if status != 0:
         raise ValueError(f"the sweep of {question} failed (exit status {status}); see {output / 'log.txt'}")
-    wall_times.add(question, time.perf_counter() - started)
+    wall_times.add(question, time.perf_counter() - started, workers)
 
 
 def measure_pool_scaling(settings: dict, results_dir: Path, wall_times: WallTimes) -> None:

@@ -66,6 +66,19 @@ def check_q1_table(report: str, tidy: pd.DataFrame) -> int:
     return checked
 
 
+def check_q4_divergence(report: str, q4: pd.DataFrame) -> None:
+    """The acquisitions where each method/precision picked differently from batch float64,
+    counted from the raw agreed_* columns, match the Q4 table."""
+    q4 = q4.sort_values(["dataset", "seed", "al_iter"])
+    reference = q4[q4.sampler == "bgpa_float64"].copy()
+    reference["picked"] = reference.groupby(["dataset", "seed"])["n_train"].diff()
+    for name in ("fast_float64", "fast_float32", "batch_float32"):
+        compared = reference.dropna(subset=[f"agreed_{name}"])
+        differing = int((compared[f"agreed_{name}"] < compared.picked).sum())
+        row = table_rows(sections(report)["q4"], name)[0]
+        assert row[1] == str(len(compared)) and row[2].startswith(f"{differing} ("), name
+
+
 def test_quick_study_writes_every_section_and_leaves_the_committed_report_alone(quick_study):
     results, committed = quick_study
     report = (results / "study.md").read_text()
@@ -94,14 +107,27 @@ def test_quick_tables_are_recomputed_from_the_tidy_csv(quick_study):
     results, _ = quick_study
     report = (results / "study.md").read_text()
     assert check_q1_table(report, pd.read_csv(results / "study_data" / "q1.csv")) == 2 * 3
-    # Q4: the number of acquisitions where fast float64 picked differently, from the raw columns
-    q4 = pd.read_csv(results / "study_data" / "q4.csv").sort_values(["dataset", "seed", "al_iter"])
-    reference = q4[q4.sampler == "bgpa_float64"].copy()
-    reference["picked"] = reference.groupby(["dataset", "seed"])["n_train"].diff()
-    compared = reference.dropna(subset=["agreed_fast_float64"])
-    differing = int((compared.agreed_fast_float64 < compared.picked).sum())
-    row = table_rows(sections(report)["q4"], "fast_float64")[0]
-    assert row[1] == str(len(compared)) and row[2].startswith(f"{differing} (")
+    check_q4_divergence(report, pd.read_csv(results / "study_data" / "q4.csv"))
+
+
+def test_the_committed_report_is_recomputed_from_its_committed_data():
+    report_path = REPO_ROOT / "docs" / "study.md"
+    report = report_path.read_text()
+    tidy = pd.read_csv(REPO_ROOT / "docs" / "study_data" / "q1.csv")
+    assert tidy.seed.nunique() >= 5 and tidy.dataset.nunique() == 7
+    assert check_q1_table(report, tidy) == 7 * tidy.sampler.nunique()
+    check_q4_divergence(report, pd.read_csv(REPO_ROOT / "docs" / "study_data" / "q4.csv"))
+    for image in ("q1_rmse.png", "q2_overlap.png", "q3_overlap_vs_samples.png", "q5_selection_cost.png"):
+        assert (REPO_ROOT / "images" / "study" / image).exists()
+    assert "--quick" not in report.splitlines()[2]
+
+
+def test_the_readme_quotes_the_reports_headline():
+    report = (REPO_ROOT / "docs" / "study.md").read_text()
+    headline = report.split("## Headline answers\n\n", 1)[1].split("\n\n", 1)[0].strip()
+    readme = (REPO_ROOT / "README.md").read_text()
+    block = readme.split(run_study.README_START, 1)[1].split(run_study.README_END, 1)[0].strip()
+    assert block == headline and block.count("**Q") == 5
 
 
 def test_interval_and_curve_area_on_hand_made_numbers():
