@@ -324,6 +324,7 @@ def write_report(results_dir: Path, report_dir: Path, image_dir: Path, sweeps: d
                 labels.setdefault(sampler, sampler)
         sections["q5"] = study_report.question_cost(pd.concat(timing_parts, ignore_index=True), scaling, labels)
 
+    summary = study_report.summary_sentences(sections)
     image_link = os.path.relpath(image_dir, report_dir)
     data_link = os.path.relpath(data_dir, report_dir)
     headlines = [f"- **Q{q[1]}.** {s.headline}" for q, s in sections.items() if s is not None]
@@ -341,6 +342,7 @@ def write_report(results_dir: Path, report_dir: Path, image_dir: Path, sweeps: d
         *(["**This is the --quick variant: tiny sizes for tests; its numbers mean nothing.**", ""] if quick else []),
         "## Headline answers",
         "",
+        *([f"**In short.** {summary}", ""] if summary else []),
         *(headlines or ["No question has run yet."]),
         "",
     ]
@@ -372,8 +374,7 @@ def write_report(results_dir: Path, report_dir: Path, image_dir: Path, sweeps: d
         lines += [f"**Answer.** {section.answer}", ""]
     text = "\n".join(lines).rstrip() + "\n"
     ResultsWriter(report_dir, overwrite=True).write_text("study.md", text)
-    headline_block = "\n".join(headlines)
-    return Report(text, headline_block)
+    return Report(text, summary)
 
 
 def update_readme(readme: Path, headline_block: str) -> None:

@@ -131,6 +131,7 @@ class Section:
     markdown: list[str] = field(default_factory=list)
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     figures: dict = field(default_factory=dict)
+    facts: dict = field(default_factory=dict)  # key numbers, for the report's three-sentence summary
 
 
 def _dataset_order(table: pd.DataFrame) -> list[str]:
@@ -237,6 +238,7 @@ def question_samplers(table: pd.DataFrame, baseline: str = "random", challengers
                 f"({listing(helps)}), loses on {len(hurts)} and is within noise on {len(unclear)} "
                 f"({seeds} paired seeds, 95% intervals).")
     section = Section("q1", "GPA vs random vs MCDUE", answer, headline)
+    section.facts = dict(helps=helps, hurts=hurts, unclear=unclear, datasets=len(datasets), seeds=seeds)
     section.markdown = [
         "**Final test RMSE** (mean ± 95% interval over seeds; differences are paired, relative to "
         f"{baseline}, negative = better; W/T/L counts seeds with a lower/within 0.5%/higher final RMSE):\n\n"
@@ -327,6 +329,7 @@ def question_joint_marginal(table: pd.DataFrame, joint: str = "gpa_joint", margi
                 f"marginal samples {marginal_mean:.0%} (chance {chance_mean:.0%}); the final RMSE changes by "
                 f"{with_interval(*interval(marginal_final), digits=1, percent=True)} (marginal vs joint).")
     section = Section("q2", "Joint vs marginal function samples", answer, headline)
+    section.facts = dict(joint=joint_mean, marginal=marginal_mean, chance=chance_mean)
     section.markdown = [
         "**Overlap** of each run's picks with the exact kernel's picks on the same model at the same "
         "acquisition (mean over acquisitions, then mean ± 95% interval over seeds), and paired RMSE "
@@ -414,6 +417,7 @@ def question_sample_count(table: pd.DataFrame, exact: str = "gpa_exact") -> Sect
                    if not distinguishable else
                    f"the final RMSE differs clearly from the exact kernel's at T = {', '.join(distinguishable)}."))
     section = Section("q3", "Monte-Carlo kernel vs exact kernel, by number of samples T", answer, headline)
+    section.facts = dict(largest_T=int(last.num_samples), overlap_at_largest_T=float(last.overlap_with_exact))
     section.markdown = [
         "**Overlap** with the exact kernel's picks on the same model (mean ± 95% interval over all runs, then "
         f"the mean per dataset), and the paired final-RMSE and RMSE-area differences relative to the {exact} "
@@ -493,6 +497,7 @@ def question_precision(table: pd.DataFrame, reference: str = "bgpa_float64") -> 
                 f"differs from batch float64's by at most {largest:.2%}"
                 + (", and no mean difference is distinguishable from zero." if not unclear else "."))
     section = Section("q4", "Fast vs batch GPA, float64 vs float32, on identical samples", answer, headline)
+    section.facts = {f"{name}_differing": differing(name) for name in names}
     section.markdown = [
         f"**Divergence on identical samples**: at every acquisition, {reference} also ran each method and "
         "precision below on its own function samples; a round differs when its set of points differs:\n\n"
@@ -577,6 +582,7 @@ def question_cost(timing: pd.DataFrame, scaling: pd.DataFrame, labels: dict[str,
                 + (f"; low-rank GPA selects from a pool of {int(largest.n_pool):,} in {largest.seconds:.1f} s."
                    if largest is not None else "."))
     section = Section("q5", "Cost per AL step", answer, headline)
+    section.facts = dict(dataset=largest_dataset, pool=pool, seconds={s: float(selection[s]) for s in samplers})
     section.markdown = [
         "**Seconds per AL step** on the study's runs (mean over acquisitions and seeds; selection includes "
         "drawing the function samples; training is one training phase of the whole stack, which trains all of "
@@ -592,3 +598,33 @@ def question_cost(timing: pd.DataFrame, scaling: pd.DataFrame, labels: dict[str,
     section.tables = {"q5_pool_scaling": scaling}
     section.figures = {"q5_selection_cost.png": figure}
     return section
+
+
+def summary_sentences(sections: dict[str, Section | None]) -> str:
+    """The study in three sentences (the README quotes them), from the sections' key numbers;
+    a sentence whose questions have not run yet is left out."""
+    sentences = []
+    q1, q2, q3, q4, q5 = (sections.get(key) for key in ("q1", "q2", "q3", "q4", "q5"))
+    if q1 is not None:
+        f = q1.facts
+        worse = f"is clearly worse on {listing(f['hurts'])}" if f["hurts"] else "is never clearly worse"
+        sentences.append(f"GPA beats random selection clearly on {len(f['helps'])} of {f['datasets']} datasets "
+                         f"and {worse} ({f['seeds']} paired seeds, 95% intervals).")
+    if q2 is not None:
+        f = q2.facts
+        more = (f" ({q3.facts['overlap_at_largest_T']:.0%} with T = {q3.facts['largest_T']} samples)"
+                if q3 is not None else "")
+        sentences.append(f"Its picks overlap those of the exact last-layer kernel by {f['joint']:.0%} with joint "
+                         f"function samples{more} but by {f['marginal']:.0%} with the thesis's marginal samples "
+                         f"(chance: {f['chance']:.0%}).")
+    if q4 is not None and q5 is not None and "fast_float64_differing" in q4.facts:
+        seconds = q5.facts["seconds"]
+        lowrank = q4.facts.get("lowrank_float64_differing", "")
+        same = "the same picks" if lowrank.startswith("0 of") else f"picks differing in {lowrank} acquisitions"
+        if {"lrgpa", "gpa_float64"} <= set(seconds):
+            sentences.append(
+                f"On identical samples fast and batch GPA in float64 picked differently in "
+                f"{q4.facts['fast_float64_differing']} acquisitions, and low-rank GPA makes {same} in "
+                f"{seconds['lrgpa']:.2f} s instead of fast GPA's {seconds['gpa_float64']:.1f} s per step on "
+                f"{q5.facts['dataset']}'s {q5.facts['pool']:,}-point pool.")
+    return " ".join(sentences)
