@@ -465,7 +465,7 @@ def question_precision(table: pd.DataFrame, reference: str = "bgpa_float64") -> 
                                  max_abs_relative_difference=float(np.abs(difference).max()) if len(difference)
                                  else float("nan")))
     rmse_header = ["run", "paired runs", "identical final RMSE", f"final RMSE vs {reference}",
-                   "largest |difference|", "W/T/L"]
+                   "largest absolute difference", "W/T/L"]
     divergence, effect = pd.DataFrame(records), pd.DataFrame(rmse_records)
 
     def describe(name: str) -> str:
