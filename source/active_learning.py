@@ -341,4 +341,5 @@ def _select(network: StackedDenseNetwork, run_index: int, run: RunSpec, sampler,
         result = agreement(picks, reference, parms.sampling_batch_size)
         comparisons[f"overlap_{name}"] = result.overlap
         comparisons[f"agreed_{name}"] = result.agreed_picks
+        comparisons[f"in_order_{name}"] = result.in_order
     return remaining[picks], seconds, comparisons

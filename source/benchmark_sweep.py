@@ -30,7 +30,7 @@ logger = logging.getLogger("al_bnn.benchmark")
 TIDY_COLUMNS = ["dataset", "model", "sampler", "seed", "al_iter", "n_train", "test_rmse", "test_log_likelihood",
                 "selection_seconds", "training_seconds", "pool_size", "runs_in_stack"]
 # Columns of pick comparisons (parms.compare_with): <prefix><reference name>, empty at AL step 0.
-COMPARISON_PREFIXES = ("overlap_", "agreed_", "seconds_")
+COMPARISON_PREFIXES = ("overlap_", "agreed_", "in_order_", "seconds_")
 TIE_TOLERANCE = 0.005  # final RMSEs within 0.5% of random's count as a tie
 SCHEDULE_KEYS = ("num_train_init", "num_al_incr", "al_iter")
 BENCHMARK_KEYS = ("datasets", "models", "model_settings", "samplers", "sampler_settings", "seeds", "uci_root",

@@ -277,6 +277,9 @@ def check_consistency(config: ExperimentConfig, source: str = "<config>") -> Non
         raise ConfigError(f"{source}: key 'parms.resample_every_round' is true, which only batch GPA with "
                           "Monte-Carlo samples supports; use sample_policy: bgpa with gpa_kernel: mc, or set "
                           "it to false.")
+    if parms.resample_every_round and parms.compare_with:
+        raise ConfigError(f"{source}: key 'parms.compare_with' needs the samples the run's sampler saw, but "
+                          "'parms.resample_every_round' redraws them every round; use one or the other.")
     data = config.data
     if data.dataset == "file" and not data.path:
         raise ConfigError(f"{source}: key 'data.dataset' is 'file' but 'data.path' is not set; give a .csv or "

@@ -175,15 +175,15 @@ def run_sweep(question: str, raw: dict, results_dir: Path, workers: int, wall_ti
     ResultsWriter(config_path.parent, overwrite=True).write_text(config_path.name,
                                                                  yaml.safe_dump(raw, sort_keys=False))
     config = benchmark_config_from_dict(raw, str(config_path))
-    if not pending_tasks(config, output) and (output / "benchmark.csv").exists():
-        logger.info("%s: every run is finished already", question)
-        return
+    pending = pending_tasks(config, output)
     logger.info("== %s: %s", question, QUESTION_TEXT[question])
     started = time.perf_counter()
+    # Called even when every run file exists: the sweep runner refuses runs of a different config.
     status = run_benchmark.main(["--config", str(config_path), "--out", str(output), "--workers", str(workers)])
     if status != 0:
         raise ValueError(f"the sweep of {question} failed (exit status {status}); see {output / 'log.txt'}")
-    wall_times.add(question, time.perf_counter() - started, workers)
+    if pending:
+        wall_times.add(question, time.perf_counter() - started, workers)
 
 
 def measure_pool_scaling(settings: dict, results_dir: Path, wall_times: WallTimes) -> None:
@@ -233,6 +233,10 @@ def _run(args: argparse.Namespace) -> int:
     report_dir = REPO_ROOT / "docs" if committed_report else results_dir
     image_dir = REPO_ROOT / "images" / "study" if committed_report else results_dir / "images"
     results_dir.mkdir(parents=True, exist_ok=True)
+    committed_times = report_dir / "study_data" / "wall_times.json"
+    if not (results_dir / "wall_times.json").exists() and committed_times.exists():
+        # a fresh checkout: start from the committed record of the runs behind the committed CSVs
+        ResultsWriter(results_dir, overwrite=True).write_text("wall_times.json", committed_times.read_text())
     wall_times = WallTimes(results_dir / "wall_times.json")
     sweeps = {q: question_sweep(q, args.quick, args.uci_root) for q in SWEEP_QUESTIONS}
     if not args.report_only:
@@ -288,19 +292,22 @@ def write_report(results_dir: Path, report_dir: Path, image_dir: Path, sweeps: d
                  wall_times: WallTimes, command: str, quick: bool) -> Report:
     from plotting import plt
 
+    data_dir = report_dir / "study_data"
     tables = {}
     for question in SWEEP_QUESTIONS:
-        path = results_dir / question / "benchmark.csv"
-        if path.exists():
-            tables[question] = pd.read_csv(path)
-    data_dir = report_dir / "study_data"
+        # the runs' own table, else the copy next to the report (a fresh checkout has only that)
+        for path in (results_dir / question / "benchmark.csv", data_dir / f"{question}.csv"):
+            if path.exists():
+                tables[question] = pd.read_csv(path)
+                break
     data_dir.mkdir(parents=True, exist_ok=True)
     image_dir.mkdir(parents=True, exist_ok=True)
     data_writer, image_writer = ResultsWriter(data_dir, overwrite=True), ResultsWriter(image_dir, overwrite=True)
     for question, table in tables.items():
         data_writer.write_text(f"{question}.csv", table.to_csv(index=False))
-    scaling_path = results_dir / "q5" / "pool_scaling.csv"
-    scaling = pd.read_csv(scaling_path) if scaling_path.exists() else pd.DataFrame()
+    scaling_paths = [p for p in (results_dir / "q5" / "pool_scaling.csv", data_dir / "q5_pool_scaling.csv")
+                     if p.exists()]
+    scaling = pd.read_csv(scaling_paths[0]) if scaling_paths else pd.DataFrame()
     if len(scaling):
         data_writer.write_text("q5_pool_scaling.csv", scaling.to_csv(index=False))
 
@@ -374,6 +381,7 @@ def write_report(results_dir: Path, report_dir: Path, image_dir: Path, sweeps: d
         lines += [f"**Answer.** {section.answer}", ""]
     text = "\n".join(lines).rstrip() + "\n"
     ResultsWriter(report_dir, overwrite=True).write_text("study.md", text)
+    data_writer.write_text("wall_times.json", json.dumps(wall_times.entries, indent=1))
     return Report(text, summary)
 
 

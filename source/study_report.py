@@ -224,8 +224,12 @@ def question_samplers(table: pd.DataFrame, baseline: str = "random", challengers
     gpa_over_mcdue = [d for d, v in head_to_head.items() if v == "lower"]
     mcdue_over_gpa = [d for d, v in head_to_head.items() if v == "higher"]
     mcdue_better = comparison[(comparison["sampler"] != gpa) & (comparison["final_verdict"] == "lower")]["dataset"]
+    log_better = [d for d in datasets
+                  if verdict(-paired(scalars, d, gpa, baseline, "log_likelihood_auc", relative=False)) == "lower"]
+    log_worse = [d for d in datasets
+                 if verdict(-paired(scalars, d, gpa, baseline, "log_likelihood_auc", relative=False)) == "higher"]
     answer = (
-        f"Over {len(datasets)} datasets and {seeds} paired seeds, GPA ({gpa}) ends with a clearly lower test RMSE "
+        f"Over {len(datasets)} datasets and {seeds} paired seeds, GPA ({gpa}) has a clearly lower test RMSE "
         f"than {baseline} selection (the 95% interval of the paired difference in final RMSE or in the area under "
         f"the RMSE curve lies below zero, and neither lies above) on {len(helps)} of them: {listing(helps)}. "
         f"It is clearly worse on {len(hurts)} ({listing(hurts)}) and indistinguishable from {baseline} at this "
@@ -233,8 +237,10 @@ def question_samplers(table: pd.DataFrame, baseline: str = "random", challengers
         f"conditioning between picks) has a clearly lower final RMSE than {baseline} on {len(mcdue_better)} "
         f"dataset(s){': ' + listing(list(mcdue_better)) if len(mcdue_better) else ''}. Paired directly, GPA's "
         f"final RMSE is clearly lower than MCDUE's on {listing(gpa_over_mcdue)} and clearly higher on "
-        f"{listing(mcdue_over_gpa)}. The curves show where the differences arise along the schedule.")
-    headline = (f"GPA beats random selection clearly on {len(helps)} of {len(datasets)} datasets "
+        f"{listing(mcdue_over_gpa)}. In test log-likelihood (area under its curve, paired) GPA is clearly better "
+        f"than {baseline} on {listing(log_better)} and clearly worse on {listing(log_worse)}. The curves show "
+        "where the differences arise along the schedule.")
+    headline = (f"In test RMSE GPA beats random selection clearly on {len(helps)} of {len(datasets)} datasets "
                 f"({listing(helps)}), loses on {len(hurts)} and is within noise on {len(unclear)} "
                 f"({seeds} paired seeds, 95% intervals).")
     section = Section("q1", "GPA vs random vs MCDUE", answer, headline)
@@ -303,15 +309,18 @@ def question_joint_marginal(table: pd.DataFrame, joint: str = "gpa_joint", margi
                     with_interval(*interval(area_difference), digits=1, percent=True)]
         rows.append(row)
     overlap_table = pd.DataFrame(records)
-    header = ["dataset", f"overlap with exact: {chance} (chance)", f"{marginal}", f"{joint}",
-              f"{marginal} vs {joint}: final RMSE", "RMSE area", f"{exact} vs {joint}: final RMSE", "RMSE area"]
+    header = ["dataset", f"overlap with exact: {chance} (chance)", f"overlap: {marginal}", f"overlap: {joint}",
+              f"{marginal} vs {joint}: final RMSE", f"{marginal} vs {joint}: RMSE area",
+              f"{exact} vs {joint}: final RMSE", f"{exact} vs {joint}: RMSE area"]
 
     def overall(sampler: str) -> tuple[float, float]:
         return interval(overlaps[overlaps["sampler"] == sampler]["overlap_exact"])
 
     joint_mean, marginal_mean, chance_mean = overall(joint)[0], overall(marginal)[0], overall(chance)[0]
-    marginal_final = paired(scalars, None, marginal, joint, "final_rmse")
-    marginal_area = paired(scalars, None, marginal, joint, "rmse_auc")
+    # pooled with each dataset's mean paired difference as one value (seeds within a dataset are not
+    # exchangeable with seeds of another)
+    marginal_final = np.array([paired(scalars, d, marginal, joint, "final_rmse").mean() for d in datasets])
+    marginal_area = np.array([paired(scalars, d, marginal, joint, "rmse_auc").mean() for d in datasets])
     worse = [d for d in datasets if verdict(paired(scalars, d, marginal, joint, "final_rmse")) == "higher"]
     better = [d for d in datasets if verdict(paired(scalars, d, marginal, joint, "final_rmse")) == "lower"]
     answer = (
@@ -320,14 +329,15 @@ def question_joint_marginal(table: pd.DataFrame, joint: str = "gpa_joint", margi
         f"thesis's marginal samples (an independent draw per point) it picks {marginal_mean:.0%}, against "
         f"{chance_mean:.0%} for random selection (the chance level). Marginal samples are independent across "
         f"points, so their estimated covariance is the marginal variances on the diagonal and sampling noise "
-        f"elsewhere: conditioning on a pick tells GPA nothing about its neighbours. Pooled over datasets, "
-        f"marginal samples change the final RMSE by "
+        f"elsewhere: conditioning on a pick tells GPA nothing about its neighbours. Averaged over the "
+        f"{len(datasets)} datasets' mean paired differences, marginal samples change the final RMSE by "
         f"{with_interval(*interval(marginal_final), digits=1, percent=True)} and the RMSE area by "
         f"{with_interval(*interval(marginal_area), digits=1, percent=True)} relative to joint samples; per "
         f"dataset the final RMSE is clearly worse on {listing(worse)} and clearly better on {listing(better)}.")
     headline = (f"Joint function samples pick {joint_mean:.0%} of what the exact kernel picks, the thesis's "
-                f"marginal samples {marginal_mean:.0%} (chance {chance_mean:.0%}); the final RMSE changes by "
-                f"{with_interval(*interval(marginal_final), digits=1, percent=True)} (marginal vs joint).")
+                f"marginal samples {marginal_mean:.0%} (chance {chance_mean:.0%}); marginal samples make the final "
+                f"RMSE clearly worse than joint ones on {len(worse)} of {len(datasets)} datasets and clearly better "
+                f"on {len(better)}.")
     section = Section("q2", "Joint vs marginal function samples", answer, headline)
     section.facts = dict(joint=joint_mean, marginal=marginal_mean, chance=chance_mean)
     section.markdown = [
@@ -368,7 +378,8 @@ def question_sample_count(table: pd.DataFrame, exact: str = "gpa_exact") -> Sect
         records.append(dict(num_samples=counts[sampler], overlap_with_exact=interval(values)[0],
                             runs=len(values), final_rmse_vs_exact=interval(final_difference)[0],
                             rmse_auc_vs_exact=interval(area_difference)[0]))
-    header = ["T", "overlap with exact (all runs)", *datasets, f"final RMSE vs {exact}", "RMSE area", "W/T/L"]
+    header = ["T", "overlap with exact (all runs)", *datasets, f"final RMSE vs {exact}", f"RMSE area vs {exact}",
+              f"W/T/L vs {exact}"]
     result = pd.DataFrame(records)
     figure, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     for index, dataset in enumerate(datasets):
@@ -479,14 +490,23 @@ def question_precision(table: pd.DataFrame, reference: str = "bgpa_float64") -> 
     summary = "; ".join(describe(n) for n in names)
     largest = effect["max_abs_relative_difference"].max() if len(effect) else float("nan")
     identical = ", ".join(f"{r.sampler} {r.identical_final_rmse}/{r.runs}" for r in effect.itertuples())
-    unclear = [r.sampler for r in effect.itertuples()
-               if verdict(paired(scalars, None, r.sampler, reference, "final_rmse")) != "unclear"]
+    distinguishable = [r.sampler for r in effect.itertuples()
+                       if verdict(paired(scalars, None, r.sampler, reference, "final_rmse")) != "unclear"]
+    curves = table.pivot_table(index=["dataset", "seed", "al_iter"], columns="sampler", values="test_rmse")
+    departed = {s: int((curves[s] != curves[reference]).groupby(level=["dataset", "seed"]).any().sum())
+                for s in effect["sampler"]}
+    runs_per_variant = int(curves.groupby(level=["dataset", "seed"]).ngroups)
     answer = (
         f"On identical function samples (the {reference} run's own draw at every acquisition), compared with "
         f"batch GPA in float64: {summary}. Run to the end on their own picks, the variants' final test RMSEs "
         f"differ from {reference}'s by at most {largest:.2%}; identical final RMSE in {identical} paired runs; "
         + ("the 95% interval of the mean difference includes zero for every variant."
-           if not unclear else f"the 95% interval of the mean difference excludes zero for {listing(unclear)}."))
+           if not distinguishable else
+           f"the 95% interval of the mean difference excludes zero for {listing(distinguishable)}.")
+        + " A round counts as differing only when its set of points differs; the same points in another order "
+        "are not counted, yet points join the training set in pick order, which changes the minibatches, so a "
+        "run's learning curve can depart without a counted difference. Curves that depart anywhere from "
+        f"{reference}'s: " + ", ".join(f"{s} {n}/{runs_per_variant}" for s, n in departed.items()) + ".")
     def differing(name: str) -> str:
         row = divergence[divergence["reference"] == name]
         return "not compared" if row.empty else f"{row.differing.iloc[0]} of {row.acquisitions.iloc[0]}"
@@ -495,9 +515,13 @@ def question_precision(table: pd.DataFrame, reference: str = "bgpa_float64") -> 
                 f"{differing('fast_float64')} acquisitions; in float32 fast GPA did in {differing('fast_float32')} "
                 f"and batch GPA in {differing('batch_float32')}; run on their own picks, the variants' final RMSE "
                 f"differs from batch float64's by at most {largest:.2%}"
-                + (", and no mean difference is distinguishable from zero." if not unclear else "."))
+                + (", and no mean difference is distinguishable from zero." if not distinguishable else "."))
     section = Section("q4", "Fast vs batch GPA, float64 vs float32, on identical samples", answer, headline)
     section.facts = {f"{name}_differing": differing(name) for name in names}
+    largest_pool = comparisons.loc[comparisons["pool_size"].idxmax(), "dataset"]
+    section.facts["largest_dataset"] = largest_pool
+    section.facts["seconds_on_largest"] = {
+        name: float(comparisons[comparisons["dataset"] == largest_pool][f"seconds_{name}"].mean()) for name in names}
     section.markdown = [
         f"**Divergence on identical samples**: at every acquisition, {reference} also ran each method and "
         "precision below on its own function samples; a round differs when its set of points differs:\n\n"
@@ -608,8 +632,8 @@ def summary_sentences(sections: dict[str, Section | None]) -> str:
     if q1 is not None:
         f = q1.facts
         worse = f"is clearly worse on {listing(f['hurts'])}" if f["hurts"] else "is never clearly worse"
-        sentences.append(f"GPA beats random selection clearly on {len(f['helps'])} of {f['datasets']} datasets "
-                         f"and {worse} ({f['seeds']} paired seeds, 95% intervals).")
+        sentences.append(f"In test RMSE GPA beats random selection clearly on {len(f['helps'])} of {f['datasets']} "
+                         f"datasets and {worse} ({f['seeds']} paired seeds, 95% intervals).")
     if q2 is not None:
         f = q2.facts
         more = (f" ({q3.facts['overlap_at_largest_T']:.0%} with T = {q3.facts['largest_T']} samples)"
@@ -617,14 +641,13 @@ def summary_sentences(sections: dict[str, Section | None]) -> str:
         sentences.append(f"Its picks overlap those of the exact last-layer kernel by {f['joint']:.0%} with joint "
                          f"function samples{more} but by {f['marginal']:.0%} with the thesis's marginal samples "
                          f"(chance: {f['chance']:.0%}).")
-    if q4 is not None and q5 is not None and "fast_float64_differing" in q4.facts:
-        seconds = q5.facts["seconds"]
-        lowrank = q4.facts.get("lowrank_float64_differing", "")
+    if q4 is not None and {"fast_float64", "lowrank_float64"} <= set(q4.facts.get("seconds_on_largest", {})):
+        f = q4.facts
+        seconds = f["seconds_on_largest"]
+        lowrank = f["lowrank_float64_differing"]
         same = "the same picks" if lowrank.startswith("0 of") else f"picks differing in {lowrank} acquisitions"
-        if {"lrgpa", "gpa_float64"} <= set(seconds):
-            sentences.append(
-                f"On identical samples fast and batch GPA in float64 picked differently in "
-                f"{q4.facts['fast_float64_differing']} acquisitions, and low-rank GPA makes {same} in "
-                f"{seconds['lrgpa']:.2f} s instead of fast GPA's {seconds['gpa_float64']:.1f} s per step on "
-                f"{q5.facts['dataset']}'s {q5.facts['pool']:,}-point pool.")
+        sentences.append(
+            f"On identical samples fast and batch GPA in float64 picked differently in {f['fast_float64_differing']} "
+            f"acquisitions, and low-rank GPA makes {same} in {seconds['lowrank_float64']:.2f} s instead of fast "
+            f"GPA's {seconds['fast_float64']:.1f} s per selection on {f['largest_dataset']}.")
     return " ".join(sentences)

@@ -198,6 +198,7 @@ def test_sampler_variants_record_pick_comparisons_on_identical_samples(tiny_conf
     # the same picks as batch GPA in float64 on the same samples: every round agrees
     assert (batch.agreed_lowrank_float64 == 7).all() and (batch.overlap_lowrank_float64 == 1.0).all()
     assert (batch.agreed_fast_float64 == 7).all() and (batch.seconds_fast_float64 > 0).all()
+    assert (batch.in_order_lowrank_float64 == 7).all()
     assert batch.overlap_exact.between(0, 1).all()
     random_rows = table[(table.sampler == "random") & (table.al_iter > 0)]
     assert random_rows.overlap_exact.notna().all() and random_rows.agreed_fast_float64.isna().all()

@@ -10,9 +10,11 @@ from samplers.comparison import REFERENCE_SELECTIONS, agreement, reference_needs
 
 def test_agreement_ignores_order_within_a_round_and_stops_at_the_first_differing_round():
     picks = np.array([1, 2, 3, 4, 5, 6])
-    assert agreement(picks, np.array([2, 1, 4, 3, 5, 6]), batch_size=2).agreed_picks == 6
+    reordered = agreement(picks, np.array([2, 1, 4, 3, 5, 6]), batch_size=2)
+    assert reordered.agreed_picks == 6 and reordered.in_order == 0
+    assert agreement(picks, picks.copy(), 2).in_order == 6
     result = agreement(picks, np.array([1, 2, 3, 9, 5, 6]), batch_size=2)
-    assert result.agreed_picks == 2 and result.overlap == pytest.approx(5 / 6)
+    assert result.agreed_picks == 2 and result.in_order == 3 and result.overlap == pytest.approx(5 / 6)
     assert agreement(picks, np.array([7, 8, 9, 10, 11, 12]), batch_size=3).agreed_picks == 0
     with pytest.raises(ValueError, match="differ in length"):
         agreement(picks, picks[:3], 2)
@@ -40,5 +42,8 @@ def test_compare_with_is_validated_at_the_config_boundary():
         list(REFERENCE_SELECTIONS)
     with pytest.raises(ConfigError, match="distinct names"):
         config_from_dict({"parms": {"compare_with": ["exact", "exact"]}})
+    with pytest.raises(ConfigError, match="redraws them every round"):
+        config_from_dict({"parms": {"sample_policy": "bgpa", "resample_every_round": True,
+                                    "compare_with": ["fast_float64"]}})
     with pytest.raises(ConfigError, match="'parms.compare_with' names 'exact'"):
         config_from_dict({"parms": {"name_model": "ensemble", "compare_with": ["exact"]}})

@@ -49,10 +49,13 @@ def reference_selection(name: str, inputs: np.ndarray, n_train: int, n_select: i
 class Agreement:
     """overlap: share of the run's picks the reference also made (order ignored).
     agreed_picks: picks made before the first greedy round whose set of points differs (so
-    equal picks in a different order within a round still agree); len(picks) if none differs."""
+    equal picks in a different order within a round still agree); len(picks) if none differs.
+    in_order: leading picks identical in order. The order matters too: points join the training
+    set in pick order, which decides the minibatches."""
 
     overlap: float
     agreed_picks: int
+    in_order: int
 
 
 def agreement(picks: np.ndarray, reference: np.ndarray, batch_size: int) -> Agreement:
@@ -60,11 +63,12 @@ def agreement(picks: np.ndarray, reference: np.ndarray, batch_size: int) -> Agre
     if picks.shape != reference.shape:
         raise ValueError(f"picks {picks.shape} and reference {reference.shape} differ in length")
     if len(picks) == 0:
-        return Agreement(1.0, 0)
+        return Agreement(1.0, 0, 0)
     overlap = len(np.intersect1d(picks, reference)) / len(picks)
     agreed = len(picks)
     for start in range(0, len(picks), batch_size):
         if set(picks[start:start + batch_size].tolist()) != set(reference[start:start + batch_size].tolist()):
             agreed = start
             break
-    return Agreement(float(overlap), agreed)
+    differs = np.flatnonzero(picks != reference)
+    return Agreement(float(overlap), agreed, int(differs[0]) if len(differs) else len(picks))
