@@ -445,6 +445,7 @@ def question_precision(table: pd.DataFrame, reference: str = "bgpa_float64") -> 
     names = [c.removeprefix("agreed_") for c in table.columns if c.startswith("agreed_")
              and comparisons[c].notna().any()]
     datasets = _dataset_order(table)
+    has_order = any(f"in_order_{n}" in comparisons and comparisons[f"in_order_{n}"].notna().any() for n in names)
     rows, records = [], []
     for name in names:
         part = comparisons.dropna(subset=[f"agreed_{name}"])
@@ -456,12 +457,20 @@ def question_precision(table: pd.DataFrame, reference: str = "bgpa_float64") -> 
         rows.append([name, len(part), f"{len(differing)} ({len(differing) / max(len(part), 1):.0%})",
                      f"{differing[f'agreed_{name}'].median():.0f}" if len(differing) else "-",
                      f"{part[f'overlap_{name}'].mean():.4f}", f"{part[f'seconds_{name}'].mean():.3f}", per_dataset])
+        in_order = part[f"in_order_{name}"] if f"in_order_{name}" in part else pd.Series(dtype=float)
+        order_differing = int((in_order < n_selected).sum()) if in_order.notna().all() and len(in_order) else None
+        if has_order:
+            rows[-1].append("-" if order_differing is None else
+                            f"{order_differing} ({order_differing / max(len(part), 1):.0%})")
         records.append(dict(reference=name, acquisitions=len(part), differing=len(differing),
+                            order_differing=order_differing,
                             median_agreed_picks=float(differing[f"agreed_{name}"].median()) if len(differing)
                             else float("nan"), mean_overlap=float(part[f"overlap_{name}"].mean()),
                             mean_seconds=float(part[f"seconds_{name}"].mean())))
     header = [f"method_precision vs {reference}'s picks", "acquisitions", "picks differ", "picks agreed before "
               "the first differing round (median)", "overlap", "seconds per selection", "differ per dataset"]
+    if has_order:
+        header.append("pick order differs anywhere")
     scalars = run_scalars(table)
     rmse_rows, rmse_records = [], []
     for sampler in [s for s in dict.fromkeys(table["sampler"]) if s != reference]:
