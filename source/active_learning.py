@@ -26,7 +26,7 @@ from models.trainer import EvaluationMetrics, NoiseContrastivePrior, StackedTrai
 from randomness import numpy_generator
 from regression_data import RegressionData, data_key, load_dataset
 from samplers import SelectionRequest, check_selection, make_sampler
-from samplers.comparison import agreement, reference_needs, reference_selection
+from samplers.comparison import agreement, reference_sampler
 
 logger = logging.getLogger("al_bnn")
 
@@ -333,10 +333,16 @@ def _select(network: StackedDenseNetwork, run_index: int, run: RunSpec, sampler,
     seconds = time.perf_counter() - started
     comparisons = {}
     for name in parms.compare_with:
-        inputs = features() if reference_needs(name) == "features" else draw_samples(0)
+        reference_gpa = reference_sampler(name, parms.sampling_batch_size, parms.gp_noise)
+        # hand it what it needs, made before the timer starts: the sampler's own draw (cached) or
+        # the features (computed once, shared with the sampler when it used them too)
+        if reference_gpa.needs == "samples":
+            request.draw_samples = draw_samples
+            draw_samples(0)
+        elif request.features is None:
+            request.features = features()
         reference_started = time.perf_counter()
-        reference = reference_selection(name, inputs, request.n_train, count, parms.sampling_batch_size,
-                                        parms.gp_noise)
+        reference = reference_gpa.select(request)
         comparisons[f"seconds_{name}"] = time.perf_counter() - reference_started
         result = agreement(picks, reference, parms.sampling_batch_size)
         comparisons[f"overlap_{name}"] = result.overlap

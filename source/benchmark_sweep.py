@@ -15,6 +15,7 @@ import logging
 import math
 import os
 import re
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -239,10 +240,7 @@ def run_task(task: dict, threads: int | None = None) -> dict:
     pool_size = len(load_run_data(RunSpec("probe", probe)).pool_x)
     specs = [RunSpec(f"{sampler}_rs_{seed}", experiment_config(config, entry, sampler, seed, pool_size, model),
                      sampler) for sampler, seed in task["runs"]]
-    stack_sizes = {}
-    for spec in specs:
-        signature = spec.config.training_signature()
-        stack_sizes[signature] = stack_sizes.get(signature, 0) + 1
+    stack_sizes = Counter(spec.config.training_signature() for spec in specs)  # runs per stack
     collector = _LogCollector()
     loop_logger = logging.getLogger("al_bnn")
     loop_logger.addHandler(collector)
@@ -358,11 +356,17 @@ def summarise(table: pd.DataFrame, baseline: str = "random") -> pd.DataFrame:
             final_rmse_se=values.std(ddof=1) / math.sqrt(len(values)) if len(values) > 1 else float("nan"),
             mean_log_rmse=log_values.mean(),
             ratio_to_random=values.mean() / base.mean() if len(base) else float("nan"),
-            wins=int((difference < -TIE_TOLERANCE).sum()), ties=int((difference.abs() <= TIE_TOLERANCE).sum()),
-            losses=int((difference > TIE_TOLERANCE).sum()),
+            **dict(zip(("wins", "ties", "losses"), wins_ties_losses(difference.to_numpy()), strict=True)),
             selection_seconds=per_run_total(part, "selection_seconds"),
             training_seconds=per_run_total(part, "training_seconds")))
     return pd.DataFrame(rows)
+
+
+def wins_ties_losses(relative_differences: np.ndarray) -> tuple[int, int, int]:
+    """Paired wins/ties/losses of a lower-is-better metric (e.g. RMSE) from relative differences
+    to the baseline; a difference within TIE_TOLERANCE is a tie."""
+    d = np.asarray(relative_differences)
+    return int((d < -TIE_TOLERANCE).sum()), int((np.abs(d) <= TIE_TOLERANCE).sum()), int((d > TIE_TOLERANCE).sum())
 
 
 def per_run_total(part: pd.DataFrame, column: str) -> float:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from benchmark_sweep import TIE_TOLERANCE
+from benchmark_sweep import wins_ties_losses
 
 RUN_KEYS = ["dataset", "sampler", "seed"]
 
@@ -66,13 +66,6 @@ def paired(scalars: pd.DataFrame, dataset: str | None, challenger: str, baseline
     both = values[[challenger, baseline]].dropna()
     difference = both[challenger] - both[baseline]
     return (difference / both[baseline].abs() if relative else difference).to_numpy()
-
-
-def wins_ties_losses(relative_differences: np.ndarray, lower_is_better: bool = True) -> tuple[int, int, int]:
-    """Paired wins/ties/losses; a relative difference within TIE_TOLERANCE is a tie."""
-    signed = relative_differences if lower_is_better else -relative_differences
-    return (int((signed < -TIE_TOLERANCE).sum()), int((np.abs(signed) <= TIE_TOLERANCE).sum()),
-            int((signed > TIE_TOLERANCE).sum()))
 
 
 def verdict(relative_differences: np.ndarray) -> str:

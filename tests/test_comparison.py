@@ -5,7 +5,7 @@ import pytest
 
 from experiment_config import ConfigError, config_from_dict
 from samplers import GpaSampler, SelectionRequest
-from samplers.comparison import REFERENCE_SELECTIONS, agreement, reference_needs, reference_selection
+from samplers.comparison import REFERENCE_SELECTIONS, agreement, reference_sampler
 
 
 def test_agreement_ignores_order_within_a_round_and_stops_at_the_first_differing_round():
@@ -26,15 +26,17 @@ def test_references_make_the_samplers_picks_from_the_same_samples(method):
     samples = rng.normal(size=(20, 5)) @ rng.normal(size=(5, 90))  # correlated, rank 5
     request = SelectionRequest(n_select=12, n_train=10, n_pool=80, rng=rng, draw_samples=lambda draw: samples)
     picks = GpaSampler(method, batch_size=4, noise=0.01).select(request)
-    reference = reference_selection(f"{method}_float64", samples, 10, 12, 4, 0.01)
+    reference = reference_sampler(f"{method}_float64", 4, 0.01).select(request)
     np.testing.assert_array_equal(picks, reference)
-    assert reference_needs("exact") == "features" and reference_needs("fast_float32") == "samples"
+    assert reference_sampler("exact", 4, 0.01).needs == "features"
+    assert reference_sampler("fast_float32", 4, 0.01).needs == "samples"
+    assert reference_sampler("fast_float32", 4, 0.01).dtype == np.float32
     features = rng.normal(size=(90, 6))
-    exact = GpaSampler("lowrank", batch_size=4, kernel="exact").select(
-        SelectionRequest(n_select=12, n_train=10, n_pool=80, rng=rng, features=features))
-    np.testing.assert_array_equal(reference_selection("exact", features, 10, 12, 4, 0.01), exact)
+    features_request = SelectionRequest(n_select=12, n_train=10, n_pool=80, rng=rng, features=features)
+    exact = GpaSampler("lowrank", batch_size=4, kernel="exact").select(features_request)
+    np.testing.assert_array_equal(reference_sampler("exact", 4, 0.01).select(features_request), exact)
     with pytest.raises(ValueError, match="unknown reference selection"):
-        reference_needs("fast_float16")
+        reference_sampler("fast_float16", 4, 0.01)
 
 
 def test_compare_with_is_validated_at_the_config_boundary():

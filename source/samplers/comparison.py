@@ -6,7 +6,7 @@ the loop records how far the run's own picks agree with it. Comparing on one mod
 makes the numbers mean something: separate runs' training sets drift apart after their first
 different pick, so their picks stop being comparable.
 
-References:
+References, each made by a GpaSampler:
 - "exact": low-rank GPA on the closed-form last-layer features in float64 (bnn only): the kernel
   that Monte-Carlo samples estimate.
 - "<method>_<dtype>" (fast, batch, lowrank x float64, float32): GPA with that method and precision
@@ -19,30 +19,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from samplers.gpa_math import centred_sample_factor, select_gpa_from_factor
+from samplers.standard import GpaSampler
 
 REFERENCE_SELECTIONS = ("exact", "fast_float64", "fast_float32", "batch_float64", "batch_float32",
                         "lowrank_float64", "lowrank_float32")
 
 
-def reference_needs(name: str) -> str:
-    """'features' or 'samples': what the reference selection is computed from."""
+def reference_sampler(name: str, batch_size: int, noise: float) -> GpaSampler:
+    """The sampler that makes the named reference selection; its `needs` says whether the
+    request must carry the function samples or the features."""
     if name not in REFERENCE_SELECTIONS:
         raise ValueError(f"unknown reference selection {name!r}; choose from {', '.join(REFERENCE_SELECTIONS)}")
-    return "features" if name == "exact" else "samples"
-
-
-def reference_selection(name: str, inputs: np.ndarray, n_train: int, n_select: int, batch_size: int,
-                        noise: float) -> np.ndarray:
-    """Pool indices (pick order) the named reference selects; `inputs` are the (n_train + n_pool,
-    width) features for "exact", else the (T, n_train + n_pool) function samples."""
-    if reference_needs(name) == "features":
-        factor = np.ascontiguousarray(inputs, dtype=np.float64)
-        method = "lowrank"
-    else:
-        method, dtype = name.split("_")
-        factor = centred_sample_factor(inputs, np.dtype(dtype))
-    return select_gpa_from_factor(factor, n_train, n_select, batch_size, noise, method).indices
+    if name == "exact":
+        return GpaSampler("lowrank", batch_size, noise, kernel="exact")
+    method, dtype = name.split("_")
+    return GpaSampler(method, batch_size, noise, dtype=dtype)
 
 
 @dataclass
