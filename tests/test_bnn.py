@@ -71,8 +71,9 @@ def test_predict_gives_the_closed_form_moments():
     assert np.all(aleatoric > 0)
 
 
-def fit(network, x, y, epochs, phase=0, learning_rate=0.01, clip_gradient=100.0):
-    trainer = StackedTrainer(network, learning_rate, clip_gradient=clip_gradient, divergence_scale=1.0, batch_size=16)
+def fit(network, x, y, epochs, phase=0, learning_rate=0.01, clip_gradient=100.0, unit_groups=2):
+    trainer = StackedTrainer(network, learning_rate, clip_gradient=clip_gradient, divergence_scale=1.0, batch_size=16,
+                             unit_groups=unit_groups)
     return trainer, trainer.fit(x, y, x[0], y[0], num_epochs=epochs, eval_every=epochs, phase=phase)
 
 
@@ -87,17 +88,61 @@ def test_training_lowers_the_error_on_a_toy_problem():
     assert after[0] < 0.3  # target std is about 0.7
 
 
-def test_a_run_in_a_stack_computes_what_it_computes_alone():
+@pytest.mark.parametrize("unit_groups", [1, 2])
+def test_a_run_in_a_stack_computes_what_it_computes_alone(unit_groups):
+    # Three runs: with 2 groups the stack trains as programs of 2 and 1 units; run 1 (seed 5)
+    # shares its program with run 0 either way.
     x, y = toy_problem()
     rng = np.random.default_rng(1)
-    other = rng.permutation(len(x))
+    other, third = rng.permutation(len(x)), rng.permutation(len(x))
     alone = make_network(seeds=(5,), dtype=tf.float32)
-    stacked = make_network(seeds=(9, 5), dtype=tf.float32)
+    stacked = make_network(seeds=(9, 5, 4), dtype=tf.float32)
     _, alone_metrics = fit(alone, x[None], y[None], epochs=3)
-    _, stacked_metrics = fit(stacked, np.stack([x[other], x]), np.stack([y[other], y]), epochs=3)
+    _, stacked_metrics = fit(stacked, np.stack([x[other], x, x[third]]), np.stack([y[other], y, y[third]]), epochs=3,
+                             unit_groups=unit_groups)
     for a, b in zip(alone.get_weights(), stacked.get_weights(), strict=True):
         np.testing.assert_allclose(b[1], a[0], rtol=1e-5, atol=1e-6)
     assert stacked_metrics[-1].test_rmse[1] == pytest.approx(alone_metrics[-1].test_rmse[0], rel=1e-5)
+
+
+def test_unit_groups_change_speed_not_results():
+    """Training a stack as 1, 2 or 3 concurrent programs gives each run the same weights and Adam
+    state (float32, rtol 1e-5: XLA may pick other matmul code for another group shape)."""
+    x, y = toy_problem()
+    rng = np.random.default_rng(3)
+    orders = [rng.permutation(len(x)) for _ in range(3)]
+    xs, ys = np.stack([x[o] for o in orders]), np.stack([y[o] for o in orders])
+    results = {}
+    for groups in (1, 2, 3):
+        network = make_network(seeds=(1, 2, 3), dtype=tf.float32)
+        trainer, _ = fit(network, xs, ys, epochs=2, unit_groups=groups)
+        assert trainer._group_bounds == {1: [(0, 3)], 2: [(0, 2), (2, 3)], 3: [(0, 1), (1, 2), (2, 3)]}[groups]
+        results[groups] = network.get_weights() + trainer.get_optimizer_state()
+    steps = 2 * -(-len(x) // 16)
+    for groups in (2, 3):
+        assert results[groups][-1] == results[1][-1] == steps  # one Adam step count for the stack
+        for a, b in zip(results[1], results[groups], strict=True):
+            np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
+    # The runs really differ (different seeds and data orders), so equal stacks are not trivially equal.
+    assert not np.allclose(results[1][0][0], results[1][0][1])
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True])
+def test_unit_groups_must_be_a_positive_integer(bad):
+    with pytest.raises(ValueError, match="unit_groups must be a positive integer"):
+        StackedTrainer(make_network(), 0.01, 100.0, 1.0, 16, unit_groups=bad)
+
+
+def test_with_parameters_swaps_every_variable():
+    network = make_network(seeds=(0, 1))
+    x = np.linspace(-1, 1, 4)[:, None]
+    doubled = [2 * v for v in network.trainable_variables]
+    view = network.with_parameters(doubled)
+    assert all(p is q for p, q in zip(view.trainable_variables, doubled, strict=True))
+    assert all(isinstance(v, tf.Variable) for v in network.trainable_variables)  # the original is untouched
+    assert not np.allclose(view.predict(x)[0], network.predict(x)[0])
+    with pytest.raises(ValueError, match="expected 9 parameter tensors"):
+        network.with_parameters(doubled[:-1])
 
 
 def test_gradient_clipping_is_per_run():
@@ -113,7 +158,7 @@ def test_gradient_clipping_is_per_run():
     alone = make_network(seeds=(5,), dtype=tf.float32)
     stacked = make_network(seeds=(9, 5), dtype=tf.float32)
     fit(alone, x[None], y[None], epochs=2, clip_gradient=1e-3)
-    fit(stacked, np.stack([x[::-1], x]), np.stack([y[::-1], y]), epochs=2, clip_gradient=1e-3)
+    fit(stacked, np.stack([x[::-1], x]), np.stack([y[::-1], y]), epochs=2, clip_gradient=1e-3, unit_groups=1)
     for a, b in zip(alone.get_weights(), stacked.get_weights(), strict=True):
         np.testing.assert_allclose(b[1], a[0], rtol=1e-5, atol=1e-6)
 

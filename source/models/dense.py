@@ -7,6 +7,7 @@ starts the same whatever else is in the stack.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 
 import numpy as np
@@ -103,6 +104,27 @@ class StackedDenseNetwork:
     @property
     def trainable_variables(self) -> list[tf.Variable]:
         raise NotImplementedError
+
+    def with_parameters(self, parameters: Sequence[tf.Tensor]) -> StackedDenseNetwork:
+        """A shallow copy computing with `parameters` (tensors in trainable_variables order, with any
+        number of leading units) in place of the variables: the trainer's compiled steps are pure
+        functions of their inputs, so that groups of units can be trained concurrently."""
+        variables = self.trainable_variables
+        if len(parameters) != len(variables):
+            raise ValueError(f"expected {len(variables)} parameter tensors, got {len(parameters)}")
+        replacement = {id(v): p for v, p in zip(variables, parameters, strict=True)}
+        view, replaced = copy.copy(self), 0
+        for name, value in vars(self).items():
+            if isinstance(value, list) and value and all(id(v) in replacement for v in value):
+                setattr(view, name, [replacement[id(v)] for v in value])
+                replaced += len(value)
+            elif id(value) in replacement:
+                setattr(view, name, replacement[id(value)])
+                replaced += 1
+        if replaced != len(variables):  # a variable held somewhere else would silently stay in use
+            raise TypeError(f"{type(self).__name__}: only {replaced} of {len(variables)} trainable variables are "
+                            "plain attributes or lists of them; with_parameters cannot replace the rest")
+        return view
 
     def units_from_runs(self, x: tf.Tensor) -> tf.Tensor:
         """Per-run arrays (K, ...) -> per-unit arrays (U, ...); identity when units are runs."""
