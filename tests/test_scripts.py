@@ -216,3 +216,15 @@ def test_every_sampler_runs_on_the_dropout_and_ensemble_models(tmp_path, model, 
         rows = read_csv(out / f"metrics_{policy}.csv")
         assert len(rows) == 6 and all(np.isfinite(float(r["test_log_likelihood"])) for r in rows)
         assert len({r["pool_index"] for r in read_csv(out / f"selected_{policy}.csv")}) == 40
+
+
+def test_training_benchmark_prints_every_measurement(capsys):
+    import bench_training
+
+    assert bench_training.main(["--epochs", "1", "--stack-sizes", "2", "--skip-script"]) == 0
+    printed = capsys.readouterr().out
+    for label in ["(a) Python loop", "(b) in-graph trainer", "(c) stacked trainer, K =  2",
+                  "(d) stacked trainer, K =  2,", "(e) matmuls of a K = 2 step", "projected training time"]:
+        assert label in printed, label
+    with pytest.raises(SystemExit):
+        bench_training.main(["--stack-sizes", "0", "--skip-script"])
