@@ -498,6 +498,9 @@ def question_precision(table: pd.DataFrame, reference: str = "bgpa_float64") -> 
     departed = {s: int((curves[s] != curves[reference]).groupby(level=["dataset", "seed"]).any().sum())
                 for s in effect["sampler"]}
     runs_per_variant = int(curves.groupby(level=["dataset", "seed"]).ngroups)
+    order_summary = ", ".join(f"{r.reference} {int(r.order_differing)} of {r.acquisitions}"
+                              for r in divergence.itertuples()
+                              if r.order_differing is not None and not pd.isna(r.order_differing))
     answer = (
         f"On identical function samples (the {reference} run's own draw at every acquisition), compared with "
         f"batch GPA in float64: {summary}. Run to the end on their own picks, the variants' final test RMSEs "
@@ -505,16 +508,24 @@ def question_precision(table: pd.DataFrame, reference: str = "bgpa_float64") -> 
         + ("the 95% interval of the mean difference includes zero for every variant."
            if not distinguishable else
            f"the 95% interval of the mean difference excludes zero for {listing(distinguishable)}.")
-        + " A round counts as differing only when its set of points differs; the same points in another order "
-        "are not counted, yet points join the training set in pick order, which changes the minibatches, so a "
-        "run's learning curve can depart without a counted difference. Curves that depart anywhere from "
-        f"{reference}'s: " + ", ".join(f"{s} {n}/{runs_per_variant}" for s, n in departed.items()) + ".")
+        + (" Counting the order of the picks too (points join the training set in pick order, which changes "
+           "the minibatches), the acquisitions that differ are: " + order_summary + "."
+           if order_summary else
+           " A round counts as differing only when its set of points differs; the same points in another order "
+           "are not counted, yet points join the training set in pick order, which changes the minibatches, so a "
+           "run's learning curve can depart without a counted difference.")
+        + f" Curves that depart anywhere from {reference}'s: "
+        + ", ".join(f"{s} {n}/{runs_per_variant}" for s, n in departed.items()) + ".")
     def differing(name: str) -> str:
         row = divergence[divergence["reference"] == name]
         return "not compared" if row.empty else f"{row.differing.iloc[0]} of {row.acquisitions.iloc[0]}"
 
+    fast_order = divergence[divergence["reference"] == "fast_float64"]["order_differing"]
+    same_order = (" (not even in the order of the picks)" if len(fast_order) and not pd.isna(fast_order.iloc[0])
+                  and fast_order.iloc[0] == 0 else "")
     headline = (f"On identical samples fast and batch GPA in float64 picked differently in "
-                f"{differing('fast_float64')} acquisitions; in float32 fast GPA did in {differing('fast_float32')} "
+                f"{differing('fast_float64')} acquisitions{same_order}; in float32 fast GPA did in "
+                f"{differing('fast_float32')} "
                 f"and batch GPA in {differing('batch_float32')}; run on their own picks, the variants' final RMSE "
                 f"differs from batch float64's by at most {largest:.2%}"
                 + (", and no mean difference is distinguishable from zero." if not distinguishable else "."))
