@@ -127,10 +127,11 @@ def test_unit_groups_change_speed_not_results():
     assert not np.allclose(results[1][0][0], results[1][0][1])
 
 
-@pytest.mark.parametrize("bad", [0, -1, 1.5, True])
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2"])
 def test_unit_groups_must_be_a_positive_integer(bad):
     with pytest.raises(ValueError, match="unit_groups must be a positive integer"):
         StackedTrainer(make_network(), 0.01, 100.0, 1.0, 16, unit_groups=bad)
+    assert StackedTrainer(make_network(seeds=(0, 1, 2)), 0.01, 100.0, 1.0, 16, unit_groups=np.int64(5)).unit_groups == 3
 
 
 def test_with_parameters_swaps_every_variable():

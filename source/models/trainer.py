@@ -1,7 +1,7 @@
 """Training of a stacked model (bnn, dropout or ensemble): one compiled call per chunk of epochs.
 
 Shuffling and batching run in a TensorFlow graph and the optimiser steps of a whole chunk in one
-XLA program; Python is touched only between chunks (to evaluate, log and show progress), because
+XLA program per group of units (2 groups, run concurrently); Python is touched only between chunks (to evaluate, log and show progress), because
 at this network's size the per-step cost of Python dispatch is several times the step itself.
 
 The model defines the loss of each stacked unit (see its loss_per_unit); the trainer owns the
@@ -12,6 +12,7 @@ its own Adam moments, so runs in a stack never interact.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -54,7 +55,7 @@ class StackedTrainer:
 
     unit_groups: the stack's units are split into this many contiguous groups, each trained by its
     own compiled program; the programs share nothing, so TensorFlow runs them concurrently (on
-    this 2-core machine, 2 groups train a stack about 1.6x faster than one program). A unit's
+    this 2-core machine, 2 groups train a stack 1.3-1.6x faster than one program). A unit's
     numbers do not depend on the machine's core count; they may differ from another grouping's
     at float32 rounding level (XLA picks its matmul code by shape), which is why the default is a
     fixed number and not the core count.
@@ -63,7 +64,7 @@ class StackedTrainer:
     def __init__(self, network: StackedDenseNetwork, learning_rate: float, clip_gradient: float,
                  divergence_scale: float, batch_size: int, ncp: NoiseContrastivePrior | None = None,
                  unit_groups: int = 2):
-        if isinstance(unit_groups, bool) or not isinstance(unit_groups, int) or unit_groups < 1:
+        if isinstance(unit_groups, bool) or not isinstance(unit_groups, numbers.Integral) or unit_groups < 1:
             raise ValueError(f"unit_groups must be a positive integer, got {unit_groups!r}")
         self.network = network
         self.ncp = ncp
@@ -71,7 +72,7 @@ class StackedTrainer:
         self.clip_gradient = float(clip_gradient)
         self.divergence_scale = float(divergence_scale)
         self.batch_size = int(batch_size)
-        self.unit_groups = min(unit_groups, network.num_units)
+        self.unit_groups = min(int(unit_groups), network.num_units)
         sizes = [network.num_units // self.unit_groups + (g < network.num_units % self.unit_groups)
                  for g in range(self.unit_groups)]
         self._group_bounds = [(sum(sizes[:g]), sum(sizes[:g + 1])) for g in range(self.unit_groups)]
