@@ -1,8 +1,9 @@
 """Training of a stacked model (bnn, dropout or ensemble): one compiled call per chunk of epochs.
 
 Shuffling and batching run in a TensorFlow graph and the optimiser steps of a whole chunk in one
-XLA program per group of units (2 groups, run concurrently); Python is touched only between chunks (to evaluate, log and show progress), because
-at this network's size the per-step cost of Python dispatch is several times the step itself.
+XLA program per group of units (2 groups, run concurrently); Python is touched only between
+chunks (to evaluate, log and show progress), because at this network's size the per-step cost
+of Python dispatch is several times the step itself.
 
 The model defines the loss of each stacked unit (see its loss_per_unit); the trainer owns the
 data order, the per-step random draws, and Adam. Each unit has its own global-norm clipping and
