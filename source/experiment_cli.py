@@ -21,7 +21,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up
 
 from active_learning import RunResult, RunSpec, StopRequested, TrainingDiverged, logger, run_experiments  # noqa: E402
 from experiment_config import ConfigError, config_from_dict, dump_config, load_config, with_overrides  # noqa: E402
-from plotting import plot_learning_curves  # noqa: E402
+from plotting import plot_learning_curves, plt  # noqa: E402
 from regression_data import DataUnavailableError  # noqa: E402
 from results_writer import ResultsDirectoryExistsError, ResultsWriter  # noqa: E402
 
@@ -227,6 +227,7 @@ def _plot(writer: ResultsWriter, comparison: Comparison, results: list[RunResult
         curves.setdefault(result.group, []).append(result.metrics)
     figure = plot_learning_curves(curves, comparison.title(results), acquisition_epochs)
     writer.save_figure(comparison.plot_file, figure)
+    plt.close(figure)  # scripts called in one process (tests, notebooks) would otherwise keep every figure
 
 
 def by_group(results: Sequence[RunResult]) -> dict[str, list[RunResult]]:
