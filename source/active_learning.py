@@ -221,8 +221,7 @@ def _run_stack(runs: list[RunSpec], datas: list[RegressionData], show_progress: 
 
     total_epochs = (schedule.al_iter + 1) * train.num_epochs
     names = ", ".join(r.label for r in runs)
-    logger.info("training %d run(s) as one stack (%d concurrent program(s)): %s", len(runs), trainer.unit_groups,
-                names)
+    logger.info("training %d run(s) as one stack in %d XLA program(s): %s", len(runs), trainer.unit_groups, names)
     # disable=None lets tqdm show the bar only on a terminal, so logs and CI output stay clean.
     disable = None if show_progress is None else not show_progress
     with tqdm(total=total_epochs, initial=state.phase * train.num_epochs + state.epoch, desc=names, unit="epoch",

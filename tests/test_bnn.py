@@ -144,6 +144,8 @@ def test_with_parameters_swaps_every_variable():
     assert not np.allclose(view.predict(x)[0], network.predict(x)[0])
     with pytest.raises(ValueError, match="expected 9 parameter tensors"):
         network.with_parameters(doubled[:-1])
+    with pytest.raises(TypeError):  # the copy may hold a group of units: its unit count is not the stack's
+        _ = view.num_units
 
 
 def test_gradient_clipping_is_per_run():

@@ -108,22 +108,29 @@ class StackedDenseNetwork:
     def with_parameters(self, parameters: Sequence[tf.Tensor]) -> StackedDenseNetwork:
         """A shallow copy computing with `parameters` (tensors in trainable_variables order, with any
         number of leading units) in place of the variables: the trainer's compiled steps are pure
-        functions of their inputs, so that groups of units can be trained concurrently."""
+        functions of their inputs, so that groups of units can be trained concurrently.
+
+        Only the loss and forward computations are meant for the copy: it may hold a group of the
+        stack's units, so its unit bookkeeping (unit_keys, seeds, hence num_units and num_runs) is
+        removed and any use of it fails loudly instead of describing the whole stack."""
         variables = self.trainable_variables
         if len(parameters) != len(variables):
             raise ValueError(f"expected {len(variables)} parameter tensors, got {len(parameters)}")
         replacement = {id(v): p for v, p in zip(variables, parameters, strict=True)}
-        view, replaced = copy.copy(self), 0
+        view, replaced = copy.copy(self), set()
         for name, value in vars(self).items():
             if isinstance(value, list) and value and all(id(v) in replacement for v in value):
                 setattr(view, name, [replacement[id(v)] for v in value])
-                replaced += len(value)
+                replaced.update(id(v) for v in value)
             elif id(value) in replacement:
                 setattr(view, name, replacement[id(value)])
-                replaced += 1
-        if replaced != len(variables):  # a variable held somewhere else would silently stay in use
-            raise TypeError(f"{type(self).__name__}: only {replaced} of {len(variables)} trainable variables are "
-                            "plain attributes or lists of them; with_parameters cannot replace the rest")
+                replaced.add(id(value))
+        if len(replaced) != len(replacement):  # a variable held somewhere else would silently stay in use
+            raise TypeError(f"{type(self).__name__}: only {len(replaced)} of {len(replacement)} trainable variables "
+                            "are plain attributes or lists of them; with_parameters cannot replace the rest")
+        view.unit_keys = None
+        if hasattr(view, "seeds"):
+            view.seeds = None
         return view
 
     def units_from_runs(self, x: tf.Tensor) -> tf.Tensor:
