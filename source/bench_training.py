@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -50,6 +51,18 @@ def toy_data(num_runs: int):
     return x, y
 
 
+def best_of_three(timed: Callable[[int], object]) -> float:
+    """Seconds of the fastest of timed(1), timed(2), timed(3), after an untimed timed(0) that
+    traces and compiles (the argument lets a call vary, e.g. the training phase)."""
+    timed(0)
+    timings = []
+    for repeat in range(1, 4):
+        started = time.perf_counter()
+        timed(repeat)
+        timings.append(time.perf_counter() - started)
+    return min(timings)
+
+
 def python_loop_seconds_per_step(epochs: int) -> float:
     """Baseline: shuffle in NumPy, slice batches in Python, call a tf.function step per batch."""
     trainer = make_trainer(1)
@@ -70,27 +83,16 @@ def python_loop_seconds_per_step(epochs: int) -> float:
                 noise = tf.random.normal([1, LAYER_SIZES[-1]])
                 step(x[:, index], y[:, index], mask, noise, batches_per_epoch)
 
-    run(1)  # trace
-    timings = []
-    for _ in range(3):  # best of three, like the trainer's timings
-        started = time.perf_counter()
-        run(epochs)
-        timings.append(time.perf_counter() - started)
-    return min(timings) / (epochs * num_batches)
+    return best_of_three(lambda repeat: run(epochs if repeat else 1)) / (epochs * num_batches)
 
 
-def trainer_seconds_per_step(num_runs: int, epochs: int, repeats: int = 3, unit_groups: int = 2) -> float:
-    """The in-graph (stacked) trainer: seconds per optimiser step of the whole stack (best of
-    `repeats` timings, after one untimed call that traces and compiles)."""
+def trainer_seconds_per_step(num_runs: int, epochs: int, unit_groups: int = 2) -> float:
+    """The in-graph (stacked) trainer: seconds per optimiser step of the whole stack."""
     trainer = make_trainer(num_runs, unit_groups)
     x, y = toy_data(num_runs)
-    trainer.fit(x, y, x[0], y[0], num_epochs=epochs, eval_every=epochs, phase=0)
-    timings = []
-    for phase in range(1, repeats + 1):
-        started = time.perf_counter()
-        trainer.fit(x, y, x[0], y[0], num_epochs=epochs, eval_every=epochs, phase=phase)
-        timings.append(time.perf_counter() - started)
-    return min(timings) / (epochs * -(-N_TRAIN // BATCH_SIZE))
+    seconds = best_of_three(lambda phase: trainer.fit(x, y, x[0], y[0], num_epochs=epochs, eval_every=epochs,
+                                                      phase=phase))
+    return seconds / (epochs * -(-N_TRAIN // BATCH_SIZE))
 
 
 def matmul_seconds_per_step(num_runs: int, steps: int = 2000) -> tuple[float, float]:
@@ -112,15 +114,10 @@ def matmul_seconds_per_step(num_runs: int, steps: int = 2000) -> tuple[float, fl
                     second - 1e-6 * tf.matmul(hidden, output_gradient, transpose_a=True))
         return tf.while_loop(lambda i, *_: i < steps, body, (0, first, second))[1:]
 
-    run(first, second)[0].numpy()
-    timings = []
-    for _ in range(3):
-        started = time.perf_counter()
-        run(first, second)[0].numpy()
-        timings.append(time.perf_counter() - started)
+    seconds = best_of_three(lambda repeat: run(first, second)[0].numpy())
     first_width, second_width = LAYER_SIZES
     flops = 2 * num_runs * BATCH_SIZE * (2 * INPUT_DIM * first_width + 3 * first_width * second_width)
-    return min(timings) / steps, flops
+    return seconds / steps, flops
 
 
 def published_steps_per_run() -> int:

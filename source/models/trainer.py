@@ -149,14 +149,22 @@ class StackedTrainer:
         """One step applied to the variables, the whole stack at once (the Python-loop baseline of
         bench_training.py calls this per batch; training itself goes through _train_epochs)."""
         self._adam_step.assign_add(1.0)
-        variables = self.network.trainable_variables
-        updated = self._step([v.read_value() for v in variables], [m.read_value() for m in self._first_moments],
-                             [v.read_value() for v in self._second_moments], self._adam_step.read_value(),
-                             x_batch, y_batch, batch_mask, weight_noise, batches_per_epoch, input_noise)
-        for targets, values in zip((variables, self._first_moments, self._second_moments), updated, strict=True):
-            for target, value in zip(targets, values, strict=True):
-                target.assign(value)
+        updated = self._step(*self._read_state(), self._adam_step.read_value(), x_batch, y_batch, batch_mask,
+                             weight_noise, batches_per_epoch, input_noise)
+        self._write_state(updated)
         return tf.constant(0)
+
+    def _state_variables(self) -> tuple[list[tf.Variable], list[tf.Variable], list[tf.Variable]]:
+        """What a step reads and writes: the weights and Adam's two moments."""
+        return self.network.trainable_variables, self._first_moments, self._second_moments
+
+    def _read_state(self) -> list[list[tf.Tensor]]:
+        return [[variable.read_value() for variable in variables] for variables in self._state_variables()]
+
+    def _write_state(self, values) -> None:
+        for variables, new_values in zip(self._state_variables(), values, strict=True):
+            for variable, value in zip(variables, new_values, strict=True):
+                variable.assign(value)
 
     def _train_epochs_eager(self, x, y, run_seeds, first_epoch, num_epochs):
         """Train all runs for num_epochs; x (K, n, d), y (K, n), run_seeds (K, 2) int64.
@@ -201,17 +209,16 @@ class StackedTrainer:
         x_batches, y_batches = tf.gather(x, order, batch_dims=1), tf.gather(y, order, batch_dims=1)
         mask = tf.tile(mask, [num_epochs, 1])
         last_step = self._adam_step.read_value()
-        states = [[v.read_value() for v in variables] for variables in
-                  (net.trainable_variables, self._first_moments, self._second_moments)]
+        state = self._read_state()
         # The groups' programs have no data dependence on each other: the executor runs them concurrently.
-        results = [self._group_steps(*[[value[start:end] for value in values] for values in states], last_step,
+        results = [self._group_steps(*[[value[start:end] for value in values] for values in state], last_step,
                                      x_batches[start:end], y_batches[start:end], mask, noise[start:end],
                                      batches_per_epoch, None if input_noise is None else input_noise[start:end])
                    for start, end in self._group_bounds]
-        for index, variables in enumerate((net.trainable_variables, self._first_moments, self._second_moments)):
-            for position, variable in enumerate(variables):
-                parts = [result[index][position] for result in results]
-                variable.assign(parts[0] if len(parts) == 1 else tf.concat(parts, axis=0))
+        # results[group][part][variable] -> state[part][variable], the groups joined along the unit axis
+        self._write_state([[parts[0] if len(parts) == 1 else tf.concat(parts, axis=0)
+                            for parts in zip(*(result[index] for result in results), strict=True)]
+                           for index in range(len(state))])
         self._adam_step.assign_add(tf.cast(tf.shape(mask)[0], net.dtype))
         return tf.constant(0)
 
