@@ -500,7 +500,7 @@ def question_precision(table: pd.DataFrame, reference: str = "bgpa_float64") -> 
     runs_per_variant = int(curves.groupby(level=["dataset", "seed"]).ngroups)
     order_summary = ", ".join(f"{r.reference} {int(r.order_differing)} of {r.acquisitions}"
                               for r in divergence.itertuples()
-                              if r.order_differing is not None and not pd.isna(r.order_differing))
+                              if not pd.isna(r.order_differing))  # None (not recorded) is NA too
     answer = (
         f"On identical function samples (the {reference} run's own draw at every acquisition), compared with "
         f"batch GPA in float64: {summary}. Run to the end on their own picks, the variants' final test RMSEs "
