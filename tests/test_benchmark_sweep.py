@@ -7,11 +7,11 @@ import pandas as pd
 import pytest
 import yaml
 
-import run_benchmark
-from benchmark_sweep import TIE_TOLERANCE, load_benchmark_config, schedule_for, summarise
-from experiment_config import ConfigError
+from al_bnn.config import ConfigError
+from al_bnn.experiments import benchmark as run_benchmark
+from al_bnn.experiments.sweep import TIE_TOLERANCE, load_benchmark_config, schedule_for, summarise
 
-UCI_ROOT = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "uci"
+UCI_ROOT = Path(__file__).resolve().parent.parent / "data" / "uci"
 TINY = {
     "datasets": ["yacht", "energy"],
     "uci_root": str(UCI_ROOT),

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from models.bnn import BayesianLastLayerNetwork
-from models.trainer import StackedTrainer
+from al_bnn.models.bnn import BayesianLastLayerNetwork
+from al_bnn.models.trainer import StackedTrainer
 
 
 def toy_problem(seed=0, n=64):
@@ -149,7 +149,7 @@ def test_with_parameters_swaps_every_variable():
 
 
 def test_gradient_clipping_is_per_run():
-    from models.trainer import _squared_norm_per_run
+    from al_bnn.models.trainer import _squared_norm_per_run
 
     rng = np.random.default_rng(2)
     for shape in [(3,), (3, 7), (3, 5, 7)]:
@@ -183,7 +183,7 @@ def test_one_runs_features_equal_its_slice_of_the_stack():
 
 
 def test_noise_contrastive_prior_raises_epistemic_std_away_from_the_data():
-    from models.trainer import NoiseContrastivePrior
+    from al_bnn.models.trainer import NoiseContrastivePrior
     x, y = toy_problem()  # inputs in [-2, 2]
     far = np.linspace(2.5, 4.0, 8)[:, None].astype(np.float32)
     epistemic_far = {}

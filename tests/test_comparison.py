@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from experiment_config import ConfigError, config_from_dict
-from samplers import GpaSampler, SelectionRequest
-from samplers.comparison import REFERENCE_SELECTIONS, agreement, reference_sampler
+from al_bnn.config import ConfigError, config_from_dict
+from al_bnn.selection import GpaSampler, SelectionRequest
+from al_bnn.selection.comparison import REFERENCE_SELECTIONS, agreement, reference_sampler
 
 
 def test_agreement_ignores_order_within_a_round_and_stops_at_the_first_differing_round():

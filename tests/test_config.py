@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from experiment_config import ConfigError, config_from_dict, describe_keys, dump_config, load_config, markdown_key_table
+from al_bnn.config import ConfigError, config_from_dict, describe_keys, dump_config, load_config, markdown_key_table
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PUBLISHED = ["config_gpa.yaml", "config_rand.yaml", "config_small_fgpa.yaml", "config_small_bgpa.yaml"]
@@ -77,7 +77,7 @@ def test_readme_key_table_is_the_generated_one():
     readme = (REPO_ROOT / "README.md").read_text()
     for key, _, _ in describe_keys():
         assert f"`{key}`" in readme, f"README.md does not document config key {key}"
-    assert markdown_key_table() in readme, "regenerate the README's key table: python source/experiment_config.py"
+    assert markdown_key_table() in readme, "regenerate the README's key table: python -m al_bnn.config"
 
 
 @pytest.mark.parametrize("name,model", [("config_gpa_ncp.yaml", "bnn"), ("config_gpa_dropout.yaml", "dropout"),

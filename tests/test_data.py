@@ -3,10 +3,11 @@
 import numpy as np
 import pytest
 
-import regression_data
-from regression_data import DataUnavailableError, housing_arrays, load_housing
+import al_bnn.data as regression_data
+from al_bnn.data import DataUnavailableError, housing_arrays, load_housing
 
 
+@pytest.mark.usefixtures("needs_housing")
 def test_full_split_has_the_published_shapes_and_is_standardised_on_the_pool():
     data = load_housing()
     assert data.pool_x.shape == (14448, 5) and data.test_x.shape == (6192, 5)
@@ -18,6 +19,7 @@ def test_full_split_has_the_published_shapes_and_is_standardised_on_the_pool():
     assert 1.0 < data.target_scale < 1.3  # house values in 100k$
 
 
+@pytest.mark.usefixtures("needs_housing")
 def test_preprocessing_matches_the_published_experiments():
     features, target = housing_arrays()
     assert features.shape == (20640, 5)
@@ -28,6 +30,7 @@ def test_preprocessing_matches_the_published_experiments():
     np.testing.assert_allclose(target, raw["MedHouseVal"])
 
 
+@pytest.mark.usefixtures("needs_housing")
 def test_subsampling_is_reproducible_by_seed():
     first, again, other = load_housing(300, 100, seed=1), load_housing(300, 100, seed=1), load_housing(300, 100, seed=2)
     assert first.pool_x.shape == (300, 5) and first.test_x.shape == (100, 5)

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from samplers import select_gpa, select_gpa_from_factor
-from samplers.gpa_math import batch_posterior_variance, centred_sample_factor, dense_pool_posterior_covariance
+from al_bnn.selection import select_gpa, select_gpa_from_factor
+from al_bnn.selection.gpa_math import batch_posterior_variance, centred_sample_factor, dense_pool_posterior_covariance
 
 
 def random_samples(seed, num_samples, n_points):
@@ -115,7 +115,7 @@ def test_bad_requests_fail_clearly(method):
 
 
 def test_lowrank_recomputes_from_scratch_when_its_matrix_loses_definiteness(monkeypatch):
-    from samplers import gpa_math
+    from al_bnn.selection import gpa_math
     samples = random_samples(10, 40, 150)
     expected = select_gpa(samples, n_anchor=30, n_select=37, batch_size=5, method="batch")
     monkeypatch.setattr(gpa_math, "_is_positive_definite", lambda matrix: False)  # force the guard every round
@@ -159,7 +159,7 @@ def reference_selection_from_kernel(kernel, n_anchor, n_select, batch_size, nois
 
 
 def test_mcdue_takes_the_pool_points_of_largest_sample_variance():
-    from samplers import McdueSampler, SelectionRequest
+    from al_bnn.selection import McdueSampler, SelectionRequest
     samples = random_samples(13, 50, 90)
     request = SelectionRequest(n_select=12, n_train=30, n_pool=60, rng=np.random.default_rng(0),
                                draw_samples=lambda draw: samples)
@@ -169,7 +169,7 @@ def test_mcdue_takes_the_pool_points_of_largest_sample_variance():
 
 
 def test_batch_gpa_with_a_fresh_factor_per_round():
-    from samplers.gpa_math import select_gpa_batch_resampled
+    from al_bnn.selection.gpa_math import select_gpa_batch_resampled
     factor = centred_sample_factor(random_samples(14, 30, 120))
     same = select_gpa_batch_resampled(lambda r: factor, 20, 23, 5, 0.01)
     np.testing.assert_array_equal(same.indices, select_gpa_from_factor(factor, 20, 23, 5, 0.01, "batch").indices)

@@ -5,8 +5,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from samplers import select_gpa_from_factor
-from samplers.gpa_math import batch_posterior_variance, centred_sample_factor
+from al_bnn.selection import select_gpa_from_factor
+from al_bnn.selection.gpa_math import batch_posterior_variance, centred_sample_factor
 
 
 @st.composite

@@ -8,9 +8,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from experiment_config import ConfigError, config_from_dict
-from regression_data import DataFileError, read_table, read_uci_folder
-from samplers import select_gpa, select_gpa_from_factor
+from al_bnn.config import ConfigError, config_from_dict
+from al_bnn.data import DataFileError, read_table, read_uci_folder
+from al_bnn.selection import select_gpa, select_gpa_from_factor
 
 SECTIONS = ["seed", "al_schedule", "net_config", "parms", "train_schedule", "data", "sede", "parm"]
 KEYS = ["al_iter", "num_al_incr", "num_train_init", "layer_sizes", "learning_rate", "sample_policy", "n_mc_samples",
@@ -97,7 +97,7 @@ def test_duplicate_points_and_a_tiny_noise_get_logged_jitter_not_a_crash(caplog)
 
 
 def test_constant_features_and_duplicate_rows_in_a_dataset_are_fine(tmp_path):
-    from regression_data import split_by_seed
+    from al_bnn.data import split_by_seed
     x = np.column_stack([np.ones(40), np.repeat(np.arange(20.0), 2)])  # a constant column, every row twice
     y = np.repeat(np.arange(20.0), 2)
     data = split_by_seed(x, y, "dupes", seed=0)

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from models import DropoutNetwork, EnsembleNetwork
-from models.trainer import StackedTrainer
+from al_bnn.models import DropoutNetwork, EnsembleNetwork
+from al_bnn.models.trainer import StackedTrainer
 from test_bnn import toy_problem
 
 

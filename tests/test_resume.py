@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 import yaml
 
-import compare_gpa_rand
-from experiment_cli import main
+from al_bnn.experiments.published import compare_gpa_rand
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIG = {
@@ -59,10 +58,10 @@ def wait_for(condition, process, timeout=240):
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory):
+def reference(tmp_path_factory, needs_housing):
     tmp_path = tmp_path_factory.mktemp("reference")
     out = tmp_path / "uninterrupted"
-    assert main(compare_gpa_rand.COMPARISON, [*configs(tmp_path), *SIZES, "--results-dir", str(out)]) == 0
+    assert compare_gpa_rand([*configs(tmp_path), *SIZES, "--results-dir", str(out)]) == 0
     return out
 
 
@@ -81,7 +80,7 @@ def test_sigkill_mid_run_then_resume_gives_the_uninterrupted_numbers(tmp_path, r
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert not (out / "metrics_lrgpa.csv").exists()
-    assert main(compare_gpa_rand.COMPARISON, ["--resume", str(out), "--quiet"]) == 0
+    assert compare_gpa_rand(["--resume", str(out), "--quiet"]) == 0
     assert_same_results(out, reference)
     assert "resuming" in (out / "log.txt").read_text()
 
@@ -97,7 +96,7 @@ def test_ctrl_c_saves_a_checkpoint_and_partial_metrics_and_resumes_exactly(tmp_p
     assert "Resume with" in log and f"--resume {out}" in log
     partial = table(out / "metrics_lrgpa.csv")
     assert 0 < len(partial) < len(table(reference / "metrics_lrgpa.csv"))
-    assert main(compare_gpa_rand.COMPARISON, ["--resume", str(out), "--quiet"]) == 0
+    assert compare_gpa_rand(["--resume", str(out), "--quiet"]) == 0
     assert_same_results(out, reference)
 
 
@@ -106,17 +105,18 @@ def test_resume_of_a_finished_run_rewrites_the_same_results(tmp_path, reference)
     out = tmp_path / "again"
     shutil.copytree(reference, out)
     (out / "metrics_lrgpa.csv").unlink()
-    assert main(compare_gpa_rand.COMPARISON, ["--resume", str(out), "--quiet"]) == 0
+    assert compare_gpa_rand(["--resume", str(out), "--quiet"]) == 0
     assert table(out / "metrics_lrgpa.csv") == table(reference / "metrics_lrgpa.csv")
 
 
 def test_resume_needs_a_results_directory(tmp_path, capsys):
-    assert main(compare_gpa_rand.COMPARISON, ["--resume", str(tmp_path), "--quiet"]) == 2
+    assert compare_gpa_rand(["--resume", str(tmp_path), "--quiet"]) == 2
     assert "has no run.yaml" in capsys.readouterr().err
 
 
+@pytest.mark.usefixtures("needs_housing")
 def test_divergence_stops_with_a_message_naming_run_iteration_and_epoch(tmp_path, monkeypatch, capsys):
-    from models.trainer import StackedTrainer
+    from al_bnn.models.trainer import StackedTrainer
     original_fit = StackedTrainer.fit
     calls = {"count": 0}
 
@@ -131,9 +131,9 @@ def test_divergence_stops_with_a_message_naming_run_iteration_and_epoch(tmp_path
     monkeypatch.setattr(StackedTrainer, "fit", fit_then_diverge)
     out = tmp_path / "diverged"
     small = [*configs(tmp_path), *SIZES, "--results-dir", str(out)]
-    assert main(compare_gpa_rand.COMPARISON, small) == 3
+    assert compare_gpa_rand(small) == 3
     log = (out / "log.txt").read_text()
     assert "training diverged (NaN or inf) in run(s) lrgpa, random at AL iteration 1, epoch 10" in log
-    from active_learning import load_checkpoint
+    from al_bnn.loop import load_checkpoint
     kept = load_checkpoint(out / "checkpoint_0.pkl")  # the last good one: the end of phase 0
     assert (kept.phase, kept.epoch, kept.finished) == (1, 0, False)

@@ -7,9 +7,7 @@ import numpy as np
 import pytest
 import yaml
 
-import compare_fastgpa_batchgpa
-import compare_gpa_rand
-from experiment_cli import main
+from al_bnn.experiments.published import compare_fastgpa_batchgpa, compare_gpa_rand
 
 TINY = {
     "al_schedule": {"al_iter": 2, "num_al_incr": 10, "num_train_init": 20},
@@ -35,10 +33,11 @@ def read_csv(path):
         return list(csv.DictReader(stream))
 
 
+@pytest.mark.usefixtures("needs_housing")
 def test_gpa_vs_random_writes_every_promised_file(tmp_path):
     out = tmp_path / "results"
     configs = tiny_configs(tmp_path, ["gpa", "random"])
-    assert main(compare_gpa_rand.COMPARISON, [*configs, *SIZES, "--results-dir", str(out)]) == 0
+    assert compare_gpa_rand([*configs, *SIZES, "--results-dir", str(out)]) == 0
     expected = {"log.txt", "config_gpa.yaml", "config_random.yaml", "metrics_gpa.csv", "metrics_random.csv",
                 "acquisitions_gpa.csv", "acquisitions_random.csv", "selected_gpa.csv", "selected_random.csv",
                 "gpa_vs_rand.png"}
@@ -61,10 +60,11 @@ def test_gpa_vs_random_writes_every_promised_file(tmp_path):
     assert (out / "gpa_vs_rand.png").read_bytes()[:4] == b"\x89PNG"
 
 
+@pytest.mark.usefixtures("needs_housing")
 def test_fast_vs_batch_gpa_share_every_pick_and_report_it(tmp_path):
     out = tmp_path / "results"
     configs = tiny_configs(tmp_path, ["gpa", "bgpa"])
-    assert main(compare_fastgpa_batchgpa.COMPARISON, [*configs, *SIZES, "--results-dir", str(out)]) == 0
+    assert compare_fastgpa_batchgpa([*configs, *SIZES, "--results-dir", str(out)]) == 0
     assert (out / "fgpa_vs_bgpa.png").exists()
     fast = read_csv(out / "selected_gpa.csv")
     batch = read_csv(out / "selected_bgpa.csv")
@@ -72,26 +72,28 @@ def test_fast_vs_batch_gpa_share_every_pick_and_report_it(tmp_path):
     assert "gpa and bgpa share 20 of 20 selected points" in (out / "log.txt").read_text()
 
 
+@pytest.mark.usefixtures("needs_housing")
 def test_same_seed_same_numbers_and_another_seed_differs(tmp_path):
     configs = tiny_configs(tmp_path, ["gpa", "random"])
     outputs = []
     for name, seed in (("a", "0"), ("b", "0"), ("c", "1")):
         out = tmp_path / name
-        assert main(compare_gpa_rand.COMPARISON, [*configs, *SIZES, "--seed", seed, "--results-dir", str(out)]) == 0
+        assert compare_gpa_rand([*configs, *SIZES, "--seed", seed, "--results-dir", str(out)]) == 0
         rows = read_csv(out / "metrics_gpa.csv")
         outputs.append([{k: v for k, v in row.items() if k != "selection_seconds"} for row in rows])  # not timings
     assert outputs[0] == outputs[1]
     assert outputs[0] != outputs[2]
 
 
+@pytest.mark.usefixtures("needs_housing")
 def test_existing_results_are_refused_without_overwrite_and_foreign_files_kept(tmp_path, capsys):
     out = tmp_path / "results"
     out.mkdir()
     (out / "notes.txt").write_text("mine")
     configs = tiny_configs(tmp_path, ["gpa", "random"])
-    assert main(compare_gpa_rand.COMPARISON, [*configs, *SIZES, "--results-dir", str(out)]) == 2
+    assert compare_gpa_rand([*configs, *SIZES, "--results-dir", str(out)]) == 2
     assert "already exists and is not empty; pass --overwrite" in capsys.readouterr().err
-    assert main(compare_gpa_rand.COMPARISON, [*configs, *SIZES, "--results-dir", str(out), "--overwrite"]) == 0
+    assert compare_gpa_rand([*configs, *SIZES, "--results-dir", str(out), "--overwrite"]) == 0
     assert (out / "notes.txt").read_text() == "mine" and (out / "metrics_gpa.csv").exists()
 
 
@@ -101,7 +103,7 @@ def test_existing_results_are_refused_without_overwrite_and_foreign_files_kept(t
 ])
 def test_bad_options_fail_before_training(tmp_path, capsys, args, message):
     configs = tiny_configs(tmp_path, ["gpa", "random"])
-    assert main(compare_gpa_rand.COMPARISON, [*configs, "--quiet", *args, "--results-dir",
+    assert compare_gpa_rand([*configs, "--quiet", *args, "--results-dir",
                                               str(tmp_path / "r")]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
@@ -110,11 +112,12 @@ def test_bad_options_fail_before_training(tmp_path, capsys, args, message):
 def test_a_bad_config_file_is_named(tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
     bad.write_text("parms: {sample_polcy: gpa}\n")
-    assert main(compare_gpa_rand.COMPARISON, [str(bad), "--quiet", "--results-dir", str(tmp_path / "r")]) == 2
+    assert compare_gpa_rand([str(bad), "--quiet", "--results-dir", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err
     assert "bad.yaml" in err and "Did you mean 'sample_policy'" in err
 
 
+@pytest.mark.usefixtures("needs_housing")
 def test_scripts_run_as_files(tmp_path):
     import subprocess
     import sys
@@ -130,11 +133,12 @@ def test_scripts_run_as_files(tmp_path):
     assert done.returncode == 0 and "--size-pool" in done.stdout
 
 
+@pytest.mark.usefixtures("needs_housing")
 def test_a_sampler_registered_from_a_users_module_runs(tmp_path, monkeypatch):
-    import samplers
+    import al_bnn.selection as samplers
     (tmp_path / "my_samplers.py").write_text(
         "import numpy as np\n"
-        "from samplers import register_sampler\n\n"
+        "from al_bnn.selection import register_sampler\n\n"
         "class FirstPoints:\n"
         "    needs = 'samples'\n"
         "    def select(self, request):\n"
@@ -145,13 +149,14 @@ def test_a_sampler_registered_from_a_users_module_runs(tmp_path, monkeypatch):
     monkeypatch.setattr(samplers, "_REGISTRY", dict(samplers._REGISTRY))
     configs = tiny_configs(tmp_path, ["first_points", "random"])
     out = tmp_path / "plugin"
-    assert main(compare_gpa_rand.COMPARISON, [*configs, *SIZES, "--plugins", "my_samplers",
+    assert compare_gpa_rand([*configs, *SIZES, "--plugins", "my_samplers",
                                               "--results-dir", str(out)]) == 0
     picked = [int(r["pool_index"]) for r in read_csv(out / "selected_first_points.csv") if r["al_iter"] == "1"]
     initial = {int(r["pool_index"]) for r in read_csv(out / "selected_first_points.csv") if r["al_iter"] == "0"}
     assert picked == sorted(set(range(120)) - initial)[:10]  # the first remaining pool points, in order
 
 
+@pytest.mark.usefixtures("needs_housing")
 def test_lowrank_gpa_on_the_exact_kernel_picks_what_fast_gpa_picks(tmp_path):
     configs = []
     for policy in ("lrgpa", "gpa"):
@@ -160,18 +165,19 @@ def test_lowrank_gpa_on_the_exact_kernel_picks_what_fast_gpa_picks(tmp_path):
         path.write_text(yaml.safe_dump(raw))
         configs.append(str(path))
     out = tmp_path / "exact"
-    assert main(compare_fastgpa_batchgpa.COMPARISON, [*configs, *SIZES, "--results-dir", str(out)]) == 0
+    assert compare_fastgpa_batchgpa([*configs, *SIZES, "--results-dir", str(out)]) == 0
     assert read_csv(out / "selected_lrgpa.csv") == read_csv(out / "selected_gpa.csv")
     assert yaml.safe_load((out / "config_lrgpa.yaml").read_text())["parms"]["gpa_kernel"] == "exact"
 
 
+@pytest.mark.usefixtures("needs_housing")
 def test_several_seeds_train_as_one_stack_and_match_single_runs(tmp_path):
     configs = tiny_configs(tmp_path, ["lrgpa", "random"])
     full_pool = ["--quiet"]  # no subsampling, so both seeds share the data and one stacked model
     many, single = tmp_path / "many", tmp_path / "single"
-    assert main(compare_gpa_rand.COMPARISON, [*configs, *full_pool, "--seeds", "0", "1",
+    assert compare_gpa_rand([*configs, *full_pool, "--seeds", "0", "1",
                                               "--results-dir", str(many)]) == 0
-    assert main(compare_gpa_rand.COMPARISON, [*configs, *full_pool, "--seed", "1", "--results-dir", str(single)]) == 0
+    assert compare_gpa_rand([*configs, *full_pool, "--seed", "1", "--results-dir", str(single)]) == 0
     assert {"metrics_lrgpa_rs_0.csv", "metrics_lrgpa_rs_1.csv", "metrics_random_rs_1.csv"} <= {
         p.name for p in many.iterdir()}
     assert "training 4 run(s) as one stack" in (many / "log.txt").read_text()
@@ -185,6 +191,7 @@ def test_several_seeds_train_as_one_stack_and_match_single_runs(tmp_path):
     assert "(2 seeds)" in (many / "log.txt").read_text()
 
 
+@pytest.mark.usefixtures("needs_housing")
 def test_runs_with_the_noise_contrastive_prior(tmp_path):
     configs = []
     for policy in ("lrgpa", "random"):
@@ -194,7 +201,7 @@ def test_runs_with_the_noise_contrastive_prior(tmp_path):
         path.write_text(yaml.safe_dump(raw))
         configs.append(str(path))
     out = tmp_path / "ncp"
-    assert main(compare_gpa_rand.COMPARISON, [*configs, *SIZES, "--results-dir", str(out)]) == 0
+    assert compare_gpa_rand([*configs, *SIZES, "--results-dir", str(out)]) == 0
     rows = read_csv(out / "metrics_lrgpa.csv")
     assert len(rows) == 6 and all(np.isfinite(float(r["test_rmse"])) for r in rows)
     assert yaml.safe_load((out / "config_lrgpa.yaml").read_text())["net_config"]["ood_std_prior"] == 1.0
@@ -202,6 +209,7 @@ def test_runs_with_the_noise_contrastive_prior(tmp_path):
 
 @pytest.mark.parametrize("model,extra", [("dropout", {"net_config": {"dropout_rate": 0.1}}),
                                          ("ensemble", {"parms": {"ensemble_size": 3}})])
+@pytest.mark.usefixtures("needs_housing")
 def test_every_sampler_runs_on_the_dropout_and_ensemble_models(tmp_path, model, extra):
     configs = []
     for policy in ("lrgpa", "mcdue"):
@@ -211,7 +219,7 @@ def test_every_sampler_runs_on_the_dropout_and_ensemble_models(tmp_path, model, 
         path.write_text(yaml.safe_dump(raw))
         configs.append(str(path))
     out = tmp_path / model
-    assert main(compare_gpa_rand.COMPARISON, [*configs, *SIZES, "--results-dir", str(out)]) == 0
+    assert compare_gpa_rand([*configs, *SIZES, "--results-dir", str(out)]) == 0
     for policy in ("lrgpa", "mcdue"):
         rows = read_csv(out / f"metrics_{policy}.csv")
         assert len(rows) == 6 and all(np.isfinite(float(r["test_log_likelihood"])) for r in rows)
@@ -219,7 +227,7 @@ def test_every_sampler_runs_on_the_dropout_and_ensemble_models(tmp_path, model, 
 
 
 def test_training_benchmark_prints_every_measurement(capsys):
-    import bench_training
+    from al_bnn.experiments import bench_training
 
     assert bench_training.main(["--epochs", "1", "--stack-sizes", "2", "--skip-script"]) == 0
     printed = capsys.readouterr().out
@@ -228,3 +236,24 @@ def test_training_benchmark_prints_every_measurement(capsys):
         assert label in printed, label
     with pytest.raises(SystemExit):
         bench_training.main(["--stack-sizes", "0", "--skip-script"])
+
+
+def test_a_run_that_fails_before_training_leaves_no_results_directory(tmp_path, monkeypatch, capsys):
+    from al_bnn.data import DataUnavailableError
+
+    def unavailable(*args, **kwargs):
+        raise DataUnavailableError("California housing could not be loaded (test)")
+
+    monkeypatch.setattr("al_bnn.data.housing_arrays", unavailable)
+    out = tmp_path / "results"
+    assert compare_gpa_rand([*tiny_configs(tmp_path, ["gpa", "random"]), *SIZES, "--results-dir", str(out)]) == 2
+    assert "could not be loaded" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_bands_over_few_seeds_stay_above_zero():
+    from al_bnn.experiments.plotting import geometric_mean_and_interval
+
+    centre, low, high = geometric_mean_and_interval(np.array([[1.0, 0.2], [45.0, 0.3]]))  # two wild seeds
+    assert (low > 0).all() and (low < centre).all() and (centre < high).all()
+    np.testing.assert_allclose(centre, [np.sqrt(45.0), np.sqrt(0.06)])

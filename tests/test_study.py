@@ -8,11 +8,11 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-import run_study
-import study_report
+from al_bnn.experiments import study as run_study
+from al_bnn.experiments import study_report
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-UCI_ROOT = REPO_ROOT.parent / "shared" / "data" / "uci"
+UCI_ROOT = REPO_ROOT / "data" / "uci"
 
 
 def _snapshot(path: Path) -> bytes | None:

@@ -1,22 +1,41 @@
-"""Dataset registry: the shared UCI sets, CSV/NPZ files, seeded splits, and bad files."""
+"""Dataset registry: the shipped UCI sets, CSV/NPZ files, seeded splits, and bad files."""
 
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from regression_data import DataFileError, load_dataset, read_table, read_uci_folder, uci_dataset_names
+from al_bnn.data import DataFileError, load_dataset, read_table, read_uci_folder, uci_dataset_names
 
-UCI_ROOT = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "uci"
-SHAPES = {"bostonHousing": (506, 13), "concrete": (1030, 8), "energy": (768, 8), "kin8nm": (8192, 8),
-          "wine-quality-red": (1599, 11), "yacht": (308, 6)}
+UCI_ROOT = Path(__file__).resolve().parent.parent / "data" / "uci"
+# rows x features as documented in data/SOURCES.md
+SHAPES = {"abalone": (4177, 10), "airfoil": (1503, 5), "auto-mpg": (392, 7), "bike-sharing": (17379, 12),
+          "bostonHousing": (506, 13), "concrete": (1030, 8), "cpu-act": (8192, 21), "elevators": (16599, 18),
+          "energy": (768, 8), "kin8nm": (8192, 8), "parkinsons-telemonitoring": (5875, 19),
+          "wine-quality-red": (1599, 11), "wine-quality-white": (4898, 11), "yacht": (308, 6)}
 
 
-def test_every_shared_uci_set_loads_with_its_documented_shape():
-    assert set(SHAPES) <= set(uci_dataset_names(UCI_ROOT))
+def test_every_shipped_uci_set_loads_with_its_documented_shape():
+    assert set(SHAPES) == set(uci_dataset_names(UCI_ROOT))
+    sources = (UCI_ROOT.parent / "SOURCES.md").read_text()
     for name, (rows, columns) in SHAPES.items():
         features, target = read_uci_folder(UCI_ROOT / name)
         assert features.shape == (rows, columns) and target.shape == (rows,)
+        assert f"| {name} | {rows} | {columns} |" in sources, f"data/SOURCES.md lacks {name}'s row"
+
+
+def test_the_shipped_folder_is_the_default_uci_root(monkeypatch):
+    monkeypatch.delenv("UCI_DATA_DIR", raising=False)
+    data = load_dataset("airfoil", seed=0)
+    assert data.pool_x.shape == (1202, 5)
+
+
+def test_missing_root_and_missing_dataset_say_what_is_missing_and_how_to_get_it(monkeypatch, tmp_path):
+    monkeypatch.setenv("UCI_DATA_DIR", str(tmp_path / "nowhere"))
+    with pytest.raises(ValueError, match=r"the UCI root .*nowhere \(from \$UCI_DATA_DIR\) is not a folder.*data/uci"):
+        load_dataset("yacht")
+    with pytest.raises(ValueError, match=r"no folder .*yacht.*put yacht/data.txt, index_features.txt"):
+        load_dataset("yacht", uci_root_dir=tmp_path)
 
 
 def test_uci_root_comes_from_the_environment(monkeypatch):
@@ -36,10 +55,12 @@ def test_split_is_keyed_by_seed_and_standardised_on_the_pool():
 
 
 def test_unknown_dataset_lists_the_known_ones(monkeypatch):
-    with pytest.raises(ValueError, match="unknown dataset 'nope'.*known: housing, file, bostonHousing"):
+    known = "housing, file, " + ", ".join(sorted(SHAPES, key=str))
+    with pytest.raises(ValueError, match=f"unknown dataset 'nope'.*known: {known}"):
         load_dataset("nope", uci_root_dir=UCI_ROOT)
     monkeypatch.delenv("UCI_DATA_DIR", raising=False)
-    with pytest.raises(ValueError, match=r"no UCI root \(set data.uci_root, --uci-root or \$UCI_DATA_DIR\)"):
+    monkeypatch.setattr("al_bnn.data.SHIPPED_UCI_ROOT", UCI_ROOT.parent / "missing")  # a checkout without data/
+    with pytest.raises(ValueError, match=r"no UCI root is set and .*missing does not exist.*or \$UCI_DATA_DIR"):
         load_dataset("yacht")
 
 

@@ -1,0 +1,354 @@
+"""One typed definition of every configuration key, and the YAML loader that validates against it.
+
+A config file has the sections below. Every key has a default (so a file may leave it out), a type,
+and a range or a set of allowed values. Unknown keys are errors with a did-you-mean suggestion,
+and every message names the file, the key and the fix, before any training starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from al_bnn.selection.comparison import REFERENCE_SELECTIONS
+
+
+class ConfigError(ValueError):
+    """A configuration file or value is invalid; the message names the file, key and fix."""
+
+
+def _key(default: Any, help: str, *, minimum: float | None = None, exclusive_minimum: bool = False,
+         maximum: float | None = None, exclusive_maximum: bool = False, choices: tuple | None = None,
+         nullable: bool = False) -> Any:
+    """A dataclass field carrying its documentation and its allowed range."""
+    meta = dict(help=help, minimum=minimum, exclusive_minimum=exclusive_minimum, maximum=maximum,
+                exclusive_maximum=exclusive_maximum, choices=choices, nullable=nullable)
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass
+class ActiveLearningSchedule:
+    al_iter: int = _key(5, "Number of acquisitions after the initial training phase.", minimum=0)
+    num_al_incr: int = _key(200, "Pool points labelled per acquisition.", minimum=1)
+    num_train_init: int = _key(500, "Random pool points labelled before the first acquisition "
+                                     "(identical across policies for the same seed).", minimum=1)
+
+
+@dataclass
+class NetConfig:
+    layer_sizes: list = _key([100, 100], "Widths of the dense leaky-ReLU hidden layers.")
+    learning_rate: float = _key(1e-4, "Adam learning rate.", minimum=0.0, exclusive_minimum=True)
+    divergence_scale: float = _key(1.0, "Weight of the KL term (divided by batches per epoch).",
+                                   minimum=0.0)
+    weight_std: float = _key(0.1, "Prior std of the Bayesian output weights and initial posterior std.",
+                             minimum=0.0, exclusive_minimum=True)
+    clip_gradient: float = _key(100.0, "Global-norm gradient clipping threshold (per run).",
+                                minimum=0.0, exclusive_minimum=True)
+    dropout_rate: float = _key(0.0, "Dropout rate of every hidden layer for `name_model: dropout` (in (0, 1)); "
+                                    "must be 0 for the other models.",
+                               minimum=0.0, maximum=1.0, exclusive_maximum=True)
+    noise_std: float = _key(0.1, "NCP: std of the Gaussian noise that perturbs the inputs (standardised "
+                                 "units; used only when ood_std_prior is set).", minimum=0.0)
+    ncp_scale: float = _key(0.1, "NCP: weight of its KL term (used only when ood_std_prior is set).", minimum=0.0)
+    ood_std_prior: float | None = _key(None, "NCP: std of the output prior at perturbed inputs; a number turns "
+                                             "noise contrastive priors on, null (the published setting) off.",
+                                       nullable=True, minimum=0.0, exclusive_minimum=True)
+    center_at_target: bool = _key(True, "NCP: centre the output prior at the batch targets (else at zero).")
+
+
+@dataclass
+class SamplingParameters:
+    name_model: str = _key("bnn", "Model: `bnn` (Bayesian last layer, Hafner et al.'s bbb; NCP with "
+                                  "`ood_std_prior`), `dropout` (MC dropout) or `ensemble` (deep ensemble).",
+                           choices=("bnn", "dropout", "ensemble"))
+    ensemble_size: int = _key(5, "Members per run for `name_model: ensemble`; each member's mean is one "
+                                 "function sample (so T = ensemble_size and n_mc_samples is not used).", minimum=2)
+    sample_policy: str = _key("gpa", "Sampler name from the registry (`random`, `gpa` = fast GPA, "
+                                     "`bgpa` = batch GPA, `lrgpa` = low-rank GPA, `mcdue` = top MC variance, "
+                                     "or a user-registered one).")
+    n_mc_samples: int = _key(100, "Function samples T drawn per acquisition for the GP kernel.",
+                             minimum=2)
+    sampling_batch_size: int = _key(10, "Points picked per greedy round before conditioning on them.",
+                                    minimum=1)
+    gp_noise: float = _key(0.01, "GP noise lambda added to the conditioning set's kernel.",
+                           minimum=0.0, exclusive_minimum=True)
+    function_samples: str = _key("joint", "`joint`: one weight draw shared by all points per sample "
+                                          "(correct). `marginal`: an independent draw per point, as the "
+                                          "thesis code did (off-diagonal covariance is pure noise).",
+                                 choices=("joint", "marginal"))
+    gpa_kernel: str = _key("mc", "`mc`: kernel = covariance of the function samples. `exact`: "
+                                 "closed-form last-layer kernel (Gram matrix of the features).",
+                           choices=("mc", "exact"))
+    gpa_dtype: str = _key("float64", "Floating-point precision of the GPA selection math.",
+                          choices=("float64", "float32"))
+    compare_with: list = _key([], "Reference selections made at every acquisition from the same model state, "
+                                  "recording how far the run's picks agree with each (overlap, picks before the "
+                                  "first differing round, seconds): `exact` (closed-form kernel, bnn only) or "
+                                  "method_precision on the run's own samples, e.g. `fast_float32`, "
+                                  "`batch_float64`, `lowrank_float32`. Costs their selection time; [] = none.",
+                             choices=REFERENCE_SELECTIONS)
+    resample_every_round: bool = _key(False, "bgpa only: redraw function samples every greedy round "
+                                             "(thesis behaviour); default keeps one draw, like gpa.")
+
+
+@dataclass
+class TrainSchedule:
+    batch_size: int = _key(16, "Minibatch size.", minimum=1)
+    num_epochs: int = _key(1000, "Epochs per training phase (initial, and after each acquisition).",
+                           minimum=1)
+    eval_after_epochs: int = _key(10, "Evaluate train/test metrics every this many epochs.", minimum=1)
+    log_after_epochs: int = _key(500, "Write a log line every this many epochs.", minimum=1)
+
+
+@dataclass
+class DataConfig:
+    dataset: str = _key("housing", "`housing` (California housing, 5 features, the published fixed split), "
+                                   "a folder name under the UCI root (split by seed), or `file` (see `path`).")
+    uci_root: str | None = _key(None, "Folder of UCI datasets (`<name>/data.txt`, `index_features.txt`, "
+                                      "`index_target.txt`); null = $UCI_DATA_DIR, else the repository's data/uci.",
+                                nullable=True)
+    path: str | None = _key(None, "With dataset `file`: a .csv (needs `target`) or .npz (arrays x, y) file.",
+                            nullable=True)
+    target: str | None = _key(None, "With a CSV file: the target column's name or index.", nullable=True)
+    test_fraction: float = _key(0.2, "Test share of the seeded split (datasets without a fixed split).",
+                                minimum=0.0, exclusive_minimum=True, maximum=1.0, exclusive_maximum=True)
+    size_pool: int = _key(0, "Subsample the pool to this many points (0 = full pool).", minimum=0)
+    size_test: int = _key(0, "Subsample the test set to this many points (0 = full test set).",
+                          minimum=0)
+
+
+@dataclass
+class ExperimentConfig:
+    seed: int = _key(0, "Run seed: initial set, weights, data order, weight noise, samples.", minimum=0)
+    al_schedule: ActiveLearningSchedule = field(default_factory=ActiveLearningSchedule,
+                                                metadata=dict(help="Active-learning schedule."))
+    net_config: NetConfig = field(default_factory=NetConfig, metadata=dict(help="Network."))
+    parms: SamplingParameters = field(default_factory=SamplingParameters,
+                                      metadata=dict(help="Model and sampler."))
+    train_schedule: TrainSchedule = field(default_factory=TrainSchedule,
+                                          metadata=dict(help="Training schedule."))
+    data: DataConfig = field(default_factory=DataConfig, metadata=dict(help="Data."))
+
+    @property
+    def final_train_size(self) -> int:
+        s = self.al_schedule
+        return s.num_train_init + s.al_iter * s.num_al_incr
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def training_signature(self) -> tuple:
+        """Everything that must match for two runs to be trained side by side in one stack."""
+        return (repr(dataclasses.asdict(self.al_schedule)), repr(dataclasses.asdict(self.net_config)),
+                repr(dataclasses.asdict(self.train_schedule)), repr(dataclasses.asdict(self.data)),
+                self.parms.name_model, self.parms.ensemble_size if self.parms.name_model == "ensemble" else None)
+
+
+_SECTIONS = {f.name: f for f in dataclasses.fields(ExperimentConfig)}
+
+
+def _type_name(tp: Any) -> str:
+    return {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string",
+            "list": "a list"}.get(str(tp).split(" |")[0], str(tp))
+
+
+def _check_value(value: Any, f: dataclasses.Field, where: str) -> Any:
+    meta = f.metadata
+    base = str(f.type).split(" |")[0]
+    if value is None:
+        if meta.get("nullable"):
+            return None
+        raise ConfigError(f"{where}: must not be null; give {_type_name(base)} (default {f.default!r}).")
+    if base == "bool":
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true or false, got {value!r}.")
+        return value
+    if base == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}.")
+    elif base == "float":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: expected a number, got {value!r}.")
+        value = float(value)
+        if not math.isfinite(value):
+            raise ConfigError(f"{where}: expected a finite number, got {value!r}.")
+    elif base == "str":
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}.")
+    elif base == "list" and meta.get("choices") is not None:
+        choices = meta["choices"]
+        if (not isinstance(value, list) or any(not isinstance(v, str) or v not in choices for v in value)
+                or len(set(value)) != len(value)):
+            raise ConfigError(f"{where}: expected a list of distinct names from {', '.join(choices)}, got {value!r}.")
+        return list(value)
+    elif base == "list":
+        if (not isinstance(value, list) or not value
+                or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in value)):
+            raise ConfigError(f"{where}: expected a non-empty list of positive integers such as "
+                              f"[100, 100], got {value!r}.")
+        return list(value)
+    choices = meta.get("choices")
+    if choices is not None and value not in choices:
+        raise ConfigError(f"{where}: {value!r} is not allowed; choose one of {', '.join(map(repr, choices))}.")
+    low, high = meta.get("minimum"), meta.get("maximum")
+    if low is not None and (value < low or (meta.get("exclusive_minimum") and value == low)):
+        bound = ">" if meta.get("exclusive_minimum") else ">="
+        raise ConfigError(f"{where}: {value!r} is out of range; it must be {bound} {low}.")
+    if high is not None and (value > high or (meta.get("exclusive_maximum") and value == high)):
+        bound = "<" if meta.get("exclusive_maximum") else "<="
+        raise ConfigError(f"{where}: {value!r} is out of range; it must be {bound} {high}.")
+    return value
+
+
+def _unknown_key_message(key: str, allowed: list[str], where: str) -> str:
+    close = difflib.get_close_matches(key, allowed, n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    return f"{where}: unknown key {key!r}.{hint} Allowed keys: {', '.join(allowed)}."
+
+
+def config_from_dict(raw: Any, source: str = "<config>") -> ExperimentConfig:
+    """Validate a parsed YAML mapping against the schema; missing keys take their defaults."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping of sections, got {type(raw).__name__}.")
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in _SECTIONS:
+            raise ConfigError(_unknown_key_message(str(key), list(_SECTIONS), source))
+        f = _SECTIONS[key]
+        if not dataclasses.is_dataclass(f.default_factory if f.default is dataclasses.MISSING else None):
+            values[key] = _check_value(value, f, f"{source}: key '{key}'")
+            continue
+        section_cls = f.default_factory
+        if value is None:
+            value = {}
+        if not isinstance(value, dict):
+            raise ConfigError(f"{source}: section '{key}' must be a mapping, got {value!r}.")
+        fields = {sf.name: sf for sf in dataclasses.fields(section_cls)}
+        section_values = {}
+        for sub_key, sub_value in value.items():
+            if sub_key not in fields:
+                raise ConfigError(_unknown_key_message(str(sub_key), list(fields), f"{source}: section '{key}'"))
+            section_values[sub_key] = _check_value(sub_value, fields[sub_key], f"{source}: key '{key}.{sub_key}'")
+        values[key] = section_cls(**section_values)
+    config = ExperimentConfig(**values)
+    check_consistency(config, source)
+    return config
+
+
+def check_consistency(config: ExperimentConfig, source: str = "<config>") -> None:
+    """Cross-key checks that a single key's range cannot express."""
+    from al_bnn.selection import sampler_names  # late import: the registry may be extended at run time
+
+    parms, net = config.parms, config.net_config
+    if parms.sample_policy not in sampler_names():
+        raise ConfigError(_unknown_key_message(parms.sample_policy, sampler_names(),
+                                               f"{source}: key 'parms.sample_policy'").replace(
+            "unknown key", "unknown sampler").replace("Allowed keys", "Registered samplers"))
+    model = parms.name_model
+    if model == "dropout" and net.dropout_rate == 0.0:
+        raise ConfigError(f"{source}: key 'net_config.dropout_rate' is 0.0, but `name_model: dropout` needs a rate "
+                          "in (0, 1), e.g. 0.1.")
+    if model != "dropout" and net.dropout_rate != 0.0:
+        raise ConfigError(f"{source}: key 'net_config.dropout_rate' is {net.dropout_rate!r}, but the `{model}` "
+                          "model has no dropout; set it to 0.0 or use name_model: dropout.")
+    if model != "bnn":
+        for key, value, default in (("net_config.ood_std_prior", net.ood_std_prior, None),
+                                    ("parms.gpa_kernel", parms.gpa_kernel, "mc"),
+                                    ("parms.function_samples", parms.function_samples, "joint")):
+            if value != default:
+                raise ConfigError(f"{source}: key '{key}' is {value!r}, which only the `bnn` model supports; "
+                                  f"set it to {default!r} for `{model}`.")
+        if "exact" in parms.compare_with:
+            raise ConfigError(f"{source}: key 'parms.compare_with' names 'exact', the closed-form kernel only the "
+                              f"`bnn` model has; remove it for `{model}`.")
+    if net.ood_std_prior is not None and net.noise_std <= 0:
+        raise ConfigError(f"{source}: key 'net_config.noise_std' is {net.noise_std!r}, but noise contrastive "
+                          "priors (ood_std_prior set) need input noise > 0.")
+    if parms.resample_every_round and (parms.sample_policy != "bgpa" or parms.gpa_kernel != "mc"):
+        raise ConfigError(f"{source}: key 'parms.resample_every_round' is true, which only batch GPA with "
+                          "Monte-Carlo samples supports; use sample_policy: bgpa with gpa_kernel: mc, or set "
+                          "it to false.")
+    if parms.resample_every_round and parms.compare_with:
+        raise ConfigError(f"{source}: key 'parms.compare_with' needs the samples the run's sampler saw, but "
+                          "'parms.resample_every_round' redraws them every round; use one or the other.")
+    data = config.data
+    if data.dataset == "file" and not data.path:
+        raise ConfigError(f"{source}: key 'data.dataset' is 'file' but 'data.path' is not set; give a .csv or "
+                          ".npz file.")
+    if data.size_pool and data.size_pool < config.final_train_size:
+        raise ConfigError(f"{source}: key 'data.size_pool' is {data.size_pool}, but the schedule labels "
+                          f"{config.final_train_size} points (num_train_init + al_iter * num_al_incr); "
+                          "use a larger pool (0 = full) or a shorter schedule.")
+
+
+def read_yaml(path: str | Path, what: str = "config file", mapping: bool = False) -> Any:
+    """Parse a YAML file; a missing file or bad YAML (or, with mapping=True, a top level that is
+    not a mapping; an empty file reads as {}) is a ConfigError naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: {what} not found.")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML: {error}") from error
+    if mapping:
+        raw = raw or {}
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping.")
+    return raw
+
+
+def load_config(path: str | Path) -> ExperimentConfig:
+    """Read and validate one YAML config file."""
+    return config_from_dict(read_yaml(path), str(path))
+
+
+def with_overrides(config: ExperimentConfig, source: str = "<command line>", **section_keys: dict) -> ExperimentConfig:
+    """A copy with some keys replaced (e.g. from the command line), validated like a file."""
+    raw = config.to_dict()
+    for section, updates in section_keys.items():
+        if isinstance(raw.get(section), dict):
+            raw[section].update(updates)
+        else:
+            raw[section] = updates
+    return config_from_dict(raw, source)
+
+
+def dump_config(config: ExperimentConfig) -> str:
+    """The config as run, every default filled in, as YAML."""
+    return yaml.safe_dump(config.to_dict(), sort_keys=False)
+
+
+def describe_keys() -> list[tuple[str, str, str]]:
+    """(key, default, help) for every key: the README's key table is generated from this."""
+    rows = []
+    for f in dataclasses.fields(ExperimentConfig):
+        if f.default is not dataclasses.MISSING:
+            rows.append((f.name, repr(f.default), f.metadata["help"]))
+            continue
+        for sf in dataclasses.fields(f.default_factory):
+            default = sf.default if sf.default is not dataclasses.MISSING else sf.default_factory()
+            rows.append((f"{f.name}.{sf.name}", yaml.safe_dump(default, default_flow_style=True).strip()
+                         .removesuffix("...").strip(), sf.metadata["help"]))
+    return rows
+
+
+def markdown_key_table() -> str:
+    """The README's table of config keys."""
+    lines = ["| key | default | meaning |", "|---|---|---|"]
+    lines += [f"| `{key}` | `{default}` | {text} |" for key, default, text in describe_keys()]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # python -m al_bnn.config  -> the README's key table
+    print(markdown_key_table())

@@ -1,0 +1,183 @@
+"""Run a benchmark sweep (datasets x samplers x seeds) and write its tables and plots.
+
+    python source/run_benchmark.py --config configs/benchmark.yaml [--quick]
+    python source/run_benchmark.py --config configs/benchmark.yaml --scheduler tcp://host:8786
+    python source/run_benchmark.py --config configs/benchmark.yaml --data my.csv --target price
+
+Writes to the output directory: runs/<dataset>/<model>/<sampler>_rs_<seed>.csv (one per
+finished run; a rerun skips them, so an interrupted sweep resumes), benchmark.csv (all rows, tidy),
+summary.md and summary.csv, plots/<dataset>.png, config.yaml (the sweep as run) and log.txt.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+import yaml
+from tqdm.auto import tqdm
+
+from al_bnn.config import ConfigError
+from al_bnn.data import DataFileError, DataUnavailableError
+from al_bnn.experiments.sweep import (
+    BenchmarkConfig,
+    DatasetEntry,
+    collect,
+    config_fingerprint,
+    execute,
+    load_benchmark_config,
+    pending_tasks,
+    plot_dataset,
+    run_file,
+    summarise,
+    summary_markdown,
+)
+from al_bnn.paths import REPO_ROOT
+from al_bnn.results import ResultsDirectoryExistsError, ResultsWriter
+
+logger = logging.getLogger("al_bnn.benchmark")
+# The workers' own log lines: they reach the log file (a handler on "al_bnn"), not the console.
+worker_log = logging.getLogger("al_bnn.worker")
+worker_log.setLevel(logging.INFO)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description="Run a benchmark sweep: datasets x samplers x seeds.")
+    parser.add_argument("--config", default="configs/benchmark.yaml", help="benchmark YAML (default: %(default)s)")
+    parser.add_argument("--quick", action="store_true", help="apply the config's `quick:` section (a small sweep)")
+    parser.add_argument("--out", default=None,
+                        help="output directory (default: results_benchmark or results_benchmark_quick)")
+    parser.add_argument("--uci-root", default=None, help="folder of UCI datasets (default: config, $UCI_DATA_DIR)")
+    parser.add_argument("--data", default=None, help="add a CSV/NPZ dataset file to the sweep")
+    parser.add_argument("--target", default=None, help="target column of the --data CSV file")
+    parser.add_argument("--datasets", nargs="+", default=None, help="only these datasets of the config")
+    parser.add_argument("--samplers", nargs="+", default=None, help="override the config's samplers")
+    parser.add_argument("--models", nargs="+", default=None, help="override the config's models (bnn, dropout, "
+                        "ensemble); settings a model needs come from the config's model_settings")
+    parser.add_argument("--seeds", nargs="+", type=int, default=None, help="override the config's seeds")
+    parser.add_argument("--workers", type=int, default=1, help="local worker processes (default 1)")
+    engine = parser.add_mutually_exclusive_group()
+    engine.add_argument("--scheduler", default=None, help="submit the runs to this Dask scheduler (tcp://host:port)")
+    engine.add_argument("--dask-cluster", action="store_true",
+                        help="start a local Dask cluster (loopback, --workers processes) and submit to it")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="start over in an output directory made by a different config (finished runs "
+                             "of the same config are always reused)")
+    parser.add_argument("--plugins", nargs="*", default=[], help="modules to import first (extra samplers)")
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _run(args)
+    except (ConfigError, DataFileError, DataUnavailableError, ResultsDirectoryExistsError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
+    import importlib
+
+    for module in args.plugins:
+        importlib.import_module(module)
+    config_path = Path(args.config)
+    if not config_path.exists() and (REPO_ROOT / config_path).exists():
+        config_path = REPO_ROOT / config_path
+    config = load_benchmark_config(config_path, quick=args.quick)
+    if args.uci_root:
+        config.uci_root = args.uci_root
+    if config.uci_root is None and os.environ.get("UCI_DATA_DIR"):
+        config.uci_root = os.environ["UCI_DATA_DIR"]
+    if args.datasets:
+        unknown = sorted(set(args.datasets) - {e.name for e in config.datasets})
+        if unknown:
+            raise ConfigError(f"--datasets {unknown} are not in {config.source}")
+        config.datasets = [e for e in config.datasets if e.name in args.datasets]
+    if args.data:
+        config.datasets.append(DatasetEntry(Path(args.data).stem, str(Path(args.data).resolve()), args.target))
+    config.samplers = args.samplers or config.samplers
+    config.models = args.models or config.models
+    config.seeds = args.seeds or config.seeds
+    from al_bnn.experiments.sweep import benchmark_config_from_dict
+
+    config = benchmark_config_from_dict(config.as_dict(), config.source)  # validate the final sweep
+
+    output = Path(args.out or ("results_benchmark_quick" if args.quick else "results_benchmark"))
+    run_sweep(config, output, workers=args.workers, scheduler=args.scheduler, dask_cluster=args.dask_cluster,
+              overwrite=args.overwrite)
+    return 0
+
+
+def run_sweep(config: BenchmarkConfig, output: Path, *, workers: int = 1, scheduler: str | None = None,
+              dask_cluster: bool = False, overwrite: bool = False) -> None:
+    """Run every unfinished run of the sweep into `output` and write its tables and plots; finished
+    runs of the same config are reused, and a directory of a different config is refused unless
+    `overwrite`."""
+    fingerprint = config_fingerprint(config)
+    previous = output / "config.yaml"
+    if previous.exists():
+        recorded = (yaml.safe_load(previous.read_text()) or {}).get("fingerprint")
+        if recorded != fingerprint and not overwrite:
+            raise ResultsDirectoryExistsError(
+                f"{output} holds a sweep of a different config (fingerprint {recorded}, now {fingerprint}); pass "
+                "--overwrite to start over there, or choose another --out")
+        if recorded != fingerprint:
+            for path in sorted((output / "runs").glob("**/*.csv")):
+                path.unlink()
+    writer = ResultsWriter(output, overwrite=True)
+    writer.write_text("config.yaml", yaml.safe_dump({"fingerprint": fingerprint, **config.as_dict()}, sort_keys=False))
+    logger.setLevel(logging.INFO)
+    console = logging.StreamHandler(sys.stdout)
+    console.setFormatter(logging.Formatter("%(message)s"))
+    logger.addHandler(console)
+    writer.attach_log(logging.getLogger("al_bnn"))
+    started = time.perf_counter()
+    try:
+        tasks = pending_tasks(config, output)
+        total_runs = len(config.datasets) * len(config.models) * len(config.samplers) * len(config.seeds)
+        pending_runs = sum(len(t["runs"]) for t in tasks)
+        engine = (f"Dask scheduler {scheduler}" if scheduler else
+                  f"local Dask cluster ({workers} workers)" if dask_cluster else
+                  f"{workers} local process(es)")
+        logger.info("%s: %d runs, %d already finished, %d to do in %d task(s) on %s", config.source, total_runs,
+                    total_runs - pending_runs, pending_runs, len(tasks), engine)
+        with tqdm(total=len(tasks), unit="task", disable=None) as progress:
+            for result in execute(tasks, scheduler, dask_cluster, workers):
+                for line in result["log"]:
+                    worker_log.info(line)
+                for (dataset, model, sampler, seed), rows in result["runs"].items():
+                    path = run_file(output, dataset, model, sampler, seed)
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    ResultsWriter(path.parent, overwrite=True).write_csv(path.name, rows)
+                    logger.info("finished %s / %s / %s / seed %d: final test RMSE %.4f", dataset, model, sampler,
+                                seed, rows[-1]["test_rmse"])
+                progress.update(1)
+        write_reports(writer, config, output)
+        logger.info("sweep done in %.1f s; summary in %s", time.perf_counter() - started, output / "summary.md")
+    finally:
+        writer.detach_log(logging.getLogger("al_bnn"))
+        logger.removeHandler(console)
+
+
+def write_reports(writer: ResultsWriter, config, output: Path) -> None:
+    table = collect(output, config)
+    writer.write_text("benchmark.csv", table.to_csv(index=False))
+    summary = summarise(table)
+    writer.write_text("summary.csv", summary.to_csv(index=False))
+    markdown = summary_markdown(summary)
+    writer.write_text("summary.md", f"# Benchmark summary\n\nConfig: {config.source}\n\n{markdown}\n")
+    (output / "plots").mkdir(exist_ok=True)
+    plots = ResultsWriter(output / "plots", overwrite=True)
+    from al_bnn.experiments.plotting import plt
+
+    for dataset in table["dataset"].unique():
+        figure = plot_dataset(table, dataset)
+        plots.save_figure(f"{dataset}.png", figure)
+        plt.close(figure)
+    logger.info("\n%s", markdown)
+

@@ -1,0 +1,265 @@
+"""What the comparison scripts share: arguments, configs, running, and writing the results."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import shutil
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from al_bnn.config import ConfigError, config_from_dict, dump_config, load_config, with_overrides
+from al_bnn.data import DataFileError, DataUnavailableError
+from al_bnn.experiments.plotting import geometric_mean_and_interval, plot_learning_curves, plt
+from al_bnn.loop import RunResult, RunSpec, StopRequested, TrainingDiverged, logger, run_experiments
+from al_bnn.paths import REPO_ROOT
+from al_bnn.results import ResultsDirectoryExistsError, ResultsWriter
+
+
+@dataclass
+class Comparison:
+    """A script's fixed parts: which configs it compares and how its results are named."""
+
+    description: str
+    default_configs: Sequence[str]      # relative to the repository root
+    results_prefix: str                  # results directory: <prefix>_rs_<seed>
+    plot_file: str
+    title: Callable[[list[RunResult]], str]
+    summarise: Callable[[list[RunResult]], list[str]] = lambda results: []
+
+
+def build_parser(comparison: Comparison) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=comparison.description)
+    parser.add_argument("configs", nargs="*", default=list(comparison.default_configs),
+                        help=f"YAML configs to compare (default: {' '.join(comparison.default_configs)})")
+    seeds = parser.add_mutually_exclusive_group()
+    seeds.add_argument("--seed", type=int, default=None, help="run seed (default: the configs' seed, 0)")
+    seeds.add_argument("--seeds", type=int, nargs="+", default=None,
+                       help="several seeds, trained together as one stacked model; the plot shows the mean "
+                            "and a 95%% band per sampler")
+    parser.add_argument("--size-pool", type=int, default=None,
+                        help="subsample the pool to this many points (default: the configs', 0 = full pool)")
+    parser.add_argument("--size-test", type=int, default=None,
+                        help="subsample the test set to this many points (default: the configs', 0 = all)")
+    parser.add_argument("--results-dir", default=None,
+                        help=f"where to write results (default: {comparison.results_prefix}_rs_<seed> or, "
+                             f"with --seeds, {comparison.results_prefix}_rs_<seed>_<seed>...)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace this run's files in an existing results directory")
+    parser.add_argument("--plugins", nargs="*", default=[],
+                        help="modules to import first, e.g. to register extra samplers")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar, log only to the file")
+    parser.add_argument("--resume", metavar="RESULTS_DIR", default=None,
+                        help="continue an interrupted run from its results directory (its configs and "
+                             "checkpoint; other options are ignored)")
+    return parser
+
+
+def _unique_groups(policies: list[str]) -> list[str]:
+    """Plot/file labels for the compared configs: the sampler name, numbered if repeated."""
+    groups = []
+    for policy in policies:
+        label, suffix = policy, 2
+        while label in groups:
+            label, suffix = f"{policy}_{suffix}", suffix + 1
+        groups.append(label)
+    return groups
+
+
+def main(comparison: Comparison, argv: Sequence[str] | None = None) -> int:
+    args = build_parser(comparison).parse_args(argv)
+    try:
+        return _run(comparison, args)
+    except (ConfigError, DataUnavailableError, DataFileError, ResultsDirectoryExistsError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+def _run(comparison: Comparison, args: argparse.Namespace) -> int:
+    for module in args.plugins:
+        importlib.import_module(module)
+    if args.resume:
+        results_dir = Path(args.resume)
+        specs = _specs_from_manifest(results_dir)
+        writer = ResultsWriter(results_dir, overwrite=True)
+    else:
+        specs, results_dir = _specs_from_arguments(comparison, args)
+        created = not results_dir.exists()
+        writer = ResultsWriter(results_dir, overwrite=args.overwrite)
+        try:
+            return _start(comparison, args, specs, results_dir, writer)
+        except (ConfigError, DataUnavailableError, DataFileError, ValueError):
+            # failed before anything was trained (no checkpoint): leave no directory behind, so the
+            # same command works once the problem is fixed
+            if created and not any(results_dir.glob("checkpoint_*")):
+                shutil.rmtree(results_dir, ignore_errors=True)
+            raise
+    return _start(comparison, args, specs, results_dir, writer)
+
+
+def _start(comparison: Comparison, args: argparse.Namespace, specs: list[RunSpec], results_dir: Path,
+           writer: ResultsWriter) -> int:
+    if not args.resume:
+        for stale in results_dir.glob("checkpoint_*.pkl"):  # ours, from an earlier run being overwritten
+            stale.unlink()
+        writer.write_text(MANIFEST, yaml.safe_dump(
+            {"runs": [{"label": s.label, "group": s.group, "config": s.config.to_dict()} for s in specs]},
+            sort_keys=False))
+    logger.setLevel(logging.INFO)
+    console = None
+    if not args.quiet:
+        console = logging.StreamHandler(sys.stdout)
+        console.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(console)
+    writer.attach_log(logger, append=bool(args.resume))
+    stop = threading.Event()
+    previous_handler = _install_interrupt_handler(stop)
+    try:
+        started = time.perf_counter()
+        for spec in specs:
+            writer.write_text(f"config_{spec.label}.yaml", dump_config(spec.config))
+        seeds = sorted({spec.config.seed for spec in specs})
+        logger.info("%s %d run(s), seeds %s; results in %s", "resuming" if args.resume else "starting", len(specs),
+                    seeds, results_dir)
+        try:
+            results = run_experiments(specs, show_progress=False if args.quiet else None,
+                                      checkpoint_dir=results_dir, stop=stop)
+        except StopRequested as stopped:
+            _write_tables(writer, stopped.results)
+            logger.warning("stopped: checkpoint and metrics so far are in %s. Resume with:\n  python %s --resume %s",
+                           results_dir, sys.argv[0] if sys.argv[0].endswith(".py") else "source/<script>.py",
+                           results_dir)
+            return 130
+        except TrainingDiverged as error:
+            logger.error("%s Checkpoint: %s", error, results_dir)
+            return 3
+        _write_results(writer, comparison, results)
+        for line in comparison.summarise(results):
+            logger.info(line)
+        logger.info("done in %.1f s; results in %s", time.perf_counter() - started, results_dir)
+    finally:
+        if previous_handler is not None:
+            signal.signal(signal.SIGINT, previous_handler)
+        writer.detach_log(logger)
+        if console is not None:
+            logger.removeHandler(console)
+    return 0
+
+
+MANIFEST = "run.yaml"
+
+
+def _specs_from_manifest(results_dir: Path) -> list[RunSpec]:
+    manifest = results_dir / MANIFEST
+    if not manifest.is_file():
+        raise ConfigError(f"{results_dir} has no {MANIFEST}; --resume needs a results directory written by this "
+                          "script")
+    raw = yaml.safe_load(manifest.read_text())
+    return [RunSpec(run["label"], config_from_dict(run["config"], f"{manifest} [{run['label']}]"), run["group"])
+            for run in raw["runs"]]
+
+
+def _specs_from_arguments(comparison: Comparison, args: argparse.Namespace) -> tuple[list[RunSpec], Path]:
+    configs = []
+    for path in args.configs:
+        path = Path(path)
+        if not path.is_absolute() and not path.exists():
+            path = REPO_ROOT / path
+        config = load_config(path)
+        data_overrides = {k: v for k, v in (("size_pool", args.size_pool), ("size_test", args.size_test))
+                          if v is not None}
+        if data_overrides:
+            config = with_overrides(config, f"{path} with command-line options", data=data_overrides)
+        configs.append((path, config))
+    seeds = args.seeds or [args.seed if args.seed is not None else configs[0][1].seed]
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"--seeds has repeated values: {seeds}")
+    if args.seeds is None and args.seed is None and len({c.seed for _, c in configs}) != 1:
+        raise ConfigError("the compared configs have different seeds; set the same `seed` in each or pass --seed")
+    if len({repr(c.data) for _, c in configs}) != 1:
+        raise ConfigError("the compared configs must share their data settings to be comparable; got "
+                          + "; ".join(f"{path}: {c.data}" for path, c in configs))
+    groups = _unique_groups([c.parms.sample_policy for _, c in configs])
+    specs = []
+    for seed in seeds:
+        for (path, config), group in zip(configs, groups, strict=False):
+            if seed != config.seed:
+                config = with_overrides(config, f"{path} with --seed {seed}", seed=seed)
+            label = group if len(seeds) == 1 else f"{group}_rs_{seed}"
+            specs.append(RunSpec(label, config, group))
+    results_dir = Path(args.results_dir or f"{comparison.results_prefix}_rs_{'_'.join(map(str, seeds))}")
+    return specs, results_dir
+
+
+def _install_interrupt_handler(stop: threading.Event):
+    """First Ctrl-C: finish the current chunk of epochs, checkpoint and stop. Second: abort now."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def handler(signum, frame):
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        logger.warning("Ctrl-C: stopping at the next evaluation point and saving a checkpoint "
+                       "(press Ctrl-C again to abort without saving)")
+
+    return signal.signal(signal.SIGINT, handler)
+
+
+def _write_results(writer: ResultsWriter, comparison: Comparison, results: list[RunResult]) -> None:
+    _write_tables(writer, results)
+    _plot(writer, comparison, results, results[0].config.train_schedule.num_epochs)
+
+
+def _write_tables(writer: ResultsWriter, results: Sequence[RunResult]) -> None:
+    """Metrics, acquisitions and selected points of every run (as far as each got)."""
+    for result in results:
+        if not result.metrics:
+            continue
+        writer.write_csv(f"metrics_{result.label}.csv", result.metrics)
+        writer.write_csv(f"acquisitions_{result.label}.csv", result.acquisitions)
+        selected = ([dict(al_iter=0, rank=i, pool_index=int(p)) for i, p in enumerate(result.initial_indices)]
+                    + result.selected)
+        writer.write_csv(f"selected_{result.label}.csv", selected)
+
+
+def _plot(writer: ResultsWriter, comparison: Comparison, results: list[RunResult], num_epochs: int) -> None:
+    acquisition_epochs = [phase * num_epochs for phase in range(1, results[0].config.al_schedule.al_iter + 1)]
+    curves: dict[str, list[list[dict]]] = {}
+    for result in results:
+        curves.setdefault(result.group, []).append(result.metrics)
+    figure = plot_learning_curves(curves, comparison.title(results), acquisition_epochs)
+    writer.save_figure(comparison.plot_file, figure)
+    plt.close(figure)  # scripts called in one process (tests, notebooks) would otherwise keep every figure
+
+
+def by_group(results: Sequence[RunResult]) -> dict[str, list[RunResult]]:
+    """Results per compared config (sampler), each list ordered by seed."""
+    groups: dict[str, list[RunResult]] = {}
+    for result in results:
+        groups.setdefault(result.group, []).append(result)
+    return groups
+
+
+def final_test_rmse_summary(runs: Sequence[RunResult]) -> str:
+    """'0.6842' for one run; for several, the statistic the plots' bands show: '0.7012 [0.6801,
+    0.7230] (5 seeds)', the geometric mean and its 95% interval on log RMSE."""
+    values = np.array([run.metrics[-1]["test_rmse"] for run in runs])
+    if len(values) == 1:
+        return f"{values[0]:.4f}"
+    centre, low, high = geometric_mean_and_interval(values[:, None])
+    return f"{centre[0]:.4f} [{low[0]:.4f}, {high[0]:.4f}] ({len(values)} seeds)"
+
+
+def shared_selection_count(first: RunResult, second: RunResult) -> int:
+    """How many actively selected pool points (initial set excluded) two runs have in common."""
+    return len({row["pool_index"] for row in first.selected} & {row["pool_index"] for row in second.selected})

@@ -1,0 +1,666 @@
+"""The study's analysis: tables, plots and plain answers computed from the sweeps' tidy CSVs.
+
+Pure pandas/NumPy on the tidy tables that the sweep runner writes (one row per run and AL step,
+see benchmark_sweep.TIDY_COLUMNS), so every number of docs/study.md can be recomputed from
+those files. Intervals are 95% Student-t intervals of a mean over seeds (or over the runs named
+in the table); "paired" compares two samplers on the same seeds, which share split and initial set.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from al_bnn.experiments.sweep import wins_ties_losses
+
+RUN_KEYS = ["dataset", "sampler", "seed"]
+
+
+# -- statistics --------------------------------------------------------------------------------------
+
+def interval(values: Sequence[float], level: float = 0.95) -> tuple[float, float]:
+    """Mean and half-width of the Student-t interval of the mean (half-width nan below two values)."""
+    from scipy.stats import t
+
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values)]
+    if len(values) == 0:
+        return float("nan"), float("nan")
+    if len(values) < 2:
+        return float(values.mean()), float("nan")
+    half = t.ppf(0.5 + level / 2, df=len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values))
+    return float(values.mean()), float(half)
+
+
+def run_scalars(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per run (dataset, sampler, seed): final test RMSE and log-likelihood, and their
+    mean over the learning curve (trapezoid area under the curve against labelled points divided
+    by its span), a size-independent area-under-curve."""
+    rows = []
+    for (dataset, sampler, seed), run in table.sort_values("n_train").groupby(RUN_KEYS, sort=False):
+        n_train = run["n_train"].to_numpy(dtype=float)
+        span = n_train[-1] - n_train[0]
+        row = dict(dataset=dataset, sampler=sampler, seed=seed, pool_size=int(run["pool_size"].iloc[0]),
+                   final_rmse=float(run["test_rmse"].iloc[-1]),
+                   final_log_likelihood=float(run["test_log_likelihood"].iloc[-1]))
+        for column, name in (("test_rmse", "rmse_auc"), ("test_log_likelihood", "log_likelihood_auc")):
+            values = run[column].to_numpy(dtype=float)
+            area = float(np.sum((values[1:] + values[:-1]) / 2 * np.diff(n_train)))  # trapezoid rule
+            row[name] = area / span if span > 0 else float(values[-1])
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def paired(scalars: pd.DataFrame, dataset: str | None, challenger: str, baseline: str, column: str,
+           relative: bool = True) -> np.ndarray:
+    """challenger minus baseline per shared seed (over all datasets when dataset is None),
+    relative to the baseline's value when `relative`."""
+    part = scalars if dataset is None else scalars[scalars["dataset"] == dataset]
+    values = part.pivot_table(index=["dataset", "seed"], columns="sampler", values=column)
+    if challenger not in values or baseline not in values:
+        return np.zeros(0)
+    both = values[[challenger, baseline]].dropna()
+    difference = both[challenger] - both[baseline]
+    return (difference / both[baseline].abs() if relative else difference).to_numpy()
+
+
+def verdict(relative_differences: np.ndarray) -> str:
+    """'lower', 'higher' or 'unclear': where the 95% interval of the mean difference lies."""
+    mean, half = interval(relative_differences)
+    if not math.isfinite(half):
+        return "unclear"
+    if mean + half < 0:
+        return "lower"
+    if mean - half > 0:
+        return "higher"
+    return "unclear"
+
+
+def run_means(table: pd.DataFrame, column: str) -> pd.DataFrame:
+    """Per run (dataset, sampler, seed): the mean of `column` over the AL steps where it is set."""
+    part = table.dropna(subset=[column])
+    return part.groupby(RUN_KEYS, sort=False)[column].mean().reset_index()
+
+
+# -- formatting --------------------------------------------------------------------------------------
+
+def with_interval(mean: float, half: float, digits: int = 4, percent: bool = False) -> str:
+    if not math.isfinite(mean):
+        return "n/a"
+    scale, suffix = (100.0, "%") if percent else (1.0, "")
+    if not math.isfinite(half):
+        return f"{mean * scale:+.{digits}f}{suffix}" if percent else f"{mean:.{digits}g}"
+    if percent:
+        return f"{mean * scale:+.{digits}f}% ± {half * scale:.{digits}f}"
+    return f"{mean:.{digits}g} ± {half:.2g}"
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def listing(names: Sequence[str]) -> str:
+    names = list(names)
+    if not names:
+        return "none"
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+@dataclass
+class Section:
+    """One question's part of the report. `tables` hold the numbers (also written as CSV),
+    `markdown` the rendered tables, `figures` name -> matplotlib figure."""
+
+    key: str
+    title: str
+    answer: str
+    headline: str
+    markdown: list[str] = field(default_factory=list)
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    figures: dict = field(default_factory=dict)
+    facts: dict = field(default_factory=dict)  # key numbers, for the report's three-sentence summary
+
+
+def _dataset_order(table: pd.DataFrame) -> list[str]:
+    return list(dict.fromkeys(table["dataset"]))
+
+
+# -- question 1: GPA vs random vs MCDUE --------------------------------------------------------------
+
+def curve_figure(table: pd.DataFrame, column: str, ylabel: str, samplers: Sequence[str]):
+    """One panel per dataset: `column` against labelled points, mean and 95% band over seeds."""
+    from al_bnn.experiments.plotting import mean_and_band, plt
+
+    datasets = _dataset_order(table)
+    columns = min(4, len(datasets))
+    rows = -(-len(datasets) // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.4 * rows), squeeze=False)
+    for axis, dataset in zip(axes.flat, datasets, strict=False):
+        part = table[table["dataset"] == dataset]
+        for index, sampler in enumerate(samplers):
+            curves = part[part["sampler"] == sampler].pivot_table(index="seed", columns="n_train", values=column)
+            if curves.empty:
+                continue
+            mean, band = mean_and_band(curves.to_numpy())
+            n_train = curves.columns.to_numpy()
+            axis.plot(n_train, mean, marker="o", markersize=2.5, color=f"C{index}", label=sampler)
+            axis.fill_between(n_train, mean - band, mean + band, color=f"C{index}", alpha=0.2, linewidth=0)
+        axis.set_title(f"{dataset} ({part['seed'].nunique()} seeds)", fontsize=10)
+        axis.set_xlabel("labelled points", fontsize=8)
+        axis.grid(alpha=0.3)
+        axis.tick_params(labelsize=7)
+    for axis in axes.flat[len(datasets):]:
+        axis.axis("off")
+    for row in axes:
+        row[0].set_ylabel(ylabel, fontsize=8)
+    axes.flat[0].legend(fontsize=8)
+    figure.tight_layout()
+    return figure
+
+
+def question_samplers(table: pd.DataFrame, baseline: str = "random", challengers: Sequence[str] = ("lrgpa", "mcdue"),
+                      gpa: str = "lrgpa") -> Section:
+    scalars = run_scalars(table)
+    datasets = _dataset_order(table)
+    samplers = [baseline, *challengers]
+    final_rows, curve_rows, records = [], [], []
+    helps, hurts, unclear = [], [], []
+    for dataset in datasets:
+        part = scalars[scalars["dataset"] == dataset]
+        final_row = [dataset, int(part["pool_size"].iloc[0])]
+        curve_row = [dataset]
+        for sampler in samplers:
+            values = part[part["sampler"] == sampler]
+            final_row.append(with_interval(*interval(values["final_rmse"])))
+            curve_row.append(with_interval(*interval(values["final_log_likelihood"]), digits=3))
+        for challenger in challengers:
+            final_difference = paired(scalars, dataset, challenger, baseline, "final_rmse")
+            area_difference = paired(scalars, dataset, challenger, baseline, "rmse_auc")
+            log_difference = paired(scalars, dataset, challenger, baseline, "log_likelihood_auc", relative=False)
+            wins, ties, losses = wins_ties_losses(final_difference)
+            final_row += [with_interval(*interval(final_difference), digits=1, percent=True),
+                          f"{wins}/{ties}/{losses}"]
+            curve_row += [with_interval(*interval(area_difference), digits=1, percent=True),
+                          with_interval(*interval(log_difference), digits=3)]
+            mean_final, half_final = interval(final_difference)
+            mean_area, half_area = interval(area_difference)
+            records.append(dict(dataset=dataset, sampler=challenger, baseline=baseline, seeds=len(final_difference),
+                                final_rmse_relative_difference=mean_final, final_interval=half_final,
+                                rmse_auc_relative_difference=mean_area, auc_interval=half_area,
+                                wins=wins, ties=ties, losses=losses,
+                                final_verdict=verdict(final_difference), auc_verdict=verdict(area_difference)))
+        final_rows.append(final_row)
+        curve_rows.append(curve_row)
+        gpa_record = next(r for r in records if r["dataset"] == dataset and r["sampler"] == gpa)
+        outcome = {gpa_record["final_verdict"], gpa_record["auc_verdict"]}
+        if "lower" in outcome and "higher" not in outcome:
+            helps.append(dataset)
+        elif "higher" in outcome and "lower" not in outcome:
+            hurts.append(dataset)
+        else:
+            unclear.append(dataset)
+    final_header = ["dataset", "pool", *[f"{s}: final RMSE" for s in samplers]]
+    curve_header = ["dataset", *[f"{s}: final log-lik" for s in samplers]]
+    for challenger in challengers:
+        final_header += [f"{challenger} vs {baseline}: final RMSE difference", "W/T/L"]
+        curve_header += [f"{challenger} vs {baseline}: RMSE area difference",
+                         f"{challenger} - {baseline}: log-lik area"]
+    comparison = pd.DataFrame(records)
+    seeds = int(scalars.groupby("dataset")["seed"].nunique().min())
+    head_to_head = {d: verdict(paired(scalars, d, gpa, "mcdue", "final_rmse")) for d in datasets}
+    gpa_over_mcdue = [d for d, v in head_to_head.items() if v == "lower"]
+    mcdue_over_gpa = [d for d, v in head_to_head.items() if v == "higher"]
+    mcdue_better = comparison[(comparison["sampler"] != gpa) & (comparison["final_verdict"] == "lower")]["dataset"]
+    log_better = [d for d in datasets
+                  if verdict(-paired(scalars, d, gpa, baseline, "log_likelihood_auc", relative=False)) == "lower"]
+    log_worse = [d for d in datasets
+                 if verdict(-paired(scalars, d, gpa, baseline, "log_likelihood_auc", relative=False)) == "higher"]
+    answer = (
+        f"Over {len(datasets)} datasets and {seeds} paired seeds, GPA ({gpa}) has a clearly lower test RMSE "
+        f"than {baseline} selection (the 95% interval of the paired difference in final RMSE or in the area under "
+        f"the RMSE curve lies below zero, and neither lies above) on {len(helps)} of them: {listing(helps)}. "
+        f"It is clearly worse on {len(hurts)} ({listing(hurts)}) and indistinguishable from {baseline} at this "
+        f"number of seeds on {len(unclear)} ({listing(unclear)}). MCDUE (top Monte-Carlo variance, no "
+        f"conditioning between picks) has a clearly lower final RMSE than {baseline} on {len(mcdue_better)} "
+        f"dataset(s){': ' + listing(list(mcdue_better)) if len(mcdue_better) else ''}. Paired directly, GPA's "
+        f"final RMSE is clearly lower than MCDUE's on {listing(gpa_over_mcdue)} and clearly higher on "
+        f"{listing(mcdue_over_gpa)}. In test log-likelihood (area under its curve, paired) GPA is clearly better "
+        f"than {baseline} on {listing(log_better)} and clearly worse on {listing(log_worse)}. The curves show "
+        "where the differences arise along the schedule.")
+    headline = (f"In test RMSE GPA beats random selection clearly on {len(helps)} of {len(datasets)} datasets "
+                f"({listing(helps)}), loses on {len(hurts)} and is within noise on {len(unclear)} "
+                f"({seeds} paired seeds, 95% intervals).")
+    section = Section("q1", "GPA vs random vs MCDUE", answer, headline)
+    section.facts = dict(helps=helps, hurts=hurts, unclear=unclear, datasets=len(datasets), seeds=seeds)
+    section.markdown = [
+        "**Final test RMSE** (mean ± 95% interval over seeds; differences are paired, relative to "
+        f"{baseline}, negative = better; W/T/L counts seeds with a lower/within 0.5%/higher final RMSE):\n\n"
+        + markdown_table(final_header, final_rows),
+        "**Whole learning curve**: final test log-likelihood (higher is better) and, paired against "
+        f"{baseline}, the relative difference of the area under the RMSE curve and the difference of the area "
+        "under the log-likelihood curve (areas are curve means over the labelled-points axis):\n\n"
+        + markdown_table(curve_header, curve_rows)]
+    section.tables = {"q1_final_rmse": scalars.groupby(["dataset", "sampler"], sort=False)["final_rmse"]
+                      .agg(["mean", "count"]).reset_index(), "q1_paired": comparison}
+    section.figures = {"q1_rmse.png": curve_figure(table, "test_rmse", "test RMSE", samplers),
+                       "q1_log_likelihood.png": curve_figure(table, "test_log_likelihood", "test log-likelihood",
+                                                             samplers)}
+    return section
+
+
+# -- question 2: joint vs marginal samples -----------------------------------------------------------
+
+def overlap_figure(overlaps: pd.DataFrame, samplers: Sequence[str], title: str):
+    """Bars: mean overlap with the exact kernel's picks per dataset and sampler, 95% whiskers."""
+    from al_bnn.experiments.plotting import plt
+
+    datasets = list(dict.fromkeys(overlaps["dataset"]))
+    figure, axis = plt.subplots(figsize=(min(11.0, 1.2 * len(datasets) + 2.5), 3.8))
+    width = 0.8 / len(samplers)
+    for index, sampler in enumerate(samplers):
+        means, halves = [], []
+        for dataset in datasets:
+            values = overlaps[(overlaps["dataset"] == dataset) & (overlaps["sampler"] == sampler)]["overlap_exact"]
+            mean, half = interval(values)
+            means.append(mean)
+            halves.append(0.0 if not math.isfinite(half) else half)
+        positions = np.arange(len(datasets)) + (index - (len(samplers) - 1) / 2) * width
+        axis.bar(positions, means, width, yerr=halves, capsize=2, color=f"C{index}", label=sampler)
+    axis.set_xticks(np.arange(len(datasets)), datasets, fontsize=8)
+    axis.set_ylabel("share of picks the exact kernel also makes")
+    axis.set_ylim(0, 1)
+    axis.set_title(title, fontsize=10)
+    axis.grid(axis="y", alpha=0.3)
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    return figure
+
+
+def question_joint_marginal(table: pd.DataFrame, joint: str = "gpa_joint", marginal: str = "gpa_marginal",
+                            exact: str = "gpa_exact", chance: str = "random") -> Section:
+    overlaps = run_means(table, "overlap_exact")
+    scalars = run_scalars(table)
+    datasets = _dataset_order(table)
+    rows, records = [], []
+    for dataset in datasets:
+        row = [dataset]
+        for sampler in (chance, marginal, joint):
+            values = overlaps[(overlaps["dataset"] == dataset) & (overlaps["sampler"] == sampler)]["overlap_exact"]
+            mean, half = interval(values)
+            row.append(with_interval(mean, half, digits=2))
+            records.append(dict(dataset=dataset, sampler=sampler, overlap_with_exact=mean, interval=half))
+        for challenger in (marginal, exact):
+            final_difference = paired(scalars, dataset, challenger, joint, "final_rmse")
+            area_difference = paired(scalars, dataset, challenger, joint, "rmse_auc")
+            row += [with_interval(*interval(final_difference), digits=1, percent=True),
+                    with_interval(*interval(area_difference), digits=1, percent=True)]
+        rows.append(row)
+    overlap_table = pd.DataFrame(records)
+    header = ["dataset", f"overlap with exact: {chance} (chance)", f"overlap: {marginal}", f"overlap: {joint}",
+              f"{marginal} vs {joint}: final RMSE", f"{marginal} vs {joint}: RMSE area",
+              f"{exact} vs {joint}: final RMSE", f"{exact} vs {joint}: RMSE area"]
+
+    def overall(sampler: str) -> tuple[float, float]:
+        return interval(overlaps[overlaps["sampler"] == sampler]["overlap_exact"])
+
+    joint_mean, marginal_mean, chance_mean = overall(joint)[0], overall(marginal)[0], overall(chance)[0]
+    # pooled with each dataset's mean paired difference as one value (seeds within a dataset are not
+    # exchangeable with seeds of another)
+    marginal_final = np.array([paired(scalars, d, marginal, joint, "final_rmse").mean() for d in datasets])
+    marginal_area = np.array([paired(scalars, d, marginal, joint, "rmse_auc").mean() for d in datasets])
+    worse = [d for d in datasets if verdict(paired(scalars, d, marginal, joint, "final_rmse")) == "higher"]
+    better = [d for d in datasets if verdict(paired(scalars, d, marginal, joint, "final_rmse")) == "lower"]
+    answer = (
+        f"Averaged over all runs and acquisitions, GPA on joint samples (one weight draw shared by all points) "
+        f"picks {joint_mean:.0%} of the points the exact last-layer kernel picks from the same model; on the "
+        f"thesis's marginal samples (an independent draw per point) it picks {marginal_mean:.0%}, against "
+        f"{chance_mean:.0%} for random selection (the chance level). Marginal samples are independent across "
+        f"points, so their estimated covariance is the marginal variances on the diagonal and sampling noise "
+        f"elsewhere: conditioning on a pick tells GPA nothing about its neighbours. Averaged over the "
+        f"{len(datasets)} datasets' mean paired differences, marginal samples change the final RMSE by "
+        f"{with_interval(*interval(marginal_final), digits=1, percent=True)} and the RMSE area by "
+        f"{with_interval(*interval(marginal_area), digits=1, percent=True)} relative to joint samples; per "
+        f"dataset the final RMSE is clearly worse on {listing(worse)} and clearly better on {listing(better)}.")
+    headline = (f"Joint function samples pick {joint_mean:.0%} of what the exact kernel picks, the thesis's "
+                f"marginal samples {marginal_mean:.0%} (chance {chance_mean:.0%}); marginal samples make the final "
+                f"RMSE clearly worse than joint ones on {len(worse)} of {len(datasets)} datasets and clearly better "
+                f"on {len(better)}.")
+    section = Section("q2", "Joint vs marginal function samples", answer, headline)
+    section.facts = dict(joint=joint_mean, marginal=marginal_mean, chance=chance_mean)
+    section.markdown = [
+        "**Overlap** of each run's picks with the exact kernel's picks on the same model at the same "
+        "acquisition (mean over acquisitions, then mean ± 95% interval over seeds), and paired RMSE "
+        f"differences relative to {joint} (negative = better):\n\n" + markdown_table(header, rows)]
+    section.tables = {"q2_overlap": overlap_table}
+    section.figures = {"q2_overlap.png": overlap_figure(overlaps, [chance, marginal, joint],
+                                                        "Overlap with the exact kernel's picks")}
+    return section
+
+
+# -- question 3: MC kernel vs exact kernel as T grows ------------------------------------------------
+
+def question_sample_count(table: pd.DataFrame, exact: str = "gpa_exact") -> Section:
+    from al_bnn.experiments.plotting import plt
+
+    overlaps = run_means(table, "overlap_exact")
+    scalars = run_scalars(table)
+    counts = {}
+    for sampler in dict.fromkeys(overlaps["sampler"]):
+        if sampler.startswith("gpa_T") and sampler[5:].isdigit():
+            counts[sampler] = int(sampler[5:])
+    mc_samplers = sorted(counts, key=counts.get)
+    datasets = _dataset_order(table)
+    rows, records = [], []
+    for sampler in mc_samplers:
+        values = overlaps[overlaps["sampler"] == sampler]["overlap_exact"]
+        final_difference = paired(scalars, None, sampler, exact, "final_rmse")
+        area_difference = paired(scalars, None, sampler, exact, "rmse_auc")
+        wins, ties, losses = wins_ties_losses(final_difference)
+        per_dataset = [interval(overlaps[(overlaps["sampler"] == sampler) & (overlaps["dataset"] == d)]
+                                ["overlap_exact"])[0] for d in datasets]
+        rows.append([counts[sampler], with_interval(*interval(values), digits=2),
+                     *[f"{value:.2f}" for value in per_dataset],
+                     with_interval(*interval(final_difference), digits=1, percent=True),
+                     with_interval(*interval(area_difference), digits=1, percent=True), f"{wins}/{ties}/{losses}"])
+        records.append(dict(num_samples=counts[sampler], overlap_with_exact=interval(values)[0],
+                            runs=len(values), final_rmse_vs_exact=interval(final_difference)[0],
+                            rmse_auc_vs_exact=interval(area_difference)[0]))
+    header = ["T", "overlap with exact (all runs)", *datasets, f"final RMSE vs {exact}", f"RMSE area vs {exact}",
+              f"W/T/L vs {exact}"]
+    result = pd.DataFrame(records)
+    figure, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for index, dataset in enumerate(datasets):
+        means = [interval(overlaps[(overlaps["sampler"] == s) & (overlaps["dataset"] == dataset)]
+                          ["overlap_exact"])[0] for s in mc_samplers]
+        axes[0].plot([counts[s] for s in mc_samplers], means, marker="o", markersize=3, color=f"C{index}",
+                     label=dataset, linewidth=1)
+    axes[0].plot(result["num_samples"], result["overlap_with_exact"], color="black", linewidth=2.2, label="all")
+    axes[0].set_ylabel("share of picks the exact kernel also makes")
+    axes[0].set_ylim(0, 1)
+    means, halves = [], []
+    for sampler in mc_samplers:
+        mean, half = interval(paired(scalars, None, sampler, exact, "final_rmse"))
+        means.append(100 * mean)
+        halves.append(0.0 if not math.isfinite(half) else 100 * half)
+    axes[1].errorbar([counts[s] for s in mc_samplers], means, yerr=halves, marker="o", capsize=3, color="black")
+    axes[1].axhline(0, color="0.6", linewidth=0.8)
+    axes[1].set_ylabel(f"final RMSE vs {exact} (%, paired, 95%)")
+    for axis in axes:
+        axis.set_xscale("log")
+        axis.set_xlabel("function samples T")
+        axis.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    figure.tight_layout()
+    first, last = result.iloc[0], result.iloc[-1]
+    published = result[result["num_samples"] == 100]
+    largest_verdict = verdict(paired(scalars, None, mc_samplers[-1], exact, "final_rmse"))
+    accuracy = {"lower": f"clearly lower than with the exact kernel at T = {int(last.num_samples)}",
+                "higher": f"clearly higher than with the exact kernel at T = {int(last.num_samples)}",
+                "unclear": f"not distinguishable from the exact kernel's at T = {int(last.num_samples)}"}
+    answer = (
+        f"The Monte-Carlo kernel's picks overlap the exact kernel's by {first.overlap_with_exact:.0%} at "
+        f"T = {int(first.num_samples)} and {last.overlap_with_exact:.0%} at T = {int(last.num_samples)} (mean over "
+        f"{int(last.runs)} runs)"
+        + (f"; the published T = 100 gives {published.overlap_with_exact.iloc[0]:.0%}. " if len(published)
+           else ". ")
+        + f"The paired final RMSE relative to the exact kernel is {first.final_rmse_vs_exact:+.1%} at "
+        f"T = {int(first.num_samples)} and {last.final_rmse_vs_exact:+.1%} at T = {int(last.num_samples)}, "
+        f"{accuracy[largest_verdict]} (95% interval over all runs). The exact kernel needs one forward pass "
+        f"instead of T and has no sampling noise.")
+    distinguishable = [str(counts[s]) for s in mc_samplers
+                       if verdict(paired(scalars, None, s, exact, "final_rmse")) != "unclear"]
+    headline = (f"The Monte-Carlo kernel agrees with the exact one on {first.overlap_with_exact:.0%} of the picks "
+                f"at T = {int(first.num_samples)} and {last.overlap_with_exact:.0%} at T = {int(last.num_samples)}; "
+                + ("the final RMSE is within noise of the exact kernel's at every T."
+                   if not distinguishable else
+                   f"the final RMSE differs clearly from the exact kernel's at T = {', '.join(distinguishable)}."))
+    section = Section("q3", "Monte-Carlo kernel vs exact kernel, by number of samples T", answer, headline)
+    section.facts = dict(largest_T=int(last.num_samples), overlap_at_largest_T=float(last.overlap_with_exact))
+    section.markdown = [
+        "**Overlap** with the exact kernel's picks on the same model (mean ± 95% interval over all runs, then "
+        f"the mean per dataset), and the paired final-RMSE and RMSE-area differences relative to the {exact} "
+        "runs (over all datasets and seeds; negative = better):\n\n" + markdown_table(header, rows)]
+    section.tables = {"q3_sample_count": result}
+    section.figures = {"q3_overlap_vs_samples.png": figure}
+    return section
+
+
+# -- question 4: fast vs batch, float32 vs float64 ---------------------------------------------------
+
+def question_precision(table: pd.DataFrame, reference: str = "bgpa_float64") -> Section:
+    comparisons = table[table["sampler"] == reference]
+    names = [c.removeprefix("agreed_") for c in table.columns if c.startswith("agreed_")
+             and comparisons[c].notna().any()]
+    datasets = _dataset_order(table)
+    has_order = any(f"in_order_{n}" in comparisons and comparisons[f"in_order_{n}"].notna().any() for n in names)
+    rows, records = [], []
+    for name in names:
+        part = comparisons.dropna(subset=[f"agreed_{name}"])
+        # picks of each acquisition: the growth of the training set since the previous AL step
+        n_selected = comparisons.sort_values("al_iter").groupby(RUN_KEYS)["n_train"].diff().loc[part.index]
+        differing = part[part[f"agreed_{name}"] < n_selected]
+        per_dataset = ", ".join(f"{d} {int((differing['dataset'] == d).sum())}/{int((part['dataset'] == d).sum())}"
+                                for d in datasets)
+        rows.append([name, len(part), f"{len(differing)} ({len(differing) / max(len(part), 1):.0%})",
+                     f"{differing[f'agreed_{name}'].median():.0f}" if len(differing) else "-",
+                     f"{part[f'overlap_{name}'].mean():.4f}", f"{part[f'seconds_{name}'].mean():.3f}", per_dataset])
+        in_order = part[f"in_order_{name}"] if f"in_order_{name}" in part else pd.Series(dtype=float)
+        order_differing = int((in_order < n_selected).sum()) if in_order.notna().all() and len(in_order) else None
+        if has_order:
+            rows[-1].append("-" if order_differing is None else
+                            f"{order_differing} ({order_differing / max(len(part), 1):.0%})")
+        records.append(dict(reference=name, acquisitions=len(part), differing=len(differing),
+                            order_differing=order_differing,
+                            median_agreed_picks=float(differing[f"agreed_{name}"].median()) if len(differing)
+                            else float("nan"), mean_overlap=float(part[f"overlap_{name}"].mean()),
+                            mean_seconds=float(part[f"seconds_{name}"].mean())))
+    header = [f"method_precision vs {reference}'s picks", "acquisitions", "picks differ", "picks agreed before "
+              "the first differing round (median)", "overlap", "seconds per selection", "differ per dataset"]
+    if has_order:
+        header.append("pick order differs anywhere")
+    scalars = run_scalars(table)
+    rmse_rows, rmse_records = [], []
+    for sampler in [s for s in dict.fromkeys(table["sampler"]) if s != reference]:
+        difference = paired(scalars, None, sampler, reference, "final_rmse")
+        identical = int((np.abs(difference) == 0).sum())
+        wins, ties, losses = wins_ties_losses(difference)
+        rmse_rows.append([sampler, len(difference), identical,
+                          with_interval(*interval(difference), digits=2, percent=True),
+                          f"{np.abs(difference).max():.2%}" if len(difference) else "n/a", f"{wins}/{ties}/{losses}"])
+        rmse_records.append(dict(sampler=sampler, runs=len(difference), identical_final_rmse=identical,
+                                 mean_relative_difference=interval(difference)[0],
+                                 max_abs_relative_difference=float(np.abs(difference).max()) if len(difference)
+                                 else float("nan")))
+    rmse_header = ["run", "paired runs", "identical final RMSE", f"final RMSE vs {reference}",
+                   "largest absolute difference", "W/T/L"]
+    divergence, effect = pd.DataFrame(records), pd.DataFrame(rmse_records)
+
+    def describe(name: str) -> str:
+        row = divergence[divergence["reference"] == name]
+        if row.empty:
+            return f"{name} was not compared"
+        row = row.iloc[0]
+        where = "" if row.differing == 0 else f" (median {row.median_agreed_picks:.0f} picks agreed first)"
+        return f"{name} picked differently in {row.differing} of {row.acquisitions} acquisitions{where}"
+
+    summary = "; ".join(describe(n) for n in names)
+    largest = effect["max_abs_relative_difference"].max() if len(effect) else float("nan")
+    identical = ", ".join(f"{r.sampler} {r.identical_final_rmse}/{r.runs}" for r in effect.itertuples())
+    distinguishable = [r.sampler for r in effect.itertuples()
+                       if verdict(paired(scalars, None, r.sampler, reference, "final_rmse")) != "unclear"]
+    curves = table.pivot_table(index=["dataset", "seed", "al_iter"], columns="sampler", values="test_rmse")
+    departed = {s: int((curves[s] != curves[reference]).groupby(level=["dataset", "seed"]).any().sum())
+                for s in effect["sampler"]}
+    runs_per_variant = int(curves.groupby(level=["dataset", "seed"]).ngroups)
+    order_summary = ", ".join(f"{r.reference} {int(r.order_differing)} of {r.acquisitions}"
+                              for r in divergence.itertuples()
+                              if not pd.isna(r.order_differing))  # None (not recorded) is NA too
+    answer = (
+        f"On identical function samples (the {reference} run's own draw at every acquisition), compared with "
+        f"batch GPA in float64: {summary}. Run to the end on their own picks, the variants' final test RMSEs "
+        f"differ from {reference}'s by at most {largest:.2%}; identical final RMSE in {identical} paired runs; "
+        + ("the 95% interval of the mean difference includes zero for every variant."
+           if not distinguishable else
+           f"the 95% interval of the mean difference excludes zero for {listing(distinguishable)}.")
+        + (" Counting the order of the picks too (points join the training set in pick order, which changes "
+           "the minibatches), the acquisitions that differ are: " + order_summary + "."
+           if order_summary else
+           " A round counts as differing only when its set of points differs; the same points in another order "
+           "are not counted, yet points join the training set in pick order, which changes the minibatches, so a "
+           "run's learning curve can depart without a counted difference.")
+        + f" Curves that depart anywhere from {reference}'s: "
+        + ", ".join(f"{s} {n}/{runs_per_variant}" for s, n in departed.items()) + ".")
+    def differing(name: str) -> str:
+        row = divergence[divergence["reference"] == name]
+        return "not compared" if row.empty else f"{row.differing.iloc[0]} of {row.acquisitions.iloc[0]}"
+
+    fast_order = divergence[divergence["reference"] == "fast_float64"]["order_differing"]
+    same_order = (" (not even in the order of the picks)" if len(fast_order) and not pd.isna(fast_order.iloc[0])
+                  and fast_order.iloc[0] == 0 else "")
+    headline = (f"On identical samples fast and batch GPA in float64 picked differently in "
+                f"{differing('fast_float64')} acquisitions{same_order}; in float32 fast GPA did in "
+                f"{differing('fast_float32')} "
+                f"and batch GPA in {differing('batch_float32')}; run on their own picks, the variants' final RMSE "
+                f"differs from batch float64's by at most {largest:.2%}"
+                + (", and no mean difference is distinguishable from zero." if not distinguishable else "."))
+    section = Section("q4", "Fast vs batch GPA, float64 vs float32, on identical samples", answer, headline)
+    section.facts = {f"{name}_differing": differing(name) for name in names}
+    largest_pool = comparisons.loc[comparisons["pool_size"].idxmax(), "dataset"]
+    section.facts["largest_dataset"] = largest_pool
+    section.facts["seconds_on_largest"] = {
+        name: float(comparisons[comparisons["dataset"] == largest_pool][f"seconds_{name}"].mean()) for name in names}
+    section.markdown = [
+        f"**Divergence on identical samples**: at every acquisition, {reference} also ran each method and "
+        "precision below on its own function samples; a round differs when its set of points differs:\n\n"
+        + markdown_table(header, rows),
+        f"**Effect on accuracy**: each variant run on its own picks, paired with {reference} (same seeds):\n\n"
+        + markdown_table(rmse_header, rmse_rows)]
+    section.tables = {"q4_divergence": divergence, "q4_rmse_effect": effect}
+    return section
+
+
+# -- question 5: cost per AL step --------------------------------------------------------------------
+
+def question_cost(timing: pd.DataFrame, scaling: pd.DataFrame, labels: dict[str, str]) -> Section:
+    """timing: tidy rows of the samplers to cost (labels maps sampler -> name shown); scaling:
+    rows (method, n_pool, n_train, num_samples, n_select, seconds) of the synthetic selections."""
+    from al_bnn.experiments.plotting import plt
+
+    steps = timing[timing["al_iter"] > 0]
+    datasets = list(dict.fromkeys(steps.sort_values("pool_size")["dataset"]))
+    samplers = [s for s in labels if s in set(steps["sampler"])]
+    rows = []
+    for dataset in datasets:
+        part = steps[steps["dataset"] == dataset]
+        row = [dataset, int(part["pool_size"].iloc[0])]
+        for sampler in samplers:
+            row.append(f"{part[part['sampler'] == sampler]['selection_seconds'].mean():.3f}")
+        training = part.drop_duplicates(["sampler", "seed", "al_iter", "runs_in_stack", "training_seconds"])
+        per_stack = training.groupby("runs_in_stack")["training_seconds"].mean()
+        row += [" / ".join(f"{seconds:.1f} ({size} runs)" for size, seconds in per_stack.items()),
+                f"{(training['training_seconds'] / training['runs_in_stack']).mean():.2f}"]
+        rows.append(row)
+    header = ["dataset", "pool", *[f"{labels[s]}: selection s/step" for s in samplers],
+              "training s/step (stack)", "training s/step per run"]
+    scaling_rows = []
+    methods = list(dict.fromkeys(scaling["method"])) if len(scaling) else []
+    for n_pool in sorted(set(scaling["n_pool"])) if len(scaling) else []:
+        row = [f"{n_pool:,}"]
+        for method in methods:
+            value = scaling[(scaling["n_pool"] == n_pool) & (scaling["method"] == method)]["seconds"]
+            row.append(f"{value.iloc[0]:.3f}" if len(value) else "not run")
+        scaling_rows.append(row)
+    figure, axis = plt.subplots(figsize=(6.5, 4.2))
+    for index, sampler in enumerate(samplers):
+        means = steps[steps["sampler"] == sampler].groupby("pool_size")["selection_seconds"].mean()
+        axis.plot(means.index, means.to_numpy(), marker="o", linestyle="none", color=f"C{index}",
+                  label=f"{labels[sampler]} (study runs)")
+    marker_colours = {"lowrank": "C2", "fast": "C3", "batch": "C4"}
+    for method in methods:
+        part = scaling[scaling["method"] == method].sort_values("n_pool")
+        axis.plot(part["n_pool"], part["seconds"], linestyle="--", marker="x",
+                  color=marker_colours.get(method, "black"), label=f"{method} GPA (synthetic)")
+    axis.set_xscale("log")
+    axis.set_yscale("log")
+    axis.set_xlabel("pool size")
+    axis.set_ylabel("selection seconds per AL step")
+    axis.grid(alpha=0.3, which="both")
+    axis.legend(fontsize=7)
+    figure.tight_layout()
+    largest_dataset = datasets[-1]  # datasets are ordered by pool size
+    at_largest = steps[steps["dataset"] == largest_dataset]
+    selection = at_largest.groupby("sampler")["selection_seconds"].mean()
+    training_per_run = float((at_largest["training_seconds"] / at_largest["runs_in_stack"]).mean())
+    pool = int(at_largest["pool_size"].iloc[0])
+    lowrank = scaling[scaling["method"] == "lowrank"].sort_values("n_pool") if len(scaling) else scaling
+    largest = lowrank.iloc[-1] if len(lowrank) else None
+    costs = ", ".join(f"{labels[s]} {selection[s]:.2f} s" for s in samplers)
+    answer = (
+        f"On {largest_dataset}, the study's largest pool ({pool:,} points), one AL step's selection takes {costs}, "
+        f"against {training_per_run:.2f} s of training per run (each stack's training time divided by its runs; a "
+        "run alone would take longer, see the trainer benchmark). The table shows how this changes with the pool: "
+        "the dense fast GPA forms the pool's n x n posterior covariance and batch GPA solves against the "
+        "conditioning set for every pool point each round, while low-rank GPA works in the T-dimensional feature "
+        "space"
+        + (f": it selects {int(largest.n_select)} points from a pool of {int(largest.n_pool):,} in "
+           f"{largest.seconds:.1f} s." if largest is not None else ".")
+        + (f" On {largest_dataset} training per run costs more than the slowest selection." if
+           training_per_run > selection.max() else
+           f" On {largest_dataset} the dense methods' selection costs more than training a run; low-rank GPA's "
+           + ("does not." if selection.get("lrgpa", float("inf")) < training_per_run else "does too.")))
+    headline = (f"On the largest pool ({largest_dataset}, {pool:,} points) an AL step's selection takes {costs}, "
+                f"against {training_per_run:.2f} s of training per run"
+                + (f"; low-rank GPA selects from a pool of {int(largest.n_pool):,} in {largest.seconds:.1f} s."
+                   if largest is not None else "."))
+    section = Section("q5", "Cost per AL step", answer, headline)
+    section.facts = dict(dataset=largest_dataset, pool=pool, seconds={s: float(selection[s]) for s in samplers})
+    section.markdown = [
+        "**Seconds per AL step** on the study's runs (mean over acquisitions and seeds; selection includes "
+        "drawing the function samples; training is one training phase of the whole stack, which trains all of "
+        "a dataset's runs of one question together; measured inside the sweeps, whose worker processes share "
+        "the machine, see their wall-time lines):\n\n" + markdown_table(header, rows)]
+    if scaling_rows:
+        first = scaling.iloc[0]
+        section.markdown.append(
+            f"**Selection time against pool size** (synthetic correlated samples, {int(first.n_train)} labelled "
+            f"points, T = {int(first.num_samples)}, {int(first.n_select)} picks in rounds of "
+            f"{int(first.batch_size)}, float64; one selection each):\n\n"
+            + markdown_table(["pool", *[f"{m} GPA s" for m in methods]], scaling_rows))
+    section.tables = {"q5_pool_scaling": scaling}
+    section.figures = {"q5_selection_cost.png": figure}
+    return section
+
+
+def summary_sentences(sections: dict[str, Section | None]) -> str:
+    """The study in three sentences (the README quotes them), from the sections' key numbers;
+    a sentence whose questions have not run yet is left out."""
+    sentences = []
+    q1, q2, q3, q4, q5 = (sections.get(key) for key in ("q1", "q2", "q3", "q4", "q5"))
+    if q1 is not None:
+        f = q1.facts
+        worse = f"is clearly worse on {listing(f['hurts'])}" if f["hurts"] else "is never clearly worse"
+        sentences.append(f"In test RMSE GPA beats random selection clearly on {len(f['helps'])} of {f['datasets']} "
+                         f"datasets and {worse} ({f['seeds']} paired seeds, 95% intervals).")
+    if q2 is not None:
+        f = q2.facts
+        more = (f" ({q3.facts['overlap_at_largest_T']:.0%} with T = {q3.facts['largest_T']} samples)"
+                if q3 is not None else "")
+        sentences.append(f"Its picks overlap those of the exact last-layer kernel by {f['joint']:.0%} with joint "
+                         f"function samples{more} but by {f['marginal']:.0%} with the thesis's marginal samples "
+                         f"(chance: {f['chance']:.0%}).")
+    if q4 is not None and {"fast_float64", "lowrank_float64"} <= set(q4.facts.get("seconds_on_largest", {})):
+        f = q4.facts
+        seconds = f["seconds_on_largest"]
+        lowrank = f["lowrank_float64_differing"]
+        same = "the same picks" if lowrank.startswith("0 of") else f"picks differing in {lowrank} acquisitions"
+        sentences.append(
+            f"On identical samples fast and batch GPA in float64 picked differently in {f['fast_float64_differing']} "
+            f"acquisitions, and low-rank GPA makes {same} in {seconds['lowrank_float64']:.2f} s instead of fast "
+            f"GPA's {seconds['fast_float64']:.1f} s per selection on {f['largest_dataset']}.")
+    return " ".join(sentences)

@@ -1,0 +1,413 @@
+"""Benchmark sweeps: datasets x models x samplers x seeds, on local processes or a Dask cluster.
+
+One task is one (dataset, model): all of its unfinished (sampler, seed) runs, trained as one
+stacked model (each seed with its own split, all splits the same size). A task returns tidy rows,
+one per AL step; the parent process owns the output directory and writes each run's rows
+atomically as `runs/<dataset>/<model>/<sampler>_rs_<seed>.csv`, so an interrupted sweep resumes
+by skipping the runs whose file exists, and a half-finished run never leaves a file behind.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import logging
+import math
+import os
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from al_bnn.config import ConfigError, config_from_dict, read_yaml
+
+logger = logging.getLogger("al_bnn.benchmark")
+
+TIDY_COLUMNS = ["dataset", "model", "sampler", "seed", "al_iter", "n_train", "test_rmse", "test_log_likelihood",
+                "selection_seconds", "training_seconds", "pool_size", "runs_in_stack"]
+# Columns of pick comparisons (parms.compare_with): <prefix><reference name>, empty at AL step 0.
+COMPARISON_PREFIXES = ("overlap_", "agreed_", "in_order_", "seconds_")
+TIE_TOLERANCE = 0.005  # final RMSEs within 0.5% of random's count as a tie
+SCHEDULE_KEYS = ("num_train_init", "num_al_incr", "al_iter")
+BENCHMARK_KEYS = ("datasets", "models", "model_settings", "samplers", "sampler_settings", "seeds", "uci_root",
+                  "test_fraction", "schedule", "experiment", "quick")
+
+
+@dataclass
+class DatasetEntry:
+    """A dataset of the sweep: a registry name, or a file (CSV/NPZ) with its target column."""
+
+    name: str
+    path: str | None = None
+    target: str | None = None
+
+    @property
+    def data_section(self) -> dict:
+        if self.path is None:
+            return {"dataset": self.name}
+        return {"dataset": "file", "path": self.path, "target": self.target}
+
+
+@dataclass
+class BenchmarkConfig:
+    datasets: list[DatasetEntry]
+    samplers: list[str]
+    seeds: list[int]
+    schedule: dict[str, dict]          # dataset name or "default" -> {num_train_init, num_al_incr, al_iter}
+    experiment: dict = field(default_factory=dict)  # ExperimentConfig sections shared by all runs
+    uci_root: str | None = None
+    models: list[str] = field(default_factory=lambda: ["bnn"])
+    model_settings: dict = field(default_factory=dict)  # model name -> ExperimentConfig sections for it
+    # sampler label -> ExperimentConfig sections for it; a label is a registry name unless its
+    # settings set parms.sample_policy (then it names a variant, e.g. lrgpa with T = 10)
+    sampler_settings: dict = field(default_factory=dict)
+    test_fraction: float = 0.2
+    source: str = "<benchmark config>"
+
+    def as_dict(self) -> dict:
+        return dict(datasets=[e.name if e.path is None else dict(name=e.name, path=e.path, target=e.target)
+                              for e in self.datasets],
+                    samplers=self.samplers, seeds=self.seeds, uci_root=self.uci_root,
+                    test_fraction=self.test_fraction, schedule=self.schedule, experiment=self.experiment,
+                    models=self.models, model_settings=self.model_settings, sampler_settings=self.sampler_settings)
+
+
+def merge_sections(base: dict, update: dict) -> dict:
+    """`base` updated by `update`, nested mappings merged key by key (neither is modified)."""
+    merged = copy.deepcopy(base)
+    for key, value in update.items():
+        nested = isinstance(value, dict) and isinstance(merged.get(key), dict)
+        merged[key] = merge_sections(merged[key], value) if nested else copy.deepcopy(value)
+    return merged
+
+
+def load_benchmark_config(path: str | Path, quick: bool = False) -> BenchmarkConfig:
+    """Read a benchmark YAML; with quick=True its `quick:` section overrides the rest."""
+    raw = read_yaml(path, "benchmark config", mapping=True)
+    unknown = sorted(set(raw) - set(BENCHMARK_KEYS))
+    if unknown:
+        raise ConfigError(f"{path}: unknown key(s) {unknown}; allowed: {', '.join(BENCHMARK_KEYS)}")
+    quick_section = raw.pop("quick", None) or {}
+    if quick:
+        raw = merge_sections(raw, quick_section)
+    return benchmark_config_from_dict(raw, str(path) + (" (quick)" if quick else ""))
+
+
+def benchmark_config_from_dict(raw: dict, source: str) -> BenchmarkConfig:
+    datasets = []
+    for item in raw.get("datasets") or []:
+        if isinstance(item, str):
+            datasets.append(DatasetEntry(item))
+        elif isinstance(item, dict) and "name" in item:
+            datasets.append(DatasetEntry(str(item["name"]), item.get("path"), item.get("target")))
+        else:
+            raise ConfigError(f"{source}: key 'datasets': each entry is a name or {{name, path, target}}, got {item!r}")
+    samplers = raw.get("samplers") or []
+    seeds = raw.get("seeds") or []
+    if not datasets or not samplers or not seeds:
+        raise ConfigError(f"{source}: 'datasets', 'samplers' and 'seeds' must each list at least one value")
+    if any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
+        raise ConfigError(f"{source}: key 'seeds' must be distinct non-negative integers, got {seeds}")
+    schedule = raw.get("schedule") or {}
+    if "default" not in schedule:
+        raise ConfigError(f"{source}: key 'schedule' needs a 'default' entry with {', '.join(SCHEDULE_KEYS)}")
+    for name, entry in schedule.items():
+        if not isinstance(entry, dict) or set(entry) - set(SCHEDULE_KEYS):
+            raise ConfigError(f"{source}: key 'schedule.{name}' must set only {', '.join(SCHEDULE_KEYS)}, "
+                              f"got {entry!r}")
+    models = raw.get("models") or ["bnn"]
+    model_settings = raw.get("model_settings") or {}
+    from al_bnn.models import MODEL_NAMES
+
+    if not isinstance(model_settings, dict) or set(model_settings) - set(MODEL_NAMES):
+        raise ConfigError(f"{source}: key 'model_settings' maps model names ({', '.join(MODEL_NAMES)}) to config "
+                          f"sections, got {model_settings!r}")
+    sampler_settings = raw.get("sampler_settings") or {}
+    if not isinstance(sampler_settings, dict) or not all(isinstance(v, dict) for v in sampler_settings.values()):
+        raise ConfigError(f"{source}: key 'sampler_settings' maps sampler labels to config sections, e.g. "
+                          "{gpa_T10: {parms: {sample_policy: lrgpa, n_mc_samples: 10}}}, "
+                          f"got {sampler_settings!r}")
+    samplers = [str(s) for s in samplers]
+    bad_labels = [s for s in samplers if not re.fullmatch(r"[A-Za-z0-9_.-]+", s)]
+    if bad_labels or len(set(samplers)) != len(samplers):
+        raise ConfigError(f"{source}: key 'samplers' must be distinct labels of letters, digits, '_', '.' or '-' "
+                          f"(they name files), got {samplers}")
+    config = BenchmarkConfig(datasets=datasets, samplers=samplers, seeds=list(seeds),
+                             schedule=schedule, experiment=raw.get("experiment") or {}, uci_root=raw.get("uci_root"),
+                             test_fraction=float(raw.get("test_fraction", 0.2)), source=source,
+                             models=[str(m) for m in models], model_settings=model_settings,
+                             sampler_settings=sampler_settings)
+    for entry in datasets:  # validate every run's config now, before any work
+        for model in config.models:
+            for sampler in config.samplers:
+                experiment_config(config, entry, sampler, seeds[0], pool_size=10**9, model=model)
+    return config
+
+
+def _schedule_counts(schedule: dict, pool_size: int, where: str) -> dict:
+    counts = {}
+    for key in SCHEDULE_KEYS:
+        value = schedule[key]
+        if key != "al_iter" and isinstance(value, float) and 0 < value < 1:
+            value = max(1, int(round(value * pool_size)))  # a fraction of the pool
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: '{key}' must be an integer or a fraction in (0, 1), got {value!r}")
+        counts[key] = value
+    return counts
+
+
+def schedule_for(config: BenchmarkConfig, dataset: str, pool_size: int) -> dict:
+    """The dataset's schedule in points: its own entry or the default, fractions resolved."""
+    entry = merge_sections(config.schedule["default"], config.schedule.get(dataset, {}))
+    missing = [key for key in SCHEDULE_KEYS if key not in entry]
+    if missing:
+        raise ConfigError(f"{config.source}: schedule for {dataset!r} lacks {missing}")
+    return _schedule_counts(entry, pool_size, f"{config.source}: schedule.{dataset}")
+
+
+def experiment_config(config: BenchmarkConfig, entry: DatasetEntry, sampler: str, seed: int, pool_size: int,
+                      model: str = "bnn"):
+    """The validated ExperimentConfig of one run; `sampler` is a label of config.samplers."""
+    raw = merge_sections(config.experiment, config.model_settings.get(model, {}))
+    raw = merge_sections(raw, {"parms": {"sample_policy": sampler}})
+    raw = merge_sections(raw, config.sampler_settings.get(sampler, {}))
+    raw = merge_sections(raw, {
+        "seed": seed,
+        "al_schedule": schedule_for(config, entry.name, pool_size),
+        "parms": {"name_model": model},
+        "data": {**entry.data_section, "uci_root": config.uci_root, "test_fraction": config.test_fraction},
+    })
+    return config_from_dict(raw, f"{config.source} [{entry.name}, {model}, {sampler}, seed {seed}]")
+
+
+def config_fingerprint(config: BenchmarkConfig) -> str:
+    return hashlib.sha256(yaml.safe_dump(config.as_dict(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+# -- tasks -----------------------------------------------------------------------------------------
+
+def run_file(output: Path, dataset: str, model: str, sampler: str, seed: int) -> Path:
+    return output / "runs" / dataset / model / f"{sampler}_rs_{seed}.csv"
+
+
+def pending_tasks(config: BenchmarkConfig, output: Path) -> list[dict]:
+    """One task per (dataset, model) with its unfinished (sampler, seed) runs."""
+    tasks = []
+    for entry in config.datasets:
+        for model in config.models:
+            runs = [(sampler, seed) for seed in config.seeds for sampler in config.samplers
+                    if not run_file(output, entry.name, model, sampler, seed).exists()]
+            if runs:
+                tasks.append(dict(config=config.as_dict(), source=config.source, dataset=entry.name, model=model,
+                                  runs=runs))
+    return tasks
+
+
+class _LogCollector(logging.Handler):
+    """Keeps a worker's log lines so the parent can write them to the sweep's log."""
+
+    def __init__(self):
+        super().__init__(logging.INFO)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+def run_task(task: dict, threads: int | None = None) -> dict:
+    """Run one (dataset, model)'s runs as one stack, in a worker process. Returns
+    {"runs": {(dataset, model, sampler, seed): tidy rows}, "log": the task's log lines}."""
+    from al_bnn.models.tensorflow_setup import tf
+
+    if threads:
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(threads)
+        except RuntimeError:
+            pass  # this worker already ran a task; its thread pools keep their size
+    from al_bnn.loop import RunSpec, load_run_data, run_experiments
+
+    config = benchmark_config_from_dict(task["config"], task["source"])
+    entry = next(e for e in config.datasets if e.name == task["dataset"])
+    model = task["model"]
+    probe = experiment_config(config, entry, task["runs"][0][0], task["runs"][0][1], pool_size=10**9, model=model)
+    pool_size = len(load_run_data(RunSpec("probe", probe)).pool_x)
+    specs = [RunSpec(f"{sampler}_rs_{seed}", experiment_config(config, entry, sampler, seed, pool_size, model),
+                     sampler) for sampler, seed in task["runs"]]
+    stack_sizes = Counter(spec.config.training_signature() for spec in specs)  # runs per stack
+    collector = _LogCollector()
+    loop_logger = logging.getLogger("al_bnn")
+    loop_logger.addHandler(collector)
+    previous_level = loop_logger.level
+    loop_logger.setLevel(logging.INFO)
+    try:
+        results = run_experiments(specs, show_progress=False)
+    finally:
+        loop_logger.removeHandler(collector)
+        loop_logger.setLevel(previous_level)
+    runs = {(entry.name, model, spec.group, spec.config.seed):
+            tidy_rows(entry.name, model, spec.group, result, pool_size, stack_sizes[spec.config.training_signature()])
+            for spec, result in zip(specs, results, strict=True)}
+    return {"runs": runs, "log": [f"[{entry.name} / {model}] {line}" for line in collector.lines]}
+
+
+def tidy_rows(dataset: str, model: str, sampler: str, result, pool_size: int, runs_in_stack: int) -> list[dict]:
+    """One row per AL step: the last evaluation of each training phase, the step's selection and
+    training seconds (training: the whole stack's, shared by its runs_in_stack runs) and any pick
+    comparisons."""
+    last_of_phase = {}
+    for row in result.metrics:
+        last_of_phase[row["al_iter"]] = row
+    rows = []
+    for acquisition in result.acquisitions:
+        metrics = last_of_phase[acquisition["al_iter"]]
+        rows.append(dict(dataset=dataset, model=model, sampler=sampler, seed=result.config.seed,
+                         al_iter=acquisition["al_iter"], n_train=metrics["n_train"], test_rmse=metrics["test_rmse"],
+                         test_log_likelihood=metrics["test_log_likelihood"],
+                         selection_seconds=acquisition["selection_seconds"],
+                         training_seconds=acquisition["training_seconds"], pool_size=pool_size,
+                         runs_in_stack=runs_in_stack,
+                         **{key: value for key, value in acquisition.items() if key.startswith(COMPARISON_PREFIXES)}))
+    return rows
+
+
+def execute(tasks: Sequence[dict], scheduler: str | None = None, local_cluster: bool = False,
+            workers: int = 1) -> Iterable[dict]:
+    """Run tasks on local processes (default) or a Dask cluster; yields each task's result as it ends."""
+    if not tasks:
+        return
+    if scheduler or local_cluster:
+        from distributed import Client, LocalCluster, as_completed
+
+        cluster = None
+        if local_cluster:
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                   dashboard_address=None)
+        client = Client(cluster if cluster is not None else scheduler)
+        threads = max(1, (os.cpu_count() or 1) // workers) if local_cluster else None
+        try:
+            futures = [client.submit(run_task, task, threads, pure=False) for task in tasks]
+            for future in as_completed(futures):
+                yield future.result()
+        finally:
+            client.close()
+            if cluster is not None:
+                cluster.close()
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    # spawn: a fresh interpreter per worker, so TensorFlow's thread settings take effect
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(run_task, task, threads) for task in tasks]
+        for future in as_completed(futures):
+            yield future.result()
+
+
+# -- aggregation -------------------------------------------------------------------------------------
+
+def collect(output: Path, config: BenchmarkConfig) -> pd.DataFrame:
+    """The tidy table of every finished run of this config."""
+    frames = []
+    for entry in config.datasets:
+        for model in config.models:
+            for seed in config.seeds:
+                for sampler in config.samplers:
+                    path = run_file(output, entry.name, model, sampler, seed)
+                    if path.exists():
+                        frames.append(pd.read_csv(path))
+    if not frames:
+        return pd.DataFrame(columns=TIDY_COLUMNS)
+    table = pd.concat(frames, ignore_index=True)
+    missing = [column for column in TIDY_COLUMNS if column not in table]
+    if missing:
+        raise ValueError(f"run files under {output / 'runs'} lack columns {missing}: they were written by an older "
+                         "version; rerun the sweep with --overwrite or in a new --out directory")
+    comparisons = sorted(c for c in table if c.startswith(COMPARISON_PREFIXES))
+    return table[TIDY_COLUMNS + comparisons]
+
+
+def summarise(table: pd.DataFrame, baseline: str = "random") -> pd.DataFrame:
+    """Per dataset, model and sampler: final RMSE mean and standard error over seeds, mean log
+    RMSE over the AL steps, ratio of final RMSE to the baseline's (same dataset and model), and
+    paired wins/ties/losses against it."""
+    rows = []
+    keys = ["dataset", "model", "sampler"]
+    final = table.loc[table.groupby([*keys, "seed"])["al_iter"].idxmax()]
+    mean_log = table.assign(log_rmse=np.log(table["test_rmse"])).groupby([*keys, "seed"])["log_rmse"].mean()
+    for (dataset, model, sampler), group in final.groupby(keys, sort=False):
+        values = group.set_index("seed")["test_rmse"]
+        base = final[(final["dataset"] == dataset) & (final["model"] == model)
+                     & (final["sampler"] == baseline)].set_index("seed")["test_rmse"]
+        paired = values.index.intersection(base.index)
+        difference = (values[paired] - base[paired]) / base[paired]
+        log_values = mean_log.loc[dataset, model, sampler]
+        part = table[(table["dataset"] == dataset) & (table["model"] == model) & (table["sampler"] == sampler)]
+        rows.append(dict(
+            dataset=dataset, model=model, sampler=sampler, seeds=len(values),
+            final_rmse_mean=values.mean(),
+            final_rmse_se=values.std(ddof=1) / math.sqrt(len(values)) if len(values) > 1 else float("nan"),
+            mean_log_rmse=log_values.mean(),
+            ratio_to_random=values.mean() / base.mean() if len(base) else float("nan"),
+            **dict(zip(("wins", "ties", "losses"), wins_ties_losses(difference.to_numpy()), strict=True)),
+            selection_seconds=per_run_total(part, "selection_seconds"),
+            training_seconds=per_run_total(part, "training_seconds")))
+    return pd.DataFrame(rows)
+
+
+def wins_ties_losses(relative_differences: np.ndarray) -> tuple[int, int, int]:
+    """Paired wins/ties/losses of a lower-is-better metric (e.g. RMSE) from relative differences
+    to the baseline; a difference within TIE_TOLERANCE is a tie."""
+    d = np.asarray(relative_differences)
+    return int((d < -TIE_TOLERANCE).sum()), int((np.abs(d) <= TIE_TOLERANCE).sum()), int((d > TIE_TOLERANCE).sum())
+
+
+def per_run_total(part: pd.DataFrame, column: str) -> float:
+    """Mean over seeds of the per-run total of `column`."""
+    return float(part.groupby("seed")[column].sum().mean())
+
+
+def summary_markdown(summary: pd.DataFrame) -> str:
+    lines = ["| dataset | model | sampler | seeds | final test RMSE (mean +- SE) | mean log RMSE over AL steps | "
+             "ratio to random | W/T/L vs random | selection s / run | training s / run |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for row in summary.itertuples():
+        se = "" if math.isnan(row.final_rmse_se) else f" +- {row.final_rmse_se:.4f}"
+        lines.append(f"| {row.dataset} | {row.model} | {row.sampler} | {row.seeds} | {row.final_rmse_mean:.4f}{se} | "
+                     f"{row.mean_log_rmse:.4f} | {row.ratio_to_random:.3f} | {row.wins}/{row.ties}/{row.losses} | "
+                     f"{row.selection_seconds:.2f} | {row.training_seconds:.1f} |")
+    return "\n".join(lines)
+
+
+def plot_dataset(table: pd.DataFrame, dataset: str):
+    """Test RMSE against labelled points: geometric mean and 95% interval over seeds (on log RMSE,
+    so the band stays above zero), one panel per model and one line per sampler (the same colour
+    for a sampler in every panel)."""
+    from al_bnn.experiments.plotting import BAND_TEXT, geometric_mean_and_interval, plt
+
+    part = table[table["dataset"] == dataset]
+    models = list(dict.fromkeys(part["model"]))
+    samplers = list(dict.fromkeys(part["sampler"]))
+    colours = {sampler: f"C{index}" for index, sampler in enumerate(samplers)}
+    figure, axes = plt.subplots(1, len(models), figsize=(5.2 * len(models), 4.2), sharey=True, squeeze=False)
+    for axis, model in zip(axes[0], models, strict=True):
+        for sampler, group in part[part["model"] == model].groupby("sampler", sort=False):
+            curves = group.pivot_table(index="seed", columns="n_train", values="test_rmse")
+            centre, low, high = geometric_mean_and_interval(curves.to_numpy())
+            n_train = curves.columns.to_numpy()
+            axis.plot(n_train, centre, marker="o", markersize=3, color=colours[sampler],
+                      label=f"{sampler} ({len(curves)} seeds)")
+            axis.fill_between(n_train, low, high, color=colours[sampler], alpha=0.2, linewidth=0)
+        axis.set_xlabel("labelled points")
+        axis.set_title(f"{dataset}, model {model}")
+        axis.grid(alpha=0.3)
+        axis.legend()
+    axes[0][0].set_ylabel(f"test RMSE (target units)\n{BAND_TEXT}")
+    figure.tight_layout()
+    return figure

@@ -1,0 +1,366 @@
+"""The experiment loop: initial set, train, select, add, train... for several runs at once.
+
+Runs whose training settings match (same network, schedule and data; any seed and sampler) are
+trained as one stacked model: they grow their training sets by the same amounts, so they stay in
+lockstep, and selection runs per run between training phases. Every random draw is keyed by the
+run's seed, so a run computes the same numbers whichever runs share its stack.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from al_bnn.config import ExperimentConfig
+from al_bnn.data import RegressionData, data_key, load_dataset
+from al_bnn.models import StackedDenseNetwork, build_model
+from al_bnn.models.trainer import EvaluationMetrics, NoiseContrastivePrior, StackedTrainer, stack_training_sets
+from al_bnn.randomness import numpy_generator
+from al_bnn.selection import SelectionRequest, check_selection, make_sampler
+from al_bnn.selection.comparison import agreement, reference_sampler
+
+logger = logging.getLogger("al_bnn")
+
+
+@dataclass
+class RunSpec:
+    """One run to do: a label for its files, the group it is plotted with, and its config."""
+
+    label: str
+    config: ExperimentConfig
+    group: str = ""  # runs of one group (e.g. one sampler over several seeds) are averaged in plots
+
+    def __post_init__(self):
+        self.group = self.group or self.label
+
+    @property
+    def data_key(self) -> tuple:
+        data = self.config.data
+        return data_key(data.dataset, data.size_pool, data.size_test, self.config.seed, data.uci_root, data.path,
+                        data.target, data.test_fraction)
+
+
+@dataclass
+class RunResult:
+    """Everything a run produced; the writer turns it into files."""
+
+    label: str
+    config: ExperimentConfig
+    group: str
+    metrics: list[dict] = field(default_factory=list)      # one row per evaluation
+    acquisitions: list[dict] = field(default_factory=list)  # one row per phase (0 = initial set)
+    selected: list[dict] = field(default_factory=list)      # one row per selected point
+    initial_indices: np.ndarray | None = None
+    train_indices: np.ndarray | None = None                 # final, in order labelled
+
+    @property
+    def total_selection_seconds(self) -> float:
+        return float(sum(row["selection_seconds"] for row in self.acquisitions))
+
+
+def initial_training_set(seed: int, n_pool: int, size: int) -> np.ndarray:
+    """The random initial set: a function of the seed only, so all samplers share it."""
+    if size > n_pool:
+        raise ValueError(f"num_train_init={size} exceeds the pool of {n_pool} points")
+    return np.sort(numpy_generator(seed, "initial_training_set").choice(n_pool, size=size, replace=False))
+
+
+def group_into_stacks(runs: Sequence[RunSpec], datas: Sequence[RegressionData]) -> list[list[int]]:
+    """Indices of runs that can share a stack: identical training settings and equally shaped
+    data (each run keeps its own arrays, e.g. its own split). Order is preserved."""
+    stacks: dict[tuple, list[int]] = {}
+    for index, (run, data) in enumerate(zip(runs, datas, strict=True)):
+        key = (run.config.training_signature(), data.pool_x.shape, data.test_x.shape)
+        stacks.setdefault(key, []).append(index)
+    return list(stacks.values())
+
+
+def load_run_data(run: RunSpec) -> RegressionData:
+    data = run.config.data
+    return load_dataset(data.dataset, data.size_pool, data.size_test, run.config.seed, uci_root_dir=data.uci_root,
+                        path=data.path, target=data.target, test_fraction=data.test_fraction)
+
+
+def run_experiments(runs: Sequence[RunSpec], show_progress: bool | None = None,
+                    data_for: Callable[[RunSpec], RegressionData] = load_run_data,
+                    checkpoint_dir: Path | None = None, stop: threading.Event | None = None) -> list[RunResult]:
+    """Run every spec, stacking those that can share a model; results in the order given.
+
+    data_for(run) gives a run's arrays; runs with the same data key share one loaded copy. With
+    checkpoint_dir, stack i checkpoints to checkpoint_dir/checkpoint_<i>.pkl after every phase and
+    resumes from it when it exists. Setting `stop` makes the runs checkpoint at the next chunk
+    boundary and raise StopRequested.
+    """
+    labels = [r.label for r in runs]
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"run labels must be unique, got {labels}")
+    loaded: dict[tuple, RegressionData] = {}
+    for run in runs:
+        if run.data_key not in loaded:
+            loaded[run.data_key] = data_for(run)
+            data = loaded[run.data_key]
+            logger.info("data %s (seed %d): pool %s, test %s", data.name, run.config.seed, data.pool_x.shape,
+                        data.test_x.shape)
+    datas = [loaded[run.data_key] for run in runs]
+    results = {}
+    for index, stack in enumerate(group_into_stacks(runs, datas)):
+        checkpoint = checkpoint_dir / f"checkpoint_{index}.pkl" if checkpoint_dir is not None else None
+        try:
+            stack_results = _run_stack([runs[i] for i in stack], [datas[i] for i in stack], show_progress,
+                                       checkpoint, stop)
+        except StopRequested as stopped:
+            stopped.results = [*results.values(), *stopped.results]
+            raise
+        for result in stack_results:
+            results[result.label] = result
+    return [results[label] for label in labels]
+
+
+class StopRequested(Exception):
+    """A stop was requested (Ctrl-C); the stack's state was checkpointed at a chunk boundary."""
+
+    def __init__(self, state: StackState):
+        super().__init__("stopped on request; the run can be resumed from its checkpoint")
+        self.state = state
+        self.results: list[RunResult] = list(state.results)  # run_experiments adds finished stacks
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss or metrics became NaN/inf; the last good checkpoint is kept."""
+
+
+@dataclass
+class StackState:
+    """All of a stack's progress as one value, so that saving and resuming is a dump and a load."""
+
+    labels: list[str]
+    results: list[RunResult]
+    train_sets: list[np.ndarray]
+    phase: int = 0                  # the phase being worked on (0 = training on the initial set)
+    selected: bool = True           # whether this phase's acquisition is done (phase 0 has none)
+    epoch: int = 0                  # epochs of this phase already trained
+    weights: list[np.ndarray] | None = None
+    optimizer_state: list[np.ndarray] | None = None
+    phase_training_seconds: float = 0.0
+    finished: bool = False
+
+
+def save_checkpoint(path: Path, state: StackState) -> None:
+    """Write the state to a temporary file and rename it: a crash never leaves half a checkpoint."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    with open(temporary, "wb") as stream:
+        pickle.dump(state, stream, protocol=pickle.HIGHEST_PROTOCOL)
+        stream.flush()
+        os.fsync(stream.fileno())
+    os.replace(temporary, path)
+
+
+def load_checkpoint(path: Path) -> StackState:
+    with open(path, "rb") as stream:
+        return pickle.load(stream)
+
+
+def _new_state(runs: list[RunSpec], n_pool_total: int) -> StackState:
+    schedule = runs[0].config.al_schedule
+    train_sets = [initial_training_set(run.config.seed, n_pool_total, schedule.num_train_init) for run in runs]
+    results = [RunResult(run.label, run.config, run.group) for run in runs]
+    for result, indices in zip(results, train_sets, strict=True):
+        result.initial_indices = indices.copy()
+    return StackState([run.label for run in runs], results, train_sets)
+
+
+def _run_stack(runs: list[RunSpec], datas: list[RegressionData], show_progress: bool | None,
+               checkpoint: Path | None = None, stop: threading.Event | None = None) -> list[RunResult]:
+    """Train and select for one stack; resumes from `checkpoint` if it exists, and saves it after
+    every phase (and when `stop` is set, at the next chunk boundary)."""
+    config = runs[0].config  # training settings are identical across the stack
+    schedule, net, train = config.al_schedule, config.net_config, config.train_schedule
+    n_pool_total = len(datas[0].pool_x)
+    if config.final_train_size > n_pool_total:
+        raise ValueError(f"dataset {datas[0].name!r}: the schedule labels {config.final_train_size} points "
+                         f"(num_train_init + al_iter * num_al_incr) but the pool holds {n_pool_total}; shorten "
+                         "the schedule or use a larger pool")
+    state = load_checkpoint(checkpoint) if checkpoint is not None and checkpoint.exists() else None
+    if state is not None and state.labels != [run.label for run in runs]:
+        raise ValueError(f"checkpoint {checkpoint} belongs to runs {state.labels}, not {[r.label for r in runs]}")
+    if state is not None and state.finished:
+        return state.results
+    if state is not None:
+        logger.info("resuming %s at phase %d, epoch %d", ", ".join(state.labels), state.phase, state.epoch)
+    state = state or _new_state(runs, n_pool_total)
+    samplers = [make_sampler(run.config.parms) for run in runs]
+    network = build_model(config.parms.name_model, datas[0].pool_x.shape[1], net, config.parms,
+                          seeds=[run.config.seed for run in runs])
+    ncp = None if net.ood_std_prior is None else NoiseContrastivePrior(
+        net.noise_std, net.ncp_scale, net.ood_std_prior, net.center_at_target)
+    trainer = StackedTrainer(network, net.learning_rate, net.clip_gradient, net.divergence_scale,
+                             train.batch_size, ncp)
+    if state.weights is not None:
+        network.set_weights(state.weights)
+        trainer.set_optimizer_state(state.optimizer_state)
+    results, train_sets = state.results, state.train_sets
+    scales = [data.target_scale for data in datas]
+    test_x = np.stack([data.test_x for data in datas])
+    test_y = np.stack([data.test_y for data in datas])
+
+    def save(**changes) -> None:
+        for key, value in changes.items():
+            setattr(state, key, value)
+        state.weights, state.optimizer_state = network.get_weights(), trainer.get_optimizer_state()
+        if checkpoint is not None:
+            save_checkpoint(checkpoint, state)
+
+    total_epochs = (schedule.al_iter + 1) * train.num_epochs
+    names = ", ".join(r.label for r in runs)
+    logger.info("training %d run(s) as one stack in %d XLA program(s): %s", len(runs), trainer.unit_groups, names)
+    # disable=None lets tqdm show the bar only on a terminal, so logs and CI output stay clean.
+    disable = None if show_progress is None else not show_progress
+    with tqdm(total=total_epochs, initial=state.phase * train.num_epochs + state.epoch, desc=names, unit="epoch",
+              disable=disable, leave=False) as progress:
+        for phase in range(state.phase, schedule.al_iter + 1):
+            if not state.selected:
+                _acquire(network, runs, samplers, datas, state, phase)
+                trainer.reset_optimizer()
+                state.selected = True
+            selection_seconds = [r.acquisitions[-1]["selection_seconds"] if phase else 0.0 for r in results]
+            train_x, train_y = stack_training_sets(datas, train_sets)
+            phase_started = time.perf_counter() - state.phase_training_seconds
+
+            def record(metrics: EvaluationMetrics, phase=phase, selection_seconds=selection_seconds,
+                       phase_started=phase_started) -> bool:
+                progress.update(metrics.epoch - state.epoch)
+                values = np.concatenate([metrics.train_rmse, metrics.train_log_likelihood, metrics.test_rmse,
+                                         metrics.test_log_likelihood])
+                if not np.all(np.isfinite(values)):
+                    bad = [r.label for k, r in enumerate(results)
+                           if not np.isfinite([metrics.train_rmse[k], metrics.train_log_likelihood[k]]).all()]
+                    raise TrainingDiverged(
+                        f"training diverged (NaN or inf) in run(s) {', '.join(bad) or names} at AL iteration "
+                        f"{phase}, epoch {metrics.epoch}; the last good checkpoint is kept. Try a smaller "
+                        "learning_rate or clip_gradient.")
+                for k, result in enumerate(results):
+                    result.metrics.append(dict(
+                        al_iter=phase, epoch=phase * train.num_epochs + metrics.epoch,
+                        n_train=len(train_sets[k]),
+                        train_rmse=float(metrics.train_rmse[k]) * scales[k],
+                        train_log_likelihood=float(metrics.train_log_likelihood[k]) - np.log(scales[k]),
+                        test_rmse=float(metrics.test_rmse[k]) * scales[k],
+                        test_log_likelihood=float(metrics.test_log_likelihood[k]) - np.log(scales[k]),
+                        selection_seconds=selection_seconds[k]))
+                state.epoch = metrics.epoch
+                if metrics.epoch % train.log_after_epochs == 0 or metrics.epoch == train.num_epochs:
+                    for result in results:
+                        row = result.metrics[-1]
+                        logger.info("[%s] phase %d/%d, n_train %d, epoch %d/%d: train RMSE %.4f, test RMSE "
+                                    "%.4f, test log-lik %.4f", result.label, phase, schedule.al_iter,
+                                    row["n_train"], metrics.epoch, train.num_epochs, row["train_rmse"],
+                                    row["test_rmse"], row["test_log_likelihood"])
+                if stop is not None and stop.is_set() and metrics.epoch < train.num_epochs:
+                    save(phase_training_seconds=time.perf_counter() - phase_started)
+                    raise StopRequested(state)
+                return False
+
+            trainer.fit(train_x, train_y, test_x, test_y, train.num_epochs, train.eval_after_epochs,
+                        phase=phase, first_epoch=state.epoch, on_evaluation=record)
+            training_seconds = time.perf_counter() - phase_started
+            for result in results:
+                if phase == 0:  # the initial set counts as acquisition 0, picked at random
+                    result.acquisitions.append(dict(al_iter=0, n_train_before=0,
+                                                    n_selected=schedule.num_train_init, selection_seconds=0.0))
+                result.acquisitions[-1]["training_seconds"] = training_seconds
+            finished = phase == schedule.al_iter
+            save(phase=phase + 1, selected=False, epoch=0, phase_training_seconds=0.0, finished=finished)
+            if stop is not None and stop.is_set() and not finished:
+                raise StopRequested(state)
+    for result, indices in zip(results, train_sets, strict=True):
+        result.train_indices = indices
+    return results
+
+
+def _acquire(network, runs, samplers, datas, state: StackState, phase: int) -> None:
+    """Every run of the stack selects its next points and adds them to its training set."""
+    schedule = runs[0].config.al_schedule
+    for k, (run, sampler) in enumerate(zip(runs, samplers, strict=True)):
+        new_points, seconds, comparisons = _select(network, k, run, sampler, datas[k], state.train_sets[k], phase)
+        state.results[k].acquisitions.append(dict(
+            al_iter=phase, n_train_before=len(state.train_sets[k]), n_selected=len(new_points),
+            selection_seconds=seconds, **comparisons))
+        state.results[k].selected.extend(dict(al_iter=phase, rank=i, pool_index=int(p))
+                                         for i, p in enumerate(new_points))
+        state.train_sets[k] = np.concatenate([state.train_sets[k], new_points])
+        logger.info("[%s] acquisition %d/%d: selected %d points in %.2f s (n_train %d)", run.label, phase,
+                    schedule.al_iter, len(new_points), seconds, len(state.train_sets[k]))
+
+
+def _select(network: StackedDenseNetwork, run_index: int, run: RunSpec, sampler, data: RegressionData,
+            train_indices: np.ndarray, phase: int) -> tuple[np.ndarray, float, dict]:
+    """Ask the run's sampler for new pool points. Returns them as indices into data.pool_x, the
+    seconds the sampler took (drawing what it needs included), and, for each reference selection
+    in `parms.compare_with`, its agreement with the picks and its own selection seconds."""
+    remaining = np.setdiff1d(np.arange(len(data.pool_x)), train_indices)  # sorted: ties -> lowest index
+    order = np.concatenate([train_indices, remaining])  # anchors first, then the pool
+    count = min(run.config.al_schedule.num_al_incr, len(remaining))
+    picks, seconds, comparisons = select_with_model(network, run_index, run.config.parms, sampler, data.pool_x, order,
+                                                    len(train_indices), count, run.config.seed, phase)
+    return remaining[picks], seconds, comparisons
+
+
+def select_with_model(network: StackedDenseNetwork, run_index: int, parms, sampler, x: np.ndarray,
+                      order: np.ndarray, n_train: int, n_select: int, seed: int,
+                      phase: int) -> tuple[np.ndarray, float, dict]:
+    """One selection from a model: what the loop and the ask/tell learner both call.
+
+    x holds every point the model is evaluated at; x[order[:n_train]] are the training (anchor)
+    points and x[order[n_train:]] the pool. The sampler gets function samples of run `run_index`
+    keyed by (seed, phase, draw) or its features, anchors first. Returns the picks as indices into
+    the pool part of `order`, the seconds taken (drawing included), and the pick comparisons of
+    `parms.compare_with`."""
+    started = time.perf_counter()
+    n_pool = len(order) - n_train
+    request = SelectionRequest(n_select=n_select, n_train=n_train, n_pool=n_pool,
+                               rng=numpy_generator(seed, "selection", phase))
+    drawn: dict[int, np.ndarray] = {}  # the references reuse the sampler's draw: identical samples
+
+    def draw_samples(draw: int) -> np.ndarray:
+        if draw not in drawn:
+            samples = network.function_samples(x, parms.n_mc_samples, (phase, draw), mode=parms.function_samples,
+                                               run=run_index)
+            drawn[draw] = samples[:, order]
+        return drawn[draw]
+
+    def features() -> np.ndarray:
+        return network.features(x, run=run_index).numpy()[order]
+
+    if sampler.needs == "samples":
+        request.draw_samples = draw_samples
+    elif sampler.needs == "features":
+        request.features = features()
+    picks = check_selection(sampler.select(request), request, parms.sample_policy)
+    seconds = time.perf_counter() - started
+    comparisons = {}
+    for name in parms.compare_with:
+        reference_gpa = reference_sampler(name, parms.sampling_batch_size, parms.gp_noise)
+        # hand it what it needs, made before the timer starts: the sampler's own draw (cached) or
+        # the features (computed once, shared with the sampler when it used them too)
+        if reference_gpa.needs == "samples":
+            request.draw_samples = draw_samples
+            draw_samples(0)
+        elif request.features is None:
+            request.features = features()
+        reference_started = time.perf_counter()
+        reference = reference_gpa.select(request)
+        comparisons[f"seconds_{name}"] = time.perf_counter() - reference_started
+        result = agreement(picks, reference, parms.sampling_batch_size)
+        comparisons[f"overlap_{name}"] = result.overlap
+        comparisons[f"agreed_{name}"] = result.agreed_picks
+        comparisons[f"in_order_{name}"] = result.in_order
+    return picks, seconds, comparisons

@@ -1,0 +1,143 @@
+"""The "bbb" network of Hafner et al. (Noise Contrastive Priors, arXiv 1807.09289), stacked.
+
+Dense leaky-ReLU layers, then a Bayesian linear output layer (factorised Gaussian posterior over
+its weights, deterministic bias) and a softplus noise head. Every variable has a leading axis of
+size K: K independent runs (seeds or samplers) live in one model and are computed with batched
+matmuls; run k only ever touches slice k, so a run in a stack computes what it would alone.
+
+Because only the output layer is Bayesian, a function sample is f_t(x) = h(x) . w_t + b with one
+weight draw w_t ~ N(mu, sigma^2) shared by all points, and its covariance has the closed form
+Cov(f(x), f(x')) = sum_j h_j(x) sigma_j^2 h_j(x') = features(x) . features(x') with
+features(x) = h(x) * sigma.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import tensorflow_probability as tfp
+
+from al_bnn.models.dense import StackedDenseNetwork
+from al_bnn.models.tensorflow_setup import tf
+from al_bnn.randomness import tf_seed
+
+tfd = tfp.distributions
+
+
+def inverse_softplus(value: float) -> float:
+    return float(np.log(np.expm1(value)))
+
+
+class BayesianLastLayerNetwork(StackedDenseNetwork):
+    """K stacked copies of the bbb regression network (K = len(seeds))."""
+
+    has_features = True
+
+    def __init__(self, input_dim: int, layer_sizes: Sequence[int], weight_std: float,
+                 seeds: Sequence[int], dtype: tf.DType = tf.float32):
+        super().__init__(input_dim, layer_sizes, [(seed, "") for seed in seeds], dtype)
+        self.weight_std = float(weight_std)
+        self.seeds = [int(s) for s in seeds]
+        width = self.feature_width
+        self.output_kernel_mean = self._variable(
+            lambda seed, shape: tf.random.stateless_normal(shape, seed, stddev=weight_std, dtype=dtype),
+            "output_kernel_mean", (width,))
+        # The posterior std is softplus(parameter), initialised to weight_std.
+        self.output_kernel_std_parameter = tf.Variable(
+            tf.fill([self.num_runs, width], tf.constant(inverse_softplus(weight_std), dtype)),
+            name="output_kernel_std_parameter")
+        self.output_bias = self._zeros("output_bias", ())
+        self.prior = tfd.Normal(tf.constant(0.0, dtype), tf.constant(weight_std, dtype))
+
+    @property
+    def trainable_variables(self) -> list[tf.Variable]:
+        return [*self.hidden_kernels, *self.hidden_biases, self.output_kernel_mean,
+                self.output_kernel_std_parameter, self.output_bias, self.noise_kernel, self.noise_bias]
+
+    def step_noise_shape(self, batch_size: int) -> tuple[int, ...]:
+        return (self.feature_width,)  # one draw of the output weights per step
+
+    def output_kernel_std(self) -> tf.Tensor:
+        return tf.nn.softplus(self.output_kernel_std_parameter)
+
+    def kl_divergence(self) -> tf.Tensor:
+        """KL(posterior || prior) of the output weights, one value per run: (K,)."""
+        posterior = tfd.Normal(self.output_kernel_mean, self.output_kernel_std())
+        return tf.reduce_sum(tfd.kl_divergence(posterior, self.prior), axis=1)
+
+    def mean_given_weights(self, h: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
+        """Output mean for a kernel (K, width) shared by all points of each run: (K, n)."""
+        return tf.einsum("knh,kh->kn", h, kernel) + self.output_bias[:, None]
+
+    def loss_per_unit(self, x, y, mask, weight_noise, batches_per_epoch, input_noise=None,
+                      divergence_scale: float = 1.0, ncp=None):
+        """(divergence_scale * KL / batches_per_epoch + sum over the batch of -log p) / batch size.
+
+        batches_per_epoch = n_train / batch_size (a float, as in the reference code), so over an
+        epoch the KL term adds up to one KL per run: the usual minibatch ELBO, per data point. One
+        reparameterised draw of the output weights per step. With `ncp`, the noise contrastive
+        prior's KL term at the perturbed inputs is added per point.
+        """
+        h = self.hidden(x)
+        kernel = self.output_kernel_mean + self.output_kernel_std() * weight_noise
+        per_point = self.gaussian_negative_log_likelihood(y, self.mean_given_weights(h, kernel), self.aleatoric_std(h))
+        if ncp is not None:
+            per_point = per_point + ncp.ncp_scale * self._ncp_divergence(x + ncp.noise_std * input_noise, y, ncp)
+        divergence = divergence_scale * self.kl_divergence() / batches_per_epoch
+        return (divergence + tf.reduce_sum(mask * per_point, axis=1)) / tf.reduce_sum(mask, axis=1)
+
+    def _ncp_divergence(self, perturbed_x, y, ncp):
+        """KL(N(center, ood_std_prior) || N(mean, epistemic std)) at the perturbed inputs, per point."""
+        h = self.hidden(perturbed_x)
+        mean = self.mean_given_weights(h, self.output_kernel_mean)
+        epistemic = tf.sqrt(tf.reduce_sum(tf.square(h * self.output_kernel_std()[:, None, :]), axis=-1) + 1e-12)
+        center = y if ncp.center_at_target else tf.zeros_like(y)
+        prior_std = tf.constant(ncp.ood_std_prior, self.dtype)
+        return (tf.math.log(epistemic / prior_std)
+                + (tf.square(prior_std) + tf.square(center - mean)) / (2 * tf.square(epistemic)) - 0.5)
+
+    def features(self, x, run: int | None = None) -> tf.Tensor:
+        """Closed-form last-layer features h(x) * sigma: (K, n, width), or (n, width) of one run;
+        their Gram matrix is the exact covariance of the function samples."""
+        if run is not None:
+            return self.hidden_of_unit(x, run) * self.output_kernel_std()[run]
+        return self.hidden(x) * self.output_kernel_std()[:, None, :]
+
+    def predict(self, x) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """Predictive mean, epistemic std and aleatoric std, each (K, n), in closed form."""
+        h = self.hidden(x)
+        mean = self.mean_given_weights(h, self.output_kernel_mean)
+        features = h * self.output_kernel_std()[:, None, :]
+        epistemic = tf.sqrt(tf.reduce_sum(tf.square(features), axis=-1))
+        return mean, epistemic, self.aleatoric_std(h)
+
+    # -- function samples -----------------------------------------------------------------------
+    def function_samples(self, x, num_samples: int, counters: Sequence[int], mode: str = "joint",
+                         run: int = 0) -> np.ndarray:
+        """(T, n) function values of run `run` at x; each row uses one weight draw for all n points.
+
+        The draw is keyed by (run seed, "function_samples/<mode>", *counters). mode="marginal"
+        instead draws an independent weight for every (row, point): each point's marginal is right
+        but the covariance between points is pure noise (the thesis code's behaviour, kept only
+        to reproduce it).
+        """
+        if mode not in ("joint", "marginal"):
+            raise ValueError(f"mode must be 'joint' or 'marginal', got {mode!r}")
+        if num_samples < 1:
+            raise ValueError(f"num_samples must be >= 1, got {num_samples}")
+        h = self.hidden_of_unit(x, run)
+        mean = tf.linalg.matvec(h, self.output_kernel_mean[run]) + self.output_bias[run]  # (n,)
+        features = h * self.output_kernel_std()[run]
+        noise_seed = tf_seed(self.seeds[run], f"function_samples/{mode}", *counters)
+        if mode == "joint":
+            eps = tf.random.stateless_normal([num_samples, self.feature_width], noise_seed, dtype=self.dtype)
+            return (mean[None, :] + tf.matmul(eps, features, transpose_b=True)).numpy()
+        rows = []  # chunks of rows keep the (rows, n, width) noise tensor small
+        for start in range(0, num_samples, 8):
+            count = min(8, num_samples - start)
+            eps = tf.random.stateless_normal([count, int(features.shape[0]), self.feature_width],
+                                             tf.random.experimental.stateless_fold_in(noise_seed, start),
+                                             dtype=self.dtype)
+            rows.append(mean[None, :] + tf.reduce_sum(eps * features[None], axis=-1))
+        return tf.concat(rows, axis=0).numpy()

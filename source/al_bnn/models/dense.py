@@ -1,0 +1,182 @@
+"""What every model here shares: stacked dense leaky-ReLU layers and a softplus noise head.
+
+Variables have a leading axis of `num_units` stacked networks (runs, or runs x ensemble members);
+unit u only ever touches slice u. Initial weights are keyed by (seed, variable name), so a unit
+starts the same whatever else is in the stack.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+
+import numpy as np
+
+from al_bnn.models.tensorflow_setup import tf
+from al_bnn.randomness import tf_seed
+
+NOISE_FLOOR = 1e-6  # added to the softplus noise std, as in the reference model
+
+
+class StackedDenseNetwork:
+    """Hidden layers and noise head for `len(unit_keys)` units; subclasses add the mean output."""
+
+    def __init__(self, input_dim: int, layer_sizes: Sequence[int], unit_keys: Sequence[tuple[int, str]],
+                 dtype: tf.DType = tf.float32):
+        if input_dim < 1 or not layer_sizes:
+            raise ValueError(f"need input_dim >= 1 and at least one hidden layer, got {input_dim}, "
+                             f"{list(layer_sizes)}")
+        self.input_dim = int(input_dim)
+        self.layer_sizes = [int(s) for s in layer_sizes]
+        self.unit_keys = [(int(seed), suffix) for seed, suffix in unit_keys]  # (run seed, member suffix)
+        self.dtype = dtype
+        self.hidden_kernels: list[tf.Variable] = []
+        self.hidden_biases: list[tf.Variable] = []
+        widths = [self.input_dim, *self.layer_sizes]
+        for layer, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
+            self.hidden_kernels.append(self._variable(self._glorot, f"hidden_kernel_{layer}", (fan_in, fan_out)))
+            self.hidden_biases.append(self._zeros(f"hidden_bias_{layer}", (fan_out,)))
+        width = widths[-1]
+        self.noise_kernel = self._variable(lambda seed, shape: self._glorot(seed, (width, 1))[:, 0],
+                                           "noise_kernel", (width,))
+        self.noise_bias = self._zeros("noise_bias", ())
+
+    @property
+    def num_units(self) -> int:
+        return len(self.unit_keys)
+
+    @property
+    def num_runs(self) -> int:
+        """Runs in the stack (an ensemble has several units per run)."""
+        return self.num_units
+
+    @property
+    def feature_width(self) -> int:
+        return self.layer_sizes[-1]
+
+    def unit_seed_words(self, purpose: str, *counters: int) -> np.ndarray:
+        """(num_units, 2) stateless seeds, one per unit, for a named purpose."""
+        return np.stack([tf_seed(seed, purpose + suffix, *counters) for seed, suffix in self.unit_keys])
+
+    # -- construction -------------------------------------------------------------------------
+    def _variable(self, initializer, name: str, shape: tuple) -> tf.Variable:
+        per_unit = [initializer(tf_seed(seed, f"init/{name}{suffix}"), shape) for seed, suffix in self.unit_keys]
+        return tf.Variable(tf.stack(per_unit), name=name)
+
+    def _zeros(self, name: str, shape: tuple) -> tf.Variable:
+        return tf.Variable(tf.zeros([self.num_units, *shape], self.dtype), name=name)
+
+    def _glorot(self, seed, shape):
+        limit = float(np.sqrt(6.0 / (shape[0] + shape[1])))
+        return tf.random.stateless_uniform(shape, seed, -limit, limit, dtype=self.dtype)
+
+    # -- forward ------------------------------------------------------------------------------
+    def hidden(self, x: tf.Tensor, masks: Sequence[tf.Tensor] | None = None) -> tf.Tensor:
+        """Last hidden layer: x (n, d) shared by all units or (U, n, d) -> (U, n, width). masks, if
+        given, multiply each hidden layer's output (dropout)."""
+        x = tf.convert_to_tensor(x, self.dtype)
+        h = x
+        for layer, (kernel, bias) in enumerate(zip(self.hidden_kernels, self.hidden_biases, strict=True)):
+            h = tf.einsum("nd,kdh->knh", h, kernel) if h.shape.rank == 2 else tf.matmul(h, kernel)
+            h = tf.nn.leaky_relu(h + bias[:, None, :])
+            if masks is not None:
+                h = h * masks[layer]
+        return h
+
+    def hidden_of_unit(self, x, unit: int, masks: Sequence[tf.Tensor] | None = None) -> tf.Tensor:
+        """h(x) of one unit only: x (n, d) -> (n, width); masks broadcast against (n, width_l)."""
+        h = tf.convert_to_tensor(x, self.dtype)
+        for layer, (kernel, bias) in enumerate(zip(self.hidden_kernels, self.hidden_biases, strict=True)):
+            h = tf.nn.leaky_relu(tf.matmul(h, kernel[unit]) + bias[unit])
+            if masks is not None:
+                h = h * masks[layer]
+        return h
+
+    def aleatoric_std(self, h: tf.Tensor) -> tf.Tensor:
+        return tf.nn.softplus(tf.einsum("knh,kh->kn", h, self.noise_kernel)
+                              + self.noise_bias[:, None]) + NOISE_FLOOR
+
+    @staticmethod
+    def gaussian_negative_log_likelihood(y, mean, std):
+        return 0.5 * tf.square((y - mean) / std) + tf.math.log(std) + 0.5 * np.log(2 * np.pi)
+
+    # -- interface the trainer and the loop use -------------------------------------------------
+    @property
+    def trainable_variables(self) -> list[tf.Variable]:
+        raise NotImplementedError
+
+    def with_parameters(self, parameters: Sequence[tf.Tensor]) -> StackedDenseNetwork:
+        """A shallow copy computing with `parameters` (tensors in trainable_variables order, with any
+        number of leading units) in place of the variables: the trainer's compiled steps are pure
+        functions of their inputs, so that groups of units can be trained concurrently.
+
+        Only the loss and forward computations are meant for the copy: it may hold a group of the
+        stack's units, so its unit bookkeeping (unit_keys, seeds, hence num_units and num_runs) is
+        removed and any use of it fails loudly instead of describing the whole stack."""
+        variables = self.trainable_variables
+        if len(parameters) != len(variables):
+            raise ValueError(f"expected {len(variables)} parameter tensors, got {len(parameters)}")
+        replacement = {id(v): p for v, p in zip(variables, parameters, strict=True)}
+        view, replaced = copy.copy(self), set()
+        for name, value in vars(self).items():
+            if isinstance(value, list) and value and all(id(v) in replacement for v in value):
+                setattr(view, name, [replacement[id(v)] for v in value])
+                replaced.update(id(v) for v in value)
+            elif id(value) in replacement:
+                setattr(view, name, replacement[id(value)])
+                replaced.add(id(value))
+        if len(replaced) != len(replacement):  # a variable held somewhere else would silently stay in use
+            raise TypeError(f"{type(self).__name__}: only {len(replaced)} of {len(replacement)} trainable variables "
+                            "are plain attributes or lists of them; with_parameters cannot replace the rest")
+        view.unit_keys = None
+        if hasattr(view, "seeds"):
+            view.seeds = None
+        return view
+
+    def units_from_runs(self, x: tf.Tensor) -> tf.Tensor:
+        """Per-run arrays (K, ...) -> per-unit arrays (U, ...); identity when units are runs."""
+        return x
+
+    def step_noise_shape(self, batch_size: int) -> tuple[int, ...]:
+        """Shape of the standard-normal noise one optimiser step of one unit needs."""
+        raise NotImplementedError
+
+    def get_weights(self) -> list[np.ndarray]:
+        return [v.numpy() for v in self.trainable_variables]
+
+    def set_weights(self, weights: Sequence[np.ndarray]) -> None:
+        for variable, value in zip(self.trainable_variables, weights, strict=True):
+            variable.assign(value)
+
+    has_features = False
+
+    def features(self, x, run: int | None = None) -> tf.Tensor:
+        raise ValueError(f"{type(self).__name__} has no closed-form kernel features; use gpa_kernel: mc")
+
+
+class DeterministicMeanNetwork(StackedDenseNetwork):
+    """The dense base with a deterministic linear mean output (MC dropout, deep ensembles)."""
+
+    def __init__(self, input_dim: int, layer_sizes: Sequence[int], unit_keys: Sequence[tuple[int, str]],
+                 dtype: tf.DType = tf.float32):
+        super().__init__(input_dim, layer_sizes, unit_keys, dtype)
+        self.output_kernel = self._variable(lambda seed, shape: self._glorot(seed, (shape[0], 1))[:, 0],
+                                            "output_kernel", (self.feature_width,))
+        self.output_bias = self._zeros("output_bias", ())
+
+    @property
+    def trainable_variables(self) -> list[tf.Variable]:
+        return [*self.hidden_kernels, *self.hidden_biases, self.output_kernel, self.output_bias, self.noise_kernel,
+                self.noise_bias]
+
+    def _mean(self, h: tf.Tensor) -> tf.Tensor:
+        return tf.einsum("knh,kh->kn", h, self.output_kernel) + self.output_bias[:, None]
+
+    def _batch_negative_log_likelihood(self, h: tf.Tensor, y, mask) -> tf.Tensor:
+        """Mean over the (masked) batch of -log N(y | mean, noise), per unit."""
+        per_point = self.gaussian_negative_log_likelihood(y, self._mean(h), self.aleatoric_std(h))
+        return tf.reduce_sum(mask * per_point, axis=1) / tf.reduce_sum(mask, axis=1)
+
+    def _unit_mean(self, x, unit: int, masks: Sequence[tf.Tensor] | None = None) -> tf.Tensor:
+        """(n,) mean function of one unit, optionally with dropout masks."""
+        return tf.linalg.matvec(self.hidden_of_unit(x, unit, masks), self.output_kernel[unit]) + self.output_bias[unit]

@@ -1,0 +1,341 @@
+"""The models as scikit-learn style estimators: one class per model, a stack of one underneath.
+
+    model = BNNRegressor(layer_sizes=[50, 50], n_epochs=300, random_state=0).fit(X, y)
+    mean, std = model.predict(X_new, return_std=True)
+    samples = model.sample_functions(X_new, n_samples=100)      # (T, n): one weight draw per row
+
+Hyperparameters are keyword arguments stored as given (their defaults are the config keys'
+defaults, README "Config keys"); they are validated by `fit` with the config schema's messages.
+Learned state ends in `_`. Every random draw is keyed by (random_state, purpose, counters) as in
+the experiments, so the same random_state and data give the same model, and a fit here computes
+what the experiment loop computes for the same run. `warm_start=True` continues training from the
+current weights (Adam's moments reset), as the loop does after each acquisition.
+
+Inputs are used as given: standardise features (e.g. sklearn's StandardScaler) before fitting;
+`normalize_y=True` standardises the target internally and reports predictions, stds, samples and
+features in the target's units.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from al_bnn.config import NetConfig, SamplingParameters, TrainSchedule, config_from_dict
+from al_bnn.models import build_model
+from al_bnn.models.trainer import NoiseContrastivePrior, StackedTrainer
+from al_bnn.safe_arrays import ArrayFileError, load_arrays, save_arrays
+
+ESTIMATOR_FILE_KIND = "al_bnn.estimator"
+STD_KINDS = ("total", "epistemic", "aleatoric")
+
+
+def _default(section, key: str) -> Any:
+    field = next(f for f in dataclasses.fields(section) if f.name == key)
+    return field.default if field.default is not dataclasses.MISSING else field.default_factory()
+
+
+def check_array(X, name: str = "X", *, ndim: int = 2, n_features: int | None = None) -> np.ndarray:
+    """X as a finite float array of `ndim` dimensions; messages name the argument and the fix."""
+    try:
+        array = np.asarray(X, dtype=np.float64)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{name} must be numeric; could not convert it to floats ({error})") from None
+    if ndim == 2 and array.ndim == 1:
+        raise ValueError(f"{name} must be 2-D (n_samples, n_features), got shape {array.shape}; reshape a single "
+                         f"feature with {name}.reshape(-1, 1)")
+    if array.ndim != ndim:
+        raise ValueError(f"{name} must be {ndim}-D, got shape {array.shape}")
+    if not np.all(np.isfinite(array)):
+        index = np.argwhere(~np.isfinite(array))[0]
+        raise ValueError(f"{name} has a NaN or infinite value at index {tuple(int(i) for i in index)}; remove or "
+                         "impute it first")
+    if n_features is not None and array.shape[1] != n_features:
+        raise ValueError(f"{name} has {array.shape[1]} features, but the model was fitted with {n_features}")
+    return array
+
+
+class _StackedRegressor:
+    """What the three estimators share; subclasses name their model and its extra parameters."""
+
+    _model_name = ""
+    _extra_parameters: tuple[str, ...] = ()
+
+    def __init__(self, *, layer_sizes: Sequence[int] = tuple(_default(NetConfig, "layer_sizes")),
+                 learning_rate: float = _default(NetConfig, "learning_rate"),
+                 clip_gradient: float = _default(NetConfig, "clip_gradient"),
+                 batch_size: int = _default(TrainSchedule, "batch_size"),
+                 n_epochs: int = _default(TrainSchedule, "num_epochs"),
+                 normalize_y: bool = False, warm_start: bool = False, random_state: int = 0):
+        self.layer_sizes = layer_sizes
+        self.learning_rate = learning_rate
+        self.clip_gradient = clip_gradient
+        self.batch_size = batch_size
+        self.n_epochs = n_epochs
+        self.normalize_y = normalize_y
+        self.warm_start = warm_start
+        self.random_state = random_state
+
+    # -- scikit-learn's parameter protocol ----------------------------------------------------
+    @classmethod
+    def _parameter_names(cls) -> list[str]:
+        return ["layer_sizes", "learning_rate", "clip_gradient", "batch_size", "n_epochs", "normalize_y",
+                "warm_start", "random_state", *cls._extra_parameters]
+
+    def get_params(self, deep: bool = True) -> dict:
+        return {name: getattr(self, name) for name in self._parameter_names()}
+
+    def set_params(self, **parameters) -> _StackedRegressor:
+        for name, value in parameters.items():
+            if name not in self._parameter_names():
+                raise ValueError(f"{type(self).__name__} has no parameter {name!r}; parameters are "
+                                 f"{', '.join(self._parameter_names())}")
+            setattr(self, name, value)
+        return self
+
+    def __repr__(self) -> str:
+        changed = [f"{k}={v!r}" for k, v in self.get_params().items() if v != type(self)().get_params()[k]]
+        return f"{type(self).__name__}({', '.join(changed)})"
+
+    # -- validation: the config schema checks every value, with its messages ----------------------
+    def _sections(self) -> dict:
+        return {"net_config": {"layer_sizes": list(self.layer_sizes) if isinstance(self.layer_sizes, (list, tuple))
+                               else self.layer_sizes, "learning_rate": self.learning_rate,
+                               "clip_gradient": self.clip_gradient},
+                "train_schedule": {"batch_size": self.batch_size, "num_epochs": self.n_epochs},
+                "parms": {"name_model": self._model_name}, "seed": self.random_state}
+
+    def _validated_config(self):
+        for name in ("normalize_y", "warm_start"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{type(self).__name__}: {name} must be True or False, got {getattr(self, name)!r}")
+        source = f"{type(self).__name__} parameters"
+        config = config_from_dict(self._sections(), source)
+        return config
+
+    # -- fitting ----------------------------------------------------------------------------------
+    def fit(self, X, y, X_val=None, y_val=None, *, eval_every: int | None = None) -> _StackedRegressor:
+        """Train `n_epochs` epochs on (X, y); continue from the current weights if warm_start and
+        already fitted. Optional validation data is evaluated every `eval_every` epochs (default:
+        at the end) into `history_`."""
+        config = self._validated_config()
+        X = check_array(X, "X")
+        y = check_array(y, "y", ndim=1)
+        if len(X) != len(y):
+            raise ValueError(f"X has {len(X)} rows but y has {len(y)}; they must match")
+        if len(X) < 2:
+            raise ValueError(f"need at least 2 training rows to fit, got {len(X)}")
+        if (X_val is None) != (y_val is None):
+            raise ValueError("give both X_val and y_val, or neither")
+        continuing = self.warm_start and hasattr(self, "network_")
+        if continuing and X.shape[1] != self.n_features_in_:
+            raise ValueError(f"X has {X.shape[1]} features, but the model was fitted with {self.n_features_in_}; "
+                             "set warm_start=False to start over")
+        if not continuing:
+            self.n_features_in_ = X.shape[1]
+            self.y_mean_, self.y_scale_ = (float(y.mean()), float(y.std()) or 1.0) if self.normalize_y else (0.0, 1.0)
+            self._build(config)
+            self.n_fits_ = 0
+            self.history_ = []
+        else:
+            self.trainer_.reset_optimizer()
+        X_val = X if X_val is None else check_array(X_val, "X_val", n_features=self.n_features_in_)
+        y_val = y if y_val is None else check_array(y_val, "y_val", ndim=1)
+        every = self.n_epochs if eval_every is None else int(eval_every)
+        evaluations = self.trainer_.fit(self._x(X)[None], self._y(y)[None], self._x(X_val)[None],
+                                        self._y(y_val)[None], self.n_epochs, every, phase=self.n_fits_)
+        for metrics in evaluations:
+            self.history_.append(dict(
+                fit=self.n_fits_, epoch=metrics.epoch, n_train=len(X),
+                train_rmse=float(metrics.train_rmse[0]) * self.y_scale_,
+                train_log_likelihood=float(metrics.train_log_likelihood[0]) - np.log(self.y_scale_),
+                validation_rmse=float(metrics.test_rmse[0]) * self.y_scale_,
+                validation_log_likelihood=float(metrics.test_log_likelihood[0]) - np.log(self.y_scale_)))
+        if not np.all(np.isfinite([self.history_[-1]["train_rmse"], self.history_[-1]["train_log_likelihood"]])):
+            raise FloatingPointError(f"{type(self).__name__}: training diverged (NaN or inf) in fit {self.n_fits_}; "
+                                     "lower learning_rate or clip_gradient")
+        self.n_fits_ += 1
+        return self
+
+    def _build(self, config) -> None:
+        net = config.net_config
+        self.network_ = build_model(self._model_name, self.n_features_in_, net, config.parms,
+                                    seeds=[self.random_state])
+        ncp = None if net.ood_std_prior is None else NoiseContrastivePrior(
+            net.noise_std, net.ncp_scale, net.ood_std_prior, net.center_at_target)
+        self.trainer_ = StackedTrainer(self.network_, net.learning_rate, net.clip_gradient, net.divergence_scale,
+                                       config.train_schedule.batch_size, ncp)
+
+    def _x(self, X) -> np.ndarray:
+        return np.asarray(X, np.float32)
+
+    def _y(self, y) -> np.ndarray:
+        return ((np.asarray(y, np.float64) - self.y_mean_) / self.y_scale_).astype(np.float32)
+
+    def _check_fitted(self, X) -> np.ndarray:
+        if not hasattr(self, "network_"):
+            raise RuntimeError(f"this {type(self).__name__} is not fitted yet; call fit(X, y) first")
+        return check_array(X, "X", n_features=self.n_features_in_)
+
+    # -- predictions --------------------------------------------------------------------------------
+    def predict(self, X, return_std: bool = False, std_kind: str = "total"):
+        """Predictive mean (n,); with return_std, also the `std_kind` std: "total" (epistemic and
+        aleatoric together, the predictive distribution's), "epistemic" (the model's uncertainty
+        about the mean) or "aleatoric" (the learned noise)."""
+        if std_kind not in STD_KINDS:
+            raise ValueError(f"std_kind must be one of {', '.join(STD_KINDS)}, got {std_kind!r}")
+        X = self._check_fitted(X)
+        mean, epistemic, aleatoric = (np.asarray(t.numpy(), np.float64)[0] for t in self.network_.predict(self._x(X)))
+        mean = mean * self.y_scale_ + self.y_mean_
+        if not return_std:
+            return mean
+        std = {"total": np.sqrt(epistemic**2 + aleatoric**2), "epistemic": epistemic, "aleatoric": aleatoric}[std_kind]
+        return mean, std * self.y_scale_
+
+    def score(self, X, y) -> float:
+        """R^2 of the predictive mean, as scikit-learn's regressors report it."""
+        y = check_array(y, "y", ndim=1)
+        residual = np.sum((y - self.predict(X)) ** 2)
+        return float(1.0 - residual / np.sum((y - y.mean()) ** 2))
+
+    def sample_functions(self, X, n_samples: int = 100, random_state: int | None = None) -> np.ndarray:
+        """(n_samples, n) function values at X; row t uses one weight draw (or dropout mask, or
+        ensemble member) shared by all n points, so the rows' covariance is the model's kernel.
+
+        The draw is keyed by (model random_state, fit count, random_state): the same call gives the
+        same samples; random_state=None means 0, the draw the experiment loop's sampler sees."""
+        X = self._check_fitted(X)
+        if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
+            raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
+        draw = 0 if random_state is None else int(random_state)
+        samples = self.network_.function_samples(self._x(X), int(n_samples), (self.n_fits_, draw))
+        return np.asarray(samples, np.float64) * self.y_scale_ + self.y_mean_
+
+    @property
+    def has_features(self) -> bool:
+        return self.network_.has_features if hasattr(self, "network_") else self._model_name == "bnn"
+
+    def features(self, X) -> np.ndarray:
+        """(n, width) features whose Gram matrix is the exact covariance of the function samples
+        (the bnn's closed-form last-layer kernel); other models have none."""
+        X = self._check_fitted(X)
+        if not self.network_.has_features:
+            raise ValueError(f"{type(self).__name__} has no closed-form kernel features; use sample_functions "
+                             "(the Monte-Carlo kernel) instead, or BNNRegressor")
+        return np.asarray(self.network_.features(self._x(X), run=0).numpy(), np.float64) * self.y_scale_
+
+    # -- saving: arrays plus a JSON header, never pickle ----------------------------------------
+    def save(self, path: str | Path) -> Path:
+        """Write the fitted model to `path` (.npz: weights as arrays and a JSON header)."""
+        if not hasattr(self, "network_"):
+            raise RuntimeError(f"this {type(self).__name__} is not fitted yet; there is nothing to save")
+        header = {"class": type(self).__name__, "parameters": _jsonable(self.get_params()),
+                  "fitted": {"n_features_in_": self.n_features_in_, "y_mean_": self.y_mean_,
+                             "y_scale_": self.y_scale_, "n_fits_": self.n_fits_, "history_": self.history_}}
+        arrays = {f"weight_{i}": w for i, w in enumerate(self.network_.get_weights())}
+        arrays.update({f"optimizer_{i}": v for i, v in enumerate(self.trainer_.get_optimizer_state())})
+        return save_arrays(path, ESTIMATOR_FILE_KIND, 1, header, arrays)
+
+
+def _jsonable(parameters: dict) -> dict:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in parameters.items()}
+
+
+class BNNRegressor(_StackedRegressor):
+    """Hafner et al.'s "bbb" network: leaky-ReLU layers, a Bayesian linear output layer (factorised
+    Gaussian posterior, Bayes by backprop) and a softplus noise head; with `ood_std_prior` set, a
+    noise contrastive prior. Has the exact last-layer kernel (`features`)."""
+
+    _model_name = "bnn"
+    _extra_parameters = ("weight_std", "divergence_scale", "ood_std_prior", "noise_std", "ncp_scale",
+                         "center_at_target")
+
+    def __init__(self, *, weight_std: float = _default(NetConfig, "weight_std"),
+                 divergence_scale: float = _default(NetConfig, "divergence_scale"),
+                 ood_std_prior: float | None = _default(NetConfig, "ood_std_prior"),
+                 noise_std: float = _default(NetConfig, "noise_std"),
+                 ncp_scale: float = _default(NetConfig, "ncp_scale"),
+                 center_at_target: bool = _default(NetConfig, "center_at_target"), **common):
+        super().__init__(**common)
+        self.weight_std = weight_std
+        self.divergence_scale = divergence_scale
+        self.ood_std_prior = ood_std_prior
+        self.noise_std = noise_std
+        self.ncp_scale = ncp_scale
+        self.center_at_target = center_at_target
+
+    def _sections(self) -> dict:
+        sections = super()._sections()
+        sections["net_config"].update(weight_std=self.weight_std, divergence_scale=self.divergence_scale,
+                                      ood_std_prior=self.ood_std_prior, noise_std=self.noise_std,
+                                      ncp_scale=self.ncp_scale, center_at_target=self.center_at_target)
+        return sections
+
+
+class DropoutRegressor(_StackedRegressor):
+    """MC dropout (Gal & Ghahramani 2016) on every hidden layer; a function sample is one forward
+    pass with one mask per layer shared by all points."""
+
+    _model_name = "dropout"
+    _extra_parameters = ("dropout_rate",)
+
+    def __init__(self, *, dropout_rate: float = 0.1, **common):
+        super().__init__(**common)
+        self.dropout_rate = dropout_rate
+
+    def _sections(self) -> dict:
+        sections = super()._sections()
+        sections["net_config"]["dropout_rate"] = self.dropout_rate
+        return sections
+
+
+class EnsembleRegressor(_StackedRegressor):
+    """A deep ensemble (Lakshminarayanan et al. 2017) of `ensemble_size` networks with a Gaussian
+    likelihood; each member's mean function is one function sample (so at most ensemble_size)."""
+
+    _model_name = "ensemble"
+    _extra_parameters = ("ensemble_size",)
+
+    def __init__(self, *, ensemble_size: int = _default(SamplingParameters, "ensemble_size"), **common):
+        super().__init__(**common)
+        self.ensemble_size = ensemble_size
+
+    def _sections(self) -> dict:
+        sections = super()._sections()
+        sections["parms"]["ensemble_size"] = self.ensemble_size
+        return sections
+
+
+ESTIMATORS = {cls.__name__: cls for cls in (BNNRegressor, DropoutRegressor, EnsembleRegressor)}
+ESTIMATOR_FOR_MODEL = {cls._model_name: cls for cls in ESTIMATORS.values()}
+
+
+def load_estimator(path: str | Path) -> _StackedRegressor:
+    """A fitted estimator saved with `save`; the file is read without unpickling anything."""
+    header, arrays = load_arrays(path, ESTIMATOR_FILE_KIND)
+    cls = ESTIMATORS.get(header.get("class"))
+    if cls is None:
+        raise ValueError(f"{path}: unknown estimator class {header.get('class')!r}")
+    estimator = cls(**{k: v for k, v in header["parameters"].items() if k in cls._parameter_names()})
+    config = estimator._validated_config()
+    fitted = header["fitted"]
+    estimator.n_features_in_ = int(fitted["n_features_in_"])
+    estimator.y_mean_, estimator.y_scale_ = float(fitted["y_mean_"]), float(fitted["y_scale_"])
+    estimator._build(config)
+    for prefix, current, assign in (("weight", estimator.network_.get_weights(), estimator.network_.set_weights),
+                                    ("optimizer", estimator.trainer_.get_optimizer_state(),
+                                     estimator.trainer_.set_optimizer_state)):
+        saved = [arrays.get(f"{prefix}_{i}") for i in range(len(current))]
+        if any(s is None or s.shape != c.shape for s, c in zip(saved, current, strict=True)):
+            raise ArrayFileError(f"{path}: its {prefix} arrays do not fit a {cls.__name__} with the saved parameters")
+        assign(saved)
+    estimator.n_fits_ = int(fitted["n_fits_"])
+    estimator.history_ = list(fitted["history_"])
+    return estimator
+
+
+__all__ = ["BNNRegressor", "DropoutRegressor", "EnsembleRegressor", "load_estimator"]

@@ -1,0 +1,18 @@
+"""Where the repository's own files are, for code run from a checkout (configs, shipped data,
+the committed report). An installed copy without the checkout falls back to the working directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+_CHECKOUT = Path(__file__).resolve().parents[2]  # source/al_bnn/paths.py -> the repository root
+REPO_ROOT = _CHECKOUT if (_CHECKOUT / "configs").is_dir() else Path.cwd()
+SHIPPED_UCI_ROOT = REPO_ROOT / "data" / "uci"
+
+
+def repo_file(path: str | Path) -> Path:
+    """`path` as given if it exists (or is absolute), else relative to the repository root."""
+    path = Path(path)
+    if path.is_absolute() or path.exists():
+        return path
+    return REPO_ROOT / path

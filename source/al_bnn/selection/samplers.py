@@ -1,0 +1,75 @@
+"""The published samplers: random, batch GPA (bgpa) and fast GPA (gpa)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from al_bnn.selection.base import SelectionRequest
+from al_bnn.selection.gpa_math import (
+    centred_sample_factor,
+    select_gpa_batch_resampled,
+    select_gpa_from_factor,
+    top_by_variance,
+)
+
+
+class RandomSampler:
+    """Uniformly random pool points, without replacement."""
+
+    needs = "nothing"
+
+    def select(self, request: SelectionRequest) -> np.ndarray:
+        if request.n_select > request.n_pool:
+            raise ValueError(f"cannot select {request.n_select} points from a pool of {request.n_pool}")
+        return request.rng.choice(request.n_pool, size=request.n_select, replace=False)
+
+
+class GpaSampler:
+    """GPA (Tsymbalov et al. 2019): greedy batches by GP posterior variance.
+
+    kernel="mc" uses the covariance of function samples; kernel="exact" the closed-form features.
+    method="fast" updates the dense posterior covariance (the thesis's fast GPA); "batch" re-solves
+    every round; "lowrank" works in the kernel's r-dimensional feature space (same picks, no
+    n x n matrix). resample_every_round (batch only, mc only) redraws the samples every round,
+    as the thesis's batch GPA did. dtype is the precision of the selection math.
+    """
+
+    def __init__(self, method: str = "fast", batch_size: int = 10, noise: float = 0.01,
+                 kernel: str = "mc", resample_every_round: bool = False, dtype: str = "float64"):
+        if kernel not in ("mc", "exact"):
+            raise ValueError(f"kernel must be 'mc' or 'exact', got {kernel!r}")
+        if resample_every_round and (method != "batch" or kernel != "mc"):
+            raise ValueError("resample_every_round needs method='batch' and kernel='mc'")
+        self.method, self.batch_size, self.noise = method, batch_size, noise
+        self.kernel, self.resample_every_round = kernel, resample_every_round
+        self.dtype = np.dtype(dtype)
+        self.needs = "features" if kernel == "exact" else "samples"
+
+    @classmethod
+    def from_parms(cls, method: str, parms) -> GpaSampler:
+        return cls(method, parms.sampling_batch_size, parms.gp_noise, parms.gpa_kernel,
+                   parms.resample_every_round if method == "batch" else False, parms.gpa_dtype)
+
+    def _factor(self, request: SelectionRequest, draw: int) -> np.ndarray:
+        if self.kernel == "exact":
+            return np.ascontiguousarray(request.features, dtype=self.dtype)
+        return centred_sample_factor(request.draw_samples(draw), self.dtype)
+
+    def select(self, request: SelectionRequest) -> np.ndarray:
+        if not self.resample_every_round:
+            return select_gpa_from_factor(self._factor(request, 0), request.n_train, request.n_select,
+                                          self.batch_size, self.noise, self.method).indices
+        return select_gpa_batch_resampled(lambda round_index: self._factor(request, round_index), request.n_train,
+                                          request.n_select, self.batch_size, self.noise).indices
+
+
+class McdueSampler:
+    """MCDUE (Tsymbalov et al. 2018): the pool points of largest Monte-Carlo variance of the
+    function samples, all at once, with no posterior update between picks."""
+
+    needs = "samples"
+
+    def select(self, request: SelectionRequest) -> np.ndarray:
+        pool_samples = np.asarray(request.draw_samples(0))[:, request.n_train:]
+        variance = pool_samples.var(axis=0, dtype=np.float64)
+        return top_by_variance(variance, np.zeros(request.n_pool, dtype=bool), request.n_select)

@@ -1,0 +1,92 @@
+"""The package's shape: imports point down the layers, selection runs without TensorFlow, the
+public API is exported from the root, and every script is a thin entry point."""
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SOURCE = Path(__file__).resolve().parent.parent / "source"
+PACKAGE = SOURCE / "al_bnn"
+
+# Lower number = lower layer; a module may import its own layer and the ones below.
+LAYERS = {
+    "al_bnn.randomness": 0, "al_bnn.paths": 0, "al_bnn.safe_arrays": 0,
+    "al_bnn.selection": 1,
+    "al_bnn.config": 2, "al_bnn.data": 2,
+    "al_bnn.models": 3,
+    "al_bnn.loop": 4, "al_bnn.results": 4, "al_bnn.checkpoints": 4, "al_bnn.learner": 4, "al_bnn.selector": 4,
+    "al_bnn.experiments": 5,
+}
+
+
+def layer_of(module: str) -> int:
+    parts = module.split(".")
+    for end in range(len(parts), 0, -1):
+        if ".".join(parts[:end]) in LAYERS:
+            return LAYERS[".".join(parts[:end])]
+    raise AssertionError(f"{module} is in no layer; add it to LAYERS")
+
+
+def package_modules():
+    for path in sorted(PACKAGE.rglob("*.py")):
+        relative = path.relative_to(SOURCE).with_suffix("")
+        parts = list(relative.parts)
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        yield ".".join(parts), path
+
+
+def imported_modules(path: Path, module: str) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):  # function-level imports count too
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:  # relative import
+                base = module.split(".")[: len(module.split(".")) - node.level + (path.name == "__init__.py")]
+                names.add(".".join([*base, node.module] if node.module else base))
+            elif node.module:
+                names.add(node.module)
+                names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return {name for name in names if name.startswith("al_bnn.")}
+
+
+def test_no_lower_layer_imports_a_higher_one():
+    violations = []
+    for module, path in package_modules():
+        if module == "al_bnn":
+            continue  # the root re-exports the public API (lazily)
+        for imported in imported_modules(path, module):
+            if imported.split(".")[-1][:1].isupper():  # `from al_bnn.x import Name`: the module decides
+                continue
+            if layer_of(imported) > layer_of(module):
+                violations.append(f"{module} (layer {layer_of(module)}) imports {imported} "
+                                  f"(layer {layer_of(imported)})")
+    assert not violations, "\n".join(violations)
+
+
+def test_the_layer_check_catches_an_upward_import(tmp_path):
+    offender = tmp_path / "offender.py"
+    offender.write_text("from al_bnn.experiments.sweep import run_task\n")
+    module = "al_bnn.selection.offender"
+    assert any(layer_of(i) > layer_of(module) for i in imported_modules(offender, module))
+
+
+@pytest.mark.parametrize("module", ["al_bnn", "al_bnn.selection", "al_bnn.selection.gpa_math", "al_bnn.config",
+                                    "al_bnn.data"])
+def test_lower_layers_import_without_tensorflow(module):
+    code = (f"import sys, {module}; assert 'tensorflow' not in sys.modules, 'tensorflow was imported'; "
+            f"from al_bnn.selection import select_gpa; print('ok')")
+    done = subprocess.run([sys.executable, "-c", code], cwd=SOURCE, capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
+
+
+def test_scripts_are_thin_entry_points():
+    for script in sorted(SOURCE.glob("*.py")):
+        tree = ast.parse(script.read_text())
+        functions = [node.name for node in ast.walk(tree) if isinstance(node, (ast.FunctionDef, ast.ClassDef))]
+        assert not functions, f"{script.name} defines {functions}; library code belongs in the al_bnn package"
+        assert len(script.read_text().splitlines()) < 25, f"{script.name} is not a thin entry point"
