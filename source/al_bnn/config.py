@@ -62,6 +62,9 @@ class NetConfig:
                                              "noise contrastive priors on, null (the published setting) off.",
                                        nullable=True, minimum=0.0, exclusive_minimum=True)
     center_at_target: bool = _key(True, "NCP: centre the output prior at the batch targets (else at zero).")
+    activation: str = _key("leaky_relu", "Activation of the hidden layers.", choices=("leaky_relu", "relu"))
+    input_transform: str = _key("none", "`none`: inputs as given (standardised). `tanh`: 5 tanh(x / 5) first, which "
+                                        "soft-clips inputs beyond 5 standard deviations.", choices=("none", "tanh"))
 
 
 @dataclass
@@ -102,6 +105,9 @@ class SamplingParameters:
 @dataclass
 class TrainSchedule:
     batch_size: int = _key(16, "Minibatch size.", minimum=1)
+    learning_rate_schedule: str = _key("constant", "`constant`: the learning rate throughout. `linear_decay`: "
+                                                   "from the learning rate down to zero over each training phase.",
+                                       choices=("constant", "linear_decay"))
     num_epochs: int = _key(1000, "Epochs per training phase (initial, and after each acquisition).",
                            minimum=1)
     eval_after_epochs: int = _key(10, "Evaluate train/test metrics every this many epochs.", minimum=1)

@@ -22,8 +22,8 @@ from tqdm.auto import tqdm
 
 from al_bnn.config import ExperimentConfig
 from al_bnn.data import RegressionData, data_key, load_dataset
-from al_bnn.models import StackedDenseNetwork, build_model
-from al_bnn.models.trainer import EvaluationMetrics, NoiseContrastivePrior, StackedTrainer, stack_training_sets
+from al_bnn.models import StackedDenseNetwork, build_model_and_trainer
+from al_bnn.models.trainer import EvaluationMetrics, stack_training_sets
 from al_bnn.randomness import numpy_generator
 from al_bnn.selection import SelectionRequest, check_selection, make_sampler
 from al_bnn.selection.comparison import agreement, reference_sampler
@@ -183,7 +183,7 @@ def _run_stack(runs: list[RunSpec], datas: list[RegressionData], show_progress: 
     """Train and select for one stack; resumes from `checkpoint` if it exists, and saves it after
     every phase (and when `stop` is set, at the next chunk boundary)."""
     config = runs[0].config  # training settings are identical across the stack
-    schedule, net, train = config.al_schedule, config.net_config, config.train_schedule
+    schedule, train = config.al_schedule, config.train_schedule
     n_pool_total = len(datas[0].pool_x)
     if config.final_train_size > n_pool_total:
         raise ValueError(f"dataset {datas[0].name!r}: the schedule labels {config.final_train_size} points "
@@ -198,12 +198,7 @@ def _run_stack(runs: list[RunSpec], datas: list[RegressionData], show_progress: 
         logger.info("resuming %s at phase %d, epoch %d", ", ".join(state.labels), state.phase, state.epoch)
     state = state or _new_state(runs, n_pool_total)
     samplers = [make_sampler(run.config.parms) for run in runs]
-    network = build_model(config.parms.name_model, datas[0].pool_x.shape[1], net, config.parms,
-                          seeds=[run.config.seed for run in runs])
-    ncp = None if net.ood_std_prior is None else NoiseContrastivePrior(
-        net.noise_std, net.ncp_scale, net.ood_std_prior, net.center_at_target)
-    trainer = StackedTrainer(network, net.learning_rate, net.clip_gradient, net.divergence_scale,
-                             train.batch_size, ncp)
+    network, trainer = build_model_and_trainer(config, datas[0].pool_x.shape[1], [run.config.seed for run in runs])
     if state.weights is not None:
         network.set_weights(state.weights)
         trainer.set_optimizer_state(state.optimizer_state)

@@ -35,8 +35,8 @@ class BayesianLastLayerNetwork(StackedDenseNetwork):
     has_features = True
 
     def __init__(self, input_dim: int, layer_sizes: Sequence[int], weight_std: float,
-                 seeds: Sequence[int], dtype: tf.DType = tf.float32):
-        super().__init__(input_dim, layer_sizes, [(seed, "") for seed in seeds], dtype)
+                 seeds: Sequence[int], dtype: tf.DType = tf.float32, **options):
+        super().__init__(input_dim, layer_sizes, [(seed, "") for seed in seeds], dtype, **options)
         self.weight_std = float(weight_std)
         self.seeds = [int(s) for s in seeds]
         width = self.feature_width

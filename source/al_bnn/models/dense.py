@@ -16,13 +16,22 @@ from al_bnn.models.tensorflow_setup import tf
 from al_bnn.randomness import tf_seed
 
 NOISE_FLOOR = 1e-6  # added to the softplus noise std, as in the reference model
+ACTIVATIONS = {"leaky_relu": tf.nn.leaky_relu, "relu": tf.nn.relu}
+# "tanh": 5 tanh(x / 5) of the standardised inputs: identity near the data's bulk, soft-clipped
+# beyond 5 standard deviations, so a few extreme inputs cannot dominate the first layer.
+INPUT_TRANSFORMS = ("none", "tanh")
 
 
 class StackedDenseNetwork:
     """Hidden layers and noise head for `len(unit_keys)` units; subclasses add the mean output."""
 
     def __init__(self, input_dim: int, layer_sizes: Sequence[int], unit_keys: Sequence[tuple[int, str]],
-                 dtype: tf.DType = tf.float32):
+                 dtype: tf.DType = tf.float32, activation: str = "leaky_relu", input_transform: str = "none"):
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, got {activation!r}")
+        if input_transform not in INPUT_TRANSFORMS:
+            raise ValueError(f"input_transform must be one of {', '.join(INPUT_TRANSFORMS)}, got {input_transform!r}")
+        self.activation, self.input_transform = activation, input_transform
         if input_dim < 1 or not layer_sizes:
             raise ValueError(f"need input_dim >= 1 and at least one hidden layer, got {input_dim}, "
                              f"{list(layer_sizes)}")
@@ -74,20 +83,25 @@ class StackedDenseNetwork:
     def hidden(self, x: tf.Tensor, masks: Sequence[tf.Tensor] | None = None) -> tf.Tensor:
         """Last hidden layer: x (n, d) shared by all units or (U, n, d) -> (U, n, width). masks, if
         given, multiply each hidden layer's output (dropout)."""
-        x = tf.convert_to_tensor(x, self.dtype)
-        h = x
+        h = self.transform_inputs(x)
+        activation = ACTIVATIONS[self.activation]
         for layer, (kernel, bias) in enumerate(zip(self.hidden_kernels, self.hidden_biases, strict=True)):
             h = tf.einsum("nd,kdh->knh", h, kernel) if h.shape.rank == 2 else tf.matmul(h, kernel)
-            h = tf.nn.leaky_relu(h + bias[:, None, :])
+            h = activation(h + bias[:, None, :])
             if masks is not None:
                 h = h * masks[layer]
         return h
 
+    def transform_inputs(self, x) -> tf.Tensor:
+        x = tf.convert_to_tensor(x, self.dtype)
+        return 5.0 * tf.tanh(x / 5.0) if self.input_transform == "tanh" else x
+
     def hidden_of_unit(self, x, unit: int, masks: Sequence[tf.Tensor] | None = None) -> tf.Tensor:
         """h(x) of one unit only: x (n, d) -> (n, width); masks broadcast against (n, width_l)."""
-        h = tf.convert_to_tensor(x, self.dtype)
+        h = self.transform_inputs(x)
+        activation = ACTIVATIONS[self.activation]
         for layer, (kernel, bias) in enumerate(zip(self.hidden_kernels, self.hidden_biases, strict=True)):
-            h = tf.nn.leaky_relu(tf.matmul(h, kernel[unit]) + bias[unit])
+            h = activation(tf.matmul(h, kernel[unit]) + bias[unit])
             if masks is not None:
                 h = h * masks[layer]
         return h
@@ -158,8 +172,8 @@ class DeterministicMeanNetwork(StackedDenseNetwork):
     """The dense base with a deterministic linear mean output (MC dropout, deep ensembles)."""
 
     def __init__(self, input_dim: int, layer_sizes: Sequence[int], unit_keys: Sequence[tuple[int, str]],
-                 dtype: tf.DType = tf.float32):
-        super().__init__(input_dim, layer_sizes, unit_keys, dtype)
+                 dtype: tf.DType = tf.float32, **options):
+        super().__init__(input_dim, layer_sizes, unit_keys, dtype, **options)
         self.output_kernel = self._variable(lambda seed, shape: self._glorot(seed, (shape[0], 1))[:, 0],
                                             "output_kernel", (self.feature_width,))
         self.output_bias = self._zeros("output_bias", ())

@@ -24,10 +24,10 @@ class DropoutNetwork(DeterministicMeanNetwork):
     """K stacked MC-dropout networks (K = len(seeds))."""
 
     def __init__(self, input_dim: int, layer_sizes: Sequence[int], dropout_rate: float, seeds: Sequence[int],
-                 dtype: tf.DType = tf.float32):
+                 dtype: tf.DType = tf.float32, **options):
         if not 0 < dropout_rate < 1:
             raise ValueError(f"dropout_rate must be in (0, 1) for the dropout model, got {dropout_rate}")
-        super().__init__(input_dim, layer_sizes, [(seed, "") for seed in seeds], dtype)
+        super().__init__(input_dim, layer_sizes, [(seed, "") for seed in seeds], dtype, **options)
         self.seeds = [int(s) for s in seeds]
         self.dropout_rate = float(dropout_rate)
         # A unit drops a neuron when its standard-normal draw is below this quantile.

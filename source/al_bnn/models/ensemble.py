@@ -19,14 +19,15 @@ class EnsembleNetwork(DeterministicMeanNetwork):
     """K runs x M members of the dense network with mean and noise heads."""
 
     def __init__(self, input_dim: int, layer_sizes: Sequence[int], ensemble_size: int, seeds: Sequence[int],
-                 dtype: tf.DType = tf.float32):
+                 dtype: tf.DType = tf.float32, **options):
         if ensemble_size < 2:
             raise ValueError(f"ensemble_size must be >= 2 (GPA needs at least two function samples), "
                              f"got {ensemble_size}")
         self.ensemble_size = int(ensemble_size)
         self.seeds = [int(s) for s in seeds]
         super().__init__(input_dim, layer_sizes,
-                         [(seed, f"/member{m}") for seed in self.seeds for m in range(self.ensemble_size)], dtype)
+                         [(seed, f"/member{m}") for seed in self.seeds for m in range(self.ensemble_size)], dtype,
+                         **options)
 
     @property
     def num_runs(self) -> int:

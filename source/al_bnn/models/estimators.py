@@ -26,8 +26,7 @@ from typing import Any
 import numpy as np
 
 from al_bnn.config import NetConfig, SamplingParameters, TrainSchedule, config_from_dict
-from al_bnn.models import build_model
-from al_bnn.models.trainer import NoiseContrastivePrior, StackedTrainer
+from al_bnn.models import build_model_and_trainer
 from al_bnn.safe_arrays import ArrayFileError, load_arrays, save_arrays
 
 ESTIMATOR_FILE_KIND = "al_bnn.estimator"
@@ -70,8 +69,14 @@ class _StackedRegressor:
                  clip_gradient: float = _default(NetConfig, "clip_gradient"),
                  batch_size: int = _default(TrainSchedule, "batch_size"),
                  n_epochs: int = _default(TrainSchedule, "num_epochs"),
+                 learning_rate_schedule: str = _default(TrainSchedule, "learning_rate_schedule"),
+                 activation: str = _default(NetConfig, "activation"),
+                 input_transform: str = _default(NetConfig, "input_transform"),
                  normalize_y: bool = False, warm_start: bool = False, random_state: int = 0):
         self.layer_sizes = layer_sizes
+        self.learning_rate_schedule = learning_rate_schedule
+        self.activation = activation
+        self.input_transform = input_transform
         self.learning_rate = learning_rate
         self.clip_gradient = clip_gradient
         self.batch_size = batch_size
@@ -83,8 +88,8 @@ class _StackedRegressor:
     # -- scikit-learn's parameter protocol ----------------------------------------------------
     @classmethod
     def _parameter_names(cls) -> list[str]:
-        return ["layer_sizes", "learning_rate", "clip_gradient", "batch_size", "n_epochs", "normalize_y",
-                "warm_start", "random_state", *cls._extra_parameters]
+        return ["layer_sizes", "learning_rate", "clip_gradient", "batch_size", "n_epochs", "learning_rate_schedule",
+                "activation", "input_transform", "normalize_y", "warm_start", "random_state", *cls._extra_parameters]
 
     def get_params(self, deep: bool = True) -> dict:
         return {name: getattr(self, name) for name in self._parameter_names()}
@@ -105,8 +110,10 @@ class _StackedRegressor:
     def _sections(self) -> dict:
         return {"net_config": {"layer_sizes": list(self.layer_sizes) if isinstance(self.layer_sizes, (list, tuple))
                                else self.layer_sizes, "learning_rate": self.learning_rate,
-                               "clip_gradient": self.clip_gradient},
-                "train_schedule": {"batch_size": self.batch_size, "num_epochs": self.n_epochs},
+                               "clip_gradient": self.clip_gradient, "activation": self.activation,
+                               "input_transform": self.input_transform},
+                "train_schedule": {"batch_size": self.batch_size, "num_epochs": self.n_epochs,
+                                   "learning_rate_schedule": self.learning_rate_schedule},
                 "parms": {"name_model": self._model_name}, "seed": self.random_state}
 
     def _validated_config(self):
@@ -162,13 +169,7 @@ class _StackedRegressor:
         return self
 
     def _build(self, config) -> None:
-        net = config.net_config
-        self.network_ = build_model(self._model_name, self.n_features_in_, net, config.parms,
-                                    seeds=[self.random_state])
-        ncp = None if net.ood_std_prior is None else NoiseContrastivePrior(
-            net.noise_std, net.ncp_scale, net.ood_std_prior, net.center_at_target)
-        self.trainer_ = StackedTrainer(self.network_, net.learning_rate, net.clip_gradient, net.divergence_scale,
-                                       config.train_schedule.batch_size, ncp)
+        self.network_, self.trainer_ = build_model_and_trainer(config, self.n_features_in_, [self.random_state])
 
     def _x(self, X) -> np.ndarray:
         return np.asarray(X, np.float32)

@@ -24,6 +24,9 @@ from al_bnn.models.tensorflow_setup import tf
 
 ADAM_BETA_1, ADAM_BETA_2, ADAM_EPSILON = 0.9, 0.999, 1e-8  # tf.compat.v1 AdamOptimizer defaults
 MAX_EPOCHS_PER_CALL = 25
+# "constant": the learning rate throughout; "linear_decay": from the learning rate down to zero
+# over each training phase (Adam's moments are reset between phases, so each phase decays anew).
+LEARNING_RATE_SCHEDULES = ("constant", "linear_decay")
 
 
 @dataclass
@@ -64,9 +67,13 @@ class StackedTrainer:
 
     def __init__(self, network: StackedDenseNetwork, learning_rate: float, clip_gradient: float,
                  divergence_scale: float, batch_size: int, ncp: NoiseContrastivePrior | None = None,
-                 unit_groups: int = 2):
+                 unit_groups: int = 2, learning_rate_schedule: str = "constant"):
         if isinstance(unit_groups, bool) or not isinstance(unit_groups, numbers.Integral) or unit_groups < 1:
             raise ValueError(f"unit_groups must be a positive integer, got {unit_groups!r}")
+        if learning_rate_schedule not in LEARNING_RATE_SCHEDULES:
+            raise ValueError(f"learning_rate_schedule must be one of {', '.join(LEARNING_RATE_SCHEDULES)}, got "
+                             f"{learning_rate_schedule!r}")
+        self.learning_rate_schedule = learning_rate_schedule
         self.network = network
         self.ncp = ncp
         self.learning_rate = float(learning_rate)
@@ -97,12 +104,15 @@ class StackedTrainer:
         self._adam_step.assign(0.0)
 
     # -- the math of one step, as a pure function of (parameters, Adam moments, batch) ---------
-    def _adam_update(self, parameters, gradients, first_moments, second_moments, step):
+    def _adam_update(self, parameters, gradients, first_moments, second_moments, step, phase_steps=None):
         """Adam step number `step` (counted from 1) with each unit's gradients clipped to global
-        norm clip_gradient, as clip_by_global_norm per unit; returns new parameters and moments."""
+        norm clip_gradient, as clip_by_global_norm per unit; returns new parameters and moments.
+        With the linear_decay schedule the rate is scaled by 1 - (step - 1) / phase_steps."""
         norm = tf.sqrt(tf.add_n([_squared_norm_per_run(g) for g in gradients]))
         scale = self.clip_gradient / tf.maximum(norm, self.clip_gradient)
         step_size = self.learning_rate * tf.sqrt(1.0 - ADAM_BETA_2 ** step) / (1.0 - ADAM_BETA_1 ** step)
+        if self.learning_rate_schedule == "linear_decay":
+            step_size = step_size * tf.maximum(tf.zeros_like(step), 1.0 - (step - 1.0) / phase_steps)
         new_parameters, new_first, new_second = [], [], []
         for parameter, gradient, m, v in zip(parameters, gradients, first_moments, second_moments, strict=True):
             gradient = gradient * tf.reshape(scale, [-1] + [1] * (gradient.shape.rank - 1))
@@ -114,17 +124,17 @@ class StackedTrainer:
         return new_parameters, new_first, new_second
 
     def _step(self, parameters, first_moments, second_moments, step, x_batch, y_batch, batch_mask, weight_noise,
-              batches_per_epoch, input_noise=None):
+              batches_per_epoch, input_noise=None, phase_steps=None):
         with tf.GradientTape() as tape:
             tape.watch(parameters)
             network = self.network.with_parameters(parameters)
             loss = tf.reduce_sum(network.loss_per_unit(x_batch, y_batch, batch_mask, weight_noise, batches_per_epoch,
                                                        input_noise, self.divergence_scale, self.ncp))
         gradients = tape.gradient(loss, parameters)
-        return self._adam_update(parameters, gradients, first_moments, second_moments, step)
+        return self._adam_update(parameters, gradients, first_moments, second_moments, step, phase_steps)
 
     def _group_steps_eager(self, parameters, first_moments, second_moments, last_step, x_batches, y_batches, mask,
-                           noise, batches_per_epoch, input_noise=None):
+                           noise, batches_per_epoch, input_noise=None, phase_steps=None):
         """Optimiser steps over pre-shuffled batches, in order, for one group of U units:
         parameters and moments (U, ...), last_step the Adam step count before the first batch,
         x_batches (U, B, batch, d), y_batches (U, B, batch), mask (B, batch), noise
@@ -137,7 +147,7 @@ class StackedTrainer:
                                  last_step + tf.cast(batch + 1, last_step.dtype), x_batches[:, batch],
                                  y_batches[:, batch], tf.broadcast_to(mask[batch], [num_units, self.batch_size]),
                                  noise[:, batch], batches_per_epoch,
-                                 None if input_noise is None else input_noise[:, batch])
+                                 None if input_noise is None else input_noise[:, batch], phase_steps)
             return (batch + 1, *updated)
 
         _, parameters, first_moments, second_moments = tf.while_loop(
@@ -166,7 +176,7 @@ class StackedTrainer:
             for variable, value in zip(variables, new_values, strict=True):
                 variable.assign(value)
 
-    def _train_epochs_eager(self, x, y, run_seeds, first_epoch, num_epochs):
+    def _train_epochs_eager(self, x, y, run_seeds, first_epoch, num_epochs, phase_epochs=None):
         """Train all runs for num_epochs; x (K, n, d), y (K, n), run_seeds (K, 2) int64.
 
         Every epoch's data order and weight noise come from stateless draws keyed by
@@ -176,6 +186,10 @@ class StackedTrainer:
         net = self.network
         num_runs, batch_size = net.num_units, self.batch_size
         x, y = net.units_from_runs(x), net.units_from_runs(y)
+        # the schedule's horizon: the steps of the whole phase (phase_epochs epochs of this set)
+        phase_steps = None
+        if self.learning_rate_schedule != "constant":
+            phase_steps = tf.cast(phase_epochs * ((tf.shape(x)[1] + batch_size - 1) // batch_size), net.dtype)
         noise_shape = list(net.step_noise_shape(batch_size))
         n = tf.shape(x)[1]
         num_batches = (n + batch_size - 1) // batch_size
@@ -213,7 +227,8 @@ class StackedTrainer:
         # The groups' programs have no data dependence on each other: the executor runs them concurrently.
         results = [self._group_steps(*[[value[start:end] for value in values] for values in state], last_step,
                                      x_batches[start:end], y_batches[start:end], mask, noise[start:end],
-                                     batches_per_epoch, None if input_noise is None else input_noise[start:end])
+                                     batches_per_epoch, None if input_noise is None else input_noise[start:end],
+                                     phase_steps)
                    for start, end in self._group_bounds]
         # results[group][part][variable] -> state[part][variable], the groups joined along the unit axis
         self._write_state([[parts[0] if len(parts) == 1 else tf.concat(parts, axis=0)
@@ -265,7 +280,7 @@ class StackedTrainer:
             # per-epoch draws of a chunk (dropout masks above all) stay small in memory.
             chunk = min(eval_every - epoch % eval_every, num_epochs - epoch, MAX_EPOCHS_PER_CALL)
             self._train_epochs(train_x, train_y, run_seeds, tf.constant(epoch, tf.int32),
-                               tf.constant(chunk, tf.int32))
+                               tf.constant(chunk, tf.int32), tf.constant(num_epochs, tf.int32))
             epoch += chunk
             if epoch % eval_every and epoch < num_epochs:
                 continue

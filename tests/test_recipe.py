@@ -1,0 +1,87 @@
+"""The training recipe's parts: the input transform, the learning-rate schedule, the activation,
+and that the recipe keeps the properties the experiments rely on (a run in a stack equals the run
+alone, resume equals an uninterrupted phase, NCP raises far-away epistemic std)."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from al_bnn.models.bnn import BayesianLastLayerNetwork
+from al_bnn.models.trainer import NoiseContrastivePrior, StackedTrainer
+from test_bnn import toy_problem
+
+RECIPE = dict(activation="relu", input_transform="tanh")
+
+
+def network(seeds=(0,), **options):
+    return BayesianLastLayerNetwork(1, [16, 16], 0.3, seeds=list(seeds), dtype=tf.float64, **{**RECIPE, **options})
+
+
+def trainer(net, schedule="linear_decay", ncp=None):
+    return StackedTrainer(net, 0.01, 100.0, 1.0, 16, ncp, learning_rate_schedule=schedule)
+
+
+def test_the_input_transform_soft_clips_beyond_five_standard_deviations():
+    net = network()
+    x = np.array([[-20.0], [-5.0], [0.0], [0.1], [5.0], [20.0]])
+    transformed = net.transform_inputs(x).numpy()[:, 0]
+    np.testing.assert_allclose(transformed, 5 * np.tanh(x[:, 0] / 5))
+    assert abs(transformed[3] - 0.1) < 1e-4 and transformed[-1] < 5.0 and transformed[0] > -5.0
+    np.testing.assert_array_equal(network(input_transform="none").transform_inputs(x).numpy(), x)
+    with pytest.raises(ValueError, match="input_transform must be one of none, tanh, got 'log'"):
+        network(input_transform="log")
+    with pytest.raises(ValueError, match="activation must be one of leaky_relu, relu, got 'gelu'"):
+        network(activation="gelu")
+
+
+def test_linear_decay_reaches_zero_at_the_end_of_the_phase():
+    """The last step of a phase has a learning rate of (almost) zero: training one more epoch at
+    the schedule's end barely moves the weights, unlike the constant schedule."""
+    x, y = toy_problem()
+    moved = {}
+    for schedule in ("constant", "linear_decay"):
+        net = network()
+        train = trainer(net, schedule)
+        train.fit(x[None], y[None], x, y, num_epochs=30, eval_every=29, phase=0)
+        # fit stops at its evaluation points: epoch 29 then 30; compare the weights over the last epoch
+        before = [w.copy() for w in net.get_weights()]
+        train.fit(x[None], y[None], x, y, num_epochs=30, eval_every=30, phase=0, first_epoch=29)
+        moved[schedule] = max(np.abs(a - b).max() for a, b in zip(net.get_weights(), before, strict=True))
+    assert moved["linear_decay"] < 0.2 * moved["constant"]
+
+
+def test_a_phase_resumed_mid_schedule_equals_an_uninterrupted_one():
+    x, y = toy_problem()
+    whole = network()
+    trainer(whole).fit(x[None], y[None], x, y, num_epochs=20, eval_every=20, phase=0)
+    first = network()
+    first_trainer = trainer(first)
+    first_trainer.fit(x[None], y[None], x, y, num_epochs=20, eval_every=8, phase=0,
+                      on_evaluation=lambda metrics: metrics.epoch == 8)  # stop after epoch 8
+    resumed = network()
+    resumed.set_weights(first.get_weights())
+    resumed_trainer = trainer(resumed)
+    resumed_trainer.set_optimizer_state(first_trainer.get_optimizer_state())
+    resumed_trainer.fit(x[None], y[None], x, y, num_epochs=20, eval_every=20, phase=0, first_epoch=8)
+    for a, b in zip(whole.get_weights(), resumed.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_a_run_in_a_stack_equals_the_run_alone_under_the_recipe():
+    x, y = toy_problem()
+    alone, stacked = network(seeds=(7,)), network(seeds=(3, 7))
+    trainer(alone).fit(x[None], y[None], x, y, num_epochs=12, eval_every=12, phase=0)
+    trainer(stacked).fit(np.stack([x, x]), np.stack([y, y]), x, y, num_epochs=12, eval_every=12, phase=0)
+    for a, b in zip(alone.get_weights(), stacked.get_weights(), strict=True):
+        np.testing.assert_allclose(a[0], b[1], rtol=1e-9, atol=1e-12)
+
+
+def test_ncp_still_raises_far_away_epistemic_std_under_the_recipe():
+    x, y = toy_problem()
+    far = np.linspace(2.5, 4.0, 8)[:, None]
+    stds = {}
+    for name, ncp in (("plain", None), ("ncp", NoiseContrastivePrior(0.3, 0.1, 1.0))):
+        net = network(seeds=(1,))
+        trainer(net, ncp=ncp).fit(x[None], y[None], x, y, num_epochs=200, eval_every=200, phase=0)
+        stds[name] = net.predict(far)[1].numpy().mean()
+    assert stds["ncp"] > 1.5 * stds["plain"]
