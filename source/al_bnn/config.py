@@ -76,7 +76,8 @@ class SamplingParameters:
                                  "function sample (so T = ensemble_size and n_mc_samples is not used).", minimum=2)
     sample_policy: str = _key("gpa", "Sampler name from the registry (`random`, `gpa` = fast GPA, "
                                      "`bgpa` = batch GPA, `lrgpa` = low-rank GPA, `mcdue` = top MC variance, "
-                                     "or a user-registered one).")
+                                     "the selection family `maxdiag`, `maxdet`, `maxdist`, `kmeanspp`, `lcmd`, "
+                                     "`bait` (README: The selection family), or a user-registered one).")
     n_mc_samples: int = _key(100, "Function samples T drawn per acquisition for the GP kernel.",
                              minimum=2)
     sampling_batch_size: int = _key(10, "Points picked per greedy round before conditioning on them.",
@@ -100,6 +101,18 @@ class SamplingParameters:
                              choices=REFERENCE_SELECTIONS)
     resample_every_round: bool = _key(False, "bgpa only: redraw function samples every greedy round "
                                              "(thesis behaviour); default keeps one draw, like gpa.")
+    family_kernel: str = _key("mc", "Selection family (maxdiag, maxdet, maxdist, kmeanspp, lcmd, bait): the kernel's "
+                                    "features. `mc`: centred function samples / sqrt(T). `exact`: the closed-form "
+                                    "last-layer features (bnn only).", choices=("mc", "exact"))
+    family_mode: str = _key("auto", "Selection family: `p` selects from the pool alone, `tp` counts the training "
+                                    "points as selected; `auto` = the paper's choice (tp for maxdist, kmeanspp, lcmd; "
+                                    "p for maxdiag, maxdet, bait).", choices=("auto", "p", "tp"))
+    family_transform: str = _key("auto", "Selection family: `train` conditions the kernel on the training set with "
+                                         "noise gp_noise first (the paper's posterior transform), `none` does not; "
+                                         "`auto` = train for maxdiag, maxdet, bait and none for the distance methods.",
+                                 choices=("auto", "none", "train"))
+    family_sketch_dim: int = _key(512, "Selection family: project features wider than this onto this many "
+                                       "dimensions by a seeded Gaussian random projection (0 = never).", minimum=0)
 
 
 @dataclass
@@ -270,6 +283,7 @@ def check_consistency(config: ExperimentConfig, source: str = "<config>") -> Non
     if model != "bnn":
         for key, value, default in (("net_config.ood_std_prior", net.ood_std_prior, None),
                                     ("parms.gpa_kernel", parms.gpa_kernel, "mc"),
+                                    ("parms.family_kernel", parms.family_kernel, "mc"),
                                     ("parms.function_samples", parms.function_samples, "joint")):
             if value != default:
                 raise ConfigError(f"{source}: key '{key}' is {value!r}, which only the `bnn` model supports; "

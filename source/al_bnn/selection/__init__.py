@@ -14,8 +14,16 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from al_bnn.selection.base import NEEDS, Sampler, SelectionRequest, check_selection
+from al_bnn.selection.family import METHODS as FAMILY_METHODS
+from al_bnn.selection.family import (
+    posterior_features,
+    scale_features,
+    select_batch,
+    sketch_features,
+    transform_features,
+)
 from al_bnn.selection.gpa_math import GreedySelection, select_gpa, select_gpa_from_factor
-from al_bnn.selection.samplers import GpaSampler, McdueSampler, RandomSampler
+from al_bnn.selection.samplers import FamilySampler, GpaSampler, McdueSampler, RandomSampler
 
 SamplerFactory = Callable[..., Sampler]
 _REGISTRY: dict[str, SamplerFactory] = {}
@@ -51,7 +59,10 @@ register_sampler("mcdue", lambda parms: McdueSampler())
 register_sampler("gpa", lambda parms: GpaSampler.from_parms("fast", parms))
 register_sampler("bgpa", lambda parms: GpaSampler.from_parms("batch", parms))
 register_sampler("lrgpa", lambda parms: GpaSampler.from_parms("lowrank", parms))
+for _method in FAMILY_METHODS:
+    register_sampler(_method, lambda parms, method=_method: FamilySampler.from_parms(method, parms))
 
-__all__ = ["GpaSampler", "GreedySelection", "McdueSampler", "RandomSampler", "Sampler", "SelectionRequest",
-           "check_selection", "make_sampler", "register_sampler", "sampler_names", "select_gpa",
-           "select_gpa_from_factor"]
+__all__ = ["FAMILY_METHODS", "FamilySampler", "GpaSampler", "GreedySelection", "McdueSampler", "RandomSampler",
+           "Sampler", "SelectionRequest", "check_selection", "make_sampler", "posterior_features", "register_sampler",
+           "sampler_names", "scale_features", "select_batch", "select_gpa", "select_gpa_from_factor", "sketch_features",
+           "transform_features"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from al_bnn.selection.base import SelectionRequest
+from al_bnn.selection.family import DEFAULT_MODES, METHODS, select_batch, transform_features
 from al_bnn.selection.gpa_math import (
     centred_sample_factor,
     select_gpa_batch_resampled,
@@ -73,3 +74,45 @@ class McdueSampler:
         pool_samples = np.asarray(request.draw_samples(0))[:, request.n_train:]
         variance = pool_samples.var(axis=0, dtype=np.float64)
         return top_by_variance(variance, np.zeros(request.n_pool, dtype=bool), request.n_select)
+
+
+class FamilySampler:
+    """One method of the selection family (al_bnn.selection.family) on the model's kernel features.
+
+    kernel: "mc" (centred function samples / sqrt(T)) or "exact" (closed-form features). The
+    features go through transform_features (sketch to sketch_dim when wider, then the posterior
+    given the training set with `noise` when transform="train") and then select_batch.
+    mode/transform "auto" take the paper's choice for the method.
+    """
+
+    def __init__(self, method: str, kernel: str = "mc", mode: str = "auto", transform: str = "auto",
+                 sketch_dim: int = 512, noise: float = 0.01, dtype: str = "float64"):
+        if method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+        if kernel not in ("mc", "exact"):
+            raise ValueError(f"kernel must be 'mc' or 'exact', got {kernel!r}")
+        if transform not in ("auto", "none", "train"):
+            raise ValueError(f"transform must be 'auto', 'none' or 'train', got {transform!r}")
+        self.method, self.kernel, self.noise, self.sketch_dim = method, kernel, noise, sketch_dim
+        self.mode = DEFAULT_MODES[method] if mode == "auto" else mode
+        if transform == "auto":
+            transform = "train" if method in ("maxdiag", "maxdet", "bait") else "none"
+        self.transform = transform
+        self.dtype = np.dtype(dtype)
+        self.needs = "features" if kernel == "exact" else "samples"
+
+    @classmethod
+    def from_parms(cls, method: str, parms) -> FamilySampler:
+        return cls(method, parms.family_kernel, parms.family_mode, parms.family_transform, parms.family_sketch_dim,
+                   parms.gp_noise, parms.gpa_dtype)
+
+    def select(self, request: SelectionRequest) -> np.ndarray:
+        if self.kernel == "exact":
+            features = np.asarray(request.features, dtype=self.dtype)
+        else:
+            features = centred_sample_factor(request.draw_samples(0), self.dtype)
+        sketch_seed = int(request.rng.integers(2**31)) if 0 < self.sketch_dim < features.shape[1] else 0
+        features = transform_features(features, request.n_train, sketch_dim=self.sketch_dim, seed=sketch_seed,
+                                      posterior_noise=self.noise if self.transform == "train" else None)
+        return select_batch(features, request.n_train, request.n_select, self.method, mode=self.mode,
+                            noise=self.noise, random_state=request.rng)

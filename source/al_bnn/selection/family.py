@@ -1,0 +1,454 @@
+"""The batch selection family of Holzmueller et al. (JMLR 2023), pure NumPy, in feature space.
+
+A feature matrix F (n_train + n_pool rows, training rows first, d columns) defines the linear
+kernel k(x, y) = f_x . f_y. Transforms map features to features (`posterior_features`,
+`scale_features`, `sketch_features`, composed by `transform_features`); `select_batch` maps features
+to pool indices (0 = first pool row) in pick order. Nothing here forms an n x n matrix: memory is
+O((n_train + n_pool) d) plus O(d^2).
+
+Modes: "p" selects with the pool only; "tp" counts the training points as already selected
+(conditioned on by maxdet/bait, centres for maxdist/kmeanspp/lcmd). Ties go to the lowest pool index.
+
+Methods (the definitions the tests' textbook references implement with explicit kernel matrices):
+- maxdiag: the n_select pool points of largest k(x, x) (no mode; apply `posterior_features` first
+  for the posterior variance, which is MCDUE's rule on the MC kernel).
+- maxdet: greedily the pool point of largest posterior variance k(x,x) - k_xS (K_SS + noise I)^-1 k_Sx
+  given the selected set S (plus the training set in "tp"): GPA with batch size 1.
+- maxdist: first (when nothing is selected) the pool point of largest k(x, x); then the point of
+  largest distance to its nearest selected point, d(x, y)^2 = k(x,x) + k(y,y) - 2 k(x,y).
+- kmeanspp: the first point (when nothing is selected) uniformly at random, then each point with
+  probability proportional to its squared distance to the nearest selected point (inverse CDF of
+  one uniform per pick from `random_state`, so deterministic given the seed); if every remaining
+  distance is zero, the lowest-index unselected point.
+- lcmd: first the point of largest k(x, x); then every pool point belongs to the cluster of its
+  nearest selected point (earliest on ties); a cluster's size is the sum of its points' squared
+  distances; among the points of the largest cluster(s), the one farthest from its centre.
+- bait (forward-backward, BAIT-F): with the target set T = training + pool and posterior kernel
+  k_S given S with noise, forward picks the point maximising the total target variance it removes,
+  sum_{z in T} k_S(z, x)^2 / (k_S(x, x) + noise), until round(overselection * n_select) points are
+  picked; backward then removes, one at a time, the picked pool point whose removal raises the
+  total target variance least (the highest index on ties, so ties keep the lowest indices), until
+  n_select remain (returned in pick order).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from al_bnn.randomness import numpy_generator
+
+METHODS = ("maxdiag", "maxdet", "maxdist", "kmeanspp", "lcmd", "bait")
+MODES = ("p", "tp")
+# The paper's recommended mode per method (its benchmark names: lcmd-tp, kmeanspp-tp, maxdist-tp,
+# maxdet-p, bait-f-p; maxdiag has none).
+DEFAULT_MODES = {"maxdiag": "p", "maxdet": "p", "maxdist": "tp", "kmeanspp": "tp", "lcmd": "tp", "bait": "p"}
+_CHUNK = 65536  # rows per pass over the pool (bounds every temporary to _CHUNK x d)
+
+
+# ----------------------------------------------------------------------------------------- transforms
+
+def _as_features(features, dtype=None) -> np.ndarray:
+    features = np.asarray(features)
+    if features.ndim != 2:
+        raise ValueError(f"features must be a 2-D (n_train + n_pool, d) matrix, got shape {features.shape}")
+    if dtype is None:
+        dtype = features.dtype if features.dtype in (np.float32, np.float64) else np.float64
+    features = np.ascontiguousarray(features, dtype=dtype)
+    if not np.all(np.isfinite(features)):
+        raise ValueError("features contain NaN or inf; the model diverged or the inputs are not finite")
+    return features
+
+
+def _chunked_rows(n: int):
+    for start in range(0, n, _CHUNK):
+        yield slice(start, min(start + _CHUNK, n))
+
+
+def _quadratic_forms(rows: np.ndarray, middle: np.ndarray) -> np.ndarray:
+    """r_i^T A r_i for every row, chunked."""
+    out = np.empty(len(rows), dtype=rows.dtype)
+    for part in _chunked_rows(len(rows)):
+        block = rows[part]
+        out[part] = np.einsum("ij,ij->i", block @ middle, block)
+    return out
+
+
+def _posterior_middle(conditioning: np.ndarray, noise: float) -> np.ndarray:
+    """M = noise (noise I + F_S^T F_S)^-1, so that F M F^T is the posterior kernel given S (Woodbury)."""
+    d = conditioning.shape[1]
+    precision = conditioning.T @ conditioning
+    precision[np.diag_indices(d)] += noise
+    lower_inverse = np.linalg.inv(np.linalg.cholesky(precision))
+    middle = noise * (lower_inverse.T @ lower_inverse)
+    return (middle + middle.T) / 2
+
+
+def posterior_features(features, n_train: int, noise: float) -> np.ndarray:
+    """Features of the posterior kernel given the training rows with noise sigma^2 = `noise`:
+    k'(x, y) = k(x, y) - k_xT (K_TT + noise I)^-1 k_Ty, as F' = F L with L L^T = M (d x d)."""
+    features = _as_features(features)
+    _check_train(features, n_train)
+    if not noise > 0:
+        raise ValueError(f"noise must be > 0 for the posterior transform, got {noise}")
+    middle = _posterior_middle(features[:n_train], noise)
+    factor = np.linalg.cholesky(middle).astype(features.dtype)
+    out = np.empty_like(features)
+    for part in _chunked_rows(len(features)):
+        out[part] = features[part] @ factor
+    return out
+
+
+def scale_features(features, n_train: int) -> np.ndarray:
+    """Scale the kernel so that its mean diagonal over the training rows (all rows when there are
+    none) is 1; an all-zero matrix is returned unchanged."""
+    features = _as_features(features)
+    _check_train(features, n_train)
+    rows = features[:n_train] if n_train else features
+    mean_diag = float(np.einsum("ij,ij->", rows, rows, dtype=np.float64)) / max(len(rows), 1)
+    return features if mean_diag == 0 else features / features.dtype.type(np.sqrt(mean_diag))
+
+
+def sketch_features(features, sketch_dim: int, seed: int = 0, counter: int = 0) -> np.ndarray:
+    """Gaussian random projection F Omega / sqrt(sketch_dim), Omega (d x sketch_dim) standard normal
+    from numpy_generator(seed, "sketch", counter); the sketched kernel is unbiased for F F^T."""
+    features = _as_features(features)
+    if sketch_dim < 1:
+        raise ValueError(f"sketch_dim must be >= 1, got {sketch_dim}")
+    projection = numpy_generator(seed, "sketch", counter).standard_normal((features.shape[1], sketch_dim))
+    projection = (projection / np.sqrt(sketch_dim)).astype(features.dtype)
+    out = np.empty((len(features), sketch_dim), dtype=features.dtype)
+    for part in _chunked_rows(len(features)):
+        out[part] = features[part] @ projection
+    return out
+
+
+def transform_features(features, n_train: int, *, sketch_dim: int = 0, scale: bool = False,
+                       posterior_noise: float | None = None, seed: int = 0, counter: int = 0) -> np.ndarray:
+    """The one place transforms are composed, in the paper's order: sketch (when sketch_dim > 0
+    and smaller than d), scale, then the posterior given the training rows (when posterior_noise)."""
+    features = _as_features(features)
+    if sketch_dim and sketch_dim < features.shape[1]:
+        features = sketch_features(features, sketch_dim, seed, counter)
+    if scale:
+        features = scale_features(features, n_train)
+    if posterior_noise is not None:
+        features = posterior_features(features, n_train, posterior_noise)
+    return features
+
+
+# ----------------------------------------------------------------------------------------- entry point
+
+def _check_train(features: np.ndarray, n_train: int) -> None:
+    if not 0 <= n_train <= len(features):
+        raise ValueError(f"n_train={n_train} must be between 0 and the number of feature rows {len(features)}")
+
+
+def select_batch(features, n_train: int, n_select: int, method: str, *, mode: str = "p", noise: float = 0.01,
+                 random_state=None, overselection: float = 2.0) -> np.ndarray:
+    """Pick `n_select` pool points with `method` on the linear kernel of `features`.
+
+    features: (n_train + n_pool, d), training rows first, float32 or float64 (kept; other types
+    become float64). mode: "p" or "tp" (see the module docstring; maxdiag has only "p"). noise:
+    sigma^2 of maxdet and bait (> 0). random_state: seed or np.random.Generator (kmeanspp only).
+    overselection: bait's forward picks per returned pick. Returns pool indices in pick order.
+    """
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if mode not in MODES:
+        raise ValueError(f"mode must be 'p' or 'tp', got {mode!r}")
+    if method == "maxdiag" and mode != "p":
+        raise ValueError("maxdiag has no 'tp' mode (it ignores the training set); use mode='p', after "
+                         "posterior_features for the posterior variance")
+    features = _as_features(features)
+    _check_train(features, n_train)
+    n_pool = len(features) - n_train
+    if not 0 <= n_select <= n_pool:
+        raise ValueError(f"cannot select {n_select} points from a pool of {n_pool}; request at most {n_pool}")
+    if method in ("maxdet", "bait") and not noise > 0:
+        raise ValueError(f"noise (sigma^2) must be > 0 for {method}, got {noise}")
+    if method == "bait" and not overselection >= 1:
+        raise ValueError(f"overselection must be >= 1, got {overselection}")
+    if n_select == 0:
+        return np.zeros(0, dtype=np.int64)
+    with_train = mode == "tp"
+    if method == "maxdiag":
+        return _top_k(_row_norms(features[n_train:]), n_select)
+    if method == "maxdet":
+        return _maxdet(features, n_train, n_select, noise, with_train)
+    if method == "bait":
+        return _bait(features, n_train, n_select, noise, with_train, overselection)
+    if method == "maxdist":
+        return _maxdist(features, n_train, n_select, with_train)
+    rng = random_state if isinstance(random_state, np.random.Generator) else np.random.default_rng(random_state)
+    return _distance_greedy(features, n_train, n_select, with_train, method, rng)
+
+
+def _row_norms(rows: np.ndarray) -> np.ndarray:
+    out = np.empty(len(rows), dtype=rows.dtype)
+    for part in _chunked_rows(len(rows)):
+        out[part] = np.einsum("ij,ij->i", rows[part], rows[part])
+    return out
+
+
+def _top_k(values: np.ndarray, count: int) -> np.ndarray:
+    """Indices of the `count` largest values, largest first, ties to the lowest index."""
+    if count >= len(values):
+        return np.argsort(-values, kind="stable")[:count].astype(np.int64)
+    threshold = np.partition(values, len(values) - count)[len(values) - count]
+    eligible = np.flatnonzero(values >= threshold)
+    return eligible[np.argsort(-values[eligible], kind="stable")][:count].astype(np.int64)
+
+
+def _argmax_lowest(values: np.ndarray) -> int:
+    """np.argmax already returns the first maximum: the lowest index on ties."""
+    return int(np.argmax(values))
+
+
+# ----------------------------------------------------------------------------------------- maxdet
+
+def _maxdet(features, n_train, n_select, noise, with_train) -> np.ndarray:
+    """Greedy posterior variance, one point at a time, with a lazily grown frontier.
+
+    Posterior variances only fall as points are conditioned on, so a variance given the training
+    set (or the prior, in "p" mode) bounds every later one. The pool is sorted by that bound once;
+    the frontier is the longest-bound prefix whose variances are kept exact by a rank-1 update per
+    pick (O(frontier d)); it grows (O(chunk d^2) for the new rows) only while the best exact value
+    in it does not beat the next bound outside. Picks equal the eager greedy's.
+    """
+    pool = features[n_train:]
+    dtype = features.dtype
+    middle = _posterior_middle(features[:n_train].astype(np.float64), noise) if with_train and n_train else \
+        np.eye(features.shape[1])  # d x d state in float64; passes over the pool in the features' dtype
+    bound = _quadratic_forms(pool, middle.astype(dtype))
+    order = np.lexsort((np.arange(len(pool)), -bound))  # by bound, ties to the lowest index
+    sorted_bound = bound[order]
+    grow = max(1024, 4 * n_select)
+    size = min(grow, len(pool))
+    ids = order[:size].copy()
+    rows = pool[ids].astype(np.float64)  # the frontier (small) in float64
+    values = bound[ids].astype(np.float64)
+    alive = np.ones(size, dtype=bool)
+    picks = []
+    while len(picks) < n_select:
+        while True:
+            masked = np.where(alive, values, -np.inf)
+            best_value = masked.max()
+            candidates = np.flatnonzero(masked == best_value)
+            best = candidates[np.argmin(ids[candidates])]
+            if size == len(pool) or best_value > sorted_bound[size]:
+                break
+            new_size = min(size + max(grow, size), len(pool))
+            new_ids = order[size:new_size]
+            new_rows = pool[new_ids].astype(np.float64)
+            ids = np.concatenate([ids, new_ids])
+            rows = np.concatenate([rows, new_rows])
+            values = np.concatenate([values, _quadratic_forms(new_rows, middle)])
+            alive = np.concatenate([alive, np.ones(len(new_ids), dtype=bool)])
+            size = new_size
+        picks.append(int(ids[best]))
+        alive[best] = False
+        if len(picks) == n_select:
+            break
+        direction = middle @ rows[best]  # M g_s
+        denominator = noise + rows[best] @ direction
+        middle = middle - np.outer(direction, direction) / denominator
+        values = values - (rows @ direction) ** 2 / denominator
+    return np.asarray(picks, dtype=np.int64)
+
+
+# ----------------------------------------------------------------------------------------- distances
+
+def _sq_dists_to(rows: np.ndarray, row_norms: np.ndarray, centre: np.ndarray) -> np.ndarray:
+    out = np.empty(len(rows), dtype=rows.dtype)
+    centre_norm = centre @ centre
+    for part in _chunked_rows(len(rows)):
+        out[part] = row_norms[part] + centre_norm - 2 * (rows[part] @ centre)
+    np.maximum(out, 0, out=out)
+    return out
+
+
+def _min_sq_dists_to_set(rows: np.ndarray, row_norms: np.ndarray, centres: np.ndarray):
+    """(min squared distance, index of the earliest nearest centre) of every row to `centres`."""
+    best = np.full(len(rows), np.inf, dtype=rows.dtype)
+    nearest = np.full(len(rows), -1, dtype=np.int64)
+    if len(centres) == 0:
+        return best, nearest
+    centre_norms = _row_norms(centres)
+    block = max(1, 2 ** 22 // max(len(centres), 1))
+    for start in range(0, len(rows), block):
+        part = slice(start, start + block)
+        d2 = row_norms[part, None] + centre_norms[None, :] - 2 * (rows[part] @ centres.T)
+        np.maximum(d2, 0, out=d2)
+        nearest[part] = np.argmin(d2, axis=1)
+        best[part] = d2[np.arange(len(d2)), nearest[part]]
+    return best, nearest
+
+
+def _maxdist(features, n_train, n_select, with_train) -> np.ndarray:
+    """Farthest-point traversal with a lazily grown frontier.
+
+    Distances to the selected set only fall, so the distance after the first centres bounds every
+    later one. As for maxdet, a frontier of the largest bounds is kept exact (O(frontier d) per
+    pick) and grown only when needed (O(chunk picks d) for the new rows)."""
+    pool = features[n_train:]
+    norms = _row_norms(pool)
+    picks = []
+    if with_train and n_train:
+        bound, _ = _min_sq_dists_to_set(pool, norms, features[:n_train])
+    else:
+        first = _argmax_lowest(norms)
+        picks.append(first)
+        if n_select == 1:
+            return np.asarray(picks, dtype=np.int64)
+        bound = _sq_dists_to(pool, norms, pool[first])
+    order = np.lexsort((np.arange(len(pool)), -bound))
+    sorted_bound = bound[order]
+    grow = max(1024, 4 * n_select)
+    size = min(grow, len(pool))
+    ids = order[:size].copy()
+    rows, row_norms, values = pool[ids], norms[ids], bound[ids].copy()
+    alive = np.ones(size, dtype=bool)
+    alive[np.isin(ids, picks)] = False
+    while len(picks) < n_select:
+        while True:
+            masked = np.where(alive, values, -np.inf)
+            best_value = masked.max()
+            candidates = np.flatnonzero(masked == best_value)
+            best = candidates[np.argmin(ids[candidates])]
+            if size == len(pool) or best_value > sorted_bound[size]:
+                break
+            new_size = min(size + max(grow, size), len(pool))
+            new_ids = order[size:new_size]
+            new_rows, new_norms = pool[new_ids], norms[new_ids]
+            fresh = bound[new_ids].copy()
+            later = picks if with_train and n_train else picks[1:]  # the first is in `bound` already
+            if later:
+                extra, _ = _min_sq_dists_to_set(new_rows, new_norms, pool[np.asarray(later)])
+                fresh = np.minimum(fresh, extra)
+            ids = np.concatenate([ids, new_ids])
+            rows = np.concatenate([rows, new_rows])
+            row_norms = np.concatenate([row_norms, new_norms])
+            values = np.concatenate([values, fresh])
+            alive = np.concatenate([alive, ~np.isin(new_ids, picks)])
+            size = new_size
+        picks.append(int(ids[best]))
+        alive[best] = False
+        values = np.minimum(values, _sq_dists_to(rows, row_norms, rows[best]))
+    return np.asarray(picks, dtype=np.int64)
+
+
+def _distance_greedy(features, n_train, n_select, with_train, method, rng) -> np.ndarray:
+    """kmeanspp and lcmd: one pass over the pool per pick (O(n_pool d)), no laziness (both need
+    every point's exact distance: a sampling distribution, cluster sums)."""
+    pool = features[n_train:]
+    n_pool = len(pool)
+    norms = _row_norms(pool)
+    min_sq = np.full(n_pool, np.inf, dtype=pool.dtype)
+    cluster = np.zeros(n_pool, dtype=np.int64)  # 0 = no centre yet; training centres 1..n_train
+    n_centres = 0
+    if with_train and n_train:
+        min_sq, nearest = _min_sq_dists_to_set(pool, norms, features[:n_train])
+        cluster = nearest + 1
+        n_centres = n_train
+    selected = np.zeros(n_pool, dtype=bool)
+    picks = []
+    for _ in range(n_select):
+        if n_centres == 0:
+            pick = int(rng.integers(n_pool)) if method == "kmeanspp" else _argmax_lowest(norms)
+        elif method == "kmeanspp":
+            weights = np.where(selected, 0, min_sq).astype(np.float64)
+            cumulative = np.cumsum(weights)
+            total = cumulative[-1]
+            draw = rng.random()
+            if total > 0:
+                pick = int(np.searchsorted(cumulative, draw * total, side="right"))
+                pick = min(pick, n_pool - 1)
+                while weights[pick] == 0:  # only a rounding artefact at the top end
+                    pick -= 1
+            else:
+                pick = int(np.argmin(selected))
+        else:
+            sizes = np.bincount(cluster, weights=min_sq.astype(np.float64), minlength=n_centres + 1)
+            in_largest = sizes[cluster] == sizes.max()
+            pick = _argmax_lowest(np.where(in_largest & ~selected, min_sq, -np.inf))
+            if not in_largest[pick] or selected[pick]:
+                pick = int(np.argmin(selected))
+        picks.append(pick)
+        selected[pick] = True
+        n_centres += 1
+        d2 = _sq_dists_to(pool, norms, pool[pick])
+        closer = d2 < min_sq
+        min_sq[closer] = d2[closer]
+        cluster[closer] = n_centres
+    return np.asarray(picks, dtype=np.int64)
+
+
+# ----------------------------------------------------------------------------------------- bait
+
+def _bait(features, n_train, n_select, noise, with_train, overselection) -> np.ndarray:
+    """BAIT forward-backward in feature space with the posterior's d x d matrix M.
+
+    k_S(x, y) = f_x^T M f_y. With C = F_T^T F_T over the target set, a point's numerator is
+    f_x^T M C M f_x and its denominator f_x^T M f_x + noise; a pick changes M by rank 1, so both
+    update with two dot products per pool row (one O(n_pool d) pass per forward pick). The backward
+    steps touch only the picked rows.
+    """
+    dtype = features.dtype
+    pool = features[n_train:]
+    d = features.shape[1]
+    target = np.zeros((d, d), dtype=np.float64)
+    for part in _chunked_rows(len(features)):
+        target += features[part].T.astype(np.float64) @ features[part]
+    # d x d state and the picked rows in float64 whatever the features' dtype (cheap; the
+    # backward step's noise - variance cancels badly in float32); pool passes in the dtype
+    middle = _posterior_middle(features[:n_train].astype(np.float64), noise) if with_train and n_train else \
+        np.eye(d)
+    variance = _quadratic_forms(pool, middle.astype(dtype))
+    numerator = _quadratic_forms(pool, (middle @ target @ middle).astype(dtype))
+    n_forward = min(int(round(overselection * n_select)), len(pool))
+    selected = np.zeros(len(pool), dtype=bool)
+    picks = []
+    for step in range(n_forward):
+        scores = np.where(selected, -np.inf, numerator / (variance + noise))
+        pick = _argmax_lowest(scores)
+        picks.append(pick)
+        selected[pick] = True
+        picked = pool[pick].astype(np.float64)
+        direction = middle @ picked  # w = M f_s
+        scale = 1 / (noise + picked @ direction)  # fresh in float64: M stays the exact posterior
+        if step == n_forward - 1:  # the backward steps need M, not the pool's scores
+            middle = middle - scale * np.outer(direction, direction)
+            break
+        coupled = middle @ (target @ direction)  # u = M C w
+        both = np.empty((len(pool), 2), dtype=dtype)
+        stacked = np.stack([direction, coupled], axis=1).astype(dtype)
+        for part in _chunked_rows(len(pool)):
+            both[part] = pool[part] @ stacked
+        along, across = both[:, 0], both[:, 1]
+        numerator += dtype.type(scale * scale * (direction @ target @ direction)) * along ** 2 \
+            - dtype.type(2 * scale) * along * across
+        variance -= dtype.type(scale) * along ** 2
+        middle = middle - scale * np.outer(direction, direction)
+    picks_array = np.asarray(picks, dtype=np.int64)
+    keep = np.ones(len(picks), dtype=bool)
+    rows = pool[picks_array].astype(np.float64)
+    weighted = rows @ middle  # W = F_sel M
+    weighted_target = weighted @ target  # W C
+    variance_sel = np.einsum("ij,ij->i", weighted, rows)
+    for _ in range(n_forward - n_select):
+        gap = noise - variance_sel  # > 0 for conditioned points (<= 0 only by rounding: never removed)
+        with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+            increase = np.einsum("ij,ij->i", weighted_target, weighted) / gap
+        increase = np.where(keep & (gap > 0), increase, np.inf)
+        low = increase.min()
+        tied = np.flatnonzero(increase == low)
+        drop = tied[np.argmax(picks_array[tied])]  # removal ties: the highest index, so low indices stay
+        keep[drop] = False
+        direction = weighted[drop].copy()
+        scale = 1 / gap[drop]
+        along = rows @ direction
+        weighted += scale * np.outer(along, direction)
+        weighted_target += scale * np.outer(along, target @ direction)
+        variance_sel += scale * along ** 2
+        middle = middle + scale * np.outer(direction, direction)
+    return picks_array[keep]
