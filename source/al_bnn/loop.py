@@ -250,6 +250,7 @@ def _run_stack(runs: list[RunSpec], datas: list[RegressionData], show_progress: 
                         train_log_likelihood=float(metrics.train_log_likelihood[k]) - np.log(scales[k]),
                         test_rmse=float(metrics.test_rmse[k]) * scales[k],
                         test_log_likelihood=float(metrics.test_log_likelihood[k]) - np.log(scales[k]),
+                        test_coverage_90=float(metrics.test_coverage_90[k]),
                         selection_seconds=selection_seconds[k]))
                 state.epoch = metrics.epoch
                 if metrics.epoch % train.log_after_epochs == 0 or metrics.epoch == train.num_epochs:

@@ -30,6 +30,7 @@ logger = logging.getLogger("al_bnn.benchmark")
 
 TIDY_COLUMNS = ["dataset", "model", "sampler", "seed", "al_iter", "n_train", "test_rmse", "test_log_likelihood",
                 "selection_seconds", "training_seconds", "pool_size", "runs_in_stack"]
+OPTIONAL_COLUMNS = ["test_coverage_90"]  # share of test targets inside the central 90% predictive interval
 # Columns of pick comparisons (parms.compare_with): <prefix><reference name>, empty at AL step 0.
 COMPARISON_PREFIXES = ("overlap_", "agreed_", "in_order_", "seconds_")
 TIE_TOLERANCE = 0.005  # final RMSEs within 0.5% of random's count as a tie
@@ -269,6 +270,7 @@ def tidy_rows(dataset: str, model: str, sampler: str, result, pool_size: int, ru
         rows.append(dict(dataset=dataset, model=model, sampler=sampler, seed=result.config.seed,
                          al_iter=acquisition["al_iter"], n_train=metrics["n_train"], test_rmse=metrics["test_rmse"],
                          test_log_likelihood=metrics["test_log_likelihood"],
+                         test_coverage_90=metrics["test_coverage_90"],
                          selection_seconds=acquisition["selection_seconds"],
                          training_seconds=acquisition["training_seconds"], pool_size=pool_size,
                          runs_in_stack=runs_in_stack,
@@ -330,7 +332,8 @@ def collect(output: Path, config: BenchmarkConfig) -> pd.DataFrame:
         raise ValueError(f"run files under {output / 'runs'} lack columns {missing}: they were written by an older "
                          "version; rerun the sweep with --overwrite or in a new --out directory")
     comparisons = sorted(c for c in table if c.startswith(COMPARISON_PREFIXES))
-    return table[TIDY_COLUMNS + comparisons]
+    optional = [c for c in OPTIONAL_COLUMNS if c in table]  # absent from run files of older versions
+    return table[TIDY_COLUMNS + optional + comparisons]
 
 
 def summarise(table: pd.DataFrame, baseline: str = "random") -> pd.DataFrame:

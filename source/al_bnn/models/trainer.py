@@ -24,6 +24,7 @@ from al_bnn.models.tensorflow_setup import tf
 
 ADAM_BETA_1, ADAM_BETA_2, ADAM_EPSILON = 0.9, 0.999, 1e-8  # tf.compat.v1 AdamOptimizer defaults
 MAX_EPOCHS_PER_CALL = 25
+CENTRAL_90_Z = 1.6448536269514722  # the standard normal's 95% quantile: +- z holds the central 90%
 # "constant": the learning rate throughout; "linear_decay": from the learning rate down to zero
 # over each training phase (Adam's moments are reset between phases, so each phase decays anew).
 LEARNING_RATE_SCHEDULES = ("constant", "linear_decay")
@@ -38,6 +39,7 @@ class EvaluationMetrics:
     train_log_likelihood: np.ndarray
     test_rmse: np.ndarray
     test_log_likelihood: np.ndarray
+    test_coverage_90: np.ndarray | None = None  # share of targets inside the central 90% predictive interval
 
 
 @dataclass(frozen=True)
@@ -238,19 +240,21 @@ class StackedTrainer:
         return tf.constant(0)
 
     def _evaluate_eager(self, x, y):
-        """RMSE and Gaussian log-likelihood (total std) per run; x (K, n, d) or (n, d)."""
+        """RMSE, Gaussian log-likelihood (total std) and the share of targets inside the central 90%
+        predictive interval, per run; x (K, n, d) or (n, d)."""
         mean, epistemic, aleatoric = self.network.predict(x)
         y = tf.broadcast_to(tf.cast(y, self.network.dtype), tf.shape(mean))
         total_variance = tf.square(epistemic) + tf.square(aleatoric)
         rmse = tf.sqrt(tf.reduce_mean(tf.square(y - mean), axis=1))
         log_likelihood = tf.reduce_mean(-0.5 * tf.square(y - mean) / total_variance
                                         - 0.5 * tf.math.log(2 * math.pi * total_variance), axis=1)
-        return rmse, log_likelihood
+        inside = tf.cast(tf.square(y - mean) <= CENTRAL_90_Z**2 * total_variance, mean.dtype)
+        return rmse, log_likelihood, tf.reduce_mean(inside, axis=1)
 
     # -- public ---------------------------------------------------------------------------------
     def evaluate(self, x, y) -> tuple[np.ndarray, np.ndarray]:
-        rmse, log_likelihood = self._evaluate(tf.convert_to_tensor(x, self.network.dtype),
-                                              tf.convert_to_tensor(y, self.network.dtype))
+        rmse, log_likelihood, _ = self._evaluate(tf.convert_to_tensor(x, self.network.dtype),
+                                                 tf.convert_to_tensor(y, self.network.dtype))
         return rmse.numpy(), log_likelihood.numpy()
 
     def fit(self, train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray,
@@ -284,10 +288,10 @@ class StackedTrainer:
             epoch += chunk
             if epoch % eval_every and epoch < num_epochs:
                 continue
-            train_rmse, train_ll = self._evaluate(train_x, train_y)
-            test_rmse, test_ll = self._evaluate(test_x_t, test_y_t)
+            train_rmse, train_ll, _ = self._evaluate(train_x, train_y)
+            test_rmse, test_ll, test_coverage = self._evaluate(test_x_t, test_y_t)
             metrics = EvaluationMetrics(epoch, train_rmse.numpy(), train_ll.numpy(), test_rmse.numpy(),
-                                        test_ll.numpy())
+                                        test_ll.numpy(), test_coverage.numpy())
             evaluations.append(metrics)
             if on_evaluation is not None and on_evaluation(metrics):
                 break

@@ -1,0 +1,128 @@
+"""The model benchmark: training recipes side by side under random selection.
+
+    python source/bench_models.py                    # configs/model_benchmark.yaml: 15 datasets, 5 seeds
+    python source/bench_models.py --quick            # two small sets, two seeds, short training
+    python source/bench_models.py --datasets kin8nm concrete --workers 2
+
+Each recipe is a label of the sweep (`sampler_settings` of configs/model_benchmark.yaml: the
+network and training sections, with `sample_policy: random`), so the sweep runner trains every
+recipe on identical splits, initial sets and random picks (same seeds), resumable like any sweep.
+The report (printed, and `models.md` / `models.csv` in the output directory) gives per dataset and
+recipe: test RMSE on the initial set and at the end, mean log RMSE over the AL steps, final test
+log-likelihood, the share of test targets inside the central 90% predictive interval (0.90 is
+calibrated; below is over-confident), and training seconds per run; then the paired difference of
+each recipe's mean log RMSE to the baseline recipe with a 95% interval over seeds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from al_bnn.config import ConfigError
+from al_bnn.data import DataFileError, DataUnavailableError
+from al_bnn.experiments.benchmark import run_sweep
+from al_bnn.experiments.sweep import load_benchmark_config
+from al_bnn.paths import repo_file
+from al_bnn.results import ResultsDirectoryExistsError, ResultsWriter
+
+BASELINE = "old"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description="Compare training recipes under random selection.")
+    parser.add_argument("--config", default="configs/model_benchmark.yaml", help="(default: %(default)s)")
+    parser.add_argument("--quick", action="store_true", help="the config's quick: section")
+    parser.add_argument("--out", default=None, help="output directory (default: results_models[_quick])")
+    parser.add_argument("--datasets", nargs="+", default=None, help="only these datasets of the config")
+    parser.add_argument("--seeds", nargs="+", type=int, default=None, help="override the config's seeds")
+    parser.add_argument("--workers", type=int, default=2, help="local worker processes (default 2)")
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        config = load_benchmark_config(repo_file(args.config), quick=args.quick)
+        if args.datasets:
+            unknown = sorted(set(args.datasets) - {e.name for e in config.datasets})
+            if unknown:
+                raise ConfigError(f"--datasets {unknown} are not in {config.source}")
+            config.datasets = [e for e in config.datasets if e.name in args.datasets]
+        config.seeds = args.seeds or config.seeds
+        if args.workers < 1:
+            raise ConfigError(f"--workers must be at least 1, got {args.workers}")
+        output = Path(args.out or ("results_models_quick" if args.quick else "results_models"))
+        run_sweep(config, output, workers=args.workers)
+    except (ConfigError, DataFileError, DataUnavailableError, ResultsDirectoryExistsError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    table = pd.read_csv(output / "benchmark.csv")
+    report = recipe_report(table, baseline=BASELINE)
+    markdown = report_markdown(report)
+    writer = ResultsWriter(output, overwrite=True)
+    writer.write_text("models.csv", report.to_csv(index=False))
+    writer.write_text("models.md", f"# Model benchmark\n\nConfig: {config.source}\n\n{markdown}\n")
+    print(markdown)
+    return 0
+
+
+def t_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
+    """Mean and the Student-t interval of the mean (nan half-width below two values)."""
+    values = np.asarray(values, dtype=float)
+    mean = float(values.mean())
+    if len(values) < 2:
+        return mean, float("nan"), float("nan")
+    half = float(stats.t.ppf(0.5 + level / 2, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values)))
+    return mean, mean - half, mean + half
+
+
+def recipe_report(table: pd.DataFrame, baseline: str = BASELINE) -> pd.DataFrame:
+    """One row per (dataset, recipe): means over seeds, and the paired difference of the mean log
+    RMSE to the baseline recipe with its 95% interval ("clearly worse" when the interval is above 0)."""
+    rows = []
+    table = table.assign(log_rmse=np.log(table["test_rmse"]))
+    per_run = table.groupby(["dataset", "sampler", "seed"])
+    first = table.loc[per_run["al_iter"].idxmin()].set_index(["dataset", "sampler", "seed"])
+    last = table.loc[per_run["al_iter"].idxmax()].set_index(["dataset", "sampler", "seed"])
+    mean_log = per_run["log_rmse"].mean()
+    training = per_run.apply(lambda g: (g["training_seconds"] / g["runs_in_stack"]).sum(), include_groups=False)
+    for (dataset, recipe), group in last.groupby(level=["dataset", "sampler"], sort=False):
+        seeds = group.index.get_level_values("seed")
+        difference = (mean_log.loc[dataset, recipe].loc[seeds] - mean_log.loc[dataset, baseline].loc[seeds]).to_numpy()
+        change, low, high = t_interval(difference)
+        verdict = ("baseline" if recipe == baseline else "clearly better" if high < 0 else "clearly worse" if low > 0
+                   else "within noise")
+        rows.append(dict(
+            dataset=dataset, recipe=recipe, seeds=len(seeds),
+            initial_rmse=first.loc[(dataset, recipe)]["test_rmse"].mean(),
+            final_rmse=group["test_rmse"].mean(), mean_log_rmse=mean_log.loc[dataset, recipe].mean(),
+            final_log_likelihood=group["test_log_likelihood"].mean(),
+            coverage_90=group["test_coverage_90"].mean() if "test_coverage_90" in group else float("nan"),
+            training_seconds=training.loc[dataset, recipe].mean(),
+            mean_log_rmse_change=change, change_low=low, change_high=high, verdict=verdict))
+    return pd.DataFrame(rows)
+
+
+def report_markdown(report: pd.DataFrame) -> str:
+    lines = ["| dataset | recipe | seeds | initial RMSE | final RMSE | mean log RMSE | change vs old [95% CI] | "
+             "final test log-lik | 90% interval coverage | training s / run |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for row in report.itertuples():
+        change = ("" if row.recipe == BASELINE else
+                  f"{row.mean_log_rmse_change:+.3f} [{row.change_low:+.3f}, {row.change_high:+.3f}] {row.verdict}")
+        lines.append(f"| {row.dataset} | {row.recipe} | {row.seeds} | {row.initial_rmse:.4g} | {row.final_rmse:.4g} | "
+                     f"{row.mean_log_rmse:.4f} | {change} | {row.final_log_likelihood:.3f} | {row.coverage_90:.3f} | "
+                     f"{row.training_seconds:.1f} |")
+    verdicts = report[report["recipe"] != BASELINE].groupby("recipe")["verdict"].value_counts().unstack(fill_value=0)
+    for recipe, counts in verdicts.iterrows():
+        lines.append(f"\n{recipe} against {BASELINE}, mean log RMSE over the AL steps: "
+                     + ", ".join(f"{counts.get(v, 0)} {v}" for v in ("clearly better", "within noise", "clearly worse"))
+                     + " (datasets; paired 95% intervals over seeds)")
+    return "\n".join(lines)
