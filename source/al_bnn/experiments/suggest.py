@@ -540,3 +540,7 @@ def example_main(argv=None) -> int:
 
 
 __all__ = ["SuggestInputError", "example_main", "label_example", "main", "read_csv", "run_round", "split_example"]
+
+
+if __name__ == "__main__":
+    sys.exit(main())
