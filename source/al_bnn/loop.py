@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -305,36 +306,48 @@ def _select(network: StackedDenseNetwork, run_index: int, run: RunSpec, sampler,
     remaining = np.setdiff1d(np.arange(len(data.pool_x)), train_indices)  # sorted: ties -> lowest index
     order = np.concatenate([train_indices, remaining])  # anchors first, then the pool
     count = min(run.config.al_schedule.num_al_incr, len(remaining))
-    picks, seconds, comparisons = select_with_model(network, run_index, run.config.parms, sampler, data.pool_x, order,
-                                                    len(train_indices), count, run.config.seed, phase)
+    picks, seconds, comparisons, _ = select_with_model(network, run_index, run.config.parms, sampler, data.pool_x,
+                                                       order, len(train_indices), count, run.config.seed, phase)
     return remaining[picks], seconds, comparisons
+
+
+class ModelSelection(NamedTuple):
+    """What one selection from a model gives: the picks (indices into the pool part of `order`, in
+    pick order), the seconds taken (drawing included), the pick comparisons of `parms.compare_with`,
+    and each pick's score if the sampler reports one (GPA: posterior variance when picked), else None."""
+
+    picks: np.ndarray
+    seconds: float
+    comparisons: dict
+    scores: np.ndarray | None
 
 
 def select_with_model(network: StackedDenseNetwork, run_index: int, parms, sampler, x: np.ndarray,
                       order: np.ndarray, n_train: int, n_select: int, seed: int,
-                      phase: int) -> tuple[np.ndarray, float, dict]:
+                      phase: int) -> ModelSelection:
     """One selection from a model: what the loop and the ask/tell learner both call.
 
     x holds every point the model is evaluated at; x[order[:n_train]] are the training (anchor)
     points and x[order[n_train:]] the pool. The sampler gets function samples of run `run_index`
-    keyed by (seed, phase, draw) or its features, anchors first. Returns the picks as indices into
-    the pool part of `order`, the seconds taken (drawing included), and the pick comparisons of
-    `parms.compare_with`."""
+    keyed by (seed, phase, draw) or its features, anchors first. Returns a ModelSelection. An
+    identity `order` (x already anchors first) is used without copying x's samples or features."""
     started = time.perf_counter()
     n_pool = len(order) - n_train
     request = SelectionRequest(n_select=n_select, n_train=n_train, n_pool=n_pool,
                                rng=numpy_generator(seed, "selection", phase))
     drawn: dict[int, np.ndarray] = {}  # the references reuse the sampler's draw: identical samples
+    identity = len(order) == len(x) and bool(np.all(order == np.arange(len(x))))
 
     def draw_samples(draw: int) -> np.ndarray:
         if draw not in drawn:
             samples = network.function_samples(x, parms.n_mc_samples, (phase, draw), mode=parms.function_samples,
                                                run=run_index)
-            drawn[draw] = samples[:, order]
+            drawn[draw] = samples if identity else samples[:, order]
         return drawn[draw]
 
     def features() -> np.ndarray:
-        return network.features(x, run=run_index).numpy()[order]
+        values = network.features(x, run=run_index).numpy()
+        return values if identity else values[order]
 
     if sampler.needs == "samples":
         request.draw_samples = draw_samples
@@ -342,6 +355,7 @@ def select_with_model(network: StackedDenseNetwork, run_index: int, parms, sampl
         request.features = features()
     picks = check_selection(sampler.select(request), request, parms.sample_policy)
     seconds = time.perf_counter() - started
+    scores = None if request.scores is None else np.asarray(request.scores, dtype=np.float64).copy()
     comparisons = {}
     for name in parms.compare_with:
         reference_gpa = reference_sampler(name, parms.sampling_batch_size, parms.gp_noise)
@@ -359,4 +373,4 @@ def select_with_model(network: StackedDenseNetwork, run_index: int, parms, sampl
         comparisons[f"overlap_{name}"] = result.overlap
         comparisons[f"agreed_{name}"] = result.agreed_picks
         comparisons[f"in_order_{name}"] = result.in_order
-    return picks, seconds, comparisons
+    return ModelSelection(picks, seconds, comparisons, scores)

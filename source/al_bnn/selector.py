@@ -89,9 +89,8 @@ class Selector:
             raise ValueError(f"gpa_kernel='exact' needs a model with closed-form features (BNNRegressor), not "
                              f"{type(estimator).__name__}")
         x = np.concatenate([X_train, X_pool]).astype(np.float32)
-        picks, _, _ = select_with_model(estimator.network_, 0, parms, make_sampler(parms), x, np.arange(len(x)),
-                                        len(X_train), int(n_select), estimator.random_state, estimator.n_fits_)
-        return picks
+        return select_with_model(estimator.network_, 0, parms, make_sampler(parms), x, np.arange(len(x)),
+                                 len(X_train), int(n_select), estimator.random_state, estimator.n_fits_).picks
 
 
 def _checked(array, name: str) -> np.ndarray:

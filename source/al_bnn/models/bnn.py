@@ -23,6 +23,7 @@ from al_bnn.models.tensorflow_setup import tf
 from al_bnn.randomness import tf_seed
 
 tfd = tfp.distributions
+SAMPLE_CHUNK_ROWS = 131072  # function samples of larger inputs are computed in chunks of rows
 
 
 def inverse_softplus(value: float) -> float:
@@ -126,13 +127,22 @@ class BayesianLastLayerNetwork(StackedDenseNetwork):
             raise ValueError(f"mode must be 'joint' or 'marginal', got {mode!r}")
         if num_samples < 1:
             raise ValueError(f"num_samples must be >= 1, got {num_samples}")
-        h = self.hidden_of_unit(x, run)
-        mean = tf.linalg.matvec(h, self.output_kernel_mean[run]) + self.output_bias[run]  # (n,)
-        features = h * self.output_kernel_std()[run]
         noise_seed = tf_seed(self.seeds[run], f"function_samples/{mode}", *counters)
         if mode == "joint":
             eps = tf.random.stateless_normal([num_samples, self.feature_width], noise_seed, dtype=self.dtype)
-            return (mean[None, :] + tf.matmul(eps, features, transpose_b=True)).numpy()
+            if len(x) <= SAMPLE_CHUNK_ROWS:
+                return self._joint_samples(x, eps, run).numpy()
+            # Large pools: the same draw applied to chunks of rows, written into one array, so the
+            # only O(n) memory is the (T, n) result (a row's values may differ from one big call at
+            # float32 rounding: the matmuls have other shapes).
+            samples = np.empty((num_samples, len(x)), dtype=self.dtype.as_numpy_dtype)
+            for start in range(0, len(x), SAMPLE_CHUNK_ROWS):
+                samples[:, start:start + SAMPLE_CHUNK_ROWS] = self._joint_samples(
+                    x[start:start + SAMPLE_CHUNK_ROWS], eps, run).numpy()
+            return samples
+        h = self.hidden_of_unit(x, run)
+        mean = tf.linalg.matvec(h, self.output_kernel_mean[run]) + self.output_bias[run]  # (n,)
+        features = h * self.output_kernel_std()[run]
         rows = []  # chunks of rows keep the (rows, n, width) noise tensor small
         for start in range(0, num_samples, 8):
             count = min(8, num_samples - start)
@@ -141,3 +151,9 @@ class BayesianLastLayerNetwork(StackedDenseNetwork):
                                              dtype=self.dtype)
             rows.append(mean[None, :] + tf.reduce_sum(eps * features[None], axis=-1))
         return tf.concat(rows, axis=0).numpy()
+
+    def _joint_samples(self, x, eps: tf.Tensor, run: int) -> tf.Tensor:
+        """(T, n) = mean(x) + eps . features(x)^T for one run."""
+        h = self.hidden_of_unit(x, run)
+        mean = tf.linalg.matvec(h, self.output_kernel_mean[run]) + self.output_bias[run]  # (n,)
+        return mean[None, :] + tf.matmul(eps, h * self.output_kernel_std()[run], transpose_b=True)

@@ -232,6 +232,12 @@ class _StackedRegressor:
     # -- saving: arrays plus a JSON header, never pickle ----------------------------------------
     def save(self, path: str | Path) -> Path:
         """Write the fitted model to `path` (.npz: weights as arrays and a JSON header)."""
+        header, arrays = self.saved_state()
+        return save_arrays(path, ESTIMATOR_FILE_KIND, 1, header, arrays)
+
+    def saved_state(self) -> tuple[dict, dict[str, np.ndarray]]:
+        """(JSON header, arrays) of the fitted model: what `save` writes, for files that hold an
+        estimator among other things (the ask/tell learner's); `estimator_from_state` reads it."""
         if not hasattr(self, "network_"):
             raise RuntimeError(f"this {type(self).__name__} is not fitted yet; there is nothing to save")
         header = {"class": type(self).__name__, "parameters": _jsonable(self.get_params()),
@@ -239,7 +245,7 @@ class _StackedRegressor:
                              "y_scale_": self.y_scale_, "n_fits_": self.n_fits_, "history_": self.history_}}
         arrays = {f"weight_{i}": w for i, w in enumerate(self.network_.get_weights())}
         arrays.update({f"optimizer_{i}": v for i, v in enumerate(self.trainer_.get_optimizer_state())})
-        return save_arrays(path, ESTIMATOR_FILE_KIND, 1, header, arrays)
+        return header, arrays
 
 
 def _jsonable(parameters: dict) -> dict:
@@ -318,6 +324,11 @@ ESTIMATOR_FOR_MODEL = {cls._model_name: cls for cls in ESTIMATORS.values()}
 def load_estimator(path: str | Path) -> _StackedRegressor:
     """A fitted estimator saved with `save`; the file is read without unpickling anything."""
     header, arrays = load_arrays(path, ESTIMATOR_FILE_KIND)
+    return estimator_from_state(header, arrays, path)
+
+
+def estimator_from_state(header: dict, arrays: dict[str, np.ndarray], path: str | Path) -> _StackedRegressor:
+    """The estimator whose `saved_state()` gave (header, arrays); `path` names the file in messages."""
     cls = ESTIMATORS.get(header.get("class"))
     if cls is None:
         raise ValueError(f"{path}: unknown estimator class {header.get('class')!r}")

@@ -20,6 +20,8 @@ class SelectionRequest:
       `draw` counts redraws within one acquisition (0 for the first), keying the randomness.
     - features -> (n_train + n_pool, width) closed-form kernel features, or None.
     Only what the sampler declared in `needs` is provided; the rest is None.
+    A sampler may set `scores` to one number per pick (in pick order): its own measure of how
+    informative the pick was (GPA: the pick's GP posterior variance when it was picked).
     """
 
     n_select: int
@@ -28,6 +30,7 @@ class SelectionRequest:
     rng: np.random.Generator
     draw_samples: Callable[[int], np.ndarray] | None = None
     features: np.ndarray | None = None
+    scores: np.ndarray | None = None
 
 
 class Sampler(Protocol):

@@ -58,10 +58,13 @@ class GpaSampler:
 
     def select(self, request: SelectionRequest) -> np.ndarray:
         if not self.resample_every_round:
-            return select_gpa_from_factor(self._factor(request, 0), request.n_train, request.n_select,
-                                          self.batch_size, self.noise, self.method).indices
-        return select_gpa_batch_resampled(lambda round_index: self._factor(request, round_index), request.n_train,
-                                          request.n_select, self.batch_size, self.noise).indices
+            result = select_gpa_from_factor(self._factor(request, 0), request.n_train, request.n_select,
+                                            self.batch_size, self.noise, self.method)
+        else:
+            result = select_gpa_batch_resampled(lambda round_index: self._factor(request, round_index),
+                                                request.n_train, request.n_select, self.batch_size, self.noise)
+        request.scores = np.asarray(result.variances, dtype=np.float64)
+        return result.indices
 
 
 class McdueSampler:
@@ -73,7 +76,9 @@ class McdueSampler:
     def select(self, request: SelectionRequest) -> np.ndarray:
         pool_samples = np.asarray(request.draw_samples(0))[:, request.n_train:]
         variance = pool_samples.var(axis=0, dtype=np.float64)
-        return top_by_variance(variance, np.zeros(request.n_pool, dtype=bool), request.n_select)
+        picks = top_by_variance(variance, np.zeros(request.n_pool, dtype=bool), request.n_select)
+        request.scores = variance[picks]
+        return picks
 
 
 class FamilySampler:
