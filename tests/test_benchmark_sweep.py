@@ -53,7 +53,8 @@ def test_local_sweep_writes_everything_then_resumes_only_missing_runs(tiny_confi
     assert len(table) == 2 * 3 * 2 * 3  # datasets x samplers x seeds x AL steps
     assert list(table.columns) == ["dataset", "model", "sampler", "seed", "al_iter", "n_train", "test_rmse",
                                    "test_log_likelihood", "selection_seconds", "training_seconds", "pool_size",
-                                   "runs_in_stack"]
+                                   "runs_in_stack", "test_coverage_90"]
+    assert table.test_coverage_90.between(0, 1).all()
     assert set(table.runs_in_stack) == {6} and set(table[table.dataset == "yacht"].pool_size) == {246}
     yacht = table[(table.dataset == "yacht") & (table.seed == 0)]
     assert sorted(set(yacht.n_train)) == [12, 19, 26]

@@ -5,6 +5,8 @@ The public API, in scikit-learn's conventions:
 - estimators: `BNNRegressor` (with a noise contrastive prior option), `DropoutRegressor`,
   `EnsembleRegressor`; `load_estimator(path)` reads one saved with `.save(path)` (arrays plus a
   JSON header, never pickle);
+- active learning on a real pool: `ActiveLearner(estimator, sampler)` (fit / query / teach / save),
+  `load_learner(path)`;
 - selection: `Selector(name, **settings)` for any registered sampler, on sample or feature
   matrices or on a fitted estimator; `select_gpa` (pure NumPy); `register_sampler` and
   `sampler_names` for the registry.
@@ -25,10 +27,12 @@ _LAZY = {
     "EnsembleRegressor": "al_bnn.models.estimators",
     "load_estimator": "al_bnn.models.estimators",
     "Selector": "al_bnn.selector",
+    "ActiveLearner": "al_bnn.learner",
+    "load_learner": "al_bnn.learner",
 }
 
-__all__ = ["BNNRegressor", "DropoutRegressor", "EnsembleRegressor", "Selector", "load_estimator", "register_sampler",
-           "sampler_names", "select_gpa"]
+__all__ = ["ActiveLearner", "BNNRegressor", "DropoutRegressor", "EnsembleRegressor", "Selector", "load_estimator",
+           "load_learner", "register_sampler", "sampler_names", "select_gpa"]
 __version__ = "0.2.0"
 
 

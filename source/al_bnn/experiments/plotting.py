@@ -41,7 +41,7 @@ def geometric_mean_and_interval(curves: np.ndarray, level: float = 0.95) -> tupl
     return np.exp(centre), np.exp(centre - half_width), np.exp(centre + half_width)
 
 
-BAND_TEXT = "geometric mean over seeds, 95% interval on log RMSE"
+BAND_TEXT = "geometric mean over seeds; bands: 95% interval computed on log RMSE"
 
 
 def phase_end_rows(metrics: list[dict]) -> list[dict]:
@@ -79,19 +79,18 @@ def plot_learning_curves(curves: dict[str, list[list[dict]]], title: str, acquis
             axis.plot(epochs, centre, label=name, color=line.get_color(), **style)
             if len(runs) > 1:
                 axis.fill_between(epochs, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
-    statistic = f"; {BAND_TEXT}" if several else ""
     axes[0].set_xlabel("labelled points")
     axes[0].set_ylabel("test RMSE (target units)")
-    axes[0].set_title(f"test RMSE at the end of each phase{statistic}", fontsize=9)
+    axes[0].set_title("test RMSE at the end of each phase")
     for axis, name in zip(axes[1:], ("train", "test"), strict=True):
         for epoch in acquisition_epochs:
             axis.axvline(epoch, color="0.8", linewidth=0.8, zorder=0)
         axis.set_xlabel("epoch (grey lines: acquisitions)")
         axis.set_ylabel(f"{name} RMSE (target units)")
-        axis.set_title(f"{name} RMSE, moving average over {window} evaluations{statistic}", fontsize=9)
+        axis.set_title(f"{name} RMSE, moving average over {window} evaluations")
     for axis in axes:
         axis.grid(alpha=0.3)
         axis.legend()
-    figure.suptitle(title)
+    figure.suptitle(title + (f"\nlines: {BAND_TEXT}" if several else ""))
     figure.tight_layout()
     return figure
