@@ -14,17 +14,19 @@ from al_bnn.safe_arrays import ArrayFileError
 TINY = dict(layer_sizes=[16, 16], learning_rate=1e-2, batch_size=16)
 
 
-def tiny_config(sampler: str) -> dict:
+def tiny_config(sampler: str, recipe: bool = False) -> dict:
+    net = {"activation": "relu", "input_transform": "tanh"} if recipe else {}
+    train = {"learning_rate_schedule": "linear_decay"} if recipe else {}
     return {"seed": 4, "al_schedule": {"al_iter": 2, "num_al_incr": 7, "num_train_init": 20},
-            "net_config": {"layer_sizes": [16, 16], "learning_rate": 1e-2},
+            "net_config": {"layer_sizes": [16, 16], "learning_rate": 1e-2, **net},
             "parms": {"sample_policy": sampler, "n_mc_samples": 20, "sampling_batch_size": 3},
-            "train_schedule": {"num_epochs": 6, "eval_after_epochs": 3, "batch_size": 16},
+            "train_schedule": {"num_epochs": 6, "eval_after_epochs": 3, "batch_size": 16, **train},
             "data": {"dataset": "yacht", "size_pool": 120, "size_test": 40}}
 
 
-@pytest.mark.parametrize("sampler", ["lrgpa", "random"])
-def test_a_simulated_run_through_the_learner_equals_the_experiment_loop(sampler):
-    config = config_from_dict(tiny_config(sampler), "test")
+@pytest.mark.parametrize("sampler, recipe", [("lrgpa", False), ("random", False), ("lrgpa", True)])
+def test_a_simulated_run_through_the_learner_equals_the_experiment_loop(sampler, recipe):
+    config = config_from_dict(tiny_config(sampler, recipe), "test")
     [loop_run] = run_experiments([RunSpec("run", config)], show_progress=False)
     data = load_dataset("yacht", 120, 40, config.seed)
     schedule, every = config.al_schedule, config.train_schedule.eval_after_epochs

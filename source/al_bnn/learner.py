@@ -66,7 +66,9 @@ def estimator_for_config(config: ExperimentConfig):
     """The estimator an experiment config's model, network and training schedule describe."""
     net, train, parms = config.net_config, config.train_schedule, config.parms
     common = dict(layer_sizes=list(net.layer_sizes), learning_rate=net.learning_rate, clip_gradient=net.clip_gradient,
-                  batch_size=train.batch_size, n_epochs=train.num_epochs, random_state=config.seed)
+                  batch_size=train.batch_size, n_epochs=train.num_epochs,
+                  learning_rate_schedule=train.learning_rate_schedule, activation=net.activation,
+                  input_transform=net.input_transform, random_state=config.seed)
     extra = {"bnn": dict(weight_std=net.weight_std, divergence_scale=net.divergence_scale,
                          ood_std_prior=net.ood_std_prior, noise_std=net.noise_std, ncp_scale=net.ncp_scale,
                          center_at_target=net.center_at_target),
