@@ -85,3 +85,21 @@ def test_ncp_still_raises_far_away_epistemic_std_under_the_recipe():
         trainer(net, ncp=ncp).fit(x[None], y[None], x, y, num_epochs=200, eval_every=200, phase=0)
         stds[name] = net.predict(far)[1].numpy().mean()
     assert stds["ncp"] > 1.5 * stds["plain"]
+
+
+def test_a_step_budget_gives_small_training_sets_as_many_steps_as_large_ones():
+    from al_bnn.config import TrainSchedule
+
+    schedule = TrainSchedule(batch_size=128, num_epochs=7, num_steps=1000)
+    assert schedule.epochs_for(25) == 1000          # one batch per epoch
+    assert schedule.epochs_for(1640) == 77          # 13 batches per epoch: ceil(1000 / 13)
+    assert schedule.epochs_for(128 * 2000) == 1     # at least one epoch
+    assert TrainSchedule(num_epochs=7).epochs_for(10**6) == 7  # num_steps 0: epochs as given
+
+
+def test_the_estimator_trains_the_step_budget_in_whole_epochs():
+    from al_bnn import BNNRegressor
+
+    x, y = toy_problem(n=64)  # 4 batches of 16 per epoch
+    model = BNNRegressor(layer_sizes=[8], n_steps=30, batch_size=16, random_state=0).fit(x, y)
+    assert model.history_[-1]["epoch"] == 8  # ceil(30 / 4)

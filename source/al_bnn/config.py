@@ -123,8 +123,19 @@ class TrainSchedule:
                                        choices=("constant", "linear_decay"))
     num_epochs: int = _key(1000, "Epochs per training phase (initial, and after each acquisition).",
                            minimum=1)
+    num_steps: int = _key(0, "Optimiser steps per training phase instead of num_epochs (0 = use num_epochs): each "
+                             "phase trains ceil(num_steps / batches per epoch) epochs, so a small training set gets "
+                             "as many steps as a large one.", minimum=0)
     eval_after_epochs: int = _key(10, "Evaluate train/test metrics every this many epochs.", minimum=1)
     log_after_epochs: int = _key(500, "Write a log line every this many epochs.", minimum=1)
+
+
+    def epochs_for(self, n_train: int) -> int:
+        """Epochs of a training phase on n_train points."""
+        if not self.num_steps:
+            return self.num_epochs
+        batches = -(-int(n_train) // self.batch_size)
+        return max(1, -(-self.num_steps // batches))
 
 
 @dataclass

@@ -66,7 +66,7 @@ def estimator_for_config(config: ExperimentConfig):
     """The estimator an experiment config's model, network and training schedule describe."""
     net, train, parms = config.net_config, config.train_schedule, config.parms
     common = dict(layer_sizes=list(net.layer_sizes), learning_rate=net.learning_rate, clip_gradient=net.clip_gradient,
-                  batch_size=train.batch_size, n_epochs=train.num_epochs,
+                  batch_size=train.batch_size, n_epochs=train.num_epochs, n_steps=train.num_steps,
                   learning_rate_schedule=train.learning_rate_schedule, activation=net.activation,
                   input_transform=net.input_transform, random_state=config.seed)
     extra = {"bnn": dict(weight_std=net.weight_std, divergence_scale=net.divergence_scale,

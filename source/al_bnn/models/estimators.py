@@ -69,11 +69,13 @@ class _StackedRegressor:
                  clip_gradient: float = _default(NetConfig, "clip_gradient"),
                  batch_size: int = _default(TrainSchedule, "batch_size"),
                  n_epochs: int = _default(TrainSchedule, "num_epochs"),
+                 n_steps: int = _default(TrainSchedule, "num_steps"),
                  learning_rate_schedule: str = _default(TrainSchedule, "learning_rate_schedule"),
                  activation: str = _default(NetConfig, "activation"),
                  input_transform: str = _default(NetConfig, "input_transform"),
                  normalize_y: bool = False, warm_start: bool = False, random_state: int = 0):
         self.layer_sizes = layer_sizes
+        self.n_steps = n_steps
         self.learning_rate_schedule = learning_rate_schedule
         self.activation = activation
         self.input_transform = input_transform
@@ -88,7 +90,8 @@ class _StackedRegressor:
     # -- scikit-learn's parameter protocol ----------------------------------------------------
     @classmethod
     def _parameter_names(cls) -> list[str]:
-        return ["layer_sizes", "learning_rate", "clip_gradient", "batch_size", "n_epochs", "learning_rate_schedule",
+        return ["layer_sizes", "learning_rate", "clip_gradient", "batch_size", "n_epochs", "n_steps",
+                "learning_rate_schedule",
                 "activation", "input_transform", "normalize_y", "warm_start", "random_state", *cls._extra_parameters]
 
     def get_params(self, deep: bool = True) -> dict:
@@ -113,7 +116,7 @@ class _StackedRegressor:
                                "clip_gradient": self.clip_gradient, "activation": self.activation,
                                "input_transform": self.input_transform},
                 "train_schedule": {"batch_size": self.batch_size, "num_epochs": self.n_epochs,
-                                   "learning_rate_schedule": self.learning_rate_schedule},
+                                   "num_steps": self.n_steps, "learning_rate_schedule": self.learning_rate_schedule},
                 "parms": {"name_model": self._model_name}, "seed": self.random_state}
 
     def _validated_config(self):
@@ -126,9 +129,9 @@ class _StackedRegressor:
 
     # -- fitting ----------------------------------------------------------------------------------
     def fit(self, X, y, X_val=None, y_val=None, *, eval_every: int | None = None) -> _StackedRegressor:
-        """Train `n_epochs` epochs on (X, y); continue from the current weights if warm_start and
-        already fitted. Optional validation data is evaluated every `eval_every` epochs (default:
-        at the end) into `history_`."""
+        """Train `n_epochs` epochs (or `n_steps` optimiser steps, in whole epochs) on (X, y); continue
+        from the current weights if warm_start and already fitted. Optional validation data is
+        evaluated every `eval_every` epochs (default: at the end) into `history_`."""
         config = self._validated_config()
         X = check_array(X, "X")
         y = check_array(y, "y", ndim=1)
@@ -152,9 +155,10 @@ class _StackedRegressor:
             self.trainer_.reset_optimizer()
         X_val = X if X_val is None else check_array(X_val, "X_val", n_features=self.n_features_in_)
         y_val = y if y_val is None else check_array(y_val, "y_val", ndim=1)
-        every = self.n_epochs if eval_every is None else int(eval_every)
+        epochs = config.train_schedule.epochs_for(len(X))
+        every = epochs if eval_every is None else int(eval_every)
         evaluations = self.trainer_.fit(self._x(X)[None], self._y(y)[None], self._x(X_val)[None],
-                                        self._y(y_val)[None], self.n_epochs, every, phase=self.n_fits_)
+                                        self._y(y_val)[None], epochs, every, phase=self.n_fits_)
         for metrics in evaluations:
             self.history_.append(dict(
                 fit=self.n_fits_, epoch=metrics.epoch, n_train=len(X),
