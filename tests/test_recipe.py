@@ -103,3 +103,17 @@ def test_the_estimator_trains_the_step_budget_in_whole_epochs():
     x, y = toy_problem(n=64)  # 4 batches of 16 per epoch
     model = BNNRegressor(layer_sizes=[8], n_steps=30, batch_size=16, random_state=0).fit(x, y)
     assert model.history_[-1]["epoch"] == 8  # ceil(30 / 4)
+
+
+def test_the_loop_trains_each_phase_the_step_budget_and_numbers_epochs_across_phases():
+    from al_bnn.config import config_from_dict
+    from al_bnn.loop import RunSpec, run_experiments
+
+    config = config_from_dict({
+        "al_schedule": {"al_iter": 2, "num_al_incr": 16, "num_train_init": 16},
+        "net_config": {"layer_sizes": [8]}, "parms": {"sample_policy": "random"},
+        "train_schedule": {"batch_size": 16, "num_steps": 6, "eval_after_epochs": 100},
+        "data": {"dataset": "yacht", "size_pool": 100, "size_test": 30}}, "test")
+    assert config.phase_epochs() == [6, 3, 2]  # 1, 2 and 3 batches per epoch
+    [result] = run_experiments([RunSpec("run", config)], show_progress=False)
+    assert [(row["al_iter"], row["epoch"]) for row in result.metrics] == [(0, 6), (1, 9), (2, 11)]

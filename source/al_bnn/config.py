@@ -172,6 +172,13 @@ class ExperimentConfig:
         s = self.al_schedule
         return s.num_train_init + s.al_iter * s.num_al_incr
 
+    def phase_epochs(self) -> list[int]:
+        """Epochs of each training phase (0 = the initial set): num_epochs each, or with
+        train_schedule.num_steps as many as the phase's training-set size needs for that many steps."""
+        s = self.al_schedule
+        sizes = [s.num_train_init + phase * s.num_al_incr for phase in range(s.al_iter + 1)]
+        return [self.train_schedule.epochs_for(size) for size in sizes]
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 

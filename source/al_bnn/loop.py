@@ -215,12 +215,13 @@ def _run_stack(runs: list[RunSpec], datas: list[RegressionData], show_progress: 
         if checkpoint is not None:
             save_checkpoint(checkpoint, state)
 
-    total_epochs = (schedule.al_iter + 1) * train.num_epochs
+    phase_epochs = config.phase_epochs()
+    epochs_before = np.concatenate([[0], np.cumsum(phase_epochs)]).tolist()  # epoch numbering runs across phases
     names = ", ".join(r.label for r in runs)
     logger.info("training %d run(s) as one stack in %d XLA program(s): %s", len(runs), trainer.unit_groups, names)
     # disable=None lets tqdm show the bar only on a terminal, so logs and CI output stay clean.
     disable = None if show_progress is None else not show_progress
-    with tqdm(total=total_epochs, initial=state.phase * train.num_epochs + state.epoch, desc=names, unit="epoch",
+    with tqdm(total=epochs_before[-1], initial=epochs_before[state.phase] + state.epoch, desc=names, unit="epoch",
               disable=disable, leave=False) as progress:
         for phase in range(state.phase, schedule.al_iter + 1):
             if not state.selected:
@@ -230,9 +231,10 @@ def _run_stack(runs: list[RunSpec], datas: list[RegressionData], show_progress: 
             selection_seconds = [r.acquisitions[-1]["selection_seconds"] if phase else 0.0 for r in results]
             train_x, train_y = stack_training_sets(datas, train_sets)
             phase_started = time.perf_counter() - state.phase_training_seconds
+            epochs = phase_epochs[phase]
 
             def record(metrics: EvaluationMetrics, phase=phase, selection_seconds=selection_seconds,
-                       phase_started=phase_started) -> bool:
+                       phase_started=phase_started, epochs=epochs) -> bool:
                 progress.update(metrics.epoch - state.epoch)
                 values = np.concatenate([metrics.train_rmse, metrics.train_log_likelihood, metrics.test_rmse,
                                          metrics.test_log_likelihood])
@@ -245,7 +247,7 @@ def _run_stack(runs: list[RunSpec], datas: list[RegressionData], show_progress: 
                         "learning_rate or clip_gradient.")
                 for k, result in enumerate(results):
                     result.metrics.append(dict(
-                        al_iter=phase, epoch=phase * train.num_epochs + metrics.epoch,
+                        al_iter=phase, epoch=epochs_before[phase] + metrics.epoch,
                         n_train=len(train_sets[k]),
                         train_rmse=float(metrics.train_rmse[k]) * scales[k],
                         train_log_likelihood=float(metrics.train_log_likelihood[k]) - np.log(scales[k]),
@@ -254,19 +256,19 @@ def _run_stack(runs: list[RunSpec], datas: list[RegressionData], show_progress: 
                         test_coverage_90=float(metrics.test_coverage_90[k]),
                         selection_seconds=selection_seconds[k]))
                 state.epoch = metrics.epoch
-                if metrics.epoch % train.log_after_epochs == 0 or metrics.epoch == train.num_epochs:
+                if metrics.epoch % train.log_after_epochs == 0 or metrics.epoch == epochs:
                     for result in results:
                         row = result.metrics[-1]
                         logger.info("[%s] phase %d/%d, n_train %d, epoch %d/%d: train RMSE %.4f, test RMSE "
                                     "%.4f, test log-lik %.4f", result.label, phase, schedule.al_iter,
-                                    row["n_train"], metrics.epoch, train.num_epochs, row["train_rmse"],
+                                    row["n_train"], metrics.epoch, epochs, row["train_rmse"],
                                     row["test_rmse"], row["test_log_likelihood"])
-                if stop is not None and stop.is_set() and metrics.epoch < train.num_epochs:
+                if stop is not None and stop.is_set() and metrics.epoch < epochs:
                     save(phase_training_seconds=time.perf_counter() - phase_started)
                     raise StopRequested(state)
                 return False
 
-            trainer.fit(train_x, train_y, test_x, test_y, train.num_epochs, train.eval_after_epochs,
+            trainer.fit(train_x, train_y, test_x, test_y, epochs, train.eval_after_epochs,
                         phase=phase, first_epoch=state.epoch, on_evaluation=record)
             training_seconds = time.perf_counter() - phase_started
             for result in results:

@@ -217,7 +217,7 @@ def _install_interrupt_handler(stop: threading.Event):
 
 def _write_results(writer: ResultsWriter, comparison: Comparison, results: list[RunResult]) -> None:
     _write_tables(writer, results)
-    _plot(writer, comparison, results, results[0].config.train_schedule.num_epochs)
+    _plot(writer, comparison, results)
 
 
 def _write_tables(writer: ResultsWriter, results: Sequence[RunResult]) -> None:
@@ -232,8 +232,8 @@ def _write_tables(writer: ResultsWriter, results: Sequence[RunResult]) -> None:
         writer.write_csv(f"selected_{result.label}.csv", selected)
 
 
-def _plot(writer: ResultsWriter, comparison: Comparison, results: list[RunResult], num_epochs: int) -> None:
-    acquisition_epochs = [phase * num_epochs for phase in range(1, results[0].config.al_schedule.al_iter + 1)]
+def _plot(writer: ResultsWriter, comparison: Comparison, results: list[RunResult]) -> None:
+    acquisition_epochs = np.cumsum(results[0].config.phase_epochs())[:-1].tolist()
     curves: dict[str, list[list[dict]]] = {}
     for result in results:
         curves.setdefault(result.group, []).append(result.metrics)

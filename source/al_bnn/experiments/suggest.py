@@ -306,7 +306,8 @@ def run_round(args) -> Path:
                 learner = previous
                 learner.sampler, learner.settings = config.parms.sample_policy, settings
                 _ = learner.parms
-                learner.estimator.set_params(n_epochs=config.train_schedule.num_epochs)
+                learner.estimator.set_params(n_epochs=config.train_schedule.num_epochs,
+                                             n_steps=config.train_schedule.num_steps)
                 new = _new_rows(learner, X, y)
                 if new is None:
                     logger.warning("the labelled rows are not the model's earlier labelled rows plus new ones; "
