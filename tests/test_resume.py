@@ -75,7 +75,7 @@ def assert_same_results(out, reference):
 def test_sigkill_mid_run_then_resume_gives_the_uninterrupted_numbers(tmp_path, reference):
     out = tmp_path / "killed"
     process = start(tmp_path, out)
-    checkpoint = out / "checkpoint_0.pkl"
+    checkpoint = out / "checkpoint_0.npz"
     wait_for(checkpoint.exists, process)  # the first phase is done and saved
     process.send_signal(signal.SIGKILL)
     process.wait()
@@ -88,7 +88,7 @@ def test_sigkill_mid_run_then_resume_gives_the_uninterrupted_numbers(tmp_path, r
 def test_ctrl_c_saves_a_checkpoint_and_partial_metrics_and_resumes_exactly(tmp_path, reference):
     out = tmp_path / "interrupted"
     process = start(tmp_path, out)
-    wait_for(lambda: (out / "checkpoint_0.pkl").exists(), process)
+    wait_for(lambda: (out / "checkpoint_0.npz").exists(), process)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=240)
     assert process.returncode == 130, stderr[-3000:]
@@ -135,5 +135,5 @@ def test_divergence_stops_with_a_message_naming_run_iteration_and_epoch(tmp_path
     log = (out / "log.txt").read_text()
     assert "training diverged (NaN or inf) in run(s) lrgpa, random at AL iteration 1, epoch 10" in log
     from al_bnn.loop import load_checkpoint
-    kept = load_checkpoint(out / "checkpoint_0.pkl")  # the last good one: the end of phase 0
+    kept = load_checkpoint(out / "checkpoint_0.npz")  # the last good one: the end of phase 0
     assert (kept.phase, kept.epoch, kept.finished) == (1, 0, False)
