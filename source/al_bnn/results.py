@@ -121,6 +121,12 @@ class DirectoryLock:
         self._fd = fd
         return self
 
+    def __enter__(self) -> DirectoryLock:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.release()
+
     def release(self) -> None:
         if self._fd is None:
             return

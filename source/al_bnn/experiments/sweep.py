@@ -206,7 +206,7 @@ def run_file_problem(path: Path, config: BenchmarkConfig, dataset: str, model: s
     does): unreadable or empty, columns missing, written by another config or for another run,
     or not every AL step present."""
     try:
-        table = pd.read_csv(path)
+        table = pd.read_csv(path, dtype={FINGERPRINT_COLUMN: str})
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError, OSError) as error:
         return f"unreadable ({type(error).__name__}: {error})"
     missing = [column for column in [*TIDY_COLUMNS, FINGERPRINT_COLUMN] if column not in table]
