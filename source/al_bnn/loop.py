@@ -108,11 +108,10 @@ def checkpoint_path(checkpoint_dir: Path, index: int) -> Path:
 
 
 def prepare_experiments(runs: Sequence[RunSpec], data_for: Callable[[RunSpec], RegressionData] = load_run_data,
-                        checkpoint_dir: Path | None = None, resume: bool = True,
-                        check_memory: bool = True) -> list[PreparedStack]:
+                        checkpoint_dir: Path | None = None, resume: bool = True) -> list[PreparedStack]:
     """Everything that can fail before training, done before anything is written or trained: load
     the data (runs with the same data key share one copy), group the runs into stacks, check that
-    each schedule fits its pool and (check_memory) that each phase fits in memory, and with
+    each schedule fits its pool and that each phase fits in memory, and with
     checkpoint_dir and resume, read each stack's checkpoint and check that it was written by these
     very runs on this very data (else CheckpointError / ResumeMismatchError, naming what changed)."""
     labels = [r.label for r in runs]
@@ -134,23 +133,43 @@ def prepare_experiments(runs: Sequence[RunSpec], data_for: Callable[[RunSpec], R
             raise ValueError(f"dataset {stack_datas[0].name!r}: the schedule labels {config.final_train_size} points "
                              f"(num_train_init + al_iter * num_al_incr) but the pool holds {n_pool_total}; shorten "
                              "the schedule or use a larger pool")
-        if check_memory:
-            check_fits([run.config for run in stack_runs], [run.label for run in stack_runs], n_pool_total,
-                       len(stack_datas[0].test_x), stack_datas[0].pool_x.shape[1])
+        check_fits([run.config for run in stack_runs], [run.label for run in stack_runs], n_pool_total,
+                   len(stack_datas[0].test_x), stack_datas[0].pool_x.shape[1])
         checkpoint = checkpoint_path(checkpoint_dir, index) if checkpoint_dir is not None else None
-        stack = PreparedStack(stack_runs, stack_datas, checkpoint, run_fingerprint(stack_runs, stack_datas))
-        if checkpoint is not None and resume:
-            legacy = checkpoint.with_suffix(".pkl")
-            if legacy.exists() and not checkpoint.exists():
-                raise CheckpointError(
-                    f"{legacy}: a pickle checkpoint, written by an older version of al_bnn. Pickles can run "
-                    "arbitrary code when loaded (anyone who can write to this directory could have replaced it), "
-                    "so it is refused and was not read. Start the run again with this version (--overwrite).")
-            if checkpoint.exists():
-                stack.state = load_checkpoint(checkpoint)
-                check_fingerprint(checkpoint, stack.state.fingerprint, stack.fingerprint)
-        stacks.append(stack)
+        stacks.append(PreparedStack(stack_runs, stack_datas, checkpoint, run_fingerprint(stack_runs, stack_datas)))
+    if checkpoint_dir is not None and resume:
+        _read_checkpoints(stacks, checkpoint_dir)
     return stacks
+
+
+def _read_checkpoints(stacks: list[PreparedStack], checkpoint_dir: Path) -> None:
+    """Give each stack the state of its checkpoint, after checking that every checkpoint there
+    was written for these runs and this data (all differences reported at once)."""
+    legacy = sorted(checkpoint_dir.glob("checkpoint_*.pkl"))
+    if legacy and not any(checkpoint_dir.glob("checkpoint_*.npz")):
+        raise CheckpointError(
+            f"{legacy[0]}: a pickle checkpoint, written by an older version of al_bnn. Pickles can run arbitrary "
+            "code when loaded (anyone who can write to this directory could have replaced it), so it is refused "
+            "and was not read. Start the run again with this version (--overwrite).")
+    states = {stack.checkpoint: load_checkpoint(stack.checkpoint) for stack in stacks if stack.checkpoint.exists()}
+    # any other checkpoint_<i>.npz was written by a stack that no longer exists: run.yaml was changed
+    orphans = sorted(set(checkpoint_dir.glob("checkpoint_*.npz")) - {stack.checkpoint for stack in stacks})
+    recorded, current = {}, {}
+    for path in orphans:
+        recorded[f"runs of {path.name}"] = load_checkpoint(path).fingerprint.get("runs")
+        current[f"runs of {path.name}"] = None
+    for stack in stacks:
+        state = states.get(stack.checkpoint)
+        if state is None:
+            continue
+        recorded.update(state.fingerprint)
+        recorded[f"runs of {stack.checkpoint.name}"] = recorded.pop("runs", None)
+        current[f"runs of {stack.checkpoint.name}"] = stack.fingerprint["runs"]
+    for stack in stacks:  # keys of runs that moved to another stack are compared too
+        current.update({key: value for key, value in stack.fingerprint.items() if key != "runs"})
+    check_fingerprint(sorted(states) + orphans, recorded, current)
+    for stack in stacks:
+        stack.state = states.get(stack.checkpoint)
 
 
 def run_prepared(stacks: Sequence[PreparedStack], runs: Sequence[RunSpec], show_progress: bool | None = None,
@@ -253,16 +272,17 @@ def run_fingerprint(runs: Sequence[RunSpec], datas: Sequence[RegressionData]) ->
     return fingerprint
 
 
-def check_fingerprint(checkpoint: Path, recorded: dict, current: dict) -> None:
-    """ResumeMismatchError naming every key whose value differs between the checkpoint and now."""
+def check_fingerprint(checkpoints: Sequence[Path], recorded: dict, current: dict) -> None:
+    """ResumeMismatchError naming every key the checkpoints recorded whose value differs now."""
     absent = "(absent)"
-    changed = [f"  {key}: {recorded.get(key, absent)!r} -> {current.get(key, absent)!r}"
-               for key in dict.fromkeys([*recorded, *current]) if recorded.get(key, absent) != current.get(key, absent)]
+    changed = [f"  {key}: {value!r} -> {current.get(key, absent)!r}" for key, value in recorded.items()
+               if current.get(key, absent) != value]
     if changed:
         raise ResumeMismatchError(
-            f"{checkpoint} was written for other settings or data than the run to resume now ({len(changed)} "
-            "change(s), checkpoint -> now):\n" + "\n".join(changed) + "\nResuming would mix the two. Undo the "
-            "change (run.yaml, the data files), or start a new run (another --results-dir, or --overwrite).")
+            f"{', '.join(map(str, checkpoints))} {'was' if len(checkpoints) == 1 else 'were'} written for other "
+            f"settings or data than the run to resume now ({len(changed)} change(s), checkpoint -> now):\n"
+            + "\n".join(changed) + "\nResuming would mix the two. Undo the change (run.yaml, the data files), or "
+            "start a new run (another --results-dir, or --overwrite).")
 
 
 def save_checkpoint(path: Path, state: StackState) -> None:

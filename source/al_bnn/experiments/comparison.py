@@ -21,6 +21,7 @@ from al_bnn.experiments.cli import (
     EXIT_DIVERGED,
     EXIT_WRITE_FAILED,
     SIGNAL_NAMES,
+    Aborted,
     StopSignals,
     interrupted_exit_code,
     run_reporting_errors,
@@ -154,6 +155,7 @@ def _start(comparison: Comparison, args: argparse.Namespace, specs: list[RunSpec
         logger.warning("%s: stopping at the next evaluation point and saving a checkpoint (send it again to "
                        "abort without saving)", SIGNAL_NAMES[signum])
 
+    resumable = bool(args.resume)  # whether `--resume` can continue from here (run.yaml written)
     try:
         with StopSignals(stop, first_signal) as signals:
             started = time.perf_counter()
@@ -166,6 +168,7 @@ def _start(comparison: Comparison, args: argparse.Namespace, specs: list[RunSpec
                     {"plugins": list(args.plugins),
                      "runs": [{"label": s.label, "group": s.group, "config": s.config.to_dict()} for s in specs]},
                     sort_keys=False))
+                resumable = True
             for spec in specs:
                 writer.write_text(f"config_{spec.label}.yaml", dump_config(spec.config))
             seeds = sorted({spec.config.seed for spec in specs})
@@ -181,9 +184,6 @@ def _start(comparison: Comparison, args: argparse.Namespace, specs: list[RunSpec
             except TrainingDiverged as error:
                 logger.error("%s Checkpoint: %s", error, results_dir)
                 return EXIT_DIVERGED
-            except WriteError as error:
-                error.results_dir = results_dir  # for the resume hint
-                raise
             _write_results(writer, comparison, results)
             for line in comparison.summarise(results):
                 logger.info(line)
@@ -191,6 +191,10 @@ def _start(comparison: Comparison, args: argparse.Namespace, specs: list[RunSpec
             if signals.received is not None:
                 logger.info("(%s arrived after the last phase; the run was finished instead)",
                             SIGNAL_NAMES[signals.received])
+    except (WriteError, Aborted) as error:
+        if resumable:
+            error.results_dir = results_dir  # for the resume command in the message
+        raise
     finally:
         writer.detach_log(logger)
         if console is not None:
