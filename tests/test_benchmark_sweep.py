@@ -281,7 +281,43 @@ def test_the_readme_plugin_example_reaches_every_worker(tiny_config, tmp_path, m
     monkeypatch.setattr(samplers, "_REGISTRY", dict(samplers._REGISTRY))
     monkeypatch.delitem(sys.modules, "my_samplers", raising=False)
     out = tmp_path / "plugin"
-    assert run_benchmark.main(["--config", str(tiny_config), "--out", str(out), "--datasets", "yacht", "--seeds", "0",
-                               "--samplers", "random", "max_variance", "--plugins", "my_samplers", *engine]) == 0
+    try:
+        assert run_benchmark.main(["--config", str(tiny_config), "--out", str(out), "--datasets", "yacht", "--seeds",
+                                   "0", "--samplers", "random", "max_variance", "--plugins", "my_samplers",
+                                   *engine]) == 0
+    finally:
+        sys.modules.pop("my_samplers", None)  # other tests write their own my_samplers.py
     table = pd.read_csv(out / "benchmark.csv")
     assert set(table.sampler) == {"random", "max_variance"} and len(table) == 2 * 3
+
+
+def test_local_workers_exit_when_the_sweep_is_killed(tiny_config, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+
+    raw = yaml.safe_load(tiny_config.read_text())
+    raw["datasets"] = ["yacht"]
+    raw["experiment"]["train_schedule"] = {"num_epochs": 100000, "eval_after_epochs": 1000, "log_after_epochs": 100000}
+    path = tmp_path / "long.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    repo = Path(__file__).resolve().parent.parent
+    sweep = subprocess.Popen([sys.executable, str(repo / "source" / "run_benchmark.py"), "--config", str(path), "--out",
+                              str(tmp_path / "killed")], env={**os.environ, "PYTHONPATH": str(repo / "source")},
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log, deadline = tmp_path / "killed" / "log.txt", time.monotonic() + 120
+    while not log.exists() or "to do in" not in log.read_text():
+        assert sweep.poll() is None and time.monotonic() < deadline, "the sweep did not start"
+        time.sleep(0.1)
+    time.sleep(3)  # the worker is computing
+    workers = psutil.Process(sweep.pid).children(recursive=True)
+    assert workers
+    sweep.send_signal(signal.SIGKILL)
+    sweep.wait()
+    _, alive = psutil.wait_procs(workers, timeout=15)
+    for orphan in alive:
+        orphan.kill()
+    assert not alive, f"orphaned workers: {alive}"

@@ -202,7 +202,7 @@ def run_experiments(runs: Sequence[RunSpec], show_progress: bool | None = None,
 
 
 class StopRequested(Exception):
-    """A stop was requested (Ctrl-C); the stack's state was checkpointed at a chunk boundary."""
+    """A stop was requested (SIGINT or SIGTERM); the stack's state was checkpointed at a chunk boundary."""
 
     def __init__(self, state: StackState):
         super().__init__("stopped on request; the run can be resumed from its checkpoint")

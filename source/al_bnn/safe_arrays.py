@@ -42,7 +42,15 @@ class WriteError(OSError):
 
 
 def umask_mode() -> int:
-    """The mode `open()` gives a new file: 0o666 less the process's umask."""
+    """The mode `open()` gives a new file: 0o666 less the process's umask (read from /proc where
+    Linux shows it, so other threads never see the umask changed; elsewhere set and restored)."""
+    try:
+        with open("/proc/self/status") as stream:
+            for line in stream:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
     mask = os.umask(0)
     os.umask(mask)
     return 0o666 & ~mask
