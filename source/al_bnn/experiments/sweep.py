@@ -200,31 +200,30 @@ def run_file(output: Path, dataset: str, model: str, sampler: str, seed: int) ->
     return output / "runs" / dataset / model / f"{sampler}_rs_{seed}.csv"
 
 
-def run_file_problem(path: Path, config: BenchmarkConfig, dataset: str, model: str, sampler: str, seed: int,
-                     fingerprint: str) -> str | None:
-    """Why the run file at `path` does not hold a finished run of this sweep config (None if it
-    does): unreadable or empty, columns missing, written by another config or for another run,
-    or not every AL step present."""
+def read_run_file(path: Path, config: BenchmarkConfig, dataset: str, model: str, sampler: str, seed: int,
+                  fingerprint: str) -> tuple[pd.DataFrame | None, str | None]:
+    """(the table, None) if the run file at `path` holds a finished run of this sweep config, else
+    (None, why not): unreadable or empty, columns missing, written by another config or for
+    another run, or not every AL step present."""
     try:
         table = pd.read_csv(path, dtype={FINGERPRINT_COLUMN: str})
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError, OSError) as error:
-        return f"unreadable ({type(error).__name__}: {error})"
+        return None, f"unreadable ({type(error).__name__}: {error})"
     missing = [column for column in [*TIDY_COLUMNS, FINGERPRINT_COLUMN] if column not in table]
     if missing:
-        return f"lacks the columns {missing}"
+        return None, f"lacks the columns {missing}"
     if set(table[FINGERPRINT_COLUMN].astype(str)) != {fingerprint}:
-        return "written by another sweep config"
+        return None, "written by another sweep config"
     identity = table[["dataset", "model", "sampler", "seed"]].astype(str).drop_duplicates()
     if identity.values.tolist() != [[dataset, model, sampler, str(seed)]]:
-        return f"holds rows of other runs ({identity.values.tolist()})"
+        return None, f"holds rows of other runs ({identity.values.tolist()})"
     expected = list(range(schedule_for(config, dataset, 10**9)["al_iter"] + 1))
     steps = pd.to_numeric(table["al_iter"], errors="coerce").tolist()
     if steps != expected:
-        return f"has AL steps {steps}, not {expected[0]}..{expected[-1]}"
-    rmse = pd.to_numeric(table["test_rmse"], errors="coerce")
-    if not np.isfinite(rmse).all():
-        return "has a missing or non-finite test_rmse"
-    return None
+        return None, f"has AL steps {steps}, not {expected[0]}..{expected[-1]}"
+    if not np.isfinite(pd.to_numeric(table["test_rmse"], errors="coerce")).all():
+        return None, "has a missing or non-finite test_rmse"
+    return table, None
 
 
 def pending_tasks(config: BenchmarkConfig, output: Path, plugins: Sequence[str] = (),
@@ -240,7 +239,7 @@ def pending_tasks(config: BenchmarkConfig, output: Path, plugins: Sequence[str] 
             for seed in config.seeds:
                 for sampler in config.samplers:
                     path = run_file(output, entry.name, model, sampler, seed)
-                    problem = (run_file_problem(path, config, entry.name, model, sampler, seed, fingerprint)
+                    problem = (read_run_file(path, config, entry.name, model, sampler, seed, fingerprint)[1]
                                if path.exists() else "missing")
                     if problem is None:
                         continue
@@ -421,11 +420,11 @@ def collect(output: Path, config: BenchmarkConfig) -> pd.DataFrame:
                     path = run_file(output, entry.name, model, sampler, seed)
                     if not path.exists():
                         continue
-                    problem = run_file_problem(path, config, entry.name, model, sampler, seed, fingerprint)
+                    table, problem = read_run_file(path, config, entry.name, model, sampler, seed, fingerprint)
                     if problem:
                         raise ValueError(f"{path}: not a finished run of this sweep: {problem}; rerun the sweep "
                                          "to redo it")
-                    frames.append(pd.read_csv(path))
+                    frames.append(table)
     if not frames:
         return pd.DataFrame(columns=TIDY_COLUMNS)
     table = pd.concat(frames, ignore_index=True)
