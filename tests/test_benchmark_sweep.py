@@ -1,5 +1,6 @@
 """The benchmark sweep: local and Dask runs agree, interrupted sweeps resume, summaries add up."""
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -204,3 +205,120 @@ def test_sampler_variants_record_pick_comparisons_on_identical_samples(tiny_conf
     random_rows = table[(table.sampler == "random") & (table.al_iter > 0)]
     assert random_rows.overlap_exact.notna().all() and random_rows.agreed_fast_float64.isna().all()
     assert table[table.al_iter == 0].overlap_exact.isna().all()  # the initial set is not a selection
+
+
+def test_an_incomplete_or_foreign_run_file_is_redone_and_the_log_is_appended(tiny_config, tmp_path):
+    out = tmp_path / "redo"
+    args = ["--config", str(tiny_config), "--out", str(out), "--datasets", "yacht", "--seeds", "0"]
+    assert run_benchmark.main(args) == 0
+    runs = out / "runs" / "yacht" / "bnn"
+    cut, empty, foreign = runs / "lrgpa_rs_0.csv", runs / "random_rs_0.csv", runs / "mcdue_rs_0.csv"
+    originals = {path: pd.read_csv(path) for path in (cut, empty, foreign)}
+    cut.write_text("".join(cut.read_text().splitlines(keepends=True)[:2]))  # the header and AL step 0 only
+    empty.write_text("")
+    originals[foreign].assign(sweep_fingerprint="0123456789abcdef").to_csv(foreign, index=False)
+    summary_before = pd.read_csv(out / "summary.csv")
+    assert run_benchmark.main(args) == 0
+    log = (out / "log.txt").read_text()
+    assert log.count("---- sweep started") == 2 and log.count("sweep done") == 2  # the first run's lines are kept
+    assert f"redoing {cut}: has AL steps [0], not 0..2" in log
+    assert f"redoing {empty}: unreadable (EmptyDataError" in log
+    assert f"redoing {foreign}: written by another sweep config" in log
+    assert "3 to do in 1 task(s)" in log
+    cost = ["selection_seconds", "training_seconds"]
+    for path, original in originals.items():
+        pd.testing.assert_frame_equal(pd.read_csv(path).drop(columns=cost), original.drop(columns=cost))
+    summary = pd.read_csv(out / "summary.csv")
+    pd.testing.assert_frame_equal(summary.drop(columns=cost), summary_before.drop(columns=cost))
+
+
+def test_a_second_sweep_into_the_same_directory_is_refused(tiny_config, tmp_path, capsys):
+    from al_bnn.results import DirectoryLock
+
+    out = tmp_path / "busy"
+    out.mkdir()
+    with DirectoryLock(out).acquire():
+        assert run_benchmark.main(["--config", str(tiny_config), "--out", str(out)]) == 4
+    assert f"{out} is in use by another run (PID" in capsys.readouterr().err
+    assert [p.name for p in out.iterdir()] == [".al_bnn.lock"]
+
+
+def test_an_unreachable_scheduler_fails_in_time_naming_the_address(tiny_config, tmp_path, capsys):
+    import time
+
+    started = time.monotonic()
+    assert run_benchmark.main(["--config", str(tiny_config), "--out", str(tmp_path / "o"), "--scheduler",
+                               "tcp://127.0.0.1:1", "--connect-timeout", "2"]) == 2
+    assert time.monotonic() - started < 30
+    err = capsys.readouterr().err
+    assert "could not reach the Dask scheduler at tcp://127.0.0.1:1 within 2 s" in err and "Traceback" not in err
+
+
+def test_zero_workers_is_an_option_error(tiny_config, capsys):
+    with pytest.raises(SystemExit) as exit_status:
+        run_benchmark.main(["--config", str(tiny_config), "--workers", "0"])
+    assert exit_status.value.code == 2 and "--workers: must be at least 1, got 0" in capsys.readouterr().err
+
+
+def readme_plugin_example() -> str:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    start = readme.index("```python\n# my_samplers.py\n") + len("```python\n")
+    return readme[start:readme.index("```", start)]
+
+
+@pytest.mark.parametrize("engine", [[], ["--dask-cluster"]])
+def test_the_readme_plugin_example_reaches_every_worker(tiny_config, tmp_path, monkeypatch, engine):
+    """--plugins my_samplers, as the README shows it, through local worker processes and through a
+    Dask cluster: every worker imports it before its task (PYTHONPATH, as for the scripts)."""
+    import sys
+
+    import al_bnn.selection as samplers
+
+    plugin_dir = tmp_path / "plugins"
+    plugin_dir.mkdir()
+    (plugin_dir / "my_samplers.py").write_text(readme_plugin_example())
+    monkeypatch.syspath_prepend(str(plugin_dir))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(plugin_dir), os.environ.get("PYTHONPATH", "")]))
+    monkeypatch.setattr(samplers, "_REGISTRY", dict(samplers._REGISTRY))
+    monkeypatch.delitem(sys.modules, "my_samplers", raising=False)
+    out = tmp_path / "plugin"
+    try:
+        assert run_benchmark.main(["--config", str(tiny_config), "--out", str(out), "--datasets", "yacht", "--seeds",
+                                   "0", "--samplers", "random", "max_variance", "--plugins", "my_samplers",
+                                   *engine]) == 0
+    finally:
+        sys.modules.pop("my_samplers", None)  # other tests write their own my_samplers.py
+    table = pd.read_csv(out / "benchmark.csv")
+    assert set(table.sampler) == {"random", "max_variance"} and len(table) == 2 * 3
+
+
+def test_local_workers_exit_when_the_sweep_is_killed(tiny_config, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+
+    raw = yaml.safe_load(tiny_config.read_text())
+    raw["datasets"] = ["yacht"]
+    raw["experiment"]["train_schedule"] = {"num_epochs": 100000, "eval_after_epochs": 1000, "log_after_epochs": 100000}
+    path = tmp_path / "long.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    repo = Path(__file__).resolve().parent.parent
+    sweep = subprocess.Popen([sys.executable, str(repo / "source" / "run_benchmark.py"), "--config", str(path), "--out",
+                              str(tmp_path / "killed")], env={**os.environ, "PYTHONPATH": str(repo / "source")},
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log, deadline = tmp_path / "killed" / "log.txt", time.monotonic() + 120
+    while not log.exists() or "to do in" not in log.read_text():
+        assert sweep.poll() is None and time.monotonic() < deadline, "the sweep did not start"
+        time.sleep(0.1)
+    time.sleep(3)  # the worker is computing
+    workers = psutil.Process(sweep.pid).children(recursive=True)
+    assert workers
+    sweep.send_signal(signal.SIGKILL)
+    sweep.wait()
+    _, alive = psutil.wait_procs(workers, timeout=15)
+    for orphan in alive:
+        orphan.kill()
+    assert not alive, f"orphaned workers: {alive}"

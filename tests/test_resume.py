@@ -1,4 +1,5 @@
-"""Nothing lost: SIGKILL and Ctrl-C mid-run, resume, and get the numbers of an uninterrupted run."""
+"""Nothing lost: SIGKILL, Ctrl-C (SIGINT) and SIGTERM mid-run, a full disk, then resume, and get the numbers
+of an uninterrupted run."""
 
 import csv
 import os
@@ -75,7 +76,7 @@ def assert_same_results(out, reference):
 def test_sigkill_mid_run_then_resume_gives_the_uninterrupted_numbers(tmp_path, reference):
     out = tmp_path / "killed"
     process = start(tmp_path, out)
-    checkpoint = out / "checkpoint_0.pkl"
+    checkpoint = out / "checkpoint_0.npz"
     wait_for(checkpoint.exists, process)  # the first phase is done and saved
     process.send_signal(signal.SIGKILL)
     process.wait()
@@ -88,7 +89,7 @@ def test_sigkill_mid_run_then_resume_gives_the_uninterrupted_numbers(tmp_path, r
 def test_ctrl_c_saves_a_checkpoint_and_partial_metrics_and_resumes_exactly(tmp_path, reference):
     out = tmp_path / "interrupted"
     process = start(tmp_path, out)
-    wait_for(lambda: (out / "checkpoint_0.pkl").exists(), process)
+    wait_for(lambda: (out / "checkpoint_0.npz").exists(), process)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=240)
     assert process.returncode == 130, stderr[-3000:]
@@ -135,5 +136,86 @@ def test_divergence_stops_with_a_message_naming_run_iteration_and_epoch(tmp_path
     log = (out / "log.txt").read_text()
     assert "training diverged (NaN or inf) in run(s) lrgpa, random at AL iteration 1, epoch 10" in log
     from al_bnn.loop import load_checkpoint
-    kept = load_checkpoint(out / "checkpoint_0.pkl")  # the last good one: the end of phase 0
+    kept = load_checkpoint(out / "checkpoint_0.npz")  # the last good one: the end of phase 0
     assert (kept.phase, kept.epoch, kept.finished) == (1, 0, False)
+
+
+def test_ctrl_c_in_the_first_phase_saves_and_resumes_exactly(tmp_path, reference):
+    from al_bnn.loop import load_checkpoint
+
+    out = tmp_path / "first_phase"
+    process = start(tmp_path, out)
+    wait_for(lambda: (out / "run.yaml").exists(), process)  # training is about to start: phase 0
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=240)
+    assert process.returncode == 130, stderr[-3000:]
+    saved = load_checkpoint(out / "checkpoint_0.npz")
+    assert saved.phase == 0 and 0 < saved.epoch < 40  # stopped inside the first phase
+    assert "Resume with" in (out / "log.txt").read_text()
+    assert 0 < len(table(out / "metrics_lrgpa.csv")) < 8 and (out / "selected_lrgpa.csv").exists()
+    assert not (out / "acquisitions_lrgpa.csv").exists()  # no phase finished yet
+    assert compare_gpa_rand(["--resume", str(out), "--quiet"]) == 0
+    assert_same_results(out, reference)
+
+
+def test_sigterm_in_the_second_phase_saves_and_resumes_exactly(tmp_path, reference):
+    out = tmp_path / "terminated"
+    process = start(tmp_path, out)
+    wait_for(lambda: (out / "checkpoint_0.npz").exists(), process)  # phase 0 done: now in phase 1
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=240)
+    assert process.returncode == 143, stderr[-3000:]
+    log = (out / "log.txt").read_text()
+    assert "SIGTERM: stopping at the next evaluation point" in log and f"--resume {out}" in log
+    assert compare_gpa_rand(["--resume", str(out), "--quiet"]) == 0
+    assert_same_results(out, reference)
+
+
+def test_a_second_signal_aborts_at_once(tmp_path):
+    out = tmp_path / "aborted"
+    process = start(tmp_path, out)
+    wait_for(lambda: (out / "run.yaml").exists(), process)
+    process.send_signal(signal.SIGINT)
+    time.sleep(0.2)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=240)
+    assert process.returncode == 143 and "aborted by a second SIGTERM" in stderr, stderr[-3000:]
+
+
+@pytest.mark.usefixtures("needs_housing")
+def test_a_full_disk_stops_with_one_message_and_resume_continues_once_there_is_space(tmp_path, monkeypatch, capsys,
+                                                                                     reference):
+    import errno
+
+    from al_bnn.models.trainer import StackedTrainer
+    original_fit = StackedTrainer.fit
+    disk = {"full": False}
+
+    def fit_then_fill_the_disk(self, *args, phase=0, **kwargs):
+        disk["full"] = phase >= 2  # phases 0 and 1 are saved; the disk fills up during phase 2
+        return original_fit(self, *args, phase=phase, **kwargs)
+
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        if disk["full"]:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_fsync(fd)
+
+    monkeypatch.setattr(StackedTrainer, "fit", fit_then_fill_the_disk)
+    monkeypatch.setattr("al_bnn.safe_arrays.os.fsync", fsync)
+    out = tmp_path / "full"
+    assert compare_gpa_rand([*configs(tmp_path), *SIZES, "--results-dir", str(out)]) == 5
+    err = capsys.readouterr().err
+    assert err.count("error:") == 1 and "Traceback" not in err
+    assert f"could not write the checkpoint {out / 'checkpoint_0.npz'}: No space left on device" in err
+    assert f"--resume {out}" in err
+    assert not list(out.glob(".*.tmp")) and not list(out.glob("*.tmp"))  # nothing half-written
+    from al_bnn.loop import load_checkpoint
+    assert load_checkpoint(out / "checkpoint_0.npz").phase == 2  # the end of phase 1, untouched
+    assert not (out / "metrics_lrgpa.csv").exists()  # no partial table that looks complete
+
+    monkeypatch.setattr(StackedTrainer, "fit", original_fit)
+    disk["full"] = False  # space is back
+    assert compare_gpa_rand(["--resume", str(out), "--quiet"]) == 0
+    assert_same_results(out, reference)

@@ -329,14 +329,61 @@ def check_consistency(config: ExperimentConfig, source: str = "<config>") -> Non
                           "use a larger pool (0 = full) or a shorter schedule.")
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that refuses a key given twice in one mapping (plain YAML keeps the last)."""
+
+
+def _construct_mapping_once(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    first_line: dict = {}
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue  # `<<: *anchor` merges defaults that explicit keys may override
+        key = loader.construct_object(key_node, deep=True)
+        try:
+            earlier = first_line.get(key)
+        except TypeError:  # an unhashable key: the standard constructor reports it
+            break
+        mark = key_node.start_mark
+        if earlier is not None:
+            where = (f"on lines {earlier.line + 1} and {mark.line + 1}" if earlier.line != mark.line else
+                     f"on line {mark.line + 1}, columns {earlier.column + 1} and {mark.column + 1}")
+            raise ConfigError(f"{loader.name}: key {key!r} is given twice, {where}; YAML would silently keep only "
+                              "the second. Remove one of them.")
+        first_line[key] = mark
+    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping_once)
+
+
+def parse_yaml(text: str, source: str) -> Any:
+    """Parse YAML text like yaml.safe_load, but a key repeated in a mapping is a ConfigError
+    naming `source` and both lines."""
+    loader = _StrictLoader(text)
+    loader.name = source
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
+
+
 def read_yaml(path: str | Path, what: str = "config file", mapping: bool = False) -> Any:
-    """Parse a YAML file; a missing file or bad YAML (or, with mapping=True, a top level that is
-    not a mapping; an empty file reads as {}) is a ConfigError naming the file."""
+    """Parse a YAML file; a missing file, bytes that are not UTF-8, bad YAML, a key given twice
+    (or, with mapping=True, a top level that is not a mapping; an empty file reads as {}) is a
+    ConfigError naming the file."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: {what} not found.")
     try:
-        raw = yaml.safe_load(path.read_text())
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = path.read_bytes()[:error.start].count(b"\n") + 1
+        raise ConfigError(f"{path}: not a UTF-8 text file (byte {path.read_bytes()[error.start]:#04x} at line "
+                          f"{line}); save it as UTF-8.") from None
+    except OSError as error:
+        raise ConfigError(f"{path}: {what} could not be read: {error.strerror or error}.") from None
+    try:
+        raw = parse_yaml(text, str(path))
     except yaml.YAMLError as error:
         raise ConfigError(f"{path}: not valid YAML: {error}") from error
     if mapping:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -166,7 +167,10 @@ def _check_arrays(features: np.ndarray, target: np.ndarray, source: str) -> None
         raise DataFileError(f"{source}: NaN or inf in the features (row {row}, feature column {column})")
     if not np.all(np.isfinite(target)):
         raise DataFileError(f"{source}: NaN or inf in the target (row {int(np.argmin(np.isfinite(target)))})")
-    if len(target) < 2 or np.ptp(target) == 0:
+    if len(target) < 2:
+        raise DataFileError(f"{source}: {'no data rows' if len(target) == 0 else 'only one data row'}; a dataset "
+                            "needs at least two")
+    if np.ptp(target) == 0:
         raise DataFileError(f"{source}: the target is constant; there is nothing to regress")
 
 
@@ -192,11 +196,21 @@ def read_table(path: str | os.PathLike, target: str | None) -> tuple[np.ndarray,
     if not path.is_file():
         raise DataFileError(f"{path}: file not found")
     if path.suffix.lower() == ".npz":
-        with np.load(path) as arrays:
-            if "x" not in arrays or "y" not in arrays:
-                raise DataFileError(f"{path}: an NPZ data file needs arrays 'x' (n, d) and 'y' (n,); found "
-                                    f"{sorted(arrays.files)}")
-            features, values = np.asarray(arrays["x"], float), np.asarray(arrays["y"], float).ravel()
+        try:
+            with np.load(path, allow_pickle=False) as arrays:
+                if "x" not in arrays or "y" not in arrays:
+                    raise DataFileError(f"{path}: an NPZ data file needs arrays 'x' (n, d) and 'y' (n,); found "
+                                        f"{sorted(arrays.files)}")
+                features, values = np.asarray(arrays["x"], float), np.asarray(arrays["y"], float).ravel()
+        except DataFileError:
+            raise
+        except ValueError as error:
+            if "allow_pickle" in str(error):
+                raise DataFileError(f"{path}: holds object (pickled) arrays, which are not read because loading "
+                                    "them can run code; save 'x' and 'y' as numeric arrays") from None
+            raise DataFileError(f"{path}: 'x' and 'y' must be numeric arrays ({error})") from None
+        except (OSError, EOFError, zipfile.BadZipFile) as error:
+            raise DataFileError(f"{path}: not a readable NPZ file ({type(error).__name__}: {error})") from None
         if features.ndim != 2 or len(features) != len(values):
             raise DataFileError(f"{path}: 'x' must be (n, d) and 'y' (n,), got {features.shape} and {values.shape}")
     elif path.suffix.lower() == ".csv":

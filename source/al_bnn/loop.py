@@ -8,9 +8,8 @@ run's seed, so a run computes the same numbers whichever runs share its stack.
 
 from __future__ import annotations
 
+import hashlib
 import logging
-import os
-import pickle
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -21,11 +20,13 @@ from typing import NamedTuple
 import numpy as np
 from tqdm.auto import tqdm
 
-from al_bnn.config import ExperimentConfig
+from al_bnn.config import ConfigError, ExperimentConfig, config_from_dict
 from al_bnn.data import RegressionData, data_key, load_dataset
+from al_bnn.memory import check_fits
 from al_bnn.models import StackedDenseNetwork, build_model_and_trainer
 from al_bnn.models.trainer import EvaluationMetrics, stack_training_sets
 from al_bnn.randomness import numpy_generator
+from al_bnn.safe_arrays import ArrayFileError, load_arrays, save_arrays
 from al_bnn.selection import SelectionRequest, check_selection, make_sampler
 from al_bnn.selection.comparison import agreement, reference_sampler
 
@@ -91,16 +92,29 @@ def load_run_data(run: RunSpec) -> RegressionData:
                         path=data.path, target=data.target, test_fraction=data.test_fraction)
 
 
-def run_experiments(runs: Sequence[RunSpec], show_progress: bool | None = None,
-                    data_for: Callable[[RunSpec], RegressionData] = load_run_data,
-                    checkpoint_dir: Path | None = None, stop: threading.Event | None = None) -> list[RunResult]:
-    """Run every spec, stacking those that can share a model; results in the order given.
+@dataclass
+class PreparedStack:
+    """One stack ready to run: its runs and data, its checkpoint file, the fingerprint of what
+    determines its numbers, and the state read from the checkpoint (None: start afresh)."""
 
-    data_for(run) gives a run's arrays; runs with the same data key share one loaded copy. With
-    checkpoint_dir, stack i checkpoints to checkpoint_dir/checkpoint_<i>.pkl after every phase and
-    resumes from it when it exists. Setting `stop` makes the runs checkpoint at the next chunk
-    boundary and raise StopRequested.
-    """
+    runs: list[RunSpec]
+    datas: list[RegressionData]
+    checkpoint: Path | None
+    fingerprint: dict
+    state: StackState | None = None
+
+
+def checkpoint_path(checkpoint_dir: Path, index: int) -> Path:
+    return checkpoint_dir / f"checkpoint_{index}.npz"
+
+
+def prepare_experiments(runs: Sequence[RunSpec], data_for: Callable[[RunSpec], RegressionData] = load_run_data,
+                        checkpoint_dir: Path | None = None, resume: bool = True) -> list[PreparedStack]:
+    """Everything that can fail before training, done before anything is written or trained: load
+    the data (runs with the same data key share one copy), group the runs into stacks, check that
+    each schedule fits its pool and that each phase fits in memory, and with
+    checkpoint_dir and resume, read each stack's checkpoint and check that it was written by these
+    very runs on this very data (else CheckpointError / ResumeMismatchError, naming what changed)."""
     labels = [r.label for r in runs]
     if len(set(labels)) != len(labels):
         raise ValueError(f"run labels must be unique, got {labels}")
@@ -112,22 +126,84 @@ def run_experiments(runs: Sequence[RunSpec], show_progress: bool | None = None,
             logger.info("data %s (seed %d): pool %s, test %s", data.name, run.config.seed, data.pool_x.shape,
                         data.test_x.shape)
     datas = [loaded[run.data_key] for run in runs]
+    stacks = []
+    for index, members in enumerate(group_into_stacks(runs, datas)):
+        stack_runs, stack_datas = [runs[i] for i in members], [datas[i] for i in members]
+        config, n_pool_total = stack_runs[0].config, len(stack_datas[0].pool_x)
+        if config.final_train_size > n_pool_total:
+            raise ValueError(f"dataset {stack_datas[0].name!r}: the schedule labels {config.final_train_size} points "
+                             f"(num_train_init + al_iter * num_al_incr) but the pool holds {n_pool_total}; shorten "
+                             "the schedule or use a larger pool")
+        check_fits([run.config for run in stack_runs], [run.label for run in stack_runs], n_pool_total,
+                   len(stack_datas[0].test_x), stack_datas[0].pool_x.shape[1])
+        checkpoint = checkpoint_path(checkpoint_dir, index) if checkpoint_dir is not None else None
+        stacks.append(PreparedStack(stack_runs, stack_datas, checkpoint, run_fingerprint(stack_runs, stack_datas)))
+    if checkpoint_dir is not None and resume:
+        _read_checkpoints(stacks, checkpoint_dir)
+    return stacks
+
+
+def _read_checkpoints(stacks: list[PreparedStack], checkpoint_dir: Path) -> None:
+    """Give each stack the state of its checkpoint, after checking that every checkpoint there
+    was written for these runs and this data (all differences reported at once)."""
+    legacy = sorted(checkpoint_dir.glob("checkpoint_*.pkl"))
+    if legacy and not any(checkpoint_dir.glob("checkpoint_*.npz")):
+        raise CheckpointError(
+            f"{legacy[0]}: a pickle checkpoint, written by an older version of al_bnn. Pickles can run arbitrary "
+            "code when loaded (anyone who can write to this directory could have replaced it), so it is refused "
+            "and was not read. Start the run again with this version (--overwrite).")
+    states = {stack.checkpoint: load_checkpoint(stack.checkpoint) for stack in stacks if stack.checkpoint.exists()}
+    # any other checkpoint_<i>.npz was written by a stack that no longer exists: run.yaml was changed
+    orphans = sorted(set(checkpoint_dir.glob("checkpoint_*.npz")) - {stack.checkpoint for stack in stacks})
+    recorded, current = {}, {}
+    for path in orphans:
+        recorded[f"runs of {path.name}"] = load_checkpoint(path).fingerprint.get("runs")
+        current[f"runs of {path.name}"] = None
+    for stack in stacks:
+        state = states.get(stack.checkpoint)
+        if state is None:
+            continue
+        recorded.update(state.fingerprint)
+        recorded[f"runs of {stack.checkpoint.name}"] = recorded.pop("runs", None)
+        current[f"runs of {stack.checkpoint.name}"] = stack.fingerprint["runs"]
+    for stack in stacks:  # keys of runs that moved to another stack are compared too
+        current.update({key: value for key, value in stack.fingerprint.items() if key != "runs"})
+    check_fingerprint(sorted(states) + orphans, recorded, current)
+    for stack in stacks:
+        stack.state = states.get(stack.checkpoint)
+
+
+def run_prepared(stacks: Sequence[PreparedStack], runs: Sequence[RunSpec], show_progress: bool | None = None,
+                 stop: threading.Event | None = None) -> list[RunResult]:
+    """Run prepared stacks; results in the order of `runs` (the runs given to prepare_experiments).
+    Setting `stop` makes the runs checkpoint at the next chunk boundary and raise StopRequested."""
     results = {}
-    for index, stack in enumerate(group_into_stacks(runs, datas)):
-        checkpoint = checkpoint_dir / f"checkpoint_{index}.pkl" if checkpoint_dir is not None else None
+    for stack in stacks:
         try:
-            stack_results = _run_stack([runs[i] for i in stack], [datas[i] for i in stack], show_progress,
-                                       checkpoint, stop)
+            stack_results = _run_stack(stack, show_progress, stop)
         except StopRequested as stopped:
             stopped.results = [*results.values(), *stopped.results]
             raise
         for result in stack_results:
             results[result.label] = result
-    return [results[label] for label in labels]
+    return [results[run.label] for run in runs]
+
+
+def run_experiments(runs: Sequence[RunSpec], show_progress: bool | None = None,
+                    data_for: Callable[[RunSpec], RegressionData] = load_run_data,
+                    checkpoint_dir: Path | None = None, stop: threading.Event | None = None) -> list[RunResult]:
+    """Run every spec, stacking those that can share a model; results in the order given.
+
+    data_for(run) gives a run's arrays; runs with the same data key share one loaded copy. With
+    checkpoint_dir, stack i checkpoints to checkpoint_dir/checkpoint_<i>.npz after every phase and
+    resumes from it when it exists (after checking it belongs to these runs and data). Setting
+    `stop` makes the runs checkpoint at the next chunk boundary and raise StopRequested.
+    """
+    return run_prepared(prepare_experiments(runs, data_for, checkpoint_dir), runs, show_progress, stop)
 
 
 class StopRequested(Exception):
-    """A stop was requested (Ctrl-C); the stack's state was checkpointed at a chunk boundary."""
+    """A stop was requested (SIGINT or SIGTERM); the stack's state was checkpointed at a chunk boundary."""
 
     def __init__(self, state: StackState):
         super().__init__("stopped on request; the run can be resumed from its checkpoint")
@@ -153,21 +229,110 @@ class StackState:
     optimizer_state: list[np.ndarray] | None = None
     phase_training_seconds: float = 0.0
     finished: bool = False
+    fingerprint: dict = field(default_factory=dict)  # what determines the numbers (run_fingerprint)
+
+
+class CheckpointError(ValueError):
+    """A checkpoint cannot be used: unreadable, truncated, of another version, or a pickle."""
+
+
+class ResumeMismatchError(ValueError):
+    """The runs or data to resume differ from those the checkpoint was written for."""
+
+
+CHECKPOINT_KIND = "al_bnn checkpoint"
+CHECKPOINT_VERSION = 1
+_ROW_LISTS = ("metrics", "acquisitions", "selected")
+
+
+def data_fingerprint(data: RegressionData) -> str:
+    """SHA-256 of the arrays a run trains and tests on (standardised, so the scaling counts too)
+    and of the target scale its metrics are reported in."""
+    digest = hashlib.sha256()
+    for array in (data.pool_x, data.pool_y, data.test_x, data.test_y):
+        array = np.ascontiguousarray(array)
+        digest.update(f"{array.dtype.str}{array.shape}".encode())
+        digest.update(array.tobytes())
+    digest.update(repr(data.target_scale).encode())
+    return digest.hexdigest()
+
+
+def run_fingerprint(runs: Sequence[RunSpec], datas: Sequence[RegressionData]) -> dict:
+    """Everything that determines a stack's numbers, as flat `key: value` pairs: the runs (labels,
+    groups, every config key as run) and each run's data (name, shapes, a hash of the arrays)."""
+    fingerprint: dict = {"runs": [run.label for run in runs]}
+    for run, data in zip(runs, datas, strict=True):
+        fingerprint[f"{run.label}: group"] = run.group
+        for section, values in run.config.to_dict().items():
+            if isinstance(values, dict):
+                fingerprint.update({f"{run.label}: {section}.{key}": value for key, value in values.items()})
+            else:
+                fingerprint[f"{run.label}: {section}"] = values
+        fingerprint[f"{run.label}: data arrays"] = (f"{data.name}, pool {list(data.pool_x.shape)}, test "
+                                                    f"{list(data.test_x.shape)}, sha256 {data_fingerprint(data)[:16]}")
+    return fingerprint
+
+
+def check_fingerprint(checkpoints: Sequence[Path], recorded: dict, current: dict) -> None:
+    """ResumeMismatchError naming every key the checkpoints recorded whose value differs now."""
+    absent = "(absent)"
+    changed = [f"  {key}: {value!r} -> {current.get(key, absent)!r}" for key, value in recorded.items()
+               if current.get(key, absent) != value]
+    if changed:
+        raise ResumeMismatchError(
+            f"{', '.join(map(str, checkpoints))} {'was' if len(checkpoints) == 1 else 'were'} written for other "
+            f"settings or data than the run to resume now ({len(changed)} change(s), checkpoint -> now):\n"
+            + "\n".join(changed) + "\nResuming would mix the two. Undo the change (run.yaml, the data files), or "
+            "start a new run (another --results-dir, or --overwrite).")
 
 
 def save_checkpoint(path: Path, state: StackState) -> None:
-    """Write the state to a temporary file and rename it: a crash never leaves half a checkpoint."""
-    temporary = path.with_name(f".{path.name}.tmp")
-    with open(temporary, "wb") as stream:
-        pickle.dump(state, stream, protocol=pickle.HIGHEST_PROTOCOL)
-        stream.flush()
-        os.fsync(stream.fileno())
-    os.replace(temporary, path)
+    """Write the state as arrays plus a JSON header (no pickle), through a temporary file that is
+    renamed into place: a crash or a full disk never leaves half a checkpoint, and the previous
+    checkpoint stays until the new one is complete."""
+    header = dict(labels=state.labels, phase=state.phase, selected=state.selected, epoch=state.epoch,
+                  phase_training_seconds=state.phase_training_seconds, finished=state.finished,
+                  fingerprint=state.fingerprint,
+                  runs=[dict(label=r.label, group=r.group, config=r.config.to_dict(),
+                             **{name: getattr(r, name) for name in _ROW_LISTS}) for r in state.results],
+                  weights=len(state.weights or []), optimizer_state=len(state.optimizer_state or []))
+    arrays = {f"train_set_{k}": indices for k, indices in enumerate(state.train_sets)}
+    arrays.update({f"initial_{k}": r.initial_indices for k, r in enumerate(state.results)})
+    arrays.update({f"weight_{i}": value for i, value in enumerate(state.weights or [])})
+    arrays.update({f"optimizer_{i}": value for i, value in enumerate(state.optimizer_state or [])})
+    save_arrays(path, CHECKPOINT_KIND, CHECKPOINT_VERSION, header, arrays, "the checkpoint")
 
 
 def load_checkpoint(path: Path) -> StackState:
-    with open(path, "rb") as stream:
-        return pickle.load(stream)
+    """Read a checkpoint written by save_checkpoint. Loading runs no code (NumPy without pickle,
+    JSON); a missing, truncated or foreign file, another format version or a pickle is refused
+    with a CheckpointError naming the file, and nothing from it is used."""
+    try:
+        header, arrays = load_arrays(path, CHECKPOINT_KIND, (CHECKPOINT_VERSION,))
+    except ArrayFileError as error:
+        raise CheckpointError(f"checkpoint refused: {error}") from None
+    try:
+        results = []
+        for k, run in enumerate(header["runs"]):
+            result = RunResult(run["label"], config_from_dict(run["config"], f"{path} [{run['label']}]"), run["group"],
+                               **{name: list(run[name]) for name in _ROW_LISTS})
+            result.initial_indices = arrays[f"initial_{k}"]
+            results.append(result)
+        state = StackState(
+            labels=list(header["labels"]), results=results,
+            train_sets=[arrays[f"train_set_{k}"] for k in range(len(results))],
+            phase=int(header["phase"]), selected=bool(header["selected"]), epoch=int(header["epoch"]),
+            weights=[arrays[f"weight_{i}"] for i in range(header["weights"])] or None,
+            optimizer_state=[arrays[f"optimizer_{i}"] for i in range(header["optimizer_state"])] or None,
+            phase_training_seconds=float(header["phase_training_seconds"]), finished=bool(header["finished"]),
+            fingerprint=dict(header["fingerprint"]))
+    except (KeyError, TypeError, ValueError, ConfigError) as error:
+        raise CheckpointError(f"checkpoint refused: {path}: incomplete or inconsistent ({type(error).__name__}: "
+                              f"{error})") from None
+    if state.labels != [r.label for r in results] or any(
+            indices.dtype.kind not in "iu" for indices in [*state.train_sets, *(r.initial_indices for r in results)]):
+        raise CheckpointError(f"checkpoint refused: {path}: inconsistent runs or training sets")
+    return state
 
 
 def _new_state(runs: list[RunSpec], n_pool_total: int) -> StackState:
@@ -179,25 +344,22 @@ def _new_state(runs: list[RunSpec], n_pool_total: int) -> StackState:
     return StackState([run.label for run in runs], results, train_sets)
 
 
-def _run_stack(runs: list[RunSpec], datas: list[RegressionData], show_progress: bool | None,
-               checkpoint: Path | None = None, stop: threading.Event | None = None) -> list[RunResult]:
-    """Train and select for one stack; resumes from `checkpoint` if it exists, and saves it after
-    every phase (and when `stop` is set, at the next chunk boundary)."""
+def _run_stack(stack: PreparedStack, show_progress: bool | None,
+               stop: threading.Event | None = None) -> list[RunResult]:
+    """Train and select for one stack; continues from the state read from its checkpoint (if any),
+    and saves the checkpoint after every phase (and when `stop` is set, at the next chunk boundary)."""
+    runs, datas, checkpoint, state = stack.runs, stack.datas, stack.checkpoint, stack.state
     config = runs[0].config  # training settings are identical across the stack
     schedule, train = config.al_schedule, config.train_schedule
     n_pool_total = len(datas[0].pool_x)
-    if config.final_train_size > n_pool_total:
-        raise ValueError(f"dataset {datas[0].name!r}: the schedule labels {config.final_train_size} points "
-                         f"(num_train_init + al_iter * num_al_incr) but the pool holds {n_pool_total}; shorten "
-                         "the schedule or use a larger pool")
-    state = load_checkpoint(checkpoint) if checkpoint is not None and checkpoint.exists() else None
-    if state is not None and state.labels != [run.label for run in runs]:
-        raise ValueError(f"checkpoint {checkpoint} belongs to runs {state.labels}, not {[r.label for r in runs]}")
     if state is not None and state.finished:
+        for result, indices in zip(state.results, state.train_sets, strict=True):
+            result.train_indices = indices
         return state.results
     if state is not None:
         logger.info("resuming %s at phase %d, epoch %d", ", ".join(state.labels), state.phase, state.epoch)
     state = state or _new_state(runs, n_pool_total)
+    state.fingerprint = stack.fingerprint
     samplers = [make_sampler(run.config.parms) for run in runs]
     network, trainer = build_model_and_trainer(config, datas[0].pool_x.shape[1], [run.config.seed for run in runs])
     if state.weights is not None:

@@ -1,56 +1,221 @@
-"""The results directory: log, configs as run, tidy metrics CSVs, plots.
+"""The results directory: one writer at a time, log, configs as run, tidy metrics CSVs, plots.
 
-Every file is written to a temporary name in the same directory and renamed into place, so a
-crash never leaves a truncated file that looks complete. An existing, non-empty directory is
-refused unless overwrite=True, and overwriting only replaces files this writer writes.
+The writer that owns a directory (lock=True) holds an exclusive lock on its lock file for as long
+as it runs, taken before anything is written: a second run into the same directory is refused
+with a message naming the holder (PID, host, start time), and a lock left by a process that died
+is taken over. Every file is written to a temporary name in the same directory and renamed into
+place, so a crash never leaves a truncated file that looks complete, and gets the permissions
+`open()` would give it under the user's umask. An existing, non-empty directory is refused
+unless overwrite=True, and overwriting only replaces files this writer writes. A file that cannot
+be written (disk full, read-only file system, permission denied) is a WriteError naming it.
 """
 
 from __future__ import annotations
 
 import csv
+import datetime
+import errno
 import io
+import json
 import logging
 import os
-import tempfile
+import socket
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from al_bnn.safe_arrays import WriteError, atomic_write_bytes
+
 LOG_FILE = "log.txt"
+LOCK_FILE = ".al_bnn.lock"
 
 
 class ResultsDirectoryExistsError(FileExistsError):
     """The results directory already holds files and --overwrite was not given."""
 
 
+class ResultsDirectoryBusyError(RuntimeError):
+    """Another live process holds the results directory's lock."""
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    return True
+
+
+def describe_holder(holder: dict) -> str:
+    return (f"PID {holder.get('pid')} on host {holder.get('host')}, started {holder.get('started')}: "
+            f"{holder.get('command')}")
+
+
+class DirectoryLock:
+    """An exclusive lock on `directory` through `fcntl.flock` on its lock file, which records the
+    holder (PID, host, start time, command). The kernel releases a flock when its holder dies, so a
+    lock left by a killed run is simply taken over (and the log says whose it was). On a file
+    system without flock the record alone decides: a holder on this host whose PID no longer runs
+    is taken over; any other holder is refused."""
+
+    def __init__(self, directory: str | os.PathLike):
+        self.directory = Path(directory)
+        self.path = self.directory / LOCK_FILE
+        self._fd: int | None = None
+        self.taken_over: dict | None = None  # the dead holder's record, when its lock was taken over
+
+    def _read_holder(self, fd: int) -> dict | None:
+        os.lseek(fd, 0, os.SEEK_SET)
+        text = os.read(fd, 65536).decode(errors="replace").strip()
+        if not text:
+            return None
+        try:
+            holder = json.loads(text)
+        except ValueError:
+            return {"pid": None, "host": None, "started": None, "command": f"unreadable lock record {text[:80]!r}"}
+        return holder if isinstance(holder, dict) else None
+
+    def _busy(self, holder: dict | None) -> ResultsDirectoryBusyError:
+        who = describe_holder(holder) if holder else "a process that left no record"
+        return ResultsDirectoryBusyError(
+            f"{self.directory} is in use by another run ({who}); only one run may write into a results directory "
+            f"at a time. Wait for it to finish, stop it, or choose another directory (lock file: {self.path})")
+
+    def acquire(self) -> DirectoryLock:
+        import fcntl
+
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as error:
+            raise WriteError(self.path, "the lock file", error) from None
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                locked = True
+            except BlockingIOError:
+                raise self._busy(self._read_holder(fd)) from None
+            except OSError as error:
+                if error.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+                    raise
+                locked = False  # no flock on this file system: the record decides
+            previous = self._read_holder(fd)
+            if previous and previous.get("pid") not in (None, os.getpid()):
+                same_host = previous.get("host") == socket.gethostname()
+                alive = same_host and isinstance(previous.get("pid"), int) and _process_alive(previous["pid"])
+                if not locked and (alive or not same_host):
+                    raise self._busy(previous)
+                self.taken_over = previous
+            record = dict(pid=os.getpid(), host=socket.gethostname(),
+                          started=datetime.datetime.now().isoformat(timespec="seconds"),
+                          command=" ".join(sys.argv)[:500])
+            os.ftruncate(fd, 0)
+            os.lseek(fd, 0, os.SEEK_SET)
+            os.write(fd, json.dumps(record).encode() + b"\n")
+        except BaseException as error:
+            os.close(fd)
+            if isinstance(error, OSError) and not isinstance(error, WriteError):
+                raise WriteError(self.path, "the lock file", error) from None
+            raise
+        self._fd = fd
+        return self
+
+    def __enter__(self) -> DirectoryLock:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.release()
+
+    def release(self) -> None:
+        if self._fd is None:
+            return
+        import fcntl
+
+        try:
+            os.ftruncate(self._fd, 0)  # no record: nobody holds it
+        except OSError:
+            pass
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        except OSError:
+            pass
+        os.close(self._fd)
+        self._fd = None
+
+
+class _LogFile(logging.FileHandler):
+    """The run's log file. If a line cannot be written (disk full, ...) it says so once on stderr
+    and writes nothing more, instead of a traceback per line; `failure` keeps the error."""
+
+    def __init__(self, path: Path, mode: str):
+        self.failure: OSError | None = None
+        super().__init__(path, mode=mode)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.failure is None:
+            super().emit(record)
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        error = sys.exc_info()[1]
+        if self.failure is None and isinstance(error, OSError):
+            self.failure = WriteError(self.baseFilename, "the log", error)
+            print(f"warning: {self.failure}; the log stops here", file=sys.stderr)
+        elif self.failure is None:
+            super().handleError(record)
+
+
 class ResultsWriter:
-    def __init__(self, path: str | Path, overwrite: bool = False):
+    """Writes files into `path` atomically. With lock=True it owns the directory: it takes the
+    directory's lock before writing anything and holds it until close() (or the end of a `with`)."""
+
+    def __init__(self, path: str | os.PathLike, overwrite: bool = False, lock: bool = False):
         self.path = Path(path)
+        self._log_handler: _LogFile | None = None
+        self._log_failure: WriteError | None = None
+        self.lock: DirectoryLock | None = None
         if self.path.exists() and not self.path.is_dir():
             raise ResultsDirectoryExistsError(f"{self.path} exists and is not a directory; choose another "
                                               "--results-dir")
-        if self.path.is_dir() and any(self.path.iterdir()) and not overwrite:
-            raise ResultsDirectoryExistsError(
-                f"results directory {self.path} already exists and is not empty; pass --overwrite to replace "
-                "the files this run writes (other files are kept), or choose another --results-dir")
-        self.path.mkdir(parents=True, exist_ok=True)
-        self._log_handler: logging.Handler | None = None
+        self.created = not self.path.exists()
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise WriteError(self.path, "the results directory", error) from None
+        if lock:
+            self.lock = DirectoryLock(self.path).acquire()
+        try:
+            if not overwrite and any(p.name != LOCK_FILE for p in self.path.iterdir()):
+                raise ResultsDirectoryExistsError(
+                    f"results directory {self.path} already exists and is not empty; pass --overwrite to replace "
+                    "the files this run writes (other files are kept), or choose another --results-dir")
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Release the directory's lock (if held)."""
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
+
+    def __enter__(self) -> ResultsWriter:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
 
     def file(self, name: str) -> Path:
         return self.path / name
 
     def write_bytes(self, name: str, payload: bytes) -> Path:
+        """Write `name` (a path relative to the directory; missing sub-folders are made) atomically."""
         target = self.file(name)
-        handle, temporary = tempfile.mkstemp(dir=self.path, prefix=f".{name}.", suffix=".tmp")
         try:
-            with os.fdopen(handle, "wb") as stream:
-                stream.write(payload)
-                stream.flush()
-                os.fsync(stream.fileno())
-            os.replace(temporary, target)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
-        return target
+            target.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise WriteError(target.parent, "the folder", error) from None
+        return atomic_write_bytes(target, payload, "the results file")
 
     def write_text(self, name: str, text: str) -> Path:
         return self.write_bytes(name, text.encode())
@@ -74,13 +239,25 @@ class ResultsWriter:
     def attach_log(self, logger: logging.Logger, append: bool = False) -> None:
         """Send the logger's records to LOG_FILE in this directory, line by line as the run goes
         (append=True continues an existing log, e.g. on resume)."""
-        handler = logging.FileHandler(self.file(LOG_FILE), mode="a" if append else "w")
+        try:
+            handler = _LogFile(self.file(LOG_FILE), mode="a" if append else "w")
+        except OSError as error:
+            raise WriteError(self.file(LOG_FILE), "the log", error) from None
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         logger.addHandler(handler)
         self._log_handler = handler
 
+    @property
+    def log_failure(self) -> WriteError | None:
+        """The error that stopped the log file, if a line could not be written."""
+        return self._log_failure if self._log_handler is None else self._log_handler.failure
+
     def detach_log(self, logger: logging.Logger) -> None:
         if self._log_handler is not None:
+            self._log_failure = self._log_handler.failure
             logger.removeHandler(self._log_handler)
-            self._log_handler.close()
+            try:
+                self._log_handler.close()
+            except OSError:
+                pass  # a full disk refuses the final flush; the failure was already reported
             self._log_handler = None

@@ -27,17 +27,45 @@ class ArrayFileError(ValueError):
     """A file is not a readable array file of the expected kind; the message names it and why."""
 
 
+class WriteError(OSError):
+    """A file could not be written: disk full, read-only file system, permission denied. The
+    message names the path and what could not be written; nothing half-written is left under
+    the real name (writes go through a temporary file that is removed on failure)."""
+
+    def __init__(self, path: str | os.PathLike, what: str, error: OSError):
+        super().__init__(error.errno, error.strerror or str(error), str(path))
+        self.path, self.what, self.cause = Path(path), what, error
+
+    def __str__(self) -> str:
+        reason = self.cause.strerror or str(self.cause)
+        return f"could not write {self.what} {self.path}: {reason} (errno {self.cause.errno})"
+
+
 def umask_mode() -> int:
-    """The mode `open()` gives a new file: 0o666 less the process's umask."""
+    """The mode `open()` gives a new file: 0o666 less the process's umask (read from /proc where
+    Linux shows it, so other threads never see the umask changed; elsewhere set and restored)."""
+    try:
+        with open("/proc/self/status") as stream:
+            for line in stream:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
     mask = os.umask(0)
     os.umask(mask)
     return 0o666 & ~mask
 
 
-def atomic_write_bytes(target: str | os.PathLike, payload: bytes) -> Path:
-    """Write `payload` to `target` through a temporary file in the same folder, fsync and rename."""
+def atomic_write_bytes(target: str | os.PathLike, payload: bytes, what: str = "file") -> Path:
+    """Write `payload` to `target` through a temporary file in the same folder, fsync and rename.
+
+    An OSError (disk full, read-only file system, permission denied) becomes a WriteError naming
+    `what` and the path; the temporary file is removed and `target` keeps its previous content."""
     target = Path(target)
-    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    except OSError as error:
+        raise WriteError(target, what, error) from None
     try:
         with os.fdopen(handle, "wb") as stream:
             stream.write(payload)
@@ -45,25 +73,38 @@ def atomic_write_bytes(target: str | os.PathLike, payload: bytes) -> Path:
             os.fsync(stream.fileno())
         os.chmod(temporary, umask_mode())
         os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
+    except BaseException as error:
+        try:
+            Path(temporary).unlink(missing_ok=True)
+        except OSError:
+            pass  # the original error is the one to report
+        if isinstance(error, OSError):
+            raise WriteError(target, what, error) from None
         raise
     return target
 
 
 def save_arrays(path: str | os.PathLike, kind: str, version: int, header: Mapping,
-                arrays: Mapping[str, np.ndarray]) -> Path:
-    """Write `arrays` (names without a leading '__') and a JSON-serialisable `header` to `path`."""
+                arrays: Mapping[str, np.ndarray], what: str = "file") -> Path:
+    """Write `arrays` (names without a leading '__') and a JSON-serialisable `header` to `path`
+    (NumPy scalars in the header are written as plain numbers; mappings keep their key order)."""
     import io
 
     bad = [name for name in arrays if name.startswith("__")]
     if bad:
         raise ValueError(f"array names may not start with '__': {bad}")
     full_header = {"kind": kind, "version": int(version), **header}
-    encoded = np.frombuffer(json.dumps(full_header, sort_keys=True).encode(), dtype=np.uint8)
+    encoded = np.frombuffer(json.dumps(full_header, default=_plain).encode(), dtype=np.uint8)
     buffer = io.BytesIO()
     np.savez(buffer, **{HEADER_KEY: encoded}, **{name: np.asarray(value) for name, value in arrays.items()})
-    return atomic_write_bytes(path, buffer.getvalue())
+    return atomic_write_bytes(path, buffer.getvalue(), what)
+
+
+def _plain(value):
+    """JSON fallback for NumPy scalars and arrays in a header."""
+    if isinstance(value, (np.generic, np.ndarray)):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
 def load_arrays(path: str | os.PathLike, kind: str,

@@ -5,25 +5,30 @@
     python source/run_benchmark.py --config configs/benchmark.yaml --data my.csv --target price
 
 Writes to the output directory: runs/<dataset>/<model>/<sampler>_rs_<seed>.csv (one per
-finished run; a rerun skips them, so an interrupted sweep resumes), benchmark.csv (all rows, tidy),
-summary.md and summary.csv, plots/<dataset>.png, config.yaml (the sweep as run) and log.txt.
+finished run; a rerun skips the complete ones and redoes any other, so an interrupted sweep
+resumes), benchmark.csv (all rows, tidy), summary.md and summary.csv, plots/<dataset>.png,
+config.yaml (the sweep as run) and log.txt (appended by every invocation). One sweep at a time
+writes into a directory (a lock file records the holder).
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import logging
 import os
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import yaml
 from tqdm.auto import tqdm
 
-from al_bnn.config import ConfigError
-from al_bnn.data import DataFileError, DataUnavailableError
+from al_bnn.config import ConfigError, read_yaml
+from al_bnn.experiments.cli import run_reporting_errors
 from al_bnn.experiments.sweep import (
+    FINGERPRINT_COLUMN,
     BenchmarkConfig,
     DatasetEntry,
     collect,
@@ -37,7 +42,8 @@ from al_bnn.experiments.sweep import (
     summary_markdown,
 )
 from al_bnn.paths import REPO_ROOT
-from al_bnn.results import ResultsDirectoryExistsError, ResultsWriter
+from al_bnn.plugins import import_plugins
+from al_bnn.results import ResultsDirectoryExistsError, ResultsWriter, describe_holder
 
 logger = logging.getLogger("al_bnn.benchmark")
 # The workers' own log lines: they reach the log file (a handler on "al_bnn"), not the console.
@@ -59,11 +65,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--models", nargs="+", default=None, help="override the config's models (bnn, dropout, "
                         "ensemble); settings a model needs come from the config's model_settings")
     parser.add_argument("--seeds", nargs="+", type=int, default=None, help="override the config's seeds")
-    parser.add_argument("--workers", type=int, default=1, help="local worker processes (default 1)")
+    parser.add_argument("--workers", type=positive_int, default=1,
+                        help="worker processes, local or of --dask-cluster (default 1)")
     engine = parser.add_mutually_exclusive_group()
     engine.add_argument("--scheduler", default=None, help="submit the runs to this Dask scheduler (tcp://host:port)")
     engine.add_argument("--dask-cluster", action="store_true",
                         help="start a local Dask cluster (loopback, --workers processes) and submit to it")
+    parser.add_argument("--connect-timeout", type=float, default=10.0, metavar="SECONDS",
+                        help="give up on an unreachable --scheduler after this long (default %(default)s)")
     parser.add_argument("--overwrite", action="store_true",
                         help="start over in an output directory made by a different config (finished runs "
                              "of the same config are always reused)")
@@ -71,20 +80,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return _run(args)
-    except (ConfigError, DataFileError, DataUnavailableError, ResultsDirectoryExistsError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    return run_reporting_errors(lambda: _run(args))
 
 
 def _run(args: argparse.Namespace) -> int:
-    import importlib
-
-    for module in args.plugins:
-        importlib.import_module(module)
+    import_plugins(args.plugins)
     config_path = Path(args.config)
     if not config_path.exists() and (REPO_ROOT / config_path).exists():
         config_path = REPO_ROOT / config_path
@@ -109,36 +118,51 @@ def _run(args: argparse.Namespace) -> int:
 
     output = Path(args.out or ("results_benchmark_quick" if args.quick else "results_benchmark"))
     run_sweep(config, output, workers=args.workers, scheduler=args.scheduler, dask_cluster=args.dask_cluster,
-              overwrite=args.overwrite)
+              overwrite=args.overwrite, plugins=args.plugins, connect_timeout=args.connect_timeout)
     return 0
 
 
 def run_sweep(config: BenchmarkConfig, output: Path, *, workers: int = 1, scheduler: str | None = None,
-              dask_cluster: bool = False, overwrite: bool = False) -> None:
-    """Run every unfinished run of the sweep into `output` and write its tables and plots; finished
-    runs of the same config are reused, and a directory of a different config is refused unless
-    `overwrite`."""
+              dask_cluster: bool = False, overwrite: bool = False, plugins: Sequence[str] = (),
+              connect_timeout: float = 10.0) -> None:
+    """Run every unfinished run of the sweep into `output` and write its tables and plots; complete
+    run files of the same config are reused, any other is redone, and a directory of a different
+    config is refused unless `overwrite`. Holds the directory's lock throughout."""
     fingerprint = config_fingerprint(config)
-    previous = output / "config.yaml"
-    if previous.exists():
-        recorded = (yaml.safe_load(previous.read_text()) or {}).get("fingerprint")
-        if recorded != fingerprint and not overwrite:
-            raise ResultsDirectoryExistsError(
-                f"{output} holds a sweep of a different config (fingerprint {recorded}, now {fingerprint}); pass "
-                "--overwrite to start over there, or choose another --out")
-        if recorded != fingerprint:
-            for path in sorted((output / "runs").glob("**/*.csv")):
-                path.unlink()
-    writer = ResultsWriter(output, overwrite=True)
-    writer.write_text("config.yaml", yaml.safe_dump({"fingerprint": fingerprint, **config.as_dict()}, sort_keys=False))
+    with ResultsWriter(output, overwrite=True, lock=True) as writer:
+        previous = output / "config.yaml"
+        if previous.exists():
+            recorded = (read_yaml(previous, "sweep config", mapping=True)).get("fingerprint")
+            if recorded != fingerprint and not overwrite:
+                raise ResultsDirectoryExistsError(
+                    f"{output} holds a sweep of a different config (fingerprint {recorded}, now {fingerprint}); "
+                    "pass --overwrite to start over there, or choose another --out")
+            if recorded != fingerprint:
+                for path in sorted((output / "runs").glob("**/*.csv")):
+                    path.unlink()
+        writer.write_text("config.yaml", yaml.safe_dump({"fingerprint": fingerprint, **config.as_dict()},
+                                                        sort_keys=False))
+        _sweep(config, output, writer, fingerprint, workers, scheduler, dask_cluster, plugins, connect_timeout)
+
+
+def _sweep(config: BenchmarkConfig, output: Path, writer: ResultsWriter, fingerprint: str, workers: int,
+           scheduler: str | None, dask_cluster: bool, plugins: Sequence[str], connect_timeout: float) -> None:
     logger.setLevel(logging.INFO)
     console = logging.StreamHandler(sys.stdout)
     console.setFormatter(logging.Formatter("%(message)s"))
     logger.addHandler(console)
-    writer.attach_log(logging.getLogger("al_bnn"))
+    writer.attach_log(logging.getLogger("al_bnn"), append=True)
     started = time.perf_counter()
     try:
-        tasks = pending_tasks(config, output)
+        logger.info("---- sweep started %s: %s", datetime.datetime.now().isoformat(timespec="seconds"),
+                    " ".join(sys.argv))
+        if writer.lock is not None and writer.lock.taken_over:
+            logger.warning("took over the lock of %s, left by a sweep that is no longer running (%s)", output,
+                           describe_holder(writer.lock.taken_over))
+        redo: list[str] = []
+        tasks = pending_tasks(config, output, plugins, redo)
+        for line in redo:
+            logger.warning("redoing %s", line)
         total_runs = len(config.datasets) * len(config.models) * len(config.samplers) * len(config.seeds)
         pending_runs = sum(len(t["runs"]) for t in tasks)
         engine = (f"Dask scheduler {scheduler}" if scheduler else
@@ -147,13 +171,13 @@ def run_sweep(config: BenchmarkConfig, output: Path, *, workers: int = 1, schedu
         logger.info("%s: %d runs, %d already finished, %d to do in %d task(s) on %s", config.source, total_runs,
                     total_runs - pending_runs, pending_runs, len(tasks), engine)
         with tqdm(total=len(tasks), unit="task", disable=None) as progress:
-            for result in execute(tasks, scheduler, dask_cluster, workers):
+            for result in execute(tasks, scheduler, dask_cluster, workers, plugins, connect_timeout):
                 for line in result["log"]:
                     worker_log.info(line)
                 for (dataset, model, sampler, seed), rows in result["runs"].items():
                     path = run_file(output, dataset, model, sampler, seed)
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    ResultsWriter(path.parent, overwrite=True).write_csv(path.name, rows)
+                    writer.write_csv(str(path.relative_to(output)),
+                                     [{**row, FINGERPRINT_COLUMN: fingerprint} for row in rows])
                     logger.info("finished %s / %s / %s / seed %d: final test RMSE %.4f", dataset, model, sampler,
                                 seed, rows[-1]["test_rmse"])
                 progress.update(1)
@@ -162,6 +186,8 @@ def run_sweep(config: BenchmarkConfig, output: Path, *, workers: int = 1, schedu
     finally:
         writer.detach_log(logging.getLogger("al_bnn"))
         logger.removeHandler(console)
+    if writer.log_failure is not None:
+        raise writer.log_failure
 
 
 def write_reports(writer: ResultsWriter, config, output: Path) -> None:
@@ -171,13 +197,11 @@ def write_reports(writer: ResultsWriter, config, output: Path) -> None:
     writer.write_text("summary.csv", summary.to_csv(index=False))
     markdown = summary_markdown(summary)
     writer.write_text("summary.md", f"# Benchmark summary\n\nConfig: {config.source}\n\n{markdown}\n")
-    (output / "plots").mkdir(exist_ok=True)
-    plots = ResultsWriter(output / "plots", overwrite=True)
     from al_bnn.experiments.plotting import plt
 
     for dataset in table["dataset"].unique():
         figure = plot_dataset(table, dataset)
-        plots.save_figure(f"{dataset}.png", figure)
+        writer.save_figure(f"plots/{dataset}.png", figure)
         plt.close(figure)
     logger.info("\n%s", markdown)
 

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
+import shlex
 import shutil
-import signal
 import sys
 import threading
 import time
@@ -17,12 +16,30 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from al_bnn.config import ConfigError, config_from_dict, dump_config, load_config, with_overrides
-from al_bnn.data import DataFileError, DataUnavailableError
+from al_bnn.config import ConfigError, config_from_dict, dump_config, load_config, read_yaml, with_overrides
+from al_bnn.experiments.cli import (
+    EXIT_DIVERGED,
+    EXIT_WRITE_FAILED,
+    SIGNAL_NAMES,
+    Aborted,
+    StopSignals,
+    interrupted_exit_code,
+    run_reporting_errors,
+)
 from al_bnn.experiments.plotting import geometric_mean_and_interval, plot_learning_curves, plt
-from al_bnn.loop import RunResult, RunSpec, StopRequested, TrainingDiverged, logger, run_experiments
+from al_bnn.loop import (
+    RunResult,
+    RunSpec,
+    StopRequested,
+    TrainingDiverged,
+    logger,
+    prepare_experiments,
+    run_prepared,
+)
 from al_bnn.paths import REPO_ROOT
-from al_bnn.results import ResultsDirectoryExistsError, ResultsWriter
+from al_bnn.plugins import import_plugins
+from al_bnn.results import ResultsWriter, describe_holder
+from al_bnn.safe_arrays import WriteError
 
 
 @dataclass
@@ -77,43 +94,51 @@ def _unique_groups(policies: list[str]) -> list[str]:
 
 def main(comparison: Comparison, argv: Sequence[str] | None = None) -> int:
     args = build_parser(comparison).parse_args(argv)
-    try:
-        return _run(comparison, args)
-    except (ConfigError, DataUnavailableError, DataFileError, ResultsDirectoryExistsError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    return run_reporting_errors(lambda: _run(comparison, args), lambda error: _hint(error, args))
+
+
+def _hint(error: BaseException, args: argparse.Namespace) -> str:
+    """What to do after an error that struck a run in progress."""
+    results_dir = getattr(error, "results_dir", None)
+    if results_dir is None:
+        return ""
+    if isinstance(error, WriteError):
+        return (f"Nothing was left half-written and the last checkpoint is untouched; once the problem is fixed, "
+                f"continue with:\n  {resume_command(results_dir, args.plugins)}")
+    return f"The last checkpoint is kept; continue with:\n  {resume_command(results_dir, args.plugins)}"
+
+
+def resume_command(results_dir: Path, plugins: Sequence[str] = ()) -> str:
+    script = sys.argv[0] if sys.argv[0].endswith(".py") else "source/<script>.py"
+    extra = f" --plugins {' '.join(plugins)}" if plugins else ""
+    return f"python {script} --resume {shlex.quote(str(results_dir))}{extra}"
 
 
 def _run(comparison: Comparison, args: argparse.Namespace) -> int:
-    for module in args.plugins:
-        importlib.import_module(module)
+    import_plugins(args.plugins)
     if args.resume:
         results_dir = Path(args.resume)
-        specs = _specs_from_manifest(results_dir)
-        writer = ResultsWriter(results_dir, overwrite=True)
-    else:
-        specs, results_dir = _specs_from_arguments(comparison, args)
-        created = not results_dir.exists()
-        writer = ResultsWriter(results_dir, overwrite=args.overwrite)
+        if not (results_dir / MANIFEST).is_file():  # checked before the lock: nothing is created
+            raise ConfigError(f"{results_dir} has no {MANIFEST}; --resume needs a results directory written by "
+                              "this script")
+        with ResultsWriter(results_dir, overwrite=True, lock=True) as writer:
+            specs = _specs_from_manifest(results_dir, args.plugins)
+            return _start(comparison, args, specs, results_dir, writer)
+    specs, results_dir = _specs_from_arguments(comparison, args)
+    with ResultsWriter(results_dir, overwrite=args.overwrite, lock=True) as writer:
         try:
             return _start(comparison, args, specs, results_dir, writer)
-        except (ConfigError, DataUnavailableError, DataFileError, ValueError):
+        except (ConfigError, ValueError, WriteError, RuntimeError):
             # failed before anything was trained (no checkpoint): leave no directory behind, so the
             # same command works once the problem is fixed
-            if created and not any(results_dir.glob("checkpoint_*")):
+            if writer.created and not any(results_dir.glob("checkpoint_*")):
+                writer.close()
                 shutil.rmtree(results_dir, ignore_errors=True)
             raise
-    return _start(comparison, args, specs, results_dir, writer)
 
 
 def _start(comparison: Comparison, args: argparse.Namespace, specs: list[RunSpec], results_dir: Path,
            writer: ResultsWriter) -> int:
-    if not args.resume:
-        for stale in results_dir.glob("checkpoint_*.pkl"):  # ours, from an earlier run being overwritten
-            stale.unlink()
-        writer.write_text(MANIFEST, yaml.safe_dump(
-            {"runs": [{"label": s.label, "group": s.group, "config": s.config.to_dict()} for s in specs]},
-            sort_keys=False))
     logger.setLevel(logging.INFO)
     console = None
     if not args.quiet:
@@ -121,51 +146,85 @@ def _start(comparison: Comparison, args: argparse.Namespace, specs: list[RunSpec
         console.setFormatter(logging.Formatter("%(message)s"))
         logger.addHandler(console)
     writer.attach_log(logger, append=bool(args.resume))
+    if writer.lock is not None and writer.lock.taken_over:
+        logger.warning("took over the lock of %s, left by a run that is no longer running (%s)", results_dir,
+                       describe_holder(writer.lock.taken_over))
     stop = threading.Event()
-    previous_handler = _install_interrupt_handler(stop)
+
+    def first_signal(signum: int) -> None:
+        logger.warning("%s: stopping at the next evaluation point and saving a checkpoint (send it again to "
+                       "abort without saving)", SIGNAL_NAMES[signum])
+
+    resumable = bool(args.resume)  # whether `--resume` can continue from here (run.yaml written)
     try:
-        started = time.perf_counter()
-        for spec in specs:
-            writer.write_text(f"config_{spec.label}.yaml", dump_config(spec.config))
-        seeds = sorted({spec.config.seed for spec in specs})
-        logger.info("%s %d run(s), seeds %s; results in %s", "resuming" if args.resume else "starting", len(specs),
-                    seeds, results_dir)
-        try:
-            results = run_experiments(specs, show_progress=False if args.quiet else None,
-                                      checkpoint_dir=results_dir, stop=stop)
-        except StopRequested as stopped:
-            _write_tables(writer, stopped.results)
-            logger.warning("stopped: checkpoint and metrics so far are in %s. Resume with:\n  python %s --resume %s",
-                           results_dir, sys.argv[0] if sys.argv[0].endswith(".py") else "source/<script>.py",
-                           results_dir)
-            return 130
-        except TrainingDiverged as error:
-            logger.error("%s Checkpoint: %s", error, results_dir)
-            return 3
-        _write_results(writer, comparison, results)
-        for line in comparison.summarise(results):
-            logger.info(line)
-        logger.info("done in %.1f s; results in %s", time.perf_counter() - started, results_dir)
+        with StopSignals(stop, first_signal) as signals:
+            started = time.perf_counter()
+            # everything that can fail before training (data, memory, the checkpoints to resume)
+            stacks = prepare_experiments(specs, checkpoint_dir=results_dir, resume=bool(args.resume))
+            if not args.resume:
+                for stale in [*results_dir.glob("checkpoint_*.npz"), *results_dir.glob("checkpoint_*.pkl")]:
+                    stale.unlink()  # ours, from an earlier run being overwritten
+                writer.write_text(MANIFEST, yaml.safe_dump(
+                    {"plugins": list(args.plugins),
+                     "runs": [{"label": s.label, "group": s.group, "config": s.config.to_dict()} for s in specs]},
+                    sort_keys=False))
+                resumable = True
+            for spec in specs:
+                writer.write_text(f"config_{spec.label}.yaml", dump_config(spec.config))
+            seeds = sorted({spec.config.seed for spec in specs})
+            logger.info("%s %d run(s), seeds %s; results in %s", "resuming" if args.resume else "starting",
+                        len(specs), seeds, results_dir)
+            try:
+                results = run_prepared(stacks, specs, show_progress=False if args.quiet else None, stop=stop)
+            except StopRequested as stopped:
+                _write_tables(writer, stopped.results)
+                logger.warning("stopped: checkpoint and metrics so far are in %s. Resume with:\n  %s", results_dir,
+                               resume_command(results_dir, args.plugins))
+                return interrupted_exit_code(signals.received)
+            except TrainingDiverged as error:
+                logger.error("%s Checkpoint: %s", error, results_dir)
+                return EXIT_DIVERGED
+            _write_results(writer, comparison, results)
+            for line in comparison.summarise(results):
+                logger.info(line)
+            logger.info("done in %.1f s; results in %s", time.perf_counter() - started, results_dir)
+            if signals.received is not None:
+                logger.info("(%s arrived after the last phase; the run was finished instead)",
+                            SIGNAL_NAMES[signals.received])
+    except (WriteError, Aborted) as error:
+        if resumable:
+            error.results_dir = results_dir  # for the resume command in the message
+        raise
     finally:
-        if previous_handler is not None:
-            signal.signal(signal.SIGINT, previous_handler)
         writer.detach_log(logger)
         if console is not None:
             logger.removeHandler(console)
+    if writer.log_failure is not None:
+        print(f"error: {writer.log_failure}; every other file was written", file=sys.stderr)
+        return EXIT_WRITE_FAILED
     return 0
 
 
 MANIFEST = "run.yaml"
 
 
-def _specs_from_manifest(results_dir: Path) -> list[RunSpec]:
+def _specs_from_manifest(results_dir: Path, plugins: Sequence[str]) -> list[RunSpec]:
+    """The runs recorded in run.yaml, validated like a config (a malformed file is a ConfigError
+    naming it). Plugins it names are never imported from there (anyone who can write to the
+    directory could edit it): the same --plugins must be given again."""
     manifest = results_dir / MANIFEST
-    if not manifest.is_file():
-        raise ConfigError(f"{results_dir} has no {MANIFEST}; --resume needs a results directory written by this "
-                          "script")
-    raw = yaml.safe_load(manifest.read_text())
-    return [RunSpec(run["label"], config_from_dict(run["config"], f"{manifest} [{run['label']}]"), run["group"])
-            for run in raw["runs"]]
+    raw = read_yaml(manifest, "run manifest", mapping=True)
+    runs = raw.get("runs")
+    if (not isinstance(runs, list) or not runs
+            or any(not isinstance(run, dict) or set(run) != {"label", "group", "config"} for run in runs)):
+        raise ConfigError(f"{manifest}: not a run manifest of this script: expected 'runs:', a list of "
+                          "{label, group, config} entries")
+    missing = [name for name in raw.get("plugins") or [] if name not in plugins]
+    if missing:
+        raise ConfigError(f"{manifest}: this run was started with --plugins {' '.join(raw['plugins'])}; pass the same "
+                          "--plugins to resume it (modules are never imported on the word of a results directory)")
+    return [RunSpec(str(run["label"]), config_from_dict(run["config"], f"{manifest} [{run['label']}]"),
+                    str(run["group"])) for run in runs]
 
 
 def _specs_from_arguments(comparison: Comparison, args: argparse.Namespace) -> tuple[list[RunSpec], Path]:
@@ -200,21 +259,6 @@ def _specs_from_arguments(comparison: Comparison, args: argparse.Namespace) -> t
     return specs, results_dir
 
 
-def _install_interrupt_handler(stop: threading.Event):
-    """First Ctrl-C: finish the current chunk of epochs, checkpoint and stop. Second: abort now."""
-    if threading.current_thread() is not threading.main_thread():
-        return None
-
-    def handler(signum, frame):
-        if stop.is_set():
-            raise KeyboardInterrupt
-        stop.set()
-        logger.warning("Ctrl-C: stopping at the next evaluation point and saving a checkpoint "
-                       "(press Ctrl-C again to abort without saving)")
-
-    return signal.signal(signal.SIGINT, handler)
-
-
 def _write_results(writer: ResultsWriter, comparison: Comparison, results: list[RunResult]) -> None:
     _write_tables(writer, results)
     _plot(writer, comparison, results)
@@ -226,7 +270,8 @@ def _write_tables(writer: ResultsWriter, results: Sequence[RunResult]) -> None:
         if not result.metrics:
             continue
         writer.write_csv(f"metrics_{result.label}.csv", result.metrics)
-        writer.write_csv(f"acquisitions_{result.label}.csv", result.acquisitions)
+        if result.acquisitions:  # none yet when stopped during the first phase
+            writer.write_csv(f"acquisitions_{result.label}.csv", result.acquisitions)
         selected = ([dict(al_iter=0, rank=i, pool_index=int(p)) for i, p in enumerate(result.initial_indices)]
                     + result.selected)
         writer.write_csv(f"selected_{result.label}.csv", selected)

@@ -32,13 +32,13 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from al_bnn.config import ConfigError, read_yaml
-from al_bnn.data import DataFileError, DataUnavailableError
+from al_bnn.config import read_yaml
 from al_bnn.experiments import study_report
 from al_bnn.experiments.benchmark import run_sweep as run_benchmark_sweep
+from al_bnn.experiments.cli import run_reporting_errors
 from al_bnn.experiments.sweep import benchmark_config_from_dict, merge_sections, pending_tasks
 from al_bnn.paths import REPO_ROOT
-from al_bnn.results import ResultsDirectoryExistsError, ResultsWriter
+from al_bnn.results import ResultsWriter
 
 CONFIG_DIR = REPO_ROOT / "configs" / "study"
 SWEEP_QUESTIONS = {"q1": "q1_samplers.yaml", "q2": "q2_joint_marginal.yaml", "q3": "q3_mc_vs_exact.yaml",
@@ -90,11 +90,7 @@ def main(argv=None) -> int:
         logger.addHandler(console)
         logger.setLevel(logging.INFO)
         logger.propagate = False
-    try:
-        return _run(args)
-    except (ConfigError, DataFileError, DataUnavailableError, ResultsDirectoryExistsError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    return run_reporting_errors(lambda: _run(args))
 
 
 def _read_yaml(path: Path) -> dict:
@@ -228,7 +224,12 @@ def _run(args: argparse.Namespace) -> int:
     results_dir = Path(args.results_dir or ("results_study_quick" if args.quick else "results_study"))
     report_dir = REPO_ROOT / "docs" if committed_report else results_dir
     image_dir = REPO_ROOT / "images" / "study" if committed_report else results_dir / "images"
-    results_dir.mkdir(parents=True, exist_ok=True)
+    with ResultsWriter(results_dir, overwrite=True, lock=True):  # one study at a time in a results directory
+        return _run_locked(args, committed_report, results_dir, report_dir, image_dir)
+
+
+def _run_locked(args: argparse.Namespace, committed_report: bool, results_dir: Path, report_dir: Path,
+                image_dir: Path) -> int:
     committed_times = report_dir / "study_data" / "wall_times.json"
     if not (results_dir / "wall_times.json").exists() and committed_times.exists():
         # a fresh checkout: start from the committed record of the runs behind the committed CSVs

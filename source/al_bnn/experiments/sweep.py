@@ -3,8 +3,9 @@
 One task is one (dataset, model): all of its unfinished (sampler, seed) runs, trained as one
 stacked model (each seed with its own split, all splits the same size). A task returns tidy rows,
 one per AL step; the parent process owns the output directory and writes each run's rows
-atomically as `runs/<dataset>/<model>/<sampler>_rs_<seed>.csv`, so an interrupted sweep resumes
-by skipping the runs whose file exists, and a half-finished run never leaves a file behind.
+atomically as `runs/<dataset>/<model>/<sampler>_rs_<seed>.csv`, tagged with the sweep config's
+fingerprint, so an interrupted sweep resumes by skipping the runs whose file is complete (every
+AL step, the expected columns, the same config); any other run file is redone.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import logging
 import math
 import os
 import re
+import threading
+import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +28,7 @@ import pandas as pd
 import yaml
 
 from al_bnn.config import ConfigError, config_from_dict, read_yaml
+from al_bnn.plugins import import_plugins
 
 logger = logging.getLogger("al_bnn.benchmark")
 
@@ -33,6 +37,7 @@ TIDY_COLUMNS = ["dataset", "model", "sampler", "seed", "al_iter", "n_train", "te
 OPTIONAL_COLUMNS = ["test_coverage_90"]  # share of test targets inside the central 90% predictive interval
 # Columns of pick comparisons (parms.compare_with): <prefix><reference name>, empty at AL step 0.
 COMPARISON_PREFIXES = ("overlap_", "agreed_", "in_order_", "seconds_")
+FINGERPRINT_COLUMN = "sweep_fingerprint"  # in run files only: the config that wrote them
 TIE_TOLERANCE = 0.005  # final RMSEs within 0.5% of random's count as a tie
 SCHEDULE_KEYS = ("num_train_init", "num_al_incr", "al_iter")
 BENCHMARK_KEYS = ("datasets", "models", "model_settings", "samplers", "sampler_settings", "seeds", "uci_root",
@@ -196,16 +201,55 @@ def run_file(output: Path, dataset: str, model: str, sampler: str, seed: int) ->
     return output / "runs" / dataset / model / f"{sampler}_rs_{seed}.csv"
 
 
-def pending_tasks(config: BenchmarkConfig, output: Path) -> list[dict]:
-    """One task per (dataset, model) with its unfinished (sampler, seed) runs."""
+def read_run_file(path: Path, config: BenchmarkConfig, dataset: str, model: str, sampler: str, seed: int,
+                  fingerprint: str) -> tuple[pd.DataFrame | None, str | None]:
+    """(the table, None) if the run file at `path` holds a finished run of this sweep config, else
+    (None, why not): unreadable or empty, columns missing, written by another config or for
+    another run, or not every AL step present."""
+    try:
+        table = pd.read_csv(path, dtype={FINGERPRINT_COLUMN: str})
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError, OSError) as error:
+        return None, f"unreadable ({type(error).__name__}: {error})"
+    missing = [column for column in [*TIDY_COLUMNS, FINGERPRINT_COLUMN] if column not in table]
+    if missing:
+        return None, f"lacks the columns {missing}"
+    if set(table[FINGERPRINT_COLUMN].astype(str)) != {fingerprint}:
+        return None, "written by another sweep config"
+    identity = table[["dataset", "model", "sampler", "seed"]].astype(str).drop_duplicates()
+    if identity.values.tolist() != [[dataset, model, sampler, str(seed)]]:
+        return None, f"holds rows of other runs ({identity.values.tolist()})"
+    expected = list(range(schedule_for(config, dataset, 10**9)["al_iter"] + 1))
+    steps = pd.to_numeric(table["al_iter"], errors="coerce").tolist()
+    if steps != expected:
+        return None, f"has AL steps {steps}, not {expected[0]}..{expected[-1]}"
+    if not np.isfinite(pd.to_numeric(table["test_rmse"], errors="coerce")).all():
+        return None, "has a missing or non-finite test_rmse"
+    return table, None
+
+
+def pending_tasks(config: BenchmarkConfig, output: Path, plugins: Sequence[str] = (),
+                  redo: list[str] | None = None) -> list[dict]:
+    """One task per (dataset, model) with its unfinished (sampler, seed) runs: those without a
+    complete run file of this config. With `redo`, each incomplete file found is appended to it
+    with the reason."""
+    fingerprint = config_fingerprint(config)
     tasks = []
     for entry in config.datasets:
         for model in config.models:
-            runs = [(sampler, seed) for seed in config.seeds for sampler in config.samplers
-                    if not run_file(output, entry.name, model, sampler, seed).exists()]
+            runs = []
+            for seed in config.seeds:
+                for sampler in config.samplers:
+                    path = run_file(output, entry.name, model, sampler, seed)
+                    problem = (read_run_file(path, config, entry.name, model, sampler, seed, fingerprint)[1]
+                               if path.exists() else "missing")
+                    if problem is None:
+                        continue
+                    runs.append((sampler, seed))
+                    if problem != "missing" and redo is not None:
+                        redo.append(f"{path}: {problem}")
             if runs:
                 tasks.append(dict(config=config.as_dict(), source=config.source, dataset=entry.name, model=model,
-                                  runs=runs))
+                                  runs=runs, plugins=list(plugins)))
     return tasks
 
 
@@ -223,6 +267,7 @@ class _LogCollector(logging.Handler):
 def run_task(task: dict, threads: int | None = None) -> dict:
     """Run one (dataset, model)'s runs as one stack, in a worker process. Returns
     {"runs": {(dataset, model, sampler, seed): tidy rows}, "log": the task's log lines}."""
+    import_plugins(task.get("plugins", ()), "in a worker process")  # before anything reads sampler names
     from al_bnn.models.tensorflow_setup import tf
 
     if threads:
@@ -278,21 +323,63 @@ def tidy_rows(dataset: str, model: str, sampler: str, result, pool_size: int, ru
     return rows
 
 
+class SchedulerUnreachableError(ConfigError):
+    """The Dask scheduler did not answer within the connect timeout."""
+
+
+def _watch_parent(every: float = 1.0) -> None:
+    """In a worker process: exit as soon as the process that started it is gone (killed with -9,
+    say; the worker is then re-parented), instead of computing on and idling as an orphan."""
+    parent_pid = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(every)
+            if os.getppid() != parent_pid:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="al_bnn-parent-watch", daemon=True).start()
+
+
+def connect(scheduler: str, timeout: float):
+    """A Dask client for `scheduler`, or SchedulerUnreachableError naming it after `timeout` s."""
+    from distributed import Client
+
+    try:
+        return Client(scheduler, timeout=timeout)
+    except (OSError, TimeoutError, ValueError) as error:
+        raise SchedulerUnreachableError(
+            f"could not reach the Dask scheduler at {scheduler} within {timeout:g} s ({type(error).__name__}: "
+            f"{error}); check the address and that a scheduler runs there (`dask scheduler`), or run locally "
+            "without --scheduler") from None
+
+
 def execute(tasks: Sequence[dict], scheduler: str | None = None, local_cluster: bool = False,
-            workers: int = 1) -> Iterable[dict]:
-    """Run tasks on local processes (default) or a Dask cluster; yields each task's result as it ends."""
+            workers: int = 1, plugins: Sequence[str] = (), connect_timeout: float = 10.0) -> Iterable[dict]:
+    """Run tasks on local processes (default) or a Dask cluster; yields each task's result as it ends.
+    Every worker imports `plugins` before its first task (a Dask cluster's workers are checked
+    before any task is submitted); local workers exit when this process dies."""
     if not tasks:
         return
     if scheduler or local_cluster:
-        from distributed import Client, LocalCluster, as_completed
+        from distributed import LocalCluster, as_completed
 
         cluster = None
         if local_cluster:
             cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
                                    dashboard_address=None)
-        client = Client(cluster if cluster is not None else scheduler)
+        try:
+            client = connect(cluster.scheduler_address if cluster is not None else scheduler, connect_timeout)
+        except BaseException:
+            if cluster is not None:
+                cluster.close()
+            raise
         threads = max(1, (os.cpu_count() or 1) // workers) if local_cluster else None
         try:
+            if plugins:
+                client.run(import_plugins, list(plugins), "on a Dask worker")
+            if local_cluster:  # its worker processes are this process's children: they exit with it
+                client.run(_watch_parent)
             futures = [client.submit(run_task, task, threads, pure=False) for task in tasks]
             for future in as_completed(futures):
                 yield future.result()
@@ -306,31 +393,43 @@ def execute(tasks: Sequence[dict], scheduler: str | None = None, local_cluster: 
 
     threads = max(1, (os.cpu_count() or 1) // workers)
     # spawn: a fresh interpreter per worker, so TensorFlow's thread settings take effect
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_watch_parent)
+    finished = False
+    try:
         futures = [pool.submit(run_task, task, threads) for task in tasks]
         for future in as_completed(futures):
             yield future.result()
+        finished = True
+    finally:
+        if not finished:  # an error or an interrupt: stop the workers now rather than after their tasks
+            for process in list(getattr(pool, "_processes", {}).values()):
+                process.terminate()
+        pool.shutdown(wait=finished, cancel_futures=True)
 
 
 # -- aggregation -------------------------------------------------------------------------------------
 
 def collect(output: Path, config: BenchmarkConfig) -> pd.DataFrame:
-    """The tidy table of every finished run of this config."""
+    """The tidy table of every finished run of this config; a run file that is there but not
+    complete is an error naming it (a finished sweep has redone every such file)."""
+    fingerprint = config_fingerprint(config)
     frames = []
     for entry in config.datasets:
         for model in config.models:
             for seed in config.seeds:
                 for sampler in config.samplers:
                     path = run_file(output, entry.name, model, sampler, seed)
-                    if path.exists():
-                        frames.append(pd.read_csv(path))
+                    if not path.exists():
+                        continue
+                    table, problem = read_run_file(path, config, entry.name, model, sampler, seed, fingerprint)
+                    if problem:
+                        raise ValueError(f"{path}: not a finished run of this sweep: {problem}; rerun the sweep "
+                                         "to redo it")
+                    frames.append(table)
     if not frames:
         return pd.DataFrame(columns=TIDY_COLUMNS)
     table = pd.concat(frames, ignore_index=True)
-    missing = [column for column in TIDY_COLUMNS if column not in table]
-    if missing:
-        raise ValueError(f"run files under {output / 'runs'} lack columns {missing}: they were written by an older "
-                         "version; rerun the sweep with --overwrite or in a new --out directory")
     comparisons = sorted(c for c in table if c.startswith(COMPARISON_PREFIXES))
     optional = [c for c in OPTIONAL_COLUMNS if c in table]  # absent from run files of older versions
     return table[TIDY_COLUMNS + optional + comparisons]

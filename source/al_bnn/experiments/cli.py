@@ -1,0 +1,99 @@
+"""What the command-line entry points share: exit codes, turning errors into one clear message,
+and stopping cleanly on SIGINT / SIGTERM.
+
+Exit codes (the README's "When things go wrong" lists them too): 0 done; 2 bad input (config,
+data, options, plugins, a refused checkpoint, a resume that does not match, existing results,
+settings too large for the memory); 3 training diverged (the last good checkpoint is kept); 4 the
+results directory is in use by another run; 5 a file could not be written (disk full, read-only
+file system, permission denied: nothing half-written is left, `--resume` continues once fixed);
+130 / 143 stopped by SIGINT (Ctrl-C) / SIGTERM after saving a checkpoint and the metrics so far
+(a second signal aborts at once, with the same code).
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from collections.abc import Callable
+
+from al_bnn.config import ConfigError
+from al_bnn.data import DataFileError, DataUnavailableError
+from al_bnn.results import ResultsDirectoryBusyError, ResultsDirectoryExistsError
+from al_bnn.safe_arrays import WriteError
+
+EXIT_DONE = 0
+EXIT_BAD_INPUT = 2
+EXIT_DIVERGED = 3
+EXIT_BUSY = 4
+EXIT_WRITE_FAILED = 5
+SIGNAL_NAMES = {signal.SIGINT: "SIGINT (Ctrl-C)", signal.SIGTERM: "SIGTERM"}
+
+
+def interrupted_exit_code(signum: int) -> int:
+    return 128 + int(signum)
+
+
+class Aborted(BaseException):
+    """A second stop signal: abort at once, without saving (BaseException, so no handler of
+    ordinary errors catches it on the way out)."""
+
+    def __init__(self, signum: int):
+        super().__init__(f"aborted by a second {SIGNAL_NAMES.get(signum, signum)}")
+        self.signum = signum
+
+
+def exit_code_for(error: BaseException) -> int | None:
+    """The exit code of an error a user can cause or fix; None for anything else (a bug)."""
+    if isinstance(error, ResultsDirectoryBusyError):
+        return EXIT_BUSY
+    if isinstance(error, WriteError):
+        return EXIT_WRITE_FAILED
+    if isinstance(error, (ConfigError, DataUnavailableError, DataFileError, ResultsDirectoryExistsError, ValueError)):
+        return EXIT_BAD_INPUT
+    if isinstance(error, Aborted):
+        return interrupted_exit_code(error.signum)
+    return None
+
+
+def run_reporting_errors(run: Callable[[], int], hint: Callable[[BaseException], str] = lambda error: "") -> int:
+    """Call `run` and turn the errors a user can cause or fix into one message on stderr and an
+    exit code; `hint(error)` may add what to do next (e.g. the resume command)."""
+    try:
+        return run()
+    except BaseException as error:
+        code = exit_code_for(error)
+        if code is None:
+            raise
+        extra = hint(error)
+        print(f"error: {error}" + (f"\n{extra}" if extra else ""), file=sys.stderr)
+        return code
+
+
+class StopSignals:
+    """While installed: the first SIGINT or SIGTERM sets `stop` (the run saves a checkpoint at the
+    next chunk boundary and ends); a second one raises Aborted at once. Only the main thread can
+    install signal handlers; elsewhere this does nothing."""
+
+    def __init__(self, stop: threading.Event, on_first: Callable[[int], None] = lambda signum: None):
+        self.stop, self.on_first = stop, on_first
+        self.received: int | None = None
+        self._previous: dict[int, object] = {}
+
+    def __enter__(self) -> StopSignals:
+        if threading.current_thread() is threading.main_thread():
+            for signum in SIGNAL_NAMES:
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.stop.is_set():
+            raise Aborted(signum)
+        self.received = signum
+        self.stop.set()
+        self.on_first(signum)
+
+    def __exit__(self, *exc_info) -> None:
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
+        self._previous.clear()
