@@ -91,3 +91,14 @@ def test_scripts_are_thin_entry_points():
         functions = [node.name for node in ast.walk(tree) if isinstance(node, (ast.FunctionDef, ast.ClassDef))]
         assert not functions, f"{script.name} defines {functions}; library code belongs in the al_bnn package"
         assert len(script.read_text().splitlines()) < 25, f"{script.name} is not a thin entry point"
+
+
+def test_every_script_is_also_a_console_command():
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+
+    commands = set(tomllib.loads((SOURCE.parent / "pyproject.toml").read_text())["project"]["scripts"].values())
+    for script in sorted(SOURCE.glob("*.py")):
+        targets = {f"{node.module}:{alias.name}" for node in ast.walk(ast.parse(script.read_text()))
+                   if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("al_bnn")
+                   for alias in node.names}
+        assert targets & commands, f"{script.name} calls {targets}, which no [project.scripts] entry names"
