@@ -21,28 +21,9 @@ from al_bnn.config import ConfigError, load_config, read_yaml
 from al_bnn.experiments.published import compare_gpa_rand
 from al_bnn.results import LOCK_FILE, DirectoryLock, ResultsWriter
 from al_bnn.safe_arrays import save_arrays
+from test_scripts import SIZES, tiny_configs
 
 REPO = Path(__file__).resolve().parent.parent
-TINY = {
-    "al_schedule": {"al_iter": 2, "num_al_incr": 10, "num_train_init": 20},
-    "net_config": {"layer_sizes": [8, 8], "learning_rate": 0.001},
-    "parms": {"n_mc_samples": 20, "sampling_batch_size": 4},
-    "train_schedule": {"batch_size": 16, "num_epochs": 6, "eval_after_epochs": 3, "log_after_epochs": 6},
-}
-SIZES = ["--size-pool", "120", "--size-test", "50", "--quiet"]
-
-
-def tiny_configs(folder, policies=("lrgpa", "random"), **changes):
-    paths = []
-    for policy in policies:
-        raw = {**TINY, "parms": {**TINY["parms"], "sample_policy": policy}}
-        for section, values in changes.items():
-            raw[section] = {**raw.get(section, {}), **values}
-        path = Path(folder) / f"tiny_{policy}.yaml"
-        path.write_text(yaml.safe_dump(raw))
-        paths.append(str(path))
-    return paths
-
 
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory, needs_housing):
@@ -171,7 +152,7 @@ def test_a_second_run_into_a_locked_directory_is_refused_naming_the_holder(finis
 
 @pytest.mark.usefixtures("needs_housing")
 def test_two_concurrent_runs_the_second_is_refused(tmp_path, capsys):
-    out = tmp_path / "shared"
+    out = tmp_path / "contested"
     configs = tiny_configs(tmp_path)
     env = {**os.environ, "PYTHONPATH": str(REPO / "source")}
     first = subprocess.Popen([sys.executable, str(REPO / "source" / "compare_gpa_rand.py"), *configs, *SIZES,

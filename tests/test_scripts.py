@@ -18,11 +18,14 @@ TINY = {
 SIZES = ["--size-pool", "120", "--size-test", "50", "--quiet"]
 
 
-def tiny_configs(tmp_path, policies):
+def tiny_configs(folder, policies=("lrgpa", "random"), **changes):
+    """Tiny configs, one per sampler; `changes` update their sections."""
     paths = []
     for policy in policies:
         raw = {**TINY, "parms": {**TINY["parms"], "sample_policy": policy}}
-        path = tmp_path / f"tiny_{policy}.yaml"
+        for section, values in changes.items():
+            raw[section] = {**raw.get(section, {}), **values}
+        path = Path(folder) / f"tiny_{policy}.yaml"
         path.write_text(yaml.safe_dump(raw))
         paths.append(str(path))
     return paths
