@@ -206,54 +206,83 @@ def _argmax_lowest(values: np.ndarray) -> int:
 
 # ----------------------------------------------------------------------------------------- maxdet
 
+class _LazyFrontier:
+    """The pool points of largest upper bound, kept exact, grown only when needed.
+
+    For greedy rules whose per-point value only falls as points are picked (posterior variance,
+    distance to the selected set): the pool is sorted by a bound once (ties to the lowest index);
+    the frontier is a prefix of that order whose values the caller keeps exact; `best()` grows the
+    prefix (by `exact_values(new_ids)` for the new points) until its best alive value beats the
+    next bound outside, so the pick equals the eager greedy's."""
+
+    def __init__(self, bound: np.ndarray, n_select: int, exact_values, picked=(), dtype=np.float64):
+        self.order = np.lexsort((np.arange(len(bound)), -bound))
+        self.sorted_bound = bound[self.order]
+        self.grow = max(1024, 4 * n_select)
+        self.exact_values = exact_values
+        self.ids = self.order[:0]
+        self.values = np.empty(0, dtype=dtype)
+        self.alive = np.empty(0, dtype=bool)
+        self.picked = list(picked)
+        self._extend(min(self.grow, len(bound)))
+
+    def _extend(self, new_size: int) -> None:
+        new_ids = self.order[len(self.ids):new_size]
+        self.ids = np.concatenate([self.ids, new_ids])
+        self.values = np.concatenate([self.values, self.exact_values(new_ids)])
+        self.alive = np.concatenate([self.alive, ~np.isin(new_ids, self.picked)])
+
+    def best(self) -> int:
+        """Position (in the frontier) of the alive point of largest exact value, lowest pool index on ties."""
+        n_pool = len(self.order)
+        while True:
+            masked = np.where(self.alive, self.values, -np.inf)
+            best_value = masked.max()
+            candidates = np.flatnonzero(masked == best_value)
+            best = int(candidates[np.argmin(self.ids[candidates])])
+            size = len(self.ids)
+            if size == n_pool or best_value > self.sorted_bound[size]:
+                return best
+            self._extend(min(size + max(self.grow, size), n_pool))
+
+    def pick(self, position: int) -> int:
+        self.alive[position] = False
+        self.picked.append(int(self.ids[position]))
+        return self.picked[-1]
+
+
 def _maxdet(features, n_train, n_select, noise, with_train) -> np.ndarray:
-    """Greedy posterior variance, one point at a time, with a lazily grown frontier.
+    """Greedy posterior variance, one point at a time, over a lazily grown frontier.
 
     Posterior variances only fall as points are conditioned on, so a variance given the training
-    set (or the prior, in "p" mode) bounds every later one. The pool is sorted by that bound once;
-    the frontier is the longest-bound prefix whose variances are kept exact by a rank-1 update per
-    pick (O(frontier d)); it grows (O(chunk d^2) for the new rows) only while the best exact value
-    in it does not beat the next bound outside. Picks equal the eager greedy's.
+    set (or the prior, in "p" mode) bounds every later one. The frontier's variances are kept exact
+    by a rank-1 update per pick (O(frontier d)); new frontier rows get theirs from the current
+    d x d state (O(chunk d^2)). Picks equal the eager greedy's.
     """
     pool = features[n_train:]
     dtype = features.dtype
     middle = _posterior_middle(features[:n_train].astype(np.float64), noise) if with_train and n_train else \
         np.eye(features.shape[1])  # d x d state in float64; passes over the pool in the features' dtype
+    rows = np.empty((0, features.shape[1]))  # the frontier's rows (small), in float64
+
+    def exact_values(new_ids):
+        nonlocal rows
+        first = len(rows) == 0  # before any pick the bounds are the values
+        new_rows = pool[new_ids].astype(np.float64)
+        rows = np.concatenate([rows, new_rows])
+        return bound[new_ids].astype(np.float64) if first else _quadratic_forms(new_rows, middle)
+
     bound = _quadratic_forms(pool, middle.astype(dtype))
-    order = np.lexsort((np.arange(len(pool)), -bound))  # by bound, ties to the lowest index
-    sorted_bound = bound[order]
-    grow = max(1024, 4 * n_select)
-    size = min(grow, len(pool))
-    ids = order[:size].copy()
-    rows = pool[ids].astype(np.float64)  # the frontier (small) in float64
-    values = bound[ids].astype(np.float64)
-    alive = np.ones(size, dtype=bool)
-    picks = []
-    while len(picks) < n_select:
-        while True:
-            masked = np.where(alive, values, -np.inf)
-            best_value = masked.max()
-            candidates = np.flatnonzero(masked == best_value)
-            best = candidates[np.argmin(ids[candidates])]
-            if size == len(pool) or best_value > sorted_bound[size]:
-                break
-            new_size = min(size + max(grow, size), len(pool))
-            new_ids = order[size:new_size]
-            new_rows = pool[new_ids].astype(np.float64)
-            ids = np.concatenate([ids, new_ids])
-            rows = np.concatenate([rows, new_rows])
-            values = np.concatenate([values, _quadratic_forms(new_rows, middle)])
-            alive = np.concatenate([alive, np.ones(len(new_ids), dtype=bool)])
-            size = new_size
-        picks.append(int(ids[best]))
-        alive[best] = False
-        if len(picks) == n_select:
-            break
+    frontier = _LazyFrontier(bound, n_select, exact_values)
+    while True:
+        best = frontier.best()
+        frontier.pick(best)
+        if len(frontier.picked) == n_select:
+            return np.asarray(frontier.picked, dtype=np.int64)
         direction = middle @ rows[best]  # M g_s
         denominator = noise + rows[best] @ direction
         middle = middle - np.outer(direction, direction) / denominator
-        values = values - (rows @ direction) ** 2 / denominator
-    return np.asarray(picks, dtype=np.int64)
+        frontier.values = frontier.values - (rows @ direction) ** 2 / denominator
 
 
 # ----------------------------------------------------------------------------------------- distances
@@ -285,11 +314,11 @@ def _min_sq_dists_to_set(rows: np.ndarray, row_norms: np.ndarray, centres: np.nd
 
 
 def _maxdist(features, n_train, n_select, with_train) -> np.ndarray:
-    """Farthest-point traversal with a lazily grown frontier.
+    """Farthest-point traversal over a lazily grown frontier.
 
     Distances to the selected set only fall, so the distance after the first centres bounds every
-    later one. As for maxdet, a frontier of the largest bounds is kept exact (O(frontier d) per
-    pick) and grown only when needed (O(chunk picks d) for the new rows)."""
+    later one. As for maxdet, the frontier's distances are kept exact (O(frontier d) per pick);
+    new frontier rows get theirs from the picks so far (O(chunk picks d))."""
     pool = features[n_train:]
     norms = _row_norms(pool)
     picks = []
@@ -301,40 +330,31 @@ def _maxdist(features, n_train, n_select, with_train) -> np.ndarray:
         if n_select == 1:
             return np.asarray(picks, dtype=np.int64)
         bound = _sq_dists_to(pool, norms, pool[first])
-    order = np.lexsort((np.arange(len(pool)), -bound))
-    sorted_bound = bound[order]
-    grow = max(1024, 4 * n_select)
-    size = min(grow, len(pool))
-    ids = order[:size].copy()
-    rows, row_norms, values = pool[ids], norms[ids], bound[ids].copy()
-    alive = np.ones(size, dtype=bool)
-    alive[np.isin(ids, picks)] = False
-    while len(picks) < n_select:
-        while True:
-            masked = np.where(alive, values, -np.inf)
-            best_value = masked.max()
-            candidates = np.flatnonzero(masked == best_value)
-            best = candidates[np.argmin(ids[candidates])]
-            if size == len(pool) or best_value > sorted_bound[size]:
-                break
-            new_size = min(size + max(grow, size), len(pool))
-            new_ids = order[size:new_size]
-            new_rows, new_norms = pool[new_ids], norms[new_ids]
-            fresh = bound[new_ids].copy()
-            later = picks if with_train and n_train else picks[1:]  # the first is in `bound` already
-            if later:
-                extra, _ = _min_sq_dists_to_set(new_rows, new_norms, pool[np.asarray(later)])
-                fresh = np.minimum(fresh, extra)
-            ids = np.concatenate([ids, new_ids])
-            rows = np.concatenate([rows, new_rows])
-            row_norms = np.concatenate([row_norms, new_norms])
-            values = np.concatenate([values, fresh])
-            alive = np.concatenate([alive, ~np.isin(new_ids, picks)])
-            size = new_size
-        picks.append(int(ids[best]))
-        alive[best] = False
-        values = np.minimum(values, _sq_dists_to(rows, row_norms, rows[best]))
-    return np.asarray(picks, dtype=np.int64)
+    first_in_bound = len(picks)  # the picks whose distances `bound` already holds
+    rows, row_norms = pool[:0], norms[:0]
+
+    def exact_values(new_ids):
+        nonlocal rows, row_norms
+        new_rows, new_norms = pool[new_ids], norms[new_ids]
+        rows, row_norms = np.concatenate([rows, new_rows]), np.concatenate([row_norms, new_norms])
+        fresh = bound[new_ids].copy()
+        later = frontier_picks()[first_in_bound:]
+        if later:
+            extra, _ = _min_sq_dists_to_set(new_rows, new_norms, pool[np.asarray(later)])
+            fresh = np.minimum(fresh, extra)
+        return fresh
+
+    frontier = None
+
+    def frontier_picks():
+        return picks if frontier is None else frontier.picked
+
+    frontier = _LazyFrontier(bound, n_select, exact_values, picked=picks, dtype=pool.dtype)
+    while len(frontier.picked) < n_select:
+        best = frontier.best()
+        frontier.pick(best)
+        frontier.values = np.minimum(frontier.values, _sq_dists_to(rows, row_norms, rows[best]))
+    return np.asarray(frontier.picked, dtype=np.int64)
 
 
 def _distance_greedy(features, n_train, n_select, with_train, method, rng) -> np.ndarray:
