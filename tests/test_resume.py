@@ -171,6 +171,7 @@ def test_sigterm_in_the_second_phase_saves_and_resumes_exactly(tmp_path, referen
     assert_same_results(out, reference)
 
 
+@pytest.mark.usefixtures("needs_housing")
 def test_a_second_signal_aborts_at_once(tmp_path):
     out = tmp_path / "aborted"
     process = start(tmp_path, out)
