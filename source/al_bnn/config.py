@@ -103,7 +103,9 @@ class SamplingParameters:
                                              "(thesis behaviour); default keeps one draw, like gpa.")
     family_kernel: str = _key("mc", "Selection family (maxdiag, maxdet, maxdist, kmeanspp, lcmd, bait): the kernel's "
                                     "features. `mc`: centred function samples / sqrt(T). `exact`: the closed-form "
-                                    "last-layer features (bnn only).", choices=("mc", "exact"))
+                                    "last-layer features (bnn only). `grad`: the gradient of the mean output w.r.t. "
+                                    "every weight (finite-width NTK), sketched to family_sketch_dim columns (any "
+                                    "model; README: The selection family).", choices=("mc", "exact", "grad"))
     family_mode: str = _key("auto", "Selection family: `p` selects from the pool alone, `tp` counts the training "
                                     "points as selected; `auto` = the paper's choice (tp for maxdist, kmeanspp, lcmd; "
                                     "p for maxdiag, maxdet, bait).", choices=("auto", "p", "tp"))
@@ -112,7 +114,9 @@ class SamplingParameters:
                                          "`auto` = train for maxdiag, maxdet, bait and none for the distance methods.",
                                  choices=("auto", "none", "train"))
     family_sketch_dim: int = _key(512, "Selection family: project features wider than this onto this many "
-                                       "dimensions by a seeded Gaussian random projection (0 = never).", minimum=0)
+                                       "dimensions by a seeded Gaussian random projection (0 = never); with "
+                                       "family_kernel `grad`, the gradient features' width (0 = exact gradients, "
+                                       "one column per weight: small networks only).", minimum=0)
 
 
 @dataclass
@@ -301,11 +305,13 @@ def check_consistency(config: ExperimentConfig, source: str = "<config>") -> Non
     if model != "bnn":
         for key, value, default in (("net_config.ood_std_prior", net.ood_std_prior, None),
                                     ("parms.gpa_kernel", parms.gpa_kernel, "mc"),
-                                    ("parms.family_kernel", parms.family_kernel, "mc"),
                                     ("parms.function_samples", parms.function_samples, "joint")):
             if value != default:
                 raise ConfigError(f"{source}: key '{key}' is {value!r}, which only the `bnn` model supports; "
                                   f"set it to {default!r} for `{model}`.")
+        if parms.family_kernel == "exact":
+            raise ConfigError(f"{source}: key 'parms.family_kernel' is 'exact', which only the `bnn` model supports; "
+                              f"set it to 'mc' or 'grad' for `{model}`.")
         if "exact" in parms.compare_with:
             raise ConfigError(f"{source}: key 'parms.compare_with' names 'exact', the closed-form kernel only the "
                               f"`bnn` model has; remove it for `{model}`.")

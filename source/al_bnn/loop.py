@@ -24,6 +24,7 @@ from al_bnn.config import ConfigError, ExperimentConfig, config_from_dict
 from al_bnn.data import RegressionData, data_key, load_dataset
 from al_bnn.memory import check_fits
 from al_bnn.models import StackedDenseNetwork, build_model_and_trainer
+from al_bnn.models.gradient_features import gradient_features
 from al_bnn.models.trainer import EvaluationMetrics, stack_training_sets
 from al_bnn.randomness import numpy_generator
 from al_bnn.safe_arrays import ArrayFileError, load_arrays, save_arrays
@@ -493,7 +494,8 @@ def select_with_model(network: StackedDenseNetwork, run_index: int, parms, sampl
 
     x holds every point the model is evaluated at; x[order[:n_train]] are the training (anchor)
     points and x[order[n_train:]] the pool. The sampler gets function samples of run `run_index`
-    keyed by (seed, phase, draw) or its features, anchors first. Returns a ModelSelection. An
+    keyed by (seed, phase, draw), its features, or its gradient features (sketch keyed by (seed,
+    phase), width parms.family_sketch_dim), anchors first. Returns a ModelSelection. An
     identity `order` (x already anchors first) is used without copying x's samples or features."""
     started = time.perf_counter()
     n_pool = len(order) - n_train
@@ -517,6 +519,12 @@ def select_with_model(network: StackedDenseNetwork, run_index: int, parms, sampl
         request.draw_samples = draw_samples
     elif sampler.needs == "features":
         request.features = features()
+    elif sampler.needs == "gradient_features":
+        # the sketch is keyed by (run seed, phase); the rows are permuted after, so the same point
+        # gets the same features whatever its place in `order`
+        values = gradient_features(network, x, run_index, sketch_dim=parms.family_sketch_dim, seed=seed,
+                                   counter=phase)
+        request.gradient_features = values if identity else values[order]
     picks = check_selection(sampler.select(request), request, parms.sample_policy)
     seconds = time.perf_counter() - started
     scores = None if request.scores is None else np.asarray(request.scores, dtype=np.float64).copy()

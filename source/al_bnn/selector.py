@@ -36,7 +36,7 @@ class Selector:
 
     @property
     def needs(self) -> str:
-        """What the sampler needs: "nothing", "samples" or "features"."""
+        """What the sampler needs: "nothing", "samples", "features" or "gradient_features"."""
         return make_sampler(self.parms).needs
 
     def select(self, n_select: int, *, n_train: int = 0, samples: np.ndarray | None = None,
@@ -48,12 +48,14 @@ class Selector:
         sampler = make_sampler(parms)
         if sampler.needs == "samples" and samples is None:
             raise ValueError(f"sampler {self.sampler!r} needs function samples: pass samples=(T, n_train + n_pool)")
-        if sampler.needs == "features" and features is None:
-            raise ValueError(f"sampler {self.sampler!r} needs kernel features: pass features=(n_train + n_pool, d)")
+        if sampler.needs in ("features", "gradient_features") and features is None:
+            raise ValueError(f"sampler {self.sampler!r} needs kernel features: pass features=(n_train + n_pool, d)"
+                             + (" (e.g. al_bnn.models.gradient_features.gradient_features(...))"
+                                if sampler.needs == "gradient_features" else ""))
         if sampler.needs == "samples":
             samples = _checked(samples, "samples")
             total = samples.shape[1]
-        elif sampler.needs == "features":
+        elif sampler.needs in ("features", "gradient_features"):
             features = _checked(features, "features")
             total = len(features)
         else:
@@ -70,6 +72,8 @@ class Selector:
             request.draw_samples = lambda draw: samples if draw == 0 else _no_redraw(self.sampler)
         elif sampler.needs == "features":
             request.features = features
+        elif sampler.needs == "gradient_features":
+            request.gradient_features = features
         return check_selection(sampler.select(request), request, self.sampler)
 
     def select_from_model(self, estimator, X_train, X_pool, n_select: int) -> np.ndarray:
@@ -85,11 +89,13 @@ class Selector:
         if not 0 < n_select <= len(X_pool):
             raise ValueError(f"n_select={n_select} must be between 1 and the pool size {len(X_pool)}")
         parms = self.parms
-        if parms.gpa_kernel == "exact" and not estimator.has_features:
-            raise ValueError(f"gpa_kernel='exact' needs a model with closed-form features (BNNRegressor), not "
-                             f"{type(estimator).__name__}")
+        sampler = make_sampler(parms)
+        if sampler.needs == "features" and not estimator.has_features:
+            raise ValueError(f"sampler {self.sampler!r} with the 'exact' kernel (gpa_kernel or family_kernel) needs a "
+                             f"model with closed-form features (BNNRegressor), not {type(estimator).__name__}; "
+                             "use the 'mc' kernel (or family_kernel 'grad')")
         x = np.concatenate([X_train, X_pool]).astype(np.float32)
-        return select_with_model(estimator.network_, 0, parms, make_sampler(parms), x, np.arange(len(x)),
+        return select_with_model(estimator.network_, 0, parms, sampler, x, np.arange(len(x)),
                                  len(X_train), int(n_select), estimator.random_state, estimator.n_fits_).picks
 
 

@@ -8,7 +8,7 @@ from typing import ClassVar, Protocol
 
 import numpy as np
 
-NEEDS = ("nothing", "samples", "features")
+NEEDS = ("nothing", "samples", "features", "gradient_features")
 
 
 @dataclass
@@ -19,6 +19,9 @@ class SelectionRequest:
     - draw_samples(draw) -> (T, n_train + n_pool) function samples, one weight draw per row;
       `draw` counts redraws within one acquisition (0 for the first), keying the randomness.
     - features -> (n_train + n_pool, width) closed-form kernel features, or None.
+    - gradient_features -> (n_train + n_pool, d) sketched gradient features of the model's mean output
+      (the finite-width NTK; al_bnn.models.gradient_features), keyed by the run seed and the phase,
+      d <= parms.family_sketch_dim (0: exact gradients), or None.
     Only what the sampler declared in `needs` is provided; the rest is None.
     A sampler may set `scores` to one number per pick (in pick order): its own measure of how
     informative the pick was (GPA: the pick's GP posterior variance when it was picked).
@@ -30,6 +33,7 @@ class SelectionRequest:
     rng: np.random.Generator
     draw_samples: Callable[[int], np.ndarray] | None = None
     features: np.ndarray | None = None
+    gradient_features: np.ndarray | None = None
     scores: np.ndarray | None = None
 
 

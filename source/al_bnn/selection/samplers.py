@@ -81,11 +81,15 @@ class McdueSampler:
         return picks
 
 
+FAMILY_KERNELS = ("mc", "exact", "grad")
+
+
 class FamilySampler:
     """One method of the selection family (al_bnn.selection.family) on the model's kernel features.
 
-    kernel: "mc" (centred function samples / sqrt(T)) or "exact" (closed-form features). The
-    features go through transform_features (sketch to sketch_dim when wider, then the posterior
+    kernel: "mc" (centred function samples / sqrt(T)), "exact" (closed-form features) or "grad"
+    (the model's sketched gradient features, already at most sketch_dim wide). The features go
+    through transform_features (sketch to sketch_dim when wider, then the posterior
     given the training set with `noise` when transform="train") and then select_batch.
     mode/transform "auto" take the paper's choice for the method.
     """
@@ -94,8 +98,8 @@ class FamilySampler:
                  sketch_dim: int = 512, noise: float = 0.01, dtype: str = "float64"):
         if method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-        if kernel not in ("mc", "exact"):
-            raise ValueError(f"kernel must be 'mc' or 'exact', got {kernel!r}")
+        if kernel not in FAMILY_KERNELS:
+            raise ValueError(f"kernel must be one of {', '.join(FAMILY_KERNELS)}, got {kernel!r}")
         if transform not in ("auto", "none", "train"):
             raise ValueError(f"transform must be 'auto', 'none' or 'train', got {transform!r}")
         self.method, self.kernel, self.noise, self.sketch_dim = method, kernel, noise, sketch_dim
@@ -104,7 +108,7 @@ class FamilySampler:
             transform = "train" if method in ("maxdiag", "maxdet", "bait") else "none"
         self.transform = transform
         self.dtype = np.dtype(dtype)
-        self.needs = "features" if kernel == "exact" else "samples"
+        self.needs = {"mc": "samples", "exact": "features", "grad": "gradient_features"}[kernel]
 
     @classmethod
     def from_parms(cls, method: str, parms) -> FamilySampler:
@@ -114,6 +118,8 @@ class FamilySampler:
     def select(self, request: SelectionRequest) -> np.ndarray:
         if self.kernel == "exact":
             features = np.asarray(request.features, dtype=self.dtype)
+        elif self.kernel == "grad":
+            features = np.asarray(request.gradient_features, dtype=self.dtype)
         else:
             features = centred_sample_factor(request.draw_samples(0), self.dtype)
         sketch_seed = int(request.rng.integers(2**31)) if 0 < self.sketch_dim < features.shape[1] else 0
