@@ -11,8 +11,9 @@ SHIPPED_UCI_ROOT = REPO_ROOT / "data" / "uci"
 
 
 def repo_file(path: str | Path) -> Path:
-    """`path` as given if it exists (or is absolute), else relative to the repository root."""
+    """`path` as given, unless it does not exist and the repository root holds it (e.g. the
+    default `configs/...` run from another folder); a missing file keeps the name the user gave."""
     path = Path(path)
-    if path.is_absolute() or path.exists():
+    if path.is_absolute() or path.exists() or not (REPO_ROOT / path).exists():
         return path
     return REPO_ROOT / path

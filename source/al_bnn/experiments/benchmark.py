@@ -41,7 +41,7 @@ from al_bnn.experiments.sweep import (
     summarise,
     summary_markdown,
 )
-from al_bnn.paths import REPO_ROOT
+from al_bnn.paths import repo_file
 from al_bnn.plugins import import_plugins
 from al_bnn.results import ResultsDirectoryExistsError, ResultsWriter, describe_holder
 
@@ -94,9 +94,7 @@ def main(argv=None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     import_plugins(args.plugins)
-    config_path = Path(args.config)
-    if not config_path.exists() and (REPO_ROOT / config_path).exists():
-        config_path = REPO_ROOT / config_path
+    config_path = repo_file(args.config)
     config = load_benchmark_config(config_path, quick=args.quick)
     if args.uci_root:
         config.uci_root = args.uci_root

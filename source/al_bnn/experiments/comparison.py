@@ -36,7 +36,7 @@ from al_bnn.loop import (
     prepare_experiments,
     run_prepared,
 )
-from al_bnn.paths import REPO_ROOT
+from al_bnn.paths import repo_file
 from al_bnn.plugins import import_plugins
 from al_bnn.results import ResultsWriter, describe_holder
 from al_bnn.safe_arrays import WriteError
@@ -230,9 +230,7 @@ def _specs_from_manifest(results_dir: Path, plugins: Sequence[str]) -> list[RunS
 def _specs_from_arguments(comparison: Comparison, args: argparse.Namespace) -> tuple[list[RunSpec], Path]:
     configs = []
     for path in args.configs:
-        path = Path(path)
-        if not path.is_absolute() and not path.exists():
-            path = REPO_ROOT / path
+        path = repo_file(path)
         config = load_config(path)
         data_overrides = {k: v for k, v in (("size_pool", args.size_pool), ("size_test", args.size_test))
                           if v is not None}
