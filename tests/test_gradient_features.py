@@ -17,13 +17,14 @@ from al_bnn.selection import make_sampler
 from al_bnn.selection.family import select_batch, transform_features
 
 
-def make_network(kind: str, input_dim: int = 3, layer_sizes=(6, 5)):
+def make_network(kind: str, input_dim: int = 3, layer_sizes=(6, 5), parametrization: str = "standard"):
     seeds = [4, 9]  # two runs: run 1 checks that the right slice of the stack is used
+    options = dict(dtype=tf.float64, parametrization=parametrization)
     if kind == "bnn":
-        return BayesianLastLayerNetwork(input_dim, list(layer_sizes), 0.5, seeds, dtype=tf.float64)
+        return BayesianLastLayerNetwork(input_dim, list(layer_sizes), 0.5, seeds, **options)
     if kind == "dropout":
-        return DropoutNetwork(input_dim, list(layer_sizes), 0.2, seeds, dtype=tf.float64)
-    return EnsembleNetwork(input_dim, list(layer_sizes), 3, seeds, dtype=tf.float64)
+        return DropoutNetwork(input_dim, list(layer_sizes), 0.2, seeds, **options)
+    return EnsembleNetwork(input_dim, list(layer_sizes), 3, seeds, **options)
 
 
 def perturb_biases(network, seed=0):
@@ -57,9 +58,10 @@ def relative_error(features, gram):
     return np.linalg.norm(features @ features.T - gram) / np.linalg.norm(gram)
 
 
+@pytest.mark.parametrize("parametrization", ["standard", "ntk"])
 @pytest.mark.parametrize("kind", ["bnn", "dropout", "ensemble"])
-def test_exact_features_give_the_reference_gram_matrix(kind):
-    network = make_network(kind)
+def test_exact_features_give_the_reference_gram_matrix(kind, parametrization):
+    network = make_network(kind, parametrization=parametrization)
     perturb_biases(network)
     x = np.random.default_rng(1).standard_normal((25, 3))
     jacobian = reference_jacobian(network, x, run=1)

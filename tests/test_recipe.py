@@ -117,3 +117,44 @@ def test_the_loop_trains_each_phase_the_step_budget_and_numbers_epochs_across_ph
     assert config.phase_epochs() == [6, 3, 2]  # 1, 2 and 3 batches per epoch
     [result] = run_experiments([RunSpec("run", config)], show_progress=False)
     assert [(row["al_iter"], row["epoch"]) for row in result.metrics] == [(0, 6), (1, 9), (2, 11)]
+
+
+def test_the_ntk_parametrisation_computes_the_standard_network_with_rescaled_weights():
+    """An ntk network equals a standard one whose kernels are (0.2 / sqrt(fan_in)) W and biases 0.2 b:
+    same predictive mean, epistemic and aleatoric std, features and KL term."""
+    ntk = network(parametrization="ntk", seeds=(5,))
+    standard = network(seeds=(5,))
+    assert ntk.kernel_scales == [0.2, 0.2 / 4.0] and ntk.head_scale == 0.2 / 4.0 and ntk.bias_scale == 0.2
+    rescaled = []
+    for variable in ntk.trainable_variables:
+        value = variable.numpy()
+        name = variable.name.split(":")[0]
+        if name.startswith("hidden_kernel_"):
+            value = value * ntk.kernel_scales[int(name.rsplit("_", 1)[1])]
+        elif name.startswith("hidden_bias_") or name in ("output_bias", "noise_bias"):
+            value = value * ntk.bias_scale
+        elif name in ("output_kernel_mean", "noise_kernel"):
+            value = value * ntk.head_scale
+        elif name == "output_kernel_std_parameter":  # softplus(p') = head_scale * softplus(p)
+            value = np.log(np.expm1(ntk.head_scale * np.log1p(np.exp(value))))
+        rescaled.append(value)
+    standard.set_weights(rescaled)
+    standard.prior = type(standard.prior)(standard.prior.loc, ntk.prior.scale * ntk.head_scale)
+    x = np.linspace(-3, 3, 11)[:, None]
+    for a, b in zip(ntk.predict(x), standard.predict(x), strict=True):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(ntk.features(x).numpy(), standard.features(x).numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(ntk.kl_divergence().numpy(), standard.kl_divergence().numpy(), rtol=1e-9)
+    # the initial posterior std and the prior of the effective weights are weight_std in both
+    np.testing.assert_allclose(ntk.output_kernel_std().numpy(), 0.3, rtol=1e-9)
+    with pytest.raises(ValueError, match="parametrization must be one of standard, ntk, got 'mup'"):
+        network(parametrization="mup")
+
+
+def test_a_run_in_a_stack_equals_the_run_alone_under_the_ntk_parametrisation():
+    x, y = toy_problem()
+    alone, stacked = network(seeds=(7,), parametrization="ntk"), network(seeds=(3, 7), parametrization="ntk")
+    trainer(alone).fit(x[None], y[None], x, y, num_epochs=12, eval_every=12, phase=0)
+    trainer(stacked).fit(np.stack([x, x]), np.stack([y, y]), x, y, num_epochs=12, eval_every=12, phase=0)
+    for a, b in zip(alone.get_weights(), stacked.get_weights(), strict=True):
+        np.testing.assert_allclose(a[0], b[1], rtol=1e-9, atol=1e-12)

@@ -65,6 +65,10 @@ class NetConfig:
     activation: str = _key("leaky_relu", "Activation of the hidden layers.", choices=("leaky_relu", "relu"))
     input_transform: str = _key("none", "`none`: inputs as given (standardised). `tanh`: 5 tanh(x / 5) first, which "
                                         "soft-clips inputs beyond 5 standard deviations.", choices=("none", "tanh"))
+    parametrization: str = _key("standard", "`standard`: x W + b, Glorot-initialised. `ntk`: neural-tangent "
+                                            "parametrisation, (0.2 / sqrt(fan_in)) x W + 0.2 b with standard-normal "
+                                            "variables, so one learning rate acts per layer as lr 0.2 / sqrt(fan_in) "
+                                            "(use learning rates near 0.1-0.4).", choices=("standard", "ntk"))
 
 
 @dataclass

@@ -68,7 +68,7 @@ def estimator_for_config(config: ExperimentConfig):
     common = dict(layer_sizes=list(net.layer_sizes), learning_rate=net.learning_rate, clip_gradient=net.clip_gradient,
                   batch_size=train.batch_size, n_epochs=train.num_epochs, n_steps=train.num_steps,
                   learning_rate_schedule=train.learning_rate_schedule, activation=net.activation,
-                  input_transform=net.input_transform, random_state=config.seed)
+                  input_transform=net.input_transform, parametrization=net.parametrization, random_state=config.seed)
     extra = {"bnn": dict(weight_std=net.weight_std, divergence_scale=net.divergence_scale,
                          ood_std_prior=net.ood_std_prior, noise_std=net.noise_std, ncp_scale=net.ncp_scale,
                          center_at_target=net.center_at_target),

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow_probability as tfp
 
-from al_bnn.models.dense import StackedDenseNetwork
+from al_bnn.models.dense import StackedDenseNetwork, scaled
 from al_bnn.models.tensorflow_setup import tf
 from al_bnn.randomness import tf_seed
 
@@ -41,15 +41,21 @@ class BayesianLastLayerNetwork(StackedDenseNetwork):
         self.weight_std = float(weight_std)
         self.seeds = [int(s) for s in seeds]
         width = self.feature_width
+        # The output weights' variables are in the parametrisation's units: the function uses
+        # head_scale * w (head_scale = 1 in the standard parametrisation). The prior, the initial
+        # posterior std and the features are those of the effective weights head_scale * w, so the
+        # KL term (invariant to rescaling posterior and prior together) is the same in both.
+        raw_std = weight_std / self.head_scale
+        initial_mean_std = 1.0 if self.parametrization == "ntk" else weight_std
         self.output_kernel_mean = self._variable(
-            lambda seed, shape: tf.random.stateless_normal(shape, seed, stddev=weight_std, dtype=dtype),
+            lambda seed, shape: tf.random.stateless_normal(shape, seed, stddev=initial_mean_std, dtype=dtype),
             "output_kernel_mean", (width,))
-        # The posterior std is softplus(parameter), initialised to weight_std.
+        # The posterior std is softplus(parameter), initialised to weight_std (effective).
         self.output_kernel_std_parameter = tf.Variable(
-            tf.fill([self.num_runs, width], tf.constant(inverse_softplus(weight_std), dtype)),
+            tf.fill([self.num_runs, width], tf.constant(inverse_softplus(raw_std), dtype)),
             name="output_kernel_std_parameter")
         self.output_bias = self._zeros("output_bias", ())
-        self.prior = tfd.Normal(tf.constant(0.0, dtype), tf.constant(weight_std, dtype))
+        self.prior = tfd.Normal(tf.constant(0.0, dtype), tf.constant(raw_std, dtype))
 
     @property
     def trainable_variables(self) -> list[tf.Variable]:
@@ -60,16 +66,21 @@ class BayesianLastLayerNetwork(StackedDenseNetwork):
         return (self.feature_width,)  # one draw of the output weights per step
 
     def output_kernel_std(self) -> tf.Tensor:
-        return tf.nn.softplus(self.output_kernel_std_parameter)
+        """Posterior std of the effective output weights, (K, width)."""
+        return scaled(tf.nn.softplus(self.output_kernel_std_parameter), self.head_scale)
+
+    def output_kernel_posterior_mean(self) -> tf.Tensor:
+        """Posterior mean of the effective output weights, (K, width)."""
+        return scaled(self.output_kernel_mean, self.head_scale)
 
     def kl_divergence(self) -> tf.Tensor:
         """KL(posterior || prior) of the output weights, one value per run: (K,)."""
-        posterior = tfd.Normal(self.output_kernel_mean, self.output_kernel_std())
+        posterior = tfd.Normal(self.output_kernel_mean, tf.nn.softplus(self.output_kernel_std_parameter))
         return tf.reduce_sum(tfd.kl_divergence(posterior, self.prior), axis=1)
 
     def mean_given_weights(self, h: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
-        """Output mean for a kernel (K, width) shared by all points of each run: (K, n)."""
-        return tf.einsum("knh,kh->kn", h, kernel) + self.output_bias[:, None]
+        """Output mean for effective weights `kernel` (K, width) shared by all points of each run: (K, n)."""
+        return tf.einsum("knh,kh->kn", h, kernel) + scaled(self.output_bias[:, None], self.bias_scale)
 
     def loss_per_unit(self, x, y, mask, weight_noise, batches_per_epoch, input_noise=None,
                       divergence_scale: float = 1.0, ncp=None):
@@ -81,7 +92,7 @@ class BayesianLastLayerNetwork(StackedDenseNetwork):
         prior's KL term at the perturbed inputs is added per point.
         """
         h = self.hidden(x)
-        kernel = self.output_kernel_mean + self.output_kernel_std() * weight_noise
+        kernel = self.output_kernel_posterior_mean() + self.output_kernel_std() * weight_noise
         per_point = self.gaussian_negative_log_likelihood(y, self.mean_given_weights(h, kernel), self.aleatoric_std(h))
         if ncp is not None:
             per_point = per_point + ncp.ncp_scale * self._ncp_divergence(x + ncp.noise_std * input_noise, y, ncp)
@@ -91,7 +102,7 @@ class BayesianLastLayerNetwork(StackedDenseNetwork):
     def _ncp_divergence(self, perturbed_x, y, ncp):
         """KL(N(center, ood_std_prior) || N(mean, epistemic std)) at the perturbed inputs, per point."""
         h = self.hidden(perturbed_x)
-        mean = self.mean_given_weights(h, self.output_kernel_mean)
+        mean = self.mean_given_weights(h, self.output_kernel_posterior_mean())
         epistemic = tf.sqrt(tf.reduce_sum(tf.square(h * self.output_kernel_std()[:, None, :]), axis=-1) + 1e-12)
         center = y if ncp.center_at_target else tf.zeros_like(y)
         prior_std = tf.constant(ncp.ood_std_prior, self.dtype)
@@ -108,7 +119,7 @@ class BayesianLastLayerNetwork(StackedDenseNetwork):
     def predict(self, x) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
         """Predictive mean, epistemic std and aleatoric std, each (K, n), in closed form."""
         h = self.hidden(x)
-        mean = self.mean_given_weights(h, self.output_kernel_mean)
+        mean = self.mean_given_weights(h, self.output_kernel_posterior_mean())
         features = h * self.output_kernel_std()[:, None, :]
         epistemic = tf.sqrt(tf.reduce_sum(tf.square(features), axis=-1))
         return mean, epistemic, self.aleatoric_std(h)
@@ -141,7 +152,7 @@ class BayesianLastLayerNetwork(StackedDenseNetwork):
                     x[start:start + SAMPLE_CHUNK_ROWS], eps, run).numpy()
             return samples
         h = self.hidden_of_unit(x, run)
-        mean = tf.linalg.matvec(h, self.output_kernel_mean[run]) + self.output_bias[run]  # (n,)
+        mean = self._unit_mean(h, run)  # (n,)
         features = h * self.output_kernel_std()[run]
         rows = []  # chunks of rows keep the (rows, n, width) noise tensor small
         for start in range(0, num_samples, 8):
@@ -155,5 +166,10 @@ class BayesianLastLayerNetwork(StackedDenseNetwork):
     def _joint_samples(self, x, eps: tf.Tensor, run: int) -> tf.Tensor:
         """(T, n) = mean(x) + eps . features(x)^T for one run."""
         h = self.hidden_of_unit(x, run)
-        mean = tf.linalg.matvec(h, self.output_kernel_mean[run]) + self.output_bias[run]  # (n,)
+        mean = self._unit_mean(h, run)  # (n,)
         return mean[None, :] + tf.matmul(eps, h * self.output_kernel_std()[run], transpose_b=True)
+
+    def _unit_mean(self, h: tf.Tensor, run: int) -> tf.Tensor:
+        """(n,) posterior-mean output of one run from its last hidden layer h (n, width)."""
+        return (tf.linalg.matvec(h, self.output_kernel_posterior_mean()[run])
+                + scaled(self.output_bias[run], self.bias_scale))

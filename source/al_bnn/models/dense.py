@@ -20,13 +20,29 @@ ACTIVATIONS = {"leaky_relu": tf.nn.leaky_relu, "relu": tf.nn.relu}
 # "tanh": 5 tanh(x / 5) of the standardised inputs: identity near the data's bulk, soft-clipped
 # beyond 5 standard deviations, so a few extreme inputs cannot dominate the first layer.
 INPUT_TRANSFORMS = ("none", "tanh")
+# "standard": y = x W + b with Glorot-initialised W. "ntk" (neural-tangent parametrisation, as in
+# Holzmueller et al.'s MLP recipe): the variables are standard normal and the layer computes
+# y = (gain / sqrt(fan_in)) x W + gain_b b, so Adam's step size acts per layer as lr * gain /
+# sqrt(fan_in): large for the first layer, small for wide ones, with one learning rate.
+PARAMETRIZATIONS = ("standard", "ntk")
+NTK_WEIGHT_GAIN = 0.2
+NTK_BIAS_GAIN = 0.2
+
+
+def scaled(tensor, scale: float):
+    """tensor * scale, skipped for 1 so the standard parametrisation computes exactly as before."""
+    return tensor if scale == 1.0 else tensor * scale
 
 
 class StackedDenseNetwork:
     """Hidden layers and noise head for `len(unit_keys)` units; subclasses add the mean output."""
 
     def __init__(self, input_dim: int, layer_sizes: Sequence[int], unit_keys: Sequence[tuple[int, str]],
-                 dtype: tf.DType = tf.float32, activation: str = "leaky_relu", input_transform: str = "none"):
+                 dtype: tf.DType = tf.float32, activation: str = "leaky_relu", input_transform: str = "none",
+                 parametrization: str = "standard"):
+        if parametrization not in PARAMETRIZATIONS:
+            raise ValueError(f"parametrization must be one of {', '.join(PARAMETRIZATIONS)}, got {parametrization!r}")
+        self.parametrization = parametrization
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, got {activation!r}")
         if input_transform not in INPUT_TRANSFORMS:
@@ -42,11 +58,17 @@ class StackedDenseNetwork:
         self.hidden_kernels: list[tf.Variable] = []
         self.hidden_biases: list[tf.Variable] = []
         widths = [self.input_dim, *self.layer_sizes]
+        ntk = parametrization == "ntk"
+        self.kernel_scales = [self.kernel_scale(fan_in) for fan_in in widths[:-1]]
+        self.bias_scale = NTK_BIAS_GAIN if ntk else 1.0
+        self.head_scale = self.kernel_scale(widths[-1])  # the output and noise heads' kernels
+        kernel_init = self._standard_normal if ntk else self._glorot
         for layer, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
-            self.hidden_kernels.append(self._variable(self._glorot, f"hidden_kernel_{layer}", (fan_in, fan_out)))
-            self.hidden_biases.append(self._zeros(f"hidden_bias_{layer}", (fan_out,)))
+            self.hidden_kernels.append(self._variable(kernel_init, f"hidden_kernel_{layer}", (fan_in, fan_out)))
+            self.hidden_biases.append(self._variable(self._standard_normal, f"hidden_bias_{layer}", (fan_out,))
+                                      if ntk else self._zeros(f"hidden_bias_{layer}", (fan_out,)))
         width = widths[-1]
-        self.noise_kernel = self._variable(lambda seed, shape: self._glorot(seed, (width, 1))[:, 0],
+        self.noise_kernel = self._variable(lambda seed, shape: kernel_init(seed, (width, 1))[:, 0],
                                            "noise_kernel", (width,))
         self.noise_bias = self._zeros("noise_bias", ())
 
@@ -75,6 +97,13 @@ class StackedDenseNetwork:
     def _zeros(self, name: str, shape: tuple) -> tf.Variable:
         return tf.Variable(tf.zeros([self.num_units, *shape], self.dtype), name=name)
 
+    def kernel_scale(self, fan_in: int) -> float:
+        """What a kernel variable is multiplied by in the forward pass (1 in the standard parametrisation)."""
+        return NTK_WEIGHT_GAIN / float(np.sqrt(fan_in)) if self.parametrization == "ntk" else 1.0
+
+    def _standard_normal(self, seed, shape):
+        return tf.random.stateless_normal(shape, seed, dtype=self.dtype)
+
     def _glorot(self, seed, shape):
         limit = float(np.sqrt(6.0 / (shape[0] + shape[1])))
         return tf.random.stateless_uniform(shape, seed, -limit, limit, dtype=self.dtype)
@@ -87,7 +116,7 @@ class StackedDenseNetwork:
         activation = ACTIVATIONS[self.activation]
         for layer, (kernel, bias) in enumerate(zip(self.hidden_kernels, self.hidden_biases, strict=True)):
             h = tf.einsum("nd,kdh->knh", h, kernel) if h.shape.rank == 2 else tf.matmul(h, kernel)
-            h = activation(h + bias[:, None, :])
+            h = activation(scaled(h, self.kernel_scales[layer]) + scaled(bias[:, None, :], self.bias_scale))
             if masks is not None:
                 h = h * masks[layer]
         return h
@@ -101,14 +130,15 @@ class StackedDenseNetwork:
         h = self.transform_inputs(x)
         activation = ACTIVATIONS[self.activation]
         for layer, (kernel, bias) in enumerate(zip(self.hidden_kernels, self.hidden_biases, strict=True)):
-            h = activation(tf.matmul(h, kernel[unit]) + bias[unit])
+            h = activation(scaled(tf.matmul(h, kernel[unit]), self.kernel_scales[layer])
+                           + scaled(bias[unit], self.bias_scale))
             if masks is not None:
                 h = h * masks[layer]
         return h
 
     def aleatoric_std(self, h: tf.Tensor) -> tf.Tensor:
-        return tf.nn.softplus(tf.einsum("knh,kh->kn", h, self.noise_kernel)
-                              + self.noise_bias[:, None]) + NOISE_FLOOR
+        return tf.nn.softplus(scaled(tf.einsum("knh,kh->kn", h, self.noise_kernel), self.head_scale)
+                              + scaled(self.noise_bias[:, None], self.bias_scale)) + NOISE_FLOOR
 
     @staticmethod
     def gaussian_negative_log_likelihood(y, mean, std):
@@ -174,7 +204,8 @@ class DeterministicMeanNetwork(StackedDenseNetwork):
     def __init__(self, input_dim: int, layer_sizes: Sequence[int], unit_keys: Sequence[tuple[int, str]],
                  dtype: tf.DType = tf.float32, **options):
         super().__init__(input_dim, layer_sizes, unit_keys, dtype, **options)
-        self.output_kernel = self._variable(lambda seed, shape: self._glorot(seed, (shape[0], 1))[:, 0],
+        kernel_init = self._standard_normal if self.parametrization == "ntk" else self._glorot
+        self.output_kernel = self._variable(lambda seed, shape: kernel_init(seed, (shape[0], 1))[:, 0],
                                             "output_kernel", (self.feature_width,))
         self.output_bias = self._zeros("output_bias", ())
 
@@ -184,7 +215,8 @@ class DeterministicMeanNetwork(StackedDenseNetwork):
                 self.noise_bias]
 
     def _mean(self, h: tf.Tensor) -> tf.Tensor:
-        return tf.einsum("knh,kh->kn", h, self.output_kernel) + self.output_bias[:, None]
+        return (scaled(tf.einsum("knh,kh->kn", h, self.output_kernel), self.head_scale)
+                + scaled(self.output_bias[:, None], self.bias_scale))
 
     def _batch_negative_log_likelihood(self, h: tf.Tensor, y, mask) -> tf.Tensor:
         """Mean over the (masked) batch of -log N(y | mean, noise), per unit."""
@@ -193,4 +225,5 @@ class DeterministicMeanNetwork(StackedDenseNetwork):
 
     def _unit_mean(self, x, unit: int, masks: Sequence[tf.Tensor] | None = None) -> tf.Tensor:
         """(n,) mean function of one unit, optionally with dropout masks."""
-        return tf.linalg.matvec(self.hidden_of_unit(x, unit, masks), self.output_kernel[unit]) + self.output_bias[unit]
+        return (scaled(tf.linalg.matvec(self.hidden_of_unit(x, unit, masks), self.output_kernel[unit]), self.head_scale)
+                + scaled(self.output_bias[unit], self.bias_scale))

@@ -73,12 +73,14 @@ class _StackedRegressor:
                  learning_rate_schedule: str = _default(TrainSchedule, "learning_rate_schedule"),
                  activation: str = _default(NetConfig, "activation"),
                  input_transform: str = _default(NetConfig, "input_transform"),
+                 parametrization: str = _default(NetConfig, "parametrization"),
                  normalize_y: bool = False, warm_start: bool = False, random_state: int = 0):
         self.layer_sizes = layer_sizes
         self.n_steps = n_steps
         self.learning_rate_schedule = learning_rate_schedule
         self.activation = activation
         self.input_transform = input_transform
+        self.parametrization = parametrization
         self.learning_rate = learning_rate
         self.clip_gradient = clip_gradient
         self.batch_size = batch_size
@@ -92,7 +94,8 @@ class _StackedRegressor:
     def _parameter_names(cls) -> list[str]:
         return ["layer_sizes", "learning_rate", "clip_gradient", "batch_size", "n_epochs", "n_steps",
                 "learning_rate_schedule",
-                "activation", "input_transform", "normalize_y", "warm_start", "random_state", *cls._extra_parameters]
+                "activation", "input_transform", "parametrization", "normalize_y", "warm_start", "random_state",
+                *cls._extra_parameters]
 
     def get_params(self, deep: bool = True) -> dict:
         return {name: getattr(self, name) for name in self._parameter_names()}
@@ -115,7 +118,7 @@ class _StackedRegressor:
         return {"net_config": {"layer_sizes": list(self.layer_sizes) if isinstance(self.layer_sizes, (list, tuple))
                                else self.layer_sizes, "learning_rate": self.learning_rate,
                                "clip_gradient": self.clip_gradient, "activation": self.activation,
-                               "input_transform": self.input_transform},
+                               "input_transform": self.input_transform, "parametrization": self.parametrization},
                 "train_schedule": {"batch_size": self.batch_size, "num_epochs": self.n_epochs,
                                    "num_steps": self.n_steps, "learning_rate_schedule": self.learning_rate_schedule},
                 "parms": {"name_model": self._model_name}, "seed": self.random_state}

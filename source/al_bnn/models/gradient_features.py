@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from al_bnn.models.bnn import BayesianLastLayerNetwork
-from al_bnn.models.dense import ACTIVATIONS, DeterministicMeanNetwork, StackedDenseNetwork
+from al_bnn.models.dense import ACTIVATIONS, DeterministicMeanNetwork, StackedDenseNetwork, scaled
 from al_bnn.models.ensemble import EnsembleNetwork
 from al_bnn.models.tensorflow_setup import tf
 from al_bnn.randomness import numpy_generator
@@ -137,13 +137,15 @@ def _activations_and_deltas(network: StackedDenseNetwork, x: tf.Tensor, unit: in
     inputs, pre_activations = [], []
     h = network.transform_inputs(x)
     with tf.GradientTape() as tape:
-        for kernel, bias in zip(network.hidden_kernels, network.hidden_biases, strict=True):
+        for layer, (kernel, bias) in enumerate(zip(network.hidden_kernels, network.hidden_biases, strict=True)):
             inputs.append(h)
-            z = tf.matmul(h, kernel[unit]) + bias[unit]
+            z = (scaled(tf.matmul(h, kernel[unit]), network.kernel_scales[layer])
+                 + scaled(bias[unit], network.bias_scale))
             tape.watch(z)
             pre_activations.append(z)
             h = activation(z)
-        total = tf.reduce_sum(tf.linalg.matvec(h, output_kernel[unit]) + output_bias[unit])
+        total = tf.reduce_sum(scaled(tf.linalg.matvec(h, output_kernel[unit]), network.head_scale)
+                              + scaled(output_bias[unit], network.bias_scale))
     deltas = tape.gradient(total, pre_activations)  # examples are independent: row i is df(x_i)/dz_i
     return inputs, deltas, h
 
@@ -179,12 +181,14 @@ def gradient_features(network: StackedDenseNetwork, x, run: int, sketch_dim: int
         index = 0
         for unit in units:
             inputs, deltas, h = _activations_and_deltas(network, chunk, unit, output_kernel, output_bias)
+            # gradients w.r.t. the variables: a layer computing s * (a W) + s_b * b has
+            # df/dW = s a (x) delta and df/db = s_b delta (s = s_b = 1 in the standard parametrisation)
             blocks = []
-            for a, delta in zip(inputs, deltas, strict=True):
+            for layer, (a, delta) in enumerate(zip(inputs, deltas, strict=True)):
                 a, delta = a.numpy().astype(np.float64), delta.numpy().astype(np.float64) * scale
-                blocks += [(a, delta), (None, delta)]
-            h = h.numpy().astype(np.float64) * scale
-            blocks += [(None, h), (None, np.full((len(h), 1), scale))]
+                blocks += [(a * network.kernel_scales[layer], delta), (None, delta * network.bias_scale)]
+            h = h.numpy().astype(np.float64) * (scale * network.head_scale)
+            blocks += [(None, h), (None, np.full((len(h), 1), scale * network.bias_scale))]
             for a, delta in blocks:
                 part = parts[index]
                 result[rows, offsets[index]:offsets[index + 1]] = _part_features(part, a, delta)
