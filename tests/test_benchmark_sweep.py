@@ -10,7 +10,7 @@ import yaml
 
 from al_bnn.config import ConfigError
 from al_bnn.experiments import benchmark as run_benchmark
-from al_bnn.experiments.sweep import TIE_TOLERANCE, load_benchmark_config, schedule_for, summarise
+from al_bnn.experiments.sweep import TIE_TOLERANCE, load_benchmark_config, overview_markdown, schedule_for, summarise
 
 UCI_ROOT = Path(__file__).resolve().parent.parent / "data" / "uci"
 TINY = {
@@ -322,3 +322,20 @@ def test_local_workers_exit_when_the_sweep_is_killed(tiny_config, tmp_path):
     for orphan in alive:
         orphan.kill()
     assert not alive, f"orphaned workers: {alive}"
+
+
+def test_overview_grid_is_the_mean_log_rmse_difference_to_random():
+    summary = pd.DataFrame([
+        dict(dataset="a", model="bnn", sampler="random", mean_log_rmse=1.0),
+        dict(dataset="a", model="bnn", sampler="gpa", mean_log_rmse=0.9),
+        dict(dataset="a", model="bnn", sampler="lcmd", mean_log_rmse=1.2),
+        dict(dataset="b", model="bnn", sampler="random", mean_log_rmse=-2.0),
+        dict(dataset="b", model="bnn", sampler="gpa", mean_log_rmse=-1.7),
+        dict(dataset="b", model="bnn", sampler="lcmd", mean_log_rmse=-2.5),
+    ])
+    lines = overview_markdown(summary).splitlines()
+    assert lines[2] == "| dataset | gpa | lcmd |"
+    assert lines[4] == "| a | -0.100 | +0.200 |"
+    assert lines[5] == "| b | +0.300 | -0.500 |"
+    assert lines[6] == "| **mean over datasets** | **+0.100** | **-0.150** |"
+    assert lines[7] == "| datasets below random | 1 of 2 | 1 of 2 |"

@@ -35,6 +35,7 @@ from al_bnn.experiments.sweep import (
     config_fingerprint,
     execute,
     load_benchmark_config,
+    overview_markdown,
     pending_tasks,
     plot_dataset,
     run_file,
@@ -194,7 +195,8 @@ def write_reports(writer: ResultsWriter, config, output: Path) -> None:
     summary = summarise(table)
     writer.write_text("summary.csv", summary.to_csv(index=False))
     markdown = summary_markdown(summary)
-    writer.write_text("summary.md", f"# Benchmark summary\n\nConfig: {config.source}\n\n{markdown}\n")
+    overview = overview_markdown(summary)
+    writer.write_text("summary.md", f"# Benchmark summary\n\nConfig: {config.source}\n\n{overview}\n\n{markdown}\n")
     from al_bnn.experiments.plotting import plt
 
     for dataset in table["dataset"].unique():

@@ -487,6 +487,30 @@ def summary_markdown(summary: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def overview_markdown(summary: pd.DataFrame, baseline: str = "random") -> str:
+    """Per model, a dataset x sampler grid of mean log RMSE over the AL steps minus the baseline's
+    (negative: better than the baseline), with the mean over datasets and the number of datasets
+    where the sampler is lower, as one glance at what the long table says."""
+    blocks = []
+    for model, part in summary.groupby("model", sort=False):
+        grid = part.pivot(index="dataset", columns="sampler", values="mean_log_rmse")
+        if baseline not in grid.columns:
+            continue
+        samplers = [baseline, *(name for name in grid.columns if name != baseline)]
+        difference = grid[samplers].sub(grid[baseline], axis=0)
+        lines = [f"Model `{model}`: mean log RMSE over the AL steps minus {baseline}'s (negative = better)",
+                 "", "| dataset | " + " | ".join(samplers[1:]) + " |", "|---|" + "---|" * (len(samplers) - 1)]
+        for dataset, row in difference.iterrows():
+            lines.append(f"| {dataset} | " + " | ".join(f"{row[name]:+.3f}" for name in samplers[1:]) + " |")
+        lines.append("| **mean over datasets** | "
+                     + " | ".join(f"**{difference[name].mean():+.3f}**" for name in samplers[1:]) + " |")
+        lines.append(f"| datasets below {baseline} | "
+                     + " | ".join(f"{int((difference[name] < 0).sum())} of {int(difference[name].notna().sum())}"
+                                  for name in samplers[1:]) + " |")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
+
+
 def plot_dataset(table: pd.DataFrame, dataset: str):
     """Test RMSE against labelled points: geometric mean and 95% interval over seeds (on log RMSE,
     so the band stays above zero), one panel per model and one line per sampler (the same colour
