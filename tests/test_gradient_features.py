@@ -128,6 +128,11 @@ def test_float32_network_works():
     x = np.random.default_rng(5).standard_normal((10, 3)).astype(np.float32)
     features = gradient_features(network, x, 0, sketch_dim=64)
     assert features.dtype == np.float64 and features.shape[0] == 10 and np.all(np.isfinite(features))
+    narrow = gradient_features(network, x, 0, sketch_dim=64, dtype="float32")  # the same values, rounded once
+    assert narrow.dtype == np.float32
+    np.testing.assert_array_equal(narrow, features.astype(np.float32))
+    with pytest.raises(ValueError, match="dtype must be float32 or float64, got float16"):
+        gradient_features(network, x, 0, sketch_dim=64, dtype="float16")
 
 
 @pytest.mark.parametrize("kwargs,message", [

@@ -95,7 +95,8 @@ class SamplingParameters:
     gpa_kernel: str = _key("mc", "`mc`: kernel = covariance of the function samples. `exact`: "
                                  "closed-form last-layer kernel (Gram matrix of the features).",
                            choices=("mc", "exact"))
-    gpa_dtype: str = _key("float64", "Floating-point precision of the GPA selection math.",
+    gpa_dtype: str = _key("float64", "Floating-point precision of the GPA and selection-family math "
+                          "(and of the stored gradient features of `family_kernel: grad`).",
                           choices=("float64", "float32"))
     compare_with: list = _key([], "Reference selections made at every acquisition from the same model state, "
                                   "recording how far the run's picks agree with each (overlap, picks before the "

@@ -523,7 +523,7 @@ def select_with_model(network: StackedDenseNetwork, run_index: int, parms, sampl
         # the sketch is keyed by (run seed, phase); the rows are permuted after, so the same point
         # gets the same features whatever its place in `order`
         values = gradient_features(network, x, run_index, sketch_dim=parms.family_sketch_dim, seed=seed,
-                                   counter=phase)
+                                   counter=phase, dtype=parms.gpa_dtype)
         request.gradient_features = values if identity else values[order]
     picks = check_selection(sampler.select(request), request, parms.sample_policy)
     seconds = time.perf_counter() - started

@@ -151,8 +151,9 @@ def _activations_and_deltas(network: StackedDenseNetwork, x: tf.Tensor, unit: in
 
 
 def gradient_features(network: StackedDenseNetwork, x, run: int, sketch_dim: int = 512, seed: int = 0,
-                      chunk_size: int = 2048, counter: int = 0) -> np.ndarray:
-    """(n, d) float64 sketched gradient features of run `run`'s mean output at x (n, input_dim).
+                      chunk_size: int = 2048, counter: int = 0, dtype=np.float64) -> np.ndarray:
+    """(n, d) sketched gradient features of run `run`'s mean output at x (n, input_dim), computed in
+    float64 per chunk and stored as `dtype` (float32 halves the (n, d) result: 2 GB for 10^6 x 512).
 
     d <= sketch_dim (smaller when the whole gradient is narrower); sketch_dim=0 gives the exact
     per-example gradient (d = number of parameters: small networks only). The sketch matrices are
@@ -174,7 +175,10 @@ def gradient_features(network: StackedDenseNetwork, x, run: int, sketch_dim: int
     parts = _plan(network, len(units), int(sketch_dim))
     _draw_sketches(parts, int(seed), int(counter))
     offsets = np.cumsum([0, *(part.width for part in parts)])
-    result = np.empty((len(x), int(offsets[-1])), dtype=np.float64)
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float32, np.float64):
+        raise ValueError(f"dtype must be float32 or float64, got {dtype}")
+    result = np.empty((len(x), int(offsets[-1])), dtype=dtype)
     for start in range(0, len(x), int(chunk_size)):
         chunk = tf.convert_to_tensor(x[start:start + int(chunk_size)], network.dtype)
         rows = slice(start, start + int(chunk.shape[0]))
