@@ -37,16 +37,18 @@ def interval(values: Sequence[float], level: float = 0.95) -> tuple[float, float
 
 
 def run_scalars(table: pd.DataFrame) -> pd.DataFrame:
-    """One row per run (dataset, sampler, seed): final test RMSE and log-likelihood, and their
-    mean over the learning curve (trapezoid area under the curve against labelled points divided
-    by its span), a size-independent area-under-curve."""
+    """One row per run (dataset, sampler, seed): final test RMSE and log-likelihood, their mean
+    over the learning curve (trapezoid area under the curve against labelled points divided by its
+    span, a size-independent area-under-curve), and the mean of log test RMSE over the AL steps
+    (Holzmueller et al.'s measure)."""
     rows = []
     for (dataset, sampler, seed), run in table.sort_values("n_train").groupby(RUN_KEYS, sort=False):
         n_train = run["n_train"].to_numpy(dtype=float)
         span = n_train[-1] - n_train[0]
         row = dict(dataset=dataset, sampler=sampler, seed=seed, pool_size=int(run["pool_size"].iloc[0]),
                    final_rmse=float(run["test_rmse"].iloc[-1]),
-                   final_log_likelihood=float(run["test_log_likelihood"].iloc[-1]))
+                   final_log_likelihood=float(run["test_log_likelihood"].iloc[-1]),
+                   mean_log_rmse=float(np.log(run["test_rmse"].to_numpy(dtype=float)).mean()))
         for column, name in (("test_rmse", "rmse_auc"), ("test_log_likelihood", "log_likelihood_auc")):
             values = run[column].to_numpy(dtype=float)
             area = float(np.sum((values[1:] + values[:-1]) / 2 * np.diff(n_train)))  # trapezoid rule
@@ -237,7 +239,8 @@ def question_samplers(table: pd.DataFrame, baseline: str = "random", challengers
                 f"({listing(helps)}), loses on {len(hurts)} and is within noise on {len(unclear)} "
                 f"({seeds} paired seeds, 95% intervals).")
     section = Section("q1", "GPA vs random vs MCDUE", answer, headline)
-    section.facts = dict(helps=helps, hurts=hurts, unclear=unclear, datasets=len(datasets), seeds=seeds)
+    section.facts = dict(helps=helps, hurts=hurts, unclear=unclear, datasets=len(datasets), seeds=seeds,
+                         names=datasets)
     section.markdown = [
         "**Final test RMSE** (mean ± 95% interval over seeds; differences are paired, relative to "
         f"{baseline}, negative = better; W/T/L counts seeds with a lower/within 0.5%/higher final RMSE):\n\n"
@@ -637,16 +640,18 @@ def question_cost(timing: pd.DataFrame, scaling: pd.DataFrame, labels: dict[str,
     return section
 
 
-def summary_sentences(sections: dict[str, Section | None]) -> str:
-    """The study in three sentences (the README quotes them), from the sections' key numbers;
-    a sentence whose questions have not run yet is left out."""
-    sentences = []
+def summary_sentences(sections: dict[str, Section | None], first: str = "") -> str:
+    """The study in a few sentences (the README quotes them), from the sections' key numbers,
+    each scoped to the datasets it was measured on; `first` (the recommendation) leads; a
+    sentence whose questions have not run yet is left out."""
+    sentences = [first] if first else []
     q1, q2, q3, q4, q5 = (sections.get(key) for key in ("q1", "q2", "q3", "q4", "q5"))
     if q1 is not None:
         f = q1.facts
         worse = f"is clearly worse on {listing(f['hurts'])}" if f["hurts"] else "is never clearly worse"
-        sentences.append(f"In test RMSE GPA beats random selection clearly on {len(f['helps'])} of {f['datasets']} "
-                         f"datasets and {worse} ({f['seeds']} paired seeds, 95% intervals).")
+        sentences.append(f"On the {f['datasets']} datasets of Q1 ({listing(f['names'])}), in test RMSE GPA beats "
+                         f"random selection clearly on {len(f['helps'])} and {worse} ({f['seeds']} paired seeds, "
+                         "95% intervals).")
     if q2 is not None:
         f = q2.facts
         more = (f" ({q3.facts['overlap_at_largest_T']:.0%} with T = {q3.facts['largest_T']} samples)"
