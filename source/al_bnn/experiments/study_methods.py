@@ -153,14 +153,18 @@ def kinds_from_labels(samplers: Sequence[str]) -> dict[str, tuple[str, str]]:
 
 def kernel_and_rule_comparisons(samplers: Sequence[str], kinds: dict[str, tuple[str, str]],
                                 gpa: str) -> list[tuple[str, str, str]]:
-    """(challenger, reference, what differs): the same rule on another kernel against the MC
-    kernel, then each rule against GPA on the same kernel."""
+    """(challenger, reference, what differs): the same rule on another kernel against its run on the
+    gradient kernel (the paper's recommendation) or, without one, the MC kernel; then each rule
+    against GPA on the same kernel."""
     rows = []
     for sampler in samplers:
         rule, kernel = kinds[sampler]
-        reference = next((s for s in samplers if kinds[s] == (rule, "mc")), None)
-        if kernel != "mc" and reference is not None:
-            rows.append((sampler, reference, f"kernel: {kernel} vs mc"))
+        for base_kernel in ("grad", "mc"):
+            reference = next((s for s in samplers if kinds[s] == (rule, base_kernel)), None)
+            if reference is not None:
+                break
+        if reference is not None and kernel != base_kernel:
+            rows.append((sampler, reference, f"kernel: {kernel} vs {base_kernel}"))
     if gpa in kinds:
         gpa_rule = kinds[gpa][0]
         for reference in [s for s in samplers if kinds[s][0] == gpa_rule]:
