@@ -478,13 +478,19 @@ def _min_sq_dists_to_set(rows: np.ndarray, row_norms: np.ndarray, centres: np.nd
     if len(centres) == 0:
         return best, nearest
     centre_norms = _row_norms(centres)
-    block = max(1, 2 ** 22 // max(len(centres), 1))
+    block = max(1, 2 ** 22 // max(len(centres), 1))  # (the block size decides gemm's rounding: keep it)
+    d2 = np.empty((min(block, len(rows)), len(centres)), dtype=np.result_type(rows, centres))
+    twice = np.empty_like(d2)
     for start in range(0, len(rows), block):
-        part = slice(start, start + block)
-        d2 = row_norms[part, None] + centre_norms[None, :] - 2 * (rows[part] @ centres.T)
-        np.maximum(d2, 0, out=d2)
-        nearest[part] = np.argmin(d2, axis=1)
-        best[part] = d2[np.arange(len(d2)), nearest[part]]
+        stop = min(start + block, len(rows))
+        part, m = slice(start, stop), stop - start
+        np.matmul(rows[part], centres.T, out=twice[:m])
+        twice[:m] *= 2
+        np.add(row_norms[part, None], centre_norms[None, :], out=d2[:m])
+        d2[:m] -= twice[:m]
+        np.maximum(d2[:m], 0, out=d2[:m])
+        nearest[part] = np.argmin(d2[:m], axis=1)
+        best[part] = d2[np.arange(m), nearest[part]]
     return best, nearest
 
 
@@ -577,11 +583,18 @@ def _maxdist(features, n_train, n_select, with_train) -> np.ndarray:
     return np.asarray(frontier.picked, dtype=np.int64)
 
 
+def _gemv_rows(d: int) -> int:
+    """Rows per matrix-vector block: about 2 MB of float64, and small enough that OpenBLAS runs it on
+    one thread (its threaded gemv is slower here, and much slower on a busy machine)."""
+    return max(64, 2 ** 18 // max(d, 1))
+
+
 def _distance_greedy(features, n_train, n_select, with_train, method, rng) -> np.ndarray:
     """kmeanspp and lcmd: one pass over the pool per pick (O(n_pool d)), no laziness (both need
-    every point's exact distance: a sampling distribution, cluster sums)."""
+    every point's exact distance: a sampling distribution, cluster sums). The pass runs in
+    cache-sized blocks with preallocated buffers; a picked point's distance is set to its exact 0."""
     pool = features[n_train:]
-    n_pool = len(pool)
+    n_pool, d = pool.shape
     norms = _row_norms(pool)
     min_sq = np.full(n_pool, np.inf, dtype=pool.dtype)
     cluster = np.zeros(n_pool, dtype=np.int64)  # 0 = no centre yet; training centres 1..n_train
@@ -591,35 +604,56 @@ def _distance_greedy(features, n_train, n_select, with_train, method, rng) -> np
         cluster = nearest + 1
         n_centres = n_train
     selected = np.zeros(n_pool, dtype=bool)
+    cumulative = np.empty(n_pool) if method == "kmeanspp" else None
+    step = _gemv_rows(d)
+    block, doubled = np.empty(step, dtype=pool.dtype), np.empty(step, dtype=pool.dtype)
+    closer = np.empty(step, dtype=bool)
     picks = []
     for _ in range(n_select):
         if n_centres == 0:
             pick = int(rng.integers(n_pool)) if method == "kmeanspp" else _argmax_lowest(norms)
         elif method == "kmeanspp":
-            weights = np.where(selected, 0, min_sq).astype(np.float64)
-            cumulative = np.cumsum(weights)
+            np.cumsum(min_sq, dtype=np.float64, out=cumulative)  # picked points weigh 0
             total = cumulative[-1]
             draw = rng.random()
             if total > 0:
                 pick = int(np.searchsorted(cumulative, draw * total, side="right"))
                 pick = min(pick, n_pool - 1)
-                while weights[pick] == 0:  # only a rounding artefact at the top end
+                while min_sq[pick] == 0:  # only a rounding artefact at the top end
                     pick -= 1
             else:
                 pick = int(np.argmin(selected))
         else:
-            sizes = np.bincount(cluster, weights=min_sq.astype(np.float64), minlength=n_centres + 1)
-            in_largest = sizes[cluster] == sizes.max()
-            pick = _argmax_lowest(np.where(in_largest & ~selected, min_sq, -np.inf))
-            if not in_largest[pick] or selected[pick]:
-                pick = int(np.argmin(selected))
+            sizes = np.bincount(cluster, weights=min_sq, minlength=n_centres + 1)
+            largest = np.flatnonzero(sizes == sizes.max())
+            in_largest = cluster == largest[0] if len(largest) == 1 else np.isin(cluster, largest)
+            scores = np.where(in_largest, min_sq, -np.inf)
+            pick = _argmax_lowest(scores)
+            if not scores[pick] > 0:  # picked points score 0 too: the rare exact rule
+                pick = _argmax_lowest(np.where(in_largest & ~selected, min_sq, -np.inf))
+                if not in_largest[pick] or selected[pick]:
+                    pick = int(np.argmin(selected))
         picks.append(pick)
         selected[pick] = True
         n_centres += 1
-        d2 = _sq_dists_to(pool, norms, pool[pick])
-        closer = d2 < min_sq
-        min_sq[closer] = d2[closer]
-        cluster[closer] = n_centres
+        centre = pool[pick]
+        centre_norm = centre @ centre
+        for start in range(0, n_pool, step):
+            stop = min(start + step, n_pool)
+            m = stop - start
+            d2, twice, near = block[:m], doubled[:m], closer[:m]
+            np.dot(pool[start:stop], centre, out=twice)
+            twice *= 2
+            np.add(norms[start:stop], centre_norm, out=d2)
+            d2 -= twice  # (|x|^2 + |c|^2) - 2 x.c, as _sq_dists_to
+            np.maximum(d2, 0, out=d2)
+            if method == "kmeanspp":
+                np.minimum(min_sq[start:stop], d2, out=min_sq[start:stop])
+                continue
+            np.less(d2, min_sq[start:stop], out=near)
+            np.copyto(min_sq[start:stop], d2, where=near)
+            np.copyto(cluster[start:stop], n_centres, where=near)
+        min_sq[pick] = 0
     return np.asarray(picks, dtype=np.int64)
 
 
