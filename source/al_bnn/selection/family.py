@@ -680,13 +680,15 @@ def _bait(features, n_train, n_select, noise, with_train, overselection) -> np.n
     variance = _quadratic_forms(pool, middle.astype(dtype))
     numerator = _quadratic_forms(pool, (middle @ target @ middle).astype(dtype))
     n_forward = min(int(round(overselection * n_select)), len(pool))
-    selected = np.zeros(len(pool), dtype=bool)
+    scores = numerator / (variance + noise)
+    gemv_rows = _gemv_rows(d)
+    block = min(len(pool), max(gemv_rows, 2 ** 15))  # rows per elementwise update (fewer, larger calls)
+    both = np.empty((block, 2), dtype=dtype)
+    squares, cross, work = (np.empty(block, dtype=dtype) for _ in range(3))
     picks = []
     for step in range(n_forward):
-        scores = np.where(selected, -np.inf, numerator / (variance + noise))
         pick = _argmax_lowest(scores)
         picks.append(pick)
-        selected[pick] = True
         picked = pool[pick].astype(np.float64)
         direction = middle @ picked  # w = M f_s
         scale = 1 / (noise + picked @ direction)  # fresh in float64: M stays the exact posterior
@@ -694,14 +696,28 @@ def _bait(features, n_train, n_select, noise, with_train, overselection) -> np.n
             middle = middle - scale * np.outer(direction, direction)
             break
         coupled = middle @ (target @ direction)  # u = M C w
-        both = np.empty((len(pool), 2), dtype=dtype)
         stacked = np.stack([direction, coupled], axis=1).astype(dtype)
-        for part in _chunked_rows(len(pool)):
-            both[part] = pool[part] @ stacked
-        along, across = both[:, 0], both[:, 1]
-        numerator += dtype.type(scale * scale * (direction @ target @ direction)) * along ** 2 \
-            - dtype.type(2 * scale) * along * across
-        variance -= dtype.type(scale) * along ** 2
+        gain = dtype.type(scale * scale * (direction @ target @ direction))
+        twice, once = dtype.type(2 * scale), dtype.type(scale)
+        # numerator += gain along^2 - 2 scale along across; variance -= scale along^2; in cache-sized blocks
+        for start in range(0, len(pool), block):
+            stop = min(start + block, len(pool))
+            part, m = slice(start, stop), stop - start
+            for low in range(start, stop, gemv_rows):  # small products: OpenBLAS keeps them on one thread
+                high = min(low + gemv_rows, stop)
+                np.matmul(pool[low:high], stacked, out=both[low - start:high - start])
+            along, across = both[:m, 0], both[:m, 1]
+            np.multiply(along, along, out=squares[:m])
+            np.multiply(along, twice, out=cross[:m])
+            cross[:m] *= across
+            np.multiply(squares[:m], gain, out=work[:m])
+            work[:m] -= cross[:m]
+            numerator[part] += work[:m]
+            squares[:m] *= once
+            variance[part] -= squares[:m]
+            np.add(variance[part], noise, out=work[:m])
+            np.divide(numerator[part], work[:m], out=scores[part])
+        scores[picks] = -np.inf
         middle = middle - scale * np.outer(direction, direction)
     picks_array = np.asarray(picks, dtype=np.int64)
     keep = np.ones(len(picks), dtype=bool)
