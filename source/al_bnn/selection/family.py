@@ -216,6 +216,18 @@ _TIE_TOLERANCE = 1e-11  # times |f|^2 (M <= I: above the rounding of any value):
 # best are compared on recomputed values
 
 
+def _one_thread_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a @ b in row blocks small enough (m n k <= 2^19 and m k <= 2^18; OpenBLAS threads gemm from
+    about 10^6 and gemv from about 5 10^5) that OpenBLAS runs each on one thread: its threaded calls
+    wait for the other core, milliseconds each on a busy machine."""
+    out = np.empty((len(a), b.shape[1]), dtype=np.result_type(a, b))
+    k = max(1, a.shape[1])
+    step = max(1, min(2 ** 19 // (k * max(1, b.shape[1])), 2 ** 18 // k))
+    for start in range(0, len(a), step):
+        np.matmul(a[start:start + step], b, out=out[start:start + step])
+    return out
+
+
 def _bucket_index(values: np.ndarray) -> np.ndarray:
     """A bucket per value, monotone and exact (frexp): 64 equal-width buckets per power of two."""
     mantissa, exponent = np.frexp(values)  # value = mantissa 2^exponent, mantissa in [0.5, 1)
@@ -313,11 +325,11 @@ def _current_values(pool, ids, bounds, versions, now, middle, recent):
             end = min(begin + _GATHER_ROWS, stop)
             rows = pool[ids[begin:end]].astype(np.float64, copy=False)
             if group[start] == 0:
-                values[begin:end] = np.einsum("ij,ij->i", rows @ middle, rows)
+                values[begin:end] = np.einsum("ij,ij->i", _one_thread_matmul(rows, middle), rows)
                 continue
             since = versions[begin:end]
             oldest = int(since.min())
-            decreases = rows @ recent[:now - oldest].T  # column j: f . u_{now-1-j}
+            decreases = _one_thread_matmul(rows, recent[:now - oldest].T)  # column j: f . u_{now-1-j}
             decreases *= decreases
             if oldest == since.max():
                 values[begin:end] -= decreases.sum(axis=1)
@@ -355,7 +367,7 @@ class _Exact:
         return row
 
     def condition(self, step: np.ndarray) -> None:
-        along = self.rows[:self.count] @ step
+        along = _one_thread_matmul(self.rows[:self.count], step[:, None])[:, 0]
         self.values[:self.count] -= along * along
 
     def merge(self, pool, ids, values, stale: _StaleBounds, now: int) -> None:
@@ -584,8 +596,8 @@ def _maxdist(features, n_train, n_select, with_train) -> np.ndarray:
 
 
 def _gemv_rows(d: int) -> int:
-    """Rows per matrix-vector block: about 2 MB of float64, and small enough that OpenBLAS runs it on
-    one thread (its threaded gemv is slower here, and much slower on a busy machine)."""
+    """Rows per matrix-vector block: about 2 MB of float64, and few enough that OpenBLAS runs it on
+    one thread (see _one_thread_matmul)."""
     return max(64, 2 ** 18 // max(d, 1))
 
 
