@@ -56,7 +56,7 @@ def _as_features(features, dtype=None) -> np.ndarray:
     if dtype is None:
         dtype = features.dtype if features.dtype in (np.float32, np.float64) else np.float64
     features = np.ascontiguousarray(features, dtype=dtype)
-    if not np.all(np.isfinite(features)):
+    if features.size and not (np.isfinite(features.min()) and np.isfinite(features.max())):  # NaN propagates
         raise ValueError("features contain NaN or inf; the model diverged or the inputs are not finite")
     return features
 
@@ -211,6 +211,7 @@ def _argmax_lowest(values: np.ndarray) -> int:
 _EXACT_SIZE = 2048  # points kept exact (a rank-1 update per pick: cheap while they stay in cache)
 _GATHER_ROWS = 2048  # pool rows gathered at a time when bringing bounds up to date (used while in cache)
 _BUCKETS_PER_OCTAVE = 64
+_INCREMENTAL_AGES = 1 / 3  # times d
 _NONPOSITIVE = np.iinfo(np.int64).min // 4  # the bucket of bounds <= 0
 _TIE_TOLERANCE = 1e-11  # times |f|^2 (M <= I: above the rounding of any value): values this close to the
 # best are compared on recomputed values
@@ -310,7 +311,7 @@ def _current_values(pool, ids, bounds, versions, now, middle, recent):
     if not len(ids):
         return ids, bounds
     age = now - versions
-    incremental_ages = max(1, pool.shape[1] // 3)  # beyond this the decreases cost more than f^T M f
+    incremental_ages = max(1, int(_INCREMENTAL_AGES * pool.shape[1]))  # beyond: decreases cost more than f^T M f
     # groups: -1 current, 0 afresh, k >= 1 ages in (2^(k-2), 2^(k-1)] (a group's oldest row costs at most twice)
     group = np.where(age >= incremental_ages, 0, np.ceil(np.log2(np.maximum(age, 1))).astype(np.int64) + 1)
     group[age == 0] = -1
