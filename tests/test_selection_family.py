@@ -273,6 +273,16 @@ def test_maxdet_duplicate_rows_go_lowest_index_first():
             assert set(copies[copies < pick].tolist()) <= set(picks[:picks.index(pick)]), mode
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_maxdet_reads_float32_features_exactly(seed):
+    # past d picks the variances are far below |f|^2, so rounding the first values to float32 (as
+    # maxdet once did) changes picks; the float32 numbers themselves are the input
+    features = random_features(seed, 1500, 6, "gaussian").astype(np.float32)
+    for mode in ("p", "tp"):
+        picks = select_batch(features, 20, 40, "maxdet", mode=mode, noise=0.01).tolist()
+        assert picks == eager_feature_space("maxdet", features.astype(np.float64), 20, 40, mode, 0.01), mode
+
+
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.floats(allow_nan=False, allow_infinity=False, width=64), min_size=2, max_size=40))
 def test_bucket_index_is_monotone(values):
