@@ -216,8 +216,7 @@ _GATHER_ROWS = 2048  # pool rows gathered at a time when bringing bounds up to d
 _BUCKETS_PER_OCTAVE = 64
 _INCREMENTAL_AGES = 1 / 3  # times d
 _NONPOSITIVE = np.iinfo(np.int64).min // 4  # the bucket of bounds <= 0
-_TIE_TOLERANCE = 1e-11  # times |f|^2 (M <= I: above the rounding of any value): values this close to the
-# best are compared on recomputed values
+_TIE_TOLERANCE = 1e-11  # times |f|^2, above any value's rounding (M <= I): near-ties settled on recomputed values
 
 
 def _one_thread_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -621,10 +620,9 @@ _PASS_THREADS = min(2, os.cpu_count() or 1)
 
 class _SplitPasses:
     """Runs a pass over the pool's rows as contiguous ranges (whole blocks of `step` rows), one per
-    thread: BLAS calls and ufunc loops release the GIL, so the threads share the memory traffic
-    (measured: 1.7 ms instead of 2.9 ms per 10^5 x 100 float64 pass, idle; 3.0 instead of 4.6 with
-    both cores busy). Each range is always computed the same way, so results do not depend on the
-    threads. make_scratch(rows in the range) gives each range its own buffers."""
+    thread: BLAS calls and ufunc loops release the GIL, so the threads share the memory traffic,
+    which bounds these passes. Each range is always computed the same way, so results do not depend
+    on the threads. make_scratch(rows in the range) gives each range its own buffers."""
 
     def __init__(self, n_rows: int, step: int, make_scratch):
         blocks = -(-n_rows // step)
