@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from al_bnn.selection import family
 from al_bnn.selection.family import (
     DEFAULT_MODES,
     METHODS,
@@ -235,6 +236,58 @@ def test_lazy_frontiers_grow_on_large_pools():
             # the eager computation (every pool point, every pick) in feature space
             eager = eager_feature_space(method, features, 200, 40, mode, 0.5)
             assert fast.tolist() == eager, (method, mode)
+
+
+@pytest.mark.parametrize("seed,d,kind", [(0, 4, "network"), (1, 30, "gaussian"), (2, 24, "network"),
+                                         (3, 8, "duplicates"), (4, 30, "duplicates"), (5, 6, "zeros")])
+def test_maxdet_bookkeeping_with_tiny_buffers(monkeypatch, seed, d, kind):
+    # a tiny exact set, gathers and coarse buckets put every path of the lazy maxdet to work: evictions,
+    # partial buckets, bounds brought up to date by their decreases (one or mixed ages) or afresh
+    monkeypatch.setattr(family, "_EXACT_SIZE", 8)
+    monkeypatch.setattr(family, "_GATHER_ROWS", 4)
+    monkeypatch.setattr(family, "_BUCKETS_PER_OCTAVE", 1 + seed % 3)
+    rng = np.random.default_rng(seed)
+    features = random_features(seed, 420, d, "network" if kind == "network" else "gaussian")
+    if kind == "duplicates":  # equal values: the lowest index first
+        features[20:] = features[20 + rng.integers(120, size=400)]
+    if kind == "zeros":  # after the 30 nonzero rows only zero variances are left: index order
+        features[50:] = 0.0
+    for mode in ("p", "tp"):
+        fast = select_batch(features, 20, 60, "maxdet", mode=mode, noise=0.05)
+        assert fast.tolist() == eager_feature_space("maxdet", features, 20, 60, mode, 0.05), mode
+        anchor = 20 if mode == "tp" else 0
+        gpa = select_gpa_from_factor(features[20 - anchor:], anchor, 60, batch_size=1, noise=0.05, method="lowrank")
+        assert fast.tolist() == gpa.indices.tolist(), mode
+
+
+def test_maxdet_duplicate_rows_go_lowest_index_first():
+    rng = np.random.default_rng(3)
+    base = rng.standard_normal((30, 6))
+    features = base[rng.integers(30, size=2500)]
+    for mode in ("p", "tp"):
+        picks = select_batch(features, 100, 80, "maxdet", mode=mode, noise=0.01).tolist()
+        assert picks == eager_feature_space("maxdet", features, 100, 80, mode, 0.01), mode
+        pool = features[100:]
+        for pick in picks:  # no earlier copy of a picked row is left unpicked
+            copies = np.flatnonzero((pool == pool[pick]).all(axis=1))
+            assert set(copies[copies < pick].tolist()) <= set(picks[:picks.index(pick)]), mode
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_maxdet_reads_float32_features_exactly(seed):
+    # past d picks the variances are far below |f|^2, so rounding the first values to float32 (as
+    # maxdet once did) changes picks; the float32 numbers themselves are the input
+    features = random_features(seed, 1500, 6, "gaussian").astype(np.float32)
+    for mode in ("p", "tp"):
+        picks = select_batch(features, 20, 40, "maxdet", mode=mode, noise=0.01).tolist()
+        assert picks == eager_feature_space("maxdet", features.astype(np.float64), 20, 40, mode, 0.01), mode
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(allow_nan=False, allow_infinity=False, width=64), min_size=2, max_size=40))
+def test_bucket_index_is_monotone(values):
+    values = np.sort(np.asarray(values))
+    assert np.all(np.diff(family._bucket_index(values)) >= 0)
 
 
 def eager_feature_space(method, features, n_train, k, mode, noise):

@@ -3,8 +3,8 @@
 Features are standard Gaussian (n_train + n_pool, d), the same matrix for every method at one size
 (float64, and its float32 copy). Peak memory is the largest extra allocation during the call
 (tracemalloc, which NumPy reports to; measured in a second call), on top of the features themselves. Ratios are against
-maxdet at the same size and dtype; `lrgpa-b1` is the existing low-rank GPA with batch size 1
-(the same picks as maxdet-tp), timed in the same run.
+maxdet (its default mode) at the same size and dtype; `lrgpa-b1` is the existing low-rank GPA with batch size 1
+(the same picks as maxdet-tp, which --maxdet-tp times next to it), in the same run.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def measure(call) -> tuple[float, float]:
     return seconds, peak / 2**20
 
 
-def run(sizes, dtypes, methods, print_row=print) -> list[dict]:
+def run(sizes, dtypes, methods, print_row=print, maxdet_tp=False) -> list[dict]:
     rows = []
     print_row(f"{'method':<13}{'mode':<5}{'dtype':<8}{'d':>5}{'pool':>9}{'picks':>6}{'seconds':>9}"
               f"{'peak MiB':>10}{'x maxdet':>9}")
@@ -49,7 +49,7 @@ def run(sizes, dtypes, methods, print_row=print) -> list[dict]:
             reference = None
             entries = [(m, DEFAULT_MODES[m]) for m in methods]
             if "maxdet" in methods:
-                entries.append(("lrgpa-b1", "tp"))
+                entries += [("maxdet", "tp")] * maxdet_tp + [("lrgpa-b1", "tp")]
             for method, mode in entries:
                 if method == "lrgpa-b1":
                     def call(features=features, n_select=n_select):
@@ -58,7 +58,7 @@ def run(sizes, dtypes, methods, print_row=print) -> list[dict]:
                     def call(features=features, n_select=n_select, method=method, mode=mode):
                         select_batch(features, N_TRAIN, n_select, method, mode=mode, noise=0.01, random_state=0)
                 seconds, peak = measure(call)
-                if method == "maxdet":
+                if method == "maxdet" and mode == DEFAULT_MODES["maxdet"]:
                     reference = seconds
                 ratio = f"{seconds / reference:9.2f}" if reference else f"{'':>9}"
                 print_row(f"{method:<13}{mode:<5}{dtype:<8}{d:>5}{n_pool:>9}{n_select:>6}{seconds:>9.2f}"
@@ -75,10 +75,15 @@ def main(argv=None) -> int:
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--dtypes", nargs="+", default=["float64", "float32"], choices=["float64", "float32"])
     parser.add_argument("--max-pool", type=int, default=None, help="skip sizes with a larger pool")
+    parser.add_argument("--sizes", nargs="+", default=None, metavar="D:POOL:PICKS",
+                        help="these sizes instead, e.g. 100:1000000:1000")
+    parser.add_argument("--maxdet-tp", action="store_true", help="also maxdet in tp mode (lrgpa-b1's picks)")
     args = parser.parse_args(argv)
     sizes = QUICK_SIZES if args.quick else FULL_SIZES
+    if args.sizes:
+        sizes = [tuple(int(part) for part in size.split(":")) for size in args.sizes]
     if args.max_pool:
         sizes = [s for s in sizes if s[1] <= args.max_pool]
     print(f"{N_TRAIN} training rows; Gaussian features; peak = extra memory during the call")
-    run(sizes, args.dtypes, args.methods)
+    run(sizes, args.dtypes, args.methods, maxdet_tp=args.maxdet_tp)
     return 0
