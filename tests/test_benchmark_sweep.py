@@ -11,6 +11,7 @@ import yaml
 from al_bnn.config import ConfigError
 from al_bnn.experiments import benchmark as run_benchmark
 from al_bnn.experiments.sweep import TIE_TOLERANCE, load_benchmark_config, overview_markdown, schedule_for, summarise
+from al_bnn.paths import SHIPPED_UCI_ROOT
 
 UCI_ROOT = Path(__file__).resolve().parent.parent / "data" / "uci"
 TINY = {
@@ -36,7 +37,13 @@ def tiny_config(tmp_path):
 @pytest.mark.parametrize("quick", [False, True])
 def test_the_committed_benchmark_config_loads(quick):
     config = load_benchmark_config(Path(__file__).resolve().parent.parent / "configs" / "benchmark.yaml", quick)
-    assert len(config.datasets) == (3 if quick else 7)
+    shipped = sorted(path.name for path in SHIPPED_UCI_ROOT.iterdir() if path.is_dir())
+    names = [entry.name for entry in config.datasets]
+    assert names == (["yacht", "energy", "concrete"] if quick else ["housing", *shipped])  # housing + every UCI set
+    if not quick:  # the family's distance, cluster and BAIT methods on the kernel the paper recommends
+        assert {label: config.sampler_settings[label]["parms"]["family_kernel"]
+                for label in ("maxdist", "kmeanspp", "lcmd", "bait")} == dict.fromkeys(
+            ("maxdist", "kmeanspp", "lcmd", "bait"), "grad")
     assert config.models == (["bnn"] if quick else ["bnn", "dropout", "ensemble"])
     assert len(config.seeds) == (2 if quick else 5)
 
