@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
 from al_bnn.experiments.published import compare_gpa_rand
+from test_scripts import tiny_configs
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIG = {
@@ -27,12 +27,8 @@ TIMING = {"selection_seconds", "training_seconds"}
 
 
 def configs(tmp_path):
-    paths = []
-    for policy in ("lrgpa", "random"):
-        path = tmp_path / f"{policy}.yaml"
-        path.write_text(yaml.safe_dump({**CONFIG, "parms": {**CONFIG["parms"], "sample_policy": policy}}))
-        paths.append(str(path))
-    return paths
+    """test_scripts' tiny configs with every section key replaced by CONFIG's (a longer run to interrupt)."""
+    return tiny_configs(tmp_path, **CONFIG)
 
 
 def table(path):
