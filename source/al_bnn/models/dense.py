@@ -62,13 +62,12 @@ class StackedDenseNetwork:
         self.kernel_scales = [self.kernel_scale(fan_in) for fan_in in widths[:-1]]
         self.bias_scale = NTK_BIAS_GAIN if ntk else 1.0
         self.head_scale = self.kernel_scale(widths[-1])  # the output and noise heads' kernels
-        kernel_init = self._standard_normal if ntk else self._glorot
         for layer, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
-            self.hidden_kernels.append(self._variable(kernel_init, f"hidden_kernel_{layer}", (fan_in, fan_out)))
+            self.hidden_kernels.append(self._variable(self._kernel_init, f"hidden_kernel_{layer}", (fan_in, fan_out)))
             self.hidden_biases.append(self._variable(self._standard_normal, f"hidden_bias_{layer}", (fan_out,))
                                       if ntk else self._zeros(f"hidden_bias_{layer}", (fan_out,)))
         width = widths[-1]
-        self.noise_kernel = self._variable(lambda seed, shape: kernel_init(seed, (width, 1))[:, 0],
+        self.noise_kernel = self._variable(lambda seed, shape: self._kernel_init(seed, (width, 1))[:, 0],
                                            "noise_kernel", (width,))
         self.noise_bias = self._zeros("noise_bias", ())
 
@@ -101,6 +100,10 @@ class StackedDenseNetwork:
         """What a kernel variable is multiplied by in the forward pass (1 in the standard parametrisation)."""
         return NTK_WEIGHT_GAIN / float(np.sqrt(fan_in)) if self.parametrization == "ntk" else 1.0
 
+    def _kernel_init(self, seed, shape):
+        """A kernel variable's initial value: standard normal (ntk) or Glorot uniform (standard)."""
+        return self._standard_normal(seed, shape) if self.parametrization == "ntk" else self._glorot(seed, shape)
+
     def _standard_normal(self, seed, shape):
         return tf.random.stateless_normal(shape, seed, dtype=self.dtype)
 
@@ -129,12 +132,16 @@ class StackedDenseNetwork:
         """h(x) of one unit only: x (n, d) -> (n, width); masks broadcast against (n, width_l)."""
         h = self.transform_inputs(x)
         activation = ACTIVATIONS[self.activation]
-        for layer, (kernel, bias) in enumerate(zip(self.hidden_kernels, self.hidden_biases, strict=True)):
-            h = activation(scaled(tf.matmul(h, kernel[unit]), self.kernel_scales[layer])
-                           + scaled(bias[unit], self.bias_scale))
+        for layer in range(len(self.hidden_kernels)):
+            h = activation(self.pre_activation_of_unit(h, layer, unit))
             if masks is not None:
                 h = h * masks[layer]
         return h
+
+    def pre_activation_of_unit(self, h, layer: int, unit: int) -> tf.Tensor:
+        """z = s (h W) + s_b b of one hidden layer of one unit: h (n, fan_in) -> (n, fan_out)."""
+        return (scaled(tf.matmul(h, self.hidden_kernels[layer][unit]), self.kernel_scales[layer])
+                + scaled(self.hidden_biases[layer][unit], self.bias_scale))
 
     def aleatoric_std(self, h: tf.Tensor) -> tf.Tensor:
         return tf.nn.softplus(scaled(tf.einsum("knh,kh->kn", h, self.noise_kernel), self.head_scale)
@@ -204,8 +211,7 @@ class DeterministicMeanNetwork(StackedDenseNetwork):
     def __init__(self, input_dim: int, layer_sizes: Sequence[int], unit_keys: Sequence[tuple[int, str]],
                  dtype: tf.DType = tf.float32, **options):
         super().__init__(input_dim, layer_sizes, unit_keys, dtype, **options)
-        kernel_init = self._standard_normal if self.parametrization == "ntk" else self._glorot
-        self.output_kernel = self._variable(lambda seed, shape: kernel_init(seed, (shape[0], 1))[:, 0],
+        self.output_kernel = self._variable(lambda seed, shape: self._kernel_init(seed, (shape[0], 1))[:, 0],
                                             "output_kernel", (self.feature_width,))
         self.output_bias = self._zeros("output_bias", ())
 

@@ -137,10 +137,9 @@ def _activations_and_deltas(network: StackedDenseNetwork, x: tf.Tensor, unit: in
     inputs, pre_activations = [], []
     h = network.transform_inputs(x)
     with tf.GradientTape() as tape:
-        for layer, (kernel, bias) in enumerate(zip(network.hidden_kernels, network.hidden_biases, strict=True)):
+        for layer in range(len(network.hidden_kernels)):
             inputs.append(h)
-            z = (scaled(tf.matmul(h, kernel[unit]), network.kernel_scales[layer])
-                 + scaled(bias[unit], network.bias_scale))
+            z = network.pre_activation_of_unit(h, layer, unit)
             tape.watch(z)
             pre_activations.append(z)
             h = activation(z)
