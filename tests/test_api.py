@@ -13,7 +13,12 @@ from al_bnn import BNNRegressor, DropoutRegressor, EnsembleRegressor, Selector, 
 from al_bnn.safe_arrays import ArrayFileError
 
 README = Path(__file__).resolve().parent.parent / "README.md"
-SMALL = dict(layer_sizes=[16, 16], learning_rate=1e-2, n_epochs=30, batch_size=16)
+# A small network with the published training settings (the config schema's), 30 epochs exactly: the
+# conventions tested here do not depend on the recipe; the stack-of-one test below uses the default one.
+PUBLISHED_TRAINING = dict(parametrization="standard", activation="leaky_relu", input_transform="none", nll_beta=0.0,
+                          learning_rate_schedule="constant", retrain_from="previous", min_steps=0)
+SMALL = dict(layer_sizes=[16, 16], learning_rate=1e-2, n_epochs=30, batch_size=16, **PUBLISHED_TRAINING)
+PUBLISHED_BNN = dict(weight_std=0.1, divergence_scale=1.0)  # the bnn's published prior and KL weight
 
 
 def toy(n=60, seed=0):
@@ -43,8 +48,8 @@ def test_fit_returns_self_with_learned_state_and_predictions_of_every_kind(fitte
 
 def test_training_reduces_the_error():
     X, y = toy()
-    short = BNNRegressor(**{**SMALL, "n_epochs": 1}, random_state=0).fit(X, y)
-    longer = BNNRegressor(**{**SMALL, "n_epochs": 300}, random_state=0).fit(X, y)
+    short = BNNRegressor(**{**SMALL, "n_epochs": 1}, **PUBLISHED_BNN, random_state=0).fit(X, y)
+    longer = BNNRegressor(**{**SMALL, "n_epochs": 300}, **PUBLISHED_BNN, random_state=0).fit(X, y)
     assert longer.score(X, y) > 0.9 > 0.5 > short.score(X, y)
 
 
@@ -98,13 +103,18 @@ def test_a_single_estimator_is_a_stack_of_one_of_the_experiment_engine():
     """The estimator trains what the stacked trainer trains for the same seed (sweeps stack many)."""
     from al_bnn.models.bnn import BayesianLastLayerNetwork
     from al_bnn.models.trainer import StackedTrainer
+    from al_bnn.recipe import DEFAULT_RECIPE
 
     X, y = toy()
-    model = BNNRegressor(**SMALL, random_state=5).fit(X, y)
-    network = BayesianLastLayerNetwork(1, SMALL["layer_sizes"], 0.1, seeds=[5, 6])
-    trainer = StackedTrainer(network, SMALL["learning_rate"], 100.0, 1.0, SMALL["batch_size"])
+    model = BNNRegressor(layer_sizes=[16, 16], n_epochs=30, min_steps=0, random_state=5).fit(X, y)  # the recipe
+    net, train = DEFAULT_RECIPE["net_config"], DEFAULT_RECIPE["train_schedule"]
+    network = BayesianLastLayerNetwork(1, [16, 16], net["weight_std"], seeds=[5, 6], activation=net["activation"],
+                                       input_transform=net["input_transform"], parametrization=net["parametrization"],
+                                       nll_beta=net["nll_beta"])
+    trainer = StackedTrainer(network, net["learning_rate"], 100.0, net["divergence_scale"], train["batch_size"],
+                             learning_rate_schedule=train["learning_rate_schedule"])
     x32, y32 = np.stack([X, X]).astype(np.float32), np.stack([y, y]).astype(np.float32)
-    trainer.fit(x32, y32, x32, y32, SMALL["n_epochs"], SMALL["n_epochs"], phase=0)
+    trainer.fit(x32, y32, x32, y32, 30, 30, phase=0)
     np.testing.assert_allclose(network.predict(X.astype(np.float32))[0].numpy()[0], model.predict(X),
                                rtol=1e-4, atol=1e-5)
 

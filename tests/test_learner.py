@@ -11,12 +11,25 @@ from al_bnn.learner import ActiveLearner, estimator_for_config, load_learner
 from al_bnn.loop import RunSpec, initial_training_set, run_experiments
 from al_bnn.safe_arrays import ArrayFileError
 
-TINY = dict(layer_sizes=[16, 16], learning_rate=1e-2, batch_size=16)
+# A small network of the published kind (the config schema's training settings, not the default
+# recipe's): the synthetic-function test below measured its rounds with it. The default recipe's
+# BNN does not fit that 2-D function from 10-100 unscaled points (it predicts the mean; README
+# "Training recipes"), which is a property of the model, not of the learner tested here.
+PUBLISHED_TRAINING = dict(parametrization="standard", activation="leaky_relu", input_transform="none", nll_beta=0.0,
+                          learning_rate_schedule="constant", retrain_from="previous", min_steps=0)
+TINY = dict(layer_sizes=[16, 16], learning_rate=1e-2, batch_size=16, **PUBLISHED_TRAINING)
+PUBLISHED_BNN = dict(weight_std=0.1, divergence_scale=1.0)
 
 
-def tiny_config(sampler: str, recipe: bool = False) -> dict:
-    net = {"activation": "relu", "input_transform": "tanh"} if recipe else {}
-    train = {"learning_rate_schedule": "linear_decay"} if recipe else {}
+def tiny_config(sampler: str, recipe: str = "published") -> dict:
+    """recipe: `published` (the schema's defaults), `tanh` (relu, tanh inputs, linear decay) or
+    `default` (that plus the default recipe's ntk parametrisation, beta-NLL and retraining from the
+    initial weights every phase)."""
+    net = {"activation": "relu", "input_transform": "tanh"} if recipe != "published" else {}
+    train = {"learning_rate_schedule": "linear_decay"} if recipe != "published" else {}
+    if recipe == "default":
+        net.update(parametrization="ntk", nll_beta=1.0, learning_rate=0.3)
+        train.update(retrain_from="initial")
     return {"seed": 4, "al_schedule": {"al_iter": 2, "num_al_incr": 7, "num_train_init": 20},
             "net_config": {"layer_sizes": [16, 16], "learning_rate": 1e-2, **net},
             "parms": {"sample_policy": sampler, "n_mc_samples": 20, "sampling_batch_size": 3},
@@ -24,7 +37,8 @@ def tiny_config(sampler: str, recipe: bool = False) -> dict:
             "data": {"dataset": "yacht", "size_pool": 120, "size_test": 40}}
 
 
-@pytest.mark.parametrize("sampler, recipe", [("lrgpa", False), ("random", False), ("lrgpa", True)])
+@pytest.mark.parametrize("sampler, recipe", [("lrgpa", "published"), ("random", "published"), ("lrgpa", "tanh"),
+                                             ("lrgpa", "default")])
 def test_a_simulated_run_through_the_learner_equals_the_experiment_loop(sampler, recipe):
     config = config_from_dict(tiny_config(sampler, recipe), "test")
     [loop_run] = run_experiments([RunSpec("run", config)], show_progress=False)
@@ -59,7 +73,8 @@ def synthetic(n, seed):
 def test_rounds_reduce_the_test_error_on_a_synthetic_function():
     X_pool, y_pool = synthetic(600, 0)
     X_test, y_test = synthetic(300, 1)
-    learner = ActiveLearner(BNNRegressor(**TINY, n_epochs=150), "lrgpa", random_state=0, sampling_batch_size=10)
+    learner = ActiveLearner(BNNRegressor(**TINY, **PUBLISHED_BNN, n_epochs=150), "lrgpa", random_state=0,
+                            sampling_batch_size=10)
     start = np.arange(10)
     learner.fit(X_pool[start], y_pool[start])
     pool = np.arange(10, 600)

@@ -17,8 +17,13 @@ def network(seeds=(0,), **options):
     return BayesianLastLayerNetwork(1, [16, 16], 0.3, seeds=list(seeds), dtype=tf.float64, **{**RECIPE, **options})
 
 
-def trainer(net, schedule="linear_decay", ncp=None):
-    return StackedTrainer(net, 0.01, 100.0, 1.0, 16, ncp, learning_rate_schedule=schedule)
+def trainer(net, schedule="linear_decay", ncp=None, learning_rate=0.01):
+    return StackedTrainer(net, learning_rate, 100.0, 1.0, 16, ncp, learning_rate_schedule=schedule)
+
+
+# The default recipe's network options (al_bnn.recipe) on the toy problem's small network, with a
+# learning rate for the ntk parametrisation.
+DEFAULT_OPTIONS, DEFAULT_LEARNING_RATE = dict(parametrization="ntk", nll_beta=1.0), 0.3
 
 
 def test_the_input_transform_soft_clips_beyond_five_standard_deviations():
@@ -67,22 +72,28 @@ def test_a_phase_resumed_mid_schedule_equals_an_uninterrupted_one():
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
 
 
-def test_a_run_in_a_stack_equals_the_run_alone_under_the_recipe():
+@pytest.mark.parametrize("options, learning_rate", [({}, 0.01), (DEFAULT_OPTIONS, DEFAULT_LEARNING_RATE)],
+                         ids=["tanh-relu", "default"])
+def test_a_run_in_a_stack_equals_the_run_alone_under_the_recipe(options, learning_rate):
     x, y = toy_problem()
-    alone, stacked = network(seeds=(7,)), network(seeds=(3, 7))
-    trainer(alone).fit(x[None], y[None], x, y, num_epochs=12, eval_every=12, phase=0)
-    trainer(stacked).fit(np.stack([x, x]), np.stack([y, y]), x, y, num_epochs=12, eval_every=12, phase=0)
+    alone, stacked = network(seeds=(7,), **options), network(seeds=(3, 7), **options)
+    trainer(alone, learning_rate=learning_rate).fit(x[None], y[None], x, y, num_epochs=12, eval_every=12, phase=0)
+    trainer(stacked, learning_rate=learning_rate).fit(np.stack([x, x]), np.stack([y, y]), x, y, num_epochs=12,
+                                                      eval_every=12, phase=0)
     for a, b in zip(alone.get_weights(), stacked.get_weights(), strict=True):
         np.testing.assert_allclose(a[0], b[1], rtol=1e-9, atol=1e-12)
 
 
-def test_ncp_still_raises_far_away_epistemic_std_under_the_recipe():
+@pytest.mark.parametrize("options, learning_rate", [({}, 0.01), (DEFAULT_OPTIONS, DEFAULT_LEARNING_RATE)],
+                         ids=["tanh-relu", "default"])
+def test_ncp_still_raises_far_away_epistemic_std_under_the_recipe(options, learning_rate):
     x, y = toy_problem()
     far = np.linspace(2.5, 4.0, 8)[:, None]
     stds = {}
     for name, ncp in (("plain", None), ("ncp", NoiseContrastivePrior(0.3, 0.1, 1.0))):
-        net = network(seeds=(1,))
-        trainer(net, ncp=ncp).fit(x[None], y[None], x, y, num_epochs=200, eval_every=200, phase=0)
+        net = network(seeds=(1,), **options)
+        trainer(net, ncp=ncp, learning_rate=learning_rate).fit(x[None], y[None], x, y, num_epochs=200,
+                                                                eval_every=200, phase=0)
         stds[name] = net.predict(far)[1].numpy().mean()
     assert stds["ncp"] > 1.5 * stds["plain"]
 
@@ -97,11 +108,22 @@ def test_a_step_budget_gives_small_training_sets_as_many_steps_as_large_ones():
     assert TrainSchedule(num_epochs=7).epochs_for(10**6) == 7  # num_steps 0: epochs as given
 
 
+def test_a_minimum_step_count_raises_the_epochs_of_small_training_sets_only():
+    from al_bnn.config import TrainSchedule
+
+    schedule = TrainSchedule(batch_size=256, num_epochs=160, min_steps=800)
+    assert schedule.epochs_for(20) == 800           # one batch per epoch: 800 epochs reach 800 steps
+    assert schedule.epochs_for(328) == 400          # two batches per epoch
+    assert schedule.epochs_for(1640) == 160         # seven batches: 160 epochs already give 1120 steps
+    assert TrainSchedule(batch_size=256, num_steps=100, min_steps=300).epochs_for(512) == 150
+    assert TrainSchedule(batch_size=256, num_epochs=160).epochs_for(20) == 160  # min_steps 0: no minimum
+
+
 def test_the_estimator_trains_the_step_budget_in_whole_epochs():
     from al_bnn import BNNRegressor
 
     x, y = toy_problem(n=64)  # 4 batches of 16 per epoch
-    model = BNNRegressor(layer_sizes=[8], n_steps=30, batch_size=16, random_state=0).fit(x, y)
+    model = BNNRegressor(layer_sizes=[8], n_steps=30, min_steps=0, batch_size=16, random_state=0).fit(x, y)
     assert model.history_[-1]["epoch"] == 8  # ceil(30 / 4)
 
 
@@ -158,3 +180,69 @@ def test_a_run_in_a_stack_equals_the_run_alone_under_the_ntk_parametrisation():
     trainer(stacked).fit(np.stack([x, x]), np.stack([y, y]), x, y, num_epochs=12, eval_every=12, phase=0)
     for a, b in zip(alone.get_weights(), stacked.get_weights(), strict=True):
         np.testing.assert_allclose(a[0], b[1], rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("retrain_from", ["previous", "initial"])
+def test_retrain_from_initial_starts_every_phase_from_the_initial_weights(monkeypatch, retrain_from):
+    from al_bnn.config import config_from_dict
+    from al_bnn.loop import RunSpec, run_experiments
+
+    starts = []
+    original_fit = StackedTrainer.fit
+
+    def recording_fit(self, *args, **kwargs):
+        starts.append(self.network.get_weights())
+        return original_fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(StackedTrainer, "fit", recording_fit)
+    config = config_from_dict({
+        "al_schedule": {"al_iter": 2, "num_al_incr": 16, "num_train_init": 16},
+        "net_config": {"layer_sizes": [8]}, "parms": {"sample_policy": "random"},
+        "train_schedule": {"batch_size": 16, "num_epochs": 3, "eval_after_epochs": 100, "retrain_from": retrain_from},
+        "data": {"dataset": "yacht", "size_pool": 100, "size_test": 30}}, "test")
+    run_experiments([RunSpec("run", config)], show_progress=False)
+    assert len(starts) == 3
+    for later in starts[1:]:
+        same = all(np.array_equal(a, b) for a, b in zip(starts[0], later, strict=True))
+        assert same == (retrain_from == "initial")
+
+
+@pytest.mark.parametrize("beta", [0.0, 0.5, 1.0])
+def test_beta_nll_scales_each_points_gradient_by_its_noise_variance_to_the_beta(beta):
+    """d loss / d mean = (mean - y) / std^2 * (std^2)^beta: beta 1 is the squared error's gradient
+    (halved), beta 0 the plain likelihood's; the loss value is the likelihood times the weight."""
+    net = network(nll_beta=beta)
+    y = tf.constant([0.0, 1.0, -2.0], tf.float64)
+    mean = tf.Variable([0.5, 0.0, -1.0], dtype=tf.float64)
+    std = tf.constant([0.1, 1.0, 3.0], tf.float64)
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(net.data_loss(y, mean, std))
+    gradient = tape.gradient(loss, mean).numpy()
+    np.testing.assert_allclose(gradient, (mean - y).numpy() / std.numpy() ** 2 * std.numpy() ** (2 * beta), rtol=1e-12)
+    nll = net.gaussian_negative_log_likelihood(y, mean, std).numpy()
+    np.testing.assert_allclose(net.data_loss(y, mean, std).numpy(), nll * std.numpy() ** (2 * beta), rtol=1e-12)
+    with pytest.raises(ValueError, match="nll_beta must be in"):
+        network(nll_beta=1.5)
+
+
+def test_the_estimators_default_to_the_recipe_and_the_configs_use_it():
+    """BNNRegressor() is the default recipe; the benchmark and the study's second edition train it."""
+    import yaml
+
+    from al_bnn import BNNRegressor
+    from al_bnn.experiments.study import question_settings
+    from al_bnn.paths import REPO_ROOT
+    from al_bnn.recipe import DEFAULT_RECIPE
+
+    names = {"num_epochs": "n_epochs", "num_steps": "n_steps"}
+    parameters = BNNRegressor().get_params()
+    for section in DEFAULT_RECIPE.values():
+        for key, value in section.items():
+            assert parameters[names.get(key, key)] == (tuple(value) if isinstance(value, list) else value), key
+    benchmark = yaml.safe_load((REPO_ROOT / "configs" / "benchmark.yaml").read_text())
+    study = {question: question_settings(question, quick=False)[0] for question in ("q6", "q7")}
+    models = yaml.safe_load((REPO_ROOT / "configs" / "model_benchmark.yaml").read_text())
+    for experiment in [benchmark["experiment"], models["sampler_settings"]["default"],
+                       *(raw["experiment"] for raw in study.values())]:
+        for name, section in DEFAULT_RECIPE.items():
+            assert {key: experiment[name][key] for key in section} == section, name

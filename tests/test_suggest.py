@@ -129,3 +129,19 @@ def test_pool_labelled_ok_ignores_pool_targets_and_reordered_columns_match_by_na
     assert main([*args, "--pool-labelled-ok"]) == 2  # the directory holds a round: resume or overwrite
     assert main([*args, "--pool-labelled-ok", "--overwrite", "--sampler", "random", "--model", "dropout"]) == 0
     assert (pd.read_csv(tmp_path / "out" / "suggestions.csv")["score_kind"] == "epistemic_variance").all()
+
+
+def test_the_default_model_recipe_fills_in_what_the_config_does_not_set(tmp_path):
+    from al_bnn.experiments.suggest import build_config, build_parser
+    from al_bnn.recipe import DEFAULT_RECIPE
+
+    (tmp_path / "sampler_only.yaml").write_text("parms: {sample_policy: lcmd}\nnet_config: {layer_sizes: [32]}\n")
+    common = ["--labelled", "l.csv", "--target", "y", "--pool", "p.csv", "--n", "3", "--out", str(tmp_path / "o")]
+    given = build_config(build_parser().parse_args([*common, "--config", str(tmp_path / "sampler_only.yaml")]))
+    assert given.parms.sample_policy == "lcmd" and given.net_config.layer_sizes == [32]
+    plain = build_config(build_parser().parse_args(common))
+    for config in (given, plain):
+        for section, keys in DEFAULT_RECIPE.items():
+            for key, value in keys.items():
+                if (section, key) != ("net_config", "layer_sizes") or config is plain:
+                    assert getattr(getattr(config, section), key) == value, (section, key)

@@ -69,6 +69,9 @@ class NetConfig:
                                             "parametrisation, (0.2 / sqrt(fan_in)) x W + 0.2 b with standard-normal "
                                             "variables, so one learning rate acts per layer as lr 0.2 / sqrt(fan_in) "
                                             "(use learning rates near 0.1-0.4).", choices=("standard", "ntk"))
+    nll_beta: float = _key(0.0, "Training loss: the Gaussian negative log-likelihood weighted per point by "
+                                "stop_gradient(noise std^2)^nll_beta (beta-NLL); 1 gives the mean squared-error "
+                                "gradients, 0 (published) the plain likelihood.", minimum=0.0, maximum=1.0)
 
 
 @dataclass
@@ -135,16 +138,22 @@ class TrainSchedule:
     num_steps: int = _key(0, "Optimiser steps per training phase instead of num_epochs (0 = use num_epochs): each "
                              "phase trains ceil(num_steps / batches per epoch) epochs, so a small training set gets "
                              "as many steps as a large one.", minimum=0)
+    min_steps: int = _key(0, "At least this many optimiser steps per training phase: the phase's epochs are raised "
+                             "to ceil(min_steps / batches per epoch) where num_epochs (or num_steps) give fewer, so "
+                             "a small training set is not under-trained (0 = no minimum).", minimum=0)
+    retrain_from: str = _key("previous", "Where each training phase after an acquisition starts: `previous` "
+                                         "continues from the last phase's weights (the published loop), `initial` "
+                                         "retrains from the run's initial weights, as a fresh model would "
+                                         "(warm-started networks generalise worse).", choices=("previous", "initial"))
     eval_after_epochs: int = _key(10, "Evaluate train/test metrics every this many epochs.", minimum=1)
     log_after_epochs: int = _key(500, "Write a log line every this many epochs.", minimum=1)
 
 
     def epochs_for(self, n_train: int) -> int:
         """Epochs of a training phase on n_train points."""
-        if not self.num_steps:
-            return self.num_epochs
         batches = -(-int(n_train) // self.batch_size)
-        return max(1, -(-self.num_steps // batches))
+        epochs = self.num_epochs if not self.num_steps else max(1, -(-self.num_steps // batches))
+        return max(epochs, -(-self.min_steps // batches))
 
 
 @dataclass

@@ -3,15 +3,16 @@
     learner = ActiveLearner(BNNRegressor(n_epochs=300), "lrgpa", random_state=0, sampling_batch_size=10)
     learner.fit(X_labelled, y_labelled)
     query = learner.query(X_pool, 20)           # .indices (rows of X_pool, pick order), .scores, .mean, .std
-    learner.teach(X_pool[query.indices], y_new)   # the labels; training continues from the current weights
+    learner.teach(X_pool[query.indices], y_new)   # the labels; then the next training phase
     learner.save("learner.npz")                  # arrays + a JSON header, never pickle
     same = load_learner("learner.npz")
 
 A round is what the experiment loop does between two trainings, through the same code: `query`
 calls `loop.select_with_model` on the model's function samples (or features) with the labelled
-rows as anchors, keyed by (random_state, fits so far); `teach` continues training with the
-estimator's `warm_start` (Adam's moments reset, training draws keyed by the fit count), as the
-loop does after an acquisition. So a learner whose first labelled set is the loop's initial set,
+rows as anchors, keyed by (random_state, fits so far); `teach` trains the next phase with the
+estimator's `warm_start` (Adam's moments reset, training draws keyed by the fit count; from the
+current or the initial weights, as the estimator's `retrain_from` says), as the loop does after
+an acquisition. So a learner whose first labelled set is the loop's initial set,
 asked for the loop's increments, picks the loop's points and computes its metrics (tested).
 
 Inputs are used as given, in the estimator's units: standardise the features first (the
@@ -67,8 +68,10 @@ def estimator_for_config(config: ExperimentConfig):
     net, train, parms = config.net_config, config.train_schedule, config.parms
     common = dict(layer_sizes=list(net.layer_sizes), learning_rate=net.learning_rate, clip_gradient=net.clip_gradient,
                   batch_size=train.batch_size, n_epochs=train.num_epochs, n_steps=train.num_steps,
+                  min_steps=train.min_steps,
                   learning_rate_schedule=train.learning_rate_schedule, activation=net.activation,
-                  input_transform=net.input_transform, parametrization=net.parametrization, random_state=config.seed)
+                  input_transform=net.input_transform, parametrization=net.parametrization, nll_beta=net.nll_beta,
+                  retrain_from=train.retrain_from, random_state=config.seed)
     extra = {"bnn": dict(weight_std=net.weight_std, divergence_scale=net.divergence_scale,
                          ood_std_prior=net.ood_std_prior, noise_std=net.noise_std, ncp_scale=net.ncp_scale,
                          center_at_target=net.center_at_target),
@@ -138,8 +141,8 @@ class ActiveLearner:
         return self
 
     def teach(self, X_new, y_new, *, eval_every: int | None = None) -> ActiveLearner:
-        """Add labelled rows and continue training from the current weights on all labelled rows
-        (old first, then these, in order), as the experiment loop does after an acquisition. Before
+        """Add labelled rows and train the next phase on all labelled rows (old first, then these, in
+        order), as the experiment loop does after an acquisition. Before
         training, the current model's error on the new rows is recorded in history_ (a test-free
         check: rows it has not been trained on, though picked where it was unsure)."""
         if not hasattr(self, "y_"):

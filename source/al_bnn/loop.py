@@ -363,6 +363,8 @@ def _run_stack(stack: PreparedStack, show_progress: bool | None,
     state.fingerprint = stack.fingerprint
     samplers = [make_sampler(run.config.parms) for run in runs]
     network, trainer = build_model_and_trainer(config, datas[0].pool_x.shape[1], [run.config.seed for run in runs])
+    # The initial weights are keyed by seed, so they are the same after a resume.
+    initial_weights = network.get_weights() if train.retrain_from == "initial" else None
     if state.weights is not None:
         network.set_weights(state.weights)
         trainer.set_optimizer_state(state.optimizer_state)
@@ -390,6 +392,8 @@ def _run_stack(stack: PreparedStack, show_progress: bool | None,
             if not state.selected:
                 _acquire(network, runs, samplers, datas, state, phase)
                 trainer.reset_optimizer()
+                if initial_weights is not None:
+                    network.set_weights(initial_weights)
                 state.selected = True
             selection_seconds = [r.acquisitions[-1]["selection_seconds"] if phase else 0.0 for r in results]
             train_x, train_y = stack_training_sets(datas, train_sets)

@@ -69,6 +69,7 @@ def main(argv=None) -> int:
     writer = ResultsWriter(output, overwrite=True)
     writer.write_text("models.csv", report.to_csv(index=False))
     writer.write_text("models.md", f"# Model benchmark\n\nConfig: {config.source}\n\n{markdown}\n")
+    plot_report(report, output / "models.png")
     print(markdown)
     return 0
 
@@ -93,12 +94,18 @@ def recipe_report(table: pd.DataFrame, baseline: str = BASELINE) -> pd.DataFrame
     last = table.loc[per_run["al_iter"].idxmax()].set_index(["dataset", "sampler", "seed"])
     mean_log = per_run["log_rmse"].mean()
     training = per_run.apply(lambda g: (g["training_seconds"] / g["runs_in_stack"]).sum(), include_groups=False)
+    final_log_likelihood = last["test_log_likelihood"]
     for (dataset, recipe), group in last.groupby(level=["dataset", "sampler"], sort=False):
         seeds = group.index.get_level_values("seed")
         difference = (mean_log.loc[dataset, recipe].loc[seeds] - mean_log.loc[dataset, baseline].loc[seeds]).to_numpy()
         change, low, high = t_interval(difference)
         verdict = ("baseline" if recipe == baseline else "clearly better" if high < 0 else "clearly worse" if low > 0
                    else "within noise")
+        likelihood_gain, gain_low, gain_high = t_interval(
+            (final_log_likelihood.loc[dataset, recipe].loc[seeds]
+             - final_log_likelihood.loc[dataset, baseline].loc[seeds]).to_numpy())
+        likelihood_verdict = ("baseline" if recipe == baseline else "clearly better" if gain_low > 0
+                              else "clearly worse" if gain_high < 0 else "within noise")
         rows.append(dict(
             dataset=dataset, recipe=recipe, seeds=len(seeds),
             initial_rmse=first.loc[(dataset, recipe)]["test_rmse"].mean(),
@@ -106,8 +113,13 @@ def recipe_report(table: pd.DataFrame, baseline: str = BASELINE) -> pd.DataFrame
             final_log_likelihood=group["test_log_likelihood"].mean(),
             coverage_90=group["test_coverage_90"].mean() if "test_coverage_90" in group else float("nan"),
             training_seconds=training.loc[dataset, recipe].mean(),
-            mean_log_rmse_change=change, change_low=low, change_high=high, verdict=verdict))
-    return pd.DataFrame(rows)
+            mean_log_rmse_change=change, change_low=low, change_high=high, verdict=verdict,
+            log_likelihood_change=likelihood_gain, log_likelihood_low=gain_low, log_likelihood_high=gain_high,
+            log_likelihood_verdict=likelihood_verdict))
+    report = pd.DataFrame(rows)
+    baseline_seconds = report[report["recipe"] == baseline].set_index("dataset")["training_seconds"]
+    report["cost_ratio"] = report["training_seconds"].to_numpy() / baseline_seconds.loc[report["dataset"]].to_numpy()
+    return report
 
 
 def report_markdown(report: pd.DataFrame) -> str:
@@ -120,9 +132,47 @@ def report_markdown(report: pd.DataFrame) -> str:
         lines.append(f"| {row.dataset} | {row.recipe} | {row.seeds} | {row.initial_rmse:.4g} | {row.final_rmse:.4g} | "
                      f"{row.mean_log_rmse:.4f} | {change} | {row.final_log_likelihood:.3f} | {row.coverage_90:.3f} | "
                      f"{row.training_seconds:.1f} |")
-    verdicts = report[report["recipe"] != BASELINE].groupby("recipe")["verdict"].value_counts().unstack(fill_value=0)
-    for recipe, counts in verdicts.iterrows():
-        lines.append(f"\n{recipe} against {BASELINE}, mean log RMSE over the AL steps: "
-                     + ", ".join(f"{counts.get(v, 0)} {v}" for v in ("clearly better", "within noise", "clearly worse"))
-                     + " (datasets; paired 95% intervals over seeds)")
+    others = report[report["recipe"] != BASELINE]
+    order = ("clearly better", "within noise", "clearly worse")
+    for recipe, part in others.groupby("recipe", sort=False):
+        rmse, likelihood = part["verdict"].value_counts(), part["log_likelihood_verdict"].value_counts()
+        lines.append(f"\n{recipe} against {BASELINE} (datasets; paired 95% intervals over seeds): mean log RMSE over "
+                     "the AL steps " + ", ".join(f"{rmse.get(v, 0)} {v}" for v in order)
+                     + "; final test log-likelihood " + ", ".join(f"{likelihood.get(v, 0)} {v}" for v in order)
+                     + f"; training seconds per run {part['cost_ratio'].median():.2f}x the old recipe's (median over "
+                     f"datasets; {part['cost_ratio'].min():.2f}x-{part['cost_ratio'].max():.2f}x)")
     return "\n".join(lines)
+
+
+def plot_report(report: pd.DataFrame, path: Path) -> None:
+    """Per dataset: each recipe's 90% interval coverage (0.90 is calibrated) and its mean log RMSE
+    change against the baseline with the 95% interval over seeds."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    datasets = list(dict.fromkeys(report["dataset"]))
+    recipes = list(dict.fromkeys(report["recipe"]))
+    figure, (coverage_axis, change_axis) = plt.subplots(1, 2, figsize=(12, 0.38 * len(datasets) + 1.6), sharey=True)
+    height = 0.8 / len(recipes)
+    for k, recipe in enumerate(recipes):
+        part = report[report["recipe"] == recipe].set_index("dataset").reindex(datasets)
+        positions = np.arange(len(datasets)) + (k - (len(recipes) - 1) / 2) * height
+        coverage_axis.barh(positions, part["coverage_90"], height=height, label=recipe)
+        if recipe != BASELINE:
+            change_axis.errorbar(part["mean_log_rmse_change"], positions,
+                                 xerr=[part["mean_log_rmse_change"] - part["change_low"],
+                                       part["change_high"] - part["mean_log_rmse_change"]],
+                                 fmt="o", capsize=3, label=recipe, color=f"C{k}")
+    coverage_axis.axvline(0.9, color="black", linestyle="--", linewidth=1)
+    coverage_axis.set(yticks=np.arange(len(datasets)), yticklabels=datasets, xlim=(0, 1),
+                      xlabel="share of test targets in the central 90% interval (0.90 = calibrated)")
+    coverage_axis.invert_yaxis()
+    coverage_axis.legend(loc="lower left")
+    change_axis.axvline(0.0, color="black", linewidth=1)
+    change_axis.set(xlabel=f"mean log RMSE over the AL steps, change vs {BASELINE} (< 0 better; 95% CI)")
+    figure.suptitle("Model benchmark: random selection at the benchmark's schedule")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)

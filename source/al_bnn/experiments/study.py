@@ -396,17 +396,40 @@ def machine_description() -> str:
     return f"{os.cpu_count()} cores ({model})"
 
 
-def settings_paragraph(raw: dict) -> str:
+def network_text(raw: dict) -> str:
+    """The network and its training as a question's merged config sets them."""
     experiment = raw.get("experiment", {})
     net = experiment.get("net_config", {})
     train = experiment.get("train_schedule", {})
+    extras = [f"{net['activation']} activations" if net.get("activation") else "",
+              f"{net['parametrization']} parametrisation" if net.get("parametrization") else "",
+              "inputs through 5 tanh(x / 5)" if net.get("input_transform") == "tanh" else "",
+              f"beta-NLL with beta {net['nll_beta']}" if net.get("nll_beta") else "",
+              f"output-weight prior std {net['weight_std']}" if "weight_std" in net else "",
+              f"KL weight {net['divergence_scale']}" if "divergence_scale" in net else "",
+              f"at least {train['min_steps']} optimiser steps per phase" if train.get("min_steps") else "",
+              "the learning rate decaying linearly to zero" if train.get("learning_rate_schedule") == "linear_decay"
+              else "",
+              "every phase retrained from the initial weights" if train.get("retrain_from") == "initial" else ""]
+    extra = "".join(f", {text}" for text in extras if text)
+    return (f"hidden layers {net.get('layer_sizes')}, learning rate {net.get('learning_rate')}, "
+            f"{train.get('num_epochs')} epochs per phase at batch size {train.get('batch_size')}{extra}")
+
+
+def settings_paragraph(raw: dict, first_edition: dict | None = None) -> str:
+    """The shared settings of the study (raw: the second edition's Q6 sweep); when the first
+    edition's questions trained another network, both are named."""
+    experiment = raw.get("experiment", {})
     parms = experiment.get("parms", {})
     schedule = ", ".join(f"{name}: {entry['num_train_init']} initial + {entry['al_iter']} x {entry['num_al_incr']}"
                          for name, entry in (raw.get("schedule") or {}).items())
+    network = f"Network: {network_text(raw)}"
+    if first_edition is not None and network_text(first_edition) != network_text(raw):
+        network = (f"Network of Q6-Q8 (the default model recipe): {network_text(raw)}. Network of Q1-Q5 (the first "
+                   f"edition, as run): {network_text(first_edition)}")
     return ("Datasets, seeds, models and samplers differ by question (table below); the same seed gives every "
-            "sampler of a question the same split and initial set, so seeds are paired. Network: hidden layers "
-            f"{net.get('layer_sizes')}, learning rate {net.get('learning_rate')}, {train.get('num_epochs')} epochs "
-            f"per phase at batch size {train.get('batch_size')}; T = {parms.get('n_mc_samples')} function samples and "
+            f"sampler of a question the same split and initial set, so seeds are paired. {network}; "
+            f"T = {parms.get('n_mc_samples')} function samples and "
             f"rounds of {parms.get('sampling_batch_size')} picks unless a question varies them. Schedule (points, or "
             f"fractions of the pool): {schedule}. Runs of one dataset, model and question are trained as one stacked "
             "model.")
@@ -558,7 +581,7 @@ def write_report(results_dir: Path, report_dir: Path, image_dir: Path, sweeps: d
         f"[{data_link}/]({data_link}/), one row per run and AL step); do not edit by hand, rerun the script "
         "(`--report-only` rebuilds this file from the runs without training).",
         "",
-        "**Settings.** " + settings_paragraph(sweeps["q6"]),
+        "**Settings.** " + settings_paragraph(sweeps["q6"], sweeps.get("q1")),
         "",
         "**Datasets, seeds, models and samplers of each question** (Q1-Q5 are the study's first edition, Q6-Q8 "
         "its second; as run where a question has runs, else as configured):",

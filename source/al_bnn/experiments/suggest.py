@@ -32,7 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
-from al_bnn.config import ConfigError, ExperimentConfig, config_from_dict, dump_config, load_config, with_overrides
+from al_bnn.config import ConfigError, ExperimentConfig, config_from_dict, dump_config, read_yaml, with_overrides
+from al_bnn.recipe import on_default_recipe
 from al_bnn.safe_arrays import ArrayFileError, atomic_write_bytes
 
 logger = logging.getLogger("al_bnn.suggest")
@@ -228,7 +229,9 @@ def directory_lock(directory: Path):
 
 
 def build_config(args) -> ExperimentConfig:
-    config = load_config(args.config) if args.config else config_from_dict({}, "suggest defaults")
+    # The default model recipe (al_bnn.recipe) under whatever --config sets, the schema's defaults elsewhere.
+    raw = read_yaml(args.config, mapping=True) if args.config else {}
+    config = config_from_dict(on_default_recipe(raw), str(args.config) if args.config else "suggest defaults")
     parms, net = {}, {}
     if args.sampler or not args.config:
         parms["sample_policy"] = args.sampler or "lrgpa"
@@ -436,7 +439,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--pool", required=True, help="CSV of unlabelled candidate rows: the same feature columns")
     parser.add_argument("--n", type=int, required=True, help="how many rows to suggest")
     parser.add_argument("--out", required=True, help="output directory")
-    parser.add_argument("--config", default=None, help="experiment YAML: model, network, training schedule, sampler")
+    parser.add_argument("--config", default=None,
+                        help="experiment YAML: model, network, training schedule, sampler (keys it does not set: "
+                        "the default model recipe, al_bnn.recipe, then the config defaults)")
     parser.add_argument("--sampler", default=None, help="sampler name (default: the config's, else lrgpa)")
     parser.add_argument("--model", default=None, choices=("bnn", "dropout", "ensemble"),
                         help="model (default: the config's, else bnn)")

@@ -18,7 +18,7 @@ MODEL_NAMES = ("bnn", "dropout", "ensemble")
 def build_model(name_model: str, input_dim: int, net_config, parms, seeds: Sequence[int]) -> StackedDenseNetwork:
     """The stacked model a config names, one run per seed."""
     options = dict(activation=net_config.activation, input_transform=net_config.input_transform,
-                   parametrization=net_config.parametrization)
+                   parametrization=net_config.parametrization, nll_beta=net_config.nll_beta)
     if name_model == "bnn":
         return BayesianLastLayerNetwork(input_dim, net_config.layer_sizes, net_config.weight_std, seeds, **options)
     if name_model == "dropout":

@@ -93,7 +93,7 @@ class BayesianLastLayerNetwork(StackedDenseNetwork):
         """
         h = self.hidden(x)
         kernel = self.output_kernel_posterior_mean() + self.output_kernel_std() * weight_noise
-        per_point = self.gaussian_negative_log_likelihood(y, self.mean_given_weights(h, kernel), self.aleatoric_std(h))
+        per_point = self.data_loss(y, self.mean_given_weights(h, kernel), self.aleatoric_std(h))
         if ncp is not None:
             per_point = per_point + ncp.ncp_scale * self._ncp_divergence(x + ncp.noise_std * input_noise, y, ncp)
         divergence = divergence_scale * self.kl_divergence() / batches_per_epoch

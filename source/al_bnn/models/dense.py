@@ -39,10 +39,13 @@ class StackedDenseNetwork:
 
     def __init__(self, input_dim: int, layer_sizes: Sequence[int], unit_keys: Sequence[tuple[int, str]],
                  dtype: tf.DType = tf.float32, activation: str = "leaky_relu", input_transform: str = "none",
-                 parametrization: str = "standard"):
+                 parametrization: str = "standard", nll_beta: float = 0.0):
         if parametrization not in PARAMETRIZATIONS:
             raise ValueError(f"parametrization must be one of {', '.join(PARAMETRIZATIONS)}, got {parametrization!r}")
         self.parametrization = parametrization
+        if not 0.0 <= float(nll_beta) <= 1.0:
+            raise ValueError(f"nll_beta must be in [0, 1], got {nll_beta!r}")
+        self.nll_beta = float(nll_beta)
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, got {activation!r}")
         if input_transform not in INPUT_TRANSFORMS:
@@ -151,6 +154,16 @@ class StackedDenseNetwork:
     def gaussian_negative_log_likelihood(y, mean, std):
         return 0.5 * tf.square((y - mean) / std) + tf.math.log(std) + 0.5 * np.log(2 * np.pi)
 
+    def data_loss(self, y, mean, std):
+        """The per-point training loss: -log N(y | mean, std), weighted by stop_gradient(std^2)^nll_beta
+        (beta-NLL, Seitzer et al. 2022). With beta = 1 the mean's gradient is the squared error's,
+        so points the noise head calls noisy no longer get a smaller step, and a shrinking noise
+        estimate cannot inflate the mean's effective learning rate; beta = 0 is the plain likelihood."""
+        nll = self.gaussian_negative_log_likelihood(y, mean, std)
+        if self.nll_beta == 0.0:
+            return nll
+        return nll * tf.stop_gradient(tf.square(std)) ** self.nll_beta
+
     # -- interface the trainer and the loop use -------------------------------------------------
     @property
     def trainable_variables(self) -> list[tf.Variable]:
@@ -226,7 +239,7 @@ class DeterministicMeanNetwork(StackedDenseNetwork):
 
     def _batch_negative_log_likelihood(self, h: tf.Tensor, y, mask) -> tf.Tensor:
         """Mean over the (masked) batch of -log N(y | mean, noise), per unit."""
-        per_point = self.gaussian_negative_log_likelihood(y, self._mean(h), self.aleatoric_std(h))
+        per_point = self.data_loss(y, self._mean(h), self.aleatoric_std(h))
         return tf.reduce_sum(mask * per_point, axis=1) / tf.reduce_sum(mask, axis=1)
 
     def _unit_mean(self, x, unit: int, masks: Sequence[tf.Tensor] | None = None) -> tf.Tensor:

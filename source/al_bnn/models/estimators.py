@@ -4,12 +4,14 @@
     mean, std = model.predict(X_new, return_std=True)
     samples = model.sample_functions(X_new, n_samples=100)      # (T, n): one weight draw per row
 
-Hyperparameters are keyword arguments stored as given (their defaults are the config keys'
-defaults, README "Config keys"); they are validated by `fit` with the config schema's messages.
+Hyperparameters are keyword arguments stored as given (their defaults are the default model
+recipe, al_bnn.recipe, and otherwise the config keys' defaults, README "Config keys"); they are
+validated by `fit` with the config schema's messages.
 Learned state ends in `_`. Every random draw is keyed by (random_state, purpose, counters) as in
 the experiments, so the same random_state and data give the same model, and a fit here computes
-what the experiment loop computes for the same run. `warm_start=True` continues training from the
-current weights (Adam's moments reset), as the loop does after each acquisition.
+what the experiment loop computes for the same run. `warm_start=True` makes the next fit the next
+training phase, as the loop's after an acquisition (Adam's moments reset, training draws keyed by
+the fit count): from the current weights, or with `retrain_from="initial"` from the initial ones.
 
 Inputs are used as given: standardise features (e.g. sklearn's StandardScaler) before fitting;
 `normalize_y=True` standardises the target internally and reports predictions, stds, samples and
@@ -26,16 +28,22 @@ from typing import Any
 import numpy as np
 
 from al_bnn.config import NetConfig, SamplingParameters, TrainSchedule, config_from_dict
-from al_bnn.models import build_model_and_trainer
+from al_bnn.models import build_model, build_model_and_trainer
+from al_bnn.recipe import recipe_default
 from al_bnn.safe_arrays import ArrayFileError, load_arrays, save_arrays
 
 ESTIMATOR_FILE_KIND = "al_bnn.estimator"
 STD_KINDS = ("total", "epistemic", "aleatoric")
 
 
+_SECTION_NAMES = {NetConfig: "net_config", TrainSchedule: "train_schedule", SamplingParameters: "parms"}
+
+
 def _default(section, key: str) -> Any:
+    """The default model recipe's value (al_bnn.recipe), else the config schema's default."""
     field = next(f for f in dataclasses.fields(section) if f.name == key)
-    return field.default if field.default is not dataclasses.MISSING else field.default_factory()
+    schema = field.default if field.default is not dataclasses.MISSING else field.default_factory()
+    return recipe_default(_SECTION_NAMES[section], key, schema)
 
 
 def check_array(X, name: str = "X", *, ndim: int = 2, n_features: int | None = None) -> np.ndarray:
@@ -70,17 +78,23 @@ class _StackedRegressor:
                  batch_size: int = _default(TrainSchedule, "batch_size"),
                  n_epochs: int = _default(TrainSchedule, "num_epochs"),
                  n_steps: int = _default(TrainSchedule, "num_steps"),
+                 min_steps: int = _default(TrainSchedule, "min_steps"),
                  learning_rate_schedule: str = _default(TrainSchedule, "learning_rate_schedule"),
                  activation: str = _default(NetConfig, "activation"),
                  input_transform: str = _default(NetConfig, "input_transform"),
                  parametrization: str = _default(NetConfig, "parametrization"),
+                 nll_beta: float = _default(NetConfig, "nll_beta"),
+                 retrain_from: str = _default(TrainSchedule, "retrain_from"),
                  normalize_y: bool = False, warm_start: bool = False, random_state: int = 0):
         self.layer_sizes = layer_sizes
         self.n_steps = n_steps
+        self.min_steps = min_steps
         self.learning_rate_schedule = learning_rate_schedule
         self.activation = activation
         self.input_transform = input_transform
         self.parametrization = parametrization
+        self.nll_beta = nll_beta
+        self.retrain_from = retrain_from
         self.learning_rate = learning_rate
         self.clip_gradient = clip_gradient
         self.batch_size = batch_size
@@ -92,9 +106,10 @@ class _StackedRegressor:
     # -- scikit-learn's parameter protocol ----------------------------------------------------
     @classmethod
     def _parameter_names(cls) -> list[str]:
-        return ["layer_sizes", "learning_rate", "clip_gradient", "batch_size", "n_epochs", "n_steps",
+        return ["layer_sizes", "learning_rate", "clip_gradient", "batch_size", "n_epochs", "n_steps", "min_steps",
                 "learning_rate_schedule",
-                "activation", "input_transform", "parametrization", "normalize_y", "warm_start", "random_state",
+                "activation", "input_transform", "parametrization", "nll_beta", "retrain_from", "normalize_y",
+                "warm_start", "random_state",
                 *cls._extra_parameters]
 
     def get_params(self, deep: bool = True) -> dict:
@@ -118,9 +133,12 @@ class _StackedRegressor:
         return {"net_config": {"layer_sizes": list(self.layer_sizes) if isinstance(self.layer_sizes, (list, tuple))
                                else self.layer_sizes, "learning_rate": self.learning_rate,
                                "clip_gradient": self.clip_gradient, "activation": self.activation,
-                               "input_transform": self.input_transform, "parametrization": self.parametrization},
+                               "input_transform": self.input_transform, "parametrization": self.parametrization,
+                               "nll_beta": self.nll_beta},
                 "train_schedule": {"batch_size": self.batch_size, "num_epochs": self.n_epochs,
-                                   "num_steps": self.n_steps, "learning_rate_schedule": self.learning_rate_schedule},
+                                   "num_steps": self.n_steps, "min_steps": self.min_steps,
+                                   "learning_rate_schedule": self.learning_rate_schedule,
+                                   "retrain_from": self.retrain_from},
                 "parms": {"name_model": self._model_name}, "seed": self.random_state}
 
     def _validated_config(self):
@@ -157,6 +175,10 @@ class _StackedRegressor:
             self.history_ = []
         else:
             self.trainer_.reset_optimizer()
+            if config.train_schedule.retrain_from == "initial":  # a fresh model, trained as the next phase
+                fresh = build_model(config.parms.name_model, self.n_features_in_, config.net_config, config.parms,
+                                    [self.random_state])
+                self.network_.set_weights(fresh.get_weights())
         X_val = X if X_val is None else check_array(X_val, "X_val", n_features=self.n_features_in_)
         y_val = y if y_val is None else check_array(y_val, "y_val", ndim=1)
         epochs = config.train_schedule.epochs_for(len(X))

@@ -1,0 +1,50 @@
+"""The default model recipe: the network and training settings the library's estimators, the
+benchmark, the study and the suggest command use unless told otherwise.
+
+The config schema's own defaults (al_bnn.config) stay the published settings of Tsymbalov et
+al., because the two published comparison scripts and their configs reproduce those; this recipe
+is what a user gets from `BNNRegressor()`, `al-bnn-suggest` and the benchmark configs. It was
+chosen with the model benchmark (`python source/bench_models.py`, README "Training recipes") on
+the shipped datasets' training pools, never their test splits.
+
+Why each setting (measured on kin8nm and the model benchmark, README):
+- [512, 512] ReLU layers in the neural-tangent parametrisation (each layer computes
+  (0.2 / sqrt(fan_in)) x W + 0.2 b), so one large Adam learning rate acts per layer as
+  lr 0.2 / sqrt(fan_in), with the rate decaying linearly to zero over each phase;
+- inputs soft-clipped by 5 tanh(x / 5), so a few extreme inputs cannot dominate the first layer;
+- beta-NLL with beta = 1: the mean is fitted with squared-error gradients while the noise head
+  still learns the noise, so a shrinking noise estimate cannot blow up the mean's steps;
+- every phase retrains from the initial weights: a network warm-started on the previous, smaller
+  labelled set generalises worse, and its noise head collapses on the memorised targets.
+"""
+
+from __future__ import annotations
+
+import copy
+
+DEFAULT_RECIPE: dict[str, dict] = {
+    "net_config": {"layer_sizes": [256, 256], "activation": "relu", "input_transform": "tanh",
+                   "parametrization": "ntk", "learning_rate": 0.375, "nll_beta": 1.0, "weight_std": 0.02,
+                   "divergence_scale": 0.3},
+    "train_schedule": {"batch_size": 256, "num_epochs": 160, "num_steps": 0, "min_steps": 800,
+                       "learning_rate_schedule": "linear_decay", "retrain_from": "initial"},
+}
+
+
+def default_recipe() -> dict[str, dict]:
+    """A copy of DEFAULT_RECIPE's config sections, safe to modify."""
+    return copy.deepcopy(DEFAULT_RECIPE)
+
+
+def recipe_default(section: str, key: str, schema_default):
+    """The recipe's value of section.key, else the schema's default."""
+    return copy.deepcopy(DEFAULT_RECIPE.get(section, {}).get(key, schema_default))
+
+
+def on_default_recipe(raw: dict) -> dict:
+    """A raw config (sections of keys) with the recipe's keys filled in where it does not set them."""
+    merged = dict(raw)
+    for section, keys in default_recipe().items():
+        given = raw.get(section, {})
+        merged[section] = {**keys, **given} if isinstance(given, dict) else given
+    return merged

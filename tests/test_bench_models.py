@@ -1,0 +1,53 @@
+"""The model benchmark's report: paired changes against the old recipe, verdicts, cost ratios, and
+the quick run end to end (config -> sweep -> report and figure)."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from al_bnn.experiments.bench_models import main, recipe_report, report_markdown
+
+
+def synthetic_table():
+    """Two datasets, recipes old and default, 4 seeds, 3 AL steps: default's RMSE is old's times a
+    per-seed factor, so every paired difference is known in closed form."""
+    rng = np.random.default_rng(0)
+    rows = []
+    factors = {"a": [0.8, 0.82, 0.79, 0.81], "b": [1.1, 0.9, 1.05, 0.95]}
+    for dataset in ("a", "b"):
+        for seed in range(4):
+            base = rng.uniform(1, 2, size=3)
+            for recipe in ("old", "default"):
+                factor = 1.0 if recipe == "old" else factors[dataset][seed]
+                for step in range(3):
+                    rows.append(dict(dataset=dataset, sampler=recipe, seed=seed, al_iter=step,
+                                     test_rmse=base[step] * factor,
+                                     test_log_likelihood=-1.0 + (0.5 if recipe == "default" else 0.0) * (seed + 1),
+                                     test_coverage_90=0.9, training_seconds=2.0 if recipe == "old" else 5.0,
+                                     runs_in_stack=2))
+    return pd.DataFrame(rows)
+
+
+def test_the_report_pairs_each_recipe_with_the_old_one_by_seed():
+    report = recipe_report(synthetic_table()).set_index(["dataset", "recipe"])
+    a, b = report.loc[("a", "default")], report.loc[("b", "default")]
+    # mean over steps of log(f * r) - log(r) = log f, per seed
+    assert a.mean_log_rmse_change == pytest.approx(np.mean(np.log([0.8, 0.82, 0.79, 0.81])), rel=1e-12)
+    assert a.verdict == "clearly better" and b.verdict == "within noise"
+    assert a.log_likelihood_change == pytest.approx(0.5 * 2.5) and a.log_likelihood_verdict == "clearly better"
+    assert a.cost_ratio == pytest.approx(2.5) and report.loc[("a", "old")].cost_ratio == pytest.approx(1.0)
+    assert a.training_seconds == pytest.approx(3 * 5.0 / 2)  # per run: each phase's seconds over the stack
+    text = report_markdown(report.reset_index())
+    assert "1 clearly better, 1 within noise, 0 clearly worse" in text
+    assert "final test log-likelihood 2 clearly better" in text and "2.50x the old recipe's" in text
+
+
+def test_the_quick_model_benchmark_writes_its_report_and_figure(tmp_path):
+    out = tmp_path / "models"
+    assert main(["--quick", "--out", str(out), "--workers", "1"]) == 0
+    report = pd.read_csv(out / "models.csv")
+    assert set(report["recipe"]) == {"old", "default"} and set(report["dataset"]) == {"yacht", "concrete"}
+    assert (out / "models.png").stat().st_size > 10_000
+    assert np.isfinite(report[["initial_rmse", "final_rmse", "final_log_likelihood", "coverage_90"]]).all().all()
+    recomputed = recipe_report(pd.read_csv(out / "benchmark.csv"))
+    pd.testing.assert_frame_equal(recomputed, report, check_exact=False, rtol=1e-9)
