@@ -42,6 +42,19 @@ def test_the_report_pairs_each_recipe_with_the_old_one_by_seed():
     assert "final test log-likelihood 2 clearly better" in text and "2.50x the old recipe's" in text
 
 
+def test_runs_of_several_models_are_reported_per_model():
+    table = synthetic_table()
+    doubled = pd.concat([table.assign(model="dropout"),
+                         table.assign(model="ensemble", test_rmse=table["test_rmse"] * 2.0)])
+    report = recipe_report(doubled).set_index(["dataset", "recipe"])
+    assert set(report.index.get_level_values("dataset")) == {"a / dropout", "a / ensemble", "b / dropout",
+                                                             "b / ensemble"}
+    assert report.loc[("a / ensemble", "old"), "final_rmse"] == pytest.approx(
+        2.0 * report.loc[("a / dropout", "old"), "final_rmse"])
+    assert report.loc[("a / ensemble", "default"), "mean_log_rmse_change"] == pytest.approx(
+        report.loc[("a / dropout", "default"), "mean_log_rmse_change"])
+
+
 def test_the_quick_model_benchmark_writes_its_report_and_figure(tmp_path):
     out = tmp_path / "models"
     assert main(["--quick", "--out", str(out), "--workers", "1"]) == 0

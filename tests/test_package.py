@@ -15,7 +15,7 @@ PACKAGE = SOURCE / "al_bnn"
 LAYERS = {
     "al_bnn.randomness": 0, "al_bnn.paths": 0, "al_bnn.safe_arrays": 0,
     "al_bnn.selection": 1,
-    "al_bnn.config": 2, "al_bnn.data": 2, "al_bnn.plugins": 2,
+    "al_bnn.config": 2, "al_bnn.data": 2, "al_bnn.plugins": 2, "al_bnn.recipe": 2,
     "al_bnn.models": 3,
     "al_bnn.loop": 4, "al_bnn.results": 4, "al_bnn.checkpoints": 4, "al_bnn.learner": 4, "al_bnn.selector": 4,
     "al_bnn.memory": 4,

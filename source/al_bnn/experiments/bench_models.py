@@ -88,10 +88,12 @@ def recipe_report(table: pd.DataFrame, baseline: str = BASELINE) -> pd.DataFrame
     """One row per (dataset, recipe): means over seeds, and the paired difference of the mean log
     RMSE to the baseline recipe with its 95% interval ("clearly worse" when the interval is above 0)."""
     rows = []
-    table = table.assign(log_rmse=np.log(table["test_rmse"]))
+    if "model" in table and table["model"].nunique() > 1:  # one row per dataset and model
+        table = table.assign(dataset=table["dataset"] + " / " + table["model"])
+    table = table.reset_index(drop=True).assign(log_rmse=np.log(table["test_rmse"].to_numpy()))
     per_run = table.groupby(["dataset", "sampler", "seed"])
-    first = table.loc[per_run["al_iter"].idxmin()].set_index(["dataset", "sampler", "seed"])
-    last = table.loc[per_run["al_iter"].idxmax()].set_index(["dataset", "sampler", "seed"])
+    first = table.loc[per_run["al_iter"].idxmin()].set_index(["dataset", "sampler", "seed"]).sort_index()
+    last = table.loc[per_run["al_iter"].idxmax()].set_index(["dataset", "sampler", "seed"]).sort_index()
     mean_log = per_run["log_rmse"].mean()
     training = per_run.apply(lambda g: (g["training_seconds"] / g["runs_in_stack"]).sum(), include_groups=False)
     final_log_likelihood = last["test_log_likelihood"]
