@@ -3,6 +3,7 @@
     python source/bench_models.py                    # configs/model_benchmark.yaml: 15 datasets, 5 seeds
     python source/bench_models.py --quick            # two small sets, two seeds, short training
     python source/bench_models.py --datasets kin8nm concrete --workers 2
+    python source/bench_models.py --models dropout ensemble --datasets yacht concrete kin8nm --seeds 0 1 2
 
 Each recipe is a label of the sweep (`sampler_settings` of configs/model_benchmark.yaml: the
 network and training sections, with `sample_policy: random`), so the sweep runner trains every
@@ -42,6 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", default=None, help="output directory (default: results_models[_quick])")
     parser.add_argument("--datasets", nargs="+", default=None, help="only these datasets of the config")
     parser.add_argument("--seeds", nargs="+", type=int, default=None, help="override the config's seeds")
+    parser.add_argument("--models", nargs="+", default=None, choices=("bnn", "dropout", "ensemble"),
+                        help="override the config's models (their settings: the config's model_settings)")
     parser.add_argument("--workers", type=int, default=2, help="local worker processes (default 2)")
     return parser
 
@@ -56,6 +59,7 @@ def main(argv=None) -> int:
                 raise ConfigError(f"--datasets {unknown} are not in {config.source}")
             config.datasets = [e for e in config.datasets if e.name in args.datasets]
         config.seeds = args.seeds or config.seeds
+        config.models = args.models or config.models
         if args.workers < 1:
             raise ConfigError(f"--workers must be at least 1, got {args.workers}")
         output = Path(args.out or ("results_models_quick" if args.quick else "results_models"))
