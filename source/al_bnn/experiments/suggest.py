@@ -310,11 +310,12 @@ def run_round(args) -> Path:
                 learner.sampler, learner.settings = config.parms.sample_policy, settings
                 _ = learner.parms
                 learner.estimator.set_params(n_epochs=config.train_schedule.num_epochs,
-                                             n_steps=config.train_schedule.num_steps)
+                                             n_steps=config.train_schedule.num_steps,
+                                             min_steps=config.train_schedule.min_steps)
                 new = _new_rows(learner, X, y)
                 if new is None:
                     logger.warning("the labelled rows are not the model's earlier labelled rows plus new ones; "
-                                   "continuing training from the saved weights on %s as given", inputs.labelled_path)
+                                   "training the saved model's next phase on %s as given", inputs.labelled_path)
                     learner.fit(X, y, warm_start=True)
                 else:
                     logger.info("%d new labelled row(s) since the saved round", len(new))
