@@ -10,15 +10,19 @@ import pytest
 
 import al_bnn
 from al_bnn import BNNRegressor, DropoutRegressor, EnsembleRegressor, Selector, load_estimator, select_gpa
+from al_bnn.config import NetConfig, TrainSchedule
 from al_bnn.safe_arrays import ArrayFileError
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 # A small network with the published training settings (the config schema's), 30 epochs exactly: the
 # conventions tested here do not depend on the recipe; the stack-of-one test below uses the default one.
-PUBLISHED_TRAINING = dict(parametrization="standard", activation="leaky_relu", input_transform="none", nll_beta=0.0,
-                          learning_rate_schedule="constant", retrain_from="previous", min_steps=0)
+_NET, _TRAIN = NetConfig(), TrainSchedule()  # the schema's defaults are the published settings
+PUBLISHED_TRAINING = dict(parametrization=_NET.parametrization, activation=_NET.activation,
+                          input_transform=_NET.input_transform, nll_beta=_NET.nll_beta,
+                          learning_rate_schedule=_TRAIN.learning_rate_schedule, retrain_from=_TRAIN.retrain_from,
+                          min_steps=_TRAIN.min_steps)
 SMALL = dict(layer_sizes=[16, 16], learning_rate=1e-2, n_epochs=30, batch_size=16, **PUBLISHED_TRAINING)
-PUBLISHED_BNN = dict(weight_std=0.1, divergence_scale=1.0)  # the bnn's published prior and KL weight
+PUBLISHED_BNN = dict(weight_std=_NET.weight_std, divergence_scale=_NET.divergence_scale)  # the bnn's prior, KL weight
 
 
 def toy(n=60, seed=0):

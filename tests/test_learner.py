@@ -10,15 +10,13 @@ from al_bnn.data import load_dataset
 from al_bnn.learner import ActiveLearner, estimator_for_config, load_learner
 from al_bnn.loop import RunSpec, initial_training_set, run_experiments
 from al_bnn.safe_arrays import ArrayFileError
+from test_api import PUBLISHED_BNN, PUBLISHED_TRAINING
 
 # A small network of the published kind (the config schema's training settings, not the default
 # recipe's): the synthetic-function test below measured its rounds with it. The default recipe's
 # BNN does not fit that 2-D function from 10-100 unscaled points (it predicts the mean; README
 # "Training recipes"), which is a property of the model, not of the learner tested here.
-PUBLISHED_TRAINING = dict(parametrization="standard", activation="leaky_relu", input_transform="none", nll_beta=0.0,
-                          learning_rate_schedule="constant", retrain_from="previous", min_steps=0)
 TINY = dict(layer_sizes=[16, 16], learning_rate=1e-2, batch_size=16, **PUBLISHED_TRAINING)
-PUBLISHED_BNN = dict(weight_std=0.1, divergence_scale=1.0)
 
 
 def tiny_config(sampler: str, recipe: str = "published") -> dict:
