@@ -61,7 +61,7 @@ def test_local_sweep_writes_everything_then_resumes_only_missing_runs(tiny_confi
     assert len(table) == 2 * 3 * 2 * 3  # datasets x samplers x seeds x AL steps
     assert list(table.columns) == ["dataset", "model", "sampler", "seed", "al_iter", "n_train", "test_rmse",
                                    "test_log_likelihood", "selection_seconds", "training_seconds", "pool_size",
-                                   "runs_in_stack", "test_coverage_90"]
+                                   "runs_in_stack", "test_coverage_90", "run_key"]
     assert table.test_coverage_90.between(0, 1).all()
     assert set(table.runs_in_stack) == {6} and set(table[table.dataset == "yacht"].pool_size) == {246}
     yacht = table[(table.dataset == "yacht") & (table.seed == 0)]
@@ -223,14 +223,14 @@ def test_an_incomplete_or_foreign_run_file_is_redone_and_the_log_is_appended(tin
     originals = {path: pd.read_csv(path) for path in (cut, empty, foreign)}
     cut.write_text("".join(cut.read_text().splitlines(keepends=True)[:2]))  # the header and AL step 0 only
     empty.write_text("")
-    originals[foreign].assign(sweep_fingerprint="0123456789abcdef").to_csv(foreign, index=False)
+    originals[foreign].assign(run_key="0123456789abcdef").to_csv(foreign, index=False)
     summary_before = pd.read_csv(out / "summary.csv")
     assert run_benchmark.main(args) == 0
     log = (out / "log.txt").read_text()
     assert log.count("---- sweep started") == 2 and log.count("sweep done") == 2  # the first run's lines are kept
     assert f"redoing {cut}: has AL steps [0], not 0..2" in log
     assert f"redoing {empty}: unreadable (EmptyDataError" in log
-    assert f"redoing {foreign}: written by another sweep config" in log
+    assert f"redoing {foreign}: written for other settings" in log
     assert "3 to do in 1 task(s)" in log
     cost = ["selection_seconds", "training_seconds"]
     for path, original in originals.items():
@@ -346,3 +346,78 @@ def test_overview_grid_is_the_mean_log_rmse_difference_to_random():
     assert lines[5] == "| b | +0.300 | -0.500 |"
     assert lines[6] == "| **mean over datasets** | **+0.100** | **-0.150** |"
     assert lines[7] == "| datasets below random | 1 of 2 | 1 of 2 |"
+
+
+def test_finished_runs_are_reused_from_another_sweep_by_their_settings_not_their_labels(tiny_config, tmp_path, capsys):
+    first = tmp_path / "first"
+    assert run_benchmark.main(["--config", str(tiny_config), "--out", str(first), "--datasets", "yacht"]) == 0
+    first_table = pd.read_csv(first / "benchmark.csv", dtype={"run_key": str})
+    # another sweep: lrgpa under another label, one more seed, the data folder spelled differently, and
+    # a variant whose settings differ (fewer samples), which must not be taken from the first sweep
+    other = dict(TINY, datasets=["yacht"], seeds=[0, 1, 2], uci_root=str(UCI_ROOT / "." / "."),
+                 samplers=["random", "gpa", "lrgpa_T8"],
+                 sampler_settings={"gpa": {"parms": {"sample_policy": "lrgpa"}},
+                                   "lrgpa_T8": {"parms": {"sample_policy": "lrgpa", "n_mc_samples": 8}}})
+    other_config = tmp_path / "other.yaml"
+    other_config.write_text(yaml.safe_dump(other))
+    second = tmp_path / "second"
+    assert run_benchmark.main(["--config", str(other_config), "--out", str(second),
+                               "--reuse", str(first / "benchmark.csv")]) == 0
+    log = (second / "log.txt").read_text()
+    assert f"reused 4 finished run(s) from {first / 'benchmark.csv'}" in log  # random and gpa, seeds 0 and 1
+    assert "9 runs, 4 already finished, 5 to do in 1 task(s)" in log
+    second_table = pd.read_csv(second / "benchmark.csv", dtype={"run_key": str})
+    for label, first_label in (("random", "random"), ("gpa", "lrgpa")):
+        for seed in (0, 1):
+            taken = second_table[(second_table.sampler == label) & (second_table.seed == seed)]
+            original = first_table[(first_table.sampler == first_label) & (first_table.seed == seed)]
+            pd.testing.assert_frame_equal(taken.drop(columns="sampler").reset_index(drop=True),
+                                          original.drop(columns="sampler").reset_index(drop=True))
+    assert set(second_table.run_key) & set(first_table.run_key) == set(first_table.run_key[
+        first_table.sampler.isin(["random", "lrgpa"])])
+    # a results directory is a source too; a third sweep of the same config reuses everything
+    third = tmp_path / "third"
+    assert run_benchmark.main(["--config", str(other_config), "--out", str(third), "--reuse", str(second)]) == 0
+    assert "9 runs, 9 already finished, 0 to do" in (third / "log.txt").read_text()
+    # a table without run keys (written before they existed) is refused, naming it and why
+    legacy = tmp_path / "legacy.csv"
+    first_table.drop(columns="run_key").to_csv(legacy, index=False)
+    capsys.readouterr()
+    assert run_benchmark.main(["--config", str(other_config), "--out", str(tmp_path / "fourth"),
+                               "--reuse", str(legacy)]) != 0
+    assert f"--reuse {legacy}: not a tidy table of runs with a run_key column" in capsys.readouterr().err
+
+
+def test_a_run_file_of_an_older_version_with_the_sweep_fingerprint_still_counts(tiny_config, tmp_path):
+    out = tmp_path / "legacy"
+    args = ["--config", str(tiny_config), "--out", str(out), "--datasets", "yacht", "--seeds", "0"]
+    assert run_benchmark.main(args) == 0
+    fingerprint = yaml.safe_load((out / "config.yaml").read_text())["fingerprint"]
+    path = out / "runs" / "yacht" / "bnn" / "random_rs_0.csv"
+    old = pd.read_csv(path, dtype={"run_key": str})
+    old.drop(columns="run_key").assign(sweep_fingerprint=fingerprint).to_csv(path, index=False)
+    assert run_benchmark.main(args) == 0
+    assert "3 runs, 3 already finished, 0 to do" in (out / "log.txt").read_text()
+    table = pd.read_csv(out / "benchmark.csv", dtype={"run_key": str})
+    pd.testing.assert_frame_equal(table[table.sampler == "random"].reset_index(drop=True), old[table.columns])
+
+
+def test_report_only_tabulates_the_finished_runs_of_an_interrupted_sweep(tiny_config, tmp_path):
+    out = tmp_path / "interrupted"
+    args = ["--config", str(tiny_config), "--out", str(out), "--datasets", "yacht"]
+    assert run_benchmark.main(args) == 0
+    complete = pd.read_csv(out / "benchmark.csv", dtype={"run_key": str})
+    runs = out / "runs" / "yacht" / "bnn"
+    (runs / "lrgpa_rs_1.csv").unlink()
+    cut = runs / "random_rs_0.csv"
+    cut.write_text("".join(cut.read_text().splitlines(keepends=True)[:2]))  # as if killed while writing
+    for name in ("benchmark.csv", "summary.md"):
+        (out / name).unlink()
+    assert run_benchmark.main([*args, "--report-only"]) == 0
+    assert "6 runs, 4 already finished, 2 to do in 1 task(s) on none (--report-only)" in (out / "log.txt").read_text()
+    assert "**Partial: 4 of 6 runs finished**" in (out / "summary.md").read_text()
+    partial = pd.read_csv(out / "benchmark.csv", dtype={"run_key": str})
+    kept = ~(((complete.sampler == "lrgpa") & (complete.seed == 1)) | ((complete.sampler == "random") &
+                                                                         (complete.seed == 0)))
+    pd.testing.assert_frame_equal(partial, complete[kept].reset_index(drop=True))
+    assert cut.read_text().count("\n") == 2  # nothing was run or redone

@@ -202,3 +202,25 @@ def test_a_rerun_of_q8_reuses_the_selection_benchmark(quick_second_edition):
     assert run_study.main(["--quick", "--results-dir", str(results), "--uci-root", str(UCI_ROOT),
                            "--questions", "q8"]) == 0
     assert path.read_bytes() == before
+
+
+def test_every_run_of_the_benchmark_bnn_sweep_is_a_run_of_q6_so_q6_can_reuse_them():
+    """Q6 takes the benchmark's runs with --reuse (README: runs carried between sweeps): that only
+    works while the two configs agree on everything that determines those runs' numbers."""
+    from al_bnn.experiments.sweep import benchmark_config_from_dict, load_benchmark_config, run_key
+
+    repo = Path(__file__).resolve().parent.parent
+    benchmark = load_benchmark_config(repo / "configs" / "benchmark.yaml")
+    q6 = benchmark_config_from_dict(run_study.question_sweep("q6", quick=False), "q6")
+    q6_runs = {run_key(q6, entry, "bnn", sampler, seed): (entry.name, sampler, seed)
+               for entry in q6.datasets for sampler in q6.samplers for seed in q6.seeds}
+    shared = {}
+    for entry in benchmark.datasets:
+        for sampler in benchmark.samplers:
+            for seed in benchmark.seeds:
+                found = q6_runs.get(run_key(benchmark, entry, "bnn", sampler, seed))
+                assert found is not None, f"the benchmark's {entry.name} / {sampler} / seed {seed} is not a Q6 run"
+                assert found[0] == entry.name and found[2] == seed
+                shared[sampler] = found[1]
+    assert shared["lrgpa"] == "gpa" and all(shared[s] == s for s in shared if s != "lrgpa")
+    assert len(q6_runs) == 15 * 12 * 10

@@ -6,9 +6,12 @@
 
 Writes to the output directory: runs/<dataset>/<model>/<sampler>_rs_<seed>.csv (one per
 finished run; a rerun skips the complete ones and redoes any other, so an interrupted sweep
-resumes), benchmark.csv (all rows, tidy), summary.md and summary.csv, plots/<dataset>.png,
-config.yaml (the sweep as run) and log.txt (appended by every invocation). One sweep at a time
-writes into a directory (a lock file records the holder).
+resumes), benchmark.csv (all rows, tidy, each run with its key; rewritten after every task, so
+an interrupted sweep leaves a table of what finished), summary.md and summary.csv,
+plots/<dataset>.png, config.yaml (the sweep as run) and log.txt (appended by every invocation).
+One sweep at a time writes into a directory (a lock file records the holder). `--reuse` takes
+finished runs from other results (a results directory or a tidy table with run keys, e.g. one
+committed by an earlier checkout), matched by what determines their numbers.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from tqdm.auto import tqdm
 from al_bnn.config import ConfigError, read_yaml
 from al_bnn.experiments.cli import run_reporting_errors
 from al_bnn.experiments.sweep import (
-    FINGERPRINT_COLUMN,
+    RUN_KEY_COLUMN,
     BenchmarkConfig,
     DatasetEntry,
     collect,
@@ -38,7 +41,9 @@ from al_bnn.experiments.sweep import (
     overview_markdown,
     pending_tasks,
     plot_dataset,
+    reuse_runs,
     run_file,
+    run_key,
     summarise,
     summary_markdown,
 )
@@ -77,6 +82,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--overwrite", action="store_true",
                         help="start over in an output directory made by a different config (finished runs "
                              "of the same config are always reused)")
+    parser.add_argument("--report-only", action="store_true",
+                        help="run nothing: write the tables and plots of the runs finished so far (e.g. of an "
+                             "interrupted sweep)")
+    parser.add_argument("--reuse", nargs="+", default=[], metavar="PATH",
+                        help="take finished runs from these results directories or tidy tables (e.g. "
+                             "docs/benchmark/benchmark.csv) where their settings, dataset and seed equal a run of "
+                             "this sweep (labels may differ); the rest are run")
     parser.add_argument("--plugins", nargs="*", default=[], help="modules to import first (extra samplers)")
     return parser
 
@@ -114,19 +126,26 @@ def _run(args: argparse.Namespace) -> int:
     from al_bnn.experiments.sweep import benchmark_config_from_dict
 
     config = benchmark_config_from_dict(config.as_dict(), config.source)  # validate the final sweep
+    if args.report_only and args.overwrite:
+        raise ConfigError("--report-only with --overwrite would delete the finished runs and run none; drop one")
 
     output = Path(args.out or ("results_benchmark_quick" if args.quick else "results_benchmark"))
     run_sweep(config, output, workers=args.workers, scheduler=args.scheduler, dask_cluster=args.dask_cluster,
-              overwrite=args.overwrite, plugins=args.plugins, connect_timeout=args.connect_timeout)
+              overwrite=args.overwrite, plugins=args.plugins, connect_timeout=args.connect_timeout, reuse=args.reuse,
+              report_only=args.report_only)
     return 0
 
 
 def run_sweep(config: BenchmarkConfig, output: Path, *, workers: int = 1, scheduler: str | None = None,
               dask_cluster: bool = False, overwrite: bool = False, plugins: Sequence[str] = (),
-              connect_timeout: float = 10.0) -> None:
+              connect_timeout: float = 10.0, reuse: Sequence[str | Path] = (),
+              report_only: bool = False) -> dict[str, int]:
     """Run every unfinished run of the sweep into `output` and write its tables and plots; complete
     run files of the same config are reused, any other is redone, and a directory of a different
-    config is refused unless `overwrite`. Holds the directory's lock throughout."""
+    config is refused unless `overwrite`. Runs finished in `reuse` (results directories or tidy
+    tables with run keys) are copied in first; returns how many came from each. With `report_only`
+    nothing runs: the tables and plots cover the runs finished so far. Holds the directory's lock
+    throughout."""
     fingerprint = config_fingerprint(config)
     with ResultsWriter(output, overwrite=True, lock=True) as writer:
         previous = output / "config.yaml"
@@ -141,11 +160,13 @@ def run_sweep(config: BenchmarkConfig, output: Path, *, workers: int = 1, schedu
                     path.unlink()
         writer.write_text("config.yaml", yaml.safe_dump({"fingerprint": fingerprint, **config.as_dict()},
                                                         sort_keys=False))
-        _sweep(config, output, writer, fingerprint, workers, scheduler, dask_cluster, plugins, connect_timeout)
+        return _sweep(config, output, writer, fingerprint, workers, scheduler, dask_cluster, plugins,
+                      connect_timeout, reuse, report_only)
 
 
 def _sweep(config: BenchmarkConfig, output: Path, writer: ResultsWriter, fingerprint: str, workers: int,
-           scheduler: str | None, dask_cluster: bool, plugins: Sequence[str], connect_timeout: float) -> None:
+           scheduler: str | None, dask_cluster: bool, plugins: Sequence[str], connect_timeout: float,
+           reuse: Sequence[str | Path] = (), report_only: bool = False) -> dict[str, int]:
     logger.setLevel(logging.INFO)
     console = logging.StreamHandler(sys.stdout)
     console.setFormatter(logging.Formatter("%(message)s"))
@@ -158,6 +179,9 @@ def _sweep(config: BenchmarkConfig, output: Path, writer: ResultsWriter, fingerp
         if writer.lock is not None and writer.lock.taken_over:
             logger.warning("took over the lock of %s, left by a sweep that is no longer running (%s)", output,
                            describe_holder(writer.lock.taken_over))
+        reused = reuse_runs(config, output, reuse, writer)
+        for source, count in reused.items():
+            logger.info("reused %d finished run(s) from %s", count, source)
         redo: list[str] = []
         tasks = pending_tasks(config, output, plugins, redo)
         for line in redo:
@@ -168,35 +192,50 @@ def _sweep(config: BenchmarkConfig, output: Path, writer: ResultsWriter, fingerp
                   f"local Dask cluster ({workers} workers)" if dask_cluster else
                   f"{workers} local process(es)")
         logger.info("%s: %d runs, %d already finished, %d to do in %d task(s) on %s", config.source, total_runs,
-                    total_runs - pending_runs, pending_runs, len(tasks), engine)
+                    total_runs - pending_runs, pending_runs, len(tasks), "none (--report-only)" if report_only
+                    else engine)
+        if report_only:
+            tasks = []
+        entries = {entry.name: entry for entry in config.datasets}
         with tqdm(total=len(tasks), unit="task", disable=None) as progress:
             for result in execute(tasks, scheduler, dask_cluster, workers, plugins, connect_timeout):
                 for line in result["log"]:
                     worker_log.info(line)
                 for (dataset, model, sampler, seed), rows in result["runs"].items():
                     path = run_file(output, dataset, model, sampler, seed)
-                    writer.write_csv(str(path.relative_to(output)),
-                                     [{**row, FINGERPRINT_COLUMN: fingerprint} for row in rows])
+                    key = run_key(config, entries[dataset], model, sampler, seed)
+                    writer.write_csv(str(path.relative_to(output)), [{**row, RUN_KEY_COLUMN: key} for row in rows])
                     logger.info("finished %s / %s / %s / seed %d: final test RMSE %.4f", dataset, model, sampler,
                                 seed, rows[-1]["test_rmse"])
+                # what has finished so far, as one table (an interrupted sweep leaves it behind)
+                writer.write_text("benchmark.csv", collect(output, config, finished_only=True).to_csv(index=False))
                 progress.update(1)
-        write_reports(writer, config, output)
+        write_reports(writer, config, output, finished_only=report_only)
         logger.info("sweep done in %.1f s; summary in %s", time.perf_counter() - started, output / "summary.md")
     finally:
         writer.detach_log(logging.getLogger("al_bnn"))
         logger.removeHandler(console)
     if writer.log_failure is not None:
         raise writer.log_failure
+    return reused
 
 
-def write_reports(writer: ResultsWriter, config, output: Path) -> None:
-    table = collect(output, config)
+def write_reports(writer: ResultsWriter, config, output: Path, finished_only: bool = False) -> None:
+    table = collect(output, config, finished_only=finished_only)
+    if table.empty:
+        logger.info("no finished runs yet: no tables or plots written")
+        return
+    total = len(config.datasets) * len(config.models) * len(config.samplers) * len(config.seeds)
+    finished = len(table.groupby(["dataset", "model", "sampler", "seed"]))
+    partial = (f"**Partial: {finished} of {total} runs finished** (the sweep has not completed; rerun it to "
+               "finish).\n\n" if finished < total else "")
     writer.write_text("benchmark.csv", table.to_csv(index=False))
     summary = summarise(table)
     writer.write_text("summary.csv", summary.to_csv(index=False))
     markdown = summary_markdown(summary)
     overview = overview_markdown(summary)
-    writer.write_text("summary.md", f"# Benchmark summary\n\nConfig: {config.source}\n\n{overview}\n\n{markdown}\n")
+    writer.write_text("summary.md",
+                      f"# Benchmark summary\n\nConfig: {config.source}\n\n{partial}{overview}\n\n{markdown}\n")
     from al_bnn.experiments.plotting import plt
 
     for dataset in table["dataset"].unique():

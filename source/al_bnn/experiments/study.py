@@ -8,10 +8,13 @@ report.
     python source/run_study.py --quick              # tiny sizes, into results_study_quick/
     python source/run_study.py --results-dir DIR    # runs and report (DIR/study.md) into DIR
     python source/run_study.py --report-only        # rebuild the report from the runs so far
+    python source/run_study.py --questions q6 --reuse docs/benchmark/benchmark.csv   # take runs it shares
 
 Each question's sweep is configs/study/common.yaml merged with its own configs/study/q*.yaml and
 run by the package's sweep runner (al_bnn.experiments.benchmark.run_sweep) into <results>/<question>/; finished runs
-are kept, so an interrupted study resumes where it stopped. The report is rebuilt from the tidy
+are kept, so an interrupted study resumes where it stopped; --reuse takes finished runs of equal
+settings (dataset, seed, sampler policy and settings, model, training) from other results, such as
+the benchmark's or a part an earlier checkout committed. The report is rebuilt from the tidy
 CSVs after every part; every number in it is computed from them, and a copy of them is written
 next to the report (study_data/), so the tables can be recomputed without rerunning anything.
 Q7's samplers are not in its config: they are the best methods of Q6's results (so Q6 must have
@@ -32,6 +35,7 @@ import platform
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -92,6 +96,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--workers", type=int, default=2, help="local worker processes per sweep (default 2)")
     parser.add_argument("--uci-root", default=None, help="folder of the UCI datasets (default: $UCI_DATA_DIR)")
     parser.add_argument("--report-only", action="store_true", help="run nothing; rebuild the report from the runs")
+    parser.add_argument("--reuse", nargs="+", default=[], metavar="PATH",
+                        help="take finished runs from these results directories or tidy tables (e.g. the "
+                             "benchmark's docs/benchmark/benchmark.csv, or a table an earlier checkout committed) "
+                             "where their settings, dataset and seed equal a run of a question's sweep")
     return parser
 
 
@@ -205,10 +213,12 @@ class WallTimes:
         self.path = path
         self.entries = json.loads(path.read_text()) if path.exists() else {}
 
-    def add(self, question: str, seconds: float, workers: int | None = None) -> None:
+    def add(self, question: str, seconds: float, workers: int | None = None, reused: int = 0) -> None:
         entry = self.entries.setdefault(question, {"seconds": 0.0, "parts": 0, "commits": []})
         entry["seconds"] += seconds
         entry["parts"] += 1
+        if reused:  # runs taken from other results: their time is not in `seconds`
+            entry["reused_runs"] = entry.get("reused_runs", 0) + reused
         if workers is not None and workers not in entry.setdefault("workers", []):
             entry["workers"].append(workers)
         commit = current_commit()
@@ -226,7 +236,9 @@ class WallTimes:
         parts = f" in {entry['parts']} parts" if entry["parts"] > 1 else ""
         workers = entry.get("workers")
         processes = f", {' or '.join(map(str, workers))} worker process(es)" if workers else ""
-        return f"{duration}{parts}{processes} (code at {', '.join(entry['commits'])})"
+        reused = (f"; {entry['reused_runs']} finished runs were taken from other results with --reuse, their "
+                  "time not included" if entry.get("reused_runs") else "")
+        return f"{duration}{parts}{processes} (code at {', '.join(entry['commits'])}){reused}"
 
 
 def current_commit() -> str:
@@ -240,7 +252,8 @@ def current_commit() -> str:
         return "unknown commit"
 
 
-def run_sweep(question: str, raw: dict, results_dir: Path, workers: int, wall_times: WallTimes) -> None:
+def run_sweep(question: str, raw: dict, results_dir: Path, workers: int, wall_times: WallTimes,
+              reuse: Sequence[str | Path] = ()) -> None:
     output = results_dir / question
     config_path = results_dir / "configs" / f"{question}.yaml"
     config_path.parent.mkdir(parents=True, exist_ok=True)
@@ -251,9 +264,9 @@ def run_sweep(question: str, raw: dict, results_dir: Path, workers: int, wall_ti
     logger.info("== %s: %s", question, QUESTION_TEXT[question])
     started = time.perf_counter()
     # Called even when every run file exists: the sweep runner refuses runs of a different config.
-    run_benchmark_sweep(config, output, workers=workers)
+    reused = run_benchmark_sweep(config, output, workers=workers, reuse=reuse)
     if pending:
-        wall_times.add(question, time.perf_counter() - started, workers)
+        wall_times.add(question, time.perf_counter() - started, workers, reused=sum(reused.values()))
 
 
 def measure_pool_scaling(settings: dict, results_dir: Path, wall_times: WallTimes) -> None:
@@ -362,9 +375,9 @@ def _run_locked(args: argparse.Namespace, committed_report: bool, results_dir: P
                 if derived.problem is not None:
                     raise ConfigError(derived.problem)
                 logger.info("%s: %s", question, derived.describe())
-                run_sweep(question, derived.sweep, results_dir, args.workers, wall_times)
+                run_sweep(question, derived.sweep, results_dir, args.workers, wall_times, args.reuse)
             elif question in sweeps:
-                run_sweep(question, sweeps[question], results_dir, args.workers, wall_times)
+                run_sweep(question, sweeps[question], results_dir, args.workers, wall_times, args.reuse)
             elif question == "q5":
                 measure_pool_scaling(cost_settings(args.quick), results_dir, wall_times)
             else:

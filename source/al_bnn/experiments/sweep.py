@@ -3,9 +3,12 @@
 One task is one (dataset, model): all of its unfinished (sampler, seed) runs, trained as one
 stacked model (each seed with its own split, all splits the same size). A task returns tidy rows,
 one per AL step; the parent process owns the output directory and writes each run's rows
-atomically as `runs/<dataset>/<model>/<sampler>_rs_<seed>.csv`, tagged with the sweep config's
-fingerprint, so an interrupted sweep resumes by skipping the runs whose file is complete (every
-AL step, the expected columns, the same config); any other run file is redone.
+atomically as `runs/<dataset>/<model>/<sampler>_rs_<seed>.csv`, tagged with the run's key (a hash
+of what determines its numbers: its resolved settings, dataset and seed), so an interrupted sweep
+resumes by skipping the runs whose file is complete (every AL step, the expected columns, the same
+key); any other run file is redone. The key does not involve the sampler's label or the sweep's
+other runs, so a finished run can be taken from another sweep's results (`reuse_runs`), e.g. the
+benchmark's runs for the study's, or runs committed by an earlier checkout.
 """
 
 from __future__ import annotations
@@ -37,7 +40,8 @@ TIDY_COLUMNS = ["dataset", "model", "sampler", "seed", "al_iter", "n_train", "te
 OPTIONAL_COLUMNS = ["test_coverage_90"]  # share of test targets inside the central 90% predictive interval
 # Columns of pick comparisons (parms.compare_with): <prefix><reference name>, empty at AL step 0.
 COMPARISON_PREFIXES = ("overlap_", "agreed_", "in_order_", "seconds_")
-FINGERPRINT_COLUMN = "sweep_fingerprint"  # in run files only: the config that wrote them
+RUN_KEY_COLUMN = "run_key"  # in run files and tidy tables: what determines the run's numbers (run_key)
+LEGACY_FINGERPRINT_COLUMN = "sweep_fingerprint"  # run files of older versions: the hash of the whole sweep config
 TIE_TOLERANCE = 0.005  # final RMSEs within 0.5% of random's count as a tie
 SCHEDULE_KEYS = ("num_train_init", "num_al_incr", "al_iter")
 BENCHMARK_KEYS = ("datasets", "models", "model_settings", "samplers", "sampler_settings", "seeds", "uci_root",
@@ -195,36 +199,117 @@ def config_fingerprint(config: BenchmarkConfig) -> str:
     return hashlib.sha256(yaml.safe_dump(config.as_dict(), sort_keys=True).encode()).hexdigest()[:16]
 
 
+def run_key(config: BenchmarkConfig, entry: DatasetEntry, model: str, sampler: str, seed: int) -> str:
+    """A hash of what determines one run's numbers: its resolved ExperimentConfig (sampler policy
+    and settings, model, network, training, seed, dataset and split) with the schedule as
+    configured (fractions stay fractions), but not where the data folder is, the sampler's label or
+    the sweep's other runs. Two sweeps' runs with the same key are the same run (a run's numbers do
+    not depend on the stack it is trained in). The key covers settings, not code: a change of the
+    package that changes numbers needs new runs (--overwrite, or a fresh results directory)."""
+    settings = experiment_config(config, entry, sampler, seed, pool_size=10**9, model=model).to_dict()
+    settings["data"].pop("uci_root", None)
+    configured = merge_sections(config.schedule["default"], config.schedule.get(entry.name, {}))
+    settings["al_schedule"] = {key: configured[key] for key in SCHEDULE_KEYS}
+    return hashlib.sha256(yaml.safe_dump(settings, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def expected_steps(config: BenchmarkConfig, dataset: str) -> list[int]:
+    return list(range(schedule_for(config, dataset, 10**9)["al_iter"] + 1))
+
+
+def run_rows_problem(table: pd.DataFrame, steps: list[int]) -> str | None:
+    """Why `table` (one run's rows) is not a finished run with these AL steps, or None."""
+    found = pd.to_numeric(table["al_iter"], errors="coerce").tolist()
+    if found != steps:
+        return f"has AL steps {found}, not {steps[0]}..{steps[-1]}"
+    if not np.isfinite(pd.to_numeric(table["test_rmse"], errors="coerce")).all():
+        return "has a missing or non-finite test_rmse"
+    return None
+
+
 # -- tasks -----------------------------------------------------------------------------------------
 
 def run_file(output: Path, dataset: str, model: str, sampler: str, seed: int) -> Path:
     return output / "runs" / dataset / model / f"{sampler}_rs_{seed}.csv"
 
 
-def read_run_file(path: Path, config: BenchmarkConfig, dataset: str, model: str, sampler: str, seed: int,
+def read_run_file(path: Path, config: BenchmarkConfig, entry: DatasetEntry, model: str, sampler: str, seed: int,
                   fingerprint: str) -> tuple[pd.DataFrame | None, str | None]:
-    """(the table, None) if the run file at `path` holds a finished run of this sweep config, else
-    (None, why not): unreadable or empty, columns missing, written by another config or for
-    another run, or not every AL step present."""
+    """(the table, None) if the run file at `path` holds this finished run of this sweep config, else
+    (None, why not): unreadable or empty, columns missing, written for other settings or another
+    run, or not every AL step present. A file of an older version, tagged with the whole sweep's
+    `fingerprint` instead of the run's key, counts if that fingerprint matches. The table returned
+    carries the run's key."""
     try:
-        table = pd.read_csv(path, dtype={FINGERPRINT_COLUMN: str})
+        table = pd.read_csv(path, dtype={RUN_KEY_COLUMN: str, LEGACY_FINGERPRINT_COLUMN: str})
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError, OSError) as error:
         return None, f"unreadable ({type(error).__name__}: {error})"
-    missing = [column for column in [*TIDY_COLUMNS, FINGERPRINT_COLUMN] if column not in table]
+    key = run_key(config, entry, model, sampler, seed)
+    tag_column = RUN_KEY_COLUMN if RUN_KEY_COLUMN in table else LEGACY_FINGERPRINT_COLUMN
+    missing = [column for column in [*TIDY_COLUMNS, tag_column] if column not in table]
     if missing:
         return None, f"lacks the columns {missing}"
-    if set(table[FINGERPRINT_COLUMN].astype(str)) != {fingerprint}:
-        return None, "written by another sweep config"
+    if set(table[tag_column].astype(str)) != {key if tag_column == RUN_KEY_COLUMN else fingerprint}:
+        return None, "written for other settings"
     identity = table[["dataset", "model", "sampler", "seed"]].astype(str).drop_duplicates()
-    if identity.values.tolist() != [[dataset, model, sampler, str(seed)]]:
+    if identity.values.tolist() != [[entry.name, model, sampler, str(seed)]]:
         return None, f"holds rows of other runs ({identity.values.tolist()})"
-    expected = list(range(schedule_for(config, dataset, 10**9)["al_iter"] + 1))
-    steps = pd.to_numeric(table["al_iter"], errors="coerce").tolist()
-    if steps != expected:
-        return None, f"has AL steps {steps}, not {expected[0]}..{expected[-1]}"
-    if not np.isfinite(pd.to_numeric(table["test_rmse"], errors="coerce")).all():
-        return None, "has a missing or non-finite test_rmse"
-    return table, None
+    problem = run_rows_problem(table, expected_steps(config, entry.name))
+    if problem:
+        return None, problem
+    return table.drop(columns=[LEGACY_FINGERPRINT_COLUMN], errors="ignore").assign(**{RUN_KEY_COLUMN: key}), None
+
+
+def reuse_runs(config: BenchmarkConfig, output: Path, sources: Sequence[str | Path], writer) -> dict[str, int]:
+    """Write into `output` each run of this sweep that is not finished there but is finished in one
+    of `sources`: tidy tables with a run_key column (a sweep's benchmark.csv, a study's CSV) or
+    folders searched for them (another results directory). Runs match by key, so a label may differ
+    (the benchmark's lrgpa is the study's gpa); the rows get this sweep's labels. Returns the count
+    taken from each source. Only CSV text is read, nothing that could run code."""
+    fingerprint = config_fingerprint(config)
+    wanted = {}
+    for entry in config.datasets:
+        for model in config.models:
+            for seed in config.seeds:
+                for sampler in config.samplers:
+                    path = run_file(output, entry.name, model, sampler, seed)
+                    finished = path.exists() and read_run_file(path, config, entry, model, sampler, seed,
+                                                               fingerprint)[1] is None
+                    if not finished:
+                        wanted[run_key(config, entry, model, sampler, seed)] = (entry.name, model, sampler, seed)
+    counts = {}
+    for source in sources:
+        source = Path(source)
+        if not source.exists():
+            raise ConfigError(f"--reuse {source}: no such file or folder")
+        files = sorted(source.glob("**/*.csv")) if source.is_dir() else [source]
+        counts[str(source)] = 0
+        for file in files:
+            try:
+                table = pd.read_csv(file, dtype={RUN_KEY_COLUMN: str})
+            except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError, OSError) as error:
+                if source.is_dir():
+                    continue
+                raise ConfigError(f"--reuse {file}: not a readable CSV table ({type(error).__name__}: {error})"
+                                  ) from error
+            if RUN_KEY_COLUMN not in table or any(column not in table for column in TIDY_COLUMNS):
+                if source.is_dir():
+                    continue  # e.g. summary.csv
+                raise ConfigError(f"--reuse {file}: not a tidy table of runs with a {RUN_KEY_COLUMN} column (tables "
+                                  "written before run keys existed cannot be matched to settings)")
+            for key, rows in table.groupby(RUN_KEY_COLUMN, sort=False):
+                if key not in wanted:
+                    continue
+                dataset, model, sampler, seed = wanted[key]
+                rows = rows.sort_values("al_iter", kind="stable")
+                if run_rows_problem(rows, expected_steps(config, dataset)) is not None:
+                    continue
+                rows = rows.assign(dataset=dataset, model=model, sampler=sampler, seed=seed)
+                path = run_file(output, dataset, model, sampler, seed)
+                writer.write_text(str(path.relative_to(output)), rows.to_csv(index=False))
+                del wanted[key]
+                counts[str(source)] += 1
+    return counts
 
 
 def pending_tasks(config: BenchmarkConfig, output: Path, plugins: Sequence[str] = (),
@@ -240,7 +325,7 @@ def pending_tasks(config: BenchmarkConfig, output: Path, plugins: Sequence[str] 
             for seed in config.seeds:
                 for sampler in config.samplers:
                     path = run_file(output, entry.name, model, sampler, seed)
-                    problem = (read_run_file(path, config, entry.name, model, sampler, seed, fingerprint)[1]
+                    problem = (read_run_file(path, config, entry, model, sampler, seed, fingerprint)[1]
                                if path.exists() else "missing")
                     if problem is None:
                         continue
@@ -410,9 +495,10 @@ def execute(tasks: Sequence[dict], scheduler: str | None = None, local_cluster: 
 
 # -- aggregation -------------------------------------------------------------------------------------
 
-def collect(output: Path, config: BenchmarkConfig) -> pd.DataFrame:
-    """The tidy table of every finished run of this config; a run file that is there but not
-    complete is an error naming it (a finished sweep has redone every such file)."""
+def collect(output: Path, config: BenchmarkConfig, finished_only: bool = False) -> pd.DataFrame:
+    """The tidy table of every finished run of this config, each with its run key; a run file that
+    is there but not complete is an error naming it (a finished sweep has redone every such file),
+    or with `finished_only` (a snapshot while the sweep runs) left out."""
     fingerprint = config_fingerprint(config)
     frames = []
     for entry in config.datasets:
@@ -422,17 +508,19 @@ def collect(output: Path, config: BenchmarkConfig) -> pd.DataFrame:
                     path = run_file(output, entry.name, model, sampler, seed)
                     if not path.exists():
                         continue
-                    table, problem = read_run_file(path, config, entry.name, model, sampler, seed, fingerprint)
+                    table, problem = read_run_file(path, config, entry, model, sampler, seed, fingerprint)
+                    if problem and finished_only:
+                        continue
                     if problem:
                         raise ValueError(f"{path}: not a finished run of this sweep: {problem}; rerun the sweep "
                                          "to redo it")
                     frames.append(table)
     if not frames:
-        return pd.DataFrame(columns=TIDY_COLUMNS)
+        return pd.DataFrame(columns=[*TIDY_COLUMNS, RUN_KEY_COLUMN])
     table = pd.concat(frames, ignore_index=True)
     comparisons = sorted(c for c in table if c.startswith(COMPARISON_PREFIXES))
     optional = [c for c in OPTIONAL_COLUMNS if c in table]  # absent from run files of older versions
-    return table[TIDY_COLUMNS + optional + comparisons]
+    return table[TIDY_COLUMNS + optional + comparisons + [RUN_KEY_COLUMN]]
 
 
 def summarise(table: pd.DataFrame, baseline: str = "random") -> pd.DataFrame:
