@@ -1,6 +1,8 @@
 """The model benchmark's report: paired changes against the old recipe, verdicts, cost ratios, and
 the quick run end to end (config -> sweep -> report and figure)."""
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -64,3 +66,19 @@ def test_the_quick_model_benchmark_writes_its_report_and_figure(tmp_path):
     assert np.isfinite(report[["initial_rmse", "final_rmse", "final_log_likelihood", "coverage_90"]]).all().all()
     recomputed = recipe_report(pd.read_csv(out / "benchmark.csv"))
     pd.testing.assert_frame_equal(recomputed, report, check_exact=False, rtol=1e-9)
+
+
+def test_with_validation_every_run_is_evaluated_on_a_held_out_share_of_its_pool(tmp_path):
+    config = str(Path(__file__).resolve().parent.parent / "configs" / "recipe_selection.yaml")
+    out = tmp_path / "selection"
+    assert main(["--quick", "--config", config, "--baseline", "default", "--validation", "0.2", "--out", str(out),
+                 "--workers", "1"]) == 0
+    table = pd.read_csv(out / "benchmark.csv")
+    assert set(table.pool_size) == {246 - round(0.2 * 246)}  # yacht's pool of 246 less its validation share
+    assert set(table.sampler) == {"default", "kl_1"}
+    text = (out / "models.md").read_text()
+    assert "Evaluated on a held-out 0.2 of each pool (by seed), not on the test set" in text
+    assert "| change vs default [95% CI] |" in text and "kl_1 against default" in text
+    pd.testing.assert_frame_equal(recipe_report(table, baseline="default"), pd.read_csv(out / "models.csv"),
+                                  check_exact=False, rtol=1e-9)
+    assert main(["--quick", "--config", config, "--baseline", "old", "--out", str(tmp_path / "bad")]) == 2

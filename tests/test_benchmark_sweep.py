@@ -421,3 +421,18 @@ def test_report_only_tabulates_the_finished_runs_of_an_interrupted_sweep(tiny_co
                                                                          (complete.seed == 0)))
     pd.testing.assert_frame_equal(partial, complete[kept].reset_index(drop=True))
     assert cut.read_text().count("\n") == 2  # nothing was run or redone
+
+
+def test_a_run_key_ignores_settings_at_their_default_so_new_keys_keep_old_runs(tiny_config):
+    from al_bnn.experiments.sweep import merge_sections, run_key
+
+    config = load_benchmark_config(tiny_config)
+    entry = config.datasets[0]
+    before = run_key(config, entry, "bnn", "lrgpa", 0)
+    config.experiment = merge_sections(config.experiment, {"net_config": {"nll_beta": 0.0},  # the schema defaults
+                                                           "data": {"size_pool": 0}})
+    assert run_key(config, entry, "bnn", "lrgpa", 0) == before
+    config.experiment = merge_sections(config.experiment, {"net_config": {"nll_beta": 0.5}})
+    assert run_key(config, entry, "bnn", "lrgpa", 0) != before
+    assert len({run_key(config, entry, "bnn", sampler, seed) for sampler in ("random", "lrgpa")
+                for seed in (0, 1)}) == 4

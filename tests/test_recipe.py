@@ -242,7 +242,8 @@ def test_the_estimators_default_to_the_recipe_and_the_configs_use_it():
     benchmark = yaml.safe_load((REPO_ROOT / "configs" / "benchmark.yaml").read_text())
     study = {question: question_settings(question, quick=False)[0] for question in ("q6", "q7")}
     models = yaml.safe_load((REPO_ROOT / "configs" / "model_benchmark.yaml").read_text())
-    for experiment in [benchmark["experiment"], models["sampler_settings"]["default"],
+    selection = yaml.safe_load((REPO_ROOT / "configs" / "recipe_selection.yaml").read_text())
+    for experiment in [benchmark["experiment"], models["sampler_settings"]["default"], selection["experiment"],
                        *(raw["experiment"] for raw in study.values())]:
         for name, section in DEFAULT_RECIPE.items():
             assert {key: experiment[name][key] for key in section} == section, name

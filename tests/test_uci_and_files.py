@@ -138,3 +138,22 @@ def test_unsupported_and_missing_files(tmp_path):
     np.savez(tmp_path / "wrong.npz", features=np.zeros((3, 2)))
     with pytest.raises(DataFileError, match="needs arrays 'x'"):
         read_table(tmp_path / "wrong.npz", None)
+
+
+def test_a_validation_share_of_the_pool_replaces_the_test_set_and_never_holds_test_rows():
+    full = load_dataset("concrete", seed=3, uci_root_dir=UCI_ROOT)
+    held = load_dataset("concrete", seed=3, uci_root_dir=UCI_ROOT, validation_fraction=0.2)
+    again = load_dataset("concrete", seed=3, uci_root_dir=UCI_ROOT, validation_fraction=0.2)
+    other = load_dataset("concrete", seed=4, uci_root_dir=UCI_ROOT, validation_fraction=0.2)
+    assert len(held.test_y) == round(0.2 * len(full.pool_y)) and len(held.pool_y) + len(held.test_y) == len(full.pool_y)
+
+    def raw_rows(data, x):
+        return {tuple(row) for row in np.round(data.x_scaler.inverse_transform(x.astype(np.float64)), 4)}
+
+    pool_rows = raw_rows(full, full.pool_x)
+    validation_rows = raw_rows(held, held.test_x)
+    assert validation_rows <= pool_rows  # held out of the pool: no test row (concrete has duplicate rows)
+    assert raw_rows(held, held.pool_x) | validation_rows == pool_rows
+    np.testing.assert_allclose(held.pool_x.mean(axis=0), 0, atol=1e-5)  # scaled on what is left of the pool
+    np.testing.assert_array_equal(held.test_x, again.test_x)  # keyed by the seed
+    assert not np.array_equal(held.test_y[:20], other.test_y[:20])

@@ -171,6 +171,11 @@ class DataConfig:
     size_pool: int = _key(0, "Subsample the pool to this many points (0 = full pool).", minimum=0)
     size_test: int = _key(0, "Subsample the test set to this many points (0 = full test set).",
                           minimum=0)
+    validation_fraction: float = _key(0.0, "Above 0: hold out this share of the pool, by seed, and evaluate on it "
+                                           "instead of the test set, which the run then never uses (for choosing "
+                                           "settings without touching the test set; metrics named test_* are then "
+                                           "the validation set's).", minimum=0.0, maximum=1.0,
+                                      exclusive_maximum=True)
 
 
 @dataclass

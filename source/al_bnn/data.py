@@ -63,14 +63,31 @@ def housing_arrays() -> tuple[np.ndarray, np.ndarray]:
     return features, target
 
 
-def load_housing(size_pool: int = 0, size_test: int = 0, seed: int = 0) -> RegressionData:
+def load_housing(size_pool: int = 0, size_test: int = 0, seed: int = 0,
+                 validation_fraction: float = 0.0) -> RegressionData:
     """Pool 14448 x 5 and test 6192 x 5 (70/30 split, random_state=0), standardised on the pool.
 
     size_pool / size_test > 0 subsample the pool / test set (reproducibly, by seed); 0 keeps all.
+    validation_fraction > 0: the test set is replaced by that share of the pool (see hold_out).
     """
     features, target = housing_arrays()
     pool_x, test_x, pool_y, test_y = train_test_split(features, target, test_size=0.3, random_state=0)
+    pool_x, pool_y, test_x, test_y = hold_out(pool_x, pool_y, test_x, test_y, "housing", seed, validation_fraction)
     return _scaled(pool_x, pool_y, test_x, test_y, size_pool, size_test, seed, "housing")
+
+
+def hold_out(pool_x, pool_y, test_x, test_y, name: str, seed: int, validation_fraction: float):
+    """With validation_fraction > 0, (pool without a seeded share of it, pool, that share, its
+    targets) in place of (pool, test): settings can then be chosen on the held-out share of the
+    pool without the test set ever taking part. Unchanged arrays otherwise."""
+    if not validation_fraction:
+        return pool_x, pool_y, test_x, test_y
+    if not 0 < validation_fraction < 1:
+        raise ValueError(f"validation_fraction must be in [0, 1), got {validation_fraction}")
+    order = numpy_generator(seed, f"validation/{name}").permutation(len(pool_y))
+    count = max(1, int(round(validation_fraction * len(pool_y))))
+    held, kept = np.sort(order[:count]), np.sort(order[count:])
+    return pool_x[kept], pool_y[kept], pool_x[held], pool_y[held]
 
 
 def _scaled(pool_x, pool_y, test_x, test_y, size_pool, size_test, seed, name) -> RegressionData:
@@ -242,34 +259,40 @@ def read_table(path: str | os.PathLike, target: str | None) -> tuple[np.ndarray,
 
 
 def split_by_seed(features: np.ndarray, target: np.ndarray, name: str, seed: int, test_fraction: float = 0.2,
-                  size_pool: int = 0, size_test: int = 0) -> RegressionData:
-    """Pool/test split keyed by the seed, then scaling fitted on the pool."""
+                  size_pool: int = 0, size_test: int = 0, validation_fraction: float = 0.0) -> RegressionData:
+    """Pool/test split keyed by the seed (then, with validation_fraction, a validation share of the
+    pool in the test set's place: hold_out), then scaling fitted on the pool."""
     if not 0 < test_fraction < 1:
         raise ValueError(f"test_fraction must be between 0 and 1, got {test_fraction}")
     order = numpy_generator(seed, f"split/{name}").permutation(len(target))
     test_count = max(1, int(round(test_fraction * len(target))))
     test, pool = order[:test_count], np.sort(order[test_count:])
-    return _scaled(features[pool], target[pool], features[np.sort(test)], target[np.sort(test)], size_pool,
-                   size_test, seed, name)
+    arrays = hold_out(features[pool], target[pool], features[np.sort(test)], target[np.sort(test)], name, seed,
+                      validation_fraction)
+    return _scaled(*arrays, size_pool, size_test, seed, name)
 
 
 def load_dataset(name: str, size_pool: int = 0, size_test: int = 0, seed: int = 0, *,
                  uci_root_dir: str | os.PathLike | None = None, path: str | os.PathLike | None = None,
-                 target: str | None = None, test_fraction: float = 0.2) -> RegressionData:
+                 target: str | None = None, test_fraction: float = 0.2,
+                 validation_fraction: float = 0.0) -> RegressionData:
     """A named dataset: `housing` (fixed published split), a folder under the UCI root (split by
-    seed), or `file` with `path` (CSV/NPZ, split by seed)."""
+    seed), or `file` with `path` (CSV/NPZ, split by seed). With validation_fraction > 0 the test
+    set is replaced by a held-out share of the pool (hold_out)."""
     if name == "housing":
-        return load_housing(size_pool=size_pool, size_test=size_test, seed=seed)
+        return load_housing(size_pool=size_pool, size_test=size_test, seed=seed,
+                            validation_fraction=validation_fraction)
     if name == "file":
         if path is None:
             raise ValueError("dataset 'file' needs a path to a .csv or .npz file (data.path / --data)")
         features, values = read_table(path, target)
-        return split_by_seed(features, values, Path(path).stem, seed, test_fraction, size_pool, size_test)
+        return split_by_seed(features, values, Path(path).stem, seed, test_fraction, size_pool, size_test,
+                             validation_fraction)
     root = uci_root(uci_root_dir)
     if root is None or not (root / name).is_dir():
         raise ValueError(_missing_dataset_message(name, root, uci_root_dir))
     features, values = read_uci_folder(root / name)
-    return split_by_seed(features, values, name, seed, test_fraction, size_pool, size_test)
+    return split_by_seed(features, values, name, seed, test_fraction, size_pool, size_test, validation_fraction)
 
 
 def _missing_dataset_message(name: str, root: Path | None, option) -> str:
@@ -290,7 +313,8 @@ def _missing_dataset_message(name: str, root: Path | None, option) -> str:
             f"index_target.txt under {root}")
 
 
-def data_key(name: str, size_pool: int, size_test: int, seed: int, *extra) -> tuple:
-    """Identifies the arrays load_dataset returns: housing ignores the seed unless subsampling."""
-    seeded = name != "housing" or size_pool or size_test
-    return (name, size_pool, size_test, seed if seeded else None, *extra)
+def data_key(name: str, size_pool: int, size_test: int, seed: int, *extra, validation_fraction: float = 0.0) -> tuple:
+    """Identifies the arrays load_dataset returns: housing ignores the seed unless subsampling or
+    holding out a validation share."""
+    seeded = name != "housing" or size_pool or size_test or validation_fraction
+    return (name, size_pool, size_test, seed if seeded else None, *extra, validation_fraction)

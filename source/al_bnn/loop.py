@@ -49,7 +49,7 @@ class RunSpec:
     def data_key(self) -> tuple:
         data = self.config.data
         return data_key(data.dataset, data.size_pool, data.size_test, self.config.seed, data.uci_root, data.path,
-                        data.target, data.test_fraction)
+                        data.target, data.test_fraction, validation_fraction=data.validation_fraction)
 
 
 @dataclass
@@ -90,7 +90,8 @@ def group_into_stacks(runs: Sequence[RunSpec], datas: Sequence[RegressionData]) 
 def load_run_data(run: RunSpec) -> RegressionData:
     data = run.config.data
     return load_dataset(data.dataset, data.size_pool, data.size_test, run.config.seed, uci_root_dir=data.uci_root,
-                        path=data.path, target=data.target, test_fraction=data.test_fraction)
+                        path=data.path, target=data.target, test_fraction=data.test_fraction,
+                        validation_fraction=data.validation_fraction)
 
 
 @dataclass

@@ -4,6 +4,7 @@
     python source/bench_models.py --quick            # two small sets, two seeds, short training
     python source/bench_models.py --datasets kin8nm concrete --workers 2
     python source/bench_models.py --models dropout ensemble --datasets yacht concrete kin8nm --seeds 0 1 2
+    python source/bench_models.py --config configs/recipe_selection.yaml --baseline default --validation 0.2
 
 Each recipe is a label of the sweep (`sampler_settings` of configs/model_benchmark.yaml: the
 network and training sections, with `sample_policy: random`), so the sweep runner trains every
@@ -12,7 +13,9 @@ The report (printed, and `models.md` / `models.csv` in the output directory) giv
 recipe: test RMSE on the initial set and at the end, mean log RMSE over the AL steps, final test
 log-likelihood, the share of test targets inside the central 90% predictive interval (0.90 is
 calibrated; below is over-confident), and training seconds per run; then the paired difference of
-each recipe's mean log RMSE to the baseline recipe with a 95% interval over seeds.
+each recipe's mean log RMSE to the baseline recipe with a 95% interval over seeds. With
+--validation F every run is evaluated on a held-out share F of its pool instead of the test set
+(data.validation_fraction), so recipes can be chosen without the test set taking part.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from scipy import stats
 from al_bnn.config import ConfigError
 from al_bnn.data import DataFileError, DataUnavailableError
 from al_bnn.experiments.benchmark import run_sweep
-from al_bnn.experiments.sweep import load_benchmark_config
+from al_bnn.experiments.sweep import load_benchmark_config, merge_sections
 from al_bnn.paths import repo_file
 from al_bnn.results import ResultsDirectoryExistsError, ResultsWriter
 
@@ -46,6 +49,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--models", nargs="+", default=None, choices=("bnn", "dropout", "ensemble"),
                         help="override the config's models (their settings: the config's model_settings)")
     parser.add_argument("--workers", type=int, default=2, help="local worker processes (default 2)")
+    parser.add_argument("--baseline", default=BASELINE, help="the recipe label the others are compared with "
+                        "(default: %(default)s)")
+    parser.add_argument("--validation", type=float, default=0.0, metavar="FRACTION",
+                        help="evaluate on this share of each pool, held out by seed, instead of the test set "
+                             "(default 0: the test set)")
     return parser
 
 
@@ -62,18 +70,30 @@ def main(argv=None) -> int:
         config.models = args.models or config.models
         if args.workers < 1:
             raise ConfigError(f"--workers must be at least 1, got {args.workers}")
-        output = Path(args.out or ("results_models_quick" if args.quick else "results_models"))
+        if args.baseline not in config.samplers:
+            raise ConfigError(f"--baseline {args.baseline!r} is not a recipe of {config.source} "
+                              f"({', '.join(config.samplers)})")
+        if not 0 <= args.validation < 1:
+            raise ConfigError(f"--validation must be a fraction in [0, 1), got {args.validation}")
+        if args.validation:
+            config.experiment = merge_sections(config.experiment, {"data": {"validation_fraction": args.validation}})
+        default_out = "results_models" + ("_validation" if args.validation else "") + ("_quick" if args.quick else "")
+        output = Path(args.out or default_out)
         run_sweep(config, output, workers=args.workers)
     except (ConfigError, DataFileError, DataUnavailableError, ResultsDirectoryExistsError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     table = pd.read_csv(output / "benchmark.csv")
-    report = recipe_report(table, baseline=BASELINE)
-    markdown = report_markdown(report)
+    report = recipe_report(table, baseline=args.baseline)
+    markdown = report_markdown(report, baseline=args.baseline)
+    evaluated = (f"Evaluated on a held-out {args.validation:g} of each pool (by seed), not on the test set, which "
+                 "no run used; the test_* columns and the log-likelihood and coverage are the validation set's.\n\n"
+                 if args.validation else "")
     writer = ResultsWriter(output, overwrite=True)
     writer.write_text("models.csv", report.to_csv(index=False))
-    writer.write_text("models.md", f"# Model benchmark\n\nConfig: {config.source}\n\n{markdown}\n")
-    plot_report(report, output / "models.png")
+    writer.write_text("models.md", f"# Model benchmark\n\nConfig: {config.source}\n\n{evaluated}{markdown}\n")
+    plot_report(report, output / "models.png", baseline=args.baseline,
+                evaluated_on="validation share of the pool" if args.validation else "test set")
     print(markdown)
     return 0
 
@@ -128,29 +148,29 @@ def recipe_report(table: pd.DataFrame, baseline: str = BASELINE) -> pd.DataFrame
     return report
 
 
-def report_markdown(report: pd.DataFrame) -> str:
-    lines = ["| dataset | recipe | seeds | initial RMSE | final RMSE | mean log RMSE | change vs old [95% CI] | "
-             "final test log-lik | 90% interval coverage | training s / run |",
+def report_markdown(report: pd.DataFrame, baseline: str = BASELINE) -> str:
+    lines = ["| dataset | recipe | seeds | initial RMSE | final RMSE | mean log RMSE | "
+             f"change vs {baseline} [95% CI] | final test log-lik | 90% interval coverage | training s / run |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for row in report.itertuples():
-        change = ("" if row.recipe == BASELINE else
+        change = ("" if row.recipe == baseline else
                   f"{row.mean_log_rmse_change:+.3f} [{row.change_low:+.3f}, {row.change_high:+.3f}] {row.verdict}")
         lines.append(f"| {row.dataset} | {row.recipe} | {row.seeds} | {row.initial_rmse:.4g} | {row.final_rmse:.4g} | "
                      f"{row.mean_log_rmse:.4f} | {change} | {row.final_log_likelihood:.3f} | {row.coverage_90:.3f} | "
                      f"{row.training_seconds:.1f} |")
-    others = report[report["recipe"] != BASELINE]
+    others = report[report["recipe"] != baseline]
     order = ("clearly better", "within noise", "clearly worse")
     for recipe, part in others.groupby("recipe", sort=False):
         rmse, likelihood = part["verdict"].value_counts(), part["log_likelihood_verdict"].value_counts()
-        lines.append(f"\n{recipe} against {BASELINE} (datasets; paired 95% intervals over seeds): mean log RMSE over "
+        lines.append(f"\n{recipe} against {baseline} (datasets; paired 95% intervals over seeds): mean log RMSE over "
                      "the AL steps " + ", ".join(f"{rmse.get(v, 0)} {v}" for v in order)
                      + "; final test log-likelihood " + ", ".join(f"{likelihood.get(v, 0)} {v}" for v in order)
-                     + f"; training seconds per run {part['cost_ratio'].median():.2f}x the old recipe's (median over "
-                     f"datasets; {part['cost_ratio'].min():.2f}x-{part['cost_ratio'].max():.2f}x)")
+                     + f"; training seconds per run {part['cost_ratio'].median():.2f}x the {baseline} recipe's "
+                     f"(median over datasets; {part['cost_ratio'].min():.2f}x-{part['cost_ratio'].max():.2f}x)")
     return "\n".join(lines)
 
 
-def plot_report(report: pd.DataFrame, path: Path) -> None:
+def plot_report(report: pd.DataFrame, path: Path, baseline: str = BASELINE, evaluated_on: str = "test set") -> None:
     """Per dataset: each recipe's 90% interval coverage (0.90 is calibrated) and its mean log RMSE
     change against the baseline with the 95% interval over seeds."""
     import matplotlib
@@ -165,20 +185,19 @@ def plot_report(report: pd.DataFrame, path: Path) -> None:
     for k, recipe in enumerate(recipes):
         part = report[report["recipe"] == recipe].set_index("dataset").reindex(datasets)
         positions = np.arange(len(datasets)) + (k - (len(recipes) - 1) / 2) * height
-        coverage_axis.barh(positions, part["coverage_90"], height=height, label=recipe)
-        if recipe != BASELINE:
-            change_axis.errorbar(part["mean_log_rmse_change"], positions,
-                                 xerr=[part["mean_log_rmse_change"] - part["change_low"],
-                                       part["change_high"] - part["mean_log_rmse_change"]],
+        coverage_axis.barh(positions, part["coverage_90"].to_numpy(), height=height, label=recipe)
+        if recipe != baseline:
+            change, low, high = (part[c].to_numpy() for c in ("mean_log_rmse_change", "change_low", "change_high"))
+            change_axis.errorbar(change, positions, xerr=[change - low, high - change],
                                  fmt="o", capsize=3, label=recipe, color=f"C{k}")
     coverage_axis.axvline(0.9, color="black", linestyle="--", linewidth=1)
     coverage_axis.set(yticks=np.arange(len(datasets)), yticklabels=datasets, xlim=(0, 1),
-                      xlabel="share of test targets in the central 90% interval (0.90 = calibrated)")
+                      xlabel="share of targets in the central 90% interval (0.90 = calibrated)")
     coverage_axis.invert_yaxis()
     coverage_axis.legend(loc="lower left")
     change_axis.axvline(0.0, color="black", linewidth=1)
-    change_axis.set(xlabel=f"mean log RMSE over the AL steps, change vs {BASELINE} (< 0 better; 95% CI)")
-    figure.suptitle("Model benchmark: random selection at the benchmark's schedule")
+    change_axis.set(xlabel=f"mean log RMSE over the AL steps, change vs {baseline} (< 0 better; 95% CI)")
+    figure.suptitle(f"Model benchmark: random selection at the benchmark's schedule, evaluated on the {evaluated_on}")
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from al_bnn.config import ConfigError, config_from_dict, read_yaml
+from al_bnn.config import ConfigError, ExperimentConfig, config_from_dict, read_yaml
 from al_bnn.plugins import import_plugins
 
 logger = logging.getLogger("al_bnn.benchmark")
@@ -204,13 +204,29 @@ def run_key(config: BenchmarkConfig, entry: DatasetEntry, model: str, sampler: s
     and settings, model, network, training, seed, dataset and split) with the schedule as
     configured (fractions stay fractions), but not where the data folder is, the sampler's label or
     the sweep's other runs. Two sweeps' runs with the same key are the same run (a run's numbers do
-    not depend on the stack it is trained in). The key covers settings, not code: a change of the
-    package that changes numbers needs new runs (--overwrite, or a fresh results directory)."""
+    not depend on the stack it is trained in). Only values that differ from the config schema's
+    defaults enter the hash, so a key added later (its default keeps the old behaviour) leaves the
+    keys of earlier runs as they were. The key covers settings, not code: a change of the package
+    that changes numbers needs new runs (--overwrite, or a fresh results directory)."""
     settings = experiment_config(config, entry, sampler, seed, pool_size=10**9, model=model).to_dict()
     settings["data"].pop("uci_root", None)
     configured = merge_sections(config.schedule["default"], config.schedule.get(entry.name, {}))
     settings["al_schedule"] = {key: configured[key] for key in SCHEDULE_KEYS}
-    return hashlib.sha256(yaml.safe_dump(settings, sort_keys=True).encode()).hexdigest()[:16]
+    changed = _changed_values(settings, ExperimentConfig().to_dict())
+    return hashlib.sha256(yaml.safe_dump(changed, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _changed_values(settings: dict, defaults: dict) -> dict:
+    changed = {}
+    for key, value in settings.items():
+        default = defaults.get(key)
+        if isinstance(value, dict) and isinstance(default, dict):
+            nested = _changed_values(value, default)
+            if nested:
+                changed[key] = nested
+        elif key not in defaults or value != default:
+            changed[key] = value
+    return changed
 
 
 def expected_steps(config: BenchmarkConfig, dataset: str) -> list[int]:
