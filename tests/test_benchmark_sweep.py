@@ -63,6 +63,7 @@ def test_local_sweep_writes_everything_then_resumes_only_missing_runs(tiny_confi
                                    "test_log_likelihood", "selection_seconds", "training_seconds", "pool_size",
                                    "runs_in_stack", "test_coverage_90", "run_key"]
     assert table.test_coverage_90.between(0, 1).all()
+    pd.testing.assert_frame_equal(pd.read_csv(out / "finished_runs.csv"), table)  # the last snapshot: everything
     assert set(table.runs_in_stack) == {6} and set(table[table.dataset == "yacht"].pool_size) == {246}
     yacht = table[(table.dataset == "yacht") & (table.seed == 0)]
     assert sorted(set(yacht.n_train)) == [12, 19, 26]
@@ -130,6 +131,8 @@ def test_a_different_config_is_refused_in_the_same_output(tiny_config, tmp_path,
     ({"samplers": ["v"], "sampler_settings": {"v": {"parms": {"sample_policy": "lrgpa", "compare_with": ["exakt"]}}}},
      "compare_with.*exact, fast_float64"),
     ({"sampler_settings": {"v": 3}}, "maps sampler labels to config sections"),
+    ({"sampler_settings": {"random": {"data": {"size_pool": 100}}}}, "'sampler_settings' must not set 'data'"),
+    ({"model_settings": {"bnn": {"al_schedule": {"al_iter": 1}}}}, "'model_settings' must not set 'data' or"),
 ])
 def test_bad_benchmark_configs(tmp_path, change, message):
     path = tmp_path / "bad.yaml"
@@ -436,3 +439,59 @@ def test_a_run_key_ignores_settings_at_their_default_so_new_keys_keep_old_runs(t
     assert run_key(config, entry, "bnn", "lrgpa", 0) != before
     assert len({run_key(config, entry, "bnn", sampler, seed) for sampler in ("random", "lrgpa")
                 for seed in (0, 1)}) == 4
+
+
+def test_the_run_key_baseline_has_every_config_key_and_a_changed_default_changes_keys(tiny_config, monkeypatch):
+    """Keys are measured against frozen values, not the live defaults: a schema key without an
+    entry would change every key, and a default that changed must not give an old key to new runs."""
+    from al_bnn.config import ExperimentConfig
+    from al_bnn.experiments import sweep
+    from al_bnn.experiments.run_key_baseline import RUN_KEY_BASELINE
+
+    def flat(section, prefix=""):
+        return {f"{prefix}{k}" if not isinstance(v, dict) else n for k, v in section.items()
+                for n in (flat(v, f"{prefix}{k}.") if isinstance(v, dict) else [None])}
+
+    schema = flat(ExperimentConfig().to_dict()) - {"data.uci_root"}
+    assert flat(RUN_KEY_BASELINE) == schema
+    config = load_benchmark_config(tiny_config)
+    before = sweep.run_key(config, config.datasets[0], "bnn", "random", 0)
+    changed = sweep.merge_sections(RUN_KEY_BASELINE, {"net_config": {"noise_std": 0.5}})
+    monkeypatch.setattr(sweep, "RUN_KEY_BASELINE", changed)
+    assert sweep.run_key(config, config.datasets[0], "bnn", "random", 0) != before
+
+
+def test_a_file_dataset_is_keyed_by_its_content_not_its_path(tmp_path):
+    from al_bnn.experiments.sweep import DatasetEntry, benchmark_config_from_dict, run_key
+
+    rows = "a,b,y\n" + "".join(f"{i},{i % 7},{i * 0.5}\n" for i in range(60))
+    first, second = tmp_path / "one" / "d.csv", tmp_path / "two" / "d.csv"
+    for path in (first, second):
+        path.parent.mkdir()
+        path.write_text(rows)
+    raw = dict(TINY, datasets=[{"name": "d", "path": str(first), "target": "y"}])
+    config = benchmark_config_from_dict(raw, "test")
+    keys = [run_key(config, DatasetEntry("d", str(path), "y"), "bnn", "random", 0) for path in (first, second)]
+    assert keys[0] == keys[1]
+    second.write_text(rows + "61,5,30.5\n")  # one more row
+    assert run_key(config, DatasetEntry("d", str(second), "y"), "bnn", "random", 0) != keys[0]
+
+
+def test_the_study_counts_reused_runs_apart_from_its_own_wall_time(tmp_path):
+    from al_bnn.experiments import study
+
+    raw = dict(TINY, datasets=["yacht"], seeds=[0])
+    first = tmp_path / "first"
+    first_times = study.WallTimes(first / "wall_times.json")
+    study.run_sweep("q6", raw, first, 1, first_times)
+    assert first_times.entries["q6"]["parts"] == 1 and "reused_runs" not in first_times.entries["q6"]
+    assert (first / "q6" / "finished_runs.csv").exists()
+    second = tmp_path / "second"
+    times = study.WallTimes(second / "wall_times.json")
+    study.run_sweep("q6", raw, second, 1, times, reuse=[first / "q6" / "finished_runs.csv"])
+    entry = times.entries["q6"]
+    assert entry["reused_runs"] == 3 and entry["parts"] == 0 and entry["seconds"] == 0  # nothing trained
+    assert "3 finished runs were taken from other results with --reuse" in times.describe("q6")
+    assert study.WallTimes(second / "wall_times.json").entries == times.entries  # saved
+    pd.testing.assert_frame_equal(pd.read_csv(second / "q6" / "benchmark.csv"),
+                                  pd.read_csv(first / "q6" / "benchmark.csv"))

@@ -6,8 +6,9 @@
 
 Writes to the output directory: runs/<dataset>/<model>/<sampler>_rs_<seed>.csv (one per
 finished run; a rerun skips the complete ones and redoes any other, so an interrupted sweep
-resumes), benchmark.csv (all rows, tidy, each run with its key; rewritten after every task, so
-an interrupted sweep leaves a table of what finished), summary.md and summary.csv,
+resumes), finished_runs.csv (the tidy rows of every run finished so far, each with its key,
+rewritten after every task: what an interrupted sweep leaves), benchmark.csv (all rows, tidy, when
+the sweep completes, or of the finished runs with --report-only), summary.md and summary.csv,
 plots/<dataset>.png, config.yaml (the sweep as run) and log.txt (appended by every invocation).
 One sweep at a time writes into a directory (a lock file records the holder). `--reuse` takes
 finished runs from other results (a results directory or a tidy table with run keys, e.g. one
@@ -126,8 +127,6 @@ def _run(args: argparse.Namespace) -> int:
     from al_bnn.experiments.sweep import benchmark_config_from_dict
 
     config = benchmark_config_from_dict(config.as_dict(), config.source)  # validate the final sweep
-    if args.report_only and args.overwrite:
-        raise ConfigError("--report-only with --overwrite would delete the finished runs and run none; drop one")
 
     output = Path(args.out or ("results_benchmark_quick" if args.quick else "results_benchmark"))
     run_sweep(config, output, workers=args.workers, scheduler=args.scheduler, dask_cluster=args.dask_cluster,
@@ -146,6 +145,8 @@ def run_sweep(config: BenchmarkConfig, output: Path, *, workers: int = 1, schedu
     tables with run keys) are copied in first; returns how many came from each. With `report_only`
     nothing runs: the tables and plots cover the runs finished so far. Holds the directory's lock
     throughout."""
+    if report_only and overwrite:
+        raise ConfigError("--report-only with --overwrite would delete the finished runs and run none; drop one")
     fingerprint = config_fingerprint(config)
     with ResultsWriter(output, overwrite=True, lock=True) as writer:
         previous = output / "config.yaml"
@@ -179,12 +180,12 @@ def _sweep(config: BenchmarkConfig, output: Path, writer: ResultsWriter, fingerp
         if writer.lock is not None and writer.lock.taken_over:
             logger.warning("took over the lock of %s, left by a sweep that is no longer running (%s)", output,
                            describe_holder(writer.lock.taken_over))
-        reused = reuse_runs(config, output, reuse, writer)
+        reused = {} if report_only else reuse_runs(config, output, reuse, writer)
         for source, count in reused.items():
             logger.info("reused %d finished run(s) from %s", count, source)
         redo: list[str] = []
         tasks = pending_tasks(config, output, plugins, redo)
-        for line in redo:
+        for line in redo if not report_only else []:
             logger.warning("redoing %s", line)
         total_runs = len(config.datasets) * len(config.models) * len(config.samplers) * len(config.seeds)
         pending_runs = sum(len(t["runs"]) for t in tasks)
@@ -208,7 +209,7 @@ def _sweep(config: BenchmarkConfig, output: Path, writer: ResultsWriter, fingerp
                     logger.info("finished %s / %s / %s / seed %d: final test RMSE %.4f", dataset, model, sampler,
                                 seed, rows[-1]["test_rmse"])
                 # what has finished so far, as one table (an interrupted sweep leaves it behind)
-                writer.write_text("benchmark.csv", collect(output, config, finished_only=True).to_csv(index=False))
+                writer.write_text("finished_runs.csv", collect(output, config, finished_only=True).to_csv(index=False))
                 progress.update(1)
         write_reports(writer, config, output, finished_only=report_only)
         logger.info("sweep done in %.1f s; summary in %s", time.perf_counter() - started, output / "summary.md")

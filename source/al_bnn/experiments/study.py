@@ -45,7 +45,7 @@ from al_bnn.config import ConfigError, read_yaml
 from al_bnn.experiments import study_methods, study_report
 from al_bnn.experiments.benchmark import run_sweep as run_benchmark_sweep
 from al_bnn.experiments.cli import run_reporting_errors
-from al_bnn.experiments.sweep import benchmark_config_from_dict, merge_sections, pending_tasks
+from al_bnn.experiments.sweep import benchmark_config_from_dict, merge_sections, pending_tasks, reuse_runs
 from al_bnn.paths import REPO_ROOT
 from al_bnn.results import ResultsWriter
 
@@ -213,19 +213,26 @@ class WallTimes:
         self.path = path
         self.entries = json.loads(path.read_text()) if path.exists() else {}
 
-    def add(self, question: str, seconds: float, workers: int | None = None, reused: int = 0) -> None:
+    def add(self, question: str, seconds: float, workers: int | None = None) -> None:
         entry = self.entries.setdefault(question, {"seconds": 0.0, "parts": 0, "commits": []})
         entry["seconds"] += seconds
         entry["parts"] += 1
-        if reused:  # runs taken from other results: their time is not in `seconds`
-            entry["reused_runs"] = entry.get("reused_runs", 0) + reused
         if workers is not None and workers not in entry.setdefault("workers", []):
             entry["workers"].append(workers)
         commit = current_commit()
         if commit not in entry["commits"]:
             entry["commits"].append(commit)
-        ResultsWriter(self.path.parent, overwrite=True).write_text(self.path.name,
-                                                                    json.dumps(self.entries, indent=1))
+        self._save()
+
+    def add_reused(self, question: str, runs: int) -> None:
+        """Count runs taken from other results (--reuse): their time is not in the seconds."""
+        if runs:
+            entry = self.entries.setdefault(question, {"seconds": 0.0, "parts": 0, "commits": []})
+            entry["reused_runs"] = entry.get("reused_runs", 0) + runs
+            self._save()
+
+    def _save(self) -> None:
+        ResultsWriter(self.path.parent, overwrite=True).write_text(self.path.name, json.dumps(self.entries, indent=1))
 
     def describe(self, question: str) -> str:
         entry = self.entries.get(question)
@@ -260,13 +267,19 @@ def run_sweep(question: str, raw: dict, results_dir: Path, workers: int, wall_ti
     ResultsWriter(config_path.parent, overwrite=True).write_text(config_path.name,
                                                                  yaml.safe_dump(raw, sort_keys=False))
     config = benchmark_config_from_dict(raw, str(config_path))
-    pending = pending_tasks(config, output)
     logger.info("== %s: %s", question, QUESTION_TEXT[question])
+    if reuse:  # first, and counted at once: the time of these runs was spent elsewhere
+        with ResultsWriter(output, overwrite=True, lock=True) as writer:
+            counts = reuse_runs(config, output, reuse, writer)
+        for source, count in counts.items():
+            logger.info("%s: took %d finished run(s) from %s", question, count, source)
+        wall_times.add_reused(question, sum(counts.values()))
+    pending = pending_tasks(config, output)
     started = time.perf_counter()
     # Called even when every run file exists: the sweep runner refuses runs of a different config.
-    reused = run_benchmark_sweep(config, output, workers=workers, reuse=reuse)
+    run_benchmark_sweep(config, output, workers=workers)
     if pending:
-        wall_times.add(question, time.perf_counter() - started, workers, reused=sum(reused.values()))
+        wall_times.add(question, time.perf_counter() - started, workers)
 
 
 def measure_pool_scaling(settings: dict, results_dir: Path, wall_times: WallTimes) -> None:

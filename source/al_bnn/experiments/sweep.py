@@ -30,7 +30,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from al_bnn.config import ConfigError, ExperimentConfig, config_from_dict, read_yaml
+from al_bnn.config import ConfigError, config_from_dict, read_yaml
+from al_bnn.experiments.run_key_baseline import RUN_KEY_BASELINE
 from al_bnn.plugins import import_plugins
 
 logger = logging.getLogger("al_bnn.benchmark")
@@ -142,6 +143,12 @@ def benchmark_config_from_dict(raw: dict, source: str) -> BenchmarkConfig:
         raise ConfigError(f"{source}: key 'sampler_settings' maps sampler labels to config sections, e.g. "
                           "{gpa_T10: {parms: {sample_policy: lrgpa, n_mc_samples: 10}}}, "
                           f"got {sampler_settings!r}")
+    for key, settings in [*(("sampler_settings", v) for v in sampler_settings.values()),
+                          *(("model_settings", v) for v in model_settings.values() if isinstance(v, dict))]:
+        if "data" in settings or "al_schedule" in settings:
+            # the runs of a (dataset, model) share one pool, which fractional schedules are resolved on
+            raise ConfigError(f"{source}: key '{key}' must not set 'data' or 'al_schedule' (every run of a dataset "
+                              "shares its data and schedule); set them in 'experiment' or 'schedule'")
     samplers = [str(s) for s in samplers]
     bad_labels = [s for s in samplers if not re.fullmatch(r"[A-Za-z0-9_.-]+", s)]
     if bad_labels or len(set(samplers)) != len(samplers):
@@ -203,17 +210,32 @@ def run_key(config: BenchmarkConfig, entry: DatasetEntry, model: str, sampler: s
     """A hash of what determines one run's numbers: its resolved ExperimentConfig (sampler policy
     and settings, model, network, training, seed, dataset and split) with the schedule as
     configured (fractions stay fractions), but not where the data folder is, the sampler's label or
-    the sweep's other runs. Two sweeps' runs with the same key are the same run (a run's numbers do
-    not depend on the stack it is trained in). Only values that differ from the config schema's
-    defaults enter the hash, so a key added later (its default keeps the old behaviour) leaves the
-    keys of earlier runs as they were. The key covers settings, not code: a change of the package
-    that changes numbers needs new runs (--overwrite, or a fresh results directory)."""
+    the sweep's other runs; a file dataset enters by its content's hash, not its path. Two sweeps'
+    runs with the same key are the same run (a run's numbers do not depend on the stack it is
+    trained in). Only values that differ from the frozen RUN_KEY_BASELINE enter the hash, so a key
+    added to the schema later (at its neutral value) leaves the keys of earlier runs as they were,
+    and a changed default changes the keys of the runs that use it. The key covers settings, not
+    code: a change of the package that changes numbers needs new runs (--overwrite, or a fresh
+    results directory)."""
     settings = experiment_config(config, entry, sampler, seed, pool_size=10**9, model=model).to_dict()
     settings["data"].pop("uci_root", None)
+    if settings["data"].get("path"):
+        settings["data"]["path"] = "sha256:" + _file_digest(settings["data"]["path"])
     configured = merge_sections(config.schedule["default"], config.schedule.get(entry.name, {}))
     settings["al_schedule"] = {key: configured[key] for key in SCHEDULE_KEYS}
-    changed = _changed_values(settings, ExperimentConfig().to_dict())
+    changed = _changed_values(settings, RUN_KEY_BASELINE)
     return hashlib.sha256(yaml.safe_dump(changed, sort_keys=True).encode()).hexdigest()[:16]
+
+
+_digests: dict[tuple, str] = {}
+
+
+def _file_digest(path: str) -> str:
+    stat = os.stat(path)
+    identity = (path, stat.st_mtime_ns, stat.st_size)
+    if identity not in _digests:
+        _digests[identity] = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    return _digests[identity]
 
 
 def _changed_values(settings: dict, defaults: dict) -> dict:
@@ -292,7 +314,12 @@ def reuse_runs(config: BenchmarkConfig, output: Path, sources: Sequence[str | Pa
                     finished = path.exists() and read_run_file(path, config, entry, model, sampler, seed,
                                                                fingerprint)[1] is None
                     if not finished:
-                        wanted[run_key(config, entry, model, sampler, seed)] = (entry.name, model, sampler, seed)
+                        key = run_key(config, entry, model, sampler, seed)
+                        if key in wanted:
+                            logger.warning("%s / %s / %s / seed %d has the same settings as %s: only one of them is "
+                                           "taken from other results", entry.name, model, sampler, seed,
+                                           " / ".join(map(str, wanted[key])))
+                        wanted[key] = (entry.name, model, sampler, seed)
     counts = {}
     for source in sources:
         source = Path(source)
@@ -321,6 +348,8 @@ def reuse_runs(config: BenchmarkConfig, output: Path, sources: Sequence[str | Pa
                 if run_rows_problem(rows, expected_steps(config, dataset)) is not None:
                     continue
                 rows = rows.assign(dataset=dataset, model=model, sampler=sampler, seed=seed)
+                # columns of other runs in the source table (e.g. their pick comparisons) stay behind
+                rows = rows[[c for c in rows if c in TIDY_COLUMNS or c == RUN_KEY_COLUMN or rows[c].notna().any()]]
                 path = run_file(output, dataset, model, sampler, seed)
                 writer.write_text(str(path.relative_to(output)), rows.to_csv(index=False))
                 del wanted[key]
