@@ -194,10 +194,11 @@ def plot_report(report: pd.DataFrame, path: Path, baseline: str = BASELINE, eval
     coverage_axis.set(yticks=np.arange(len(datasets)), yticklabels=datasets, xlim=(0, 1),
                       xlabel="share of targets in the central 90% interval (0.90 = calibrated)")
     coverage_axis.invert_yaxis()
-    coverage_axis.legend(loc="lower left")
+    handles, labels = coverage_axis.get_legend_handles_labels()
+    figure.legend(handles, labels, loc="lower center", ncol=min(len(recipes), 8), frameon=False)
     change_axis.axvline(0.0, color="black", linewidth=1)
     change_axis.set(xlabel=f"mean log RMSE over the AL steps, change vs {baseline} (< 0 better; 95% CI)")
     figure.suptitle(f"Model benchmark: random selection at the benchmark's schedule, evaluated on the {evaluated_on}")
-    figure.tight_layout()
+    figure.tight_layout(rect=(0, 0.07 if len(datasets) > 4 else 0.12, 1, 1))
     figure.savefig(path, dpi=110)
     plt.close(figure)
