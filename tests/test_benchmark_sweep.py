@@ -495,3 +495,16 @@ def test_the_study_counts_reused_runs_apart_from_its_own_wall_time(tmp_path):
     assert study.WallTimes(second / "wall_times.json").entries == times.entries  # saved
     pd.testing.assert_frame_equal(pd.read_csv(second / "q6" / "benchmark.csv"),
                                   pd.read_csv(first / "q6" / "benchmark.csv"))
+
+
+def test_an_interrupted_study_part_still_records_its_wall_time(tmp_path, monkeypatch):
+    from al_bnn.experiments import study
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(study, "run_benchmark_sweep", interrupted)
+    times = study.WallTimes(tmp_path / "wall_times.json")
+    with pytest.raises(KeyboardInterrupt):
+        study.run_sweep("q6", dict(TINY, datasets=["yacht"], seeds=[0]), tmp_path, 1, times)
+    assert study.WallTimes(tmp_path / "wall_times.json").entries["q6"]["parts"] == 1

@@ -276,10 +276,12 @@ def run_sweep(question: str, raw: dict, results_dir: Path, workers: int, wall_ti
         wall_times.add_reused(question, sum(counts.values()))
     pending = pending_tasks(config, output)
     started = time.perf_counter()
-    # Called even when every run file exists: the sweep runner refuses runs of a different config.
-    run_benchmark_sweep(config, output, workers=workers)
-    if pending:
-        wall_times.add(question, time.perf_counter() - started, workers)
+    try:
+        # Called even when every run file exists: the sweep runner refuses runs of a different config.
+        run_benchmark_sweep(config, output, workers=workers)
+    finally:  # an interrupted part counts too: its finished runs are kept and it took this long
+        if pending:
+            wall_times.add(question, time.perf_counter() - started, workers)
 
 
 def measure_pool_scaling(settings: dict, results_dir: Path, wall_times: WallTimes) -> None:
