@@ -43,6 +43,7 @@ from al_bnn.experiments.sweep import (
     pending_tasks,
     plot_dataset,
     reuse_runs,
+    run_count,
     run_file,
     run_key,
     summarise,
@@ -187,7 +188,7 @@ def _sweep(config: BenchmarkConfig, output: Path, writer: ResultsWriter, fingerp
         tasks = pending_tasks(config, output, plugins, redo)
         for line in redo if not report_only else []:
             logger.warning("redoing %s", line)
-        total_runs = len(config.datasets) * len(config.models) * len(config.samplers) * len(config.seeds)
+        total_runs = run_count(config)
         pending_runs = sum(len(t["runs"]) for t in tasks)
         engine = (f"Dask scheduler {scheduler}" if scheduler else
                   f"local Dask cluster ({workers} workers)" if dask_cluster else
@@ -226,7 +227,7 @@ def write_reports(writer: ResultsWriter, config, output: Path, finished_only: bo
     if table.empty:
         logger.info("no finished runs yet: no tables or plots written")
         return
-    total = len(config.datasets) * len(config.models) * len(config.samplers) * len(config.seeds)
+    total = run_count(config)
     finished = len(table.groupby(["dataset", "model", "sampler", "seed"]))
     partial = (f"**Partial: {finished} of {total} runs finished** (the sweep has not completed; rerun it to "
                "finish).\n\n" if finished < total else "")

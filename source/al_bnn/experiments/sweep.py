@@ -267,6 +267,19 @@ def run_rows_problem(table: pd.DataFrame, steps: list[int]) -> str | None:
 
 # -- tasks -----------------------------------------------------------------------------------------
 
+def sweep_runs(config: BenchmarkConfig) -> Iterable[tuple[DatasetEntry, str, str, int]]:
+    """Every run of the sweep as (dataset entry, model, sampler, seed), in the sweep's order."""
+    for entry in config.datasets:
+        for model in config.models:
+            for seed in config.seeds:
+                for sampler in config.samplers:
+                    yield entry, model, sampler, seed
+
+
+def run_count(config: BenchmarkConfig) -> int:
+    return len(config.datasets) * len(config.models) * len(config.samplers) * len(config.seeds)
+
+
 def run_file(output: Path, dataset: str, model: str, sampler: str, seed: int) -> Path:
     return output / "runs" / dataset / model / f"{sampler}_rs_{seed}.csv"
 
@@ -306,20 +319,15 @@ def reuse_runs(config: BenchmarkConfig, output: Path, sources: Sequence[str | Pa
     taken from each source. Only CSV text is read, nothing that could run code."""
     fingerprint = config_fingerprint(config)
     wanted = {}
-    for entry in config.datasets:
-        for model in config.models:
-            for seed in config.seeds:
-                for sampler in config.samplers:
-                    path = run_file(output, entry.name, model, sampler, seed)
-                    finished = path.exists() and read_run_file(path, config, entry, model, sampler, seed,
-                                                               fingerprint)[1] is None
-                    if not finished:
-                        key = run_key(config, entry, model, sampler, seed)
-                        if key in wanted:
-                            logger.warning("%s / %s / %s / seed %d has the same settings as %s: only one of them is "
-                                           "taken from other results", entry.name, model, sampler, seed,
-                                           " / ".join(map(str, wanted[key])))
-                        wanted[key] = (entry.name, model, sampler, seed)
+    for entry, model, sampler, seed in sweep_runs(config):
+        path = run_file(output, entry.name, model, sampler, seed)
+        if path.exists() and read_run_file(path, config, entry, model, sampler, seed, fingerprint)[1] is None:
+            continue
+        key = run_key(config, entry, model, sampler, seed)
+        if key in wanted:
+            logger.warning("%s / %s / %s / seed %d has the same settings as %s: only one of them is taken from "
+                           "other results", entry.name, model, sampler, seed, " / ".join(map(str, wanted[key])))
+        wanted[key] = (entry.name, model, sampler, seed)
     counts = {}
     for source in sources:
         source = Path(source)
@@ -546,20 +554,16 @@ def collect(output: Path, config: BenchmarkConfig, finished_only: bool = False) 
     or with `finished_only` (a snapshot while the sweep runs) left out."""
     fingerprint = config_fingerprint(config)
     frames = []
-    for entry in config.datasets:
-        for model in config.models:
-            for seed in config.seeds:
-                for sampler in config.samplers:
-                    path = run_file(output, entry.name, model, sampler, seed)
-                    if not path.exists():
-                        continue
-                    table, problem = read_run_file(path, config, entry, model, sampler, seed, fingerprint)
-                    if problem and finished_only:
-                        continue
-                    if problem:
-                        raise ValueError(f"{path}: not a finished run of this sweep: {problem}; rerun the sweep "
-                                         "to redo it")
-                    frames.append(table)
+    for entry, model, sampler, seed in sweep_runs(config):
+        path = run_file(output, entry.name, model, sampler, seed)
+        if not path.exists():
+            continue
+        table, problem = read_run_file(path, config, entry, model, sampler, seed, fingerprint)
+        if problem and finished_only:
+            continue
+        if problem:
+            raise ValueError(f"{path}: not a finished run of this sweep: {problem}; rerun the sweep to redo it")
+        frames.append(table)
     if not frames:
         return pd.DataFrame(columns=[*TIDY_COLUMNS, RUN_KEY_COLUMN])
     table = pd.concat(frames, ignore_index=True)
