@@ -508,3 +508,47 @@ def test_an_interrupted_study_part_still_records_its_wall_time(tmp_path, monkeyp
     with pytest.raises(KeyboardInterrupt):
         study.run_sweep("q6", dict(TINY, datasets=["yacht"], seeds=[0]), tmp_path, 1, times)
     assert study.WallTimes(tmp_path / "wall_times.json").entries["q6"]["parts"] == 1
+
+
+def test_the_first_ctrl_c_lets_the_running_task_finish_and_starts_no_other(tiny_config, tmp_path, monkeypatch):
+    import signal
+
+    real_execute = run_benchmark.execute
+
+    def signal_after_the_first_task(*args, **kwargs):
+        for count, result in enumerate(real_execute(*args, **kwargs)):
+            yield result
+            if count == 0:
+                os.kill(os.getpid(), signal.SIGINT)  # as Ctrl-C would, once the sweep wrote the first task's runs
+
+    monkeypatch.setattr(run_benchmark, "execute", signal_after_the_first_task)
+    out = tmp_path / "stopped"
+    args = ["--config", str(tiny_config), "--out", str(out), "--workers", "1"]
+    assert run_benchmark.main(args) == 130
+    log = (out / "log.txt").read_text()
+    assert "stopped as asked" in log and "1 task(s) were not started" in log
+    finished = pd.read_csv(out / "finished_runs.csv")
+    assert set(finished.dataset) == {"yacht"} and len(finished.groupby(["sampler", "seed"])) == 6  # the first task
+    assert "**Partial: 6 of 12 runs finished**" in (out / "summary.md").read_text()
+    monkeypatch.setattr(run_benchmark, "execute", real_execute)
+    assert run_benchmark.main(args) == 0
+    assert "12 runs, 6 already finished, 6 to do in 1 task(s)" in (out / "log.txt").read_text()
+    assert set(pd.read_csv(out / "benchmark.csv").dataset) == {"yacht", "energy"}
+
+
+def test_a_stop_leaves_waiting_tasks_unstarted(tiny_config, tmp_path):
+    import threading
+
+    from al_bnn.experiments.cli import StoppedEarly
+    from al_bnn.experiments.sweep import _execute_locally, pending_tasks
+
+    config = load_benchmark_config(tiny_config)
+    tasks = pending_tasks(config, tmp_path)
+    assert len(tasks) == 2
+    stop, results = threading.Event(), []
+    with pytest.raises(StoppedEarly) as stopped:
+        for result in _execute_locally(tasks, workers=1, stop=stop):
+            results.append(result)
+            stop.set()
+    assert len(results) == 1 and stopped.value.not_started == 1 and stopped.value.signum is None
+    assert {key[0] for key in results[0]["runs"]} == {tasks[0]["dataset"]}

@@ -30,7 +30,7 @@ import yaml
 from tqdm.auto import tqdm
 
 from al_bnn.config import ConfigError, read_yaml
-from al_bnn.experiments.cli import run_reporting_errors
+from al_bnn.experiments.cli import StoppedEarly, run_reporting_errors
 from al_bnn.experiments.sweep import (
     RUN_KEY_COLUMN,
     BenchmarkConfig,
@@ -198,20 +198,15 @@ def _sweep(config: BenchmarkConfig, output: Path, writer: ResultsWriter, fingerp
                     else engine)
         if report_only:
             tasks = []
-        entries = {entry.name: entry for entry in config.datasets}
-        with tqdm(total=len(tasks), unit="task", disable=None) as progress:
-            for result in execute(tasks, scheduler, dask_cluster, workers, plugins, connect_timeout):
-                for line in result["log"]:
-                    worker_log.info(line)
-                for (dataset, model, sampler, seed), rows in result["runs"].items():
-                    path = run_file(output, dataset, model, sampler, seed)
-                    key = run_key(config, entries[dataset], model, sampler, seed)
-                    writer.write_csv(str(path.relative_to(output)), [{**row, RUN_KEY_COLUMN: key} for row in rows])
-                    logger.info("finished %s / %s / %s / seed %d: final test RMSE %.4f", dataset, model, sampler,
-                                seed, rows[-1]["test_rmse"])
-                # what has finished so far, as one table (an interrupted sweep leaves it behind)
-                writer.write_text("finished_runs.csv", collect(output, config, finished_only=True).to_csv(index=False))
-                progress.update(1)
+        if tasks and not (scheduler or dask_cluster):
+            logger.info("Ctrl-C (or SIGTERM) once stops after the running task(s) finish, keeping their runs; twice "
+                        "stops at once")
+        try:
+            _run_tasks(tasks, config, output, writer, workers, scheduler, dask_cluster, plugins, connect_timeout)
+        except StoppedEarly as stopped:
+            logger.warning("%s", stopped)
+            write_reports(writer, config, output, finished_only=True)
+            raise
         write_reports(writer, config, output, finished_only=report_only)
         logger.info("sweep done in %.1f s; summary in %s", time.perf_counter() - started, output / "summary.md")
     finally:
@@ -220,6 +215,25 @@ def _sweep(config: BenchmarkConfig, output: Path, writer: ResultsWriter, fingerp
     if writer.log_failure is not None:
         raise writer.log_failure
     return reused
+
+
+def _run_tasks(tasks: list[dict], config: BenchmarkConfig, output: Path, writer: ResultsWriter, workers: int,
+               scheduler: str | None, dask_cluster: bool, plugins: Sequence[str], connect_timeout: float) -> None:
+    """Run the tasks, writing each run's file and the finished_runs.csv snapshot as each task ends."""
+    entries = {entry.name: entry for entry in config.datasets}
+    with tqdm(total=len(tasks), unit="task", disable=None) as progress:
+        for result in execute(tasks, scheduler, dask_cluster, workers, plugins, connect_timeout):
+            for line in result["log"]:
+                worker_log.info(line)
+            for (dataset, model, sampler, seed), rows in result["runs"].items():
+                path = run_file(output, dataset, model, sampler, seed)
+                key = run_key(config, entries[dataset], model, sampler, seed)
+                writer.write_csv(str(path.relative_to(output)), [{**row, RUN_KEY_COLUMN: key} for row in rows])
+                logger.info("finished %s / %s / %s / seed %d: final test RMSE %.4f", dataset, model, sampler,
+                            seed, rows[-1]["test_rmse"])
+            # what has finished so far, as one table (an interrupted sweep leaves it behind)
+            writer.write_text("finished_runs.csv", collect(output, config, finished_only=True).to_csv(index=False))
+            progress.update(1)
 
 
 def write_reports(writer: ResultsWriter, config, output: Path, finished_only: bool = False) -> None:

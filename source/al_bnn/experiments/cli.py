@@ -7,7 +7,8 @@ settings too large for the memory); 3 training diverged (the last good checkpoin
 results directory is in use by another run; 5 a file could not be written (disk full, read-only
 file system, permission denied: nothing half-written is left, `--resume` continues once fixed);
 130 / 143 stopped by SIGINT (Ctrl-C) / SIGTERM after saving a checkpoint and the metrics so far
-(a second signal aborts at once, with the same code).
+(a sweep: after its running tasks finish, starting no new one), and a second signal aborts at once,
+with the same code.
 """
 
 from __future__ import annotations
@@ -34,6 +35,16 @@ def interrupted_exit_code(signum: int) -> int:
     return 128 + int(signum)
 
 
+class StoppedEarly(Exception):
+    """A sweep stopped as asked (the first SIGINT or SIGTERM) once its running tasks finished:
+    their runs are kept and `not_started` tasks remain for the next start of the same command."""
+
+    def __init__(self, not_started: int, signum: int | None = None):
+        super().__init__(f"stopped as asked: the running task(s) finished and their runs are kept; {not_started} "
+                         "task(s) were not started. Run the same command again to continue")
+        self.not_started, self.signum = not_started, signum
+
+
 class Aborted(BaseException):
     """A second stop signal: abort at once, without saving (BaseException, so no handler of
     ordinary errors catches it on the way out)."""
@@ -53,6 +64,8 @@ def exit_code_for(error: BaseException) -> int | None:
         return EXIT_BAD_INPUT
     if isinstance(error, Aborted):
         return interrupted_exit_code(error.signum)
+    if isinstance(error, StoppedEarly):
+        return interrupted_exit_code(error.signum or signal.SIGINT)
     return None
 
 
@@ -66,7 +79,8 @@ def run_reporting_errors(run: Callable[[], int], hint: Callable[[BaseException],
         if code is None:
             raise
         extra = hint(error)
-        print(f"error: {error}" + (f"\n{extra}" if extra else ""), file=sys.stderr)
+        label = "" if isinstance(error, StoppedEarly) else "error: "  # a stop asked for is no error
+        print(f"{label}{error}" + (f"\n{extra}" if extra else ""), file=sys.stderr)
         return code
 
 

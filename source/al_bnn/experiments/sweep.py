@@ -19,6 +19,7 @@ import logging
 import math
 import os
 import re
+import signal
 import threading
 import time
 from collections import Counter
@@ -31,6 +32,7 @@ import pandas as pd
 import yaml
 
 from al_bnn.config import ConfigError, config_from_dict, read_yaml
+from al_bnn.experiments.cli import SIGNAL_NAMES, StoppedEarly, StopSignals
 from al_bnn.experiments.run_key_baseline import RUN_KEY_BASELINE
 from al_bnn.plugins import import_plugins
 
@@ -526,24 +528,55 @@ def execute(tasks: Sequence[dict], scheduler: str | None = None, local_cluster: 
             if cluster is not None:
                 cluster.close()
         return
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    yield from _execute_locally(tasks, workers)
 
+
+def _start_local_worker() -> None:
+    """Initialiser of a local worker: Ctrl-C is the sweep's to handle (the first one lets the
+    running tasks finish), so a worker ignores SIGINT; it still exits with its parent."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _watch_parent()
+
+
+def _execute_locally(tasks: Sequence[dict], workers: int, stop: threading.Event | None = None) -> Iterable[dict]:
+    """Run tasks on `workers` spawned processes, at most one task each at a time, so that a stop
+    (the first SIGINT or SIGTERM, or `stop` set) can leave the waiting tasks unstarted while the
+    running ones finish and are yielded; then StoppedEarly is raised. A second signal stops at
+    once (the running tasks' runs are lost)."""
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    stop = stop or threading.Event()
     threads = max(1, (os.cpu_count() or 1) // workers)
+    waiting, running = list(tasks), set()
+
+    def announce(signum: int) -> None:
+        logger.warning("%s: stopping once the %d running task(s) finish (their runs are kept; %d task(s) not "
+                       "started). Send it again to stop at once, losing the running tasks' runs.",
+                       SIGNAL_NAMES.get(signum, signum), len(running), len(waiting))
+
     # spawn: a fresh interpreter per worker, so TensorFlow's thread settings take effect
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_watch_parent)
+                               initializer=_start_local_worker)
     finished = False
     try:
-        futures = [pool.submit(run_task, task, threads) for task in tasks]
-        for future in as_completed(futures):
-            yield future.result()
+        with StopSignals(stop, announce) as signals:
+            while waiting or running:
+                while waiting and len(running) < workers and not stop.is_set():
+                    running.add(pool.submit(run_task, waiting.pop(0), threads))
+                if not running:
+                    break
+                done, running = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    yield future.result()
         finished = True
     finally:
-        if not finished:  # an error or an interrupt: stop the workers now rather than after their tasks
+        if not finished:  # an error or a second signal: stop the workers now rather than after their tasks
             for process in list(getattr(pool, "_processes", {}).values()):
                 process.terminate()
         pool.shutdown(wait=finished, cancel_futures=True)
+    if waiting:
+        raise StoppedEarly(len(waiting), signals.received)
 
 
 # -- aggregation -------------------------------------------------------------------------------------
