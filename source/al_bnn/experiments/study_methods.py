@@ -194,7 +194,9 @@ def difference_heatmap(per_dataset: pd.DataFrame, samplers: Sequence[str], datas
     for i in range(len(samplers)):
         for j in range(len(datasets)):
             if np.isfinite(values[i, j]):
-                axis.text(j, i, f"{values[i, j]:+.2f}{marks[i, j]}", ha="center", va="center", fontsize=6.5)
+                dark = abs(values[i, j]) > 0.6 * limit  # white text on the darkest cells, to stay legible
+                axis.text(j, i, f"{values[i, j]:+.2f}{marks[i, j]}", ha="center", va="center", fontsize=6.5,
+                          color="white" if dark else "black")
     pools = per_dataset.drop_duplicates("dataset").set_index("dataset")["pool_size"]
     axis.set_xticks(np.arange(len(datasets)), [f"{d} ({pools[d]:,})" for d in datasets], rotation=45, ha="right",
                     fontsize=7)
@@ -270,12 +272,14 @@ def _difference_matrix(per_dataset: pd.DataFrame, samplers: Sequence[str], basel
 
 
 def _dataset_details(per_dataset: pd.DataFrame, baseline: str) -> str:
-    """Per dataset, a table with one row per method (a collapsed block each)."""
+    """Per dataset, a table with one row per method, best first (a collapsed block each)."""
     blocks = []
     header = ["method", "seeds", "mean log RMSE", "final RMSE", f"mean log RMSE - {baseline}'s",
               f"final RMSE vs {baseline}", "W/T/L", "verdict"]
     for dataset in dict.fromkeys(per_dataset["dataset"]):
         part = per_dataset[per_dataset["dataset"] == dataset]
+        # the baseline first, then best first (NaN, i.e. the baseline, sorts last, hence the key)
+        part = part.sort_values("log_rmse_difference", kind="stable", key=lambda d: d.fillna(-np.inf))
         rows = []
         for row in part.itertuples():
             common = [row.sampler, row.seeds, with_interval(row.mean_log_rmse, row.mean_log_rmse_interval, digits=4),
