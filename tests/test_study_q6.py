@@ -224,3 +224,30 @@ def test_every_run_of_the_benchmark_bnn_sweep_is_a_run_of_q6_so_q6_can_reuse_the
                 shared[sampler] = found[1]
     assert shared["lrgpa"] == "gpa" and all(shared[s] == s for s in shared if s != "lrgpa")
     assert len(q6_runs) == 15 * 12 * 10
+
+
+def test_every_run_q7_can_choose_is_a_run_of_the_benchmark_so_q7_can_reuse_them():
+    """Q7 (dropout and ensemble models) picks its samplers from Q6's, so every Q6 method that runs on
+    those models, on Q7's datasets and seeds, must have the settings of a benchmark run: then the
+    benchmark's dropout and ensemble sweep, reused with --reuse, holds all of Q7."""
+    from al_bnn.experiments.sweep import benchmark_config_from_dict, load_benchmark_config, run_key
+
+    repo = Path(__file__).resolve().parent.parent
+    benchmark = load_benchmark_config(repo / "configs" / "benchmark.yaml")
+    benchmark_runs = {run_key(benchmark, entry, model, sampler, seed): (entry.name, model, sampler, seed)
+                      for entry in benchmark.datasets for model in ("dropout", "ensemble")
+                      for sampler in benchmark.samplers for seed in benchmark.seeds}
+    q6 = run_study.question_sweep("q6", quick=False)
+    raw, _ = run_study.question_settings("q7", quick=False)
+    runnable = [s for s in q6["samplers"] if not s.endswith("_exact")]  # the exact kernel is the bnn's alone
+    q7 = benchmark_config_from_dict(dict(raw, samplers=runnable, sampler_settings={
+        s: q6["sampler_settings"][s] for s in runnable if s in q6["sampler_settings"]}), "q7")
+    assert set(q7.models) == {"dropout", "ensemble"} and len(q7.datasets) == 4
+    for entry in q7.datasets:
+        for model in q7.models:
+            for sampler in q7.samplers:
+                for seed in q7.seeds:
+                    found = benchmark_runs.get(run_key(q7, entry, model, sampler, seed))
+                    assert found is not None, f"Q7's {entry.name} / {model} / {sampler} / seed {seed} is no benchmark run"
+                    assert found[:2] == (entry.name, model) and found[3] == seed
+                    assert found[2] == ("lrgpa" if sampler == "gpa" else sampler)
