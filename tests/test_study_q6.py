@@ -248,6 +248,6 @@ def test_every_run_q7_can_choose_is_a_run_of_the_benchmark_so_q7_can_reuse_them(
             for sampler in q7.samplers:
                 for seed in q7.seeds:
                     found = benchmark_runs.get(run_key(q7, entry, model, sampler, seed))
-                    assert found is not None, f"Q7's {entry.name} / {model} / {sampler} / seed {seed} is no benchmark run"
+                    assert found is not None, f"Q7 run {entry.name} / {model} / {sampler} / {seed}: no benchmark run"
                     assert found[:2] == (entry.name, model) and found[3] == seed
                     assert found[2] == ("lrgpa" if sampler == "gpa" else sampler)

@@ -616,6 +616,7 @@ def write_report(results_dir: Path, report_dir: Path, image_dir: Path, sweeps: d
         "",
         question_scope_table(sweeps, tables, derived, {"q5": sections["q5"] is not None, "q8": len(bench) > 0}),
         "",
+        *first_edition_note(sweeps, quick, uci_root),
         *(["**This is the --quick variant: tiny sizes for tests; its numbers mean nothing.**", ""] if quick else []),
         "## Headline answers",
         "",
@@ -666,6 +667,18 @@ def write_report(results_dir: Path, report_dir: Path, image_dir: Path, sweeps: d
     ResultsWriter(report_dir, overwrite=True).write_text("study.md", text)
     data_writer.write_text("wall_times.json", json.dumps(wall_times.entries, indent=1))
     return Report(text, summary)
+
+
+def first_edition_note(sweeps: dict[str, dict], quick: bool, uci_root: str | None = None) -> list[str]:
+    """Q6's `study: first_edition_note` (why Q1-Q5 were not refreshed), while Q1 still runs on
+    other datasets than Q6: report lines, or none."""
+    def names(raw: dict | None) -> list[str]:
+        return [d if isinstance(d, str) else d["name"] for d in (raw or {}).get("datasets", [])]
+
+    note = str(question_settings("q6", quick, uci_root)[1].get("first_edition_note", "")).strip()
+    if not note or "q1" not in sweeps or names(sweeps["q1"]) == names(sweeps["q6"]):
+        return []
+    return [f"**First edition not refreshed.** {note}", ""]
 
 
 def update_readme(readme: Path, headline_block: str) -> None:
