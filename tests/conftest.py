@@ -4,6 +4,7 @@ instead, so CI runs every test."""
 
 import functools
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,12 @@ import al_bnn.models.tensorflow_setup  # noqa: F401  (TensorFlow first through t
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 REQUIRE_HOUSING = "AL_BNN_REQUIRE_HOUSING"
+
+# A suite started in the background by a script inherits SIGINT ignored, and the scripts keep an
+# ignored signal ignored, so the tests that stop runs with Ctrl-C would meet a run that cannot be
+# stopped: give the suite (and so the runs it starts) a terminal's foreground disposition.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @functools.cache

@@ -510,7 +510,8 @@ def test_an_interrupted_study_part_still_records_its_wall_time(tmp_path, monkeyp
     assert study.WallTimes(tmp_path / "wall_times.json").entries["q6"]["parts"] == 1
 
 
-def test_the_first_ctrl_c_lets_the_running_task_finish_and_starts_no_other(tiny_config, tmp_path, monkeypatch):
+def test_the_first_ctrl_c_lets_the_running_task_finish_and_starts_no_other(tiny_config, tmp_path, monkeypatch,
+                                                                          capsys):
     import signal
 
     real_execute = run_benchmark.execute
@@ -518,15 +519,19 @@ def test_the_first_ctrl_c_lets_the_running_task_finish_and_starts_no_other(tiny_
     def signal_after_the_first_task(*args, **kwargs):
         for count, result in enumerate(real_execute(*args, **kwargs)):
             yield result
-            if count == 0:
-                os.kill(os.getpid(), signal.SIGINT)  # as Ctrl-C would, once the sweep wrote the first task's runs
+            if count == 0:  # as Ctrl-C would, once the sweep wrote the first task's runs
+                handler = signal.getsignal(signal.SIGINT)
+                assert handler not in (signal.SIG_IGN, signal.SIG_DFL, signal.default_int_handler), \
+                    "the sweep did not install its SIGINT handler"  # (else the signal would end the test session)
+                os.kill(os.getpid(), signal.SIGINT)
 
     monkeypatch.setattr(run_benchmark, "execute", signal_after_the_first_task)
     out = tmp_path / "stopped"
     args = ["--config", str(tiny_config), "--out", str(out), "--workers", "1"]
     assert run_benchmark.main(args) == 130
     log = (out / "log.txt").read_text()
-    assert "stopped as asked" in log and "1 task(s) were not started" in log
+    assert "stopped as asked: 1 task(s) not started" in log and "SIGINT (Ctrl-C): stopping once" in log
+    assert "1 task(s) were not started. Run the same command again to continue" in capsys.readouterr().err
     finished = pd.read_csv(out / "finished_runs.csv")
     assert set(finished.dataset) == {"yacht"} and len(finished.groupby(["sampler", "seed"])) == 6  # the first task
     assert "**Partial: 6 of 12 runs finished**" in (out / "summary.md").read_text()
@@ -552,3 +557,50 @@ def test_a_stop_leaves_waiting_tasks_unstarted(tiny_config, tmp_path):
             stop.set()
     assert len(results) == 1 and stopped.value.not_started == 1 and stopped.value.signum is None
     assert {key[0] for key in results[0]["runs"]} == {tasks[0]["dataset"]}
+
+
+def test_a_sigterm_to_the_whole_process_group_stops_after_the_running_task(tiny_config, tmp_path):
+    """What a batch scheduler or `timeout` does: SIGTERM to the sweep and its workers at once. The
+    workers ignore it, the running task finishes and is written, the next never starts."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    repo = Path(__file__).resolve().parent.parent
+    out = tmp_path / "terminated"
+    sweep = subprocess.Popen([sys.executable, str(repo / "source" / "run_benchmark.py"), "--config", str(tiny_config),
+                              "--out", str(out), "--workers", "1"], cwd=repo, start_new_session=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    children = Path(f"/proc/{sweep.pid}/task/{sweep.pid}/children")
+    deadline = time.monotonic() + 120
+    while not children.read_text().split():  # the first worker exists once the first task was handed out
+        assert sweep.poll() is None and time.monotonic() < deadline, "the sweep ended or never started a worker"
+        time.sleep(0.05)
+    os.killpg(sweep.pid, signal.SIGTERM)
+    _, errors = sweep.communicate(timeout=300)
+    assert sweep.returncode == 143, errors[-3000:]
+    assert "1 task(s) were not started" in errors
+    finished = pd.read_csv(out / "finished_runs.csv")
+    assert set(finished.dataset) == {"yacht"} and len(finished.groupby(["sampler", "seed"])) == 6
+    assert "SIGTERM: stopping once the running task(s) finish" in (out / "log.txt").read_text()
+
+
+def test_stop_signals_leave_an_inherited_ignore_alone():
+    """A job started with & by a script has SIGINT ignored on purpose; the handlers keep it so."""
+    import signal
+    import threading
+
+    from al_bnn.experiments.cli import StopSignals
+
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with StopSignals(threading.Event()) as signals:
+            assert signals.handled == [signal.SIGTERM]
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        with StopSignals(threading.Event()) as signals:
+            assert signals.handled == [signal.SIGINT, signal.SIGTERM]
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored on the way out
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -32,6 +32,7 @@ from scipy import stats
 from al_bnn.config import ConfigError
 from al_bnn.data import DataFileError, DataUnavailableError
 from al_bnn.experiments.benchmark import run_sweep
+from al_bnn.experiments.cli import StoppedEarly, exit_code_for
 from al_bnn.experiments.sweep import load_benchmark_config, merge_sections
 from al_bnn.paths import repo_file
 from al_bnn.results import ResultsDirectoryExistsError, ResultsWriter
@@ -83,6 +84,9 @@ def main(argv=None) -> int:
     except (ConfigError, DataFileError, DataUnavailableError, ResultsDirectoryExistsError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except StoppedEarly as stopped:  # Ctrl-C: the finished runs are kept, the report waits for the rest
+        print(stopped, file=sys.stderr)
+        return exit_code_for(stopped)
     table = pd.read_csv(output / "benchmark.csv")
     report = recipe_report(table, baseline=args.baseline)
     markdown = report_markdown(report, baseline=args.baseline)

@@ -18,10 +18,12 @@ committed by an earlier checkout), matched by what determines their numbers.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import logging
 import os
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,7 +32,7 @@ import yaml
 from tqdm.auto import tqdm
 
 from al_bnn.config import ConfigError, read_yaml
-from al_bnn.experiments.cli import StoppedEarly, run_reporting_errors
+from al_bnn.experiments.cli import SIGNAL_NAMES, StoppedEarly, StopSignals, run_reporting_errors
 from al_bnn.experiments.sweep import (
     RUN_KEY_COLUMN,
     BenchmarkConfig,
@@ -175,40 +177,21 @@ def _sweep(config: BenchmarkConfig, output: Path, writer: ResultsWriter, fingerp
     logger.addHandler(console)
     writer.attach_log(logging.getLogger("al_bnn"), append=True)
     started = time.perf_counter()
+    stop = threading.Event()
+    # Local processes stop gracefully: the first SIGINT / SIGTERM lets the running tasks finish (a Dask
+    # cluster's tasks cannot be left half-started, so there the signals keep their default).
+    local = not (scheduler or dask_cluster or report_only)
+    signals = StopSignals(stop, _announce_stop) if local else contextlib.nullcontext()
     try:
-        logger.info("---- sweep started %s: %s", datetime.datetime.now().isoformat(timespec="seconds"),
-                    " ".join(sys.argv))
-        if writer.lock is not None and writer.lock.taken_over:
-            logger.warning("took over the lock of %s, left by a sweep that is no longer running (%s)", output,
-                           describe_holder(writer.lock.taken_over))
-        reused = {} if report_only else reuse_runs(config, output, reuse, writer)
-        for source, count in reused.items():
-            logger.info("reused %d finished run(s) from %s", count, source)
-        redo: list[str] = []
-        tasks = pending_tasks(config, output, plugins, redo)
-        for line in redo if not report_only else []:
-            logger.warning("redoing %s", line)
-        total_runs = run_count(config)
-        pending_runs = sum(len(t["runs"]) for t in tasks)
-        engine = (f"Dask scheduler {scheduler}" if scheduler else
-                  f"local Dask cluster ({workers} workers)" if dask_cluster else
-                  f"{workers} local process(es)")
-        logger.info("%s: %d runs, %d already finished, %d to do in %d task(s) on %s", config.source, total_runs,
-                    total_runs - pending_runs, pending_runs, len(tasks), "none (--report-only)" if report_only
-                    else engine)
-        if report_only:
-            tasks = []
-        if tasks and not (scheduler or dask_cluster):
-            logger.info("Ctrl-C (or SIGTERM) once stops after the running task(s) finish, keeping their runs; twice "
-                        "stops at once")
-        try:
-            _run_tasks(tasks, config, output, writer, workers, scheduler, dask_cluster, plugins, connect_timeout)
-        except StoppedEarly as stopped:
-            logger.warning("%s", stopped)
-            write_reports(writer, config, output, finished_only=True)
-            raise
-        write_reports(writer, config, output, finished_only=report_only)
-        logger.info("sweep done in %.1f s; summary in %s", time.perf_counter() - started, output / "summary.md")
+        with signals:
+            names = [SIGNAL_NAMES[signum] for signum in signals.handled] if local else []
+            hint = (f"{' or '.join(names)} once stops after the running task(s) finish, keeping their runs; twice "
+                    "stops at once" if names else "")
+            reused = _sweep_steps(config, output, writer, workers, scheduler, dask_cluster, plugins,
+                                  connect_timeout, reuse, report_only, stop, started, hint)
+    except StoppedEarly as stopped:
+        stopped.signum = signals.received if local else None
+        raise
     finally:
         writer.detach_log(logging.getLogger("al_bnn"))
         logger.removeHandler(console)
@@ -217,12 +200,57 @@ def _sweep(config: BenchmarkConfig, output: Path, writer: ResultsWriter, fingerp
     return reused
 
 
+def _announce_stop(signum: int) -> None:
+    logger.warning("%s: stopping once the running task(s) finish (their runs are kept), starting no other; send it "
+                   "again to stop at once, losing the running tasks' runs", SIGNAL_NAMES.get(signum, signum))
+
+
+def _sweep_steps(config: BenchmarkConfig, output: Path, writer: ResultsWriter, workers: int, scheduler: str | None,
+                 dask_cluster: bool, plugins: Sequence[str], connect_timeout: float, reuse: Sequence[str | Path],
+                 report_only: bool, stop: threading.Event, started: float, stop_hint: str) -> dict[str, int]:
+    logger.info("---- sweep started %s: %s", datetime.datetime.now().isoformat(timespec="seconds"),
+                " ".join(sys.argv))
+    if writer.lock is not None and writer.lock.taken_over:
+        logger.warning("took over the lock of %s, left by a sweep that is no longer running (%s)", output,
+                       describe_holder(writer.lock.taken_over))
+    reused = {} if report_only else reuse_runs(config, output, reuse, writer)
+    for source, count in reused.items():
+        logger.info("reused %d finished run(s) from %s", count, source)
+    redo: list[str] = []
+    tasks = pending_tasks(config, output, plugins, redo)
+    for line in redo if not report_only else []:
+        logger.warning("redoing %s", line)
+    total_runs = run_count(config)
+    pending_runs = sum(len(t["runs"]) for t in tasks)
+    engine = (f"Dask scheduler {scheduler}" if scheduler else
+              f"local Dask cluster ({workers} workers)" if dask_cluster else
+              f"{workers} local process(es)")
+    logger.info("%s: %d runs, %d already finished, %d to do in %d task(s) on %s", config.source, total_runs,
+                total_runs - pending_runs, pending_runs, len(tasks), "none (--report-only)" if report_only
+                else engine)
+    if report_only:
+        tasks = []
+    if tasks and stop_hint:
+        logger.info(stop_hint)
+    try:
+        _run_tasks(tasks, config, output, writer, workers, scheduler, dask_cluster, plugins, connect_timeout, stop)
+    except StoppedEarly as stopped:
+        logger.warning("stopped as asked: %d task(s) not started; writing the tables of the finished runs",
+                       stopped.not_started)
+        write_reports(writer, config, output, finished_only=True)
+        raise
+    write_reports(writer, config, output, finished_only=report_only)
+    logger.info("sweep done in %.1f s; summary in %s", time.perf_counter() - started, output / "summary.md")
+    return reused
+
+
 def _run_tasks(tasks: list[dict], config: BenchmarkConfig, output: Path, writer: ResultsWriter, workers: int,
-               scheduler: str | None, dask_cluster: bool, plugins: Sequence[str], connect_timeout: float) -> None:
+               scheduler: str | None, dask_cluster: bool, plugins: Sequence[str], connect_timeout: float,
+               stop: threading.Event) -> None:
     """Run the tasks, writing each run's file and the finished_runs.csv snapshot as each task ends."""
     entries = {entry.name: entry for entry in config.datasets}
     with tqdm(total=len(tasks), unit="task", disable=None) as progress:
-        for result in execute(tasks, scheduler, dask_cluster, workers, plugins, connect_timeout):
+        for result in execute(tasks, scheduler, dask_cluster, workers, plugins, connect_timeout, stop):
             for line in result["log"]:
                 worker_log.info(line)
             for (dataset, model, sampler, seed), rows in result["runs"].items():

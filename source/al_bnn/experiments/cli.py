@@ -97,8 +97,15 @@ class StopSignals:
     def __enter__(self) -> StopSignals:
         if threading.current_thread() is threading.main_thread():
             for signum in SIGNAL_NAMES:
+                if signal.getsignal(signum) is signal.SIG_IGN:
+                    continue  # ignored on purpose (e.g. SIGINT of a job started with & by a script): stays so
                 self._previous[signum] = signal.signal(signum, self._handle)
         return self
+
+    @property
+    def handled(self) -> list[int]:
+        """The signals this instance handles now (an inherited SIG_IGN is left alone)."""
+        return list(self._previous)
 
     def _handle(self, signum, frame) -> None:
         if self.stop.is_set():

@@ -278,8 +278,10 @@ def _dataset_details(per_dataset: pd.DataFrame, baseline: str) -> str:
               f"final RMSE vs {baseline}", "W/T/L", "verdict"]
     for dataset in dict.fromkeys(per_dataset["dataset"]):
         part = per_dataset[per_dataset["dataset"] == dataset]
-        # the baseline first, then best first (NaN, i.e. the baseline, sorts last, hence the key)
-        part = part.sort_values("log_rmse_difference", kind="stable", key=lambda d: d.fillna(-np.inf))
+        # the baseline first, then best first; a method without paired seeds (no difference) last
+        order = sorted(range(len(part)), key=lambda i: (part["sampler"].iloc[i] != baseline,
+                                                        np.nan_to_num(part["log_rmse_difference"].iloc[i], nan=np.inf)))
+        part = part.iloc[order]
         rows = []
         for row in part.itertuples():
             common = [row.sampler, row.seeds, with_interval(row.mean_log_rmse, row.mean_log_rmse_interval, digits=4),

@@ -32,7 +32,7 @@ import pandas as pd
 import yaml
 
 from al_bnn.config import ConfigError, config_from_dict, read_yaml
-from al_bnn.experiments.cli import SIGNAL_NAMES, StoppedEarly, StopSignals
+from al_bnn.experiments.cli import StoppedEarly
 from al_bnn.experiments.run_key_baseline import RUN_KEY_BASELINE
 from al_bnn.plugins import import_plugins
 
@@ -495,7 +495,8 @@ def connect(scheduler: str, timeout: float):
 
 
 def execute(tasks: Sequence[dict], scheduler: str | None = None, local_cluster: bool = False,
-            workers: int = 1, plugins: Sequence[str] = (), connect_timeout: float = 10.0) -> Iterable[dict]:
+            workers: int = 1, plugins: Sequence[str] = (), connect_timeout: float = 10.0,
+            stop: threading.Event | None = None) -> Iterable[dict]:
     """Run tasks on local processes (default) or a Dask cluster; yields each task's result as it ends.
     Every worker imports `plugins` before its first task (a Dask cluster's workers are checked
     before any task is submitted); local workers exit when this process dies."""
@@ -528,55 +529,59 @@ def execute(tasks: Sequence[dict], scheduler: str | None = None, local_cluster: 
             if cluster is not None:
                 cluster.close()
         return
-    yield from _execute_locally(tasks, workers)
+    yield from _execute_locally(tasks, workers, stop)
 
 
 def _start_local_worker() -> None:
-    """Initialiser of a local worker: Ctrl-C is the sweep's to handle (the first one lets the
-    running tasks finish), so a worker ignores SIGINT; it still exits with its parent."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    """Initialiser of a local worker: stopping is the sweep process's decision (the first signal
+    lets the running tasks finish), so a worker ignores the SIGINT and SIGTERM that a terminal or a
+    batch scheduler sends to the whole process group; it still exits with its parent."""
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
     _watch_parent()
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def _execute_locally(tasks: Sequence[dict], workers: int, stop: threading.Event | None = None) -> Iterable[dict]:
     """Run tasks on `workers` spawned processes, at most one task each at a time, so that a stop
-    (the first SIGINT or SIGTERM, or `stop` set) can leave the waiting tasks unstarted while the
-    running ones finish and are yielded; then StoppedEarly is raised. A second signal stops at
-    once (the running tasks' runs are lost)."""
+    (`stop` set, e.g. by the sweep's first SIGINT or SIGTERM) leaves the waiting tasks unstarted
+    while the running ones finish and are yielded; then StoppedEarly is raised. An exception on the
+    way (a second signal: Aborted) kills the workers at once, losing the running tasks."""
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     stop = stop or threading.Event()
     threads = max(1, (os.cpu_count() or 1) // workers)
     waiting, running = list(tasks), set()
-
-    def announce(signum: int) -> None:
-        logger.warning("%s: stopping once the %d running task(s) finish (their runs are kept; %d task(s) not "
-                       "started). Send it again to stop at once, losing the running tasks' runs.",
-                       SIGNAL_NAMES.get(signum, signum), len(running), len(waiting))
-
     # spawn: a fresh interpreter per worker, so TensorFlow's thread settings take effect
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
                                initializer=_start_local_worker)
     finished = False
     try:
-        with StopSignals(stop, announce) as signals:
-            while waiting or running:
+        while waiting or running:
+            # Stop signals wait while tasks are handed out: a worker started now inherits them blocked
+            # until its initialiser ignores them, and a stop cannot fall between the check and the start.
+            blocked = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+            try:
                 while waiting and len(running) < workers and not stop.is_set():
                     running.add(pool.submit(run_task, waiting.pop(0), threads))
-                if not running:
-                    break
-                done, running = wait(running, return_when=FIRST_COMPLETED)
-                for future in done:
-                    yield future.result()
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+            if not running:
+                break
+            done, running = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                yield future.result()
         finished = True
     finally:
         if not finished:  # an error or a second signal: stop the workers now rather than after their tasks
             for process in list(getattr(pool, "_processes", {}).values()):
-                process.terminate()
+                process.kill()  # not terminate(): the workers ignore SIGTERM
         pool.shutdown(wait=finished, cancel_futures=True)
     if waiting:
-        raise StoppedEarly(len(waiting), signals.received)
+        raise StoppedEarly(len(waiting))
 
 
 # -- aggregation -------------------------------------------------------------------------------------
