@@ -127,6 +127,13 @@ def test_the_recommendation_can_fail():
     assert "**Default: random.** The rule's pick, maxdist, is not clearly better than random" in text
     assert "no method is recommended over random" in text
     assert "Better on average but clearly worse than random on more datasets: gpa" in text
+    # what a new dataset may give: the t prediction interval over the per-dataset differences
+    per_run = (lambda t: np.log(t.test_rmse).groupby([t.dataset, t.sampler, t.seed]).mean().unstack("sampler"))(
+        synthetic_table(samplers=("random", "maxdist")))
+    differences = (per_run["maxdist"] - per_run["random"]).groupby(level="dataset").mean().to_numpy()
+    half = stats.t.ppf(0.975, 3) * differences.std(ddof=1) * math.sqrt(1 + 1 / 4)
+    assert (f"the 95% prediction interval of that difference is {differences.mean() - half:+.3f} to "
+            f"{differences.mean() + half:+.3f}") in text and "so it may well come out worse than random." in text
 
 
 def test_q7_takes_the_best_methods_that_can_run_on_its_models():

@@ -25,6 +25,7 @@ from al_bnn.experiments.study_report import (
     listing,
     markdown_table,
     paired,
+    prediction_interval,
     run_scalars,
     verdict,
     with_interval,
@@ -629,6 +630,11 @@ def recommend(q6: Section, q7: Section | None = None, q8: Section | None = None)
     own = per_dataset[(per_dataset["sampler"] == pick.sampler) & per_dataset["dataset"].isin(datasets)]
     low, high = own["log_rmse_difference"].min(), own["log_rmse_difference"].max()
     median = float(own["log_rmse_difference"].median())
+    new_low, new_high = prediction_interval(own["log_rmse_difference"])
+    new_dataset = (f" For a new dataset drawn like these {n}, the 95% prediction interval of that difference is "
+                   f"{new_low:+.3f} to {new_high:+.3f} (mean +- t x sd x sqrt(1 + 1/{n}) over datasets)"
+                   + (", so it may well come out worse than " + baseline if new_high > 0 else "")
+                   + "." if math.isfinite(new_low) else "")
     record = (f"over the {n} datasets of Q6 its mean log RMSE differed from {baseline}'s by "
               f"{signed(pick.log_rmse_difference, pick.interval)} (95% interval over datasets; "
               f"{as_percent(pick.log_rmse_difference)} in RMSE averaged over the AL steps); it was clearly better than "
@@ -643,10 +649,10 @@ def recommend(q6: Section, q7: Section | None = None, q8: Section | None = None)
         verdict_text = (f"**Default: {pick.sampler}.** On a new dataset, {pick.sampler} is expected to be no worse "
                         f"than {baseline}: {record}." + passed_over)
         expect = (f"**What to expect.** Per dataset, {pick.sampler}'s mean log RMSE differed from {baseline}'s by "
-                  f"{low:+.3f} to {high:+.3f} (median {median:+.3f}, i.e. {as_percent(median)} in RMSE). To check "
-                  f"the claim on a new dataset, run {pick.sampler} and {baseline} on the same schedule with paired "
-                  f"seeds (at least five): it fails if the 95% interval of the paired difference in mean log RMSE "
-                  f"lies above zero.")
+                  f"{low:+.3f} to {high:+.3f} (median {median:+.3f}, i.e. {as_percent(median)} in RMSE)."
+                  f"{new_dataset} To check the claim on a new dataset, run {pick.sampler} and {baseline} on the same "
+                  f"schedule with paired seeds (at least five): it fails if the 95% interval of the paired "
+                  f"difference in mean log RMSE lies above zero.")
         sentence = (f"Over the {n} datasets of Q6, the default by the study's rule is {pick.sampler}: mean log RMSE "
                     f"{signed(pick.log_rmse_difference, pick.interval)} against {baseline} (95% interval over "
                     f"datasets), clearly worse than {baseline} on {pick.worse} of them.")
@@ -657,7 +663,7 @@ def recommend(q6: Section, q7: Section | None = None, q8: Section | None = None)
                         + passed_over)
         expect = (f"**What to expect.** Per dataset, {pick.sampler}'s mean log RMSE differed from {baseline}'s by "
                   f"{low:+.3f} to {high:+.3f} (median {median:+.3f}); which sign a new dataset gets cannot be told "
-                  "from these runs.")
+                  f"from these runs.{new_dataset}")
         sentence = (f"Over the {n} datasets of Q6 no method is clearly better than {baseline} by the study's rule: "
                     f"its pick, {pick.sampler}, has a mean log RMSE difference of "
                     f"{signed(pick.log_rmse_difference, pick.interval)} (95% interval over datasets).")
