@@ -280,9 +280,9 @@ def _dataset_details(per_dataset: pd.DataFrame, baseline: str) -> str:
     for dataset in dict.fromkeys(per_dataset["dataset"]):
         part = per_dataset[per_dataset["dataset"] == dataset]
         # the baseline first, then best first; a method without paired seeds (no difference) last
-        order = sorted(range(len(part)), key=lambda i: (part["sampler"].iloc[i] != baseline,
-                                                        np.nan_to_num(part["log_rmse_difference"].iloc[i], nan=np.inf)))
-        part = part.iloc[order]
+        others = part[part["sampler"] != baseline].sort_values("log_rmse_difference", kind="stable",
+                                                               na_position="last")
+        part = pd.concat([part[part["sampler"] == baseline], others])
         rows = []
         for row in part.itertuples():
             common = [row.sampler, row.seeds, with_interval(row.mean_log_rmse, row.mean_log_rmse_interval, digits=4),

@@ -24,15 +24,11 @@ RUN_KEYS = ["dataset", "sampler", "seed"]
 
 def prediction_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, float]:
     """(low, high) of the Student-t prediction interval for one more value drawn like `values`:
-    mean +- t * sd * sqrt(1 + 1/n); nan below two values."""
-    from scipy.stats import t
-
-    values = np.asarray(values, dtype=float)
-    values = values[np.isfinite(values)]
-    if len(values) < 2:
-        return float("nan"), float("nan")
-    half = t.ppf(0.5 + level / 2, df=len(values) - 1) * values.std(ddof=1) * math.sqrt(1 + 1 / len(values))
-    return float(values.mean() - half), float(values.mean() + half)
+    mean +- t * sd * sqrt(1 + 1/n), i.e. the interval of the mean widened by sqrt(n + 1); nan below
+    two values."""
+    mean, half = interval(values, level)
+    half *= math.sqrt(np.isfinite(np.asarray(values, dtype=float)).sum() + 1)
+    return mean - half, mean + half
 
 
 def interval(values: Sequence[float], level: float = 0.95) -> tuple[float, float]:
