@@ -97,7 +97,7 @@ def test_quick_study_writes_every_section_and_leaves_the_committed_report_alone(
         assert (results / "images" / image).stat().st_size > 1000
         assert f"](images/{image})" in report
     for question in ("q1", "q2", "q3", "q4"):
-        assert (results / "study_data" / f"{question}.csv").exists()
+        assert (results / "study_data" / f"{question}.csv.gz").exists()
     for path, before in committed.items():
         assert _snapshot(path) == before, f"--quick must not touch {path}"
 
@@ -113,17 +113,17 @@ def test_a_rerun_resumes_without_redoing_finished_runs(quick_study):
 def test_quick_tables_are_recomputed_from_the_tidy_csv(quick_study):
     results, _ = quick_study
     report = (results / "study.md").read_text()
-    assert check_q1_table(report, pd.read_csv(results / "study_data" / "q1.csv")) == 2 * 3
-    check_q4_divergence(report, pd.read_csv(results / "study_data" / "q4.csv"))
+    assert check_q1_table(report, pd.read_csv(results / "study_data" / "q1.csv.gz")) == 2 * 3
+    check_q4_divergence(report, pd.read_csv(results / "study_data" / "q4.csv.gz"))
 
 
 def test_the_committed_report_is_recomputed_from_its_committed_data():
     report_path = REPO_ROOT / "docs" / "study.md"
     report = report_path.read_text()
-    tidy = pd.read_csv(REPO_ROOT / "docs" / "study_data" / "q1.csv")
+    tidy = pd.read_csv(REPO_ROOT / "docs" / "study_data" / "q1.csv.gz")
     assert tidy.seed.nunique() >= 5 and tidy.dataset.nunique() == 7
     assert check_q1_table(report, tidy) == 7 * tidy.sampler.nunique()
-    check_q4_divergence(report, pd.read_csv(REPO_ROOT / "docs" / "study_data" / "q4.csv"))
+    check_q4_divergence(report, pd.read_csv(REPO_ROOT / "docs" / "study_data" / "q4.csv.gz"))
     for image in ("q1_rmse.png", "q2_overlap.png", "q3_overlap_vs_samples.png", "q5_selection_cost.png"):
         assert (REPO_ROOT / "images" / "study" / image).exists()
     assert "--quick" not in report.splitlines()[2]

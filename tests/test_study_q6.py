@@ -148,7 +148,7 @@ def test_a_report_without_second_edition_data_says_not_run_yet(tmp_path):
     import shutil
 
     shutil.copytree(REPO_ROOT / "docs" / "study_data", tmp_path / "study_data")
-    for name in ("q6.csv", "q7.csv", "q8_selection_benchmark.csv"):
+    for name in ("q6.csv.gz", "q7.csv.gz", "q8_selection_benchmark.csv"):
         (tmp_path / "study_data" / name).unlink(missing_ok=True)
     assert run_study.main(["--report-only", "--results-dir", str(tmp_path)]) == 0
     report = (tmp_path / "study.md").read_text()
@@ -178,9 +178,9 @@ def test_quick_q6_q7_q8_run_end_to_end(quick_second_edition):
     assert "**Default: " in report and "## Which method when: the recommendation" in report
     for image in ("q6_difference_heatmap.png", "q6_aggregate.png", "q7_models.png", "q8_selection_cost.png"):
         assert (results / "images" / image).stat().st_size > 1000
-    q6 = pd.read_csv(results / "study_data" / "q6.csv")
+    q6 = pd.read_csv(results / "study_data" / "q6.csv.gz")
     assert {"random", "gpa", "lcmd", "lcmd_exact"} <= set(q6.sampler)
-    q7 = pd.read_csv(results / "study_data" / "q7.csv")
+    q7 = pd.read_csv(results / "study_data" / "q7.csv.gz")
     assert set(q7.model) == {"dropout", "ensemble"} and "lcmd_exact" not in set(q7.sampler)
     assert {"random", "gpa"} <= set(q7.sampler)
     bench = pd.read_csv(results / "study_data" / "q8_selection_benchmark.csv")
@@ -191,7 +191,7 @@ def test_quick_q6_q7_q8_run_end_to_end(quick_second_edition):
 
 def test_the_quick_q6_aggregate_is_recomputed_from_its_tidy_csv(quick_second_edition):
     results, _ = quick_second_edition
-    table = pd.read_csv(results / "study_data" / "q6.csv")
+    table = pd.read_csv(results / "study_data" / "q6.csv.gz")
     per_run = np.log(table.test_rmse).groupby([table.dataset, table.sampler, table.seed]).mean().unstack("sampler")
     report = (results / "study.md").read_text()
     q6 = report.split("\n## Q6.", 1)[1].split("\n## ", 1)[0]

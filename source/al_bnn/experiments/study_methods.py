@@ -536,7 +536,7 @@ def question_method_cost(timing: pd.DataFrame | None, bench: pd.DataFrame) -> Se
                          color=f"C{index % 10}", linestyle="-" if index < 10 else "--", label=sampler)
         training_curve = steps.groupby("pool_size")["training_per_run"].mean()
         axes[0].plot(training_curve.index, training_curve.to_numpy(), color="black", linewidth=2,
-                     label="training per run")
+                     label="training per step and run")
         axes[0].set_title("Q6 runs: seconds per AL step", fontsize=9)
         axes[0].legend(fontsize=6, ncol=2)
     else:
