@@ -143,6 +143,22 @@ def test_q7_takes_the_best_methods_that_can_run_on_its_models():
     assert study_methods.best_methods(table, 2, lambda label: True) == (["gpa", "lcmd"], [])
 
 
+def test_q7_reports_each_models_accuracy_and_coverage_beside_the_differences():
+    """Q7's table of the models themselves: random's coverage per dataset and model, averaged over
+    steps and seeds, next to its mean log RMSE; the bnn part comes from the Q6 table."""
+    bnn = synthetic_table().assign(test_coverage_90=0.9)
+    other = synthetic_table(("random", "gpa", "lcmd")).assign(model="dropout")
+    other["test_coverage_90"] = np.where(other.sampler == "random", 0.25 + 0.1 * other.seed, 0.0)
+    section = study_methods.question_models(other, bnn, "Chosen by hand.", "random", pick="lcmd")
+    table = section.markdown[1].split("\n\n", 1)[1].splitlines()
+    assert table[0] == ("| dataset | bnn (Q6 runs): mean log RMSE | bnn (Q6 runs): 90% coverage "
+                        "| dropout: mean log RMSE | dropout: 90% coverage |")
+    for line, dataset in zip(table[2:], DATASETS, strict=True):
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        assert cells[0] == dataset and cells[2] == "0.90" and cells[4] == "0.35"  # seeds 0-2: 0.25, 0.35, 0.45
+    assert "lcmd, against random: bnn (Q6 runs) -0.1" in section.headline
+
+
 def test_a_report_without_second_edition_data_says_not_run_yet(tmp_path):
     """Only the first edition's data (as committed): Q6-Q8 and the recommendation are 'not run yet'."""
     import shutil

@@ -434,10 +434,14 @@ def question_models(table: pd.DataFrame, bnn_table: pd.DataFrame | None, derivat
     accuracy_rows = []
     for dataset in datasets:
         row = [dataset]
-        for _, per_dataset in results.values():
+        for name, (_, per_dataset) in results.items():
             entry = per_dataset[(per_dataset["dataset"] == dataset) & (per_dataset["sampler"] == baseline)]
             row.append(with_interval(entry["mean_log_rmse"].iloc[0], entry["mean_log_rmse_interval"].iloc[0],
                                      digits=3) if len(entry) else "not run")
+            # calibration beside accuracy: a lower RMSE with over-confident std is a worse model for AL
+            runs = parts[name][(parts[name]["dataset"] == dataset) & (parts[name]["sampler"] == baseline)]
+            coverage = runs["test_coverage_90"].mean() if "test_coverage_90" in runs else np.nan
+            row.append("" if np.isnan(coverage) else f"{coverage:.2f}")
         accuracy_rows.append(row)
     sentences = []
     for name, (aggregate, _) in results.items():
@@ -473,7 +477,10 @@ def question_models(table: pd.DataFrame, bnn_table: pd.DataFrame | None, derivat
         f"dataset over seeds, then mean ± 95% interval over the {plural(len(datasets), 'dataset')}; clearly better / "
         f"within noise / clearly worse counts datasets; {MARK_LEGEND}):\n\n" + markdown_table(header, rows),
         f"**The models themselves**: {baseline}'s mean log RMSE per model (mean ± 95% interval over seeds; lower = "
-        "more accurate):\n\n" + markdown_table(["dataset", *results], accuracy_rows),
+        "more accurate) and its 90% coverage (share of test targets inside the central 90% predictive interval, "
+        "averaged over AL steps and seeds; 0.90 = calibrated, lower = over-confident):\n\n"
+        + markdown_table(["dataset", *[f"{name}: {column}" for name in results
+                                       for column in ("mean log RMSE", "90% coverage")]], accuracy_rows),
         *[f"**{name}, each dataset** (mean log RMSE minus {baseline}'s, paired over seeds; {MARK_LEGEND}):\n\n"
           + _difference_matrix(per_dataset, [s for s in samplers if s != baseline], baseline)
           for name, (_, per_dataset) in results.items()]]
