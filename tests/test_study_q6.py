@@ -114,6 +114,9 @@ def test_the_recommendation_follows_the_rule():
     assert "- **maxdist**: never clearly worse than random." in text
     assert "clearly lower on d0 (100), d1 (200) and d2 (300) and clearly higher on d3 (400)" in text
     assert recommendation.sentence.startswith("Over the 4 datasets of Q6, the default by the study's rule is lcmd")
+    assert recommendation.sentence.endswith(
+        "GPA on its published MC kernel (gpa) is -0.150 ± 0.477 against random over the same datasets, clearly "
+        "worse than random on d3; paired with lcmd it is clearly worse on 1 and clearly better on 3.")
 
 
 def test_the_recommendation_can_fail():

@@ -687,10 +687,18 @@ def recommend(q6: Section, q7: Section | None = None, q8: Section | None = None)
         against_random = (f"Against {baseline}, GPA ({gpa}, the published MC kernel) is "
                           f"{signed(gpa_row.log_rmse_difference, gpa_row.interval)} over datasets, clearly better on "
                           f"{named(better)} and clearly worse on {named(worse)} (pool sizes in brackets).")
+        # the summary names GPA's own record too: the first edition's headline was about GPA alone
+        gpa_sentence = (f" GPA on its published MC kernel ({gpa}) is "
+                        f"{signed(gpa_row.log_rmse_difference, gpa_row.interval)} against {baseline} over the same "
+                        f"datasets, clearly worse than {baseline} on "
+                        + (listing(worse) if worse else "none"))
         if default in (gpa, baseline):
             when = f"**When GPA.** {'GPA is the default. ' if default == gpa else ''}{against_random}"
+            sentence += gpa_sentence + "."
         else:
             duel = head_to_head(scalars, gpa, default, datasets)
+            sentence += (gpa_sentence + f"; paired with {default} it is clearly worse on "
+                         f"{len(duel['worse'])} and clearly better on {len(duel['better'])}.")
             when = (f"**When GPA.** Paired with {default} per dataset, GPA's mean log RMSE is clearly lower on "
                     f"{named(duel['better'])} and clearly higher on {named(duel['worse'])} (pool sizes in brackets), "
                     f"within noise on {duel['within']}; over datasets {signed(duel['difference'], duel['interval'])}. "
