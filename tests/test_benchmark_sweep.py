@@ -382,6 +382,13 @@ def test_finished_runs_are_reused_from_another_sweep_by_their_settings_not_their
     third = tmp_path / "third"
     assert run_benchmark.main(["--config", str(other_config), "--out", str(third), "--reuse", str(second)]) == 0
     assert "9 runs, 9 already finished, 0 to do" in (third / "log.txt").read_text()
+    # a folder holding a gzip-compressed tidy table (as the study's docs/study_data) is searched too
+    compressed = tmp_path / "compressed"
+    compressed.mkdir()
+    pd.read_csv(second / "benchmark.csv", dtype={"run_key": str}).to_csv(compressed / "q6.csv.gz", index=False)
+    assert run_benchmark.main(["--config", str(other_config), "--out", str(tmp_path / "fifth"),
+                               "--reuse", str(compressed)]) == 0
+    assert "9 runs, 9 already finished, 0 to do" in (tmp_path / "fifth" / "log.txt").read_text()
     # a table without run keys (written before they existed) is refused, naming it and why
     legacy = tmp_path / "legacy.csv"
     first_table.drop(columns="run_key").to_csv(legacy, index=False)

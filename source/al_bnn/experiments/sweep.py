@@ -315,7 +315,8 @@ def read_run_file(path: Path, config: BenchmarkConfig, entry: DatasetEntry, mode
 
 def reuse_runs(config: BenchmarkConfig, output: Path, sources: Sequence[str | Path], writer) -> dict[str, int]:
     """Write into `output` each run of this sweep that is not finished there but is finished in one
-    of `sources`: tidy tables with a run_key column (a sweep's benchmark.csv, a study's CSV) or
+    of `sources`: tidy tables with a run_key column (a sweep's benchmark.csv, a study's CSV, also
+    gzip-compressed as .csv.gz) or
     folders searched for them (another results directory). Runs match by key, so a label may differ
     (the benchmark's lrgpa is the study's gpa); the rows get this sweep's labels. Returns the count
     taken from each source. Only CSV text is read, nothing that could run code."""
@@ -335,7 +336,7 @@ def reuse_runs(config: BenchmarkConfig, output: Path, sources: Sequence[str | Pa
         source = Path(source)
         if not source.exists():
             raise ConfigError(f"--reuse {source}: no such file or folder")
-        files = sorted(source.glob("**/*.csv")) if source.is_dir() else [source]
+        files = sorted([*source.glob("**/*.csv"), *source.glob("**/*.csv.gz")]) if source.is_dir() else [source]
         counts[str(source)] = 0
         for file in files:
             try:
