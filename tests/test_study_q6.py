@@ -119,6 +119,20 @@ def test_the_recommendation_follows_the_rule():
         "worse than random on d3; paired with lcmd it is clearly worse on 1 and clearly better on 3.")
 
 
+def test_the_recommendation_names_a_method_for_the_other_models_when_its_pick_needs_the_bnn():
+    """Q7 ran without the default (lcmd, as lcmd_exact needs the bnn): the rule among the methods
+    run there picks maxdist (never worse in Q6), not gpa (better on average, worse on d3)."""
+    q6 = study_methods.question_methods(synthetic_table())
+    other = synthetic_table(("random", "gpa", "maxdist")).assign(model="ensemble")
+    q7 = study_methods.question_models(other, synthetic_table(), "Chosen by hand.", "random", pick="lcmd")
+    text = "\n".join(study_methods.recommend(q6, q7).markdown)
+    maxdist = study_methods.aggregate_methods(study_methods.per_dataset_methods(other, "random"), "random")
+    entry = maxdist[maxdist.sampler == "maxdist"].iloc[0]
+    assert (" lcmd needs the bnn (the only model here with a closed-form kernel); with ensemble the rule's pick among "
+            f"the methods that run on them is maxdist: on ensemble {entry.log_rmse_difference:+.3f} ± "
+            f"{entry.interval:.3f} against random, clearly worse on 0 of 4 datasets.") in text
+
+
 def test_the_recommendation_can_fail():
     """Without lcmd the rule picks maxdist (never worse), which is not clearly better than random
     over the datasets: then nothing is recommended over random."""
@@ -160,6 +174,8 @@ def test_q7_reports_each_models_accuracy_and_coverage_beside_the_differences():
         cells = [c.strip() for c in line.strip("|").split("|")]
         assert cells[0] == dataset and cells[2] == "0.90" and cells[4] == "0.35"  # seeds 0-2: 0.25, 0.35, 0.45
     assert "lcmd, against random: bnn (Q6 runs) -0.1" in section.headline
+    assert "Random's 90% predictive interval held, averaged over the datasets: bnn (Q6 runs) 0.90, dropout 0.35" \
+        in section.answer
 
 
 def test_a_report_without_second_edition_data_says_not_run_yet(tmp_path):

@@ -396,6 +396,9 @@ def best_methods(table: pd.DataFrame, count: int, runnable: Callable[[str], bool
 
 # -- question 7: does the model matter? --------------------------------------------------------------
 
+Q6_BNN_LABEL = "bnn (Q6 runs)"  # Q7's name for the bnn side, taken from Q6's runs
+
+
 def question_models(table: pd.DataFrame, bnn_table: pd.DataFrame | None, derivation: str,
                     baseline: str = "random", pick: str | None = None) -> Section:
     """table: the Q7 runs (models other than bnn); bnn_table: Q6's bnn runs, restricted here to
@@ -409,7 +412,7 @@ def question_models(table: pd.DataFrame, bnn_table: pd.DataFrame | None, derivat
         bnn = bnn_table[bnn_table["dataset"].isin(datasets) & bnn_table["seed"].isin(seeds)
                         & bnn_table["sampler"].isin(samplers)]
         if len(bnn):
-            parts["bnn (Q6 runs)"] = bnn
+            parts[Q6_BNN_LABEL] = bnn
     for model in dict.fromkeys(table["model"]):
         parts[model] = table[table["model"] == model]
     results = {}
@@ -431,7 +434,7 @@ def question_models(table: pd.DataFrame, bnn_table: pd.DataFrame | None, derivat
             row += [signed(entry.log_rmse_difference, entry.interval) + MARKS[entry.verdict],
                     f"{entry.better} / {entry.within} / {entry.worse}"]
         rows.append(row)
-    accuracy_rows = []
+    accuracy_rows, coverages = [], {name: [] for name in results}
     for dataset in datasets:
         row = [dataset]
         for name, (_, per_dataset) in results.items():
@@ -442,6 +445,7 @@ def question_models(table: pd.DataFrame, bnn_table: pd.DataFrame | None, derivat
             runs = parts[name][(parts[name]["dataset"] == dataset) & (parts[name]["sampler"] == baseline)]
             coverage = runs["test_coverage_90"].mean() if "test_coverage_90" in runs else np.nan
             row.append("" if np.isnan(coverage) else f"{coverage:.2f}")
+            coverages[name].append(coverage)
         accuracy_rows.append(row)
     sentences = []
     for name, (aggregate, _) in results.items():
@@ -463,10 +467,16 @@ def question_models(table: pd.DataFrame, bnn_table: pd.DataFrame | None, derivat
                     if verdicts else f" The recommendation rule's pick from Q6, {pick}, was not run here.")
     scope = f"{plural(len(datasets), 'dataset')} and {plural(len(seeds), 'paired seed')}"
     bnn_note = (f" The bnn results are Q6's runs restricted to these datasets and seeds (Q6 has "
-                f"{plural(bnn_table['seed'].nunique(), 'seed')})." if "bnn (Q6 runs)" in results else
+                f"{plural(bnn_table['seed'].nunique(), 'seed')})." if Q6_BNN_LABEL in results else
                 " Q6 has no bnn runs on these datasets and seeds to compare with.")
+    calibration = [f"{name} {np.nanmean(values):.2f}" for name, values in coverages.items()
+                   if not np.all(np.isnan(values))]
+    calibration_note = (f" {baseline.capitalize()}'s 90% predictive interval held, averaged over the datasets: "
+                        f"{', '.join(calibration)} of the test targets (0.90 = calibrated; lower = over-confident, "
+                        "which the selection scores do not see but a user reading the std does)."
+                        if calibration else "")
     answer = (f"{derivation} Over {scope} ({listing(datasets)}), ranked by mean log RMSE averaged over the datasets "
-              "(best first): " + "; ".join(sentences) + "." + followed + bnn_note
+              "(best first): " + "; ".join(sentences) + "." + followed + bnn_note + calibration_note
               + f" With {plural(len(datasets), 'dataset')} the intervals over datasets are wide; the per-dataset "
               "verdicts carry more of the answer.")
     headline = f"On {scope}: " + "; ".join(sentences) + "." + followed
@@ -714,7 +724,24 @@ def recommend(q6: Section, q7: Section | None = None, q8: Section | None = None)
                          f"{q8.facts['training']:.2f} s of training per step and run (Q8).")
         paragraphs.append(when)
     if q7 is not None:
-        paragraphs.append(f"**Other models (Q7).** {q7.headline}")
+        other = ""
+        other_models = {name: aggregate for name, (aggregate, _) in q7.facts["results"].items()
+                        if name != Q6_BNN_LABEL}
+        ran = set.intersection(*[set(a["sampler"]) for a in other_models.values()]) if other_models else set()
+        runnable = candidates[candidates["sampler"].isin(ran)]  # the rule again, among what runs on them
+        substitute = (runnable[runnable["worse"] == runnable["worse"].min()].iloc[0].sampler if len(runnable)
+                      else None)
+        if substitute is not None and substitute != default and default != baseline:
+            verdicts = []
+            for name, aggregate in other_models.items():
+                entry = aggregate[aggregate["sampler"] == substitute].iloc[0]
+                verdicts.append(f"on {name} {signed(entry.log_rmse_difference, entry.interval)} against {baseline}, "
+                                f"clearly worse on {entry.worse} of {plural(entry.datasets, 'dataset')}")
+            other = (f" {default} needs the bnn (the only model here with a closed-form kernel); with "
+                     f"{listing(list(other_models))} the rule's pick among the methods that run on them is "
+                     f"{substitute}: "
+                     + "; ".join(verdicts) + ".")
+        paragraphs.append(f"**Other models (Q7).** {q7.headline}{other}")
     losses = [f"- **{r.sampler}**: clearly worse than {baseline} on {r.worse_datasets}." if r.worse else
               f"- **{r.sampler}**: never clearly worse than {baseline}." for r in candidates.itertuples()]
     paragraphs.append(f"**Where each method loses to {baseline}** (per dataset, 95% interval over {q6.facts['seeds']} "
