@@ -1,5 +1,6 @@
 """The benchmark sweep: local and Dask runs agree, interrupted sweeps resume, summaries add up."""
 
+import json
 import os
 from pathlib import Path
 
@@ -515,6 +516,24 @@ def test_an_interrupted_study_part_still_records_its_wall_time(tmp_path, monkeyp
     with pytest.raises(KeyboardInterrupt):
         study.run_sweep("q6", dict(TINY, datasets=["yacht"], seeds=[0]), tmp_path, 1, times)
     assert study.WallTimes(tmp_path / "wall_times.json").entries["q6"]["parts"] == 1
+
+
+def test_the_study_states_each_parts_wall_time_and_the_total(tmp_path):
+    from al_bnn.experiments import study
+
+    times = study.WallTimes(tmp_path / "wall_times.json")
+    times.add("q6", 90.0, 2)
+    times.add("q6", 30.0, 2)
+    times.add("q8", 3600.0)
+    times.add_reused("q6", 5)
+    saved = study.WallTimes(tmp_path / "wall_times.json")
+    assert saved.describe("q6").startswith("2.0 min in 2 parts (1.5 + 0.5 min), 2 worker process(es)")
+    assert saved.describe("q8").startswith("60.0 min (code at ")
+    assert saved.total().startswith("**Wall time in all:** 1 h 2 min on this machine for Q6, Q8 ")
+    # a record written before parts were kept: the sum only, no per-part list that does not add up
+    legacy = {"q6": {"seconds": 120.0, "parts": 2, "commits": ["abc"]}}
+    (tmp_path / "wall_times.json").write_text(json.dumps(legacy))
+    assert study.WallTimes(tmp_path / "wall_times.json").describe("q6") == "2.0 min in 2 parts (code at abc)"
 
 
 def test_the_first_ctrl_c_lets_the_running_task_finish_and_starts_no_other(tiny_config, tmp_path, monkeypatch,

@@ -219,6 +219,7 @@ class WallTimes:
         entry = self.entries.setdefault(question, {"seconds": 0.0, "parts": 0, "commits": []})
         entry["seconds"] += seconds
         entry["parts"] += 1
+        entry.setdefault("part_seconds", []).append(seconds)
         if workers is not None and workers not in entry.setdefault("workers", []):
             entry["workers"].append(workers)
         commit = current_commit()
@@ -243,11 +244,22 @@ class WallTimes:
         seconds = entry["seconds"]
         duration = f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.1f} s"
         parts = f" in {entry['parts']} parts" if entry["parts"] > 1 else ""
+        if entry["parts"] > 1 and len(entry.get("part_seconds", [])) == entry["parts"]:
+            parts += " (" + " + ".join(f"{part / 60:.1f}" for part in entry["part_seconds"]) + " min)"
         workers = entry.get("workers")
         processes = f", {' or '.join(map(str, workers))} worker process(es)" if workers else ""
         reused = (f"; {entry['reused_runs']} finished runs were taken from other results with --reuse, their "
                   "time not included" if entry.get("reused_runs") else "")
         return f"{duration}{parts}{processes} (code at {', '.join(entry['commits'])}){reused}"
+
+    def total(self) -> str:
+        """The whole study's wall time, summed over questions and parts (reused runs not counted)."""
+        seconds = sum(entry["seconds"] for entry in self.entries.values())
+        hours, minutes = divmod(round(seconds / 60), 60)
+        measured = [q.upper() for q in QUESTIONS if self.entries.get(q, {}).get("parts")]
+        return (f"**Wall time in all:** {hours} h {minutes} min on this machine for {', '.join(measured)} "
+                "(each question's parts are in its section; runs taken from other results with --reuse are not "
+                "counted).")
 
 
 def current_commit() -> str:
@@ -630,6 +642,7 @@ def write_report(results_dir: Path, report_dir: Path, image_dir: Path, sweeps: d
         question_scope_table(sweeps, tables, derived, {"q5": sections["q5"] is not None, "q8": len(bench) > 0}),
         "",
         *first_edition_note(sweeps, quick, uci_root),
+        *([wall_times.total(), ""] if wall_times.entries else []),
         *(["**This is the --quick variant: tiny sizes for tests; its numbers mean nothing.**", ""] if quick else []),
         "## Headline answers",
         "",
