@@ -387,6 +387,7 @@ def test_finished_runs_are_reused_from_another_sweep_by_their_settings_not_their
     compressed = tmp_path / "compressed"
     compressed.mkdir()
     pd.read_csv(second / "benchmark.csv", dtype={"run_key": str}).to_csv(compressed / "q6.csv.gz", index=False)
+    (compressed / "broken.csv.gz").write_bytes(b"\x1f\x8b\x08\x00 cut short")  # skipped, not a crash
     assert run_benchmark.main(["--config", str(other_config), "--out", str(tmp_path / "fifth"),
                                "--reuse", str(compressed)]) == 0
     assert "9 runs, 9 already finished, 0 to do" in (tmp_path / "fifth" / "log.txt").read_text()

@@ -37,6 +37,7 @@ import platform
 import subprocess
 import sys
 import time
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -257,9 +258,11 @@ class WallTimes:
         seconds = sum(entry["seconds"] for entry in self.entries.values())
         hours, minutes = divmod(round(seconds / 60), 60)
         measured = [q.upper() for q in QUESTIONS if self.entries.get(q, {}).get("parts")]
+        if not measured:
+            return ""
         return (f"**Wall time in all:** {hours} h {minutes} min on this machine for {', '.join(measured)} "
-                "(each question's parts are in its section; runs taken from other results with --reuse are not "
-                "counted).")
+                "(each question's time is in its section, with its parts where they were recorded one by one; runs "
+                "taken from other results with --reuse are not counted).")
 
 
 def current_commit() -> str:
@@ -550,7 +553,11 @@ def read_tables(results_dir: Path, data_dir: Path) -> dict[str, pd.DataFrame]:
         for path in (results_dir / question / "benchmark.csv", data_dir / run_table_name(question),
                      data_dir / f"{question}.csv"):  # the last: a copy written before they were compressed
             if path.exists():
-                table = pd.read_csv(path)
+                try:
+                    table = pd.read_csv(path)
+                except (pd.errors.ParserError, UnicodeDecodeError, OSError, EOFError, zlib.error) as error:
+                    raise ConfigError(f"{path}: not a readable CSV table ({type(error).__name__}: {error}); restore "
+                                      "it (git checkout) or rerun its question") from error
                 if len(table):
                     tables[question] = table
                 break
@@ -642,7 +649,7 @@ def write_report(results_dir: Path, report_dir: Path, image_dir: Path, sweeps: d
         question_scope_table(sweeps, tables, derived, {"q5": sections["q5"] is not None, "q8": len(bench) > 0}),
         "",
         *first_edition_note(sweeps, quick, uci_root),
-        *([wall_times.total(), ""] if wall_times.entries else []),
+        *([wall_times.total(), ""] if wall_times.total() else []),
         *(["**This is the --quick variant: tiny sizes for tests; its numbers mean nothing.**", ""] if quick else []),
         "## Headline answers",
         "",

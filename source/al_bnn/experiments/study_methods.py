@@ -349,7 +349,8 @@ def question_methods(table: pd.DataFrame, baseline: str = "random", gpa: str = "
                 f"never clearly worse than {baseline} on any dataset: {listing(never_worse)}.")
     section = Section("q6", "Which method when", answer, headline)
     section.facts = dict(datasets=datasets, seeds=seeds, aggregate=aggregate, per_dataset=per_dataset,
-                         scalars=scalars, baseline=baseline, gpa=gpa)
+                         scalars=scalars, baseline=baseline, gpa=gpa,
+                         kinds=kinds if kinds is not None else kinds_from_labels(samplers))
     section.markdown = [
         f"**Over datasets** (Holzmueller et al.'s aggregate: per run the mean of log test RMSE over the AL steps; per "
         f"dataset the mean over seeds and the paired difference to {baseline}; then the mean over the "
@@ -469,11 +470,14 @@ def question_models(table: pd.DataFrame, bnn_table: pd.DataFrame | None, derivat
     bnn_note = (f" The bnn results are Q6's runs restricted to these datasets and seeds (Q6 has "
                 f"{plural(bnn_table['seed'].nunique(), 'seed')})." if Q6_BNN_LABEL in results else
                 " Q6 has no bnn runs on these datasets and seeds to compare with.")
-    calibration = [f"{name} {np.nanmean(values):.2f}" for name, values in coverages.items()
-                   if not np.all(np.isnan(values))]
+    calibration = []
+    for name, values in coverages.items():
+        known = [v for v in values if not np.isnan(v)]
+        if known:
+            calibration.append(f"{name} {np.mean(known):.2f}"
+                               + (f" (over {len(known)} of the {len(values)})" if len(known) < len(values) else ""))
     calibration_note = (f" {baseline.capitalize()}'s 90% predictive interval held, averaged over the datasets: "
-                        f"{', '.join(calibration)} of the test targets (0.90 = calibrated; lower = over-confident, "
-                        "which the selection scores do not see but a user reading the std does)."
+                        f"{', '.join(calibration)} of the test targets (0.90 = calibrated; lower = over-confident)."
                         if calibration else "")
     answer = (f"{derivation} Over {scope} ({listing(datasets)}), ranked by mean log RMSE averaged over the datasets "
               "(best first): " + "; ".join(sentences) + "." + followed + bnn_note + calibration_note
@@ -700,11 +704,11 @@ def recommend(q6: Section, q7: Section | None = None, q8: Section | None = None)
         # the summary names GPA's own record too: the first edition's headline was about GPA alone
         gpa_sentence = (f" GPA on its published MC kernel ({gpa}) is "
                         f"{signed(gpa_row.log_rmse_difference, gpa_row.interval)} against {baseline} over the same "
-                        f"datasets, clearly worse than {baseline} on "
+                        f"datasets, clearly better than {baseline} on {len(better)} and clearly worse on "
                         + (listing(worse) if worse else "none"))
         if default in (gpa, baseline):
             when = f"**When GPA.** {'GPA is the default. ' if default == gpa else ''}{against_random}"
-            sentence += gpa_sentence + "."
+            sentence += gpa_sentence + "." if default == baseline else ""
         else:
             duel = head_to_head(scalars, gpa, default, datasets)
             sentence += (gpa_sentence + f"; paired with {default} it is clearly worse on "
@@ -735,12 +739,17 @@ def recommend(q6: Section, q7: Section | None = None, q8: Section | None = None)
             verdicts = []
             for name, aggregate in other_models.items():
                 entry = aggregate[aggregate["sampler"] == substitute].iloc[0]
-                verdicts.append(f"on {name} {signed(entry.log_rmse_difference, entry.interval)} against {baseline}, "
-                                f"clearly worse on {entry.worse} of {plural(entry.datasets, 'dataset')}")
-            other = (f" {default} needs the bnn (the only model here with a closed-form kernel); with "
-                     f"{listing(list(other_models))} the rule's pick among the methods that run on them is "
-                     f"{substitute}: "
-                     + "; ".join(verdicts) + ".")
+                clearly = ("clearly better than " if math.isfinite(entry.interval)
+                           and entry.log_rmse_difference + entry.interval < 0 else "not clearly better than ")
+                verdicts.append(f"on {name} {signed(entry.log_rmse_difference, entry.interval)} against {baseline} "
+                                f"over {plural(entry.datasets, 'dataset')} ({clearly}{baseline} on average; clearly "
+                                f"worse on {entry.worse} of them)")
+            exact = facts["kinds"].get(default, ("", ""))[1] == "exact"
+            why = (f"{default} needs the bnn's closed-form last-layer kernel, so Q7 could not run it"
+                   if exact else f"{default} was not among the methods Q7 ran")
+            other = (f" {why}. Of the methods it ran, {substitute} has the best Q6 (bnn) record by the rule; "
+                     + "; ".join(verdicts) + ". With this few datasets these are indications, not a rule of their "
+                     "own.")
         paragraphs.append(f"**Other models (Q7).** {q7.headline}{other}")
     losses = [f"- **{r.sampler}**: clearly worse than {baseline} on {r.worse_datasets}." if r.worse else
               f"- **{r.sampler}**: never clearly worse than {baseline}." for r in candidates.itertuples()]

@@ -658,7 +658,8 @@ def summary_sentences(sections: dict[str, Section | None], first: str = "") -> s
     if q1 is not None:
         f = q1.facts
         worse = f"is clearly worse on {listing(f['hurts'])}" if f["hurts"] else "is never clearly worse"
-        sentences.append(f"On the {f['datasets']} datasets of Q1 ({listing(f['names'])}), in test RMSE GPA beats "
+        sentences.append(f"With the first edition's network, on the {f['datasets']} datasets of Q1 "
+                         f"({listing(f['names'])}), in test RMSE GPA beats "
                          f"random selection clearly on {len(f['helps'])} and {worse} ({f['seeds']} paired seeds, "
                          "95% intervals).")
     if q2 is not None:

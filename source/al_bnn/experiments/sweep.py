@@ -22,6 +22,7 @@ import re
 import signal
 import threading
 import time
+import zlib
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -336,12 +337,14 @@ def reuse_runs(config: BenchmarkConfig, output: Path, sources: Sequence[str | Pa
         source = Path(source)
         if not source.exists():
             raise ConfigError(f"--reuse {source}: no such file or folder")
-        files = sorted([*source.glob("**/*.csv"), *source.glob("**/*.csv.gz")]) if source.is_dir() else [source]
+        # compressed copies first: the study replaces a q<N>.csv by its .csv.gz, so a .csv beside one is stale
+        files = [*sorted(source.glob("**/*.csv.gz")), *sorted(source.glob("**/*.csv"))] if source.is_dir() else [source]
         counts[str(source)] = 0
         for file in files:
             try:
                 table = pd.read_csv(file, dtype={RUN_KEY_COLUMN: str})
-            except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError, OSError) as error:
+            except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError, OSError, EOFError,
+                    zlib.error) as error:  # the last two: a truncated or corrupt .csv.gz
                 if source.is_dir():
                     continue
                 raise ConfigError(f"--reuse {file}: not a readable CSV table ({type(error).__name__}: {error})"
