@@ -37,7 +37,6 @@ import platform
 import subprocess
 import sys
 import time
-import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -48,7 +47,13 @@ from al_bnn.config import ConfigError, read_yaml
 from al_bnn.experiments import study_methods, study_report
 from al_bnn.experiments.benchmark import run_sweep as run_benchmark_sweep
 from al_bnn.experiments.cli import run_reporting_errors
-from al_bnn.experiments.sweep import benchmark_config_from_dict, merge_sections, pending_tasks, reuse_runs
+from al_bnn.experiments.sweep import (
+    UNREADABLE_TABLE_ERRORS,
+    benchmark_config_from_dict,
+    merge_sections,
+    pending_tasks,
+    reuse_runs,
+)
 from al_bnn.paths import REPO_ROOT
 from al_bnn.results import ResultsWriter
 
@@ -555,7 +560,7 @@ def read_tables(results_dir: Path, data_dir: Path) -> dict[str, pd.DataFrame]:
             if path.exists():
                 try:
                     table = pd.read_csv(path)
-                except (pd.errors.ParserError, UnicodeDecodeError, OSError, EOFError, zlib.error) as error:
+                except UNREADABLE_TABLE_ERRORS as error:
                     raise ConfigError(f"{path}: not a readable CSV table ({type(error).__name__}: {error}); restore "
                                       "it (git checkout) or rerun its question") from error
                 if len(table):
@@ -629,6 +634,7 @@ def write_report(results_dir: Path, report_dir: Path, image_dir: Path, sweeps: d
 
     summary = study_report.summary_sentences(sections, first=recommendation.sentence if recommendation else "")
     image_link = os.path.relpath(image_dir, report_dir)
+    total_wall_time = wall_times.total()
     data_link = os.path.relpath(data_dir, report_dir)
     headlines = [f"- **Q{q[1]}.** {s.headline}" for q, s in sections.items() if s is not None and s.headline]
     lines = [
@@ -649,7 +655,7 @@ def write_report(results_dir: Path, report_dir: Path, image_dir: Path, sweeps: d
         question_scope_table(sweeps, tables, derived, {"q5": sections["q5"] is not None, "q8": len(bench) > 0}),
         "",
         *first_edition_note(sweeps, quick, uci_root),
-        *([wall_times.total(), ""] if wall_times.total() else []),
+        *([total_wall_time, ""] if total_wall_time else []),
         *(["**This is the --quick variant: tiny sizes for tests; its numbers mean nothing.**", ""] if quick else []),
         "## Headline answers",
         "",

@@ -739,8 +739,7 @@ def recommend(q6: Section, q7: Section | None = None, q8: Section | None = None)
             verdicts = []
             for name, aggregate in other_models.items():
                 entry = aggregate[aggregate["sampler"] == substitute].iloc[0]
-                clearly = ("clearly better than " if math.isfinite(entry.interval)
-                           and entry.log_rmse_difference + entry.interval < 0 else "not clearly better than ")
+                clearly = "clearly better than " if entry.verdict == "better" else "not clearly better than "
                 verdicts.append(f"on {name} {signed(entry.log_rmse_difference, entry.interval)} against {baseline} "
                                 f"over {plural(entry.datasets, 'dataset')} ({clearly}{baseline} on average; clearly "
                                 f"worse on {entry.worse} of them)")

@@ -314,6 +314,11 @@ def read_run_file(path: Path, config: BenchmarkConfig, entry: DatasetEntry, mode
     return table.drop(columns=[LEGACY_FINGERPRINT_COLUMN], errors="ignore").assign(**{RUN_KEY_COLUMN: key}), None
 
 
+# what pandas.read_csv raises on a file that is not a readable CSV table (EOFError and zlib.error: a
+# truncated or corrupt .csv.gz)
+UNREADABLE_TABLE_ERRORS = (pd.errors.ParserError, UnicodeDecodeError, OSError, EOFError, zlib.error)
+
+
 def reuse_runs(config: BenchmarkConfig, output: Path, sources: Sequence[str | Path], writer) -> dict[str, int]:
     """Write into `output` each run of this sweep that is not finished there but is finished in one
     of `sources`: tidy tables with a run_key column (a sweep's benchmark.csv, a study's CSV, also
@@ -343,8 +348,7 @@ def reuse_runs(config: BenchmarkConfig, output: Path, sources: Sequence[str | Pa
         for file in files:
             try:
                 table = pd.read_csv(file, dtype={RUN_KEY_COLUMN: str})
-            except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError, OSError, EOFError,
-                    zlib.error) as error:  # the last two: a truncated or corrupt .csv.gz
+            except (pd.errors.EmptyDataError, *UNREADABLE_TABLE_ERRORS) as error:
                 if source.is_dir():
                     continue
                 raise ConfigError(f"--reuse {file}: not a readable CSV table ({type(error).__name__}: {error})"
