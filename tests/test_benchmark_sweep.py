@@ -11,7 +11,14 @@ import yaml
 
 from al_bnn.config import ConfigError
 from al_bnn.experiments import benchmark as run_benchmark
-from al_bnn.experiments.sweep import TIE_TOLERANCE, load_benchmark_config, overview_markdown, schedule_for, summarise
+from al_bnn.experiments.sweep import (
+    TIE_TOLERANCE,
+    load_benchmark_config,
+    overview_markdown,
+    schedule_for,
+    summarise,
+    summary_markdown,
+)
 from al_bnn.paths import SHIPPED_UCI_ROOT
 
 UCI_ROOT = Path(__file__).resolve().parent.parent / "data" / "uci"
@@ -155,10 +162,11 @@ def test_summary_statistics_on_a_hand_made_table():
     finals = {"random": [1.0, 2.0, 3.0], "gpa": [0.9, 2.0 * (1 + TIE_TOLERANCE / 2), 3.3]}
     for sampler, values in finals.items():
         for seed, final in enumerate(values):
-            common = dict(dataset="d", model="bnn", sampler=sampler, seed=seed, test_log_likelihood=-1,
-                          training_seconds=1.0)
-            rows.append(dict(common, al_iter=0, n_train=10, test_rmse=2.0, selection_seconds=0.5))
-            rows.append(dict(common, al_iter=1, n_train=20, test_rmse=final, selection_seconds=0.25))
+            common = dict(dataset="d", model="bnn", sampler=sampler, seed=seed, training_seconds=1.0)
+            rows.append(dict(common, al_iter=0, n_train=10, test_rmse=2.0, selection_seconds=0.5,
+                             test_log_likelihood=-5.0, test_coverage_90=0.1))
+            rows.append(dict(common, al_iter=1, n_train=20, test_rmse=final, selection_seconds=0.25,
+                             test_log_likelihood=-1.0 - seed, test_coverage_90=0.8 + 0.05 * seed))
     summary = summarise(pd.DataFrame(rows)).set_index("sampler")
     gpa = summary.loc["gpa"]
     assert (gpa.wins, gpa.ties, gpa.losses) == (1, 1, 1)
@@ -167,6 +175,29 @@ def test_summary_statistics_on_a_hand_made_table():
     assert gpa.ratio_to_random == pytest.approx(np.mean(finals["gpa"]) / 2.0)
     assert gpa.mean_log_rmse == pytest.approx(np.mean([(np.log(2.0) + np.log(v)) / 2 for v in finals["gpa"]]))
     assert gpa.selection_seconds == pytest.approx(0.75) and gpa.training_seconds == pytest.approx(2.0)
+    # the final step's calibration, averaged over seeds (not over steps)
+    assert gpa.final_log_likelihood == pytest.approx(-2.0)
+    assert gpa.final_coverage_90 == pytest.approx(0.85)
+    # run files of older versions have no coverage column: the summary says so instead of failing
+    older = summarise(pd.DataFrame(rows).drop(columns="test_coverage_90")).set_index("sampler")
+    assert np.isnan(older.loc["gpa"].final_coverage_90)
+    assert "| - |" in summary_markdown(older.reset_index())
+
+
+def test_overview_ends_with_the_baselines_coverage_per_dataset_and_model():
+    summary = pd.DataFrame([
+        dict(dataset="a", model="bnn", sampler="random", mean_log_rmse=1.0, final_coverage_90=0.9),
+        dict(dataset="a", model="bnn", sampler="gpa", mean_log_rmse=0.9, final_coverage_90=0.1),
+        dict(dataset="a", model="ensemble", sampler="random", mean_log_rmse=1.0, final_coverage_90=0.4),
+        dict(dataset="b", model="bnn", sampler="random", mean_log_rmse=-2.0, final_coverage_90=0.7),
+        dict(dataset="b", model="ensemble", sampler="random", mean_log_rmse=-2.0, final_coverage_90=np.nan),
+    ])
+    lines = overview_markdown(summary).split("Share of test targets", 1)[1].splitlines()
+    assert lines[2] == "| dataset | bnn | ensemble |"
+    assert lines[4] == "| a | 0.900 | 0.400 |"
+    assert lines[5] == "| b | 0.700 | - |"
+    assert lines[6] == "| **mean over datasets** | **0.800** (2) | **0.400** (1) |"
+    assert "Share of test targets" not in overview_markdown(summary.drop(columns="final_coverage_90"))
 
 
 def test_models_are_another_axis_of_the_sweep(tiny_config, tmp_path):

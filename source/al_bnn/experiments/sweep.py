@@ -620,8 +620,9 @@ def collect(output: Path, config: BenchmarkConfig, finished_only: bool = False) 
 
 def summarise(table: pd.DataFrame, baseline: str = "random") -> pd.DataFrame:
     """Per dataset, model and sampler: final RMSE mean and standard error over seeds, mean log
-    RMSE over the AL steps, ratio of final RMSE to the baseline's (same dataset and model), and
-    paired wins/ties/losses against it."""
+    RMSE over the AL steps, ratio of final RMSE to the baseline's (same dataset and model), paired
+    wins/ties/losses against it, and the final step's test log-likelihood and 90% interval
+    coverage (means over seeds; coverage NaN for run files of versions that did not record it)."""
     rows = []
     keys = ["dataset", "model", "sampler"]
     final = table.loc[table.groupby([*keys, "seed"])["al_iter"].idxmax()]
@@ -641,6 +642,8 @@ def summarise(table: pd.DataFrame, baseline: str = "random") -> pd.DataFrame:
             mean_log_rmse=log_values.mean(),
             ratio_to_random=values.mean() / base.mean() if len(base) else float("nan"),
             **dict(zip(("wins", "ties", "losses"), wins_ties_losses(difference.to_numpy()), strict=True)),
+            final_log_likelihood=group["test_log_likelihood"].mean(),
+            final_coverage_90=group["test_coverage_90"].mean() if "test_coverage_90" in group else float("nan"),
             selection_seconds=per_run_total(part, "selection_seconds"),
             training_seconds=per_run_total(part, "training_seconds")))
     return pd.DataFrame(rows)
@@ -660,12 +663,15 @@ def per_run_total(part: pd.DataFrame, column: str) -> float:
 
 def summary_markdown(summary: pd.DataFrame) -> str:
     lines = ["| dataset | model | sampler | seeds | final test RMSE (mean +- SE) | mean log RMSE over AL steps | "
-             "ratio to random | W/T/L vs random | selection s / run | training s / run |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "ratio to random | W/T/L vs random | final test log-lik | final 90% coverage | selection s / run | "
+             "training s / run |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in summary.itertuples():
         se = "" if math.isnan(row.final_rmse_se) else f" +- {row.final_rmse_se:.4f}"
+        coverage = "-" if math.isnan(row.final_coverage_90) else f"{row.final_coverage_90:.3f}"
         lines.append(f"| {row.dataset} | {row.model} | {row.sampler} | {row.seeds} | {row.final_rmse_mean:.4f}{se} | "
                      f"{row.mean_log_rmse:.4f} | {row.ratio_to_random:.3f} | {row.wins}/{row.ties}/{row.losses} | "
+                     f"{row.final_log_likelihood:.3f} | {coverage} | "
                      f"{row.selection_seconds:.2f} | {row.training_seconds:.1f} |")
     return "\n".join(lines)
 
@@ -691,7 +697,32 @@ def overview_markdown(summary: pd.DataFrame, baseline: str = "random") -> str:
                      + " | ".join(f"{int((difference[name] < 0).sum())} of {int(difference[name].notna().sum())}"
                                   for name in samplers[1:]) + " |")
         blocks.append("\n".join(lines))
-    return "\n\n".join(blocks)
+    calibration = calibration_markdown(summary, baseline)
+    return "\n\n".join([*blocks, calibration] if calibration else blocks)
+
+
+def calibration_markdown(summary: pd.DataFrame, baseline: str = "random") -> str:
+    """A dataset x model table of the baseline's 90% interval coverage after the last acquisition
+    (mean over seeds), with the mean over datasets: a lower RMSE with over-confident intervals is
+    not a win for active learning, so the grid above comes with how honest each model's std is.
+    Empty when no run recorded coverage."""
+    if "final_coverage_90" not in summary:
+        return ""
+    part = summary[(summary["sampler"] == baseline) & summary["final_coverage_90"].notna()]
+    if part.empty:
+        return ""
+    grid = part.pivot(index="dataset", columns="model", values="final_coverage_90")
+    models = list(dict.fromkeys(part["model"]))
+    lines = [f"Share of test targets inside the central 90% predictive interval after the last acquisition, "
+             f"{baseline} selection, mean over seeds (0.90 is calibrated, lower is over-confident; in brackets, how "
+             "many datasets the mean is over)", "",
+             "| dataset | " + " | ".join(models) + " |", "|---|" + "---|" * len(models)]
+    for dataset, row in grid[models].iterrows():
+        lines.append(f"| {dataset} | " + " | ".join("-" if math.isnan(row[m]) else f"{row[m]:.3f}" for m in models)
+                     + " |")
+    lines.append("| **mean over datasets** | " + " | ".join(
+        f"**{grid[m].mean():.3f}** ({int(grid[m].notna().sum())})" for m in models) + " |")
+    return "\n".join(lines)
 
 
 def plot_dataset(table: pd.DataFrame, dataset: str):
