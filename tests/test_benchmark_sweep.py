@@ -18,6 +18,7 @@ from al_bnn.experiments.sweep import (
     schedule_for,
     summarise,
     summary_markdown,
+    threads_per_worker,
 )
 from al_bnn.paths import SHIPPED_UCI_ROOT
 
@@ -300,6 +301,16 @@ def test_zero_workers_is_an_option_error(tiny_config, capsys):
     with pytest.raises(SystemExit) as exit_status:
         run_benchmark.main(["--config", str(tiny_config), "--workers", "0"])
     assert exit_status.value.code == 2 and "--workers: must be at least 1, got 0" in capsys.readouterr().err
+
+
+def test_worker_threads_share_the_cpus_this_process_may_use(monkeypatch):
+    monkeypatch.setattr(os, "cpu_count", lambda: 16)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {3}, raising=False)  # as under `taskset -c 3`
+    assert threads_per_worker(1) == 1 and threads_per_worker(2) == 1
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
+    assert threads_per_worker(1) == 8 and threads_per_worker(2) == 4 and threads_per_worker(3) == 2
+    monkeypatch.delattr(os, "sched_getaffinity", raising=False)  # an OS without affinity masks
+    assert threads_per_worker(4) == 4
 
 
 def readme_plugin_example() -> str:

@@ -523,7 +523,7 @@ def execute(tasks: Sequence[dict], scheduler: str | None = None, local_cluster: 
             if cluster is not None:
                 cluster.close()
             raise
-        threads = max(1, (os.cpu_count() or 1) // workers) if local_cluster else None
+        threads = threads_per_worker(workers) if local_cluster else None
         try:
             if plugins:
                 client.run(import_plugins, list(plugins), "on a Dask worker")
@@ -538,6 +538,21 @@ def execute(tasks: Sequence[dict], scheduler: str | None = None, local_cluster: 
                 cluster.close()
         return
     yield from _execute_locally(tasks, workers, stop)
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on: its affinity mask where the OS keeps one (set by `taskset`
+    or a batch scheduler), else the machine's count."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # no affinity masks on this OS
+        return os.cpu_count() or 1
+
+
+def threads_per_worker(workers: int) -> int:
+    """TensorFlow threads for each of `workers` local workers: the usable CPUs shared out, at least
+    one, so that two sweeps pinned to separate cores do not each start threads for the whole machine."""
+    return max(1, usable_cpus() // workers)
 
 
 def _start_local_worker() -> None:
@@ -561,7 +576,7 @@ def _execute_locally(tasks: Sequence[dict], workers: int, stop: threading.Event 
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     stop = stop or threading.Event()
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    threads = threads_per_worker(workers)
     waiting, running = list(tasks), set()
     # spawn: a fresh interpreter per worker, so TensorFlow's thread settings take effect
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
