@@ -647,7 +647,7 @@ def recommend(q6: Section, q7: Section | None = None, q8: Section | None = None)
     fewest = int(candidates["worse"].min())
     pick = candidates[candidates["worse"] == fewest].iloc[0]  # the aggregate is sorted best first
     better_overall = candidates[candidates["mean_log_rmse"] < pick.mean_log_rmse]
-    supported = math.isfinite(pick.interval) and pick.log_rmse_difference + pick.interval < 0
+    supported = pick.verdict == "better"  # the 95% interval over datasets lies below zero
     own = per_dataset[(per_dataset["sampler"] == pick.sampler) & per_dataset["dataset"].isin(datasets)]
     low, high = own["log_rmse_difference"].min(), own["log_rmse_difference"].max()
     median = float(own["log_rmse_difference"].median())
