@@ -425,6 +425,15 @@ def test_finished_runs_are_reused_from_another_sweep_by_their_settings_not_their
     third = tmp_path / "third"
     assert run_benchmark.main(["--config", str(other_config), "--out", str(third), "--reuse", str(second)]) == 0
     assert "9 runs, 9 already finished, 0 to do" in (third / "log.txt").read_text()
+    # --report-only assembles parts run apart without training: here the first sweep's 4 runs of this config
+    assembled = tmp_path / "assembled"
+    assert run_benchmark.main(["--config", str(other_config), "--out", str(assembled), "--report-only",
+                               "--reuse", str(first)]) == 0
+    log = (assembled / "log.txt").read_text()
+    assert f"reused 4 finished run(s) from {first}" in log and "9 runs, 4 already finished, 5 to do" in log
+    assert "**Partial: 4 of 9 runs finished**" in (assembled / "summary.md").read_text()
+    pd.testing.assert_frame_equal(pd.read_csv(assembled / "benchmark.csv", dtype={"run_key": str}),
+                                  second_table[second_table.run_key.isin(first_table.run_key)].reset_index(drop=True))
     # a folder holding a gzip-compressed tidy table (as the study's docs/study_data) is searched too
     compressed = tmp_path / "compressed"
     compressed.mkdir()

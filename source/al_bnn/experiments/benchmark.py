@@ -88,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "of the same config are always reused)")
     parser.add_argument("--report-only", action="store_true",
                         help="run nothing: write the tables and plots of the runs finished so far (e.g. of an "
-                             "interrupted sweep)")
+                             "interrupted sweep), with the --reuse runs copied in first (e.g. to assemble parts)")
     parser.add_argument("--reuse", nargs="+", default=[], metavar="PATH",
                         help="take finished runs from these results directories or tidy tables (e.g. "
                              "docs/benchmark/benchmark.csv) where their settings, dataset and seed equal a run of "
@@ -146,8 +146,8 @@ def run_sweep(config: BenchmarkConfig, output: Path, *, workers: int = 1, schedu
     run files of the same config are reused, any other is redone, and a directory of a different
     config is refused unless `overwrite`. Runs finished in `reuse` (results directories or tidy
     tables with run keys) are copied in first; returns how many came from each. With `report_only`
-    nothing runs: the tables and plots cover the runs finished so far. Holds the directory's lock
-    throughout."""
+    nothing runs: the tables and plots cover the runs finished so far, the reused ones included (so
+    parts of a sweep run apart are assembled into one table). Holds the directory's lock throughout."""
     if report_only and overwrite:
         raise ConfigError("--report-only with --overwrite would delete the finished runs and run none; drop one")
     fingerprint = config_fingerprint(config)
@@ -213,7 +213,7 @@ def _sweep_steps(config: BenchmarkConfig, output: Path, writer: ResultsWriter, w
     if writer.lock is not None and writer.lock.taken_over:
         logger.warning("took over the lock of %s, left by a sweep that is no longer running (%s)", output,
                        describe_holder(writer.lock.taken_over))
-    reused = {} if report_only else reuse_runs(config, output, reuse, writer)
+    reused = reuse_runs(config, output, reuse, writer)  # also with report_only: parts assembled, none trained
     for source, count in reused.items():
         logger.info("reused %d finished run(s) from %s", count, source)
     redo: list[str] = []
