@@ -377,6 +377,33 @@ def test_local_workers_exit_when_the_sweep_is_killed(tiny_config, tmp_path):
     assert not alive, f"orphaned workers: {alive}"
 
 
+def test_a_worker_started_after_its_sweep_died_exits_too(tmp_path):
+    # The sweep's pid is handed to the worker: a worker still starting when the sweep is killed
+    # (re-parented before its watcher reads anything) must see that its sweep is gone.
+    import subprocess
+    import sys
+    import time
+
+    repo = Path(__file__).resolve().parent.parent
+    script = ("import os, sys, time\n"
+              "from al_bnn.experiments.sweep import _watch_parent\n"
+              "_watch_parent(int(sys.argv[1]) if len(sys.argv) > 1 else os.getppid(), every=0.05)\n"
+              "print('watching', flush=True)\n"
+              "time.sleep(60)\n")
+    env = {**os.environ, "PYTHONPATH": str(repo / "source")}
+    not_its_parent = subprocess.Popen([sys.executable, "-c", script, str(os.getpid() + 10**6)], env=env,
+                                      stdout=subprocess.PIPE, text=True)
+    assert not_its_parent.wait(timeout=60) == 1
+    its_parent = subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        assert its_parent.stdout.readline() == "watching\n"
+        time.sleep(1.0)
+        assert its_parent.poll() is None, "the worker exited while its parent lives"
+    finally:
+        its_parent.kill()
+        its_parent.wait()
+
+
 def test_overview_grid_is_the_mean_log_rmse_difference_to_random():
     summary = pd.DataFrame([
         dict(dataset="a", model="bnn", sampler="random", mean_log_rmse=1.0),

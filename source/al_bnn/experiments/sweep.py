@@ -475,16 +475,16 @@ class SchedulerUnreachableError(ConfigError):
     """The Dask scheduler did not answer within the connect timeout."""
 
 
-def _watch_parent(every: float = 1.0) -> None:
-    """In a worker process: exit as soon as the process that started it is gone (killed with -9,
-    say; the worker is then re-parented), instead of computing on and idling as an orphan."""
-    parent_pid = os.getppid()
+def _watch_parent(parent_pid: int, every: float = 1.0) -> None:
+    """In a worker process: exit as soon as `parent_pid`, the process that started it, is gone
+    (killed with -9, say; the worker is then re-parented), instead of computing on and idling as an
+    orphan. The pid comes from the parent: read here, it would already be the new parent's when the
+    sweep died while this worker was still starting."""
 
     def watch() -> None:
-        while True:
+        while os.getppid() == parent_pid:
             time.sleep(every)
-            if os.getppid() != parent_pid:
-                os._exit(1)
+        os._exit(1)
 
     threading.Thread(target=watch, name="al_bnn-parent-watch", daemon=True).start()
 
@@ -528,7 +528,7 @@ def execute(tasks: Sequence[dict], scheduler: str | None = None, local_cluster: 
             if plugins:
                 client.run(import_plugins, list(plugins), "on a Dask worker")
             if local_cluster:  # its worker processes are this process's children: they exit with it
-                client.run(_watch_parent)
+                client.run(_watch_parent, os.getpid())
             futures = [client.submit(run_task, task, threads, pure=False) for task in tasks]
             for future in as_completed(futures):
                 yield future.result()
@@ -555,13 +555,13 @@ def threads_per_worker(workers: int) -> int:
     return max(1, usable_cpus() // workers)
 
 
-def _start_local_worker() -> None:
+def _start_local_worker(sweep_pid: int) -> None:
     """Initialiser of a local worker: stopping is the sweep process's decision (the first signal
     lets the running tasks finish), so a worker ignores the SIGINT and SIGTERM that a terminal or a
     batch scheduler sends to the whole process group; it still exits with its parent."""
     for signum in STOP_SIGNALS:
         signal.signal(signum, signal.SIG_IGN)
-    _watch_parent()
+    _watch_parent(sweep_pid)
 
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -580,7 +580,7 @@ def _execute_locally(tasks: Sequence[dict], workers: int, stop: threading.Event 
     waiting, running = list(tasks), set()
     # spawn: a fresh interpreter per worker, so TensorFlow's thread settings take effect
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_start_local_worker)
+                               initializer=_start_local_worker, initargs=(os.getpid(),))
     finished = False
     try:
         while waiting or running:
