@@ -15,6 +15,7 @@ from al_bnn.experiments.sweep import (
     TIE_TOLERANCE,
     load_benchmark_config,
     overview_markdown,
+    plot_overview,
     schedule_for,
     summarise,
     summary_markdown,
@@ -79,7 +80,7 @@ def test_local_sweep_writes_everything_then_resumes_only_missing_runs(tiny_confi
     summary = pd.read_csv(out / "summary.csv")
     assert len(summary) == 6 and set(summary.sampler) == {"random", "lrgpa", "mcdue"}
     assert "| yacht | bnn | lrgpa | 2 |" in (out / "summary.md").read_text()
-    assert (out / "plots" / "yacht.png").exists() and (out / "plots" / "energy.png").exists()
+    assert all((out / "plots" / name).exists() for name in ("yacht.png", "energy.png", "overview.png"))
     assert not list(out.rglob("*.tmp"))
 
     kept = out / "runs" / "energy" / "bnn" / "random_rs_1.csv"
@@ -419,6 +420,22 @@ def test_overview_grid_is_the_mean_log_rmse_difference_to_random():
     assert lines[5] == "| b | +0.300 | -0.500 |"
     assert lines[6] == "| **mean over datasets** | **+0.100** | **-0.150** |"
     assert lines[7] == "| datasets below random | 1 of 2 | 1 of 2 |"
+
+
+def test_overview_figure_shows_each_models_grid_and_its_mean_over_datasets():
+    summary = pd.DataFrame([
+        dict(dataset=d, model=m, sampler=s, mean_log_rmse=v) for d, m, s, v in [
+            ("a", "bnn", "random", 1.0), ("a", "bnn", "gpa", 0.9), ("a", "bnn", "lcmd", 1.2),
+            ("b", "bnn", "random", -2.0), ("b", "bnn", "gpa", -1.7), ("b", "bnn", "lcmd", -2.5),
+            ("a", "ensemble", "random", 0.5), ("a", "ensemble", "lcmd", 0.1),
+            ("b", "ensemble", "random", 0.0), ("b", "ensemble", "lcmd", 0.2)]])
+    figure = plot_overview(summary)
+    bnn, ensemble = figure.axes[:2]
+    np.testing.assert_allclose(bnn.images[0].get_array(), [[-0.1, 0.2], [0.3, -0.5], [0.1, -0.15]])
+    np.testing.assert_allclose(ensemble.images[0].get_array(), [[-0.4], [0.2], [-0.1]])
+    assert [t.get_text() for t in bnn.get_xticklabels()] == ["gpa", "lcmd"]
+    assert [t.get_text() for t in bnn.get_yticklabels()] == ["a", "b", "mean over datasets"]
+    assert plot_overview(summary[summary["sampler"] != "random"]) is None  # no baseline, nothing to show
 
 
 def test_finished_runs_are_reused_from_another_sweep_by_their_settings_not_their_labels(tiny_config, tmp_path, capsys):

@@ -44,6 +44,7 @@ from al_bnn.experiments.sweep import (
     overview_markdown,
     pending_tasks,
     plot_dataset,
+    plot_overview,
     reuse_runs,
     run_count,
     run_file,
@@ -282,6 +283,10 @@ def write_reports(writer: ResultsWriter, config, output: Path, finished_only: bo
                       f"# Benchmark summary\n\nConfig: {config.source}\n\n{partial}{overview}\n\n{markdown}\n")
     from al_bnn.experiments.plotting import plt
 
+    figure = plot_overview(summary)
+    if figure is not None:
+        writer.save_figure("plots/overview.png", figure)
+        plt.close(figure)
     for dataset in table["dataset"].unique():
         figure = plot_dataset(table, dataset)
         writer.save_figure(f"plots/{dataset}.png", figure)

@@ -691,26 +691,36 @@ def summary_markdown(summary: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def difference_grids(summary: pd.DataFrame, baseline: str = "random") -> dict[str, pd.DataFrame]:
+    """Per model (that ran the baseline), a dataset x sampler grid of mean log RMSE over the AL
+    steps minus the baseline's on the same dataset (negative: better), the baseline's column left
+    out: what the overview table and the overview figure show."""
+    grids = {}
+    for model, part in summary.groupby("model", sort=False):
+        grid = part.pivot(index="dataset", columns="sampler", values="mean_log_rmse")
+        if baseline not in grid.columns:
+            continue
+        samplers = [name for name in grid.columns if name != baseline]
+        grids[model] = grid[samplers].sub(grid[baseline], axis=0)
+    return grids
+
+
 def overview_markdown(summary: pd.DataFrame, baseline: str = "random") -> str:
     """Per model, a dataset x sampler grid of mean log RMSE over the AL steps minus the baseline's
     (negative: better than the baseline), with the mean over datasets and the number of datasets
     where the sampler is lower, as one glance at what the long table says."""
     blocks = []
-    for model, part in summary.groupby("model", sort=False):
-        grid = part.pivot(index="dataset", columns="sampler", values="mean_log_rmse")
-        if baseline not in grid.columns:
-            continue
-        samplers = [baseline, *(name for name in grid.columns if name != baseline)]
-        difference = grid[samplers].sub(grid[baseline], axis=0)
+    for model, difference in difference_grids(summary, baseline).items():
+        samplers = list(difference.columns)
         lines = [f"Model `{model}`: mean log RMSE over the AL steps minus {baseline}'s (negative = better)",
-                 "", "| dataset | " + " | ".join(samplers[1:]) + " |", "|---|" + "---|" * (len(samplers) - 1)]
+                 "", "| dataset | " + " | ".join(samplers) + " |", "|---|" + "---|" * len(samplers)]
         for dataset, row in difference.iterrows():
-            lines.append(f"| {dataset} | " + " | ".join(f"{row[name]:+.3f}" for name in samplers[1:]) + " |")
+            lines.append(f"| {dataset} | " + " | ".join(f"{row[name]:+.3f}" for name in samplers) + " |")
         lines.append("| **mean over datasets** | "
-                     + " | ".join(f"**{difference[name].mean():+.3f}**" for name in samplers[1:]) + " |")
+                     + " | ".join(f"**{difference[name].mean():+.3f}**" for name in samplers) + " |")
         lines.append(f"| datasets below {baseline} | "
                      + " | ".join(f"{int((difference[name] < 0).sum())} of {int(difference[name].notna().sum())}"
-                                  for name in samplers[1:]) + " |")
+                                  for name in samplers) + " |")
         blocks.append("\n".join(lines))
     calibration = calibration_markdown(summary, baseline)
     return "\n\n".join([*blocks, calibration] if calibration else blocks)
@@ -738,6 +748,42 @@ def calibration_markdown(summary: pd.DataFrame, baseline: str = "random") -> str
     lines.append("| **mean over datasets** | " + " | ".join(
         f"**{grid[m].mean():.3f}** ({int(grid[m].notna().sum())})" for m in models) + " |")
     return "\n".join(lines)
+
+
+def plot_overview(summary: pd.DataFrame, baseline: str = "random"):
+    """The overview grids as heatmaps, one panel per model (datasets down, samplers across, a last
+    row with the mean over datasets), on one colour scale symmetric about zero, blue where a sampler's
+    learning curve is below the baseline's; the scale saturates at the 95th percentile of the absolute
+    differences so that one extreme dataset does not wash out the rest (the cells print the values).
+    None when no model ran the baseline."""
+    from al_bnn.experiments.plotting import plt
+
+    grids = difference_grids(summary, baseline)
+    if not grids:
+        return None
+    datasets = sorted(set().union(*(grid.index for grid in grids.values())))
+    grids = {model: grid.reindex(datasets) for model, grid in grids.items()}
+    values = {model: np.vstack([grid.to_numpy(), grid.mean(axis=0).to_numpy()]) for model, grid in grids.items()}
+    finite = np.abs(np.concatenate([v[np.isfinite(v)] for v in values.values()]))
+    limit = float(np.percentile(finite, 95)) if finite.size and finite.max() > 0 else 1.0
+    widths = [grid.shape[1] for grid in grids.values()]
+    figure, axes = plt.subplots(1, len(grids), figsize=(0.6 * sum(widths) + 4.0, 0.32 * len(datasets) + 2.2),
+                                squeeze=False, sharey=True, gridspec_kw={"width_ratios": widths},
+                                layout="constrained")
+    for axis, (model, grid) in zip(axes[0], grids.items(), strict=True):
+        shown = values[model]
+        image = axis.imshow(shown, cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto")
+        for i, j in np.argwhere(np.isfinite(shown)):
+            dark = abs(shown[i, j]) > 0.6 * limit  # white text on the darkest cells, to stay legible
+            axis.text(j, i, f"{shown[i, j]:+.2f}", ha="center", va="center", fontsize=6.5,
+                      fontweight="bold" if i == len(datasets) else "normal", color="white" if dark else "black")
+        axis.axhline(len(datasets) - 0.5, color="black", linewidth=1.0)
+        axis.set_xticks(np.arange(grid.shape[1]), list(grid.columns), rotation=45, ha="right", fontsize=8)
+        axis.set_title(f"model {model}", fontsize=9)
+    axes[0][0].set_yticks(np.arange(len(datasets) + 1), [*datasets, "mean over datasets"], fontsize=8)
+    figure.colorbar(image, ax=list(axes[0]), label=f"mean log RMSE over the AL steps\nminus {baseline}'s", shrink=0.8,
+                    extend="both")
+    return figure
 
 
 def plot_dataset(table: pd.DataFrame, dataset: str):
