@@ -71,3 +71,46 @@ def test_models_without_a_closed_form_kernel_say_so():
     with pytest.raises(ValueError, match="ensemble_size must be >= 2"):
         EnsembleNetwork(1, [4], 1, seeds=[0])
     assert tf.is_tensor(make("ensemble").predict(np.zeros((2, 1), np.float32))[0])
+
+
+@pytest.mark.parametrize("kind", ["dropout", "ensemble", "bnn"])
+def test_epochs_per_call_do_not_change_the_numbers(kind, monkeypatch):
+    """Training calls are capped in memory (a big dropout stack gets fewer epochs per call); the
+    draws are keyed by epoch, so one epoch per call trains exactly what 25 per call train."""
+    import al_bnn.models.trainer as trainer_module
+    from al_bnn.models import BayesianLastLayerNetwork
+    from al_bnn.models.trainer import NoiseContrastivePrior
+
+    x, y = toy_problem(n=40)
+    stacked_x, stacked_y = np.stack([x, x[::-1]]), np.stack([y, y[::-1]])
+
+    def train(budget):
+        monkeypatch.setattr(trainer_module, "EPOCH_DRAWS_BYTES_PER_CALL", budget)
+        if kind == "bnn":
+            network = BayesianLastLayerNetwork(1, [16, 16], 0.3, seeds=[0, 1])
+            trainer = StackedTrainer(network, 0.01, 100.0, 1.0, 16, learning_rate_schedule="linear_decay",
+                                     ncp=NoiseContrastivePrior(0.5, 1.0, 1.0))
+        else:
+            network = make(kind, seeds=(0, 1), layer_sizes=(16, 16))
+            trainer = StackedTrainer(network, 0.01, 100.0, 1.0, 16, learning_rate_schedule="linear_decay")
+        calls = trainer.epochs_per_call(len(x), 1)
+        trainer.fit(stacked_x, stacked_y, x, y, num_epochs=12, eval_every=6, phase=0)
+        return calls, [v.numpy() for v in network.trainable_variables]
+
+    (many, reference), (one, capped) = train(2**30), train(1)
+    assert many == trainer_module.MAX_EPOCHS_PER_CALL  # not capped by memory here
+    assert one == 1
+    for a, b in zip(reference, capped, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_large_dropout_stack_trains_fewer_epochs_per_call():
+    from al_bnn.models.trainer import EPOCH_DRAWS_BYTES_PER_CALL, MAX_EPOCHS_PER_CALL
+
+    network = DropoutNetwork(18, [256, 256], 0.1, seeds=list(range(40)))
+    trainer = StackedTrainer(network, 0.01, 100.0, 1.0, 256)
+    per_epoch = trainer.epoch_draw_bytes(3320, 18)  # 40 runs at the benchmark's last phase on elevators
+    assert per_epoch > 2e8  # one mask value per example, unit and step
+    assert trainer.epochs_per_call(3320, 18) == EPOCH_DRAWS_BYTES_PER_CALL // per_epoch < MAX_EPOCHS_PER_CALL
+    small = StackedTrainer(DropoutNetwork(18, [256, 256], 0.1, seeds=[0]), 0.01, 100.0, 1.0, 256)
+    assert small.epochs_per_call(200, 18) == MAX_EPOCHS_PER_CALL

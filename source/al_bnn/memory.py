@@ -13,7 +13,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from al_bnn.config import ConfigError, ExperimentConfig
-from al_bnn.models.trainer import MAX_EPOCHS_PER_CALL  # epochs whose minibatches are gathered at once
+from al_bnn.models.trainer import (  # epochs whose minibatches are gathered at once, and their byte cap
+    EPOCH_DRAWS_BYTES_PER_CALL,
+    MAX_EPOCHS_PER_CALL,
+)
 from al_bnn.selection.gpa_math import _ROW_CHUNK as DENSE_ROW_CHUNK  # rows updated at a time by fast GPA
 
 MODEL_BYTES = 4  # float32 network
@@ -82,13 +85,15 @@ def training_parts(config: ExperimentConfig, runs: int, n_features: int, n_test:
     n_train = config.final_train_size
     padded = -(-n_train // train.batch_size) * train.batch_size
     chunk = min(MAX_EPOCHS_PER_CALL, train.eval_after_epochs, max(config.phase_epochs()))
-    per_example = n_features + 1 + (sum(net.layer_sizes) if parms.name_model == "dropout" else 0) + (
+    per_example = n_features + 2 + (sum(net.layer_sizes) if parms.name_model == "dropout" else 0) + (
         n_features if net.ood_std_prior is not None else 0)
+    per_epoch = 2.0 * units * padded * per_example * MODEL_BYTES  # drawn, then gathered (as the trainer counts)
+    chunk = int(min(chunk, max(1, EPOCH_DRAWS_BYTES_PER_CALL // per_epoch)))
     return [
         Part(f"network weights, Adam moments and gradients ({units} network(s) of {parameters:,} parameters)",
              6.0 * units * parameters * MODEL_BYTES, "net_config.layer_sizes"),
         Part(f"the minibatches of {chunk} epochs gathered at once ({padded:,} labelled points)",
-             1.0 * units * chunk * padded * per_example * MODEL_BYTES, "train_schedule.eval_after_epochs"),
+             chunk * per_epoch, "train_schedule.eval_after_epochs"),
         Part(f"evaluation activations ({max(n_train, n_test):,} points x {sum(net.layer_sizes):,} units)",
              2.0 * units * max(n_train, n_test) * sum(net.layer_sizes) * MODEL_BYTES, "net_config.layer_sizes"),
     ]

@@ -24,6 +24,10 @@ from al_bnn.models.tensorflow_setup import tf
 
 ADAM_BETA_1, ADAM_BETA_2, ADAM_EPSILON = 0.9, 0.999, 1e-8  # tf.compat.v1 AdamOptimizer defaults
 MAX_EPOCHS_PER_CALL = 25
+# Bytes of per-epoch draws and gathered minibatches one call may hold; a stack of many dropout runs
+# (a mask per example and unit) gets fewer epochs per call. The draws are keyed by epoch, so the
+# numbers do not depend on the split (tested).
+EPOCH_DRAWS_BYTES_PER_CALL = 2**30
 CENTRAL_90_Z = 1.6448536269514722  # the standard normal's 95% quantile: +- z holds the central 90%
 # "constant": the learning rate throughout; "linear_decay": from the learning rate down to zero
 # over each training phase (Adam's moments are reset between phases, so each phase decays anew).
@@ -278,11 +282,12 @@ class StackedTrainer:
             raise ValueError(f"train_x must be (K={self.network.num_runs}, n, d), got {train_x.shape}")
         run_seeds = tf.constant(self.network.unit_seed_words("training", phase))
         evaluations = []
+        epochs_per_call = self.epochs_per_call(int(train_x.shape[1]), int(train_x.shape[2]))
         epoch = first_epoch
         while epoch < num_epochs:
             # One compiled call per chunk; chunks end at evaluation points and are capped so that the
             # per-epoch draws of a chunk (dropout masks above all) stay small in memory.
-            chunk = min(eval_every - epoch % eval_every, num_epochs - epoch, MAX_EPOCHS_PER_CALL)
+            chunk = min(eval_every - epoch % eval_every, num_epochs - epoch, epochs_per_call)
             self._train_epochs(train_x, train_y, run_seeds, tf.constant(epoch, tf.int32),
                                tf.constant(chunk, tf.int32), tf.constant(num_epochs, tf.int32))
             epoch += chunk
@@ -296,6 +301,22 @@ class StackedTrainer:
             if on_evaluation is not None and on_evaluation(metrics):
                 break
         return evaluations
+
+    def epoch_draw_bytes(self, n_train: int, n_features: int) -> int:
+        """Bytes one epoch of all units holds in a training call: the gathered minibatches, the
+        data order, the step noise and NCP's input noise, twice (drawn, then reshaped and gathered)."""
+        net, batch_size = self.network, self.batch_size
+        batches = -(-n_train // batch_size)
+        per_batch = batch_size * (n_features + 2) + int(np.prod(net.step_noise_shape(batch_size)))
+        if self.ncp is not None:
+            per_batch += batch_size * n_features
+        return 2 * net.num_units * batches * per_batch * net.dtype.size
+
+    def epochs_per_call(self, n_train: int, n_features: int) -> int:
+        """Epochs one compiled call trains: MAX_EPOCHS_PER_CALL, fewer when their draws would pass
+        EPOCH_DRAWS_BYTES_PER_CALL, at least one."""
+        fitting = EPOCH_DRAWS_BYTES_PER_CALL // max(1, self.epoch_draw_bytes(n_train, n_features))
+        return int(min(MAX_EPOCHS_PER_CALL, max(1, fitting)))
 
     def _optimizer_variables(self) -> list[tf.Variable]:
         return [*self._first_moments, *self._second_moments, self._adam_step]
