@@ -436,6 +436,8 @@ def test_overview_figure_shows_each_models_grid_and_its_mean_over_datasets():
     assert [t.get_text() for t in bnn.get_xticklabels()] == ["gpa", "lcmd"]
     assert [t.get_text() for t in bnn.get_yticklabels()] == ["a", "b", "mean over datasets"]
     assert plot_overview(summary[summary["sampler"] != "random"]) is None  # no baseline, nothing to show
+    assert plot_overview(summary[summary["sampler"] == "random"]) is None  # the baseline alone: nothing either
+    assert overview_markdown(summary[summary["sampler"] == "random"]) == ""  # no empty grids (and no coverage here)
 
 
 def test_finished_runs_are_reused_from_another_sweep_by_their_settings_not_their_labels(tiny_config, tmp_path, capsys):

@@ -701,7 +701,8 @@ def difference_grids(summary: pd.DataFrame, baseline: str = "random") -> dict[st
         if baseline not in grid.columns:
             continue
         samplers = [name for name in grid.columns if name != baseline]
-        grids[model] = grid[samplers].sub(grid[baseline], axis=0)
+        if samplers:  # a sweep of the baseline alone has nothing to compare
+            grids[model] = grid[samplers].sub(grid[baseline], axis=0)
     return grids
 
 
