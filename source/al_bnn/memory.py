@@ -14,8 +14,9 @@ from dataclasses import dataclass
 
 from al_bnn.config import ConfigError, ExperimentConfig
 from al_bnn.models.trainer import (  # epochs whose minibatches are gathered at once, and their byte cap
-    EPOCH_DRAWS_BYTES_PER_CALL,
     MAX_EPOCHS_PER_CALL,
+    epoch_draw_bytes,
+    epochs_per_call,
 )
 from al_bnn.selection.gpa_math import _ROW_CHUNK as DENSE_ROW_CHUNK  # rows updated at a time by fast GPA
 
@@ -85,10 +86,11 @@ def training_parts(config: ExperimentConfig, runs: int, n_features: int, n_test:
     n_train = config.final_train_size
     padded = -(-n_train // train.batch_size) * train.batch_size
     chunk = min(MAX_EPOCHS_PER_CALL, train.eval_after_epochs, max(config.phase_epochs()))
-    per_example = n_features + 2 + (sum(net.layer_sizes) if parms.name_model == "dropout" else 0) + (
-        n_features if net.ood_std_prior is not None else 0)
-    per_epoch = 2.0 * units * padded * per_example * MODEL_BYTES  # drawn, then gathered (as the trainer counts)
-    chunk = int(min(chunk, max(1, EPOCH_DRAWS_BYTES_PER_CALL // per_epoch)))
+    # dropout's masks, one per example and unit; the other models' step noise is a few values per batch
+    noise_per_batch = train.batch_size * sum(net.layer_sizes) if parms.name_model == "dropout" else 0
+    per_epoch = epoch_draw_bytes(units, n_train, n_features, train.batch_size, noise_per_batch,
+                                 net.ood_std_prior is not None, MODEL_BYTES)
+    chunk = min(chunk, epochs_per_call(per_epoch))
     return [
         Part(f"network weights, Adam moments and gradients ({units} network(s) of {parameters:,} parameters)",
              6.0 * units * parameters * MODEL_BYTES, "net_config.layer_sizes"),

@@ -303,20 +303,15 @@ class StackedTrainer:
         return evaluations
 
     def epoch_draw_bytes(self, n_train: int, n_features: int) -> int:
-        """Bytes one epoch of all units holds in a training call: the gathered minibatches, the
-        data order, the step noise and NCP's input noise, twice (drawn, then reshaped and gathered)."""
-        net, batch_size = self.network, self.batch_size
-        batches = -(-n_train // batch_size)
-        per_batch = batch_size * (n_features + 2) + int(np.prod(net.step_noise_shape(batch_size)))
-        if self.ncp is not None:
-            per_batch += batch_size * n_features
-        return 2 * net.num_units * batches * per_batch * net.dtype.size
+        """Bytes one epoch of all units holds in a training call (see epoch_draw_bytes)."""
+        net = self.network
+        return epoch_draw_bytes(net.num_units, n_train, n_features, self.batch_size,
+                                int(np.prod(net.step_noise_shape(self.batch_size))), self.ncp is not None,
+                                net.dtype.size)
 
     def epochs_per_call(self, n_train: int, n_features: int) -> int:
-        """Epochs one compiled call trains: MAX_EPOCHS_PER_CALL, fewer when their draws would pass
-        EPOCH_DRAWS_BYTES_PER_CALL, at least one."""
-        fitting = EPOCH_DRAWS_BYTES_PER_CALL // max(1, self.epoch_draw_bytes(n_train, n_features))
-        return int(min(MAX_EPOCHS_PER_CALL, max(1, fitting)))
+        """Epochs one compiled call trains (see epochs_per_call)."""
+        return epochs_per_call(self.epoch_draw_bytes(n_train, n_features))
 
     def _optimizer_variables(self) -> list[tf.Variable]:
         return [*self._first_moments, *self._second_moments, self._adam_step]
@@ -327,6 +322,22 @@ class StackedTrainer:
     def set_optimizer_state(self, values: Sequence[np.ndarray]) -> None:
         for variable, value in zip(self._optimizer_variables(), values, strict=True):
             variable.assign(value)
+
+
+def epoch_draw_bytes(units: int, n_train: int, n_features: int, batch_size: int, noise_per_batch: int,
+                     input_noise: bool, value_bytes: int) -> float:
+    """Bytes one epoch of `units` stacked units holds in a training call: the gathered minibatches,
+    the data order, `noise_per_batch` step-noise values per batch and NCP's input noise, twice (drawn,
+    then reshaped and gathered). The trainer and the memory estimate both count with it."""
+    batches = -(-n_train // batch_size)
+    per_batch = batch_size * (n_features + 2 + (n_features if input_noise else 0)) + noise_per_batch
+    return 2.0 * units * batches * per_batch * value_bytes
+
+
+def epochs_per_call(epoch_bytes: float) -> int:
+    """Epochs one compiled call trains: MAX_EPOCHS_PER_CALL, fewer when their draws would pass
+    EPOCH_DRAWS_BYTES_PER_CALL, at least one."""
+    return int(min(MAX_EPOCHS_PER_CALL, max(1, EPOCH_DRAWS_BYTES_PER_CALL // max(1, epoch_bytes))))
 
 
 def _squared_norm_per_run(gradient: tf.Tensor) -> tf.Tensor:
