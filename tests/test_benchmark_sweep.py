@@ -697,8 +697,20 @@ def test_a_sigterm_to_the_whole_process_group_stops_after_the_running_task(tiny_
                               "--out", str(out), "--workers", "1"], cwd=repo, start_new_session=True,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     children = Path(f"/proc/{sweep.pid}/task/{sweep.pid}/children")
+
+    def worker_started() -> bool:
+        """A spawned worker exists once the first task was handed out. Any child will not do: an
+        import runs `uname -p` (platform.processor()) before the sweep's handlers are installed."""
+        for pid in children.read_text().split():
+            try:
+                if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    return True
+            except OSError:  # that child already ended
+                pass
+        return False
+
     deadline = time.monotonic() + 120
-    while not children.read_text().split():  # the first worker exists once the first task was handed out
+    while not worker_started():
         assert sweep.poll() is None and time.monotonic() < deadline, "the sweep ended or never started a worker"
         time.sleep(0.05)
     os.killpg(sweep.pid, signal.SIGTERM)
@@ -708,6 +720,30 @@ def test_a_sigterm_to_the_whole_process_group_stops_after_the_running_task(tiny_
     finished = pd.read_csv(out / "finished_runs.csv")
     assert set(finished.dataset) == {"yacht"} and len(finished.groupby(["sampler", "seed"])) == 6
     assert "SIGTERM: stopping once the running task(s) finish" in (out / "log.txt").read_text()
+
+
+def test_a_stop_signal_delivered_twice_at_once_is_one_stop_and_a_later_one_aborts(monkeypatch):
+    """GNU `timeout` sends SIGTERM to the command and then to its process group, so a sweep can get
+    the one stop twice within microseconds: that must not abort the running tasks."""
+    import signal
+    import threading
+
+    from al_bnn.experiments import cli
+
+    clock = [100.0]
+    monkeypatch.setattr(cli.time, "monotonic", lambda: clock[0])
+    stop, announced = threading.Event(), []
+    signals = cli.StopSignals(stop, announced.append)
+    signals._handle(signal.SIGTERM, None)
+    clock[0] += 0.001
+    signals._handle(signal.SIGTERM, None)  # the same stop, delivered again
+    assert stop.is_set() and signals.received == signal.SIGTERM and announced == [signal.SIGTERM]
+    with pytest.raises(cli.Aborted):  # another signal at once is a second stop
+        signals._handle(signal.SIGINT, None)
+    clock[0] += cli.REPEAT_WINDOW_S
+    with pytest.raises(cli.Aborted) as aborted:  # the same signal, later: the user asks again
+        signals._handle(signal.SIGTERM, None)
+    assert aborted.value.signum == signal.SIGTERM
 
 
 def test_stop_signals_leave_an_inherited_ignore_alone():

@@ -8,7 +8,8 @@ results directory is in use by another run; 5 a file could not be written (disk 
 file system, permission denied: nothing half-written is left, `--resume` continues once fixed);
 130 / 143 stopped by SIGINT (Ctrl-C) / SIGTERM after saving a checkpoint and the metrics so far
 (a sweep: after its running tasks finish, starting no new one), and a second signal aborts at once,
-with the same code.
+with the same code (a repeat within REPEAT_WINDOW_S of the first counts as the same stop: GNU
+`timeout` sends its signal to the command and then to the command's process group).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable
 
 from al_bnn.config import ConfigError
@@ -84,14 +86,20 @@ def run_reporting_errors(run: Callable[[], int], hint: Callable[[BaseException],
         return code
 
 
+REPEAT_WINDOW_S = 1.0
+
+
 class StopSignals:
     """While installed: the first SIGINT or SIGTERM sets `stop` (the run saves a checkpoint at the
-    next chunk boundary and ends); a second one raises Aborted at once. Only the main thread can
-    install signal handlers; elsewhere this does nothing."""
+    next chunk boundary and ends); a second one raises Aborted at once, unless it is the same signal
+    within REPEAT_WINDOW_S of the first (one stop delivered twice, as GNU `timeout` does: to the
+    command, then to its process group). Only the main thread can install signal handlers;
+    elsewhere this does nothing."""
 
     def __init__(self, stop: threading.Event, on_first: Callable[[int], None] = lambda signum: None):
         self.stop, self.on_first = stop, on_first
         self.received: int | None = None
+        self._received_at = 0.0
         self._previous: dict[int, object] = {}
 
     def __enter__(self) -> StopSignals:
@@ -108,9 +116,12 @@ class StopSignals:
         return list(self._previous)
 
     def _handle(self, signum, frame) -> None:
+        now = time.monotonic()
         if self.stop.is_set():
+            if signum == self.received and now - self._received_at < REPEAT_WINDOW_S:
+                return  # the first stop, delivered twice
             raise Aborted(signum)
-        self.received = signum
+        self.received, self._received_at = signum, now
         self.stop.set()
         self.on_first(signum)
 
