@@ -13,11 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from al_bnn.config import ConfigError, ExperimentConfig
-from al_bnn.models.trainer import (  # epochs whose minibatches are gathered at once, and their byte cap
-    MAX_EPOCHS_PER_CALL,
-    epoch_draw_bytes,
-    epochs_per_call,
-)
+from al_bnn.models.trainer import epoch_draw_bytes, epochs_per_call  # what one training call holds
 from al_bnn.selection.gpa_math import _ROW_CHUNK as DENSE_ROW_CHUNK  # rows updated at a time by fast GPA
 
 MODEL_BYTES = 4  # float32 network
@@ -85,12 +81,12 @@ def training_parts(config: ExperimentConfig, runs: int, n_features: int, n_test:
     parameters = sum(a * b + b for a, b in zip(widths, widths[1:], strict=False)) + 4 * widths[-1] + 4
     n_train = config.final_train_size
     padded = -(-n_train // train.batch_size) * train.batch_size
-    chunk = min(MAX_EPOCHS_PER_CALL, train.eval_after_epochs, max(config.phase_epochs()))
     # dropout's masks, one per example and unit; the other models' step noise is a few values per batch
     noise_per_batch = train.batch_size * sum(net.layer_sizes) if parms.name_model == "dropout" else 0
     per_epoch = epoch_draw_bytes(units, n_train, n_features, train.batch_size, noise_per_batch,
                                  net.ood_std_prior is not None, MODEL_BYTES)
-    chunk = min(chunk, epochs_per_call(per_epoch))
+    # the epochs of one training call, as the trainer chunks them (epochs_per_call holds the cap)
+    chunk = min(train.eval_after_epochs, max(config.phase_epochs()), epochs_per_call(per_epoch))
     return [
         Part(f"network weights, Adam moments and gradients ({units} network(s) of {parameters:,} parameters)",
              6.0 * units * parameters * MODEL_BYTES, "net_config.layer_sizes"),
