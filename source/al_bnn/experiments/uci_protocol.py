@@ -1,0 +1,315 @@
+"""The standard UCI regression protocol (Hernandez-Lobato & Adams 2015): every model with its defaults,
+trained on each of the 20 fixed 90/10 train/test splits of a dataset and scored on the test split.
+
+    python source/run_uci_protocol.py                                 # six sets, 20 splits, three models
+    python source/run_uci_protocol.py --splits 5 --datasets yacht energy
+    python source/run_uci_protocol.py --models bnn --out results_uci_protocol_bnn
+
+Per split: inputs standardised with the training split's mean and std, the estimator fitted with
+`normalize_y=True` on the training split alone (whatever it holds out for calibration or validation
+is carved from that split), then test RMSE, test log-likelihood (the Gaussian predictive density
+N(y | mean, std^2) in the target's units, averaged over test points), the share of test targets
+inside the central 90% and 50% predictive intervals, and the seconds the fit took. The report gives
+mean +- standard error over splits beside the published MC-dropout and deep-ensemble numbers.
+
+Resumable: every finished split is one row of `runs.csv`, written atomically as it finishes; the same
+command continues where it stopped. `protocol.yaml` records the settings and the package version;
+a rerun with other estimator settings into the same folder is refused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+from scipy import stats
+
+from al_bnn.config import ConfigError, parse_yaml
+from al_bnn.data import DataFileError, read_uci_folder, uci_root
+from al_bnn.results import ResultsWriter
+
+LOG = logging.getLogger("al_bnn.uci_protocol")
+STANDARD_DATASETS = ("bostonHousing", "concrete", "energy", "kin8nm", "wine-quality-red", "yacht")
+MODELS = ("bnn", "dropout", "ensemble")
+RUNS_FILE = "runs.csv"
+SETTINGS_FILE = "protocol.yaml"
+METRICS = ("rmse", "log_likelihood", "coverage_90", "coverage_50", "fit_seconds")
+
+# Mean over the 20 splits as published: MC dropout (Gal & Ghahramani 2016, the grid-searched rerun
+# published with its code) and deep ensembles of 5 (Lakshminarayanan et al. 2017). (RMSE, test LL).
+PUBLISHED = {
+    "bostonHousing": {"MC dropout": (2.90, -2.40), "deep ensemble": (3.28, -2.41)},
+    "concrete": {"MC dropout": (4.82, -2.93), "deep ensemble": (6.03, -3.06)},
+    "energy": {"MC dropout": (0.54, -1.21), "deep ensemble": (2.09, -1.38)},
+    "kin8nm": {"MC dropout": (0.08, 1.14), "deep ensemble": (0.09, 1.20)},
+    "wine-quality-red": {"MC dropout": (0.62, -0.93), "deep ensemble": (0.64, -0.94)},
+    "yacht": {"MC dropout": (0.67, -1.25), "deep ensemble": (1.58, -1.18)},
+}
+PUBLISHED_COUNTERPART = {"bnn": "MC dropout", "dropout": "MC dropout", "ensemble": "deep ensemble"}
+Z90, Z50 = stats.norm.ppf(0.95), stats.norm.ppf(0.75)
+
+
+@dataclass(frozen=True)
+class Split:
+    index: int
+    train: np.ndarray
+    test: np.ndarray
+
+
+def read_splits(folder: str | Path, n_rows: int) -> list[Split]:
+    """The standard splits of a dataset folder (`splits/index_train_K.txt`, `index_test_K.txt`),
+    checked: integer rows in range, train and test disjoint."""
+    folder = Path(folder) / "splits"
+    count_file = folder / "n_splits.txt"
+    if not count_file.is_file():
+        raise DataFileError(f"{folder}: no standard splits here (n_splits.txt missing); the protocol runs on "
+                            f"datasets that ship them: {', '.join(STANDARD_DATASETS)}")
+    try:
+        count = int(count_file.read_text().split()[0])
+    except (ValueError, IndexError):
+        raise DataFileError(f"{count_file}: expected the number of splits") from None
+    splits = []
+    for k in range(count):
+        parts = []
+        for kind in ("train", "test"):
+            path = folder / f"index_{kind}_{k}.txt"
+            try:
+                rows = np.loadtxt(path, dtype=np.int64, ndmin=1)
+            except (OSError, ValueError) as error:
+                raise DataFileError(f"{path}: {error}") from None
+            if rows.size == 0 or rows.min() < 0 or rows.max() >= n_rows:
+                raise DataFileError(f"{path}: row indices must lie in [0, {n_rows})")
+            parts.append(rows)
+        if np.intersect1d(parts[0], parts[1]).size:
+            raise DataFileError(f"{folder}: split {k} has rows in both its training and its test set")
+        splits.append(Split(k, parts[0], parts[1]))
+    return splits
+
+
+def score(y: np.ndarray, mean: np.ndarray, std: np.ndarray) -> dict[str, float]:
+    """Test RMSE, mean Gaussian log-likelihood and central-interval coverage, in the target's units."""
+    residual = np.asarray(y, np.float64) - np.asarray(mean, np.float64)
+    std = np.asarray(std, np.float64)
+    log_likelihood = stats.norm.logpdf(residual, scale=std)
+    return {"rmse": float(np.sqrt(np.mean(residual**2))), "log_likelihood": float(np.mean(log_likelihood)),
+            "coverage_90": float(np.mean(np.abs(residual) <= Z90 * std)),
+            "coverage_50": float(np.mean(np.abs(residual) <= Z50 * std))}
+
+
+def make_estimator(model: str, seed: int, parameters: dict | None = None):
+    """The model's estimator with its defaults (plus `parameters`) and normalize_y=True."""
+    from al_bnn.models.estimators import BNNRegressor, DropoutRegressor, EnsembleRegressor
+
+    classes = {"bnn": BNNRegressor, "dropout": DropoutRegressor, "ensemble": EnsembleRegressor}
+    return classes[model](**{"normalize_y": True, "random_state": seed, **(parameters or {})})
+
+
+def run_split(model: str, features: np.ndarray, target: np.ndarray, split: Split,
+              parameters: dict | None = None) -> dict[str, float]:
+    """Fit on the split's training rows only, score on its test rows."""
+    x_train, y_train = features[split.train], target[split.train]
+    center = x_train.mean(axis=0)
+    spread = x_train.std(axis=0)
+    spread[spread == 0] = 1.0  # a constant column in the training split stays constant
+    estimator = make_estimator(model, split.index, parameters)
+    started = time.perf_counter()
+    estimator.fit((x_train - center) / spread, y_train)
+    seconds = time.perf_counter() - started
+    mean, std = estimator.predict((features[split.test] - center) / spread, return_std=True)
+    return {**score(target[split.test], mean, std), "fit_seconds": seconds}
+
+
+def settings_record(models: Sequence[str], parameters: dict | None) -> dict:
+    from al_bnn import __version__
+
+    return {"protocol": "UCI standard splits, inputs standardised on the training split, normalize_y",
+            "models": {m: make_estimator(m, 0, parameters).get_params() for m in models},
+            "package_version": __version__}
+
+
+def _plain(value):
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def run_protocol(output: str | Path, datasets: Sequence[str] = STANDARD_DATASETS, models: Sequence[str] = MODELS,
+                 n_splits: int = 20, root: str | Path | None = None, parameters: dict | None = None,
+                 progress: Callable[[str], None] = print) -> pd.DataFrame:
+    """Train and score every (dataset, model, split) not already in `output`/runs.csv; return all rows."""
+    if isinstance(n_splits, bool) or not isinstance(n_splits, int) or n_splits < 1:
+        raise ConfigError(f"--splits must be a positive integer, got {n_splits!r}")
+    unknown = sorted(set(models) - set(MODELS))
+    if unknown:
+        raise ConfigError(f"unknown model(s) {unknown}; choose from {', '.join(MODELS)}")
+    folder = uci_root(root)
+    if folder is None:
+        raise DataFileError("no UCI data folder: pass --uci-root or set UCI_DATA_DIR")
+    data = {}
+    for name in datasets:
+        if name not in STANDARD_DATASETS and not (folder / name / "splits").is_dir():
+            raise ConfigError(f"dataset {name!r} has no standard splits under {folder}; choose from "
+                              f"{', '.join(STANDARD_DATASETS)}")
+        features, target = read_uci_folder(folder / name)
+        splits = read_splits(folder / name, len(target))
+        if n_splits > len(splits):
+            raise ConfigError(f"--splits {n_splits}: {name} has only {len(splits)} splits")
+        data[name] = (features, target, splits[:n_splits])
+    settings = _plain(settings_record(models, parameters))
+    output = Path(output)
+    with ResultsWriter(output, overwrite=True, lock=True) as writer:
+        recorded = None
+        if (output / SETTINGS_FILE).is_file():
+            recorded = parse_yaml((output / SETTINGS_FILE).read_text(), str(output / SETTINGS_FILE))
+        if recorded is not None and recorded != settings:
+            raise ConfigError(f"{output} holds runs made with other settings ({output / SETTINGS_FILE}); choose "
+                              "another --out, or delete that folder to start over")
+        writer.write_text(SETTINGS_FILE, yaml.safe_dump(settings, sort_keys=True))
+        rows = pd.read_csv(output / RUNS_FILE).to_dict("records") if (output / RUNS_FILE).is_file() else []
+        done = {(r["dataset"], r["model"], int(r["split"])) for r in rows}
+        todo = [(name, model, split) for name in datasets for model in models for split in data[name][2]
+                if (name, model, split.index) not in done]
+        progress(f"{len(done)} fits done before, {len(todo)} to run")
+        for number, (name, model, split) in enumerate(todo, start=1):
+            features, target, _ = data[name]
+            row = {"dataset": name, "model": model, "split": split.index,
+                   **run_split(model, features, target, split, parameters)}
+            rows.append(row)
+            writer.write_csv(RUNS_FILE, rows)
+            progress(f"[{number}/{len(todo)}] {name} {model} split {split.index}: RMSE {row['rmse']:.3f}, "
+                     f"LL {row['log_likelihood']:.3f}, 90% coverage {row['coverage_90']:.2f}, "
+                     f"{row['fit_seconds']:.1f} s")
+    table = pd.DataFrame(rows)
+    keep = table["dataset"].isin(datasets) & table["model"].isin(models) & (table["split"] < n_splits)
+    return table[keep].reset_index(drop=True)
+
+
+def summarise(table: pd.DataFrame) -> pd.DataFrame:
+    """Mean and standard error over splits per (dataset, model), with the published counterpart's
+    numbers and the difference of the mean log-likelihood to it."""
+    rows = []
+    for (name, model), part in table.groupby(["dataset", "model"], sort=False):
+        row = {"dataset": name, "model": model, "splits": len(part)}
+        for metric in METRICS:
+            values = part[metric].to_numpy(float)
+            row[metric] = float(values.mean())
+            row[f"{metric}_se"] = float(values.std(ddof=1) / math.sqrt(len(values))) if len(values) > 1 else math.nan
+        for label, (rmse, ll) in PUBLISHED.get(name, {}).items():
+            key = label.replace(" ", "_")
+            row[f"{key}_rmse"], row[f"{key}_log_likelihood"] = rmse, ll
+        counterpart = PUBLISHED.get(name, {}).get(PUBLISHED_COUNTERPART[model])
+        row["ll_minus_published"] = row["log_likelihood"] - counterpart[1] if counterpart else math.nan
+        row["rmse_over_published"] = row["rmse"] / counterpart[0] if counterpart else math.nan
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _pm(value: float, error: float, digits: int) -> str:
+    return f"{value:.{digits}f}" + ("" if math.isnan(error) else f" ± {error:.{digits}f}")
+
+
+def summary_markdown(summary: pd.DataFrame) -> str:
+    """One table: per dataset and model, ours (mean ± s.e.) beside the published RMSE / LL."""
+    lines = ["| dataset | model | splits | RMSE | test LL | 90% cov. | 50% cov. | s per fit | MC dropout RMSE / LL "
+             "| deep ensemble RMSE / LL | LL − published counterpart |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for row in summary.to_dict("records"):
+        digits = 3 if row["rmse"] < 1 else 2
+        published = [f"{row[f'{k}_rmse']:.2f} / {row[f'{k}_log_likelihood']:.2f}" if f"{k}_rmse" in row
+                     and not pd.isna(row[f"{k}_rmse"]) else "–" for k in ("MC_dropout", "deep_ensemble")]
+        lines.append(f"| {row['dataset']} | {row['model']} | {row['splits']} "
+                     f"| {_pm(row['rmse'], row['rmse_se'], digits)} "
+                     f"| {_pm(row['log_likelihood'], row['log_likelihood_se'], 2)} "
+                     f"| {_pm(row['coverage_90'], row['coverage_90_se'], 2)} "
+                     f"| {_pm(row['coverage_50'], row['coverage_50_se'], 2)} | {row['fit_seconds']:.1f} "
+                     f"| {published[0]} | {published[1]} | {row['ll_minus_published']:+.2f} |")
+    means = summary.groupby("model", sort=False)[["coverage_90", "coverage_50", "log_likelihood"]].mean()
+    lines += ["", "Mean over the datasets above: " + "; ".join(
+        f"{model}: 90% coverage {r.coverage_90:.2f}, 50% coverage {r.coverage_50:.2f}"
+        for model, r in means.iterrows()) + "."]
+    return "\n".join(lines)
+
+
+def plot_summary(summary: pd.DataFrame):
+    """Test log-likelihood per dataset: each model (mean ± s.e. over splits) beside the published ones."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(dict.fromkeys(summary["dataset"]))
+    models = list(dict.fromkeys(summary["model"]))
+    figure, axes = plt.subplots(1, len(names), figsize=(2.6 * len(names), 3.2), squeeze=False)
+    for axis, name in zip(axes[0], names, strict=True):
+        part = summary[summary["dataset"] == name].set_index("model")
+        for i, model in enumerate(models):
+            if model in part.index:
+                axis.errorbar([i], [part.loc[model, "log_likelihood"]], yerr=[part.loc[model, "log_likelihood_se"]],
+                              fmt="o", color=f"C{i}")
+        for j, (label, (_, ll)) in enumerate(PUBLISHED.get(name, {}).items()):
+            axis.axhline(ll, color="k", linestyle=("--", ":")[j % 2], linewidth=1, label=label)
+        axis.set_xticks(range(len(models)), models, rotation=30)
+        axis.set_title(name, fontsize=9)
+    axes[0][0].set_ylabel("test log-likelihood (higher is better)")
+    axes[0][-1].legend(fontsize=7, loc="lower right")
+    figure.tight_layout()
+    return figure
+
+
+def write_report(output: str | Path, table: pd.DataFrame, command: str) -> str:
+    summary = summarise(table)
+    markdown = summary_markdown(summary)
+    text = (f"# The standard UCI protocol\n\nMade by `{command}`. Mean ± standard error over the splits; the published "
+            "columns are the papers' means over 20 splits (MC dropout: Gal & Ghahramani 2016, grid-searched rerun; "
+            "deep ensembles of 5: Lakshminarayanan et al. 2017). The last column compares each model's test LL with "
+            "its published counterpart (bnn and dropout: MC dropout; ensemble: deep ensemble).\n\n"
+            f"{markdown}\n")
+    with ResultsWriter(output, overwrite=True, lock=True) as writer:
+        writer.write_csv("summary.csv", summary.to_dict("records"))
+        writer.write_text("summary.md", text)
+        writer.save_figure("log_likelihood.png", plot_summary(summary))
+    return markdown
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description="The standard UCI regression protocol: 20 fixed train/test "
+                                                 "splits per dataset, test RMSE and log-likelihood.")
+    parser.add_argument("--datasets", nargs="+", default=list(STANDARD_DATASETS), help="(default: the six)")
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS, help="(default: all three)")
+    parser.add_argument("--splits", type=int, default=20, help="the first N splits (default 20)")
+    parser.add_argument("--out", default="results_uci_protocol", help="output folder (default: %(default)s)")
+    parser.add_argument("--uci-root", default=None, help="folder of UCI datasets (default: data/uci)")
+    parser.add_argument("--report-only", action="store_true", help="report the runs in --out, train nothing")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from al_bnn.experiments.cli import run_reporting_errors
+
+    args = build_parser().parse_args(argv)
+    command = "python source/run_uci_protocol.py " + " ".join(sys.argv[1:] if argv is None else argv)
+
+    def run() -> int:
+        if args.report_only:
+            path = Path(args.out) / RUNS_FILE
+            if not path.is_file():
+                raise DataFileError(f"{path}: no runs to report")
+            table = pd.read_csv(path)
+            table = table[table["dataset"].isin(args.datasets) & table["model"].isin(args.models)]
+        else:
+            table = run_protocol(args.out, args.datasets, args.models, args.splits, args.uci_root)
+        print(write_report(args.out, table, command.strip()))
+        return 0
+
+    return run_reporting_errors(run)

@@ -1,0 +1,106 @@
+"""The standard UCI protocol: the shipped splits, the scores, the test split kept out of fitting, resume."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from al_bnn.config import ConfigError
+from al_bnn.data import SHIPPED_UCI_ROOT, DataFileError, read_uci_folder
+from al_bnn.experiments import uci_protocol
+from al_bnn.experiments.uci_protocol import STANDARD_DATASETS, read_splits, run_protocol, score, summarise
+
+TINY = {"layer_sizes": [8], "n_epochs": 2, "min_steps": 0, "batch_size": 64}
+
+
+@pytest.mark.parametrize("name", STANDARD_DATASETS)
+def test_the_twenty_standard_splits_are_shipped_and_partition_the_rows_90_10(name):
+    features, target = read_uci_folder(SHIPPED_UCI_ROOT / name)
+    splits = read_splits(SHIPPED_UCI_ROOT / name, len(target))
+    assert len(splits) == 20
+    for split in splits:
+        assert np.intersect1d(split.train, split.test).size == 0
+        assert len(np.unique(np.concatenate([split.train, split.test]))) == len(target)
+        assert abs(len(split.test) / len(target) - 0.1) < 0.01
+
+
+def test_a_split_with_a_row_in_train_and_test_is_refused(tmp_path):
+    (tmp_path / "splits").mkdir()
+    (tmp_path / "splits" / "n_splits.txt").write_text("1\n")
+    (tmp_path / "splits" / "index_train_0.txt").write_text("0\n1\n2\n")
+    (tmp_path / "splits" / "index_test_0.txt").write_text("2\n3\n")
+    with pytest.raises(DataFileError, match="both its training and its test"):
+        read_splits(tmp_path, 4)
+    (tmp_path / "splits" / "index_test_0.txt").write_text("3\n4\n")
+    with pytest.raises(DataFileError, match=r"in \[0, 4\)"):
+        read_splits(tmp_path, 4)
+
+
+def test_scores_are_the_gaussian_log_density_and_interval_shares():
+    rng = np.random.default_rng(0)
+    y, mean, std = rng.normal(size=50), rng.normal(size=50), rng.uniform(0.5, 2, size=50)
+    result = score(y, mean, std)
+    assert result["log_likelihood"] == pytest.approx(np.mean(stats.norm.logpdf(y, mean, std)), rel=1e-12)
+    assert result["rmse"] == pytest.approx(np.sqrt(np.mean((y - mean) ** 2)), rel=1e-12)
+    inside = stats.norm.cdf(np.abs(y - mean) / std) - stats.norm.cdf(-np.abs(y - mean) / std)
+    assert result["coverage_90"] == np.mean(inside <= 0.9)
+    assert result["coverage_50"] == np.mean(inside <= 0.5)
+
+
+def test_fitting_never_sees_the_test_rows(monkeypatch):
+    """Every array passed to fit comes from the training rows: the test targets are replaced by NaN,
+    so any use of them during fitting would show up as a NaN fit (the estimators refuse NaN)."""
+    features, target = read_uci_folder(SHIPPED_UCI_ROOT / "yacht")
+    split = read_splits(SHIPPED_UCI_ROOT / "yacht", len(target))[0]
+    seen = []
+
+    class Recording:
+        def __init__(self, **parameters):
+            self.parameters = parameters
+
+        def fit(self, X, y):
+            seen.append((np.array(X), np.array(y)))
+            return self
+
+        def predict(self, X, return_std=False):
+            return np.zeros(len(X)), np.ones(len(X))
+
+    monkeypatch.setattr(uci_protocol, "make_estimator", lambda model, seed, parameters=None: Recording())
+    poisoned = target.copy()
+    poisoned[split.test] = np.nan
+    uci_protocol.run_split("bnn", features, poisoned, split)
+    X_fit, y_fit = seen[0]
+    assert len(y_fit) == len(split.train) and np.all(np.isfinite(y_fit))
+    standardised = (features[split.train] - features[split.train].mean(0)) / features[split.train].std(0)
+    np.testing.assert_allclose(X_fit, standardised, rtol=1e-12)
+
+
+def test_a_tiny_protocol_run_resumes_and_reports(tmp_path):
+    out = tmp_path / "out"
+    messages = []
+    table = run_protocol(out, ["yacht"], ["bnn"], n_splits=2, parameters=TINY, progress=messages.append)
+    assert list(table["split"]) == [0, 1] and np.all(np.isfinite(table["log_likelihood"]))
+    assert messages[0] == "0 fits done before, 2 to run"
+    again = run_protocol(out, ["yacht"], ["bnn"], n_splits=2, parameters=TINY, progress=messages.append)
+    assert messages[-1] == "2 fits done before, 0 to run"
+    pd.testing.assert_frame_equal(table, again)
+    with pytest.raises(ConfigError, match="other settings"):
+        run_protocol(out, ["yacht"], ["bnn"], n_splits=2, parameters={**TINY, "layer_sizes": [9]})
+    markdown = uci_protocol.write_report(out, table, "test")
+    assert "| yacht | bnn | 2 |" in markdown
+    assert (out / "summary.md").is_file() and (out / "log_likelihood.png").is_file()
+    summary = summarise(table)
+    assert summary.loc[0, "ll_minus_published"] == pytest.approx(table["log_likelihood"].mean() - (-1.25))
+
+
+def test_bad_requests_name_the_problem(tmp_path):
+    with pytest.raises(ConfigError, match="--splits"):
+        run_protocol(tmp_path / "a", ["yacht"], ["bnn"], n_splits=0)
+    with pytest.raises(ConfigError, match="has only 20 splits"):
+        run_protocol(tmp_path / "b", ["yacht"], ["bnn"], n_splits=21)
+    with pytest.raises(ConfigError, match="no standard splits"):
+        run_protocol(tmp_path / "c", ["airfoil"], ["bnn"], n_splits=1)
+    assert not Path(tmp_path / "a").exists() or not any(Path(tmp_path / "a").iterdir())
+
