@@ -10,6 +10,9 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import os
+import re
+import reprlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +24,43 @@ from al_bnn.selection.comparison import REFERENCE_SELECTIONS
 
 class ConfigError(ValueError):
     """A configuration file or value is invalid; the message names the file, key and fix."""
+
+
+class _ShortRepr(reprlib.Repr):
+    """reprlib with mappings in their own order (reprlib sorts them) and long strings cut."""
+
+    def repr_dict(self, x: dict, level: int) -> str:
+        if not x:
+            return "{}"
+        if level <= 0:
+            return "{...}"
+        pieces = [f"{self.repr1(key, level - 1)}: {self.repr1(value, level - 1)}"
+                  for key, value in list(x.items())[:self.maxdict]]
+        return "{" + ", ".join(pieces) + (", ..." if len(x) > self.maxdict else "") + "}"
+
+
+_short_repr = _ShortRepr()
+_short_repr.maxstring = _short_repr.maxother = 80
+_short_repr.maxlist = _short_repr.maxdict = _short_repr.maxtuple = _short_repr.maxset = 8
+_short_repr.maxlevel = 3
+_short_repr.maxlong = 40
+SHORT_REPR_CHARS = 160  # the longest a value may take in a message
+
+
+def short_repr(value: Any) -> str:
+    """repr() for an error message: a value from a user's file may be huge (or, through YAML aliases,
+    a shared tree far larger than the file), so lists, mappings and strings are cut short with `...`
+    and the whole is at most SHORT_REPR_CHARS characters; small values read exactly as repr()."""
+    try:
+        text = _short_repr.repr(value)
+    except Exception:  # a type whose repr fails: name the type instead
+        text = f"<{type(value).__name__}>"
+    return short_text(text)
+
+
+def short_text(text: str) -> str:
+    """`text` cut to SHORT_REPR_CHARS characters for an error message."""
+    return text if len(text) <= SHORT_REPR_CHARS else text[:SHORT_REPR_CHARS - 3] + "..."
 
 
 def _key(default: Any, help: str, *, minimum: float | None = None, exclusive_minimum: bool = False,
@@ -220,6 +260,24 @@ def _type_name(tp: Any) -> str:
             "list": "a list"}.get(str(tp).split(" |")[0], str(tp))
 
 
+def _number_hint(value: Any, integer: bool = False) -> str:
+    """For text that YAML 1.2 would read as a number (`1e-4`, `0o17`): how to write it so YAML 1.1,
+    which this package reads, does too."""
+    if not isinstance(value, str) or len(value) > 40:
+        return ""
+    number = _yaml12_value(value)
+    if integer and isinstance(number, float) and number.is_integer():
+        number = int(number)
+    if isinstance(number, bool) or not isinstance(number, int if integer else (int, float)):
+        return ""
+    return f" (YAML 1.1, which this package reads, takes it as text; write {_yaml_scalar(number)} instead)"
+
+
+def _yaml_scalar(value: Any) -> str:
+    """How PyYAML writes a bool or a number (so that YAML 1.1 reads it back as that value)."""
+    return yaml.safe_dump(value).removesuffix("...\n").strip()
+
+
 def _check_value(value: Any, f: dataclasses.Field, where: str) -> Any:
     meta = f.metadata
     base = str(f.type).split(" |")[0]
@@ -229,49 +287,51 @@ def _check_value(value: Any, f: dataclasses.Field, where: str) -> Any:
         raise ConfigError(f"{where}: must not be null; give {_type_name(base)} (default {f.default!r}).")
     if base == "bool":
         if not isinstance(value, bool):
-            raise ConfigError(f"{where}: expected true or false, got {value!r}.")
+            raise ConfigError(f"{where}: expected true or false, got {short_repr(value)}.")
         return value
     if base == "int":
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where}: expected an integer, got {value!r}.")
+            raise ConfigError(f"{where}: expected an integer, got {short_repr(value)}{_number_hint(value, True)}.")
     elif base == "float":
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where}: expected a number, got {value!r}.")
+            raise ConfigError(f"{where}: expected a number, got {short_repr(value)}{_number_hint(value)}.")
         value = float(value)
         if not math.isfinite(value):
-            raise ConfigError(f"{where}: expected a finite number, got {value!r}.")
+            raise ConfigError(f"{where}: expected a finite number, got {short_repr(value)}.")
     elif base == "str":
         if not isinstance(value, str):
-            raise ConfigError(f"{where}: expected a string, got {value!r}.")
+            raise ConfigError(f"{where}: expected a string, got {short_repr(value)}.")
     elif base == "list" and meta.get("choices") is not None:
         choices = meta["choices"]
         if (not isinstance(value, list) or any(not isinstance(v, str) or v not in choices for v in value)
                 or len(set(value)) != len(value)):
-            raise ConfigError(f"{where}: expected a list of distinct names from {', '.join(choices)}, got {value!r}.")
+            raise ConfigError(f"{where}: expected a list of distinct names from {', '.join(choices)}, "
+                              f"got {short_repr(value)}.")
         return list(value)
     elif base == "list":
         if (not isinstance(value, list) or not value
                 or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in value)):
             raise ConfigError(f"{where}: expected a non-empty list of positive integers such as "
-                              f"[100, 100], got {value!r}.")
+                              f"[100, 100], got {short_repr(value)}.")
         return list(value)
     choices = meta.get("choices")
     if choices is not None and value not in choices:
-        raise ConfigError(f"{where}: {value!r} is not allowed; choose one of {', '.join(map(repr, choices))}.")
+        raise ConfigError(f"{where}: {short_repr(value)} is not allowed; choose one of "
+                          f"{', '.join(map(repr, choices))}.")
     low, high = meta.get("minimum"), meta.get("maximum")
     if low is not None and (value < low or (meta.get("exclusive_minimum") and value == low)):
         bound = ">" if meta.get("exclusive_minimum") else ">="
-        raise ConfigError(f"{where}: {value!r} is out of range; it must be {bound} {low}.")
+        raise ConfigError(f"{where}: {short_repr(value)} is out of range; it must be {bound} {low}.")
     if high is not None and (value > high or (meta.get("exclusive_maximum") and value == high)):
         bound = "<" if meta.get("exclusive_maximum") else "<="
-        raise ConfigError(f"{where}: {value!r} is out of range; it must be {bound} {high}.")
+        raise ConfigError(f"{where}: {short_repr(value)} is out of range; it must be {bound} {high}.")
     return value
 
 
 def _unknown_key_message(key: str, allowed: list[str], where: str) -> str:
     close = difflib.get_close_matches(key, allowed, n=1)
-    hint = f" Did you mean {close[0]!r}?" if close else ""
-    return f"{where}: unknown key {key!r}.{hint} Allowed keys: {', '.join(allowed)}."
+    hint = f" Did you mean {short_repr(close[0])}?" if close else ""
+    return f"{where}: unknown key {short_repr(key)}.{hint} Allowed keys: {', '.join(allowed)}."
 
 
 def config_from_dict(raw: Any, source: str = "<config>") -> ExperimentConfig:
@@ -292,7 +352,7 @@ def config_from_dict(raw: Any, source: str = "<config>") -> ExperimentConfig:
         if value is None:
             value = {}
         if not isinstance(value, dict):
-            raise ConfigError(f"{source}: section '{key}' must be a mapping, got {value!r}.")
+            raise ConfigError(f"{source}: section '{key}' must be a mapping, got {short_repr(value)}.")
         fields = {sf.name: sf for sf in dataclasses.fields(section_cls)}
         section_values = {}
         for sub_key, sub_value in value.items():
@@ -354,8 +414,17 @@ def check_consistency(config: ExperimentConfig, source: str = "<config>") -> Non
                           "use a larger pool (0 = full) or a shorter schedule.")
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """yaml.SafeLoader that refuses a key given twice in one mapping (plain YAML keeps the last)."""
+MAX_YAML_BYTES = 1_000_000  # a config, sweep or manifest file larger than this is refused before parsing
+MAX_ALIAS_VALUES = 100_000  # values that aliases (*name, <<: *name) may add to a document beyond those written
+_SATURATED = 10**9  # expanded sizes are counted up to here: the message needs no more
+
+
+# libyaml's parser where PyYAML has it: several times faster, with a nesting limit of its own
+class _StrictLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+    """A safe YAML loader that refuses a key given twice in one mapping (plain YAML keeps the last)
+    and a plain value that YAML 1.1 (PyYAML, which the package also writes with) and YAML 1.2 read
+    differently, e.g. `010` (8 or 10), `1:30` (90 or text), `yes` / `no` / `on` / `off` (booleans or
+    text): such a value is a ConfigError naming it, its line and how to write it unambiguously."""
 
 
 def _construct_mapping_once(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
@@ -372,38 +441,154 @@ def _construct_mapping_once(loader: _StrictLoader, node: yaml.MappingNode, deep:
         if earlier is not None:
             where = (f"on lines {earlier.line + 1} and {mark.line + 1}" if earlier.line != mark.line else
                      f"on line {mark.line + 1}, columns {earlier.column + 1} and {mark.column + 1}")
-            raise ConfigError(f"{loader.name}: key {key!r} is given twice, {where}; YAML would silently keep only "
-                              "the second. Remove one of them.")
+            raise ConfigError(f"{loader.name}: key {short_repr(key)} is given twice, {where}; YAML would silently "
+                              "keep only the second. Remove one of them.")
         first_line[key] = mark
-    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+    return yaml.constructor.SafeConstructor.construct_mapping(loader, node, deep=deep)
 
 
+# YAML 1.2's core schema for plain scalars (https://yaml.org/spec/1.2.2/#1032-tag-resolution)
+_YAML12_BOOL = re.compile(r"true|True|TRUE|false|False|FALSE")
+_YAML12_INT = re.compile(r"[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+")
+_YAML12_FLOAT = re.compile(r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?")
+_YAML12_SPECIAL_FLOAT = re.compile(r"[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN)")
+
+
+def _yaml12_value(text: str) -> Any:
+    """What a YAML 1.2 (core schema) reader makes of a plain scalar that YAML 1.1 reads as a boolean
+    or a number: a bool, int or float, or the text itself."""
+    if _YAML12_BOOL.fullmatch(text):
+        return text[0] in "tT"
+    if _YAML12_INT.fullmatch(text):
+        return int(text[2:], 8) if text[:2] == "0o" else int(text[2:], 16) if text[:2] == "0x" else int(text, 10)
+    if _YAML12_FLOAT.fullmatch(text):
+        return float(text)
+    if _YAML12_SPECIAL_FLOAT.fullmatch(text):
+        return float(text.lower().replace(".", ""))
+    return text
+
+
+def _same_value(first: Any, second: Any) -> bool:
+    if type(first) is not type(second):
+        return False
+    return first == second or (isinstance(first, float) and math.isnan(first) and math.isnan(second))
+
+
+def _constructor_agreeing_with_yaml12(tag: str):
+    standard = yaml.constructor.SafeConstructor.yaml_constructors[tag]
+
+    def construct(loader: _StrictLoader, node: yaml.ScalarNode) -> Any:
+        value = standard(loader, node)
+        if not node.style:  # plain, not quoted (None from PyYAML's parser, '' from libyaml's)
+            other = _yaml12_value(node.value)
+            if not _same_value(value, other):
+                meant = _yaml_scalar(value)
+                read = (f"the text {short_repr(other)}" if isinstance(other, str) else short_repr(other))
+                raise ConfigError(
+                    f"{loader.name}: line {node.start_mark.line + 1}: the value {short_text(node.value)} is "
+                    f"{short_repr(value)} to YAML 1.1 (this reader) but {read} to YAML 1.2; write {meant} if you "
+                    f"mean {short_repr(value)}, or quote it ({short_repr(node.value)}) if it is text.")
+        return value
+
+    return construct
+
+
+for _tag in ("bool", "int", "float"):
+    _StrictLoader.add_constructor(f"tag:yaml.org,2002:{_tag}",
+                                  _constructor_agreeing_with_yaml12(f"tag:yaml.org,2002:{_tag}"))
 _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping_once)
 
 
+def _children(node: yaml.Node) -> list:
+    if isinstance(node, yaml.SequenceNode):
+        return node.value
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    return []
+
+
+def _check_alias_expansion(root: yaml.Node, source: str) -> None:
+    """Refuse a document whose aliases repeat a value that contains itself, or add more than
+    MAX_ALIAS_VALUES values to those written (an alias bomb: a few hundred bytes that expand to
+    billions of values, and to gigabytes once anything copies or prints them). Counted on the
+    composed nodes, where an alias is a shared node, without expanding anything."""
+    sizes: dict[int, int] = {}
+    on_path: set[int] = set()
+    written = 0
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        key = id(node)
+        if children_done:
+            on_path.discard(key)
+            sizes[key] = min(_SATURATED, 1 + sum(sizes[id(child)] for child in _children(node)))
+            continue
+        if key in sizes:
+            continue
+        if key in on_path:
+            raise ConfigError(f"{source}: line {node.start_mark.line + 1}: an alias (*name) repeats a value inside "
+                              "itself, a structure without end; write the values out instead.")
+        on_path.add(key)
+        written += 1
+        stack.append((node, True))
+        stack.extend((child, False) for child in _children(node))
+    total = sizes[id(root)]
+    if total - written > MAX_ALIAS_VALUES:
+        size = f"{total:,}" if total < _SATURATED else f"more than {_SATURATED:,}"
+        raise ConfigError(f"{source}: its aliases (*name) expand its {written:,} values to {size}, more than the "
+                          f"{MAX_ALIAS_VALUES:,} extra values allowed; write the repeated values out, or repeat them "
+                          "less.")
+
+
 def parse_yaml(text: str, source: str) -> Any:
-    """Parse YAML text like yaml.safe_load, but a key repeated in a mapping is a ConfigError
-    naming `source` and both lines."""
+    """Parse YAML text like yaml.safe_load, but as a ConfigError naming `source`: text over
+    MAX_YAML_BYTES, a key repeated in a mapping (naming both lines), a plain value that YAML 1.1
+    and 1.2 read differently, aliases that expand to too much, nesting too deep for the parser."""
+    if len(text) > MAX_YAML_BYTES or len(text.encode("utf-8", "surrogatepass")) > MAX_YAML_BYTES:
+        raise _too_large(source, len(text.encode("utf-8", "surrogatepass")))
     loader = _StrictLoader(text)
     loader.name = source
     try:
-        return loader.get_single_data()
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_alias_expansion(node, source)
+        return loader.construct_document(node)
+    except RecursionError:
+        raise ConfigError(f"{source}: nested too deeply to read; flatten its lists and mappings.") from None
+    except (ValueError, OverflowError) as error:
+        if isinstance(error, ConfigError):
+            raise
+        # e.g. an integer of more than 4300 digits, which Python refuses to convert
+        raise ConfigError(f"{source}: a value could not be read: {short_text(str(error))}.") from None
     finally:
         loader.dispose()
 
 
+def _too_large(source: str, size: int) -> ConfigError:
+    return ConfigError(f"{source}: {size:,} bytes, more than the {MAX_YAML_BYTES:,} bytes a YAML file may have here; "
+                       "a config of this package needs a few kilobytes: check that this is the file you meant.")
+
+
 def read_yaml(path: str | Path, what: str = "config file", mapping: bool = False) -> Any:
-    """Parse a YAML file; a missing file, bytes that are not UTF-8, bad YAML, a key given twice
-    (or, with mapping=True, a top level that is not a mapping; an empty file reads as {}) is a
-    ConfigError naming the file."""
+    """Parse a YAML file; a missing file, one over MAX_YAML_BYTES, bytes that are not UTF-8, bad
+    YAML, a key given twice, an ambiguous plain value, an alias bomb (or, with mapping=True, a top
+    level that is not a mapping; an empty file reads as {}) is a ConfigError naming the file."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: {what} not found.")
     try:
-        text = path.read_bytes().decode("utf-8")
+        with open(path, "rb") as file:
+            size = os.fstat(file.fileno()).st_size
+            if size > MAX_YAML_BYTES:
+                raise _too_large(f"{path}: {what}", size)
+            data = file.read(MAX_YAML_BYTES + 1)  # at most this much, whatever the size said
+        if len(data) > MAX_YAML_BYTES:
+            raise _too_large(f"{path}: {what}", len(data))
+        text = data.decode("utf-8")
     except UnicodeDecodeError as error:
-        line = path.read_bytes()[:error.start].count(b"\n") + 1
-        raise ConfigError(f"{path}: not a UTF-8 text file (byte {path.read_bytes()[error.start]:#04x} at line "
+        line = data[:error.start].count(b"\n") + 1
+        raise ConfigError(f"{path}: not a UTF-8 text file (byte {data[error.start]:#04x} at line "
                           f"{line}); save it as UTF-8.") from None
     except OSError as error:
         raise ConfigError(f"{path}: {what} could not be read: {error.strerror or error}.") from None
