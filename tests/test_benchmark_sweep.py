@@ -315,14 +315,15 @@ def test_worker_threads_share_the_cpus_this_process_may_use(monkeypatch):
 
 
 def readme_plugin_example() -> str:
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    start = readme.index("```python\n# my_samplers.py\n") + len("```python\n")
-    return readme[start:readme.index("```", start)]
+    """The plugin example of docs/samplers.md ("Add a sampler"), verbatim."""
+    page = (Path(__file__).resolve().parent.parent / "docs" / "samplers.md").read_text()
+    start = page.index("```python\n# my_samplers.py\n") + len("```python\n")
+    return page[start:page.index("```", start)]
 
 
 @pytest.mark.parametrize("engine", [[], ["--dask-cluster"]])
 def test_the_readme_plugin_example_reaches_every_worker(tiny_config, tmp_path, monkeypatch, engine):
-    """--plugins my_samplers, as the README shows it, through local worker processes and through a
+    """--plugins my_samplers, as docs/samplers.md shows it, through local worker processes and through a
     Dask cluster: every worker imports it before its task (PYTHONPATH, as for the scripts)."""
     import sys
 
@@ -767,8 +768,8 @@ def test_stop_signals_leave_an_inherited_ignore_alone():
 
 
 def test_the_committed_benchmark_tables_hold_every_run_of_the_full_config_once():
-    """The README's results are made from docs/benchmark's two tables with --reuse: they must hold
-    each run of configs/benchmark.yaml, all its AL steps, under the key today's code gives it (a
+    """The benchmark results (docs/benchmark-results.md) are made from docs/benchmark's two tables with
+    --reuse: they must hold each run of configs/benchmark.yaml, all its AL steps, under the key today's code gives it (a
     changed default or schedule would leave them stale, and the report would say Partial)."""
     from al_bnn.experiments import sweep
 

@@ -24,7 +24,7 @@ def _snapshot(path: Path) -> bytes | None:
 @pytest.fixture(scope="module")
 def quick_study(tmp_path_factory):
     results = tmp_path_factory.mktemp("study")
-    committed = {path: _snapshot(path) for path in (REPO_ROOT / "docs" / "study.md", REPO_ROOT / "README.md")}
+    committed = {path: _snapshot(path) for path in (REPO_ROOT / "docs" / "study.md", run_study.HEADLINE_PAGE)}
     assert run_study.main(["--quick", "--results-dir", str(results), "--uci-root", str(UCI_ROOT),
                            "--questions", *FIRST_EDITION]) == 0
     return results, committed
@@ -145,13 +145,28 @@ def test_the_committed_report_is_rebuilt_exactly_from_the_committed_data(tmp_pat
         (REPO_ROOT / "docs" / "study.md").read_text())
 
 
-def test_the_readme_quotes_the_reports_headline():
+def test_the_results_page_quotes_the_reports_headline():
     report = (REPO_ROOT / "docs" / "study.md").read_text()
     in_short = report.split("## Headline answers\n\n**In short.** ", 1)[1].split("\n\n", 1)[0].strip()
-    readme = (REPO_ROOT / "README.md").read_text()
-    block = readme.split(run_study.README_START, 1)[1].split(run_study.README_END, 1)[0].strip()
+    page = run_study.HEADLINE_PAGE.read_text()
+    assert run_study.HEADLINE_PAGE == REPO_ROOT / "docs" / "results.md"
+    block = page.split(run_study.HEADLINE_START, 1)[1].split(run_study.HEADLINE_END, 1)[0].strip()
     assert block and block == in_short  # generated with the report
     assert "datasets of Q1 (" in block  # scoped to the datasets it was measured on
+    assert run_study.HEADLINE_START not in (REPO_ROOT / "README.md").read_text()  # the study no longer edits it
+
+
+def test_update_headline_replaces_only_the_marked_block(tmp_path):
+    page = tmp_path / "results.md"
+    page.write_text(f"# Results\n\nbefore\n{run_study.HEADLINE_START}\nold words\n{run_study.HEADLINE_END}\nafter\n")
+    run_study.update_headline(page, "new words")
+    assert page.read_text() == (f"# Results\n\nbefore\n{run_study.HEADLINE_START}\nnew words\n"
+                                f"{run_study.HEADLINE_END}\nafter\n")
+    assert [p.name for p in tmp_path.iterdir()] == ["results.md"]  # no temporary file left behind
+    page.write_text("# Results without markers\n")
+    with pytest.raises(ValueError, match="lacks the study headline markers"):
+        run_study.update_headline(page, "new words")
+    assert page.read_text() == "# Results without markers\n"
 
 
 def test_interval_and_curve_area_on_hand_made_numbers():

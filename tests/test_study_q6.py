@@ -215,7 +215,7 @@ def test_a_report_without_second_edition_data_says_not_run_yet(tmp_path):
 @pytest.fixture(scope="module")
 def quick_second_edition(tmp_path_factory):
     results = tmp_path_factory.mktemp("study_q6")
-    committed = {path: path.read_bytes() for path in (REPO_ROOT / "docs" / "study.md", REPO_ROOT / "README.md")}
+    committed = {path: path.read_bytes() for path in (REPO_ROOT / "docs" / "study.md", run_study.HEADLINE_PAGE)}
     assert run_study.main(["--quick", "--results-dir", str(results), "--uci-root", str(UCI_ROOT),
                            "--questions", "q6", "q7", "q8"]) == 0
     return results, committed
@@ -264,7 +264,7 @@ def test_a_rerun_of_q8_reuses_the_selection_benchmark(quick_second_edition):
 
 
 def test_every_run_of_the_benchmark_bnn_sweep_is_a_run_of_q6_so_q6_can_reuse_them():
-    """Q6 takes the benchmark's runs with --reuse (README: runs carried between sweeps): that only
+    """Q6 takes the benchmark's runs with --reuse (docs/sweeps.md: runs carried between sweeps): that only
     works while the two configs agree on everything that determines those runs' numbers."""
     from al_bnn.experiments.sweep import benchmark_config_from_dict, load_benchmark_config, run_key
 
