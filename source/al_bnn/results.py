@@ -8,6 +8,12 @@ place, so a crash never leaves a truncated file that looks complete, and gets th
 `open()` would give it under the user's umask. An existing, non-empty directory is refused
 unless overwrite=True, and overwriting only replaces files this writer writes. A file that cannot
 be written (disk full, read-only file system, permission denied) is a WriteError naming it.
+
+Every path goes through al_bnn.paths' policy: names are checked (no separators, no '..'), files lie
+inside the directory, and the lock file and the log are opened without following a symbolic link
+and refused if they are a FIFO, device or hard-linked file. A writer that owns its directory keeps a
+manifest (WRITTEN_FILE) of the names it wrote, so that removing earlier files (remove_written, e.g.
+stale checkpoints on --overwrite) deletes only files the package wrote there.
 """
 
 from __future__ import annotations
@@ -24,10 +30,13 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from al_bnn.paths import UnsafePathError, inside, open_regular, remove_file
 from al_bnn.safe_arrays import WriteError, atomic_write_bytes
 
 LOG_FILE = "log.txt"
 LOCK_FILE = ".al_bnn.lock"
+WRITTEN_FILE = ".al_bnn_written"  # the manifest: one name per line of each file the package wrote here
+MAX_MANIFEST_BYTES = 16 * 2**20
 
 
 class ResultsDirectoryExistsError(FileExistsError):
@@ -58,11 +67,13 @@ class DirectoryLock:
     holder (PID, host, start time, command). The kernel releases a flock when its holder dies, so a
     lock left by a killed run is simply taken over (and the log says whose it was). On a file
     system without flock the record alone decides: a holder on this host whose PID no longer runs
-    is taken over; any other holder is refused."""
+    is taken over; any other holder is refused. The lock file is opened without following a
+    symbolic link and must be a regular file with no other hard link (UnsafePathError otherwise),
+    so locking can never truncate or create a file elsewhere, nor wait on a FIFO."""
 
-    def __init__(self, directory: str | os.PathLike):
+    def __init__(self, directory: str | os.PathLike, name: str = LOCK_FILE):
         self.directory = Path(directory)
-        self.path = self.directory / LOCK_FILE
+        self.path = self.directory / name
         self._fd: int | None = None
         self.taken_over: dict | None = None  # the dead holder's record, when its lock was taken over
 
@@ -87,7 +98,7 @@ class DirectoryLock:
         import fcntl
 
         try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+            fd = open_regular(self.path, "the lock file")
         except OSError as error:
             raise WriteError(self.path, "the lock file", error) from None
         try:
@@ -127,7 +138,9 @@ class DirectoryLock:
     def __exit__(self, *exc_info) -> None:
         self.release()
 
-    def release(self) -> None:
+    def release(self, discard: bool = False) -> None:
+        """Give the lock up; with discard=True also delete the lock file (still holding it, and only
+        if the name still is the file locked), e.g. to leave no trace of a run that was refused."""
         if self._fd is None:
             return
         import fcntl
@@ -136,6 +149,13 @@ class DirectoryLock:
             os.ftruncate(self._fd, 0)  # no record: nobody holds it
         except OSError:
             pass
+        if discard:
+            try:
+                opened, named = os.fstat(self._fd), os.lstat(self.path)
+                if (opened.st_dev, opened.st_ino) == (named.st_dev, named.st_ino):
+                    self.path.unlink()
+            except OSError:
+                pass
         try:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
         except OSError:
@@ -144,13 +164,19 @@ class DirectoryLock:
         self._fd = None
 
 
-class _LogFile(logging.FileHandler):
-    """The run's log file. If a line cannot be written (disk full, ...) it says so once on stderr
-    and writes nothing more, instead of a traceback per line; `failure` keeps the error."""
+class LogFile(logging.FileHandler):
+    """A run's log file. It is opened without following a symbolic link and must be a regular file
+    with no other hard link (UnsafePathError otherwise), so a planted link never has its target
+    overwritten. If a line cannot be written (disk full, ...) it says so once on stderr and writes
+    nothing more, instead of a traceback per line; `failure` keeps the error."""
 
-    def __init__(self, path: Path, mode: str):
+    def __init__(self, path: str | os.PathLike, mode: str):
         self.failure: OSError | None = None
         super().__init__(path, mode=mode)
+
+    def _open(self):
+        fd = open_regular(self.baseFilename, "the log", truncate="w" in self.mode)
+        return os.fdopen(fd, "a", encoding=self.encoding, errors=self.errors)
 
     def emit(self, record: logging.LogRecord) -> None:
         if self.failure is None:
@@ -171,9 +197,10 @@ class ResultsWriter:
 
     def __init__(self, path: str | os.PathLike, overwrite: bool = False, lock: bool = False):
         self.path = Path(path)
-        self._log_handler: _LogFile | None = None
+        self._log_handler: LogFile | None = None
         self._log_failure: WriteError | None = None
         self.lock: DirectoryLock | None = None
+        self._written: dict[str, None] | None = None  # the manifest's names (owners of the directory only)
         if self.path.exists() and not self.path.is_dir():
             raise ResultsDirectoryExistsError(f"{self.path} exists and is not a directory; choose another "
                                               "--results-dir")
@@ -185,10 +212,12 @@ class ResultsWriter:
         if lock:
             self.lock = DirectoryLock(self.path).acquire()
         try:
-            if not overwrite and any(p.name != LOCK_FILE for p in self.path.iterdir()):
+            if not overwrite and any(p.name not in (LOCK_FILE, WRITTEN_FILE) for p in self.path.iterdir()):
                 raise ResultsDirectoryExistsError(
                     f"results directory {self.path} already exists and is not empty; pass --overwrite to replace "
                     "the files this run writes (other files are kept), or choose another --results-dir")
+            if lock:
+                self._written = dict.fromkeys(self._read_manifest())
         except BaseException:
             self.close()
             raise
@@ -206,7 +235,8 @@ class ResultsWriter:
         self.close()
 
     def file(self, name: str) -> Path:
-        return self.path / name
+        """The path of `name` in the directory, checked by the path policy (al_bnn.paths.inside)."""
+        return inside(self.path, name)
 
     def write_bytes(self, name: str, payload: bytes) -> Path:
         """Write `name` (a path relative to the directory; missing sub-folders are made) atomically."""
@@ -215,7 +245,81 @@ class ResultsWriter:
             target.parent.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise WriteError(target.parent, "the folder", error) from None
+        self.file(name)  # again: no sub-folder was replaced by a link meanwhile
+        self.record([name])
         return atomic_write_bytes(target, payload, "the results file")
+
+    # -- the manifest of files written here -----------------------------------------------------------
+    def _read_manifest(self) -> list[str]:
+        """The names listed in WRITTEN_FILE that pass the path policy (others are ignored: they are
+        never deleted)."""
+        path = self.path / WRITTEN_FILE
+        try:
+            info = os.lstat(path)
+        except FileNotFoundError:
+            return []
+        except OSError as error:
+            raise WriteError(path, "the manifest of written files", error) from None
+        try:
+            fd = open_regular(path, "the manifest of written files")
+        except OSError as error:
+            raise WriteError(path, "the manifest of written files", error) from None
+        with os.fdopen(fd, "rb") as stream:
+            text = stream.read(min(info.st_size, MAX_MANIFEST_BYTES)).decode(errors="replace")
+        names = []
+        for line in text.splitlines():
+            try:
+                inside(self.path, line)
+            except UnsafePathError:
+                continue
+            names.append(line)
+        return names
+
+    def record(self, names: Sequence[str]) -> None:
+        """Add `names` (relative to the directory) to the manifest of files the package wrote here,
+        before they are written (by this writer, or by code that writes them itself, e.g. checkpoints);
+        only a writer that owns the directory (lock=True) keeps a manifest."""
+        if self._written is None:
+            return
+        new = [str(name) for name in names if str(name) not in self._written]
+        if not new:
+            return
+        for name in new:
+            inside(self.path, name)
+        path = self.path / WRITTEN_FILE
+        try:
+            fd = open_regular(path, "the manifest of written files")
+            try:
+                os.write(fd, "".join(f"{name}\n" for name in new).encode())
+            finally:
+                os.close(fd)
+        except OSError as error:
+            raise WriteError(path, "the manifest of written files", error) from None
+        self._written.update(dict.fromkeys(new))
+
+    def written(self) -> list[str]:
+        """The names in the manifest (this writer's and earlier writers' in this directory)."""
+        return list(self._written or ())
+
+    def remove_written(self, names: Sequence[str]) -> list[str]:
+        """Delete those of `names` that the manifest lists, each only if it is a regular file inside the
+        directory (a link or special file there is refused); files the manifest does not list are
+        never deleted. Returns the names deleted."""
+        removed = []
+        for name in names:
+            if self._written is None or name not in self._written:
+                continue
+            try:
+                if remove_file(self.path, name):
+                    removed.append(name)
+            except OSError as error:
+                raise WriteError(self.path / name, "(deleting) the earlier file", error) from None
+        if removed:
+            for name in removed:
+                del self._written[name]
+            atomic_write_bytes(self.path / WRITTEN_FILE, "".join(f"{n}\n" for n in self._written).encode(),
+                               "the manifest of written files")
+        return removed
 
     def write_text(self, name: str, text: str) -> Path:
         return self.write_bytes(name, text.encode())
@@ -240,9 +344,9 @@ class ResultsWriter:
         """Send the logger's records to LOG_FILE in this directory, line by line as the run goes
         (append=True continues an existing log, e.g. on resume)."""
         try:
-            handler = _LogFile(self.file(LOG_FILE), mode="a" if append else "w")
+            handler = LogFile(inside(self.path, LOG_FILE, "the log"), mode="a" if append else "w")
         except OSError as error:
-            raise WriteError(self.file(LOG_FILE), "the log", error) from None
+            raise WriteError(self.path / LOG_FILE, "the log", error) from None
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         logger.addHandler(handler)
         self._log_handler = handler

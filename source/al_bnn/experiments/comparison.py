@@ -32,11 +32,12 @@ from al_bnn.loop import (
     RunSpec,
     StopRequested,
     TrainingDiverged,
+    code_version,
     logger,
     prepare_experiments,
     run_prepared,
 )
-from al_bnn.paths import repo_file
+from al_bnn.paths import repo_file, safe_name
 from al_bnn.plugins import import_plugins
 from al_bnn.results import ResultsWriter, describe_holder
 from al_bnn.safe_arrays import WriteError
@@ -78,6 +79,9 @@ def build_parser(comparison: Comparison) -> argparse.ArgumentParser:
     parser.add_argument("--resume", metavar="RESULTS_DIR", default=None,
                         help="continue an interrupted run from its results directory (its configs and "
                              "checkpoint; other options are ignored)")
+    parser.add_argument("--allow-code-change", action="store_true",
+                        help="with --resume: continue even if the package version or its source changed since the "
+                             "checkpoint was written (refused otherwise; the change is recorded in log.txt)")
     return parser
 
 
@@ -160,12 +164,16 @@ def _start(comparison: Comparison, args: argparse.Namespace, specs: list[RunSpec
         with StopSignals(stop, first_signal) as signals:
             started = time.perf_counter()
             # everything that can fail before training (data, memory, the checkpoints to resume)
-            stacks = prepare_experiments(specs, checkpoint_dir=results_dir, resume=bool(args.resume))
+            stacks = prepare_experiments(specs, checkpoint_dir=results_dir, resume=bool(args.resume),
+                                         allow_code_change=args.allow_code_change)
             if not args.resume:
-                for stale in [*results_dir.glob("checkpoint_*.npz"), *results_dir.glob("checkpoint_*.pkl")]:
-                    stale.unlink()  # ours, from an earlier run being overwritten
+                # checkpoints of an earlier run being overwritten: only those the directory's manifest says
+                # this package wrote (a user's own checkpoint_*.npz is never touched)
+                writer.remove_written([name for name in writer.written() if name.startswith("checkpoint_")])
+            writer.record([stack.checkpoint.name for stack in stacks])  # before the first is written
+            if not args.resume:
                 writer.write_text(MANIFEST, yaml.safe_dump(
-                    {"plugins": list(args.plugins),
+                    {"plugins": list(args.plugins), "code version": code_version(),
                      "runs": [{"label": s.label, "group": s.group, "config": s.config.to_dict()} for s in specs]},
                     sort_keys=False))
                 resumable = True
@@ -223,8 +231,13 @@ def _specs_from_manifest(results_dir: Path, plugins: Sequence[str]) -> list[RunS
     if missing:
         raise ConfigError(f"{manifest}: this run was started with --plugins {' '.join(raw['plugins'])}; pass the same "
                           "--plugins to resume it (modules are never imported on the word of a results directory)")
-    return [RunSpec(str(run["label"]), config_from_dict(run["config"], f"{manifest} [{run['label']}]"),
-                    str(run["group"])) for run in runs]
+    # labels and groups name files (config_<label>.yaml, ...): checked before anything else is read
+    labels = [safe_name(run["label"], f"{manifest}: run label") for run in runs]
+    groups = [safe_name(run["group"], f"{manifest}: run group") for run in runs]
+    if len(set(labels)) != len(labels):
+        raise ConfigError(f"{manifest}: run labels must be distinct (they name files), got {labels}")
+    return [RunSpec(label, config_from_dict(run["config"], f"{manifest} [{label}]"), group)
+            for label, group, run in zip(labels, groups, runs, strict=True)]
 
 
 def _specs_from_arguments(comparison: Comparison, args: argparse.Namespace) -> tuple[list[RunSpec], Path]:
@@ -245,7 +258,8 @@ def _specs_from_arguments(comparison: Comparison, args: argparse.Namespace) -> t
     if len({repr(c.data) for _, c in configs}) != 1:
         raise ConfigError("the compared configs must share their data settings to be comparable; got "
                           + "; ".join(f"{path}: {c.data}" for path, c in configs))
-    groups = _unique_groups([c.parms.sample_policy for _, c in configs])
+    groups = [safe_name(group, "sampler name (sample_policy)")
+              for group in _unique_groups([c.parms.sample_policy for _, c in configs])]
     specs = []
     for seed in seeds:
         for (path, config), group in zip(configs, groups, strict=False):

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
-import fcntl
 import io
 import logging
 import os
@@ -34,7 +33,8 @@ import numpy as np
 
 from al_bnn.config import ConfigError, ExperimentConfig, config_from_dict, dump_config, read_yaml, with_overrides
 from al_bnn.recipe import on_default_recipe
-from al_bnn.safe_arrays import ArrayFileError, atomic_write_bytes
+from al_bnn.results import DirectoryLock, LogFile, ResultsDirectoryBusyError
+from al_bnn.safe_arrays import ArrayFileError, WriteError, atomic_write_bytes
 
 logger = logging.getLogger("al_bnn.suggest")
 MODEL_FILE, HISTORY_FILE, PLOT_FILE, CONFIG_FILE, LOG_FILE = (
@@ -214,18 +214,34 @@ class Inputs:
 # -- the round ----------------------------------------------------------------------------------------
 @contextmanager
 def directory_lock(directory: Path):
-    """One writer per directory: an exclusive flock on DIR/.lock, released when the process ends."""
-    directory.mkdir(parents=True, exist_ok=True)
-    handle = open(directory / ".lock", "a")
+    """One writer per directory: the results directories' lock (al_bnn.results.DirectoryLock) on
+    DIR/.lock, which follows no symbolic link and refuses a FIFO, device or hard-linked file. A
+    run refused before it wrote anything leaves no trace: a folder it created is removed again."""
+    if directory.exists() and not directory.is_dir():
+        raise SuggestInputError(f"--out {directory} exists and is not a folder; choose another --out")
+    created = not os.path.lexists(directory)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise WriteError(directory, "the output folder", error) from None
+    lock = DirectoryLock(directory, name=".lock")
     try:
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+            lock.acquire()
+        except ResultsDirectoryBusyError:
             raise SuggestInputError(f"{directory}: another suggest is writing to this directory; wait for it to "
                                     "finish or choose another --out") from None
         yield
+    except BaseException:
+        if created:  # refused or failed in a folder it made: remove the lock, and the folder if that left it empty
+            lock.release(discard=True)
+            try:
+                directory.rmdir()
+            except OSError:
+                pass
+        raise
     finally:
-        handle.close()
+        lock.release()
 
 
 def build_config(args) -> ExperimentConfig:
@@ -425,7 +441,8 @@ def _plot(out: Path, pool_std: np.ndarray, picked_std: np.ndarray, history, targ
 
 
 def _attach_log(out: Path, append: bool) -> logging.Handler:
-    handler = logging.FileHandler(out / LOG_FILE, mode="a" if append else "w")
+    # opened without following a symbolic link; a FIFO, device or hard-linked log.txt is refused
+    handler = LogFile(out / LOG_FILE, mode="a" if append else "w")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     root = logging.getLogger("al_bnn")
     root.addHandler(handler)

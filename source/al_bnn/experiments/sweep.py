@@ -121,6 +121,10 @@ def benchmark_config_from_dict(raw: dict, source: str) -> BenchmarkConfig:
             datasets.append(DatasetEntry(str(item["name"]), item.get("path"), item.get("target")))
         else:
             raise ConfigError(f"{source}: key 'datasets': each entry is a name or {{name, path, target}}, got {item!r}")
+    from al_bnn.paths import safe_name
+
+    for entry in datasets:  # a dataset's name names its folder of run files
+        safe_name(entry.name, f"{source}: key 'datasets': dataset name")
     samplers = raw.get("samplers") or []
     seeds = raw.get("seeds") or []
     if not datasets or not samplers or not seeds:
@@ -284,7 +288,10 @@ def run_count(config: BenchmarkConfig) -> int:
 
 
 def run_file(output: Path, dataset: str, model: str, sampler: str, seed: int) -> Path:
-    return output / "runs" / dataset / model / f"{sampler}_rs_{seed}.csv"
+    from al_bnn.paths import safe_name  # names from the config become folders: no '/', '..' or absolute names
+
+    return (output / "runs" / safe_name(dataset, "dataset name") / safe_name(model, "model name")
+            / safe_name(f"{sampler}_rs_{seed}.csv", "sampler label"))
 
 
 def read_run_file(path: Path, config: BenchmarkConfig, entry: DatasetEntry, model: str, sampler: str, seed: int,
