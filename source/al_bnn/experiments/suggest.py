@@ -10,10 +10,15 @@ scaling, so the model sees the same units). Pool rows whose --id-column value is
 labelled and skipped. A target column in P with values is refused unless --pool-labelled-ok, which
 ignores those values (every pool row stays a candidate; for simulations).
 
-Writes to DIR (one writer at a time: DIR/.lock; every file atomically): suggestions.csv (and a
-copy per round), model.npz (the learner: model, labelled rows, history, scaling; no pickle),
-history.csv, uncertainty.png, config.yaml and log.txt. Every input problem is reported, naming
-file, column and row, before any training.
+Writes to DIR (one writer at a time: DIR/.lock): suggestions.csv (and a copy per round), model.npz
+(the learner: model, labelled rows, history, scaling; no pickle), history.csv, uncertainty.png,
+config.yaml, log.txt and suggest_manifest.json. A round's files are written all or nothing: each
+under a pending name first, then renamed into place, the manifest last; a folder whose manifest is
+missing or does not match its model.npz holds a half-written round, which is not resumed. Pool rows
+are found by their line in the file (blank lines skipped, never shifting a row); suggest's own
+output columns get the prefix 'suggest_' when the pool has a column of the same name; text cells
+that a spreadsheet would run as a formula are written with a leading single quote. Every input
+problem is reported, naming file, column and row (and line), before any training.
 """
 
 from __future__ import annotations
@@ -21,20 +26,26 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
+import errno
+import hashlib
 import io
+import json
 import logging
 import os
+import re
+import stat
 import sys
 import time
-from contextlib import contextmanager
+from collections import Counter
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import numpy as np
 
-from al_bnn.config import ConfigError, ExperimentConfig, config_from_dict, dump_config, read_yaml, with_overrides
+from al_bnn.config import ExperimentConfig, config_from_dict, dump_config, read_yaml, with_overrides
 from al_bnn.recipe import on_default_recipe
 from al_bnn.results import DirectoryLock, LogFile, ResultsDirectoryBusyError
-from al_bnn.safe_arrays import ArrayFileError, WriteError, atomic_write_bytes
+from al_bnn.safe_arrays import WriteError, atomic_write_bytes
 
 logger = logging.getLogger("al_bnn.suggest")
 MODEL_FILE, HISTORY_FILE, PLOT_FILE, CONFIG_FILE, LOG_FILE = (
@@ -51,6 +62,12 @@ class SuggestInputError(ValueError):
 
 
 # -- reading the CSVs ---------------------------------------------------------------------------------
+def _read_header(path: Path) -> list[str]:
+    """The header row in full, however long (the csv module's reading; a UTF-8 BOM is dropped)."""
+    with open(path, newline="", encoding="utf-8-sig", errors="strict") as stream:
+        return next(csv.reader(stream))
+
+
 def _check_is_csv(path: Path, what: str) -> list[str]:
     import pandas as pd
 
@@ -64,22 +81,108 @@ def _check_is_csv(path: Path, what: str) -> list[str]:
     if b"\x00" in head:
         raise SuggestInputError(f"{path}: not a CSV file (it holds binary data); give a comma-separated text file "
                                 "with a header row")
+    if not head.lstrip(b"\xef\xbb\xbf").split(b"\n", 1)[0].strip():
+        raise SuggestInputError(f"{path}: line 1 is blank; the first line must be the header row of column names")
     try:
-        header = next(csv.reader(io.StringIO(head.decode("utf-8", errors="strict").splitlines()[0])))
+        header = _read_header(path)
         columns = list(pd.read_csv(path, nrows=0).columns)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, StopIteration, IndexError,
             csv.Error) as error:
         raise SuggestInputError(f"{path}: not a readable CSV file ({type(error).__name__}: {error})") from None
-    repeated = sorted({name for name in header if header.count(name) > 1})
+    counts = Counter(header)
+    repeated = sorted(name for name, count in counts.items() if count > 1)
     if repeated:
-        raise SuggestInputError(f"{path}: column name(s) {repeated} appear more than once in the header; give every "
+        shown = [name if len(name) <= 80 else name[:77] + "..." for name in repeated[:5]]
+        raise SuggestInputError(f"{path}: column name(s) {shown} appear more than once in the header; give every "
                                 "column its own name")
     return [str(c) for c in columns]
 
 
-def read_csv(path: str | os.PathLike, what: str, id_column: str | None = None, optional: tuple[str, ...] = ()):
-    """(frame of float64 columns, ids or None, columns in file order). The id column is read as
-    text; every other column must be numeric (cells in `optional` columns may be empty)."""
+@dataclasses.dataclass
+class RowPlaces:
+    """Where each data row of a CSV lies in the file: its line (1 = the header) and how to find its
+    text again (a byte offset, or its record number among the records after the header)."""
+
+    lines: np.ndarray  # (n,) int64, the line each row starts on
+    offsets: np.ndarray | None  # (n,) int64 byte offsets (files without quotes: one line per record)
+    records: np.ndarray | None  # (n,) int64 record numbers after the header, blank records counted
+
+
+def _row_places(path: Path, n_rows: int) -> RowPlaces:
+    """The places of the n_rows data rows that pandas reads (it skips blank, white-space-only lines).
+    Refuses rather than guess when the count differs from n_rows."""
+    data = path.read_bytes()
+    if b'"' not in data and data.count(b"\r") == data.count(b"\r\n"):
+        buffer = np.frombuffer(data, dtype=np.uint8)
+        starts = np.concatenate([[0], np.flatnonzero(buffer == 10) + 1])
+        if starts[-1] == len(buffer):
+            starts = starts[:-1]  # the file ends with a newline
+        filled = np.logical_or.reduceat(buffer > 32, starts)  # a visible byte on the line
+        del buffer, data
+        data_lines = np.flatnonzero(filled[1:]) + 1  # 0-based line indices of the data rows
+        places = RowPlaces(lines=data_lines + 1, offsets=starts[data_lines], records=None)
+    else:  # quoted cells may hold newlines: walk the records
+        del data
+        lines, records = [], []
+        with open(path, newline="", encoding="utf-8-sig") as stream:
+            reader = csv.reader(stream)
+            next(reader)
+            record = 0
+            while True:
+                start = reader.line_num + 1
+                try:
+                    row = next(reader)
+                except StopIteration:
+                    break
+                if row and not (len(row) == 1 and not row[0].strip()):
+                    lines.append(start)
+                    records.append(record)
+                record += 1
+        places = RowPlaces(lines=np.asarray(lines, dtype=np.int64), offsets=None,
+                           records=np.asarray(records, dtype=np.int64))
+    if len(places.lines) != n_rows:
+        raise SuggestInputError(f"{path}: {n_rows} data rows were read but {len(places.lines)} non-blank records "
+                                "found, so rows cannot be matched to their lines; remove unusual line breaks or "
+                                "white space (blank lines are fine)")
+    return places
+
+
+def row_cells(path: Path, places: RowPlaces, rows: np.ndarray) -> list[list[str]]:
+    """The text cells of the given data rows (0-based, in the order given), as written in the file."""
+    if places.offsets is not None:
+        cells = []
+        with open(path, "rb") as stream:
+            for row in rows:
+                stream.seek(int(places.offsets[row]))
+                cells.append(next(csv.reader([stream.readline().decode("utf-8").rstrip("\r\n")])))
+        return cells
+    wanted = {int(places.records[row]): index for index, row in enumerate(rows)}
+    found: list[list[str]] = [[] for _ in rows]
+    with open(path, newline="", encoding="utf-8-sig") as stream:
+        reader = csv.reader(stream)
+        next(reader)
+        for record, row in enumerate(reader):
+            if record in wanted:
+                found[wanted[record]] = row
+    return found
+
+
+@dataclasses.dataclass
+class Table:
+    """A CSV read by read_csv: float64 columns (without the id column), the ids as text, the columns
+    in file order, and where each row lies in the file."""
+
+    frame: object  # pandas.DataFrame
+    ids: np.ndarray | None
+    columns: list[str]
+    places: RowPlaces
+
+
+def read_csv(path: str | os.PathLike, what: str, id_column: str | None = None,
+             optional: tuple[str, ...] = ()) -> Table:
+    """The id column is read as text; every other column must be numeric (cells in `optional`
+    columns may be empty). Blank lines are skipped; messages name a row by its number among the data
+    rows and by its line in the file."""
     import pandas as pd
 
     path = Path(path)
@@ -100,6 +203,7 @@ def read_csv(path: str | os.PathLike, what: str, id_column: str | None = None, o
         raise
     if frame.empty:
         raise SuggestInputError(f"{path}: the {what} file has a header but no data rows")
+    places = _row_places(path, len(frame))
     for column in numeric:
         values = frame[column].to_numpy()
         bad = ~np.isfinite(values)
@@ -107,16 +211,16 @@ def read_csv(path: str | os.PathLike, what: str, id_column: str | None = None, o
             continue
         row = int(np.flatnonzero(bad)[0])
         kind = "an empty or NaN (missing) cell" if np.isnan(values[row]) else f"the value {values[row]}"
-        raise SuggestInputError(f"{path}: column {column!r}, row {row + 1} (line {row + 2}) has {kind}; every "
-                                f"{'target' if what == 'labelled' and column in optional else 'feature'} cell must "
-                                "be a finite number: fill it in or remove the row")
+        raise SuggestInputError(f"{path}: column {column!r}, row {row + 1} (line {places.lines[row]}) has {kind}; "
+                                f"every {'target' if what == 'labelled' and column in optional else 'feature'} cell "
+                                "must be a finite number: fill it in or remove the row")
     ids = None
     if id_column is not None:
         ids = frame.pop(id_column).to_numpy(dtype=object)
         empty = np.flatnonzero(pd.isna(ids) | (ids == ""))
         if len(empty):
             raise SuggestInputError(f"{path}: column {id_column!r} (the id column), row {empty[0] + 1} (line "
-                                    f"{empty[0] + 2}) is empty; every row needs an id")
+                                    f"{places.lines[empty[0]]}) is empty; every row needs an id")
         ids = ids.astype(str)
         unique, first, counts = np.unique(ids, return_index=True, return_counts=True)
         if (counts > 1).any():
@@ -124,7 +228,7 @@ def read_csv(path: str | os.PathLike, what: str, id_column: str | None = None, o
             rows = np.flatnonzero(ids == repeated)[:3] + 1
             raise SuggestInputError(f"{path}: id {repeated!r} in column {id_column!r} is repeated (rows "
                                     f"{', '.join(map(str, rows))}); ids must be unique")
-    return frame, ids, columns
+    return Table(frame, ids, columns, places)
 
 
 def _raise_first_non_numeric(path: Path, columns: list[str]) -> None:
@@ -137,9 +241,104 @@ def _raise_first_non_numeric(path: Path, columns: list[str]) -> None:
         bad = np.flatnonzero(converted.isna() & ~cells.isin(MISSING))
         if len(bad):
             row = int(bad[0])
-            raise SuggestInputError(f"{path}: column {column!r}, row {row + 1} (line {row + 2}) holds "
+            line = _row_places(path, len(text)).lines[row]
+            raise SuggestInputError(f"{path}: column {column!r}, row {row + 1} (line {line}) holds "
                                     f"{cells.iloc[row]!r}, which is not a number; every feature and target cell "
                                     "must be numeric (encode categories as numbers or drop the column)")
+
+
+# -- what is written: column names and cells ---------------------------------------------------------
+OUTPUT_PREFIX = "suggest_"
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+def output_columns(target: str, user_columns: list[str]) -> dict[str, str]:
+    """The names of the columns suggest adds, by role. The user's columns are never renamed, dropped
+    or overwritten: when one of the plain names (rank, pool_row, pool_line, score, score_kind,
+    predicted_<target>, predicted_std) is also a pool column, every added name gets the prefix
+    'suggest_'; if a prefixed name is taken too, the round is refused naming it."""
+    plain = {"rank": "rank", "pool_row": "pool_row", "pool_line": "pool_line", "score": "score",
+             "score_kind": "score_kind", "predicted": f"predicted_{target}", "predicted_std": "predicted_std"}
+    taken = set(user_columns)
+    clashes = sorted(taken & set(plain.values()))
+    if not clashes:
+        return plain
+    prefixed = {role: OUTPUT_PREFIX + name for role, name in plain.items()}
+    still = sorted(taken & set(prefixed.values()))
+    if still:
+        raise SuggestInputError(f"the pool has column(s) {clashes} and {still}, the names suggest gives its own "
+                                f"output columns (plain and with the prefix {OUTPUT_PREFIX!r}); rename "
+                                f"{still[0]!r} in the labelled and pool files")
+    logger.warning("the pool has column(s) %s, which suggest also writes: its own columns get the prefix %r "
+                   "(%s)", clashes, OUTPUT_PREFIX, ", ".join(prefixed.values()))
+    return prefixed
+
+
+def escape_cell(text: str) -> str:
+    """A text cell as written to a CSV: one a spreadsheet would run as a formula (it starts with =,
+    +, -, @, tab or CR) gets a leading single quote; plain numbers such as -1.5 or +2e3 are kept."""
+    if text and text[0] in FORMULA_STARTS and not _PLAIN_NUMBER.fullmatch(text):
+        return "'" + text
+    return text
+
+
+# -- scaling: standardised in a numerically safe way ----------------------------------------------------
+TINY_VARIANCE = 1e-200  # below this (std 1e-100) a variance computed directly has lost its digits
+TARGET_SCALE_RANGE = (1e-150, 1e150)  # scores are written in target units squared
+
+
+def _safe_mean_scale(parts: list[np.ndarray], column: int) -> tuple[float, float]:
+    """Mean and std of one column over several arrays, computed on the column divided by its largest
+    magnitude first, so neither the squares overflow (1e300) nor underflow (1e-200)."""
+    count = sum(len(part) for part in parts)
+    top = max(float(np.abs(part[:, column]).max()) for part in parts if len(part))
+    if top == 0:
+        return 0.0, 1.0
+    total = sum(float((part[:, column] / top).sum()) for part in parts)
+    mean = total / count
+    square = sum(sum(float((((part[s:s + 65536, column] / top) - mean) ** 2).sum())
+                     for s in range(0, len(part), 65536)) for part in parts)
+    std = np.sqrt(square / count)
+    return mean * top, (std * top if std > 0 else 1.0)
+
+
+def feature_scaling(X_labelled: np.ndarray, X_pool: np.ndarray, features: list[str],
+                    source: str) -> tuple[np.ndarray, np.ndarray]:
+    """Each feature's mean and std over the labelled and pool rows together (std 1 for a constant
+    column). Columns whose direct computation overflows or underflows are computed after dividing
+    by their largest magnitude; a scale that is still not a finite positive number is refused."""
+    count = len(X_labelled) + len(X_pool)
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        x_mean = (X_labelled.sum(0) + X_pool.sum(0)) / count
+        x_var = (((X_labelled - x_mean) ** 2).sum(0) + _chunked_square_sum(X_pool, x_mean)) / count
+        x_scale = np.where(x_var > 0, np.sqrt(x_var), 1.0)
+    varies = np.maximum(X_labelled.max(0), X_pool.max(0)) != np.minimum(X_labelled.min(0), X_pool.min(0))
+    unsafe = ~np.isfinite(x_mean) | ~np.isfinite(x_var) | (varies & (x_var < TINY_VARIANCE))
+    for column in np.flatnonzero(unsafe):
+        x_mean[column], x_scale[column] = _safe_mean_scale([X_labelled, X_pool], column)
+    bad = np.flatnonzero(~np.isfinite(x_mean) | ~np.isfinite(x_scale) | (x_scale <= 0))
+    if len(bad):
+        column = features[bad[0]]
+        raise SuggestInputError(f"{source}: feature column {column!r} cannot be standardised (mean "
+                                f"{x_mean[bad[0]]:.3g}, scale {x_scale[bad[0]]:.3g}); rescale the column")
+    return x_mean, x_scale
+
+
+def target_scaling(y: np.ndarray, target: str, source: str) -> tuple[float, float]:
+    """The target's mean and std on the labelled rows, refused when its scale is so extreme that
+    scores in target units squared would overflow or underflow."""
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        y_mean, y_scale = float(y.mean()), float(y.std())
+    if not (np.isfinite(y_mean) and np.isfinite(y_scale)) or y_scale < np.sqrt(TINY_VARIANCE):
+        y_mean, y_scale = _safe_mean_scale([y[:, None]], 0)
+    low, high = TARGET_SCALE_RANGE
+    if not (np.isfinite(y_mean) and low <= y_scale <= high):
+        raise SuggestInputError(f"{source}: column {target!r} (the target) has a spread (std) of {y_scale:.3g}, "
+                                f"outside [{low:g}, {high:g}]: the scores (target units squared) would overflow "
+                                "or underflow. Rescale the column (e.g. multiply it by a power of ten) and use "
+                                "the same units in every round")
+    return y_mean, y_scale
 
 
 class Inputs:
@@ -152,13 +351,14 @@ class Inputs:
         columns = _check_is_csv(labelled_path, "labelled")
         if target not in columns:
             raise SuggestInputError(f"{labelled_path}: no target column {target!r} (--target); columns are {columns}")
-        labelled, self.labelled_ids, _ = read_csv(labelled_path, "labelled", args.id_column, optional=(target,))
+        labelled_table = read_csv(labelled_path, "labelled", args.id_column, optional=(target,))
+        labelled, self.labelled_ids = labelled_table.frame, labelled_table.ids
         bad = ~np.isfinite(labelled[target].to_numpy())
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
             raise SuggestInputError(f"{labelled_path}: column {target!r} (the target), row {row + 1} (line "
-                                    f"{row + 2}) is empty, NaN or inf; every labelled row needs a finite target "
-                                    "value: fill it in, or move the row to the pool")
+                                    f"{labelled_table.places.lines[row]}) is empty, NaN or inf; every labelled row "
+                                    "needs a finite target value: fill it in, or move the row to the pool")
         self.features = [c for c in labelled.columns if c != target]
         if not self.features:
             raise SuggestInputError(f"{labelled_path}: no feature columns besides the target {target!r}"
@@ -175,7 +375,10 @@ class Inputs:
             raise SuggestInputError(f"{pool_path}: column {extra[0]!r} is not a column of {labelled_path}; the pool "
                                     "may hold only the labelled file's feature columns (and the id column): remove "
                                     "it from the pool or add it to the labelled file")
-        pool, self.pool_ids, _ = read_csv(pool_path, "pool", args.id_column, optional=(target,))
+        self.output_columns = output_columns(target, pool_columns)
+        pool_table = read_csv(pool_path, "pool", args.id_column, optional=(target,))
+        pool, self.pool_ids, self.pool_columns, self.pool_places = (pool_table.frame, pool_table.ids,
+                                                                    pool_table.columns, pool_table.places)
         if pool_features != self.features:
             logger.info("%s: feature columns in another order than in %s; matched by name", pool_path, labelled_path)
         if target in pool.columns:
@@ -183,9 +386,9 @@ class Inputs:
             if len(given) and not args.pool_labelled_ok:
                 raise SuggestInputError(
                     f"{pool_path}: column {target!r} (the target) has values in {len(given)} row(s) (first: row "
-                    f"{given[0] + 1}, line {given[0] + 2}); the pool should hold unlabelled rows. Move labelled rows "
-                    "to the labelled file, or pass --pool-labelled-ok to ignore these values (every pool row stays "
-                    "a candidate)")
+                    f"{given[0] + 1}, line {self.pool_places.lines[given[0]]}); the pool should hold unlabelled "
+                    "rows. Move labelled rows to the labelled file, or pass --pool-labelled-ok to ignore these "
+                    "values (every pool row stays a candidate)")
             if len(given):
                 logger.warning("%s: ignoring the %d target value(s) in the pool (--pool-labelled-ok)", pool_path,
                                len(given))
@@ -209,6 +412,13 @@ class Inputs:
         if args.n > len(self.candidates):
             raise SuggestInputError(f"--n {args.n} is larger than the pool: {pool_path} has {len(self.candidates)} "
                                     "unlabelled row(s); ask for at most that many")
+
+    def reorder_features(self, order: list[str]) -> None:
+        """Put the feature columns in the given order (a resumed model's)."""
+        index = [self.features.index(name) for name in order]
+        self.features = list(order)
+        self.X_labelled = self.X_labelled[:, index]
+        self.X_pool = np.ascontiguousarray(self.X_pool[:, index])
 
 
 # -- the round ----------------------------------------------------------------------------------------
@@ -263,26 +473,231 @@ def build_config(args) -> ExperimentConfig:
     return with_overrides(config, "suggest command line", **{k: v for k, v in sections.items() if v != {}})
 
 
-def _standardise(inputs: Inputs, metadata: dict | None):
-    if metadata and "x_mean" in metadata:
-        if metadata.get("features") != inputs.features:
-            raise SuggestInputError(f"--resume-model: the model was trained on features {metadata.get('features')}, "
-                                    f"but {inputs.labelled_path} has {inputs.features}")
-        x_mean, x_scale = np.asarray(metadata["x_mean"]), np.asarray(metadata["x_scale"])
+RESUME_SCALE_FACTOR = 30.0  # a resumed model's target scale may differ from the labelled rows' by this much
+
+
+def _checked_metadata(metadata: dict, inputs: Inputs, resume: Path) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """The resumed model's scaling, after checking that it was trained on these feature columns and
+    this target in these units; refused naming the difference otherwise."""
+    keys = ("features", "target", "x_mean", "x_scale", "y_mean", "y_scale")
+    absent = [key for key in keys if key not in metadata]
+    if absent:
+        raise SuggestInputError(f"--resume-model {resume}: not a model written by suggest (its metadata lacks "
+                                f"{absent}); start a new round without --resume-model")
+    features, target = metadata["features"], metadata["target"]
+    if not isinstance(features, list) or not all(isinstance(name, str) for name in features):
+        raise SuggestInputError(f"--resume-model {resume}: its feature list is not a list of column names")
+    if set(features) != set(inputs.features) or len(features) != len(inputs.features):
+        only_model = [name for name in features if name not in inputs.features]
+        only_file = [name for name in inputs.features if name not in features]
+        raise SuggestInputError(f"--resume-model {resume}: the model was trained on feature columns {features}, but "
+                                f"{inputs.labelled_path} has {inputs.features} (only in the model: {only_model}; "
+                                f"only in the file: {only_file}); resume with the same feature columns, or start a "
+                                "new round without --resume-model")
+    if target != inputs.target:
+        raise SuggestInputError(f"--resume-model {resume}: the model was trained for target {target!r}, not "
+                                f"{inputs.target!r} (--target); resume with --target {target!r}, or start a new "
+                                "round without --resume-model")
+    if features != inputs.features:
+        inputs.reorder_features(features)
+    try:
+        x_mean = np.asarray(metadata["x_mean"], dtype=np.float64)
+        x_scale = np.asarray(metadata["x_scale"], dtype=np.float64)
         y_mean, y_scale = float(metadata["y_mean"]), float(metadata["y_scale"])
+    except (TypeError, ValueError):
+        raise SuggestInputError(f"--resume-model {resume}: its scaling is not numeric") from None
+    if (x_mean.shape != (len(features),) or x_scale.shape != (len(features),) or not np.isfinite(x_mean).all()
+            or not (np.isfinite(x_scale) & (x_scale > 0)).all() or not np.isfinite(y_mean)
+            or not (np.isfinite(y_scale) and y_scale > 0)):
+        raise SuggestInputError(f"--resume-model {resume}: its scaling is not one finite positive scale per feature "
+                                "and for the target; start a new round without --resume-model")
+    now_mean, now_scale = target_scaling(inputs.y_labelled, inputs.target, str(inputs.labelled_path))
+    factor = RESUME_SCALE_FACTOR
+    if not (1 / factor <= now_scale / y_scale <= factor) or abs(now_mean - y_mean) > factor * y_scale:
+        raise SuggestInputError(
+            f"--resume-model {resume}: the model was trained on target {target!r} with mean {y_mean:.4g} and std "
+            f"{y_scale:.4g}, but the labelled rows of {inputs.labelled_path} have mean {now_mean:.4g} and std "
+            f"{now_scale:.4g} (more than {factor:g} times apart): another target or other units. Give the target in "
+            "the units of the first round, or start a new round without --resume-model")
+    return x_mean, x_scale, y_mean, y_scale
+
+
+def _standardise(inputs: Inputs, metadata: dict | None, resume: Path | None = None):
+    if metadata is not None:
+        x_mean, x_scale, y_mean, y_scale = _checked_metadata(metadata, inputs, resume)
     else:
-        count = len(inputs.X_labelled) + len(inputs.X_pool)
-        x_mean = (inputs.X_labelled.sum(0) + inputs.X_pool.sum(0)) / count
-        x_var = (((inputs.X_labelled - x_mean) ** 2).sum(0) + _chunked_square_sum(inputs.X_pool, x_mean)) / count
-        x_scale = np.where(x_var > 0, np.sqrt(x_var), 1.0)
-        y_mean, y_scale = float(inputs.y_labelled.mean()), float(inputs.y_labelled.std())
+        x_mean, x_scale = feature_scaling(inputs.X_labelled, inputs.X_pool, inputs.features,
+                                          f"{inputs.labelled_path} and {inputs.pool_path}")
+        y_mean, y_scale = target_scaling(inputs.y_labelled, inputs.target, str(inputs.labelled_path))
     metadata = {"features": inputs.features, "target": inputs.target, "x_mean": x_mean.tolist(),
                 "x_scale": x_scale.tolist(), "y_mean": y_mean, "y_scale": y_scale}
     return metadata, x_mean, x_scale, y_mean, y_scale
 
 
+def _standardised(values: np.ndarray, mean: np.ndarray, scale: np.ndarray, features: list[str],
+                  source: str) -> np.ndarray:
+    """(values - mean) / scale, refused naming the column where that is not finite (a resumed
+    model's scaling far from these values)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        result = (values - mean) / scale
+    bad = ~np.isfinite(result)
+    if bad.any():
+        row, column = np.argwhere(bad)[0]
+        raise SuggestInputError(f"{source}: feature column {features[column]!r}, value {values[row, column]:.3g}, "
+                                "is too far from the model's scaling to be standardised; rescale the column")
+    return result
+
+
 def _chunked_square_sum(X: np.ndarray, mean: np.ndarray, chunk: int = 65536) -> np.ndarray:
     return sum((((X[s:s + chunk] - mean) ** 2).sum(0) for s in range(0, len(X), chunk)), np.zeros(X.shape[1]))
+
+
+# -- the round's files: written all or nothing, a manifest last -----------------------------------------
+MANIFEST_FILE = "suggest_manifest.json"
+PENDING_SUFFIX = ".pending"
+OWN_NAME = re.compile(r"suggestions\.csv|suggestions_round_\d{1,9}\.csv|model\.npz|history\.csv|uncertainty\.png"
+                      r"|config\.yaml|suggest_manifest\.json")  # the only names suggest writes or deletes
+BAD_PATH_ERRNOS = (errno.ENOENT, errno.ENOTDIR, errno.EEXIST, errno.ENAMETOOLONG, errno.ELOOP, errno.EINVAL)
+
+
+def _pending(out: Path, name: str) -> Path:
+    return out / f".{name}{PENDING_SUFFIX}"
+
+
+def _digest(path: Path) -> dict:
+    digest = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+            size += len(block)
+    return {"bytes": size, "sha256": digest.hexdigest()}
+
+
+def _remove_regular(path: Path) -> None:
+    """Delete path if it is a regular file (never follows a symlink; leaves anything else)."""
+    try:
+        if stat.S_ISREG(os.lstat(path).st_mode):
+            os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def read_manifest(out: Path) -> dict | None:
+    """The round manifest of --out, None when absent, unreadable or malformed (never followed
+    through a symlink; names checked against the names suggest writes)."""
+    try:
+        handle = os.open(out / MANIFEST_FILE, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        with os.fdopen(handle, "rb") as stream:
+            if not stat.S_ISREG(os.fstat(stream.fileno()).st_mode):
+                return None
+            manifest = json.loads(stream.read(1 << 20))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict) \
+            or not isinstance(manifest.get("written"), list):
+        return None
+    names = [*manifest["files"], *manifest["written"]]
+    if not all(isinstance(name, str) and OWN_NAME.fullmatch(name) for name in names):
+        return None
+    return manifest
+
+
+def round_state(out: Path) -> tuple[str, str]:
+    """('none' | 'complete' | 'incomplete', why). Complete: the manifest is in place and model.npz is
+    the file it lists (or, from before manifests, model.npz alone). A round whose writing stopped
+    part way (pending files left, manifest missing or not matching) is incomplete, never done."""
+    if not out.is_dir():
+        return "none", ""
+    pending = sorted(entry.name for entry in out.iterdir() if entry.name.startswith(".")
+                     and entry.name.endswith(PENDING_SUFFIX) and OWN_NAME.fullmatch(entry.name[1:-len(PENDING_SUFFIX)]))
+    if pending:
+        return "incomplete", f"unfinished files {pending[:3]} are left"
+    if not os.path.lexists(out / MANIFEST_FILE):
+        return ("complete", "") if (out / MODEL_FILE).is_file() else ("none", "")
+    manifest = read_manifest(out)
+    if manifest is None:
+        return "incomplete", f"{MANIFEST_FILE} is not a readable manifest"
+    entry = manifest["files"].get(MODEL_FILE)
+    model = out / MODEL_FILE
+    if entry is None or model.is_symlink() or not model.is_file() or _digest(model) != entry:
+        return "incomplete", f"{MODEL_FILE} is not the file {MANIFEST_FILE} lists"
+    return "complete", ""
+
+
+def commit_round(out: Path, payloads: dict[str, bytes], write_model, round_index: int, overwrite: bool) -> None:
+    """Write the round's files all or nothing. Each is first written in full under a pending name
+    (a failure there removes them and leaves the previous round as it was); then the old manifest
+    is removed, the files renamed into place, with --overwrite the files the old manifest lists
+    and this round does not write are deleted, and the new manifest is renamed into place last."""
+    old = read_manifest(out)
+    old_written = set(old["written"]) if old else set()
+    staged: dict[str, Path] = {}
+    try:
+        for name, payload in payloads.items():
+            staged[name] = _pending(out, name)
+            atomic_write_bytes(staged[name], payload, name)
+        staged[MODEL_FILE] = _pending(out, MODEL_FILE)
+        write_model(staged[MODEL_FILE])
+        files = {name: _digest(path) for name, path in staged.items()}
+        written = sorted(set(files) | (set() if overwrite else old_written))
+        manifest = {"kind": "al_bnn suggest round", "version": 1, "round": int(round_index), "files": files,
+                    "written": written}
+        staged_manifest = atomic_write_bytes(_pending(out, MANIFEST_FILE),
+                                             json.dumps(manifest, indent=1).encode(), MANIFEST_FILE)
+    except BaseException as error:
+        for path in staged.values():
+            try:
+                _remove_regular(path)
+            except OSError:
+                pass  # the first error is the one to report
+        if isinstance(error, OSError) and not isinstance(error, WriteError):
+            raise WriteError(out, "the round's files", error) from None
+        raise
+    try:
+        _remove_regular(out / MANIFEST_FILE)  # from here until the new manifest is in place: not a done round
+        for name, path in staged.items():
+            os.replace(path, out / name)
+        if overwrite:
+            for name in sorted(old_written - set(files) - {MANIFEST_FILE}):
+                _remove_regular(out / name)
+        for entry in list(out.iterdir()):  # pending files an interrupted round left
+            if entry.name.endswith(PENDING_SUFFIX) and OWN_NAME.fullmatch(entry.name[1:-len(PENDING_SUFFIX)]) \
+                    and entry.name != staged_manifest.name:
+                _remove_regular(entry)
+        os.replace(staged_manifest, out / MANIFEST_FILE)
+    except OSError as error:
+        raise WriteError(out / MANIFEST_FILE, "the round's files", error) from None
+    try:
+        handle = os.open(out, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(handle)
+        finally:
+            os.close(handle)
+    except OSError:
+        pass  # the renames are done; a file system that cannot sync a directory still has them
+
+
+def _check_memory(config: ExperimentConfig, n_labelled: int, n_candidates: int, n_features: int) -> None:
+    """Refuse (MemoryEstimateError, exit 2) a round whose training or selection cannot fit in memory,
+    before any training: e.g. a huge parms.n_mc_samples or net_config.layer_sizes from --config."""
+    from al_bnn.memory import check_fits
+
+    schedule = dataclasses.replace(config.al_schedule, al_iter=0, num_train_init=n_labelled)
+    check_fits([dataclasses.replace(config, al_schedule=schedule)], ["suggest"], n_candidates, n_labelled,
+               n_features)
+
+
+def _check_resume_source(resume: Path) -> None:
+    """A model.npz inside a folder whose round was not finished is not taken as a round."""
+    if resume.name == MODEL_FILE and resume.parent.is_dir():
+        state, why = round_state(resume.parent)
+        if state == "incomplete":
+            raise SuggestInputError(f"--resume-model {resume}: {resume.parent} holds a half-written round ({why}); "
+                                    "resume from a finished round, or start over there with --overwrite")
 
 
 def run_round(args) -> Path:
@@ -291,26 +706,50 @@ def run_round(args) -> Path:
     out = Path(args.out)
     started = time.perf_counter()
     config = build_config(args)
-    with directory_lock(out):
+    with ExitStack() as stack:
+        try:
+            stack.enter_context(directory_lock(out))
+        except WriteError as error:
+            if error.path == out and error.cause.errno in BAD_PATH_ERRNOS:  # under a file, in /proc, ...
+                raise SuggestInputError(f"--out {out}: cannot be created as a folder ({error.cause.strerror}); give "
+                                        "a folder path whose parents are folders you can write to") from None
+            raise
+        except OSError as error:
+            raise WriteError(out / ".lock", "the lock file", error) from None
         resume = Path(args.resume_model) if args.resume_model else None
-        if (out / MODEL_FILE).exists() and resume is None and not args.overwrite:
+        state, why = round_state(out)
+        if state == "incomplete" and not args.overwrite:
+            raise SuggestInputError(f"{out} holds a half-written round ({why}): a suggest stopped while writing it. "
+                                    "Pass --overwrite to start over there (it deletes only files suggest wrote), "
+                                    "or choose another --out")
+        if state == "complete" and resume is None and not args.overwrite:
             raise SuggestInputError(f"{out} already holds a round ({out / MODEL_FILE}); continue with "
                                     f"--resume-model {out / MODEL_FILE}, pass --overwrite to start over, or choose "
                                     "another --out")
+        if resume is not None:
+            _check_resume_source(resume)
         inputs = Inputs(args)
         if config.parms.sample_policy in ("gpa",) and len(inputs.candidates) > DENSE_SAMPLERS_LIMIT:
             raise SuggestInputError(f"sampler 'gpa' (fast GPA) forms a dense {len(inputs.candidates)}^2 pool "
                                     "covariance; for a pool this large use --sampler lrgpa (the same picks)")
+        _check_memory(config, len(inputs.y_labelled), len(inputs.candidates), len(inputs.features))
         previous = load_learner(resume) if resume is not None else None
-        metadata, x_mean, x_scale, y_mean, y_scale = _standardise(inputs, previous.metadata if previous else None)
-        X = (inputs.X_labelled - x_mean) / x_scale
+        metadata, x_mean, x_scale, y_mean, y_scale = _standardise(inputs, previous.metadata if previous else None,
+                                                                  resume)
+        X = _standardised(inputs.X_labelled, x_mean, x_scale, inputs.features, str(inputs.labelled_path))
         y = (inputs.y_labelled - y_mean) / y_scale
         X_pool = np.empty((len(inputs.candidates), X.shape[1]))
         for start in range(0, len(X_pool), 65536):
             rows = inputs.candidates[start:start + 65536]
-            X_pool[start:start + 65536] = (inputs.X_pool[rows] - x_mean) / x_scale
+            X_pool[start:start + 65536] = _standardised(inputs.X_pool[rows], x_mean, x_scale, inputs.features,
+                                                        str(inputs.pool_path))
         inputs.X_pool = None
-        log_handler = _attach_log(out, append=previous is not None and resume.parent.resolve() == out.resolve())
+        try:
+            log_handler = _attach_log(out, append=previous is not None and resume.parent.resolve() == out.resolve())
+        except OSError as error:
+            if isinstance(error, WriteError):
+                raise
+            raise WriteError(out / LOG_FILE, "the log", error) from None
         try:
             logger.info("suggest: %s (%d labelled rows), %s (%d candidate rows), %d features, target %r; model %s, "
                         "sampler %s, seed %d", inputs.labelled_path, len(y), inputs.pool_path, len(X_pool),
@@ -323,6 +762,7 @@ def run_round(args) -> Path:
                 learner.fit(X, y)
             else:
                 learner = previous
+                learner.metadata = metadata
                 learner.sampler, learner.settings = config.parms.sample_policy, settings
                 _ = learner.parms
                 learner.estimator.set_params(n_epochs=config.train_schedule.num_epochs,
@@ -343,8 +783,8 @@ def run_round(args) -> Path:
             query = learner.query(X_pool, args.n)
             logger.info("selected %d of %d pool rows in %.2f s", args.n, len(X_pool), query.seconds)
             rows = inputs.candidates[query.indices]
-            _write_outputs(out, args, config, inputs, learner, query, rows, y_scale, y_mean)
-            learner.save(out / MODEL_FILE)
+            payloads = _round_files(args, config, inputs, learner, query, rows, y_scale, y_mean)
+            commit_round(out, payloads, learner.save, round_row["round"], overwrite=bool(args.overwrite))
             logger.info("wrote %s in %.1f s", out, time.perf_counter() - started)
         finally:
             logging.getLogger("al_bnn").removeHandler(log_handler)
@@ -370,43 +810,50 @@ def _new_rows(learner, X: np.ndarray, y: np.ndarray) -> np.ndarray | None:
     return np.asarray(new, dtype=np.int64) if not any(counts.values()) else None
 
 
-def _write_outputs(out: Path, args, config, inputs: Inputs, learner, query, rows: np.ndarray, y_scale: float,
-                   y_mean: float) -> None:
+def suggestions_table(inputs: Inputs, query, rows: np.ndarray, y_scale: float, y_mean: float):
+    """The suggestions in pick order: suggest's own columns (output_columns), the id, then every
+    column of the pool row as written in the pool CSV (found by its place in the file, so blank
+    lines cannot shift it); text cells and header cells escaped against formula injection."""
+    import pandas as pd
+
+    names = inputs.output_columns
+    cells = row_cells(inputs.pool_path, inputs.pool_places, rows)
+    table = pd.DataFrame({names["rank"]: np.arange(1, len(rows) + 1)})
+    if inputs.pool_ids is not None:
+        table[inputs.id_column] = [escape_cell(text) for text in inputs.pool_ids[rows]]
+    table[names["pool_row"]] = rows + 1
+    table[names["pool_line"]] = inputs.pool_places.lines[rows]
+    table[names["score"]] = query.scores * y_scale ** 2
+    table[names["score_kind"]] = query.score_kind
+    table[names["predicted"]] = query.mean * y_scale + y_mean
+    table[names["predicted_std"]] = query.std * y_scale
+    for position, column in enumerate(inputs.pool_columns):
+        if column != inputs.id_column:
+            table[column] = [escape_cell(row[position]) if position < len(row) else "" for row in cells]
+    table.columns = [escape_cell(str(column)) for column in table.columns]
+    return table
+
+
+def _round_files(args, config, inputs: Inputs, learner, query, rows: np.ndarray, y_scale: float,
+                 y_mean: float) -> dict[str, bytes]:
+    """Every file of the round but the model, as bytes (written together by commit_round)."""
     import pandas as pd
 
     round_index = learner.history_[-1]["round"]
-    picked = set(rows.tolist())
-    original = pd.read_csv(inputs.pool_path, dtype=str, keep_default_na=False,
-                           skiprows=lambda line: line != 0 and line - 1 not in picked)
-    original.index = np.sort(rows)
-    original = original.loc[rows]
-    table = pd.DataFrame({"rank": np.arange(1, len(rows) + 1)})
-    if inputs.pool_ids is not None:
-        table[inputs.id_column] = inputs.pool_ids[rows]
-    table["pool_row"] = rows + 1
-    table["score"] = query.scores * y_scale ** 2
-    table["score_kind"] = query.score_kind
-    table[f"predicted_{inputs.target}"] = query.mean * y_scale + y_mean
-    table["predicted_std"] = query.std * y_scale
-    for column in original.columns:
-        if column not in table.columns:
-            table[column] = original[column].to_numpy()
-    payload = table.to_csv(index=False).encode()
-    atomic_write_bytes(out / "suggestions.csv", payload)
-    atomic_write_bytes(out / f"suggestions_round_{round_index}.csv", payload)
+    payload = suggestions_table(inputs, query, rows, y_scale, y_mean).to_csv(index=False).encode()
     history = pd.DataFrame(learner.history_)
     first = [c for c in HISTORY_COLUMNS if c in history.columns]
     history = history[first + [c for c in history.columns if c not in first]]
     for column in ("train_rmse", "new_rmse", "validation_rmse", "pool_std_mean", "pool_std_max", "picked_std_mean"):
         if column in history:
             history[column] = history[column] * y_scale  # the target's units
-    atomic_write_bytes(out / HISTORY_FILE, history.to_csv(index=False).encode())
-    atomic_write_bytes(out / CONFIG_FILE, (f"# suggest: {' '.join(sys.argv[1:]) or 'from Python'}\n"
-                                           + dump_config(config)).encode())
-    _plot(out, query.pool_std * y_scale, query.std * y_scale, history, inputs.target)
+    return {"suggestions.csv": payload, f"suggestions_round_{round_index}.csv": payload,
+            HISTORY_FILE: history.to_csv(index=False).encode(),
+            CONFIG_FILE: (f"# suggest: {' '.join(sys.argv[1:]) or 'from Python'}\n" + dump_config(config)).encode(),
+            PLOT_FILE: _plot(query.pool_std * y_scale, query.std * y_scale, history, inputs.target)}
 
 
-def _plot(out: Path, pool_std: np.ndarray, picked_std: np.ndarray, history, target: str) -> None:
+def _plot(pool_std: np.ndarray, picked_std: np.ndarray, history, target: str) -> bytes:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -437,7 +884,7 @@ def _plot(out: Path, pool_std: np.ndarray, picked_std: np.ndarray, history, targ
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
     plt.close(figure)
-    atomic_write_bytes(out / PLOT_FILE, buffer.getvalue())
+    return buffer.getvalue()
 
 
 def _attach_log(out: Path, append: bool) -> logging.Handler:
@@ -473,6 +920,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    """The suggest command: 0 done, 2 bad input (named), 4 --out busy, 5 a file could not be written."""
+    from al_bnn.experiments.cli import exit_code_for
+
     args = build_parser().parse_args(argv)
     if args.n < 1:
         print(f"error: --n must be at least 1, got {args.n}", file=sys.stderr)
@@ -480,9 +930,12 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         out = run_round(args)
-    except (SuggestInputError, ConfigError, ArrayFileError) as error:
+    except Exception as error:
+        code = exit_code_for(error)
+        if code is None:
+            raise
         print(f"error: {error}", file=sys.stderr)
-        return 2
+        return code
     print(f"suggestions: {out / 'suggestions.csv'}")
     return 0
 
