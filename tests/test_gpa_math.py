@@ -111,7 +111,8 @@ def test_bad_requests_fail_clearly(method):
         select_gpa(samples, n_anchor=10, n_select=2, noise=0.0, method=method)
     with pytest.raises(ValueError, match="method must be one of"):
         select_gpa(samples, n_anchor=10, n_select=2, method="slow")
-    assert select_gpa(samples, n_anchor=10, n_select=0, method=method).shape == (0,)
+    with pytest.raises(ValueError, match="n_select must be a positive integer, got 0"):
+        select_gpa(samples, n_anchor=10, n_select=0, method=method)
 
 
 def test_lowrank_recomputes_from_scratch_when_its_matrix_loses_definiteness(monkeypatch):

@@ -334,7 +334,7 @@ def test_degenerate_inputs_give_valid_deterministic_picks(data):
     method = data.draw(st.sampled_from(METHODS), label="method")
     mode = "p" if method == "maxdiag" else data.draw(st.sampled_from(["p", "tp"]), label="mode")
     dtype = data.draw(st.sampled_from([np.float32, np.float64]), label="dtype")
-    k = data.draw(st.integers(0, n_pool), label="k")
+    k = data.draw(st.integers(1, n_pool), label="k")  # k = 0 is refused (tests/test_hostile_numerics.py)
     picks = select_batch(features.astype(dtype), n_train, k, method, mode=mode, noise=0.01, random_state=seed)
     assert picks.shape == (k,) and picks.dtype == np.int64
     assert len(set(picks.tolist())) == k

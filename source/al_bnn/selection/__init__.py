@@ -24,6 +24,7 @@ from al_bnn.selection.family import (
 )
 from al_bnn.selection.gpa_math import GreedySelection, select_gpa, select_gpa_from_factor
 from al_bnn.selection.samplers import FamilySampler, GpaSampler, McdueSampler, RandomSampler
+from al_bnn.selection.scaling import SelectionRequestError
 
 SamplerFactory = Callable[..., Sampler]
 _REGISTRY: dict[str, SamplerFactory] = {}
@@ -63,6 +64,6 @@ for _method in FAMILY_METHODS:
     register_sampler(_method, lambda parms, method=_method: FamilySampler.from_parms(method, parms))
 
 __all__ = ["FAMILY_METHODS", "FamilySampler", "GpaSampler", "GreedySelection", "McdueSampler", "RandomSampler",
-           "Sampler", "SelectionRequest", "check_selection", "make_sampler", "posterior_features", "register_sampler",
-           "sampler_names", "scale_features", "select_batch", "select_gpa", "select_gpa_from_factor", "sketch_features",
-           "transform_features"]
+           "Sampler", "SelectionRequest", "SelectionRequestError", "check_selection", "make_sampler",
+           "posterior_features", "register_sampler", "sampler_names", "scale_features", "select_batch", "select_gpa",
+           "select_gpa_from_factor", "sketch_features", "transform_features"]

@@ -8,6 +8,8 @@ from typing import ClassVar, Protocol
 
 import numpy as np
 
+from al_bnn.selection.scaling import check_n_select
+
 NEEDS = ("nothing", "samples", "features", "gradient_features")
 
 
@@ -35,6 +37,10 @@ class SelectionRequest:
     features: np.ndarray | None = None
     gradient_features: np.ndarray | None = None
     scores: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        # every sampler, plug-ins included, gets a whole positive number of points it can pick
+        self.n_select = check_n_select(self.n_select, self.n_pool)
 
 
 class Sampler(Protocol):

@@ -41,6 +41,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from al_bnn.randomness import numpy_generator
+from al_bnn.selection.scaling import check_n_select, rescale, rescale_noise, scale_exponent
 
 METHODS = ("maxdiag", "maxdet", "maxdist", "kmeanspp", "lcmd", "bait")
 MODES = ("p", "tp")
@@ -69,9 +70,9 @@ def _chunked_rows(n: int):
         yield slice(start, min(start + _CHUNK, n))
 
 
-def _quadratic_forms(rows: np.ndarray, middle: np.ndarray) -> np.ndarray:
-    """r_i^T A r_i for every row, chunked."""
-    out = np.empty(len(rows), dtype=rows.dtype)
+def _quadratic_forms(rows: np.ndarray, middle: np.ndarray, dtype=None) -> np.ndarray:
+    """r_i^T A r_i for every row, chunked; in `dtype` (default: the rows')."""
+    out = np.empty(len(rows), dtype=dtype or rows.dtype)
     for part in _chunked_rows(len(rows)):
         block = rows[part]
         out[part] = np.einsum("ij,ij->i", block @ middle, block)
@@ -95,7 +96,11 @@ def posterior_features(features, n_train: int, noise: float) -> np.ndarray:
     _check_train(features, n_train)
     if not noise > 0:
         raise ValueError(f"noise must be > 0 for the posterior transform, got {noise}")
-    middle = _posterior_middle(features[:n_train], noise)
+    # M is unitless: computed from features and noise rescaled alike (al_bnn.selection.scaling),
+    # so kernels of 1e-400 or 1e320 give the posterior of the plain math
+    exponent = scale_exponent(features)
+    middle = _posterior_middle(rescale(features[:n_train], exponent),
+                               rescale_noise(noise, exponent, features.shape[1]))
     factor = np.linalg.cholesky(middle).astype(features.dtype)
     out = np.empty_like(features)
     for part in _chunked_rows(len(features)):
@@ -108,9 +113,10 @@ def scale_features(features, n_train: int) -> np.ndarray:
     none) is 1; an all-zero matrix is returned unchanged."""
     features = _as_features(features)
     _check_train(features, n_train)
-    rows = features[:n_train] if n_train else features
+    scaled = rescale(features, scale_exponent(features))  # exact; only outside the safe range (no underflow)
+    rows = scaled[:n_train] if n_train else scaled
     mean_diag = float(np.einsum("ij,ij->", rows, rows, dtype=np.float64)) / max(len(rows), 1)
-    return features if mean_diag == 0 else features / features.dtype.type(np.sqrt(mean_diag))
+    return features if mean_diag == 0 else scaled / scaled.dtype.type(np.sqrt(mean_diag))
 
 
 def sketch_features(features, sketch_dim: int, seed: int = 0, counter: int = 0) -> np.ndarray:
@@ -156,6 +162,9 @@ def select_batch(features, n_train: int, n_select: int, method: str, *, mode: st
     become float64). mode: "p" or "tp" (see the module docstring; maxdiag has only "p"). noise:
     sigma^2 of maxdet and bait (> 0). random_state: seed or np.random.Generator (kmeanspp only).
     overselection: bait's forward picks per returned pick. Returns pool indices in pick order.
+    n_select must be a positive integer, at most the pool size (SelectionRequestError, a ValueError).
+    Scale: the picks for features c F and noise c^2 noise are those for F and noise (the
+    noise-free methods: for c F and any noise), also where c F's kernel under- or overflows.
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -166,15 +175,16 @@ def select_batch(features, n_train: int, n_select: int, method: str, *, mode: st
                          "posterior_features for the posterior variance")
     features = _as_features(features)
     _check_train(features, n_train)
-    n_pool = len(features) - n_train
-    if not 0 <= n_select <= n_pool:
-        raise ValueError(f"cannot select {n_select} points from a pool of {n_pool}; request at most {n_pool}")
+    n_select = check_n_select(n_select, len(features) - n_train)
     if method in ("maxdet", "bait") and not noise > 0:
         raise ValueError(f"noise (sigma^2) must be > 0 for {method}, got {noise}")
     if method == "bait" and not overselection >= 1:
         raise ValueError(f"overselection must be >= 1, got {overselection}")
-    if n_select == 0:
-        return np.zeros(0, dtype=np.int64)
+    # features far from 1 (kernel values that under- or overflow) are rescaled by a power of two,
+    # and the noise alike: the same picks as the plain math (al_bnn.selection.scaling)
+    exponent = scale_exponent(features)
+    features = rescale(features, exponent)
+    noise = rescale_noise(noise, exponent, features.shape[1])
     with_train = mode == "tp"
     if method == "maxdiag":
         return _top_k(_row_norms(features[n_train:]), n_select)
@@ -736,18 +746,20 @@ def _bait(features, n_train, n_select, noise, with_train, overselection) -> np.n
     update with two dot products per pool row (one O(n_pool d) pass per forward pick). The backward
     steps touch only the picked rows.
     """
-    dtype = features.dtype
     pool = features[n_train:]
     d = features.shape[1]
     target = np.zeros((d, d), dtype=np.float64)
     for part in _chunked_rows(len(features)):
         target += features[part].T.astype(np.float64) @ features[part]
-    # d x d state and the picked rows in float64 whatever the features' dtype (cheap; the
-    # backward step's noise - variance cancels badly in float32); pool passes in the dtype
+    # All state in float64 whatever the features' dtype: the d x d matrices, the picked rows and
+    # the pool's numerators, variances and scores, with the pool rows widened as they are read.
+    # In float32 the updates cancel (numerators fall by orders of magnitude once the picks span
+    # the features) and the backward step's noise - variance too: the picks went wrong (issue 31).
+    state = np.dtype(np.float64)
     middle = _posterior_middle(features[:n_train].astype(np.float64), noise) if with_train and n_train else \
         np.eye(d)
-    variance = _quadratic_forms(pool, middle.astype(dtype))
-    numerator = _quadratic_forms(pool, (middle @ target @ middle).astype(dtype))
+    variance = _quadratic_forms(pool, middle, state)
+    numerator = _quadratic_forms(pool, middle @ target @ middle, state)
     n_forward = min(int(round(overselection * n_select)), len(pool))
     scores = numerator / (variance + noise)
     gemv_rows = _gemv_rows(d)
@@ -761,7 +773,7 @@ def _bait(features, n_train, n_select, noise, with_train, overselection) -> np.n
             part, m = slice(first, last), last - first
             for low in range(first, last, gemv_rows):  # small products: OpenBLAS keeps them on one thread
                 high = min(low + gemv_rows, last)
-                np.matmul(pool[low:high], stacked, out=both[low - first:high - first])
+                np.matmul(pool[low:high], stacked, out=both[low - first:high - first])  # float32 rows widen
             along, across = both[:m, 0], both[:m, 1]
             np.multiply(along, along, out=squares[:m])
             np.multiply(along, twice, out=cross[:m])
@@ -776,7 +788,7 @@ def _bait(features, n_train, n_select, noise, with_train, overselection) -> np.n
 
     def scratch(rows):
         rows = min(rows, block)
-        return (np.empty((rows, 2), dtype=dtype),) + tuple(np.empty(rows, dtype=dtype) for _ in range(3))
+        return (np.empty((rows, 2), dtype=state),) + tuple(np.empty(rows, dtype=state) for _ in range(3))
 
     picks = []
     with _SplitPasses(len(pool), gemv_rows, scratch) as passes:
@@ -790,9 +802,9 @@ def _bait(features, n_train, n_select, noise, with_train, overselection) -> np.n
                 middle = middle - scale * np.outer(direction, direction)
                 break
             coupled = middle @ (target @ direction)  # u = M C w
-            stacked = np.stack([direction, coupled], axis=1).astype(dtype)
-            gain = dtype.type(scale * scale * (direction @ target @ direction))
-            twice, once = dtype.type(2 * scale), dtype.type(scale)
+            stacked = np.stack([direction, coupled], axis=1)
+            gain = state.type(scale * scale * (direction @ target @ direction))
+            twice, once = state.type(2 * scale), state.type(scale)
             passes.run(update)
             scores[picks] = -np.inf
             middle = middle - scale * np.outer(direction, direction)
@@ -807,8 +819,8 @@ def _bait(features, n_train, n_select, noise, with_train, overselection) -> np.n
         with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
             increase = np.einsum("ij,ij->i", weighted_target, weighted) / gap
         increase = np.where(keep & (gap > 0), increase, np.inf)
-        low = increase.min()
-        tied = np.flatnonzero(increase == low)
+        low = increase[keep].min()  # inf when rounding left no gap > 0: then any kept pick may go, never a dropped one
+        tied = np.flatnonzero(keep & (increase == low))
         drop = tied[np.argmax(picks_array[tied])]  # removal ties: the highest index, so low indices stay
         keep[drop] = False
         direction = weighted[drop].copy()

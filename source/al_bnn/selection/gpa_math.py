@@ -31,6 +31,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.linalg import cho_solve, solve_triangular
 
+from al_bnn.selection.scaling import check_n_select, rescale, rescale_noise, scale_exponent
+
 METHODS = ("fast", "batch", "lowrank")
 logger = logging.getLogger("al_bnn.samplers")
 _ROW_CHUNK = 2048  # rows of the dense covariance updated at a time (bounds the temporary)
@@ -44,8 +46,9 @@ class GreedySelection:
     variances: np.ndarray
 
 
-def centred_sample_factor(samples: np.ndarray, dtype=np.float64) -> np.ndarray:
-    """(T, n) function samples -> factor G (n, T), C-ordered, with G G^T their covariance (divisor T).
+def centred_sample_factor(samples: np.ndarray, dtype=np.float64, exponent: int = 0) -> np.ndarray:
+    """(T, n) function samples -> factor G (n, T), C-ordered, with G G^T their covariance (divisor T),
+    times 2^-exponent (exact; before the cast to `dtype`, so samples of 1e-200 survive float32).
 
     Filled in column chunks, so the only large allocation is G itself (pools of a million points).
     """
@@ -53,12 +56,15 @@ def centred_sample_factor(samples: np.ndarray, dtype=np.float64) -> np.ndarray:
     if samples.ndim != 2 or samples.shape[0] < 2:
         raise ValueError(f"samples must be (T, n) with T >= 2 function samples, got shape {samples.shape}")
     num_samples, n_points = samples.shape
-    mean = samples.mean(axis=0, dtype=dtype)
+    mean = samples.mean(axis=0, dtype=np.float64 if exponent else dtype)
     scale = 1.0 / np.sqrt(num_samples)
     factor = np.empty((n_points, num_samples), dtype=dtype)
     for start in range(0, n_points, 65536):
         stop = start + 65536
-        factor[start:stop] = (samples[:, start:stop].T - mean[start:stop, None]) * scale
+        if exponent:
+            factor[start:stop] = np.ldexp((samples[:, start:stop].T - mean[start:stop, None]) * scale, -exponent)
+        else:
+            factor[start:stop] = (samples[:, start:stop].T - mean[start:stop, None]) * scale
     return factor
 
 
@@ -72,8 +78,7 @@ def _validate(factor: np.ndarray, n_anchor: int, n_select: int, batch_size: int,
     n_pool = factor.shape[0] - n_anchor
     if n_anchor < 0 or n_pool < 0:
         raise ValueError(f"n_anchor={n_anchor} must be between 0 and the number of points {factor.shape[0]}")
-    if n_select < 0 or n_select > n_pool:
-        raise ValueError(f"cannot select {n_select} points from a pool of {n_pool}; request at most {n_pool}")
+    check_n_select(n_select, n_pool)
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if not noise > 0:
@@ -133,24 +138,54 @@ def batch_posterior_variance(factor: np.ndarray, conditioning: np.ndarray, noise
     return prior_variance - np.einsum("ij,ij->j", cross, cross)
 
 
+def _in_units(selection: GreedySelection, exponent: int) -> GreedySelection:
+    """The variances of a selection made on a factor rescaled by 2^-exponent, in the factor's units."""
+    if exponent:
+        with np.errstate(over="ignore", under="ignore"):  # beyond float64 in those units: inf or 0, as it is
+            selection.variances = np.ldexp(np.asarray(selection.variances, dtype=np.float64), 2 * exponent)
+    return selection
+
+
 def select_gpa_from_factor(factor: np.ndarray, n_anchor: int, n_select: int, batch_size: int = 10,
                            noise: float = 0.01, method: str = "fast") -> GreedySelection:
-    """Greedy GPA selection for the kernel G G^T; returns pool indices (0 = first pool point)."""
+    """Greedy GPA selection for the kernel G G^T; returns pool indices (0 = first pool point).
+
+    n_select: a positive integer, at most the pool size. Scale: a factor far from 1 (kernel values
+    that under- or overflow) is rescaled by a power of two and the noise alike, so c G with noise
+    c^2 noise picks what G with noise does (al_bnn.selection.scaling); variances in G's units."""
     factor = np.asarray(factor)
     n_pool = _validate(factor, n_anchor, n_select, batch_size, noise, method)
+    n_select = int(n_select)
+    exponent = scale_exponent(factor) if np.issubdtype(factor.dtype, np.floating) else 0
+    factor = rescale(factor, exponent)
+    noise = rescale_noise(noise, exponent, factor.shape[1])
     if method == "batch":
-        return _select_batch(lambda round_index: factor, n_anchor, n_pool, n_select, batch_size, noise)
+        return _in_units(_select_batch(lambda round_index: factor, n_anchor, n_pool, n_select, batch_size, noise),
+                         exponent)
     if method == "lowrank":
-        return _select_lowrank(factor, n_anchor, n_pool, n_select, batch_size, noise)
-    return _select_fast(factor, n_anchor, n_pool, n_select, batch_size, noise)
+        return _in_units(_select_lowrank(factor, n_anchor, n_pool, n_select, batch_size, noise), exponent)
+    return _in_units(_select_fast(factor, n_anchor, n_pool, n_select, batch_size, noise), exponent)
 
 
 def select_gpa(samples: np.ndarray, n_anchor: int, n_select: int, batch_size: int = 10,
                noise: float = 0.01, method: str = "fast", dtype=np.float64) -> np.ndarray:
     """GPA on a (T, n_anchor + n_pool) sample matrix, anchor columns first; samples are centred
-    per point inside. Returns n_select unique pool indices in pick order."""
-    factor = centred_sample_factor(samples, dtype)
+    per point inside. Returns n_select unique pool indices in pick order. Samples far from 1 are
+    rescaled by a power of two, and the noise alike (al_bnn.selection.scaling)."""
+    exponent = sample_scale_exponent(samples, dtype)
+    factor = centred_sample_factor(samples, dtype, exponent)
+    noise = rescale_noise(noise, exponent, factor.shape[1]) if noise > 0 else noise  # (a bad noise: _validate says)
     return select_gpa_from_factor(factor, n_anchor, n_select, batch_size, noise, method).indices
+
+
+def sample_scale_exponent(samples: np.ndarray, dtype=np.float64) -> int:
+    """The power of two to divide function samples by before their factor is cast to `dtype`
+    (al_bnn.selection.scaling.scale_exponent of the samples; 0 for samples in its safe range)."""
+    samples = np.asarray(samples)
+    if not np.issubdtype(samples.dtype, np.floating) or not np.all(np.isfinite([samples.min(initial=0),
+                                                                                 samples.max(initial=0)])):
+        return 0  # integers, or NaN/inf: _validate names the problem
+    return scale_exponent(samples, dtype)
 
 
 def select_gpa_batch_resampled(factor_for_round, n_anchor: int, n_select: int, batch_size: int = 10,
@@ -159,8 +194,11 @@ def select_gpa_batch_resampled(factor_for_round, n_anchor: int, n_select: int, b
     r = 0, 1, ... (the thesis's batch GPA redrew the function samples every round)."""
     first = np.asarray(factor_for_round(0))
     n_pool = _validate(first, n_anchor, n_select, batch_size, noise, "batch")
-    return _select_batch(lambda r: first if r == 0 else np.asarray(factor_for_round(r)), n_anchor, n_pool,
-                         n_select, batch_size, noise)
+    exponent = scale_exponent(first) if np.issubdtype(first.dtype, np.floating) else 0  # one unit for every round
+    noise = rescale_noise(noise, exponent, first.shape[1])
+    first = rescale(first, exponent)
+    return _in_units(_select_batch(lambda r: first if r == 0 else rescale(np.asarray(factor_for_round(r)), exponent),
+                                   n_anchor, n_pool, int(n_select), batch_size, noise), exponent)
 
 
 def _select_batch(factor_for_round, n_anchor, n_pool, n_select, batch_size, noise) -> GreedySelection:

@@ -8,10 +8,23 @@ from al_bnn.selection.base import SelectionRequest
 from al_bnn.selection.family import DEFAULT_MODES, METHODS, select_batch, transform_features
 from al_bnn.selection.gpa_math import (
     centred_sample_factor,
+    sample_scale_exponent,
     select_gpa_batch_resampled,
     select_gpa_from_factor,
     top_by_variance,
 )
+from al_bnn.selection.scaling import check_n_select, rescale_noise, scale_exponent
+
+
+def _narrowed(values, dtype: np.dtype) -> tuple[np.ndarray, int]:
+    """Features as `dtype`, divided first by 2^e when their scale lies outside its safe range
+    (al_bnn.selection.scaling): features of 1e-200 would be zeros in float32. Returns (features, e)."""
+    values = np.asarray(values)
+    exponent = scale_exponent(values, dtype) if np.issubdtype(values.dtype, np.floating) and values.size and \
+        np.isfinite(values.min()) and np.isfinite(values.max()) else 0
+    if exponent:
+        return np.ldexp(values, -exponent).astype(dtype), exponent
+    return np.asarray(values, dtype=dtype), 0
 
 
 class RandomSampler:
@@ -20,8 +33,7 @@ class RandomSampler:
     needs = "nothing"
 
     def select(self, request: SelectionRequest) -> np.ndarray:
-        if request.n_select > request.n_pool:
-            raise ValueError(f"cannot select {request.n_select} points from a pool of {request.n_pool}")
+        check_n_select(request.n_select, request.n_pool)
         return request.rng.choice(request.n_pool, size=request.n_select, replace=False)
 
 
@@ -51,19 +63,31 @@ class GpaSampler:
         return cls(method, parms.sampling_batch_size, parms.gp_noise, parms.gpa_kernel,
                    parms.resample_every_round if method == "batch" else False, parms.gpa_dtype)
 
-    def _factor(self, request: SelectionRequest, draw: int) -> np.ndarray:
+    def _factor(self, request: SelectionRequest, draw: int, exponent: int | None = None) -> tuple[np.ndarray, int]:
+        """The kernel factor in self.dtype divided by 2^e (e: the first draw's, or `exponent`), and e."""
         if self.kernel == "exact":
-            return np.ascontiguousarray(request.features, dtype=self.dtype)
-        return centred_sample_factor(request.draw_samples(draw), self.dtype)
+            if exponent is None:
+                factor, exponent = _narrowed(request.features, self.dtype)
+                return np.ascontiguousarray(factor), exponent
+            return np.ascontiguousarray(np.ldexp(np.asarray(request.features), -exponent), dtype=self.dtype), exponent
+        samples = request.draw_samples(draw)
+        exponent = sample_scale_exponent(samples, self.dtype) if exponent is None else exponent
+        return centred_sample_factor(samples, self.dtype, exponent), exponent
 
     def select(self, request: SelectionRequest) -> np.ndarray:
+        check_n_select(request.n_select, request.n_pool)
+        factor, exponent = self._factor(request, 0)
+        # a factor rescaled by 2^-e (samples of 1e-200 in float32): the noise alike, the scores back
+        noise = rescale_noise(self.noise, exponent, factor.shape[1]) if self.noise > 0 else self.noise
         if not self.resample_every_round:
-            result = select_gpa_from_factor(self._factor(request, 0), request.n_train, request.n_select,
-                                            self.batch_size, self.noise, self.method)
+            result = select_gpa_from_factor(factor, request.n_train, request.n_select, self.batch_size, noise,
+                                            self.method)
         else:
-            result = select_gpa_batch_resampled(lambda round_index: self._factor(request, round_index),
-                                                request.n_train, request.n_select, self.batch_size, self.noise)
-        request.scores = np.asarray(result.variances, dtype=np.float64)
+            result = select_gpa_batch_resampled(
+                lambda round_index: factor if round_index == 0 else self._factor(request, round_index, exponent)[0],
+                request.n_train, request.n_select, self.batch_size, noise)
+        with np.errstate(over="ignore", under="ignore"):  # in the samples' units, as far as float64 goes
+            request.scores = np.ldexp(np.asarray(result.variances, dtype=np.float64), 2 * exponent)
         return result.indices
 
 
@@ -74,6 +98,7 @@ class McdueSampler:
     needs = "samples"
 
     def select(self, request: SelectionRequest) -> np.ndarray:
+        check_n_select(request.n_select, request.n_pool)
         pool_samples = np.asarray(request.draw_samples(0))[:, request.n_train:]
         variance = pool_samples.var(axis=0, dtype=np.float64)
         picks = top_by_variance(variance, np.zeros(request.n_pool, dtype=bool), request.n_select)
@@ -116,14 +141,19 @@ class FamilySampler:
                    parms.gp_noise, parms.gpa_dtype)
 
     def select(self, request: SelectionRequest) -> np.ndarray:
+        check_n_select(request.n_select, request.n_pool)
         if self.kernel == "exact":
-            features = np.asarray(request.features, dtype=self.dtype)
+            features, exponent = _narrowed(request.features, self.dtype)
         elif self.kernel == "grad":
-            features = np.asarray(request.gradient_features, dtype=self.dtype)
+            features, exponent = _narrowed(request.gradient_features, self.dtype)
         else:
-            features = centred_sample_factor(request.draw_samples(0), self.dtype)
+            samples = request.draw_samples(0)
+            exponent = sample_scale_exponent(samples, self.dtype)
+            features = centred_sample_factor(samples, self.dtype, exponent)
+        # features rescaled by 2^-e (far from 1: e.g. 1e-200, zeros in float32): the noise alike
+        noise = rescale_noise(self.noise, exponent, features.shape[1]) if self.noise > 0 else self.noise
         sketch_seed = int(request.rng.integers(2**31)) if 0 < self.sketch_dim < features.shape[1] else 0
         features = transform_features(features, request.n_train, sketch_dim=self.sketch_dim, seed=sketch_seed,
-                                      posterior_noise=self.noise if self.transform == "train" else None)
+                                      posterior_noise=noise if self.transform == "train" else None)
         return select_batch(features, request.n_train, request.n_select, self.method, mode=self.mode,
-                            noise=self.noise, random_state=request.rng)
+                            noise=noise, random_state=request.rng)
