@@ -242,6 +242,33 @@ def test_item15_disk_full_while_writing_leaves_no_half_round(tmp_path, capsys, m
     assert not [name for name in left if name not in ("log.txt", ".lock")], left  # no suggestions without a model
 
 
+def test_item15_a_write_failing_part_way_leaves_the_previous_round_whole(tmp_path, monkeypatch):
+    from al_bnn.safe_arrays import WriteError
+
+    out = tmp_path / "out"
+    out.mkdir()
+    suggest.commit_round(out, {"suggestions.csv": b"old", "suggestions_round_0.csv": b"old"},
+                         lambda path: path.write_bytes(b"model 0"), 0, overwrite=False)
+    assert suggest.round_state(out) == ("complete", "")
+    real, calls = suggest.atomic_write_bytes, []
+
+    def read_only_after_one(target, payload, what="file"):
+        if calls:
+            raise WriteError(target, what, OSError(errno.EROFS, "Read-only file system"))
+        calls.append(target)
+        return real(target, payload, what)
+
+    monkeypatch.setattr(suggest, "atomic_write_bytes", read_only_after_one)
+    with pytest.raises(WriteError, match="Read-only file system"):
+        suggest.commit_round(out, {"suggestions.csv": b"new", "suggestions_round_1.csv": b"new"},
+                             lambda path: path.write_bytes(b"model 1"), 1, overwrite=False)
+    assert sorted(os.listdir(out)) == ["model.npz", "suggest_manifest.json", "suggestions.csv",
+                                       "suggestions_round_0.csv"]
+    assert (out / "suggestions.csv").read_bytes() == b"old" and suggest.round_state(out) == ("complete", "")
+    (out / "model.npz").write_bytes(b"a model the manifest does not list")
+    assert suggest.round_state(out)[0] == "incomplete"
+
+
 # -- item 22: a half-written round is not a round; --overwrite removes what the old rounds wrote ---------
 def test_item22_half_written_round_is_not_resumed_and_overwrite_removes_old_round_files(hostile_round, tmp_path,
                                                                                        capsys):

@@ -117,27 +117,33 @@ def _row_places(path: Path, n_rows: int) -> RowPlaces:
         starts = np.concatenate([[0], np.flatnonzero(buffer == 10) + 1])
         if starts[-1] == len(buffer):
             starts = starts[:-1]  # the file ends with a newline
-        filled = np.logical_or.reduceat(buffer > 32, starts)  # a visible byte on the line
+        ends = np.append(starts[1:], len(buffer))
+        filled = buffer[starts] > 32  # a blank line starts with white space or its newline
+        for line in np.flatnonzero(~filled):
+            filled[line] = bool(data[starts[line]:ends[line]].strip())
         del buffer, data
         data_lines = np.flatnonzero(filled[1:]) + 1  # 0-based line indices of the data rows
         places = RowPlaces(lines=data_lines + 1, offsets=starts[data_lines], records=None)
     else:  # quoted cells may hold newlines: walk the records
         del data
         lines, records = [], []
-        with open(path, newline="", encoding="utf-8-sig") as stream:
-            reader = csv.reader(stream)
-            next(reader)
-            record = 0
-            while True:
-                start = reader.line_num + 1
-                try:
-                    row = next(reader)
-                except StopIteration:
-                    break
-                if row and not (len(row) == 1 and not row[0].strip()):
-                    lines.append(start)
-                    records.append(record)
-                record += 1
+        try:
+            with open(path, newline="", encoding="utf-8-sig") as stream:
+                reader = csv.reader(stream)
+                next(reader)
+                record = 0
+                while True:
+                    start = reader.line_num + 1
+                    try:
+                        row = next(reader)
+                    except StopIteration:
+                        break
+                    if row and not (len(row) == 1 and not row[0].strip()):
+                        lines.append(start)
+                        records.append(record)
+                    record += 1
+        except (csv.Error, UnicodeDecodeError) as error:
+            raise SuggestInputError(f"{path}: not a readable CSV file ({type(error).__name__}: {error})") from None
         places = RowPlaces(lines=np.asarray(lines, dtype=np.int64), offsets=None,
                            records=np.asarray(records, dtype=np.int64))
     if len(places.lines) != n_rows:
@@ -840,6 +846,7 @@ def _round_files(args, config, inputs: Inputs, learner, query, rows: np.ndarray,
     import pandas as pd
 
     round_index = learner.history_[-1]["round"]
+    command = " ".join(sys.argv[1:]).replace("\n", "\\n").replace("\r", "\\r") or "from Python"  # one comment line
     payload = suggestions_table(inputs, query, rows, y_scale, y_mean).to_csv(index=False).encode()
     history = pd.DataFrame(learner.history_)
     first = [c for c in HISTORY_COLUMNS if c in history.columns]
@@ -849,7 +856,7 @@ def _round_files(args, config, inputs: Inputs, learner, query, rows: np.ndarray,
             history[column] = history[column] * y_scale  # the target's units
     return {"suggestions.csv": payload, f"suggestions_round_{round_index}.csv": payload,
             HISTORY_FILE: history.to_csv(index=False).encode(),
-            CONFIG_FILE: (f"# suggest: {' '.join(sys.argv[1:]) or 'from Python'}\n" + dump_config(config)).encode(),
+            CONFIG_FILE: (f"# suggest: {command}\n" + dump_config(config)).encode(),
             PLOT_FILE: _plot(query.pool_std * y_scale, query.std * y_scale, history, inputs.target)}
 
 
