@@ -35,7 +35,7 @@ from al_bnn.models.estimators import (
     check_array,
     estimator_from_state,
 )
-from al_bnn.safe_arrays import ArrayFileError, load_arrays, save_arrays
+from al_bnn.safe_arrays import ArrayFileError, open_arrays, save_arrays
 from al_bnn.selection import make_sampler
 
 LEARNER_FILE_KIND = "al_bnn.learner"
@@ -245,19 +245,38 @@ class ActiveLearner:
 
 
 def load_learner(path: str | Path) -> ActiveLearner:
-    """A learner written by `ActiveLearner.save`; the file is read without unpickling anything."""
-    header, arrays = load_arrays(path, LEARNER_FILE_KIND)
-    missing = [name for name in ("X", "y") if name not in arrays]
-    if missing or not isinstance(header.get("estimator"), dict):
-        raise ArrayFileError(f"{path}: incomplete learner file (missing {missing or 'the estimator header'})")
-    prefix = "estimator."
-    estimator = estimator_from_state(header["estimator"], {k[len(prefix):]: v for k, v in arrays.items()
-                                                           if k.startswith(prefix)}, path)
-    learner = ActiveLearner(estimator, header["sampler"], **header["settings"])
-    learner.X_, learner.y_ = arrays["X"], arrays["y"]
-    learner.X_val_, learner.y_val_ = arrays.get("X_val"), arrays.get("y_val")
+    """A learner written by `ActiveLearner.save`; the file is read without unpickling anything.
+    Its header is checked against the schema and its arrays' declared shapes against the header
+    before anything is built or read, so a crafted file is an ArrayFileError naming it."""
+    from al_bnn.headers import learner_schema, validate
+    from al_bnn.models.estimators import ESTIMATORS
+
+    with open_arrays(path, LEARNER_FILE_KIND) as reader:
+        header = validate(reader.header, learner_schema(list(ESTIMATORS)), path)
+        n_features = header["estimator"]["fitted"]["n_features_in_"]
+        rows = {"X", "y"} | ({"X_val", "y_val"} if "X_val" in reader or "y_val" in reader else set())
+        reader.require(rows | {name for name in reader if name.startswith("estimator.")}, "learner file")
+        for x_name, y_name in (("X", "y"), ("X_val", "y_val")):
+            if x_name not in rows:
+                continue
+            x_shape, y_shape = reader.shape(x_name), reader.shape(y_name)
+            if (len(x_shape) != 2 or x_shape[1] != n_features or y_shape != x_shape[:1]
+                    or any(reader.members[name].dtype.kind not in "fiu" for name in (x_name, y_name))):
+                raise ArrayFileError(f"{path}: its {x_name} {x_shape} and {y_name} {y_shape} are not rows of "
+                                     f"{n_features} features and their targets, as its header says")
+        estimator = estimator_from_state(header["estimator"], reader, path, prefix="estimator.")
+        try:
+            learner = ActiveLearner(estimator, header["sampler"], **header["settings"])
+        except (TypeError, ValueError) as error:  # ConfigError is a ValueError
+            raise ArrayFileError(f"{path}: its sampler or settings are not valid: {str(error)[:300]}") from None
+        learner.X_, learner.y_ = np.asarray(reader["X"], np.float64), np.asarray(reader["y"], np.float64)
+        if "X_val" in rows:
+            learner.X_val_, learner.y_val_ = (np.asarray(reader["X_val"], np.float64),
+                                                np.asarray(reader["y_val"], np.float64))
+        else:
+            learner.X_val_ = learner.y_val_ = None
     learner.history_ = list(header["history"])
-    learner.metadata = dict(header["metadata"])
+    learner.metadata = header["metadata"] if isinstance(header["metadata"], dict) else {}
     return learner
 
 

@@ -8,7 +8,9 @@ run's seed, so a run computes the same numbers whichever runs share its stack.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import json
 import logging
 import threading
 import time
@@ -111,12 +113,14 @@ def checkpoint_path(checkpoint_dir: Path, index: int) -> Path:
 
 
 def prepare_experiments(runs: Sequence[RunSpec], data_for: Callable[[RunSpec], RegressionData] = load_run_data,
-                        checkpoint_dir: Path | None = None, resume: bool = True) -> list[PreparedStack]:
+                        checkpoint_dir: Path | None = None, resume: bool = True,
+                        allow_code_change: bool = False) -> list[PreparedStack]:
     """Everything that can fail before training, done before anything is written or trained: load
     the data (runs with the same data key share one copy), group the runs into stacks, check that
     each schedule fits its pool and that each phase fits in memory, and with
     checkpoint_dir and resume, read each stack's checkpoint and check that it was written by these
-    very runs on this very data (else CheckpointError / ResumeMismatchError, naming what changed)."""
+    very runs on this very data (else CheckpointError / ResumeMismatchError, naming what changed),
+    by this version of the code (unless allow_code_change: then the change is logged)."""
     labels = [r.label for r in runs]
     if len(set(labels)) != len(labels):
         raise ValueError(f"run labels must be unique, got {labels}")
@@ -141,13 +145,16 @@ def prepare_experiments(runs: Sequence[RunSpec], data_for: Callable[[RunSpec], R
         checkpoint = checkpoint_path(checkpoint_dir, index) if checkpoint_dir is not None else None
         stacks.append(PreparedStack(stack_runs, stack_datas, checkpoint, run_fingerprint(stack_runs, stack_datas)))
     if checkpoint_dir is not None and resume:
-        _read_checkpoints(stacks, checkpoint_dir)
+        _read_checkpoints(stacks, checkpoint_dir, allow_code_change)
     return stacks
 
 
-def _read_checkpoints(stacks: list[PreparedStack], checkpoint_dir: Path) -> None:
+def _read_checkpoints(stacks: list[PreparedStack], checkpoint_dir: Path, allow_code_change: bool = False) -> None:
     """Give each stack the state of its checkpoint, after checking that every checkpoint there
-    was written for these runs and this data (all differences reported at once)."""
+    was written for these runs and this data (all differences reported at once), that what it
+    holds is what its fingerprint says (labels, groups, configs, the initial and training sets for
+    this pool), and that it was written by this code (package version and source digest; with
+    allow_code_change a difference is logged instead of refused)."""
     legacy = sorted(checkpoint_dir.glob("checkpoint_*.pkl"))
     if legacy and not any(checkpoint_dir.glob("checkpoint_*.npz")):
         raise CheckpointError(
@@ -161,18 +168,70 @@ def _read_checkpoints(stacks: list[PreparedStack], checkpoint_dir: Path) -> None
     for path in orphans:
         recorded[f"runs of {path.name}"] = load_checkpoint(path).fingerprint.get("runs")
         current[f"runs of {path.name}"] = None
+    code_changes = []
     for stack in stacks:
         state = states.get(stack.checkpoint)
         if state is None:
             continue
-        recorded.update(state.fingerprint)
+        written_by = state.fingerprint.get(CODE_KEY, "an unrecorded (older) version")
+        if written_by != stack.fingerprint[CODE_KEY]:
+            code_changes.append(f"{stack.checkpoint.name} was written by {written_by!s:.200}")
+        recorded.update({key: value for key, value in state.fingerprint.items() if key != CODE_KEY})
         recorded[f"runs of {stack.checkpoint.name}"] = recorded.pop("runs", None)
         current[f"runs of {stack.checkpoint.name}"] = stack.fingerprint["runs"]
     for stack in stacks:  # keys of runs that moved to another stack are compared too
-        current.update({key: value for key, value in stack.fingerprint.items() if key != "runs"})
+        current.update({key: value for key, value in stack.fingerprint.items() if key not in ("runs", CODE_KEY)})
     check_fingerprint(sorted(states) + orphans, recorded, current)
     for stack in stacks:
-        stack.state = states.get(stack.checkpoint)
+        state = states.get(stack.checkpoint)
+        if state is not None:
+            _check_state_fits(stack, state)
+        stack.state = state
+    if code_changes:
+        now = stacks[0].fingerprint[CODE_KEY]
+        if not allow_code_change:
+            raise ResumeMismatchError(
+                f"{'; '.join(code_changes)}, but this is {now}. The code that computes the numbers changed, so a "
+                "resumed run would mix the two; resume with the version that started it, start a new run (another "
+                "--results-dir, or --overwrite), or pass --allow-code-change to resume anyway (recorded in the log).")
+        logger.warning("resuming with changed code (--allow-code-change): %s; now %s. Numbers after this point may "
+                       "differ from an uninterrupted run.", "; ".join(code_changes), now)
+
+
+def _check_state_fits(stack: PreparedStack, state: StackState) -> None:
+    """CheckpointError unless the state holds what its (already checked) fingerprint promises for
+    these runs and this data: the same labels, groups and configs, each run's initial set as its
+    seed draws it, and training sets of indices into this pool of the size the phase implies."""
+    where = f"checkpoint refused: {stack.checkpoint}"
+    if state.labels != [run.label for run in stack.runs]:
+        raise CheckpointError(f"{where}: it holds the runs {_short(state.labels)}, not "
+                              f"{_short([r.label for r in stack.runs])}")
+    n_pool = len(stack.datas[0].pool_x)
+    for run, result, train_set in zip(stack.runs, state.results, state.train_sets, strict=True):
+        if result.group != run.group or _plain(result.config.to_dict()) != _plain(run.config.to_dict()):
+            raise CheckpointError(f"{where}: run {run.label!r} was saved with another group or config than its "
+                                  "fingerprint and run.yaml say")
+        schedule = run.config.al_schedule
+        initial = initial_training_set(run.config.seed, n_pool, schedule.num_train_init)
+        acquired = state.phase if state.selected else state.phase - 1
+        expected = schedule.num_train_init + max(acquired, 0) * schedule.num_al_incr
+        if (not np.array_equal(result.initial_indices, initial) or train_set.ndim != 1 or len(train_set) != expected
+                or not np.array_equal(train_set[:len(initial)], initial) or train_set.min(initial=0) < 0
+                or train_set.max(initial=0) >= n_pool or len(np.unique(train_set)) != len(train_set)
+                or state.phase > schedule.al_iter + 1 or state.finished != (state.phase == schedule.al_iter + 1)):
+            raise CheckpointError(f"{where}: run {run.label!r}: its initial or training set is not the one its seed "
+                                  f"and phase {state.phase} give on this pool of {n_pool} points (edited, or from "
+                                  "another run)")
+
+
+def _plain(value):
+    """A value as its JSON round trip gives it (tuples as lists), for comparing with a header."""
+    return json.loads(json.dumps(value))
+
+
+def _short(value: object, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def run_prepared(stacks: Sequence[PreparedStack], runs: Sequence[RunSpec], show_progress: bool | None = None,
@@ -261,18 +320,43 @@ def data_fingerprint(data: RegressionData) -> str:
 
 def run_fingerprint(runs: Sequence[RunSpec], datas: Sequence[RegressionData]) -> dict:
     """Everything that determines a stack's numbers, as flat `key: value` pairs: the runs (labels,
-    groups, every config key as run) and each run's data (name, shapes, a hash of the arrays)."""
-    fingerprint: dict = {"runs": [run.label for run in runs]}
+    groups, every config key as run), each run's data (name, shapes, a hash of the arrays) and the
+    code that computes them (code_version)."""
+    fingerprint: dict = {"runs": [run.label for run in runs], CODE_KEY: code_version()}
     for run, data in zip(runs, datas, strict=True):
-        fingerprint[f"{run.label}: group"] = run.group
-        for section, values in run.config.to_dict().items():
-            if isinstance(values, dict):
-                fingerprint.update({f"{run.label}: {section}.{key}": value for key, value in values.items()})
-            else:
-                fingerprint[f"{run.label}: {section}"] = values
+        fingerprint.update(_config_fingerprint(run.label, run.group, run.config.to_dict()))
         fingerprint[f"{run.label}: data arrays"] = (f"{data.name}, pool {list(data.pool_x.shape)}, test "
                                                     f"{list(data.test_x.shape)}, sha256 {data_fingerprint(data)[:16]}")
     return fingerprint
+
+
+CODE_KEY = "code version"
+
+
+@functools.cache
+def code_version() -> str:
+    """The package version and a digest of the library's source (al_bnn/*.py, models/, selection/):
+    what computes a run's numbers, recorded in its checkpoints and run.yaml so that a resume with
+    other code is noticed. Computed once per process."""
+    from al_bnn import __version__
+
+    root = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for source in sorted([*root.glob("*.py"), *root.glob("models/*.py"), *root.glob("selection/*.py")]):
+        digest.update(source.relative_to(root).as_posix().encode() + b"\0")
+        digest.update(source.read_bytes())
+    return f"al_bnn {__version__}, source sha256 {digest.hexdigest()[:16]}"
+
+
+def _config_fingerprint(label: str, group: str, config: dict) -> dict:
+    """The fingerprint's keys for one run's group and config (config as `to_dict` gives it)."""
+    keys: dict = {f"{label}: group": group}
+    for section, values in config.items():
+        if isinstance(values, dict):
+            keys.update({f"{label}: {section}.{key}": value for key, value in values.items()})
+        else:
+            keys[f"{label}: {section}"] = values
+    return keys
 
 
 def check_fingerprint(checkpoints: Sequence[Path], recorded: dict, current: dict) -> None:
@@ -308,11 +392,24 @@ def save_checkpoint(path: Path, state: StackState) -> None:
 def load_checkpoint(path: Path) -> StackState:
     """Read a checkpoint written by save_checkpoint. Loading runs no code (NumPy without pickle,
     JSON); a missing, truncated or foreign file, another format version or a pickle is refused
-    with a CheckpointError naming the file, and nothing from it is used."""
+    with a CheckpointError naming the file, and nothing from it is used. Its header is checked
+    against the schema (types, ranges, sizes) and its fingerprint against what it holds (labels,
+    groups, configs, the arrays it names), so an edit of one without the other is refused."""
+    from al_bnn.headers import checkpoint_schema, validate
+
+    def expected_arrays(header: dict) -> list[str]:
+        header = validate(header, checkpoint_schema(), path)
+        n_runs = len(header["runs"])
+        return [*(f"train_set_{k}" for k in range(n_runs)), *(f"initial_{k}" for k in range(n_runs)),
+                *(f"weight_{i}" for i in range(header["weights"])),
+                *(f"optimizer_{i}" for i in range(header["optimizer_state"]))]
+
     try:
-        header, arrays = load_arrays(path, CHECKPOINT_KIND, (CHECKPOINT_VERSION,))
+        header, arrays = load_arrays(path, CHECKPOINT_KIND, (CHECKPOINT_VERSION,), expect=expected_arrays)
     except ArrayFileError as error:
         raise CheckpointError(f"checkpoint refused: {error}") from None
+    header = validate(header, checkpoint_schema(), path)  # already checked: gives the checked copy
+    fingerprint = header["fingerprint"]
     try:
         results = []
         for k, run in enumerate(header["runs"]):
@@ -320,20 +417,32 @@ def load_checkpoint(path: Path) -> StackState:
                                **{name: list(run[name]) for name in _ROW_LISTS})
             result.initial_indices = arrays[f"initial_{k}"]
             results.append(result)
+            promised = _config_fingerprint(result.label, result.group, _plain(result.config.to_dict()))
+            differs = [key for key, value in promised.items() if _plain(fingerprint.get(key)) != value]
+            if differs:
+                raise CheckpointError(f"checkpoint refused: {path}: its fingerprint does not match the run it holds "
+                                      f"({_short(differs[0])}: {_short(fingerprint.get(differs[0]))} in the "
+                                      f"fingerprint, {_short(promised[differs[0]])} in the run); it was edited")
         state = StackState(
             labels=list(header["labels"]), results=results,
             train_sets=[arrays[f"train_set_{k}"] for k in range(len(results))],
-            phase=int(header["phase"]), selected=bool(header["selected"]), epoch=int(header["epoch"]),
+            phase=header["phase"], selected=header["selected"], epoch=header["epoch"],
             weights=[arrays[f"weight_{i}"] for i in range(header["weights"])] or None,
             optimizer_state=[arrays[f"optimizer_{i}"] for i in range(header["optimizer_state"])] or None,
-            phase_training_seconds=float(header["phase_training_seconds"]), finished=bool(header["finished"]),
-            fingerprint=dict(header["fingerprint"]))
+            phase_training_seconds=float(header["phase_training_seconds"]), finished=header["finished"],
+            fingerprint=dict(fingerprint))
     except (KeyError, TypeError, ValueError, ConfigError) as error:
+        if isinstance(error, CheckpointError):
+            raise
         raise CheckpointError(f"checkpoint refused: {path}: incomplete or inconsistent ({type(error).__name__}: "
-                              f"{error})") from None
-    if state.labels != [r.label for r in results] or any(
-            indices.dtype.kind not in "iu" for indices in [*state.train_sets, *(r.initial_indices for r in results)]):
-        raise CheckpointError(f"checkpoint refused: {path}: inconsistent runs or training sets")
+                              f"{str(error)[:300]})") from None
+    labels = [r.label for r in results]
+    if state.labels != labels or fingerprint.get("runs") != labels or any(
+            indices.dtype.kind not in "iu" or indices.ndim != 1
+            for indices in [*state.train_sets, *(r.initial_indices for r in results)]):
+        raise CheckpointError(f"checkpoint refused: {path}: inconsistent runs or training sets (labels "
+                              f"{_short(state.labels)}, fingerprint runs {_short(fingerprint.get('runs'))}, runs "
+                              f"{_short(labels)})")
     return state
 
 
@@ -367,6 +476,11 @@ def _run_stack(stack: PreparedStack, show_progress: bool | None,
     # The initial weights are keyed by seed, so they are the same after a resume.
     initial_weights = network.get_weights() if train.retrain_from == "initial" else None
     if state.weights is not None:
+        shapes = [tuple(np.shape(w)) for w in [*network.get_weights(), *trainer.get_optimizer_state()]]
+        saved = [tuple(w.shape) for w in [*state.weights, *(state.optimizer_state or [])]]
+        if saved != shapes:  # a fingerprint edited along with the config
+            raise CheckpointError(f"checkpoint refused: {checkpoint}: its weights do not fit the network its runs' "
+                                  "config describes (edited, or from another run)")
         network.set_weights(state.weights)
         trainer.set_optimizer_state(state.optimizer_state)
     results, train_sets = state.results, state.train_sets

@@ -21,7 +21,7 @@ features in the target's units.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ import numpy as np
 from al_bnn.config import NetConfig, SamplingParameters, TrainSchedule, config_from_dict
 from al_bnn.models import build_model, build_model_and_trainer
 from al_bnn.recipe import recipe_default
-from al_bnn.safe_arrays import ArrayFileError, load_arrays, save_arrays
+from al_bnn.safe_arrays import ArrayFileError, open_arrays, save_arrays
 
 ESTIMATOR_FILE_KIND = "al_bnn.estimator"
 STD_KINDS = ("total", "epistemic", "aleatoric")
@@ -352,32 +352,80 @@ ESTIMATOR_FOR_MODEL = {cls._model_name: cls for cls in ESTIMATORS.values()}
 
 
 def load_estimator(path: str | Path) -> _StackedRegressor:
-    """A fitted estimator saved with `save`; the file is read without unpickling anything."""
-    header, arrays = load_arrays(path, ESTIMATOR_FILE_KIND)
-    return estimator_from_state(header, arrays, path)
+    """A fitted estimator saved with `save`; the file is read without unpickling anything, its
+    header is checked against the schema before the network is built, and only the arrays that
+    network needs are read (each checked against its declared shape first)."""
+    with open_arrays(path, ESTIMATOR_FILE_KIND) as reader:
+        return estimator_from_state(reader.header, reader, path)
 
 
-def estimator_from_state(header: dict, arrays: dict[str, np.ndarray], path: str | Path) -> _StackedRegressor:
-    """The estimator whose `saved_state()` gave (header, arrays); `path` names the file in messages."""
-    cls = ESTIMATORS.get(header.get("class"))
-    if cls is None:
-        raise ValueError(f"{path}: unknown estimator class {header.get('class')!r}")
-    estimator = cls(**{k: v for k, v in header["parameters"].items() if k in cls._parameter_names()})
-    config = estimator._validated_config()
-    fitted = header["fitted"]
+def estimator_from_state(header: dict, arrays: Mapping[str, np.ndarray], path: str | Path,
+                         prefix: str = "") -> _StackedRegressor:
+    """The estimator whose `saved_state()` gave (header, arrays); `path` names the file in messages.
+
+    `arrays` maps names to arrays (`prefix` + the saved names): a dict, or an ArrayReader whose
+    members are read only once their declared shapes fit the network the header describes. A
+    header or arrays that do not fit are an ArrayFileError naming the file, before anything large
+    is built or read."""
+    from al_bnn.headers import MAX_PARAMETERS, estimator_schema, parameter_lower_bound, validate
+
+    header = validate(header, estimator_schema(list(ESTIMATORS)), path)
+    cls = ESTIMATORS[header["class"]]
+    parameters, fitted = header["parameters"], header["fitted"]
+    names = [name[len(prefix):] for name in arrays if name.startswith(prefix)]
+    shape_of = arrays.shape if hasattr(arrays, "shape") and callable(arrays.shape) else \
+        (lambda name: np.shape(arrays[name]))
+    declared = {name: tuple(shape_of(prefix + name)) for name in names}
+    # the network the header describes must fit in what the file holds: checked before building it
+    layers = parameters.get("layer_sizes", list(_default(NetConfig, "layer_sizes")))
+    if isinstance(layers, list):
+        members = parameters.get("ensemble_size", _default(SamplingParameters, "ensemble_size")) \
+            if cls is EnsembleRegressor else 1
+        needed = parameter_lower_bound(fitted["n_features_in_"], layers, members if isinstance(members, int) else 1)
+        held = sum(int(np.prod(shape, dtype=object)) for name, shape in declared.items() if name.startswith("weight_"))
+        if needed > MAX_PARAMETERS or needed > held:
+            limit = f" (at most {MAX_PARAMETERS} are read)" if needed > MAX_PARAMETERS else ""
+            raise ArrayFileError(f"{path}: its header describes a network of at least {needed} weights{limit} "
+                                 f"({fitted['n_features_in_']} features, layer sizes {_short(layers)}) but the file "
+                                 f"holds {held}; the file is corrupt or was not written by this package")
+    try:
+        estimator = cls(**{k: v for k, v in parameters.items() if k in cls._parameter_names()})
+        config = estimator._validated_config()
+    except (TypeError, ValueError) as error:  # ConfigError is a ValueError
+        raise ArrayFileError(f"{path}: its saved parameters are not valid: {str(error)[:300]}") from None
     estimator.n_features_in_ = int(fitted["n_features_in_"])
     estimator.y_mean_, estimator.y_scale_ = float(fitted["y_mean_"]), float(fitted["y_scale_"])
+    estimator._fit_config = config  # as fit sets it (pickling a loaded estimator rebuilds from it)
     estimator._build(config)
-    for prefix, current, assign in (("weight", estimator.network_.get_weights(), estimator.network_.set_weights),
-                                    ("optimizer", estimator.trainer_.get_optimizer_state(),
-                                     estimator.trainer_.set_optimizer_state)):
-        saved = [arrays.get(f"{prefix}_{i}") for i in range(len(current))]
-        if any(s is None or s.shape != c.shape for s, c in zip(saved, current, strict=True)):
-            raise ArrayFileError(f"{path}: its {prefix} arrays do not fit a {cls.__name__} with the saved parameters")
-        assign(saved)
+    expected = []
+    for kind, current in (("weight", estimator.network_.get_weights()),
+                          ("optimizer", estimator.trainer_.get_optimizer_state())):
+        wanted = [f"{kind}_{i}" for i in range(len(current))]
+        expected += wanted
+        wrong = [name for name, c in zip(wanted, current, strict=True) if declared.get(name) != tuple(np.shape(c))]
+        if wrong:
+            raise ArrayFileError(f"{path}: its {kind} arrays do not fit a {cls.__name__} with the saved parameters "
+                                 f"({wrong[0]}: {_short(declared.get(wrong[0], 'missing'))}, the network's "
+                                 f"{tuple(np.shape(current[int(wrong[0].rsplit('_', 1)[1])]))})")
+    extra = sorted(set(declared) - set(expected))
+    if extra:
+        raise ArrayFileError(f"{path}: arrays the header does not name: {', '.join(map(_short, extra[:5]))}; not a "
+                             f"{cls.__name__} file this package wrote")
+    for kind, assign in (("weight", estimator.network_.set_weights),
+                         ("optimizer", estimator.trainer_.set_optimizer_state)):
+        try:
+            assign([arrays[f"{prefix}{name}"] for name in expected if name.startswith(f"{kind}_")])
+        except (TypeError, ValueError) as error:
+            raise ArrayFileError(f"{path}: its {kind} arrays do not fit a {cls.__name__}: {str(error)[:200]}") \
+                from None
     estimator.n_fits_ = int(fitted["n_fits_"])
     estimator.history_ = list(fitted["history_"])
     return estimator
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 __all__ = ["BNNRegressor", "DropoutRegressor", "EnsembleRegressor", "load_estimator"]
