@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from al_bnn.config import ConfigError, config_from_dict, read_yaml
+from al_bnn.config import ConfigError, config_from_dict, read_yaml, short_repr, short_text
 from al_bnn.experiments.cli import StoppedEarly
 from al_bnn.experiments.run_key_baseline import RUN_KEY_BASELINE
 from al_bnn.plugins import import_plugins
@@ -105,7 +105,7 @@ def load_benchmark_config(path: str | Path, quick: bool = False) -> BenchmarkCon
     raw = read_yaml(path, "benchmark config", mapping=True)
     unknown = sorted(set(raw) - set(BENCHMARK_KEYS))
     if unknown:
-        raise ConfigError(f"{path}: unknown key(s) {unknown}; allowed: {', '.join(BENCHMARK_KEYS)}")
+        raise ConfigError(f"{path}: unknown key(s) {short_repr(unknown)}; allowed: {', '.join(BENCHMARK_KEYS)}")
     quick_section = raw.pop("quick", None) or {}
     if quick:
         raw = merge_sections(raw, quick_section)
@@ -120,7 +120,8 @@ def benchmark_config_from_dict(raw: dict, source: str) -> BenchmarkConfig:
         elif isinstance(item, dict) and "name" in item:
             datasets.append(DatasetEntry(str(item["name"]), item.get("path"), item.get("target")))
         else:
-            raise ConfigError(f"{source}: key 'datasets': each entry is a name or {{name, path, target}}, got {item!r}")
+            raise ConfigError(f"{source}: key 'datasets': each entry is a name or {{name, path, target}}, got "
+                              f"{short_repr(item)}")
     from al_bnn.paths import safe_name
 
     for entry in datasets:  # a dataset's name names its folder of run files
@@ -130,26 +131,26 @@ def benchmark_config_from_dict(raw: dict, source: str) -> BenchmarkConfig:
     if not datasets or not samplers or not seeds:
         raise ConfigError(f"{source}: 'datasets', 'samplers' and 'seeds' must each list at least one value")
     if any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
-        raise ConfigError(f"{source}: key 'seeds' must be distinct non-negative integers, got {seeds}")
+        raise ConfigError(f"{source}: key 'seeds' must be distinct non-negative integers, got {short_repr(seeds)}")
     schedule = raw.get("schedule") or {}
     if "default" not in schedule:
         raise ConfigError(f"{source}: key 'schedule' needs a 'default' entry with {', '.join(SCHEDULE_KEYS)}")
     for name, entry in schedule.items():
         if not isinstance(entry, dict) or set(entry) - set(SCHEDULE_KEYS):
             raise ConfigError(f"{source}: key 'schedule.{name}' must set only {', '.join(SCHEDULE_KEYS)}, "
-                              f"got {entry!r}")
+                              f"got {short_repr(entry)}")
     models = raw.get("models") or ["bnn"]
     model_settings = raw.get("model_settings") or {}
     from al_bnn.models import MODEL_NAMES
 
     if not isinstance(model_settings, dict) or set(model_settings) - set(MODEL_NAMES):
         raise ConfigError(f"{source}: key 'model_settings' maps model names ({', '.join(MODEL_NAMES)}) to config "
-                          f"sections, got {model_settings!r}")
+                          f"sections, got {short_repr(model_settings)}")
     sampler_settings = raw.get("sampler_settings") or {}
     if not isinstance(sampler_settings, dict) or not all(isinstance(v, dict) for v in sampler_settings.values()):
         raise ConfigError(f"{source}: key 'sampler_settings' maps sampler labels to config sections, e.g. "
                           "{gpa_T10: {parms: {sample_policy: lrgpa, n_mc_samples: 10}}}, "
-                          f"got {sampler_settings!r}")
+                          f"got {short_repr(sampler_settings)}")
     for key, settings in [*(("sampler_settings", v) for v in sampler_settings.values()),
                           *(("model_settings", v) for v in model_settings.values() if isinstance(v, dict))]:
         if "data" in settings or "al_schedule" in settings:
@@ -160,7 +161,7 @@ def benchmark_config_from_dict(raw: dict, source: str) -> BenchmarkConfig:
     bad_labels = [s for s in samplers if not re.fullmatch(r"[A-Za-z0-9_.-]+", s)]
     if bad_labels or len(set(samplers)) != len(samplers):
         raise ConfigError(f"{source}: key 'samplers' must be distinct labels of letters, digits, '_', '.' or '-' "
-                          f"(they name files), got {samplers}")
+                          f"(they name files), got {short_repr(samplers)}")
     config = BenchmarkConfig(datasets=datasets, samplers=samplers, seeds=list(seeds),
                              schedule=schedule, experiment=raw.get("experiment") or {}, uci_root=raw.get("uci_root"),
                              test_fraction=float(raw.get("test_fraction", 0.2)), source=source,
@@ -180,7 +181,7 @@ def _schedule_counts(schedule: dict, pool_size: int, where: str) -> dict:
         if key != "al_iter" and isinstance(value, float) and 0 < value < 1:
             value = max(1, int(round(value * pool_size)))  # a fraction of the pool
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where}: '{key}' must be an integer or a fraction in (0, 1), got {value!r}")
+            raise ConfigError(f"{where}: '{key}' must be an integer or a fraction in (0, 1), got {short_repr(value)}")
         counts[key] = value
     return counts
 
@@ -190,7 +191,7 @@ def schedule_for(config: BenchmarkConfig, dataset: str, pool_size: int) -> dict:
     entry = merge_sections(config.schedule["default"], config.schedule.get(dataset, {}))
     missing = [key for key in SCHEDULE_KEYS if key not in entry]
     if missing:
-        raise ConfigError(f"{config.source}: schedule for {dataset!r} lacks {missing}")
+        raise ConfigError(f"{config.source}: schedule for {short_repr(dataset)} lacks {missing}")
     return _schedule_counts(entry, pool_size, f"{config.source}: schedule.{dataset}")
 
 
@@ -479,7 +480,12 @@ def tidy_rows(dataset: str, model: str, sampler: str, result, pool_size: int, ru
 
 
 class SchedulerUnreachableError(ConfigError):
-    """The Dask scheduler did not answer within the connect timeout."""
+    """The Dask scheduler did not answer within the connect timeout, or what answered is not one."""
+
+
+class WorkerDiedError(ConfigError):
+    """A task's worker process died every time the task ran (killed, e.g. by the kernel's
+    out-of-memory killer); the other tasks' runs are kept."""
 
 
 def _watch_parent(parent_pid: int, every: float = 1.0) -> None:
@@ -496,17 +502,108 @@ def _watch_parent(parent_pid: int, every: float = 1.0) -> None:
     threading.Thread(target=watch, name="al_bnn-parent-watch", daemon=True).start()
 
 
-def connect(scheduler: str, timeout: float):
-    """A Dask client for `scheduler`, or SchedulerUnreachableError naming it after `timeout` s."""
-    from distributed import Client
+CONNECT_GRACE_S = 2.0  # connecting gives up at most this long after --connect-timeout
+MAX_HANDSHAKE_BYTES = 1 << 20  # a Dask scheduler's first message (its handshake) is a few hundred bytes
 
-    try:
-        return Client(scheduler, timeout=timeout)
-    except (OSError, TimeoutError, ValueError) as error:
+
+def connect(scheduler: str, timeout: float, check_answer: bool = True):
+    """A Dask client for `scheduler`, or SchedulerUnreachableError naming it: when nothing accepts the
+    connection within `timeout` s, when what accepts it does not answer like a Dask scheduler (an
+    HTTP server, a silent one), and whatever phase of connecting hangs, within `timeout` +
+    CONNECT_GRACE_S s (the connecting runs in a thread that is abandoned then). `check_answer`
+    reads the first bytes a tcp:// scheduler sends before Dask does (Dask would read a length there
+    and allocate that much)."""
+    deadline = time.monotonic() + timeout
+    outcome: dict = {}
+    lock = threading.Lock()
+
+    def attempt() -> None:
+        try:
+            if check_answer:
+                _check_answers_like_dask(scheduler, deadline, timeout)
+            from distributed import Client
+
+            client = Client(scheduler, timeout=max(0.1, deadline - time.monotonic()))
+        except BaseException as error:  # handed to the waiting thread
+            outcome["error"] = error
+            return
+        with lock:
+            if outcome.get("abandoned"):
+                client.close()
+            else:
+                outcome["client"] = client
+
+    thread = threading.Thread(target=attempt, name="al_bnn-dask-connect", daemon=True)
+    thread.start()
+    thread.join(timeout + CONNECT_GRACE_S)
+    with lock:
+        if "client" in outcome:
+            return outcome["client"]
+        outcome["abandoned"] = True
+    error = outcome.get("error")
+    if isinstance(error, SchedulerUnreachableError):
+        raise error
+    if error is None:
+        raise _unreachable(scheduler, timeout, "connecting did not finish")
+    if isinstance(error, (OSError, TimeoutError, ValueError)):
+        raise _unreachable(scheduler, timeout, f"{type(error).__name__}: {short_text(str(error))}")
+    if isinstance(error, Exception):  # e.g. MemoryError from a length read out of another protocol's bytes
         raise SchedulerUnreachableError(
-            f"could not reach the Dask scheduler at {scheduler} within {timeout:g} s ({type(error).__name__}: "
-            f"{error}); check the address and that a scheduler runs there (`dask scheduler`), or run locally "
-            "without --scheduler") from None
+            f"{scheduler} answered, but not as a Dask scheduler does ({type(error).__name__}: "
+            f"{short_text(str(error))}); check the address and port (a scheduler listens on 8786 by default)")
+    raise error
+
+
+def _unreachable(scheduler: str, timeout: float, why: str) -> SchedulerUnreachableError:
+    return SchedulerUnreachableError(
+        f"could not reach the Dask scheduler at {scheduler} within {timeout:g} s ({why}); check the address and "
+        "that a scheduler runs there (`dask scheduler`), or run locally without --scheduler")
+
+
+def _check_answers_like_dask(scheduler: str, deadline: float, timeout: float) -> None:
+    """For a tcp:// address: connect (retrying a refusal until `deadline`, as Dask does) and read the
+    8-byte length that a Dask scheduler sends first; SchedulerUnreachableError when nothing accepts,
+    nothing answers before `deadline` (`timeout` s from the start), or the length is not a handshake's. Other schemes (tls://,
+    ...) are left to Dask, under connect's overall limit."""
+    import socket
+    import struct
+
+    from distributed.comm.addressing import parse_address, parse_host_port
+
+    scheme, location = parse_address(scheduler, strict=False)
+    if scheme != "tcp":
+        return
+    host, port = parse_host_port(location, 8786)
+    while True:
+        try:
+            sock = socket.create_connection((host, port), timeout=max(0.01, deadline - time.monotonic()))
+            break
+        except ConnectionRefusedError:
+            if time.monotonic() + 0.2 >= deadline:
+                raise
+            time.sleep(0.2)
+    header = b""
+    with sock:
+        try:
+            while len(header) < 8:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError
+                sock.settimeout(left)
+                chunk = sock.recv(8 - len(header))
+                if not chunk:
+                    break
+                header += chunk
+        except TimeoutError:
+            raise SchedulerUnreachableError(
+                f"{scheduler} accepted the connection but sent nothing within {timeout:g} s, where a Dask "
+                "scheduler greets at once; check the address and port (a scheduler listens on 8786 by "
+                "default), or raise --connect-timeout if the scheduler is overloaded") from None
+    length = struct.unpack("Q", header)[0] if len(header) == 8 else 0
+    if not 0 < length <= MAX_HANDSHAKE_BYTES:
+        raise SchedulerUnreachableError(
+            f"{scheduler} answered, but not as a Dask scheduler does (its first bytes: {short_repr(header)}); "
+            "check the address and port (a scheduler listens on 8786 by default; 8787 is its dashboard)")
 
 
 def execute(tasks: Sequence[dict], scheduler: str | None = None, local_cluster: bool = False,
@@ -525,7 +622,8 @@ def execute(tasks: Sequence[dict], scheduler: str | None = None, local_cluster: 
             cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
                                    dashboard_address=None)
         try:
-            client = connect(cluster.scheduler_address if cluster is not None else scheduler, connect_timeout)
+            client = connect(cluster.scheduler_address if cluster is not None else scheduler, connect_timeout,
+                             check_answer=cluster is None)  # a cluster started here is Dask's own
         except BaseException:
             if cluster is not None:
                 cluster.close()
@@ -574,44 +672,123 @@ def _start_local_worker(sweep_pid: int) -> None:
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
+MAX_TASK_RETRIES = 2  # a task whose worker process dies is run again at most this many times
+
+
 def _execute_locally(tasks: Sequence[dict], workers: int, stop: threading.Event | None = None) -> Iterable[dict]:
     """Run tasks on `workers` spawned processes, at most one task each at a time, so that a stop
     (`stop` set, e.g. by the sweep's first SIGINT or SIGTERM) leaves the waiting tasks unstarted
     while the running ones finish and are yielded; then StoppedEarly is raised. An exception on the
-    way (a second signal: Aborted) kills the workers at once, losing the running tasks."""
+    way (a second signal: Aborted) kills the workers at once, losing the running tasks.
+
+    Each worker is a pool of its own, so a worker that dies (SIGKILL, the out-of-memory killer)
+    breaks only its own pool: the other workers' running tasks go on, finished ones were yielded
+    already, and its task is logged and run again on a fresh worker, at most MAX_TASK_RETRIES times;
+    a task that has killed its worker more often is logged and skipped, and WorkerDiedError is
+    raised once the other tasks are done."""
     import multiprocessing
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
 
     stop = stop or threading.Event()
     threads = threads_per_worker(workers)
-    waiting, running = list(tasks), set()
-    # spawn: a fresh interpreter per worker, so TensorFlow's thread settings take effect
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_start_local_worker, initargs=(os.getpid(),))
+    context = multiprocessing.get_context("spawn")  # a fresh interpreter per worker: TF's thread settings apply
+    waiting = list(enumerate(tasks))
+    deaths: Counter = Counter()  # task index -> how often its worker died
+    given_up: list[str] = []
+    pools: list[ProcessPoolExecutor | None] = [None] * workers
+    processes: dict[int, object] = {}  # slot -> its worker process (for its exit status)
+    running: dict[Future, tuple[int, int, dict]] = {}  # future -> (slot, task index, task)
     finished = False
     try:
         while waiting or running:
+            busy = {slot for slot, _, _ in running.values()}
+            free = [slot for slot in range(workers) if slot not in busy]
+            # Pools are made before the stop signals are blocked: making the first one starts
+            # multiprocessing's resource tracker, which unblocks SIGINT and SIGTERM when it is up.
+            for slot in free[:len(waiting)]:
+                if pools[slot] is None:
+                    pools[slot] = ProcessPoolExecutor(max_workers=1, mp_context=context,
+                                                      initializer=_start_local_worker, initargs=(os.getpid(),))
+            replaced = False
             # Stop signals wait while tasks are handed out: a worker started now inherits them blocked
             # until its initialiser ignores them, and a stop cannot fall between the check and the start.
             blocked = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
             try:
-                while waiting and len(running) < workers and not stop.is_set():
-                    running.add(pool.submit(run_task, waiting.pop(0), threads))
+                while waiting and free and not stop.is_set():
+                    slot = free.pop(0)
+                    try:
+                        future = pools[slot].submit(run_task, waiting[0][1], threads)
+                    except BrokenProcessPool:  # its worker died while idle: a new one is made next round
+                        logger.warning("an idle worker process%s; starting a new one",
+                                       _how_it_ended(processes.pop(slot, None)))
+                        pools[slot].shutdown(wait=True)
+                        pools[slot], replaced = None, True
+                        continue
+                    index, task = waiting.pop(0)
+                    running[future] = (slot, index, task)
+                    processes[slot] = next(iter((getattr(pools[slot], "_processes", None) or {0: None}).values()))
             finally:
                 signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
             if not running:
+                if replaced and waiting and not stop.is_set():
+                    continue
                 break
-            done, running = wait(running, return_when=FIRST_COMPLETED)
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in done:
-                yield future.result()
+                slot, index, task = running.pop(future)
+                try:
+                    result = future.result()
+                except BrokenProcessPool:
+                    pool, pools[slot] = pools[slot], None
+                    pool.shutdown(wait=True)  # broken: its only process has ended
+                    deaths[index] += 1
+                    what = (f"the worker process running task {task.get('dataset')} / {task.get('model')} "
+                            f"({len(task.get('runs', ()))} run(s)){_how_it_ended(processes.pop(slot, None))}")
+                    if deaths[index] <= MAX_TASK_RETRIES:
+                        logger.warning("%s; running the task again on a new worker (retry %d of %d); the other "
+                                       "tasks go on", what, deaths[index], MAX_TASK_RETRIES)
+                        waiting.insert(0, (index, task))
+                    else:
+                        logger.error("%s, the %s time in a row; giving the task up (its runs stay unfinished: the "
+                                     "next start of the sweep runs them again)", what, _ordinal(deaths[index]))
+                        given_up.append(f"{task.get('dataset')} / {task.get('model')}")
+                    continue
+                yield result
         finished = True
     finally:
         if not finished:  # an error or a second signal: stop the workers now rather than after their tasks
-            for process in list(getattr(pool, "_processes", {}).values()):
-                process.kill()  # not terminate(): the workers ignore SIGTERM
-        pool.shutdown(wait=finished, cancel_futures=True)
+            for pool in pools:
+                for process in list((getattr(pool, "_processes", None) or {}).values()):
+                    process.kill()  # not terminate(): the workers ignore SIGTERM
+        for pool in pools:
+            if pool is not None:
+                pool.shutdown(wait=finished, cancel_futures=True)
     if waiting:
         raise StoppedEarly(len(waiting))
+    if given_up:
+        raise WorkerDiedError(
+            f"the worker processes of {len(given_up)} task(s) ({', '.join(given_up)}) died {MAX_TASK_RETRIES + 1} "
+            "times each (see log.txt); the other tasks' runs are written. If the system ran out of memory, use fewer "
+            "--workers or smaller settings, then run the same command again to finish")
+
+
+def _how_it_ended(process) -> str:
+    """How a worker process ended, for the log: its pid and the signal that killed it, or its exit code."""
+    code = getattr(process, "exitcode", None)
+    if code is None:
+        return " ended"
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f", pid {process.pid}, was killed by {name}"
+    return f", pid {process.pid}, exited with code {code}"
+
+
+def _ordinal(count: int) -> str:
+    return {1: "first", 2: "second", 3: "third"}.get(count, f"{count}th")
 
 
 # -- aggregation -------------------------------------------------------------------------------------
