@@ -62,6 +62,15 @@ def test_a_validation_message_never_prints_an_unbounded_value(tmp_path):
         assert len(message) < 700 and message.startswith("big.yaml: ") and "..." in message, message[:300]
 
 
+def test_deep_nesting_is_refused_not_a_recursion_error(tmp_path):
+    deep = tmp_path / "deep.yaml"  # a sweep whose experiment section nests 600 mappings: merging it recursed
+    deep.write_text("datasets: [yacht]\nsamplers: [random]\nseeds: [0]\nschedule: {default: {num_train_init: 5, "
+                    "num_al_incr: 5, al_iter: 1}}\nexperiment:\n"
+                    + "".join("  " * (i + 1) + "a:\n" for i in range(600)) + "  " * 602 + "b: 1\n")
+    with pytest.raises(ConfigError, match=r"deep.yaml: line \d+: lists and mappings nested more than 64 deep"):
+        sweep.load_benchmark_config(deep)
+
+
 # -- item 22: YAML 1.1 numbers and booleans; a config file of megabytes -----------------------------
 
 

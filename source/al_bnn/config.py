@@ -416,6 +416,7 @@ def check_consistency(config: ExperimentConfig, source: str = "<config>") -> Non
 
 MAX_YAML_BYTES = 1_000_000  # a config, sweep or manifest file larger than this is refused before parsing
 MAX_ALIAS_VALUES = 100_000  # values that aliases (*name, <<: *name) may add to a document beyond those written
+MAX_YAML_DEPTH = 64  # lists and mappings nested deeper than this are refused (a config needs 3 or 4)
 _SATURATED = 10**9  # expanded sizes are counted up to here: the message needs no more
 
 
@@ -511,8 +512,10 @@ def _check_alias_expansion(root: yaml.Node, source: str) -> None:
     """Refuse a document whose aliases repeat a value that contains itself, or add more than
     MAX_ALIAS_VALUES values to those written (an alias bomb: a few hundred bytes that expand to
     billions of values, and to gigabytes once anything copies or prints them). Counted on the
-    composed nodes, where an alias is a shared node, without expanding anything."""
+    composed nodes, where an alias is a shared node, without expanding anything. Nesting deeper than
+    MAX_YAML_DEPTH is refused too (code that walks the values recursively would fail on it)."""
     sizes: dict[int, int] = {}
+    depths: dict[int, int] = {}
     on_path: set[int] = set()
     written = 0
     stack: list[tuple[yaml.Node, bool]] = [(root, False)]
@@ -521,7 +524,12 @@ def _check_alias_expansion(root: yaml.Node, source: str) -> None:
         key = id(node)
         if children_done:
             on_path.discard(key)
-            sizes[key] = min(_SATURATED, 1 + sum(sizes[id(child)] for child in _children(node)))
+            children = _children(node)
+            sizes[key] = min(_SATURATED, 1 + sum(sizes[id(child)] for child in children))
+            depths[key] = 1 + max((depths[id(child)] for child in children), default=0)
+            if depths[key] > MAX_YAML_DEPTH:
+                raise ConfigError(f"{source}: line {node.start_mark.line + 1}: lists and mappings nested more than "
+                                  f"{MAX_YAML_DEPTH} deep; flatten them.")
             continue
         if key in sizes:
             continue
