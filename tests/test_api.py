@@ -187,9 +187,10 @@ def test_bad_parameters_are_named_with_the_fix(parameters, message):
 
 def test_bad_data_is_named():
     X, y = toy()
-    with pytest.raises(ValueError, match=r"X must be 2-D .* reshape a single feature"):
+    with pytest.raises(ValueError, match=r"(?s)Expected 2D array, got 1D array .*reshape\(-1, 1\) if your data has a "
+                                         "single feature"):
         BNNRegressor(**SMALL).fit(X[:, 0], y)
-    with pytest.raises(ValueError, match="X has 60 rows but y has 59"):
+    with pytest.raises(ValueError, match=r"inconsistent numbers of samples: \[60, 59\]"):
         BNNRegressor(**SMALL).fit(X, y[:-1])
     bad = X.copy()
     bad[4, 0] = np.nan
@@ -197,7 +198,7 @@ def test_bad_data_is_named():
         BNNRegressor(**SMALL).fit(bad, y)
     with pytest.raises(RuntimeError, match="not fitted yet"):
         BNNRegressor().predict(X)
-    with pytest.raises(ValueError, match="has 2 features, but the model was fitted with 1"):
+    with pytest.raises(ValueError, match="X has 2 features, but BNNRegressor is expecting 1 features as input"):
         BNNRegressor(**SMALL).fit(X, y).predict(np.zeros((3, 2)))
 
 

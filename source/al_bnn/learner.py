@@ -27,11 +27,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from sklearn.base import BaseEstimator
 
 from al_bnn.config import ExperimentConfig, config_from_dict
 from al_bnn.loop import select_with_model
 from al_bnn.models.estimators import (
     ESTIMATOR_FOR_MODEL,
+    EstimatorNotFittedError,
     check_array,
     estimator_from_state,
 )
@@ -80,24 +82,32 @@ def estimator_for_config(config: ExperimentConfig):
     return ESTIMATOR_FOR_MODEL[parms.name_model](**common, **extra)
 
 
-class ActiveLearner:
+class ActiveLearner(BaseEstimator):
     """Ask/tell active learning: `fit` on the labelled rows, `query` a pool, `teach` the labels.
 
-    estimator: a BNNRegressor, DropoutRegressor or EnsembleRegressor (the learner owns it and sets
-    its warm_start per call). sampler: a registered name (`sampler_names()`) or a sampler object
-    (`needs` and `select`, see al_bnn.selection); settings: keys of the config's `parms` section
-    (n_mc_samples, sampling_batch_size, gp_noise, gpa_kernel, gpa_dtype, ...). random_state, if
-    given, replaces the estimator's: it keys the weights, the training draws, the function samples
-    and the sampler's own randomness, so the same random_state and data give the same picks.
+    Parameters
+    ----------
+    estimator : BNNRegressor, DropoutRegressor or EnsembleRegressor
+        The model (the learner owns it and sets its warm_start per call).
+    sampler : str or sampler object, default="lrgpa"
+        A registered name (`sampler_names()`) or an object with `needs` and `select` (see
+        al_bnn.selection).
+    random_state : int or None, default=None
+        If given, replaces the estimator's: it keys the weights, the training draws, the function
+        samples and the sampler's own randomness, so the same random_state and data give the same
+        picks. Reading it gives the estimator's random_state.
+    **settings
+        Keys of the config's `parms` section (n_mc_samples, sampling_batch_size, gp_noise,
+        gpa_kernel, gpa_dtype, ...), validated now with the config's messages; parameters like
+        the others for `get_params`, `set_params` and `sklearn.base.clone`.
     """
 
     def __init__(self, estimator, sampler="lrgpa", *, random_state: int | None = None, **settings):
         if not hasattr(estimator, "saved_state"):
             raise TypeError(f"estimator must be a BNNRegressor, DropoutRegressor or EnsembleRegressor, got "
                             f"{type(estimator).__name__}")
-        if random_state is not None:
-            estimator.set_params(random_state=random_state)
         self.estimator = estimator
+        self.random_state = random_state
         self.sampler = sampler
         self.settings = dict(settings)
         _ = self.parms  # validates the settings now, with the config's messages
@@ -106,7 +116,26 @@ class ActiveLearner:
 
     @property
     def random_state(self) -> int:
-        return int(self.estimator.random_state)
+        value = self.estimator.random_state
+        return value if type(value) is int else int(value)
+
+    @random_state.setter
+    def random_state(self, value: int | None) -> None:
+        if value is not None:
+            self.estimator.set_params(random_state=value)
+
+    # -- scikit-learn's parameter protocol: the settings are parameters too ----------------------------
+    def get_params(self, deep: bool = True) -> dict:
+        return {**super().get_params(deep), **self.settings}
+
+    def set_params(self, **parameters) -> ActiveLearner:
+        own = {name: parameters.pop(name) for name in list(parameters)
+               if "__" not in name and name not in self._get_param_names()}
+        super().set_params(**parameters)
+        if own:
+            self.settings = {**self.settings, **own}
+            _ = self.parms
+        return self
 
     @property
     def parms(self):
@@ -146,7 +175,7 @@ class ActiveLearner:
         training, the current model's error on the new rows is recorded in history_ (a test-free
         check: rows it has not been trained on, though picked where it was unsure)."""
         if not hasattr(self, "y_"):
-            raise RuntimeError("this ActiveLearner is not fitted yet; call fit(X, y) first")
+            raise EstimatorNotFittedError("this ActiveLearner is not fitted yet; call fit(X, y) first")
         X_new, y_new = self._checked(X_new, y_new, "X_new", "y_new")
         if len(y_new) == 0:
             raise ValueError("teach needs at least one new labelled row")
@@ -199,7 +228,7 @@ class ActiveLearner:
         """The `n` rows of X_pool to label next, in pick order, by the sampler on the current
         model with the labelled rows as anchors (one acquisition of the experiment loop)."""
         if not hasattr(self, "y_"):
-            raise RuntimeError("this ActiveLearner is not fitted yet; call fit(X, y) first")
+            raise EstimatorNotFittedError("this ActiveLearner is not fitted yet; call fit(X, y) first")
         X_pool = check_array(X_pool, "X_pool", n_features=self.X_.shape[1])
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= len(X_pool):
             raise ValueError(f"n={n!r} must be an integer between 1 and the pool size {len(X_pool)}")
@@ -230,7 +259,7 @@ class ActiveLearner:
     def save(self, path: str | Path) -> Path:
         """Write the learner (model, labelled rows, validation rows, history, settings, metadata)."""
         if not hasattr(self, "y_"):
-            raise RuntimeError("this ActiveLearner is not fitted yet; there is nothing to save")
+            raise EstimatorNotFittedError("this ActiveLearner is not fitted yet; there is nothing to save")
         if not isinstance(self.sampler, str):
             raise ValueError("only a learner with a registered sampler name can be saved (a sampler object "
                              "cannot be written without pickle); register it with al_bnn.register_sampler")

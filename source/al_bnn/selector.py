@@ -13,20 +13,56 @@ own randomness keyed by (model random_state, "selection", fits so far).
 
 from __future__ import annotations
 
-import numpy as np
+import numbers
 
-from al_bnn.config import config_from_dict
+import numpy as np
+from sklearn.base import BaseEstimator
+
+from al_bnn.config import ConfigError, config_from_dict
 from al_bnn.randomness import numpy_generator
 from al_bnn.selection import SelectionRequest, check_selection, make_sampler
 
 
-class Selector:
-    """A registered sampler (by name) with its settings (`parms` keys such as n_mc_samples,
-    sampling_batch_size, gp_noise, gpa_kernel, gpa_dtype)."""
+class SelectionSizeError(ConfigError):
+    """n_select is not a positive integer (or exceeds the pool)."""
+
+
+def check_n_select(n_select, n_pool: int, name: str = "n_select") -> int:
+    """n_select as an int in 1..n_pool: a float such as 2.5, a bool or a string is refused, not rounded."""
+    if isinstance(n_select, bool) or not isinstance(n_select, numbers.Integral):
+        raise SelectionSizeError(f"{name}={n_select!r} must be a positive integer (the number of pool points to "
+                                 "pick), not a " + type(n_select).__name__)
+    if not 0 < n_select <= n_pool:
+        raise SelectionSizeError(f"{name}={n_select} must be between 1 and the pool size {n_pool}")
+    return int(n_select)
+
+
+class Selector(BaseEstimator):
+    """A registered sampler (by name) with its settings.
+
+    Parameters
+    ----------
+    sampler : str, default="lrgpa"
+        A registered sampler's name (`al_bnn.sampler_names()`).
+    **settings
+        Keys of the config's `parms` section (README "Config keys"), such as n_mc_samples,
+        sampling_batch_size, gp_noise, gpa_kernel, gpa_dtype; validated when used, with the
+        config's messages. They are parameters like `sampler`: `get_params`, `set_params` and
+        `sklearn.base.clone` see them.
+    """
 
     def __init__(self, sampler: str = "lrgpa", **settings):
         self.sampler = sampler
         self.settings = settings
+
+    def get_params(self, deep: bool = True) -> dict:
+        return {"sampler": self.sampler, **self.settings}
+
+    def set_params(self, **parameters) -> Selector:
+        if "sampler" in parameters:
+            self.sampler = parameters.pop("sampler")
+        self.settings = {**self.settings, **parameters}
+        return self
 
     @property
     def parms(self):
@@ -64,9 +100,8 @@ class Selector:
             total = n_train + int(n_pool)
         if not 0 <= n_train < total:
             raise ValueError(f"n_train={n_train} leaves no pool among {total} points; give 0 <= n_train < {total}")
-        if not 0 < n_select <= total - n_train:
-            raise ValueError(f"n_select={n_select} must be between 1 and the pool size {total - n_train}")
-        request = SelectionRequest(n_select=int(n_select), n_train=int(n_train), n_pool=total - n_train,
+        n_select = check_n_select(n_select, total - n_train)
+        request = SelectionRequest(n_select=n_select, n_train=int(n_train), n_pool=total - n_train,
                                    rng=numpy_generator(random_state, "selection", 0))
         if sampler.needs == "samples":
             request.draw_samples = lambda draw: samples if draw == 0 else _no_redraw(self.sampler)
@@ -80,14 +115,13 @@ class Selector:
         """Pool indices (rows of X_pool) in pick order, from a fitted estimator's function samples
         or features, with X_train as the anchors (the points already labelled)."""
         from al_bnn.loop import select_with_model
-        from al_bnn.models.estimators import check_array
+        from al_bnn.models.estimators import EstimatorNotFittedError, check_array
 
         if not hasattr(estimator, "network_"):
-            raise RuntimeError("the estimator is not fitted yet; call fit(X, y) first")
+            raise EstimatorNotFittedError("the estimator is not fitted yet; call fit(X, y) first")
         X_train = check_array(X_train, "X_train", n_features=estimator.n_features_in_)
         X_pool = check_array(X_pool, "X_pool", n_features=estimator.n_features_in_)
-        if not 0 < n_select <= len(X_pool):
-            raise ValueError(f"n_select={n_select} must be between 1 and the pool size {len(X_pool)}")
+        n_select = check_n_select(n_select, len(X_pool))
         parms = self.parms
         sampler = make_sampler(parms)
         if sampler.needs == "features" and not estimator.has_features:
@@ -96,7 +130,7 @@ class Selector:
                              "use the 'mc' kernel (or family_kernel 'grad')")
         x = np.concatenate([X_train, X_pool]).astype(np.float32)
         return select_with_model(estimator.network_, 0, parms, sampler, x, np.arange(len(x)),
-                                 len(X_train), int(n_select), estimator.random_state, estimator.n_fits_).picks
+                                 len(X_train), n_select, estimator.random_state, estimator.n_fits_).picks
 
 
 def _checked(array, name: str) -> np.ndarray:

@@ -1,12 +1,14 @@
-"""The models as scikit-learn style estimators: one class per model, a stack of one underneath.
+"""The models as scikit-learn estimators: one class per model, a stack of one underneath.
 
     model = BNNRegressor(layer_sizes=[50, 50], n_epochs=300, random_state=0).fit(X, y)
     mean, std = model.predict(X_new, return_std=True)
     samples = model.sample_functions(X_new, n_samples=100)      # (T, n): one weight draw per row
 
-Hyperparameters are keyword arguments stored as given (their defaults are the default model
-recipe, al_bnn.recipe, and otherwise the config keys' defaults, README "Config keys"); they are
-validated by `fit` with the config schema's messages.
+They derive from scikit-learn's RegressorMixin and BaseEstimator, so `clone`, `Pipeline`,
+`cross_val_score`, `GridSearchCV` and `check_estimator` work with them. Hyperparameters are keyword
+arguments stored as given (their defaults are the default model recipe, al_bnn.recipe, and
+otherwise the config keys' defaults, README "Config keys"); `fit` validates them with the config
+schema's messages and the data with scikit-learn's `validate_data`.
 Learned state ends in `_`. Every random draw is keyed by (random_state, purpose, counters) as in
 the experiments, so the same random_state and data give the same model, and a fit here computes
 what the experiment loop computes for the same run. `warm_start=True` makes the next fit the next
@@ -16,18 +18,27 @@ the fit count): from the current weights, or with `retrain_from="initial"` from 
 Inputs are used as given: standardise features (e.g. sklearn's StandardScaler) before fitting;
 `normalize_y=True` standardises the target internally and reports predictions, stds, samples and
 features in the target's units.
+
+Fitted estimators pickle (joblib, `n_jobs`): the state keeps the weights and Adam's moments as
+arrays and the TensorFlow model is rebuilt on first use. To share a model as a file, `save` (an
+.npz of arrays and a JSON header, loaded without unpickling) is the safe way.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import inspect
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.exceptions import NotFittedError
+from sklearn.utils.validation import check_is_fitted, validate_data
 
-from al_bnn.config import NetConfig, SamplingParameters, TrainSchedule, config_from_dict
+from al_bnn.config import ConfigError, NetConfig, SamplingParameters, TrainSchedule, config_from_dict
 from al_bnn.models import build_model, build_model_and_trainer
 from al_bnn.recipe import recipe_default
 from al_bnn.safe_arrays import ArrayFileError, open_arrays, save_arrays
@@ -46,6 +57,42 @@ def _default(section, key: str) -> Any:
     return recipe_default(_SECTION_NAMES[section], key, schema)
 
 
+# The defaults of the keyword parameters (a tuple for layer_sizes: defaults must be immutable).
+LAYER_SIZES = tuple(_default(NetConfig, "layer_sizes"))
+LEARNING_RATE = _default(NetConfig, "learning_rate")
+CLIP_GRADIENT = _default(NetConfig, "clip_gradient")
+BATCH_SIZE = _default(TrainSchedule, "batch_size")
+N_EPOCHS = _default(TrainSchedule, "num_epochs")
+N_STEPS = _default(TrainSchedule, "num_steps")
+MIN_STEPS = _default(TrainSchedule, "min_steps")
+LEARNING_RATE_SCHEDULE = _default(TrainSchedule, "learning_rate_schedule")
+ACTIVATION = _default(NetConfig, "activation")
+INPUT_TRANSFORM = _default(NetConfig, "input_transform")
+PARAMETRIZATION = _default(NetConfig, "parametrization")
+NLL_BETA = _default(NetConfig, "nll_beta")
+RETRAIN_FROM = _default(TrainSchedule, "retrain_from")
+WEIGHT_STD = _default(NetConfig, "weight_std")
+DIVERGENCE_SCALE = _default(NetConfig, "divergence_scale")
+OOD_STD_PRIOR = _default(NetConfig, "ood_std_prior")
+NOISE_STD = _default(NetConfig, "noise_std")
+NCP_SCALE = _default(NetConfig, "ncp_scale")
+CENTER_AT_TARGET = _default(NetConfig, "center_at_target")
+DROPOUT_RATE = 0.1
+ENSEMBLE_SIZE = _default(SamplingParameters, "ensemble_size")
+
+
+# Largest |y| (after normalize_y) the float32 network trains on: its square must stay a normal float32.
+TARGET_RANGE = (1e-18, 1e18)
+
+
+class EstimatorNotFittedError(NotFittedError, RuntimeError):
+    """scikit-learn's NotFittedError; also a RuntimeError, which this package raised before."""
+
+
+class TargetScaleError(ConfigError):
+    """y's magnitude is outside what the float32 network can learn (bad input: the CLI's exit code 2)."""
+
+
 def check_array(X, name: str = "X", *, ndim: int = 2, n_features: int | None = None) -> np.ndarray:
     """X as a finite float array of `ndim` dimensions; messages name the argument and the fix."""
     try:
@@ -57,76 +104,133 @@ def check_array(X, name: str = "X", *, ndim: int = 2, n_features: int | None = N
                          f"feature with {name}.reshape(-1, 1)")
     if array.ndim != ndim:
         raise ValueError(f"{name} must be {ndim}-D, got shape {array.shape}")
-    if not np.all(np.isfinite(array)):
-        index = np.argwhere(~np.isfinite(array))[0]
-        raise ValueError(f"{name} has a NaN or infinite value at index {tuple(int(i) for i in index)}; remove or "
-                         "impute it first")
+    _check_finite(array, name)
     if n_features is not None and array.shape[1] != n_features:
         raise ValueError(f"{name} has {array.shape[1]} features, but the model was fitted with {n_features}")
     return array
 
 
-class _StackedRegressor:
+def _check_finite(array: np.ndarray, name: str) -> None:
+    if not np.all(np.isfinite(array)):
+        index = np.argwhere(~np.isfinite(array))[0]
+        raise ValueError(f"{name} has a NaN or infinite value at index {tuple(int(i) for i in index)}; remove or "
+                         "impute it first")
+
+
+def target_scale(y: np.ndarray) -> tuple[float, float]:
+    """(mean, std) of y for normalize_y, computed without under- or overflow: y ~ 1e-200 has a
+    variance below the smallest float64 and y ~ 1e200 one above the largest, so the std is taken
+    of y divided by its largest deviation from the mean. A constant y gets std 1."""
+    mean = float(np.mean(y))
+    if not math.isfinite(mean):  # the sum overflowed: the mean of y / max|y|, scaled back
+        peak = float(np.max(np.abs(y)))
+        mean = float(np.mean(y / peak)) * peak
+    deviation = y - mean
+    peak = float(np.max(np.abs(deviation))) if deviation.size else 0.0
+    if peak == 0.0 or not math.isfinite(peak):
+        if not math.isfinite(peak):
+            raise ValueError(f"y spans more than the float64 range (max |y - mean| = {peak}); rescale the targets")
+        return mean, 1.0
+    return mean, float(np.std(deviation / peak)) * peak
+
+
+# The parameters' documentation, shared by the three classes' docstrings (numpydoc).
+_COMMON_PARAMETERS = """\
+layer_sizes : sequence of int, default={LAYER_SIZES}
+    Widths of the hidden layers.
+learning_rate : float, default={LEARNING_RATE}
+    Adam's learning rate (in the "ntk" parametrization it acts per layer as
+    learning_rate * 0.2 / sqrt(fan_in)).
+clip_gradient : float, default={CLIP_GRADIENT}
+    Global-norm gradient clipping threshold.
+batch_size : int, default={BATCH_SIZE}
+    Minibatch size.
+n_epochs : int, default={N_EPOCHS}
+    Epochs per fit, unless `n_steps` is set; raised by `min_steps` (below).
+n_steps : int, default={N_STEPS}
+    Optimiser steps per fit instead of `n_epochs` (0: use `n_epochs`), in whole epochs:
+    ceil(n_steps / batches per epoch) epochs.
+min_steps : int, default={MIN_STEPS}
+    At least this many optimiser steps per fit: the epochs of a fit are
+    max(epochs from n_epochs or n_steps, ceil(min_steps / batches per epoch)). With the
+    defaults a set of at most {BATCH_SIZE} rows (one batch per epoch) trains {MIN_STEPS} epochs
+    even when `n_epochs` is smaller; set `min_steps=0` for exactly `n_epochs`.
+learning_rate_schedule : {{"constant", "linear_decay"}}, default={LEARNING_RATE_SCHEDULE!r}
+    "linear_decay" lowers the rate linearly to zero over each fit.
+activation : {{"leaky_relu", "relu"}}, default={ACTIVATION!r}
+    Activation of the hidden layers.
+input_transform : {{"none", "tanh"}}, default={INPUT_TRANSFORM!r}
+    "tanh": inputs pass through 5 tanh(x / 5) first, soft-clipping standardised inputs beyond
+    5 standard deviations.
+parametrization : {{"standard", "ntk"}}, default={PARAMETRIZATION!r}
+    "standard": x W + b, Glorot-initialised; "ntk": the neural-tangent parametrisation
+    (0.2 / sqrt(fan_in)) x W + 0.2 b with standard-normal variables.
+nll_beta : float, default={NLL_BETA}
+    beta-NLL: the Gaussian negative log-likelihood weighted per point by
+    stop_gradient(noise std^2)^nll_beta (0: the plain likelihood, 1: squared-error gradients
+    for the mean).
+retrain_from : {{"previous", "initial"}}, default={RETRAIN_FROM!r}
+    With `warm_start`, where the next fit starts: the current weights or the initial ones.
+normalize_y : bool, default=False
+    Standardise the target internally; predictions, stds, samples and features are reported
+    in the target's units.
+warm_start : bool, default=False
+    When fitted already, the next `fit` is the next training phase (as the experiment loop's
+    after an acquisition: Adam's moments reset, training draws keyed by the fit count)
+    instead of a new model.
+random_state : int, default=0
+    Keys every random draw (initial weights, data order, noise, function samples): the same
+    random_state and data give the same model."""
+
+_COMMON_ATTRIBUTES = """\
+n_features_in_ : int
+    Number of features seen during `fit`.
+feature_names_in_ : ndarray of shape (n_features_in_,)
+    Feature names seen during `fit`, only when X has string column names (a DataFrame).
+y_mean_, y_scale_ : float
+    The target's mean and std used by `normalize_y` (0 and 1 without it).
+n_fits_ : int
+    Fits (training phases) so far; keys the next phase's training draws.
+history_ : list of dict
+    One entry per evaluation: fit, epoch, n_train, train and validation RMSE and
+    log-likelihood, in the target's units.
+network_, trainer_ : objects
+    The stacked TensorFlow model and its trainer (rebuilt from arrays after unpickling)."""
+
+_DEFAULTS = {name: value for name, value in globals().items() if name.isupper() and not name.startswith("_")}
+
+
+def _docstring(summary: str, extra_parameters: str) -> str:
+    """A class docstring: the summary, then numpydoc Parameters (the model's own first) and Attributes."""
+    parameters = extra_parameters.format(**_DEFAULTS) + "\n" + _COMMON_PARAMETERS.format(**_DEFAULTS)
+    return (f"{inspect.cleandoc(summary)}\n\nParameters\n----------\n{parameters}\n\n"
+            f"Attributes\n----------\n{_COMMON_ATTRIBUTES}\n")
+
+
+class _StackedRegressor(RegressorMixin, BaseEstimator):
     """What the three estimators share; subclasses name their model and its extra parameters."""
 
     _model_name = ""
-    _extra_parameters: tuple[str, ...] = ()
 
-    def __init__(self, *, layer_sizes: Sequence[int] = tuple(_default(NetConfig, "layer_sizes")),
-                 learning_rate: float = _default(NetConfig, "learning_rate"),
-                 clip_gradient: float = _default(NetConfig, "clip_gradient"),
-                 batch_size: int = _default(TrainSchedule, "batch_size"),
-                 n_epochs: int = _default(TrainSchedule, "num_epochs"),
-                 n_steps: int = _default(TrainSchedule, "num_steps"),
-                 min_steps: int = _default(TrainSchedule, "min_steps"),
-                 learning_rate_schedule: str = _default(TrainSchedule, "learning_rate_schedule"),
-                 activation: str = _default(NetConfig, "activation"),
-                 input_transform: str = _default(NetConfig, "input_transform"),
-                 parametrization: str = _default(NetConfig, "parametrization"),
-                 nll_beta: float = _default(NetConfig, "nll_beta"),
-                 retrain_from: str = _default(TrainSchedule, "retrain_from"),
-                 normalize_y: bool = False, warm_start: bool = False, random_state: int = 0):
-        self.layer_sizes = layer_sizes
-        self.n_steps = n_steps
-        self.min_steps = min_steps
-        self.learning_rate_schedule = learning_rate_schedule
-        self.activation = activation
-        self.input_transform = input_transform
-        self.parametrization = parametrization
-        self.nll_beta = nll_beta
-        self.retrain_from = retrain_from
-        self.learning_rate = learning_rate
-        self.clip_gradient = clip_gradient
-        self.batch_size = batch_size
-        self.n_epochs = n_epochs
-        self.normalize_y = normalize_y
-        self.warm_start = warm_start
-        self.random_state = random_state
+    def _store_parameters(self, parameters: dict) -> None:
+        """__init__'s keywords, stored as given (scikit-learn's convention: no validation here)."""
+        for name, value in parameters.items():
+            if name not in ("self", "__class__"):
+                setattr(self, name, value)
 
-    # -- scikit-learn's parameter protocol ----------------------------------------------------
+    # -- scikit-learn's parameter protocol (get_params / set_params / repr from BaseEstimator) --
     @classmethod
     def _parameter_names(cls) -> list[str]:
-        return ["layer_sizes", "learning_rate", "clip_gradient", "batch_size", "n_epochs", "n_steps", "min_steps",
-                "learning_rate_schedule",
-                "activation", "input_transform", "parametrization", "nll_beta", "retrain_from", "normalize_y",
-                "warm_start", "random_state",
-                *cls._extra_parameters]
+        return list(cls._get_param_names())
 
-    def get_params(self, deep: bool = True) -> dict:
-        return {name: getattr(self, name) for name in self._parameter_names()}
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = False
+        tags.input_tags.sparse = False
+        return tags
 
-    def set_params(self, **parameters) -> _StackedRegressor:
-        for name, value in parameters.items():
-            if name not in self._parameter_names():
-                raise ValueError(f"{type(self).__name__} has no parameter {name!r}; parameters are "
-                                 f"{', '.join(self._parameter_names())}")
-            setattr(self, name, value)
-        return self
-
-    def __repr__(self) -> str:
-        defaults = type(self)().get_params()
-        changed = [f"{k}={v!r}" for k, v in self.get_params().items() if v != defaults[k]]
-        return f"{type(self).__name__}({', '.join(changed)})"
+    def __sklearn_is_fitted__(self) -> bool:
+        return "network_" in self.__dict__ or "_pickled_model" in self.__dict__
 
     # -- validation: the config schema checks every value, with its messages ----------------------
     def _sections(self) -> dict:
@@ -143,37 +247,45 @@ class _StackedRegressor:
 
     def _validated_config(self):
         for name in ("normalize_y", "warm_start"):
-            if not isinstance(getattr(self, name), bool):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise ValueError(f"{type(self).__name__}: {name} must be True or False, got {getattr(self, name)!r}")
         source = f"{type(self).__name__} parameters"
         config = config_from_dict(self._sections(), source)
         return config
 
+    def _validated_x(self, X, *, reset: bool) -> np.ndarray:
+        """X through scikit-learn's validate_data (its messages for sparse, complex, 1-D, empty and
+        wrong-width input; n_features_in_ and feature_names_in_), then the finiteness check that
+        names the first bad index."""
+        X = validate_data(self, X, reset=reset, dtype=np.float64, ensure_all_finite=False)
+        _check_finite(X, "X")
+        return X
+
     # -- fitting ----------------------------------------------------------------------------------
     def fit(self, X, y, X_val=None, y_val=None, *, eval_every: int | None = None) -> _StackedRegressor:
-        """Train `n_epochs` epochs (or `n_steps` optimiser steps, in whole epochs) on (X, y); continue
-        from the current weights if warm_start and already fitted. Optional validation data is
-        evaluated every `eval_every` epochs (default: at the end) into `history_`."""
+        """Train on (X, y); returns self.
+
+        A fit trains `n_epochs` epochs (or `n_steps` optimiser steps, in whole epochs), raised to
+        at least `min_steps` steps; with warm_start and a fitted model it is the next training
+        phase. Optional validation data (X_val, y_val) is evaluated every `eval_every` epochs
+        (default: at the end) into `history_`. y of shape (n, 1) is ravelled with scikit-learn's
+        DataConversionWarning."""
         config = self._validated_config()
-        X = check_array(X, "X")
-        y = check_array(y, "y", ndim=1)
-        if len(X) != len(y):
-            raise ValueError(f"X has {len(X)} rows but y has {len(y)}; they must match")
-        if len(X) < 2:
-            raise ValueError(f"need at least 2 training rows to fit, got {len(X)}")
+        continuing = bool(self.warm_start) and self.__sklearn_is_fitted__()
+        X, y = validate_data(self, X, y, reset=not continuing, dtype=np.float64, ensure_all_finite=False,
+                             ensure_min_samples=2, y_numeric=True)
+        _check_finite(X, "X")
+        y = np.asarray(y, np.float64)
         if (X_val is None) != (y_val is None):
             raise ValueError("give both X_val and y_val, or neither")
-        continuing = self.warm_start and hasattr(self, "network_")
-        if continuing and X.shape[1] != self.n_features_in_:
-            raise ValueError(f"X has {X.shape[1]} features, but the model was fitted with {self.n_features_in_}; "
-                             "set warm_start=False to start over")
         if not continuing:
-            self.n_features_in_ = X.shape[1]
-            self.y_mean_, self.y_scale_ = (float(y.mean()), float(y.std()) or 1.0) if self.normalize_y else (0.0, 1.0)
+            self.y_mean_, self.y_scale_ = target_scale(y) if self.normalize_y else (0.0, 1.0)
+            self._check_target_range(y)
             self._build(config)
             self.n_fits_ = 0
             self.history_ = []
         else:
+            self._check_target_range(y)
             self.trainer_.reset_optimizer()
             if config.train_schedule.retrain_from == "initial":  # a fresh model, trained as the next phase
                 fresh = build_model(config.parms.name_model, self.n_features_in_, config.net_config, config.parms,
@@ -198,7 +310,19 @@ class _StackedRegressor:
         self.n_fits_ += 1
         return self
 
+    def _check_target_range(self, y: np.ndarray) -> None:
+        """The network computes in float32, squares included: refuse targets whose (scaled) size
+        float32 cannot square (they would train as 0 or inf and predict orders of magnitude off)."""
+        largest = float(np.max(np.abs(y - self.y_mean_))) / self.y_scale_
+        if largest > TARGET_RANGE[1] or 0.0 < largest < TARGET_RANGE[0]:
+            fix = "set normalize_y=True or rescale y" if not self.normalize_y else "rescale y"
+            raise TargetScaleError(f"{type(self).__name__}: y's scale (max |y| = {largest:.3g}"
+                                   f"{' after normalize_y' if self.normalize_y else ''}) is outside "
+                                   f"{TARGET_RANGE[0]:g} to {TARGET_RANGE[1]:g}, which the float32 network can learn; "
+                                   f"{fix}")
+
     def _build(self, config) -> None:
+        self._fit_config = config  # what the network was built with: unpickling rebuilds it from this
         self.network_, self.trainer_ = build_model_and_trainer(config, self.n_features_in_, [self.random_state])
 
     def _x(self, X) -> np.ndarray:
@@ -208,9 +332,36 @@ class _StackedRegressor:
         return ((np.asarray(y, np.float64) - self.y_mean_) / self.y_scale_).astype(np.float32)
 
     def _check_fitted(self, X) -> np.ndarray:
-        if not hasattr(self, "network_"):
-            raise RuntimeError(f"this {type(self).__name__} is not fitted yet; call fit(X, y) first")
-        return check_array(X, "X", n_features=self.n_features_in_)
+        try:
+            check_is_fitted(self)
+        except NotFittedError as error:
+            raise EstimatorNotFittedError(f"{error} (this {type(self).__name__} is not fitted yet; call fit(X, y) "
+                                          "first)") from None
+        return self._validated_x(X, reset=False)
+
+    # -- pickling: weights and Adam's state as arrays; the TensorFlow model is rebuilt on first use --
+    def __getstate__(self) -> dict:
+        state = dict(super().__getstate__())
+        network, trainer = state.pop("network_", None), state.pop("trainer_", None)
+        if network is not None:
+            state["_pickled_model"] = (network.get_weights(), trainer.get_optimizer_state())
+        return state
+
+    def __getattr__(self, name: str):
+        # Only reached when normal lookup fails: rebuild network_ and trainer_ of an unpickled model.
+        if name in ("network_", "trainer_") and self.__dict__.get("_pickled_model") is not None:
+            self._rebuild_model()
+            return self.__dict__[name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def _rebuild_model(self) -> None:
+        weights, optimizer_state = self.__dict__["_pickled_model"]
+        config = self.__dict__["_fit_config"]
+        network, trainer = build_model_and_trainer(config, self.n_features_in_, [config.seed])
+        network.set_weights(weights)
+        trainer.set_optimizer_state(optimizer_state)
+        self.__dict__.update(network_=network, trainer_=trainer)
+        del self.__dict__["_pickled_model"]
 
     # -- predictions --------------------------------------------------------------------------------
     def predict(self, X, return_std: bool = False, std_kind: str = "total"):
@@ -226,12 +377,6 @@ class _StackedRegressor:
             return mean
         std = {"total": np.sqrt(epistemic**2 + aleatoric**2), "epistemic": epistemic, "aleatoric": aleatoric}[std_kind]
         return mean, std * self.y_scale_
-
-    def score(self, X, y) -> float:
-        """R^2 of the predictive mean, as scikit-learn's regressors report it."""
-        y = check_array(y, "y", ndim=1)
-        residual = np.sum((y - self.predict(X)) ** 2)
-        return float(1.0 - residual / np.sum((y - y.mean()) ** 2))
 
     def sample_functions(self, X, n_samples: int = 100, random_state: int | None = None) -> np.ndarray:
         """(n_samples, n) function values at X; row t uses one weight draw (or dropout mask, or
@@ -269,7 +414,7 @@ class _StackedRegressor:
         """(JSON header, arrays) of the fitted model: what `save` writes, for files that hold an
         estimator among other things (the ask/tell learner's); `estimator_from_state` reads it."""
         if not hasattr(self, "network_"):
-            raise RuntimeError(f"this {type(self).__name__} is not fitted yet; there is nothing to save")
+            raise EstimatorNotFittedError(f"this {type(self).__name__} is not fitted yet; there is nothing to save")
         header = {"class": type(self).__name__, "parameters": _jsonable(self.get_params()),
                   "fitted": {"n_features_in_": self.n_features_in_, "y_mean_": self.y_mean_,
                              "y_scale_": self.y_scale_, "n_fits_": self.n_fits_, "history_": self.history_}}
@@ -283,27 +428,38 @@ def _jsonable(parameters: dict) -> dict:
 
 
 class BNNRegressor(_StackedRegressor):
-    """Hafner et al.'s "bbb" network: leaky-ReLU layers, a Bayesian linear output layer (factorised
-    Gaussian posterior, Bayes by backprop) and a softplus noise head; with `ood_std_prior` set, a
-    noise contrastive prior. Has the exact last-layer kernel (`features`)."""
+    __doc__ = _docstring(
+        """Bayesian last-layer network (Hafner et al.'s "bbb").
+
+    Leaky-ReLU (or ReLU) layers, a Bayesian linear output layer (factorised Gaussian posterior,
+    Bayes by backprop) and a softplus noise head; with `ood_std_prior` set, a noise contrastive
+    prior. Has the exact last-layer kernel (`features`).""",
+        """weight_std : float, default={WEIGHT_STD}
+    Prior std of the Bayesian output weights and their initial posterior std.
+divergence_scale : float, default={DIVERGENCE_SCALE}
+    Weight of the KL term (divided by batches per epoch).
+ood_std_prior : float or None, default={OOD_STD_PRIOR}
+    Noise contrastive prior: std of the output prior at perturbed inputs; None turns it off.
+noise_std : float, default={NOISE_STD}
+    Noise contrastive prior: std of the input perturbation (used only with ood_std_prior).
+ncp_scale : float, default={NCP_SCALE}
+    Noise contrastive prior: weight of its KL term (used only with ood_std_prior).
+center_at_target : bool, default={CENTER_AT_TARGET}
+    Noise contrastive prior: centre the output prior at the batch targets (else at zero).""")
 
     _model_name = "bnn"
-    _extra_parameters = ("weight_std", "divergence_scale", "ood_std_prior", "noise_std", "ncp_scale",
-                         "center_at_target")
 
-    def __init__(self, *, weight_std: float = _default(NetConfig, "weight_std"),
-                 divergence_scale: float = _default(NetConfig, "divergence_scale"),
-                 ood_std_prior: float | None = _default(NetConfig, "ood_std_prior"),
-                 noise_std: float = _default(NetConfig, "noise_std"),
-                 ncp_scale: float = _default(NetConfig, "ncp_scale"),
-                 center_at_target: bool = _default(NetConfig, "center_at_target"), **common):
-        super().__init__(**common)
-        self.weight_std = weight_std
-        self.divergence_scale = divergence_scale
-        self.ood_std_prior = ood_std_prior
-        self.noise_std = noise_std
-        self.ncp_scale = ncp_scale
-        self.center_at_target = center_at_target
+    def __init__(self, *, weight_std: float = WEIGHT_STD, divergence_scale: float = DIVERGENCE_SCALE,
+                 ood_std_prior: float | None = OOD_STD_PRIOR, noise_std: float = NOISE_STD,
+                 ncp_scale: float = NCP_SCALE, center_at_target: bool = CENTER_AT_TARGET,
+                 layer_sizes: Sequence[int] = LAYER_SIZES, learning_rate: float = LEARNING_RATE,
+                 clip_gradient: float = CLIP_GRADIENT, batch_size: int = BATCH_SIZE, n_epochs: int = N_EPOCHS,
+                 n_steps: int = N_STEPS, min_steps: int = MIN_STEPS,
+                 learning_rate_schedule: str = LEARNING_RATE_SCHEDULE, activation: str = ACTIVATION,
+                 input_transform: str = INPUT_TRANSFORM, parametrization: str = PARAMETRIZATION,
+                 nll_beta: float = NLL_BETA, retrain_from: str = RETRAIN_FROM, normalize_y: bool = False,
+                 warm_start: bool = False, random_state: int = 0):
+        self._store_parameters(locals())
 
     def _sections(self) -> dict:
         sections = super()._sections()
@@ -314,15 +470,24 @@ class BNNRegressor(_StackedRegressor):
 
 
 class DropoutRegressor(_StackedRegressor):
-    """MC dropout (Gal & Ghahramani 2016) on every hidden layer; a function sample is one forward
-    pass with one mask per layer shared by all points."""
+    __doc__ = _docstring(
+        """MC dropout (Gal & Ghahramani 2016) on every hidden layer.
+
+    A function sample is one forward pass with one mask per layer shared by all points; the
+    predictive mean and std come from 20 fixed dropout passes.""",
+        """dropout_rate : float, default={DROPOUT_RATE}
+    Dropout rate of every hidden layer, in (0, 1).""")
 
     _model_name = "dropout"
-    _extra_parameters = ("dropout_rate",)
 
-    def __init__(self, *, dropout_rate: float = 0.1, **common):
-        super().__init__(**common)
-        self.dropout_rate = dropout_rate
+    def __init__(self, *, dropout_rate: float = DROPOUT_RATE, layer_sizes: Sequence[int] = LAYER_SIZES,
+                 learning_rate: float = LEARNING_RATE, clip_gradient: float = CLIP_GRADIENT,
+                 batch_size: int = BATCH_SIZE, n_epochs: int = N_EPOCHS, n_steps: int = N_STEPS,
+                 min_steps: int = MIN_STEPS, learning_rate_schedule: str = LEARNING_RATE_SCHEDULE,
+                 activation: str = ACTIVATION, input_transform: str = INPUT_TRANSFORM,
+                 parametrization: str = PARAMETRIZATION, nll_beta: float = NLL_BETA, retrain_from: str = RETRAIN_FROM,
+                 normalize_y: bool = False, warm_start: bool = False, random_state: int = 0):
+        self._store_parameters(locals())
 
     def _sections(self) -> dict:
         sections = super()._sections()
@@ -331,15 +496,24 @@ class DropoutRegressor(_StackedRegressor):
 
 
 class EnsembleRegressor(_StackedRegressor):
-    """A deep ensemble (Lakshminarayanan et al. 2017) of `ensemble_size` networks with a Gaussian
-    likelihood; each member's mean function is one function sample (so at most ensemble_size)."""
+    __doc__ = _docstring(
+        """A deep ensemble (Lakshminarayanan et al. 2017) with a Gaussian likelihood.
+
+    `ensemble_size` independently initialised networks; each member's mean function is one
+    function sample (so `sample_functions` gives at most ensemble_size).""",
+        """ensemble_size : int, default={ENSEMBLE_SIZE}
+    Members of the ensemble (at least 2).""")
 
     _model_name = "ensemble"
-    _extra_parameters = ("ensemble_size",)
 
-    def __init__(self, *, ensemble_size: int = _default(SamplingParameters, "ensemble_size"), **common):
-        super().__init__(**common)
-        self.ensemble_size = ensemble_size
+    def __init__(self, *, ensemble_size: int = ENSEMBLE_SIZE, layer_sizes: Sequence[int] = LAYER_SIZES,
+                 learning_rate: float = LEARNING_RATE, clip_gradient: float = CLIP_GRADIENT,
+                 batch_size: int = BATCH_SIZE, n_epochs: int = N_EPOCHS, n_steps: int = N_STEPS,
+                 min_steps: int = MIN_STEPS, learning_rate_schedule: str = LEARNING_RATE_SCHEDULE,
+                 activation: str = ACTIVATION, input_transform: str = INPUT_TRANSFORM,
+                 parametrization: str = PARAMETRIZATION, nll_beta: float = NLL_BETA, retrain_from: str = RETRAIN_FROM,
+                 normalize_y: bool = False, warm_start: bool = False, random_state: int = 0):
+        self._store_parameters(locals())
 
     def _sections(self) -> dict:
         sections = super()._sections()

@@ -12,8 +12,10 @@ its own Adam moments, so runs in a stack never interact.
 
 from __future__ import annotations
 
+import logging
 import math
 import numbers
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -32,6 +34,24 @@ CENTRAL_90_Z = 1.6448536269514722  # the standard normal's 95% quantile: +- z ho
 # "constant": the learning rate throughout; "linear_decay": from the learning rate down to zero
 # over each training phase (Adam's moments are reset between phases, so each phase decays anew).
 LEARNING_RATE_SCHEDULES = ("constant", "linear_decay")
+
+
+class _OwnRetracingFilter(logging.Filter):
+    """Drops TensorFlow's "triggered tf.function retracing" warning about this trainer's functions.
+
+    TensorFlow counts traces per Python function across all instances, so fitting several models
+    in one process (cross-validation, a grid search, the loop's runs) trips it although each new
+    trainer traces once, as it must (its functions capture its own variables); the warning's
+    advice does not apply. Warnings about any other function pass."""
+
+    PATTERN = re.compile(r"calls to <bound method StackedTrainer\._\w+ of .*triggered tf\.function retracing", re.S)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not self.PATTERN.search(record.getMessage())
+
+
+if not any(isinstance(f, _OwnRetracingFilter) for f in tf.get_logger().filters):
+    tf.get_logger().addFilter(_OwnRetracingFilter())
 
 
 @dataclass
@@ -98,7 +118,7 @@ class StackedTrainer:
         # once per training-set size): about 3x cheaper per step on CPU than a plain graph. The
         # shuffling and gathering before them stay in a plain graph, where XLA's CPU sort and gather
         # are slow.
-        self._group_steps = tf.function(self._group_steps_eager, jit_compile=True)
+        self._group_steps = _shared_group_steps(self)
         # reduce_retracing: one graph serves every training-set size (n is read with tf.shape).
         self._train_epochs = tf.function(self._train_epochs_eager, reduce_retracing=True)
         self._evaluate = tf.function(self._evaluate_eager, reduce_retracing=True)
@@ -322,6 +342,50 @@ class StackedTrainer:
     def set_optimizer_state(self, values: Sequence[np.ndarray]) -> None:
         for variable, value in zip(self._optimizer_variables(), values, strict=True):
             variable.assign(value)
+
+
+# Compiled group-step programs shared by trainers that compute the same thing (see _program_key):
+# every new model (each fit of an estimator, each fold of a cross-validation) would otherwise trace
+# and XLA-compile its own copy, which costs far more than training a small model.
+_GROUP_STEPS_CACHE: dict[tuple, Callable] = {}
+_GROUP_STEPS_CACHE_SIZE = 16
+_KEY_TYPES = (int, float, str, bool, type(None), tf.DType)
+
+
+def _program_key(trainer: StackedTrainer) -> tuple | None:
+    """What _group_steps_eager reads besides its arguments: the network's configuration (every
+    plain attribute; its variables are replaced by the arguments, and its unit keys and seeds are
+    removed by with_parameters) and the trainer's step settings. None when the network holds
+    something this key cannot compare (then the trainer compiles its own program)."""
+    network = trainer.network
+    parts: list = [type(network).__module__, type(network).__qualname__]
+    for name, value in sorted(vars(network).items()):
+        if name in ("unit_keys", "seeds") or isinstance(value, tf.Variable) or (
+                isinstance(value, list) and value and all(isinstance(v, tf.Variable) for v in value)):
+            continue
+        if name == "prior" and type(network).__name__ == "BayesianLastLayerNetwork":
+            continue  # a Normal built from weight_std, parametrization and dtype, which are in the key
+        if isinstance(value, (list, tuple)) and all(isinstance(v, _KEY_TYPES) for v in value):
+            value = tuple(value)
+        elif not isinstance(value, _KEY_TYPES):
+            return None
+        parts.append((name, value))
+    return (*parts, trainer.learning_rate, trainer.clip_gradient, trainer.divergence_scale, trainer.batch_size,
+            trainer.ncp, trainer.learning_rate_schedule)
+
+
+def _shared_group_steps(trainer: StackedTrainer) -> Callable:
+    """The trainer's compiled group steps: an earlier trainer's with the same _program_key (the same
+    program, so the same numbers), else its own, remembered for the next ones."""
+    key = _program_key(trainer)
+    if key is not None and key in _GROUP_STEPS_CACHE:
+        return _GROUP_STEPS_CACHE[key]
+    steps = tf.function(trainer._group_steps_eager, jit_compile=True)
+    if key is not None:
+        if len(_GROUP_STEPS_CACHE) >= _GROUP_STEPS_CACHE_SIZE:
+            del _GROUP_STEPS_CACHE[next(iter(_GROUP_STEPS_CACHE))]
+        _GROUP_STEPS_CACHE[key] = steps
+    return steps
 
 
 def epoch_draw_bytes(units: int, n_train: int, n_features: int, batch_size: int, noise_per_batch: int,
