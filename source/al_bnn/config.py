@@ -270,6 +270,8 @@ def _number_hint(value: Any, integer: bool = False) -> str:
         number = int(number)
     if isinstance(number, bool) or not isinstance(number, int if integer else (int, float)):
         return ""
+    if isinstance(number, float) and not math.isfinite(number):
+        return ""
     return f" (YAML 1.1, which this package reads, takes it as text; write {_yaml_scalar(number)} instead)"
 
 
@@ -548,12 +550,12 @@ def _check_alias_expansion(root: yaml.Node, source: str) -> None:
                           "less.")
 
 
-def parse_yaml(text: str, source: str) -> Any:
+def parse_yaml(text: str, source: str, max_bytes: int = MAX_YAML_BYTES) -> Any:
     """Parse YAML text like yaml.safe_load, but as a ConfigError naming `source`: text over
-    MAX_YAML_BYTES, a key repeated in a mapping (naming both lines), a plain value that YAML 1.1
+    `max_bytes` (MAX_YAML_BYTES), a key repeated in a mapping (naming both lines), a plain value that YAML 1.1
     and 1.2 read differently, aliases that expand to too much, nesting too deep for the parser."""
-    if len(text) > MAX_YAML_BYTES or len(text.encode("utf-8", "surrogatepass")) > MAX_YAML_BYTES:
-        raise _too_large(source, len(text.encode("utf-8", "surrogatepass")))
+    if len(text) > max_bytes or len(text.encode("utf-8", "surrogatepass")) > max_bytes:
+        raise _too_large(source, len(text.encode("utf-8", "surrogatepass")), max_bytes)
     loader = _StrictLoader(text)
     loader.name = source
     try:
@@ -573,26 +575,28 @@ def parse_yaml(text: str, source: str) -> Any:
         loader.dispose()
 
 
-def _too_large(source: str, size: int) -> ConfigError:
-    return ConfigError(f"{source}: {size:,} bytes, more than the {MAX_YAML_BYTES:,} bytes a YAML file may have here; "
+def _too_large(source: str, size: int, max_bytes: int) -> ConfigError:
+    return ConfigError(f"{source}: {size:,} bytes, more than the {max_bytes:,} bytes a YAML file may have here; "
                        "a config of this package needs a few kilobytes: check that this is the file you meant.")
 
 
-def read_yaml(path: str | Path, what: str = "config file", mapping: bool = False) -> Any:
-    """Parse a YAML file; a missing file, one over MAX_YAML_BYTES, bytes that are not UTF-8, bad
-    YAML, a key given twice, an ambiguous plain value, an alias bomb (or, with mapping=True, a top
-    level that is not a mapping; an empty file reads as {}) is a ConfigError naming the file."""
+def read_yaml(path: str | Path, what: str = "config file", mapping: bool = False,
+              max_bytes: int = MAX_YAML_BYTES) -> Any:
+    """Parse a YAML file; a missing file, one over `max_bytes` (MAX_YAML_BYTES; a manifest the package
+    writes for many runs may need more), bytes that are not UTF-8, bad YAML, a key given twice, an
+    ambiguous plain value, an alias bomb (or, with mapping=True, a top level that is not a mapping;
+    an empty file reads as {}) is a ConfigError naming the file."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: {what} not found.")
     try:
         with open(path, "rb") as file:
             size = os.fstat(file.fileno()).st_size
-            if size > MAX_YAML_BYTES:
-                raise _too_large(f"{path}: {what}", size)
-            data = file.read(MAX_YAML_BYTES + 1)  # at most this much, whatever the size said
-        if len(data) > MAX_YAML_BYTES:
-            raise _too_large(f"{path}: {what}", len(data))
+            if size > max_bytes:
+                raise _too_large(f"{path}: {what}", size, max_bytes)
+            data = file.read(max_bytes + 1)  # at most this much, whatever the size said
+        if len(data) > max_bytes:
+            raise _too_large(f"{path}: {what}", len(data), max_bytes)
         text = data.decode("utf-8")
     except UnicodeDecodeError as error:
         line = data[:error.start].count(b"\n") + 1
@@ -601,7 +605,7 @@ def read_yaml(path: str | Path, what: str = "config file", mapping: bool = False
     except OSError as error:
         raise ConfigError(f"{path}: {what} could not be read: {error.strerror or error}.") from None
     try:
-        raw = parse_yaml(text, str(path))
+        raw = parse_yaml(text, str(path), max_bytes)
     except yaml.YAMLError as error:
         raise ConfigError(f"{path}: not valid YAML: {error}") from error
     if mapping:
