@@ -196,7 +196,7 @@ CRAFTED = {
 }
 
 
-@pytest.mark.parametrize("name", list(CRAFTED) + ["deeply nested", "not an object"])
+@pytest.mark.parametrize("name", [*CRAFTED, "deeply nested"])
 def test_16_a_crafted_model_header_is_refused_with_a_message(model_file, tmp_path, name):
     from al_bnn import load_estimator
 
@@ -206,7 +206,7 @@ def test_16_a_crafted_model_header_is_refused_with_a_message(model_file, tmp_pat
         CRAFTED[name](header)
         text = json.dumps(header)
     else:
-        text = deep(100_000) if name == "deeply nested" else "[1, 2]"
+        text = deep(100_000)
     write_members(path, {HEADER_KEY: header_bytes(text), **{k: npy_bytes(v) for k, v in arrays.items()}})
     with pytest.raises(ArrayFileError) as caught:
         load_estimator(path)
