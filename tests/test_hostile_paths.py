@@ -217,6 +217,9 @@ def test_6_overwrite_keeps_a_users_checkpoint_and_deletes_only_listed_ones(tmp_p
     assert (out / "metrics_old.csv").is_file()
     listed = (out / WRITTEN_FILE).read_text().splitlines()
     assert "checkpoint_0.npz" in listed and "metrics_lrgpa.csv" in listed and "checkpoint_7.npz" not in listed
+    # the user's checkpoint_best.npz is not taken for a checkpoint of a stack that no longer exists
+    assert compare_gpa_rand(["--resume", str(out)]) == 0
+    assert (out / "checkpoint_best.npz").read_bytes() == b"the user's own model"
     outside.unchanged()
 
 

@@ -12,6 +12,7 @@ import functools
 import hashlib
 import json
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -108,6 +109,9 @@ class PreparedStack:
     state: StackState | None = None
 
 
+CHECKPOINT_NAME = re.compile(r"checkpoint_[0-9]+\.npz")
+
+
 def checkpoint_path(checkpoint_dir: Path, index: int) -> Path:
     return checkpoint_dir / f"checkpoint_{index}.npz"
 
@@ -163,7 +167,9 @@ def _read_checkpoints(stacks: list[PreparedStack], checkpoint_dir: Path, allow_c
             "and was not read. Start the run again with this version (--overwrite).")
     states = {stack.checkpoint: load_checkpoint(stack.checkpoint) for stack in stacks if stack.checkpoint.exists()}
     # any other checkpoint_<i>.npz was written by a stack that no longer exists: run.yaml was changed
-    orphans = sorted(set(checkpoint_dir.glob("checkpoint_*.npz")) - {stack.checkpoint for stack in stacks})
+    # (only names this package writes, checkpoint_<digits>.npz: a user's checkpoint_best.npz is not ours)
+    ours = {path for path in checkpoint_dir.glob("checkpoint_*.npz") if CHECKPOINT_NAME.fullmatch(path.name)}
+    orphans = sorted(ours - {stack.checkpoint for stack in stacks})
     recorded, current = {}, {}
     for path in orphans:
         recorded[f"runs of {path.name}"] = load_checkpoint(path).fingerprint.get("runs")
