@@ -19,10 +19,11 @@ from typing import Any
 
 import yaml
 
+from al_bnn.errors import InputError
 from al_bnn.selection.comparison import REFERENCE_SELECTIONS
 
 
-class ConfigError(ValueError):
+class ConfigError(InputError, ValueError):
     """A configuration file or value is invalid; the message names the file, key and fix."""
 
 

@@ -11,11 +11,13 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 
+from al_bnn.config import ConfigError
+from al_bnn.errors import InputError
 from al_bnn.paths import SHIPPED_UCI_ROOT
 from al_bnn.randomness import numpy_generator
 
 
-class DataUnavailableError(RuntimeError):
+class DataUnavailableError(InputError, RuntimeError):
     """The dataset is neither cached locally nor downloadable."""
 
 
@@ -83,7 +85,7 @@ def hold_out(pool_x, pool_y, test_x, test_y, name: str, seed: int, validation_fr
     if not validation_fraction:
         return pool_x, pool_y, test_x, test_y
     if not 0 < validation_fraction < 1:
-        raise ValueError(f"validation_fraction must be in [0, 1), got {validation_fraction}")
+        raise ConfigError(f"validation_fraction must be in [0, 1), got {validation_fraction}")
     order = numpy_generator(seed, f"validation/{name}").permutation(len(pool_y))
     count = max(1, int(round(validation_fraction * len(pool_y))))
     held, kept = np.sort(order[:count]), np.sort(order[count:])
@@ -107,15 +109,15 @@ def _subsample(x: np.ndarray, y: np.ndarray, size: int, seed: int, purpose: str,
     if size <= 0:
         return x, y
     if size > len(x):
-        raise ValueError(f"{key}={size} is larger than the {len(x)} points available; use at most "
-                         f"{len(x)} or 0 for all.")
+        raise ConfigError(f"{key}={size} is larger than the {len(x)} points available; use at most "
+                          f"{len(x)} or 0 for all.")
     keep = np.sort(numpy_generator(seed, purpose).choice(len(x), size=size, replace=False))
     return x[keep], y[keep]
 
 
 # -- files: the UCI benchmark layout, CSV and NPZ ------------------------------------------------
 
-class DataFileError(ValueError):
+class DataFileError(InputError, ValueError):
     """A data file is missing or malformed; the message names the file and the problem."""
 
 
@@ -263,7 +265,7 @@ def split_by_seed(features: np.ndarray, target: np.ndarray, name: str, seed: int
     """Pool/test split keyed by the seed (then, with validation_fraction, a validation share of the
     pool in the test set's place: hold_out), then scaling fitted on the pool."""
     if not 0 < test_fraction < 1:
-        raise ValueError(f"test_fraction must be between 0 and 1, got {test_fraction}")
+        raise ConfigError(f"test_fraction must be between 0 and 1, got {test_fraction}")
     order = numpy_generator(seed, f"split/{name}").permutation(len(target))
     test_count = max(1, int(round(test_fraction * len(target))))
     test, pool = order[:test_count], np.sort(order[test_count:])
@@ -284,13 +286,13 @@ def load_dataset(name: str, size_pool: int = 0, size_test: int = 0, seed: int = 
                             validation_fraction=validation_fraction)
     if name == "file":
         if path is None:
-            raise ValueError("dataset 'file' needs a path to a .csv or .npz file (data.path / --data)")
+            raise ConfigError("dataset 'file' needs a path to a .csv or .npz file (data.path / --data)")
         features, values = read_table(path, target)
         return split_by_seed(features, values, Path(path).stem, seed, test_fraction, size_pool, size_test,
                              validation_fraction)
     root = uci_root(uci_root_dir)
     if root is None or not (root / name).is_dir():
-        raise ValueError(_missing_dataset_message(name, root, uci_root_dir))
+        raise DataFileError(_missing_dataset_message(name, root, uci_root_dir))
     features, values = read_uci_folder(root / name)
     return split_by_seed(features, values, name, seed, test_fraction, size_pool, size_test, validation_fraction)
 

@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 
 from al_bnn.config import ConfigError, ExperimentConfig, config_from_dict
 from al_bnn.data import RegressionData, data_key, load_dataset
+from al_bnn.errors import DivergedError, InputError
 from al_bnn.memory import check_fits
 from al_bnn.models import StackedDenseNetwork, build_model_and_trainer
 from al_bnn.models.gradient_features import gradient_features
@@ -76,7 +77,7 @@ class RunResult:
 def initial_training_set(seed: int, n_pool: int, size: int) -> np.ndarray:
     """The random initial set: a function of the seed only, so all samplers share it."""
     if size > n_pool:
-        raise ValueError(f"num_train_init={size} exceeds the pool of {n_pool} points")
+        raise ConfigError(f"num_train_init={size} exceeds the pool of {n_pool} points")
     return np.sort(numpy_generator(seed, "initial_training_set").choice(n_pool, size=size, replace=False))
 
 
@@ -127,7 +128,7 @@ def prepare_experiments(runs: Sequence[RunSpec], data_for: Callable[[RunSpec], R
     by this version of the code (unless allow_code_change: then the change is logged)."""
     labels = [r.label for r in runs]
     if len(set(labels)) != len(labels):
-        raise ValueError(f"run labels must be unique, got {labels}")
+        raise ConfigError(f"run labels must be unique, got {labels}")
     loaded: dict[tuple, RegressionData] = {}
     for run in runs:
         if run.data_key not in loaded:
@@ -141,9 +142,9 @@ def prepare_experiments(runs: Sequence[RunSpec], data_for: Callable[[RunSpec], R
         stack_runs, stack_datas = [runs[i] for i in members], [datas[i] for i in members]
         config, n_pool_total = stack_runs[0].config, len(stack_datas[0].pool_x)
         if config.final_train_size > n_pool_total:
-            raise ValueError(f"dataset {stack_datas[0].name!r}: the schedule labels {config.final_train_size} points "
-                             f"(num_train_init + al_iter * num_al_incr) but the pool holds {n_pool_total}; shorten "
-                             "the schedule or use a larger pool")
+            raise ConfigError(f"dataset {stack_datas[0].name!r}: the schedule labels {config.final_train_size} "
+                              f"points (num_train_init + al_iter * num_al_incr) but the pool holds {n_pool_total}; "
+                              "shorten the schedule or use a larger pool")
         check_fits([run.config for run in stack_runs], [run.label for run in stack_runs], n_pool_total,
                    len(stack_datas[0].test_x), stack_datas[0].pool_x.shape[1])
         checkpoint = checkpoint_path(checkpoint_dir, index) if checkpoint_dir is not None else None
@@ -278,7 +279,7 @@ class StopRequested(Exception):
         self.results: list[RunResult] = list(state.results)  # run_experiments adds finished stacks
 
 
-class TrainingDiverged(RuntimeError):
+class TrainingDiverged(DivergedError, RuntimeError):
     """The loss or metrics became NaN/inf; the last good checkpoint is kept."""
 
 
@@ -299,11 +300,11 @@ class StackState:
     fingerprint: dict = field(default_factory=dict)  # what determines the numbers (run_fingerprint)
 
 
-class CheckpointError(ValueError):
+class CheckpointError(InputError, ValueError):
     """A checkpoint cannot be used: unreadable, truncated, of another version, or a pickle."""
 
 
-class ResumeMismatchError(ValueError):
+class ResumeMismatchError(InputError, ValueError):
     """The runs or data to resume differ from those the checkpoint was written for."""
 
 

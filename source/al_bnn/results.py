@@ -30,6 +30,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from al_bnn.errors import BusyError, InputError
 from al_bnn.paths import UnsafePathError, inside, open_regular, remove_file
 from al_bnn.safe_arrays import WriteError, atomic_write_bytes
 
@@ -39,11 +40,11 @@ WRITTEN_FILE = ".al_bnn_written"  # the manifest: one name per line of each file
 MAX_MANIFEST_BYTES = 16 * 2**20
 
 
-class ResultsDirectoryExistsError(FileExistsError):
+class ResultsDirectoryExistsError(InputError, FileExistsError):
     """The results directory already holds files and --overwrite was not given."""
 
 
-class ResultsDirectoryBusyError(RuntimeError):
+class ResultsDirectoryBusyError(BusyError, RuntimeError):
     """Another live process holds the results directory's lock."""
 
 

@@ -20,15 +20,17 @@ from pathlib import Path
 
 import numpy as np
 
+from al_bnn.errors import InputError, WriteFailure
+
 HEADER_KEY = "__header__"
 PICKLE_MAGIC = b"\x80"  # every pickle protocol >= 2 starts with the PROTO opcode
 
 
-class ArrayFileError(ValueError):
+class ArrayFileError(InputError, ValueError):
     """A file is not a readable array file of the expected kind; the message names it and why."""
 
 
-class WriteError(OSError):
+class WriteError(WriteFailure, OSError):
     """A file could not be written: disk full, read-only file system, permission denied. The
     message names the path and what could not be written; nothing half-written is left under
     the real name (writes go through a temporary file that is removed on failure)."""

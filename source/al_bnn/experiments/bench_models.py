@@ -30,12 +30,12 @@ import pandas as pd
 from scipy import stats
 
 from al_bnn.config import ConfigError
-from al_bnn.data import DataFileError, DataUnavailableError
+from al_bnn.errors import AlBnnError
 from al_bnn.experiments.benchmark import run_sweep
 from al_bnn.experiments.cli import StoppedEarly, exit_code_for
 from al_bnn.experiments.sweep import load_benchmark_config, merge_sections
 from al_bnn.paths import repo_file
-from al_bnn.results import ResultsDirectoryExistsError, ResultsWriter
+from al_bnn.results import ResultsWriter
 
 BASELINE = "old"
 
@@ -81,9 +81,9 @@ def main(argv=None) -> int:
         default_out = "results_models" + ("_validation" if args.validation else "") + ("_quick" if args.quick else "")
         output = Path(args.out or default_out)
         run_sweep(config, output, workers=args.workers)
-    except (ConfigError, DataFileError, DataUnavailableError, ResultsDirectoryExistsError, ValueError) as error:
+    except AlBnnError as error:  # what a user can fix; anything else is a bug and keeps its traceback
         print(f"error: {error}", file=sys.stderr)
-        return 2
+        return error.exit_code
     except StoppedEarly as stopped:  # Ctrl-C: the finished runs are kept, the report waits for the rest
         print(stopped, file=sys.stderr)
         return exit_code_for(stopped)

@@ -1,15 +1,18 @@
 """What the command-line entry points share: exit codes, turning errors into one clear message,
 and stopping cleanly on SIGINT / SIGTERM.
 
-Exit codes (the README's "When things go wrong" lists them too): 0 done; 2 bad input (config,
-data, options, plugins, a refused checkpoint, a resume that does not match, existing results,
-settings too large for the memory); 3 training diverged (the last good checkpoint is kept); 4 the
-results directory is in use by another run; 5 a file could not be written (disk full, read-only
-file system, permission denied: nothing half-written is left, `--resume` continues once fixed);
-130 / 143 stopped by SIGINT (Ctrl-C) / SIGTERM after saving a checkpoint and the metrics so far
-(a sweep: after its running tasks finish, starting no new one), and a second signal aborts at once,
-with the same code (a repeat within REPEAT_WINDOW_S of the first counts as the same stop: GNU
-`timeout` sends its signal to the command and then to the command's process group).
+Exit codes (docs/reliability.md lists them too) follow from the error's class (al_bnn.errors):
+0 done; 2 bad input, `InputError` (config, data, options, plugins, a refused checkpoint, a resume
+that does not match, existing results, settings too large for the memory, an unreachable
+scheduler); 3 training diverged, `DivergedError` (the last good checkpoint is kept); 4 the results
+directory is in use by another run, `BusyError`; 5 a file could not be written, `WriteFailure`
+(disk full, read-only file system, permission denied: nothing half-written is left, `--resume`
+continues once fixed); 1 any other `AlBnnError`; 130 / 143 stopped by SIGINT (Ctrl-C) / SIGTERM
+after saving a checkpoint and the metrics so far (a sweep: after its running tasks finish,
+starting no new one), and a second signal aborts at once, with the same code (a repeat within
+REPEAT_WINDOW_S of the first counts as the same stop: GNU `timeout` sends its signal to the
+command and then to the command's process group). Any other exception (a plain ValueError,
+OSError, ...) is a bug, not bad input: it propagates with its traceback.
 """
 
 from __future__ import annotations
@@ -20,16 +23,16 @@ import threading
 import time
 from collections.abc import Callable
 
-from al_bnn.config import ConfigError
-from al_bnn.data import DataFileError, DataUnavailableError
-from al_bnn.results import ResultsDirectoryBusyError, ResultsDirectoryExistsError
-from al_bnn.safe_arrays import WriteError
+from al_bnn.errors import (  # noqa: F401 (the exit codes are re-exported for the scripts)
+    EXIT_BAD_INPUT,
+    EXIT_BUSY,
+    EXIT_DIVERGED,
+    EXIT_FAILED,
+    EXIT_WRITE_FAILED,
+    AlBnnError,
+)
 
 EXIT_DONE = 0
-EXIT_BAD_INPUT = 2
-EXIT_DIVERGED = 3
-EXIT_BUSY = 4
-EXIT_WRITE_FAILED = 5
 SIGNAL_NAMES = {signal.SIGINT: "SIGINT (Ctrl-C)", signal.SIGTERM: "SIGTERM"}
 
 
@@ -57,13 +60,10 @@ class Aborted(BaseException):
 
 
 def exit_code_for(error: BaseException) -> int | None:
-    """The exit code of an error a user can cause or fix; None for anything else (a bug)."""
-    if isinstance(error, ResultsDirectoryBusyError):
-        return EXIT_BUSY
-    if isinstance(error, WriteError):
-        return EXIT_WRITE_FAILED
-    if isinstance(error, (ConfigError, DataUnavailableError, DataFileError, ResultsDirectoryExistsError, ValueError)):
-        return EXIT_BAD_INPUT
+    """The exit code of an error a user can cause or fix (an AlBnnError: its class's `exit_code`) or
+    of a stop asked for; None for anything else, a bug, which keeps its traceback."""
+    if isinstance(error, AlBnnError):
+        return error.exit_code
     if isinstance(error, Aborted):
         return interrupted_exit_code(error.signum)
     if isinstance(error, StoppedEarly):

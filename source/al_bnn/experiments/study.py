@@ -44,6 +44,7 @@ import pandas as pd
 import yaml
 
 from al_bnn.config import ConfigError, read_yaml
+from al_bnn.data import DataFileError
 from al_bnn.experiments import study_methods, study_report
 from al_bnn.experiments.benchmark import run_sweep as run_benchmark_sweep
 from al_bnn.experiments.cli import run_reporting_errors
@@ -726,7 +727,7 @@ def update_headline(page: Path, headline_block: str) -> None:
     the study, so that the page and the report cannot disagree; the page is rewritten atomically."""
     text = page.read_text()
     if HEADLINE_START not in text or HEADLINE_END not in text:
-        raise ValueError(f"{page} lacks the study headline markers {HEADLINE_START!r} ... {HEADLINE_END!r}")
+        raise DataFileError(f"{page} lacks the study headline markers {HEADLINE_START!r} ... {HEADLINE_END!r}")
     before, rest = text.split(HEADLINE_START, 1)
     after = rest.split(HEADLINE_END, 1)[1]
     ResultsWriter(page.parent, overwrite=True).write_text(

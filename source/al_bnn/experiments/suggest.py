@@ -43,6 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from al_bnn.config import ExperimentConfig, config_from_dict, dump_config, read_yaml, with_overrides
+from al_bnn.errors import AlBnnError, InputError
 from al_bnn.recipe import on_default_recipe
 from al_bnn.results import DirectoryLock, LogFile, ResultsDirectoryBusyError
 from al_bnn.safe_arrays import WriteError, atomic_write_bytes
@@ -57,7 +58,7 @@ HISTORY_COLUMNS = ("round", "n_labelled", "n_added", "train_rmse", "new_rmse", "
                    "selection_seconds")  # fast GPA forms a dense n x n pool covariance
 
 
-class SuggestInputError(ValueError):
+class SuggestInputError(InputError, ValueError):
     """A problem with suggest's input; the message names the file, column and row, and the fix."""
 
 
@@ -970,7 +971,11 @@ def split_example(dataset: str, n_labelled: int, directory: str | os.PathLike, s
     chosen = np.zeros(len(frame), dtype=bool)
     chosen[numpy_generator(seed, "suggest_example").choice(len(frame), n_labelled, replace=False)] = True
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise SuggestInputError(f"--dir {directory}: cannot be created as a folder ({error.strerror or error}); give "
+                                "another --dir") from None
     files = {"labelled.csv": frame[chosen], "pool.csv": frame[~chosen].drop(columns=names[-1]),
              "answers.csv": frame[["id", names[-1]]]}
     for name, table in files.items():
@@ -983,6 +988,10 @@ def label_example(directory: str | os.PathLike, suggestions: str | os.PathLike) 
     import pandas as pd
 
     directory = Path(directory)
+    for path in (directory / "labelled.csv", directory / "answers.csv", Path(suggestions)):
+        if not path.is_file():
+            raise SuggestInputError(f"{path}: file not found; `split --dir {directory}` writes labelled.csv and "
+                                    "answers.csv, suggest --id-column id writes suggestions.csv")
     labelled = pd.read_csv(directory / "labelled.csv", dtype={"id": str})
     answers = pd.read_csv(directory / "answers.csv", dtype={"id": str}).set_index("id")
     picked = pd.read_csv(suggestions, dtype={"id": str})
@@ -990,6 +999,10 @@ def label_example(directory: str | os.PathLike, suggestions: str | os.PathLike) 
         raise SuggestInputError(f"{suggestions}: no id column; run suggest with --id-column id")
     new = picked[[c for c in labelled.columns if c in picked.columns]].copy()
     target = [c for c in labelled.columns if c not in picked.columns]
+    unknown = sorted(set(new["id"]) - set(answers.index))
+    if unknown:
+        raise SuggestInputError(f"{suggestions}: id(s) {unknown[:5]} are not in {directory / 'answers.csv'}; use the "
+                                "suggestions of a pool split into this --dir")
     new[target[0]] = answers.loc[new["id"], target[0]].to_numpy()
     new = new[~new["id"].isin(labelled["id"])]
     combined = pd.concat([labelled, new[labelled.columns]], ignore_index=True)
@@ -1017,9 +1030,9 @@ def example_main(argv=None) -> int:
         else:
             print(f"appended {label_example(args.dir, args.suggestions)} labelled row(s) to "
                   f"{Path(args.dir) / 'labelled.csv'}")
-    except (SuggestInputError, OSError, KeyError) as error:
+    except AlBnnError as error:  # what a user can fix; anything else is a bug and keeps its traceback
         print(f"error: {error}", file=sys.stderr)
-        return 2
+        return error.exit_code
     return 0
 
 

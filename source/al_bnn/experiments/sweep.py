@@ -33,6 +33,7 @@ import pandas as pd
 import yaml
 
 from al_bnn.config import ConfigError, config_from_dict, read_yaml, short_repr, short_text
+from al_bnn.data import DataFileError
 from al_bnn.experiments.cli import StoppedEarly
 from al_bnn.experiments.run_key_baseline import RUN_KEY_BASELINE
 from al_bnn.plugins import import_plugins
@@ -807,7 +808,7 @@ def collect(output: Path, config: BenchmarkConfig, finished_only: bool = False) 
         if problem and finished_only:
             continue
         if problem:
-            raise ValueError(f"{path}: not a finished run of this sweep: {problem}; rerun the sweep to redo it")
+            raise DataFileError(f"{path}: not a finished run of this sweep: {problem}; rerun the sweep to redo it")
         frames.append(table)
     if not frames:
         return pd.DataFrame(columns=[*TIDY_COLUMNS, RUN_KEY_COLUMN])

@@ -18,16 +18,18 @@ import numbers
 
 import numpy as np
 
+from al_bnn.errors import InputError
+
 # Largest |feature| left as it is, per dtype: kernel values (~ d x^2) and bait's numerators
 # (~ n d x^4) stay far from overflow and underflow inside these.
 _SAFE_RANGE = {np.dtype(np.float64): (2.0 ** -100, 2.0 ** 100), np.dtype(np.float32): (2.0 ** -20, 2.0 ** 20)}
 _NOISE_CLAMP = 60  # log2 of the noise's largest ratio to the kernel's scale after rescaling
 
 
-class SelectionRequestError(ValueError):
+class SelectionRequestError(InputError, ValueError):
     """A selection was asked for something impossible (n_select not a positive integer, or more
-    points than the pool holds); the message names the value and the fix. A ValueError (the CLI's
-    exit code 2, bad input): al_bnn.config imports this package, so ConfigError cannot be its base."""
+    points than the pool holds); the message names the value and the fix. An InputError (the CLI's
+    exit code 2) and a ValueError; not a ConfigError, since al_bnn.config imports this package."""
 
 
 def check_n_select(n_select, n_pool: int) -> int:
