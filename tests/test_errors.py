@@ -40,9 +40,6 @@ NOT_ALBNN_ERRORS = {
     "al_bnn.loop.StopRequested": "a stop asked for (SIGINT/SIGTERM) carrying the checkpointed state, not an error",
     "al_bnn.experiments.cli.StoppedEarly": "a sweep stopped as asked; exit_code_for maps it to 128 + signal",
     "al_bnn.experiments.cli.Aborted": "a second stop signal; a BaseException on purpose, mapped to 128 + signal",
-    "al_bnn.models.estimators.EstimatorNotFittedError": "scikit-learn's NotFittedError contract (predict before "
-    "fit: a programming error, raised by no command); models/estimators.py was being edited by another change, "
-    "so its class line waits for that one",
 }
 
 

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import yaml
 
-from al_bnn.config import ConfigError, config_from_dict
+from al_bnn.config import config_from_dict
+from al_bnn.errors import InputError
 from al_bnn.experiments import benchmark as run_benchmark
 from al_bnn.experiments.published import compare_gpa_rand
 from al_bnn.experiments.suggest import main as suggest_main
@@ -92,7 +93,7 @@ def suggest_args(folder, out, *extra, labelled="labelled.csv"):
 def test_unsafe_names_are_refused_naming_the_value(name):
     with pytest.raises(UnsafePathError, match=r"run label .* cannot be used in a file name") as caught:
         safe_name(name, "run label")
-    assert isinstance(caught.value, ConfigError)  # exit code 2
+    assert isinstance(caught.value, InputError) and caught.value.exit_code == 2
     assert safe_name("lrgpa_rs_0", "run label") == "lrgpa_rs_0"
 
 

@@ -13,7 +13,8 @@ PACKAGE = SOURCE / "al_bnn"
 
 # Lower number = lower layer; a module may import its own layer and the ones below.
 LAYERS = {
-    "al_bnn.errors": 0, "al_bnn.randomness": 0, "al_bnn.paths": 0, "al_bnn.safe_arrays": 0,
+    "al_bnn.errors": 0, "al_bnn.version": 0, "al_bnn.headers": 0, "al_bnn.randomness": 0, "al_bnn.paths": 0,
+    "al_bnn.safe_arrays": 0,
     "al_bnn.selection": 1,
     "al_bnn.config": 2, "al_bnn.data": 2, "al_bnn.plugins": 2, "al_bnn.recipe": 2,
     "al_bnn.models": 3,

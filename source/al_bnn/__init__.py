@@ -33,7 +33,7 @@ _LAZY = {
 
 __all__ = ["ActiveLearner", "BNNRegressor", "DropoutRegressor", "EnsembleRegressor", "Selector", "load_estimator",
            "load_learner", "register_sampler", "sampler_names", "select_gpa"]
-__version__ = "0.2.0"
+from al_bnn.version import __version__ as __version__  # noqa: E402  (the one source of the version)
 
 
 def __getattr__(name: str):

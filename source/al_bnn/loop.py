@@ -345,7 +345,7 @@ def code_version() -> str:
     """The package version and a digest of the library's source (al_bnn/*.py, models/, selection/):
     what computes a run's numbers, recorded in its checkpoints and run.yaml so that a resume with
     other code is noticed. Computed once per process."""
-    from al_bnn import __version__
+    from al_bnn.version import __version__
 
     root = Path(__file__).resolve().parent
     digest = hashlib.sha256()

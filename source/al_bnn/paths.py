@@ -12,7 +12,7 @@ import re
 import stat
 from pathlib import Path
 
-from al_bnn.config import ConfigError
+from al_bnn.errors import InputError
 
 _CHECKOUT = Path(__file__).resolve().parents[2]  # source/al_bnn/paths.py -> the repository root
 REPO_ROOT = _CHECKOUT if (_CHECKOUT / "configs").is_dir() else Path.cwd()
@@ -35,7 +35,7 @@ SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]*")
 MAX_NAME_LENGTH = 120
 
 
-class UnsafePathError(ConfigError):
+class UnsafePathError(InputError, ValueError):
     """A name that would become a file name, or a file the package would write, lock or delete, is
     not safe: a separator, '..', a symbolic link, a hard link, a FIFO or device, or a path outside
     the output folder. The message names the value and the fix."""

@@ -129,7 +129,7 @@ def run_split(model: str, features: np.ndarray, target: np.ndarray, split: Split
 
 
 def settings_record(models: Sequence[str], parameters: dict | None) -> dict:
-    from al_bnn import __version__
+    from al_bnn.version import __version__
 
     return {"protocol": "UCI standard splits, inputs standardised on the training split, normalize_y",
             "models": {m: make_estimator(m, 0, parameters).get_params() for m in models},

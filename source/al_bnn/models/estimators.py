@@ -39,6 +39,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from al_bnn.config import ConfigError, NetConfig, SamplingParameters, TrainSchedule, config_from_dict
+from al_bnn.errors import InputError
 from al_bnn.models import build_model, build_model_and_trainer
 from al_bnn.recipe import recipe_default
 from al_bnn.safe_arrays import ArrayFileError, open_arrays, save_arrays
@@ -85,7 +86,7 @@ ENSEMBLE_SIZE = _default(SamplingParameters, "ensemble_size")
 TARGET_RANGE = (1e-18, 1e18)
 
 
-class EstimatorNotFittedError(NotFittedError, RuntimeError):
+class EstimatorNotFittedError(InputError, NotFittedError, RuntimeError):
     """scikit-learn's NotFittedError; also a RuntimeError, which this package raised before."""
 
 

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from al_bnn.config import ConfigError
 from al_bnn.models.bnn import BayesianLastLayerNetwork
 from al_bnn.models.dense import ACTIVATIONS, DeterministicMeanNetwork, StackedDenseNetwork, scaled
 from al_bnn.models.ensemble import EnsembleNetwork
@@ -100,7 +101,7 @@ def _plan(network: StackedDenseNetwork, members: int, sketch_dim: int) -> list[_
     while pending and parts[pending[0]].size <= remaining // len(pending):
         remaining -= parts[pending.pop(0)].size
     if pending and remaining < len(pending):
-        raise ValueError(f"sketch_dim={sketch_dim} is too small: {len(pending)} gradient blocks of this network need "
+        raise ConfigError(f"sketch_dim={sketch_dim} is too small: {len(pending)} gradient blocks of this network need "
                          f"at least one column each beyond the {sketch_dim - remaining} kept exact; use sketch_dim >= "
                          f"{sketch_dim - remaining + len(pending)} (512 is the default) or 0 for exact features")
     share, extra = divmod(remaining, max(len(pending), 1))
