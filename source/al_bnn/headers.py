@@ -221,7 +221,14 @@ def estimator_schema(classes: Sequence[str]) -> Schema:
                    "parameters": MappingOf(Nullable(_ParameterValue()), 200),
                    "fitted": Record({"n_features_in_": Integer(1, MAX_FEATURES), "y_mean_": Number(),
                                      "y_scale_": Number(positive=True), "n_fits_": Integer(0, MAX_COUNT),
-                                     "history_": ListOf(ROW)}, open=True)}, open=True)
+                                     "history_": ListOf(ROW)},
+                                    {"calibration_": Nullable(CALIBRATION)}, open=True)}, open=True)
+
+
+# the estimators' fitted variance scales (al_bnn.models.calibration.VarianceScales.as_dict)
+CALIBRATION = Record({"epistemic": Number(positive=True), "aleatoric": Number(positive=True),
+                      "n_rows": Integer(0, MAX_COUNT), "log_likelihood_before": Number(finite=False),
+                      "log_likelihood_after": Number(finite=False)})
 
 
 class _ParameterValue(Schema):

@@ -34,13 +34,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.base import BaseEstimator, RegressorMixin, clone
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from al_bnn.config import ConfigError, NetConfig, SamplingParameters, TrainSchedule, config_from_dict
 from al_bnn.errors import InputError
 from al_bnn.models import build_model, build_model_and_trainer
+from al_bnn.models.calibration import VarianceScales, fit_variance_scales, holdout_rows
+from al_bnn.randomness import numpy_generator
 from al_bnn.recipe import recipe_default
 from al_bnn.safe_arrays import ArrayFileError, open_arrays, save_arrays
 
@@ -78,6 +80,10 @@ OOD_STD_PRIOR = _default(NetConfig, "ood_std_prior")
 NOISE_STD = _default(NetConfig, "noise_std")
 NCP_SCALE = _default(NetConfig, "ncp_scale")
 CENTER_AT_TARGET = _default(NetConfig, "center_at_target")
+CALIBRATIONS = ("holdout", "none")
+CALIBRATION = "holdout"
+CALIBRATION_FRACTION = 0.2
+CALIBRATION_MIN_ROWS = 20  # below this many training rows a fit is not calibrated (too few held-out residuals)
 DROPOUT_RATE = 0.1
 ENSEMBLE_SIZE = _default(SamplingParameters, "ensemble_size")
 
@@ -172,6 +178,15 @@ nll_beta : float, default={NLL_BETA}
     for the mean).
 retrain_from : {{"previous", "initial"}}, default={RETRAIN_FROM!r}
     With `warm_start`, where the next fit starts: the current weights or the initial ones.
+calibration : {{"holdout", "none"}}, default={CALIBRATION!r}
+    "holdout": each fit also trains a copy of the model on the training rows minus a held-out
+    share (`calibration_fraction`, keyed by random_state and the fit count) and scales the
+    predictive variance as a * epistemic^2 + b * aleatoric^2, with (a, b) maximising the
+    held-out rows' Gaussian log-likelihood (`calibration_` holds them); the model itself is
+    still trained on every row, so its mean and function samples are unchanged. Costs a second
+    training per fit. Fewer than 20 training rows: not calibrated. "none": the raw stds.
+calibration_fraction : float, default={CALIBRATION_FRACTION}
+    Share of the training rows held out for the calibration (at least 10 rows, at most half).
 normalize_y : bool, default=False
     Standardise the target internally; predictions, stds, samples and features are reported
     in the target's units.
@@ -190,6 +205,9 @@ feature_names_in_ : ndarray of shape (n_features_in_,)
     Feature names seen during `fit`, only when X has string column names (a DataFrame).
 y_mean_, y_scale_ : float
     The target's mean and std used by `normalize_y` (0 and 1 without it).
+calibration_ : VarianceScales or None
+    The fitted variance scales (epistemic, aleatoric), the held-out rows they were fitted on
+    and the held-out log-likelihood before and after; None with calibration="none" or too few rows.
 n_fits_ : int
     Fits (training phases) so far; keys the next phase's training draws.
 history_ : list of dict
@@ -250,6 +268,13 @@ class _StackedRegressor(RegressorMixin, BaseEstimator):
         for name in ("normalize_y", "warm_start"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise ValueError(f"{type(self).__name__}: {name} must be True or False, got {getattr(self, name)!r}")
+        if self.calibration not in CALIBRATIONS:
+            choices = ", ".join(map(repr, CALIBRATIONS))
+            raise ConfigError(f"{type(self).__name__}: calibration must be one of {choices}, got {self.calibration!r}")
+        fraction = self.calibration_fraction
+        if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
+            raise ConfigError(f"{type(self).__name__}: calibration_fraction must be a number in (0, 1), got "
+                              f"{fraction!r}")
         source = f"{type(self).__name__} parameters"
         config = config_from_dict(self._sections(), source)
         return config
@@ -292,6 +317,7 @@ class _StackedRegressor(RegressorMixin, BaseEstimator):
                 fresh = build_model(config.parms.name_model, self.n_features_in_, config.net_config, config.parms,
                                     [self.random_state])
                 self.network_.set_weights(fresh.get_weights())
+        self.calibration_ = self._fit_calibration(X, y)
         X_val = X if X_val is None else check_array(X_val, "X_val", n_features=self.n_features_in_)
         y_val = y if y_val is None else check_array(y_val, "y_val", ndim=1)
         epochs = config.train_schedule.epochs_for(len(X))
@@ -310,6 +336,21 @@ class _StackedRegressor(RegressorMixin, BaseEstimator):
                                      "lower learning_rate or clip_gradient")
         self.n_fits_ += 1
         return self
+
+    def _fit_calibration(self, X: np.ndarray, y: np.ndarray) -> VarianceScales | None:
+        """The variance scales from a copy of this model trained without a held-out share of the
+        rows (keyed by random_state and the fit count), scored on that share; None when off or when
+        there are too few rows. The copy is a separate model: this model's training is unchanged."""
+        if self.calibration == "none" or len(y) < CALIBRATION_MIN_ROWS:
+            return None
+        rows = holdout_rows(len(y), self.calibration_fraction,
+                            numpy_generator(int(self.random_state), "calibration", int(self.n_fits_)),
+                            minimum=CALIBRATION_MIN_ROWS // 2)
+        keep = np.setdiff1d(np.arange(len(y)), rows)
+        copy = clone(self).set_params(calibration="none", warm_start=False)
+        copy.fit(X[keep], y[keep])
+        mean, epistemic, aleatoric = copy._raw_predict(X[rows])
+        return fit_variance_scales(y[rows] - mean, epistemic, aleatoric)
 
     def _check_target_range(self, y: np.ndarray) -> None:
         """The network computes in float32, squares included: refuse targets whose (scaled) size
@@ -365,19 +406,27 @@ class _StackedRegressor(RegressorMixin, BaseEstimator):
         del self.__dict__["_pickled_model"]
 
     # -- predictions --------------------------------------------------------------------------------
-    def predict(self, X, return_std: bool = False, std_kind: str = "total"):
+    def predict(self, X, return_std: bool = False, std_kind: str = "total", calibrated: bool = True):
         """Predictive mean (n,); with return_std, also the `std_kind` std: "total" (epistemic and
         aleatoric together, the predictive distribution's), "epistemic" (the model's uncertainty
-        about the mean) or "aleatoric" (the learned noise)."""
+        about the mean) or "aleatoric" (the learned noise). The stds are calibrated (see
+        `calibration`) unless calibrated=False or the model has no `calibration_`."""
         if std_kind not in STD_KINDS:
             raise ValueError(f"std_kind must be one of {', '.join(STD_KINDS)}, got {std_kind!r}")
         X = self._check_fitted(X)
-        mean, epistemic, aleatoric = (np.asarray(t.numpy(), np.float64)[0] for t in self.network_.predict(self._x(X)))
-        mean = mean * self.y_scale_ + self.y_mean_
+        mean, epistemic, aleatoric = self._raw_predict(X)
         if not return_std:
             return mean
-        std = {"total": np.sqrt(epistemic**2 + aleatoric**2), "epistemic": epistemic, "aleatoric": aleatoric}[std_kind]
-        return mean, std * self.y_scale_
+        scales = self.__dict__.get("calibration_")
+        if calibrated and scales is not None:
+            epistemic, aleatoric = scales.apply(epistemic, aleatoric)
+        return mean, {"total": np.sqrt(epistemic**2 + aleatoric**2), "epistemic": epistemic,
+                      "aleatoric": aleatoric}[std_kind]
+
+    def _raw_predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Mean, epistemic and aleatoric std in the target's units, before calibration."""
+        mean, epistemic, aleatoric = (np.asarray(t.numpy(), np.float64)[0] for t in self.network_.predict(self._x(X)))
+        return mean * self.y_scale_ + self.y_mean_, epistemic * self.y_scale_, aleatoric * self.y_scale_
 
     def sample_functions(self, X, n_samples: int = 100, random_state: int | None = None) -> np.ndarray:
         """(n_samples, n) function values at X; row t uses one weight draw (or dropout mask, or
@@ -418,7 +467,9 @@ class _StackedRegressor(RegressorMixin, BaseEstimator):
             raise EstimatorNotFittedError(f"this {type(self).__name__} is not fitted yet; there is nothing to save")
         header = {"class": type(self).__name__, "parameters": _jsonable(self.get_params()),
                   "fitted": {"n_features_in_": self.n_features_in_, "y_mean_": self.y_mean_,
-                             "y_scale_": self.y_scale_, "n_fits_": self.n_fits_, "history_": self.history_}}
+                             "y_scale_": self.y_scale_, "n_fits_": self.n_fits_, "history_": self.history_,
+                             "calibration_": None if self.__dict__.get("calibration_") is None
+                             else self.calibration_.as_dict()}}
         arrays = {f"weight_{i}": w for i, w in enumerate(self.network_.get_weights())}
         arrays.update({f"optimizer_{i}": v for i, v in enumerate(self.trainer_.get_optimizer_state())})
         return header, arrays
@@ -458,7 +509,8 @@ center_at_target : bool, default={CENTER_AT_TARGET}
                  n_steps: int = N_STEPS, min_steps: int = MIN_STEPS,
                  learning_rate_schedule: str = LEARNING_RATE_SCHEDULE, activation: str = ACTIVATION,
                  input_transform: str = INPUT_TRANSFORM, parametrization: str = PARAMETRIZATION,
-                 nll_beta: float = NLL_BETA, retrain_from: str = RETRAIN_FROM, normalize_y: bool = False,
+                 nll_beta: float = NLL_BETA, retrain_from: str = RETRAIN_FROM, calibration: str = CALIBRATION,
+                 calibration_fraction: float = CALIBRATION_FRACTION, normalize_y: bool = False,
                  warm_start: bool = False, random_state: int = 0):
         self._store_parameters(locals())
 
@@ -487,6 +539,7 @@ class DropoutRegressor(_StackedRegressor):
                  min_steps: int = MIN_STEPS, learning_rate_schedule: str = LEARNING_RATE_SCHEDULE,
                  activation: str = ACTIVATION, input_transform: str = INPUT_TRANSFORM,
                  parametrization: str = PARAMETRIZATION, nll_beta: float = NLL_BETA, retrain_from: str = RETRAIN_FROM,
+                 calibration: str = CALIBRATION, calibration_fraction: float = CALIBRATION_FRACTION,
                  normalize_y: bool = False, warm_start: bool = False, random_state: int = 0):
         self._store_parameters(locals())
 
@@ -513,6 +566,7 @@ class EnsembleRegressor(_StackedRegressor):
                  min_steps: int = MIN_STEPS, learning_rate_schedule: str = LEARNING_RATE_SCHEDULE,
                  activation: str = ACTIVATION, input_transform: str = INPUT_TRANSFORM,
                  parametrization: str = PARAMETRIZATION, nll_beta: float = NLL_BETA, retrain_from: str = RETRAIN_FROM,
+                 calibration: str = CALIBRATION, calibration_fraction: float = CALIBRATION_FRACTION,
                  normalize_y: bool = False, warm_start: bool = False, random_state: int = 0):
         self._store_parameters(locals())
 
@@ -595,6 +649,8 @@ def estimator_from_state(header: dict, arrays: Mapping[str, np.ndarray], path: s
                 from None
     estimator.n_fits_ = int(fitted["n_fits_"])
     estimator.history_ = list(fitted["history_"])
+    scales = fitted.get("calibration_")
+    estimator.calibration_ = None if scales is None else VarianceScales(**scales)
     return estimator
 
 
