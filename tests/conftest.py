@@ -9,8 +9,6 @@ from pathlib import Path
 
 import pytest
 
-import al_bnn.models.tensorflow_setup  # noqa: F401  (TensorFlow first through the quiet import: no start-up chatter)
-
 REPO_ROOT = Path(__file__).resolve().parent.parent
 REQUIRE_HOUSING = "AL_BNN_REQUIRE_HOUSING"
 

@@ -57,6 +57,7 @@ def test_runs_of_several_models_are_reported_per_model():
         report.loc[("a / dropout", "default"), "mean_log_rmse_change"])
 
 
+@pytest.mark.slow
 def test_the_quick_model_benchmark_writes_its_report_and_figure(tmp_path):
     out = tmp_path / "models"
     assert main(["--quick", "--out", str(out), "--workers", "1"]) == 0
@@ -68,6 +69,7 @@ def test_the_quick_model_benchmark_writes_its_report_and_figure(tmp_path):
     pd.testing.assert_frame_equal(recomputed, report, check_exact=False, rtol=1e-9)
 
 
+@pytest.mark.slow
 def test_with_validation_every_run_is_evaluated_on_a_held_out_share_of_its_pool(tmp_path):
     config = str(Path(__file__).resolve().parent.parent / "configs" / "recipe_selection.yaml")
     out = tmp_path / "selection"

@@ -64,6 +64,7 @@ def test_schedules_resolve_fractions_of_each_pool(tiny_config):
     assert schedule_for(config, "energy", 614) == {"num_train_init": 20, "num_al_incr": 18, "al_iter": 2}
 
 
+@pytest.mark.slow
 def test_local_sweep_writes_everything_then_resumes_only_missing_runs(tiny_config, tmp_path):
     out = tmp_path / "local"
     assert run_benchmark.main(["--config", str(tiny_config), "--out", str(out)]) == 0
@@ -99,6 +100,7 @@ def test_local_sweep_writes_everything_then_resumes_only_missing_runs(tiny_confi
     pd.testing.assert_frame_equal(rerun.drop(columns=cost), original.drop(columns=cost))
 
 
+@pytest.mark.slow
 def test_a_dask_cluster_on_loopback_gives_the_local_results(tiny_config, tmp_path):
     from distributed import LocalCluster
 
@@ -151,6 +153,7 @@ def test_bad_benchmark_configs(tmp_path, change, message):
         load_benchmark_config(path)
 
 
+@pytest.mark.slow
 def test_a_schedule_larger_than_the_pool_names_the_dataset(tmp_path, capsys):
     path = tmp_path / "big.yaml"
     path.write_text(yaml.safe_dump({**TINY, "datasets": ["yacht"],
@@ -202,6 +205,7 @@ def test_overview_ends_with_the_baselines_coverage_per_dataset_and_model():
     assert "Share of test targets" not in overview_markdown(summary.drop(columns="final_coverage_90"))
 
 
+@pytest.mark.slow
 def test_models_are_another_axis_of_the_sweep(tiny_config, tmp_path):
     raw = yaml.safe_load(tiny_config.read_text())
     raw.update(datasets=["yacht"], seeds=[0], samplers=["random", "mcdue"], models=["bnn", "ensemble", "dropout"],
@@ -227,6 +231,7 @@ def test_a_model_missing_its_settings_is_named(tiny_config, tmp_path):
         load_benchmark_config(path)
 
 
+@pytest.mark.slow
 def test_sampler_variants_record_pick_comparisons_on_identical_samples(tiny_config, tmp_path):
     """Labels with settings are variants of a registered sampler; compare_with records, per
     acquisition, how far other selections from the same model state agree with the run's picks."""
@@ -251,6 +256,7 @@ def test_sampler_variants_record_pick_comparisons_on_identical_samples(tiny_conf
     assert table[table.al_iter == 0].overlap_exact.isna().all()  # the initial set is not a selection
 
 
+@pytest.mark.slow
 def test_an_incomplete_or_foreign_run_file_is_redone_and_the_log_is_appended(tiny_config, tmp_path):
     out = tmp_path / "redo"
     args = ["--config", str(tiny_config), "--out", str(out), "--datasets", "yacht", "--seeds", "0"]
@@ -321,6 +327,7 @@ def readme_plugin_example() -> str:
     return page[start:page.index("```", start)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("engine", [[], ["--dask-cluster"]])
 def test_the_readme_plugin_example_reaches_every_worker(tiny_config, tmp_path, monkeypatch, engine):
     """--plugins my_samplers, as docs/samplers.md shows it, through local worker processes and through a
@@ -347,6 +354,7 @@ def test_the_readme_plugin_example_reaches_every_worker(tiny_config, tmp_path, m
     assert set(table.sampler) == {"random", "max_variance"} and len(table) == 2 * 3
 
 
+@pytest.mark.slow
 def test_local_workers_exit_when_the_sweep_is_killed(tiny_config, tmp_path):
     import signal
     import subprocess
@@ -379,6 +387,7 @@ def test_local_workers_exit_when_the_sweep_is_killed(tiny_config, tmp_path):
     assert not alive, f"orphaned workers: {alive}"
 
 
+@pytest.mark.slow
 def test_a_worker_started_after_its_sweep_died_exits_too(tmp_path):
     # The sweep's pid is handed to the worker: a worker still starting when the sweep is killed
     # (re-parented before its watcher reads anything) must see that its sweep is gone.
@@ -441,6 +450,7 @@ def test_overview_figure_shows_each_models_grid_and_its_mean_over_datasets():
     assert overview_markdown(summary[summary["sampler"] == "random"]) == ""  # no empty grids (and no coverage here)
 
 
+@pytest.mark.slow
 def test_finished_runs_are_reused_from_another_sweep_by_their_settings_not_their_labels(tiny_config, tmp_path, capsys):
     first = tmp_path / "first"
     assert run_benchmark.main(["--config", str(tiny_config), "--out", str(first), "--datasets", "yacht"]) == 0
@@ -498,6 +508,7 @@ def test_finished_runs_are_reused_from_another_sweep_by_their_settings_not_their
     assert f"--reuse {legacy}: not a tidy table of runs with a run_key column" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_a_run_file_of_an_older_version_with_the_sweep_fingerprint_still_counts(tiny_config, tmp_path):
     out = tmp_path / "legacy"
     args = ["--config", str(tiny_config), "--out", str(out), "--datasets", "yacht", "--seeds", "0"]
@@ -512,6 +523,7 @@ def test_a_run_file_of_an_older_version_with_the_sweep_fingerprint_still_counts(
     pd.testing.assert_frame_equal(table[table.sampler == "random"].reset_index(drop=True), old[table.columns])
 
 
+@pytest.mark.slow
 def test_report_only_tabulates_the_finished_runs_of_an_interrupted_sweep(tiny_config, tmp_path):
     out = tmp_path / "interrupted"
     args = ["--config", str(tiny_config), "--out", str(out), "--datasets", "yacht"]
@@ -584,6 +596,7 @@ def test_a_file_dataset_is_keyed_by_its_content_not_its_path(tmp_path):
     assert run_key(config, DatasetEntry("d", str(second), "y"), "bnn", "random", 0) != keys[0]
 
 
+@pytest.mark.slow
 def test_the_study_counts_reused_runs_apart_from_its_own_wall_time(tmp_path):
     from al_bnn.experiments import study
 
@@ -635,6 +648,7 @@ def test_the_study_states_each_parts_wall_time_and_the_total(tmp_path):
     assert study.WallTimes(tmp_path / "wall_times.json").describe("q6") == "2.0 min in 2 parts (code at abc)"
 
 
+@pytest.mark.slow
 def test_the_first_ctrl_c_lets_the_running_task_finish_and_starts_no_other(tiny_config, tmp_path, monkeypatch,
                                                                           capsys):
     import signal
@@ -666,6 +680,7 @@ def test_the_first_ctrl_c_lets_the_running_task_finish_and_starts_no_other(tiny_
     assert set(pd.read_csv(out / "benchmark.csv").dataset) == {"yacht", "energy"}
 
 
+@pytest.mark.slow
 def test_a_stop_leaves_waiting_tasks_unstarted(tiny_config, tmp_path):
     import threading
 
@@ -684,6 +699,7 @@ def test_a_stop_leaves_waiting_tasks_unstarted(tiny_config, tmp_path):
     assert {key[0] for key in results[0]["runs"]} == {tasks[0]["dataset"]}
 
 
+@pytest.mark.slow
 def test_a_sigterm_to_the_whole_process_group_stops_after_the_running_task(tiny_config, tmp_path):
     """What a batch scheduler or `timeout` does: SIGTERM to the sweep and its workers at once. The
     workers ignore it, the running task finishes and is written, the next never starts."""
@@ -767,6 +783,7 @@ def test_stop_signals_leave_an_inherited_ignore_alone():
         signal.signal(signal.SIGINT, previous)
 
 
+@pytest.mark.slow
 def test_the_committed_benchmark_tables_hold_every_run_of_the_full_config_once():
     """The benchmark results (docs/benchmark-results.md) are made from docs/benchmark's two tables with
     --reuse: they must hold each run of configs/benchmark.yaml, all its AL steps, under the key today's code gives it (a

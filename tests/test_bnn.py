@@ -2,9 +2,9 @@
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from al_bnn.models.bnn import BayesianLastLayerNetwork
+from al_bnn.models.tensorflow_setup import tf
 from al_bnn.models.trainer import StackedTrainer
 
 
@@ -35,6 +35,7 @@ def test_joint_samples_covariance_matches_the_closed_form_kernel():
     assert correlation[0, 1] > 0.3
 
 
+@pytest.mark.slow
 def test_marginal_samples_have_the_right_variances_but_no_covariance():
     network = make_network()
     x = np.linspace(-2, 2, 6)[:, None]
@@ -77,6 +78,7 @@ def fit(network, x, y, epochs, phase=0, learning_rate=0.01, clip_gradient=100.0,
     return trainer, trainer.fit(x, y, x[0], y[0], num_epochs=epochs, eval_every=epochs, phase=phase)
 
 
+@pytest.mark.slow
 def test_training_lowers_the_error_on_a_toy_problem():
     x, y = toy_problem()
     network = make_network(layer_sizes=(32, 32), weight_std=0.1, dtype=tf.float32)
@@ -88,6 +90,7 @@ def test_training_lowers_the_error_on_a_toy_problem():
     assert after[0] < 0.3  # target std is about 0.7
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("unit_groups", [1, 2])
 def test_a_run_in_a_stack_computes_what_it_computes_alone(unit_groups):
     # Three runs: with 2 groups the stack trains as programs of 2 and 1 units; run 1 (seed 5)
@@ -105,6 +108,7 @@ def test_a_run_in_a_stack_computes_what_it_computes_alone(unit_groups):
     assert stacked_metrics[-1].test_rmse[1] == pytest.approx(alone_metrics[-1].test_rmse[0], rel=1e-5)
 
 
+@pytest.mark.slow
 def test_unit_groups_change_speed_not_results():
     """Training a stack as 1, 2 or 3 concurrent programs gives each run the same weights and Adam
     state (float32, rtol 1e-5: XLA may pick other matmul code for another group shape)."""
@@ -148,6 +152,7 @@ def test_with_parameters_swaps_every_variable():
         _ = view.num_units
 
 
+@pytest.mark.slow
 def test_gradient_clipping_is_per_run():
     from al_bnn.models.trainer import _squared_norm_per_run
 
@@ -166,6 +171,7 @@ def test_gradient_clipping_is_per_run():
         np.testing.assert_allclose(b[1], a[0], rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_same_seed_same_numbers_and_optimizer_reset():
     x, y = toy_problem()
     first, second = make_network(seeds=(2,), dtype=tf.float32), make_network(seeds=(2,), dtype=tf.float32)
@@ -182,6 +188,7 @@ def test_one_runs_features_equal_its_slice_of_the_stack():
     np.testing.assert_allclose(network.features(x, run=2).numpy(), network.features(x)[2].numpy(), rtol=1e-12)
 
 
+@pytest.mark.slow
 def test_noise_contrastive_prior_raises_epistemic_std_away_from_the_data():
     from al_bnn.models.trainer import NoiseContrastivePrior
     x, y = toy_problem()  # inputs in [-2, 2]

@@ -161,6 +161,7 @@ def test_config_accepts_grad_for_every_model_and_exact_only_for_bnn():
         config_from_dict({"parms": {"name_model": "ensemble", "family_kernel": "exact"}}, "test")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("estimator_class,method", [(BNNRegressor, "lcmd"), (EnsembleRegressor, "maxdet"),
                                                     (DropoutRegressor, "kmeanspp")])
 def test_grad_sampler_through_a_model_equals_select_batch_on_its_gradient_features(estimator_class, method):

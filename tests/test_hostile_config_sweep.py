@@ -136,6 +136,7 @@ def starts(folder: Path, name: str) -> list[str]:
     return path.read_text().split() if path.exists() else []
 
 
+@pytest.mark.slow
 def test_a_killed_worker_is_logged_its_task_rerun_and_the_other_workers_task_kept(tmp_path, monkeypatch):
     folder, out = tmp_path / "starts", tmp_path / "out"
     folder.mkdir()
@@ -166,6 +167,7 @@ def test_a_killed_worker_is_logged_its_task_rerun_and_the_other_workers_task_kep
     assert "returned at start 1" not in log.replace("energy returned at start 1", "")
 
 
+@pytest.mark.slow
 def test_a_task_that_keeps_killing_its_worker_is_given_up_after_the_retries(tmp_path, monkeypatch):
     folder = tmp_path / "starts"
     folder.mkdir()

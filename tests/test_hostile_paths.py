@@ -202,6 +202,7 @@ def test_5_a_dataset_name_with_dots_or_absolute_is_refused_before_training(tmp_p
 
 # -- item 6: --overwrite deletes only what the package wrote ----------------------------------------------
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("needs_housing")
 def test_6_overwrite_keeps_a_users_checkpoint_and_deletes_only_listed_ones(tmp_path, outside):
     out = outside.out

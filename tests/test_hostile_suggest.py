@@ -270,6 +270,7 @@ def test_item15_a_write_failing_part_way_leaves_the_previous_round_whole(tmp_pat
 
 
 # -- item 22: a half-written round is not a round; --overwrite removes what the old rounds wrote ---------
+@pytest.mark.slow
 def test_item22_half_written_round_is_not_resumed_and_overwrite_removes_old_round_files(hostile_round, tmp_path,
                                                                                        capsys):
     folder = tmp_path / "copy"

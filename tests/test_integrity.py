@@ -150,6 +150,7 @@ def test_a_second_run_into_a_locked_directory_is_refused_naming_the_holder(finis
         assert sorted((p.name, p.stat().st_mtime_ns) for p in out.iterdir() if p.name != LOCK_FILE) == before
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("needs_housing")
 def test_two_concurrent_runs_the_second_is_refused(tmp_path, capsys):
     out = tmp_path / "contested"
@@ -170,6 +171,7 @@ def test_two_concurrent_runs_the_second_is_refused(tmp_path, capsys):
     assert (out / LOCK_FILE).read_text() == ""  # released
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("needs_housing")
 def test_a_lock_left_by_a_dead_process_is_taken_over(tmp_path):
     out = tmp_path / "stale"
@@ -203,6 +205,7 @@ def test_without_flock_a_live_holder_on_this_host_is_refused_and_a_dead_one_repl
 
 # -- permissions ----------------------------------------------------------------------------------
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("needs_housing")
 @pytest.mark.parametrize("umask", [0o022, 0o007])
 def test_result_files_get_the_permissions_of_the_users_umask(tmp_path, umask):

@@ -12,6 +12,9 @@ from al_bnn.loop import RunSpec, initial_training_set, run_experiments
 from al_bnn.safe_arrays import ArrayFileError
 from test_api import PUBLISHED_BNN, PUBLISHED_TRAINING
 
+# Every test here trains models beyond a few steps or runs scripts: the slow tier (pytest -m slow).
+pytestmark = pytest.mark.slow
+
 # A small network of the published kind (the config schema's training settings, not the default
 # recipe's): the synthetic-function test below measured its rounds with it. The default recipe's
 # BNN does not fit that 2-D function from 10-100 unscaled points (it predicts the mean; README

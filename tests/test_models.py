@@ -2,9 +2,9 @@
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from al_bnn.models import DropoutNetwork, EnsembleNetwork
+from al_bnn.models.tensorflow_setup import tf
 from al_bnn.models.trainer import StackedTrainer
 from test_bnn import toy_problem
 
@@ -15,6 +15,7 @@ def make(kind, seeds=(0,), layer_sizes=(32, 32)):
     return EnsembleNetwork(1, list(layer_sizes), 4, seeds=list(seeds))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["dropout", "ensemble"])
 def test_the_model_learns_a_toy_function(kind):
     x, y = toy_problem()
@@ -29,6 +30,7 @@ def test_the_model_learns_a_toy_function(kind):
     assert np.all(epistemic > 0) and np.all(aleatoric > 0)
 
 
+@pytest.mark.slow
 def test_dropout_samples_share_one_mask_per_pass_so_nearby_points_are_correlated():
     network = make("dropout")
     x = np.array([[0.5], [0.55], [1.5]], dtype=np.float32)  # not 0: an untrained net maps 0 to its bias
@@ -53,6 +55,7 @@ def test_ensemble_samples_are_the_members_mean_functions():
     assert len({tuple(np.round(row, 5)) for row in samples}) == 4  # members differ (own initialisation)
 
 
+@pytest.mark.slow
 def test_an_ensemble_run_in_a_stack_computes_what_it_computes_alone():
     x, y = toy_problem()
     alone, stacked = make("ensemble", seeds=(7,)), make("ensemble", seeds=(2, 7))
@@ -73,6 +76,7 @@ def test_models_without_a_closed_form_kernel_say_so():
     assert tf.is_tensor(make("ensemble").predict(np.zeros((2, 1), np.float32))[0])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["dropout", "ensemble", "bnn"])
 def test_epochs_per_call_do_not_change_the_numbers(kind, monkeypatch):
     """Training calls are capped in memory (a big dropout stack gets fewer epochs per call); the

@@ -4,9 +4,9 @@ alone, resume equals an uninterrupted phase, NCP raises far-away epistemic std).
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from al_bnn.models.bnn import BayesianLastLayerNetwork
+from al_bnn.models.tensorflow_setup import tf
 from al_bnn.models.trainer import NoiseContrastivePrior, StackedTrainer
 from test_bnn import toy_problem
 
@@ -39,6 +39,7 @@ def test_the_input_transform_soft_clips_beyond_five_standard_deviations():
         network(activation="gelu")
 
 
+@pytest.mark.slow
 def test_linear_decay_reaches_zero_at_the_end_of_the_phase():
     """The last step of a phase has a learning rate of (almost) zero: training one more epoch at
     the schedule's end barely moves the weights, unlike the constant schedule."""
@@ -55,6 +56,7 @@ def test_linear_decay_reaches_zero_at_the_end_of_the_phase():
     assert moved["linear_decay"] < 0.2 * moved["constant"]
 
 
+@pytest.mark.slow
 def test_a_phase_resumed_mid_schedule_equals_an_uninterrupted_one():
     x, y = toy_problem()
     whole = network()
@@ -72,6 +74,7 @@ def test_a_phase_resumed_mid_schedule_equals_an_uninterrupted_one():
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("options, learning_rate", [({}, 0.01), (DEFAULT_OPTIONS, DEFAULT_LEARNING_RATE)],
                          ids=["tanh-relu", "default"])
 def test_a_run_in_a_stack_equals_the_run_alone_under_the_recipe(options, learning_rate):
@@ -84,6 +87,7 @@ def test_a_run_in_a_stack_equals_the_run_alone_under_the_recipe(options, learnin
         np.testing.assert_allclose(a[0], b[1], rtol=1e-9, atol=1e-12)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("options, learning_rate", [({}, 0.01), (DEFAULT_OPTIONS, DEFAULT_LEARNING_RATE)],
                          ids=["tanh-relu", "default"])
 def test_ncp_still_raises_far_away_epistemic_std_under_the_recipe(options, learning_rate):
@@ -119,6 +123,7 @@ def test_a_minimum_step_count_raises_the_epochs_of_small_training_sets_only():
     assert TrainSchedule(batch_size=256, num_epochs=160).epochs_for(20) == 160  # min_steps 0: no minimum
 
 
+@pytest.mark.slow
 def test_the_estimator_trains_the_step_budget_in_whole_epochs():
     from al_bnn import BNNRegressor
 
@@ -127,6 +132,7 @@ def test_the_estimator_trains_the_step_budget_in_whole_epochs():
     assert model.history_[-1]["epoch"] == 8  # ceil(30 / 4)
 
 
+@pytest.mark.slow
 def test_the_loop_trains_each_phase_the_step_budget_and_numbers_epochs_across_phases():
     from al_bnn.config import config_from_dict
     from al_bnn.loop import RunSpec, run_experiments
@@ -173,6 +179,7 @@ def test_the_ntk_parametrisation_computes_the_standard_network_with_rescaled_wei
         network(parametrization="mup")
 
 
+@pytest.mark.slow
 def test_a_run_in_a_stack_equals_the_run_alone_under_the_ntk_parametrisation():
     x, y = toy_problem()
     alone, stacked = network(seeds=(7,), parametrization="ntk"), network(seeds=(3, 7), parametrization="ntk")
@@ -182,6 +189,7 @@ def test_a_run_in_a_stack_equals_the_run_alone_under_the_ntk_parametrisation():
         np.testing.assert_allclose(a[0], b[1], rtol=1e-9, atol=1e-12)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("retrain_from", ["previous", "initial"])
 def test_retrain_from_initial_starts_every_phase_from_the_initial_weights(monkeypatch, retrain_from):
     from al_bnn.config import config_from_dict
@@ -230,9 +238,9 @@ def test_the_estimators_default_to_the_recipe_and_the_configs_use_it():
     import yaml
 
     from al_bnn import BNNRegressor
-    from al_bnn.experiments.study import question_settings
     from al_bnn.paths import REPO_ROOT
     from al_bnn.recipe import DEFAULT_RECIPE
+    from al_bnn_lab.study import question_settings
 
     names = {"num_epochs": "n_epochs", "num_steps": "n_steps"}
     parameters = BNNRegressor().get_params()

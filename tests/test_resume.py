@@ -15,6 +15,9 @@ import pytest
 from al_bnn.experiments.published import compare_gpa_rand
 from test_scripts import tiny_configs
 
+# Every test here trains models beyond a few steps or runs scripts: the slow tier (pytest -m slow).
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parent.parent
 CONFIG = {
     "al_schedule": {"al_iter": 3, "num_al_incr": 10, "num_train_init": 20},

@@ -36,6 +36,7 @@ def read_csv(path):
         return list(csv.DictReader(stream))
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("needs_housing")
 def test_gpa_vs_random_writes_every_promised_file(tmp_path):
     out = tmp_path / "results"
@@ -63,6 +64,7 @@ def test_gpa_vs_random_writes_every_promised_file(tmp_path):
     assert (out / "gpa_vs_rand.png").read_bytes()[:4] == b"\x89PNG"
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("needs_housing")
 def test_fast_vs_batch_gpa_share_every_pick_and_report_it(tmp_path):
     out = tmp_path / "results"
@@ -75,6 +77,7 @@ def test_fast_vs_batch_gpa_share_every_pick_and_report_it(tmp_path):
     assert "gpa and bgpa share 20 of 20 selected points" in (out / "log.txt").read_text()
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("needs_housing")
 def test_same_seed_same_numbers_and_another_seed_differs(tmp_path):
     configs = tiny_configs(tmp_path, ["gpa", "random"])
@@ -88,6 +91,7 @@ def test_same_seed_same_numbers_and_another_seed_differs(tmp_path):
     assert outputs[0] != outputs[2]
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("needs_housing")
 def test_existing_results_are_refused_without_overwrite_and_foreign_files_kept(tmp_path, capsys):
     out = tmp_path / "results"
@@ -120,6 +124,7 @@ def test_a_bad_config_file_is_named(tmp_path, capsys):
     assert "bad.yaml" in err and "Did you mean 'sample_policy'" in err
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("needs_housing")
 def test_scripts_run_as_files(tmp_path):
     import subprocess
@@ -136,6 +141,7 @@ def test_scripts_run_as_files(tmp_path):
     assert done.returncode == 0 and "--size-pool" in done.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("needs_housing")
 def test_a_sampler_registered_from_a_users_module_runs(tmp_path, monkeypatch):
     import al_bnn.selection as samplers
@@ -159,6 +165,7 @@ def test_a_sampler_registered_from_a_users_module_runs(tmp_path, monkeypatch):
     assert picked == sorted(set(range(120)) - initial)[:10]  # the first remaining pool points, in order
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("needs_housing")
 def test_lowrank_gpa_on_the_exact_kernel_picks_what_fast_gpa_picks(tmp_path):
     configs = []
@@ -173,6 +180,7 @@ def test_lowrank_gpa_on_the_exact_kernel_picks_what_fast_gpa_picks(tmp_path):
     assert yaml.safe_load((out / "config_lrgpa.yaml").read_text())["parms"]["gpa_kernel"] == "exact"
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("needs_housing")
 def test_several_seeds_train_as_one_stack_and_match_single_runs(tmp_path):
     configs = tiny_configs(tmp_path, ["lrgpa", "random"])
@@ -194,6 +202,7 @@ def test_several_seeds_train_as_one_stack_and_match_single_runs(tmp_path):
     assert "(2 seeds)" in (many / "log.txt").read_text()
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("needs_housing")
 def test_runs_with_the_noise_contrastive_prior(tmp_path):
     configs = []
@@ -210,6 +219,7 @@ def test_runs_with_the_noise_contrastive_prior(tmp_path):
     assert yaml.safe_load((out / "config_lrgpa.yaml").read_text())["net_config"]["ood_std_prior"] == 1.0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model,extra", [("dropout", {"net_config": {"dropout_rate": 0.1}}),
                                          ("ensemble", {"parms": {"ensemble_size": 3}})])
 @pytest.mark.usefixtures("needs_housing")
@@ -229,6 +239,7 @@ def test_every_sampler_runs_on_the_dropout_and_ensemble_models(tmp_path, model, 
         assert len({r["pool_index"] for r in read_csv(out / f"selected_{policy}.csv")}) == 40
 
 
+@pytest.mark.slow
 def test_training_benchmark_prints_every_measurement(capsys):
     from al_bnn.experiments import bench_training
 

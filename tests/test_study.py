@@ -82,6 +82,7 @@ def check_q4_divergence(report: str, q4: pd.DataFrame) -> None:
         assert row[1] == str(len(compared)) and row[2].startswith(f"{differing} ("), name
 
 
+@pytest.mark.slow
 def test_quick_study_writes_every_section_and_leaves_the_committed_report_alone(quick_study):
     results, committed = quick_study
     report = (results / "study.md").read_text()
@@ -102,6 +103,7 @@ def test_quick_study_writes_every_section_and_leaves_the_committed_report_alone(
         assert _snapshot(path) == before, f"--quick must not touch {path}"
 
 
+@pytest.mark.slow
 def test_a_rerun_resumes_without_redoing_finished_runs(quick_study):
     results, _ = quick_study
     parts_before = run_study.WallTimes(results / "wall_times.json").entries
@@ -110,6 +112,7 @@ def test_a_rerun_resumes_without_redoing_finished_runs(quick_study):
     assert run_study.WallTimes(results / "wall_times.json").entries == parts_before
 
 
+@pytest.mark.slow
 def test_quick_tables_are_recomputed_from_the_tidy_csv(quick_study):
     results, _ = quick_study
     report = (results / "study.md").read_text()
@@ -129,6 +132,7 @@ def test_the_committed_report_is_recomputed_from_its_committed_data():
     assert "--quick" not in report.splitlines()[2]
 
 
+@pytest.mark.slow
 def test_the_committed_report_is_rebuilt_exactly_from_the_committed_data(tmp_path):
     """--report-only over a copy of docs/study_data (what a fresh checkout has) gives the
     committed report, up to the command lines and the image folder."""

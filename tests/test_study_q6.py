@@ -195,6 +195,7 @@ def test_q7_reports_each_models_accuracy_and_coverage_beside_the_differences():
         in section.answer
 
 
+@pytest.mark.slow
 def test_a_report_without_second_edition_data_says_not_run_yet(tmp_path):
     """Only the first edition's data (as committed): Q6-Q8 and the recommendation are 'not run yet'."""
     import shutil
@@ -221,6 +222,7 @@ def quick_second_edition(tmp_path_factory):
     return results, committed
 
 
+@pytest.mark.slow
 def test_quick_q6_q7_q8_run_end_to_end(quick_second_edition):
     results, committed = quick_second_edition
     report = (results / "study.md").read_text()
@@ -241,6 +243,7 @@ def test_quick_q6_q7_q8_run_end_to_end(quick_second_edition):
         assert path.read_bytes() == before, f"--quick must not touch {path}"
 
 
+@pytest.mark.slow
 def test_the_quick_q6_aggregate_is_recomputed_from_its_tidy_csv(quick_second_edition):
     results, _ = quick_second_edition
     table = pd.read_csv(results / "study_data" / "q6.csv.gz")
@@ -254,6 +257,7 @@ def test_the_quick_q6_aggregate_is_recomputed_from_its_tidy_csv(quick_second_edi
         assert f"| {mean:+.3f} ± {half:.3f}" in row, (sampler, row)
 
 
+@pytest.mark.slow
 def test_a_rerun_of_q8_reuses_the_selection_benchmark(quick_second_edition):
     results, _ = quick_second_edition
     path = results / "q8" / "selection_benchmark.csv"
@@ -263,6 +267,7 @@ def test_a_rerun_of_q8_reuses_the_selection_benchmark(quick_second_edition):
     assert path.read_bytes() == before
 
 
+@pytest.mark.slow
 def test_every_run_of_the_benchmark_bnn_sweep_is_a_run_of_q6_so_q6_can_reuse_them():
     """Q6 takes the benchmark's runs with --reuse (docs/sweeps.md: runs carried between sweeps): that only
     works while the two configs agree on everything that determines those runs' numbers."""
@@ -285,6 +290,7 @@ def test_every_run_of_the_benchmark_bnn_sweep_is_a_run_of_q6_so_q6_can_reuse_the
     assert len(q6_runs) == 15 * 12 * 10
 
 
+@pytest.mark.slow
 def test_every_run_q7_can_choose_is_a_run_of_the_benchmark_so_q7_can_reuse_them():
     """Q7 (dropout and ensemble models) picks its samplers from Q6's, so every Q6 method that runs on
     those models, on Q7's datasets and seeds, must have the settings of a benchmark run: then the

@@ -31,6 +31,7 @@ def demo(tmp_path):
     return tmp_path
 
 
+@pytest.mark.slow
 def test_two_rounds_end_to_end_write_every_file_and_suggest_valid_pool_rows(demo, capsys):
     pool = pd.read_csv(demo / "pool.csv", dtype={"id": str})
     assert run(demo, "--id-column", "id") == 0
@@ -112,6 +113,7 @@ def test_bad_input_is_named_before_any_training(tmp_path, capsys, labelled, pool
     assert not (tmp_path / "out" / "model.npz").exists()
 
 
+@pytest.mark.slow
 def test_pool_labelled_ok_ignores_pool_targets_and_reordered_columns_match_by_name(tmp_path):
     rng = np.random.default_rng(0)
     X = rng.normal(size=(40, 2))

@@ -77,6 +77,7 @@ def test_fitting_never_sees_the_test_rows(monkeypatch):
     np.testing.assert_allclose(X_fit, standardised, rtol=1e-12)
 
 
+@pytest.mark.slow
 def test_a_tiny_protocol_run_resumes_and_reports(tmp_path):
     out = tmp_path / "out"
     messages = []
