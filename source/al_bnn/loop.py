@@ -166,31 +166,32 @@ def _read_checkpoints(stacks: list[PreparedStack], checkpoint_dir: Path, allow_c
             f"{legacy[0]}: a pickle checkpoint, written by an older version of al_bnn. Pickles can run arbitrary "
             "code when loaded (anyone who can write to this directory could have replaced it), so it is refused "
             "and was not read. Start the run again with this version (--overwrite).")
-    states = {stack.checkpoint: load_checkpoint(stack.checkpoint) for stack in stacks if stack.checkpoint.exists()}
+    states = {path: load_checkpoint(path) for path in map(_checkpoint_file, stacks) if path.exists()}
     # any other checkpoint_<i>.npz was written by a stack that no longer exists: run.yaml was changed
     # (only names this package writes, checkpoint_<digits>.npz: a user's checkpoint_best.npz is not ours)
     ours = {path for path in checkpoint_dir.glob("checkpoint_*.npz") if CHECKPOINT_NAME.fullmatch(path.name)}
-    orphans = sorted(ours - {stack.checkpoint for stack in stacks})
-    recorded, current = {}, {}
+    orphans = sorted(ours - {_checkpoint_file(stack) for stack in stacks})
+    recorded: dict[str, object] = {}
+    current: dict[str, object] = {}
     for path in orphans:
         recorded[f"runs of {path.name}"] = load_checkpoint(path).fingerprint.get("runs")
         current[f"runs of {path.name}"] = None
     code_changes = []
     for stack in stacks:
-        state = states.get(stack.checkpoint)
+        state = states.get(_checkpoint_file(stack))
         if state is None:
             continue
         written_by = state.fingerprint.get(CODE_KEY, "an unrecorded (older) version")
         if written_by != stack.fingerprint[CODE_KEY]:
-            code_changes.append(f"{stack.checkpoint.name} was written by {written_by!s:.200}")
+            code_changes.append(f"{_checkpoint_file(stack).name} was written by {written_by!s:.200}")
         recorded.update({key: value for key, value in state.fingerprint.items() if key != CODE_KEY})
-        recorded[f"runs of {stack.checkpoint.name}"] = recorded.pop("runs", None)
-        current[f"runs of {stack.checkpoint.name}"] = stack.fingerprint["runs"]
+        recorded[f"runs of {_checkpoint_file(stack).name}"] = recorded.pop("runs", None)
+        current[f"runs of {_checkpoint_file(stack).name}"] = stack.fingerprint["runs"]
     for stack in stacks:  # keys of runs that moved to another stack are compared too
         current.update({key: value for key, value in stack.fingerprint.items() if key not in ("runs", CODE_KEY)})
     check_fingerprint(sorted(states) + orphans, recorded, current)
     for stack in stacks:
-        state = states.get(stack.checkpoint)
+        state = states.get(_checkpoint_file(stack))
         if state is not None:
             _check_state_fits(stack, state)
         stack.state = state
@@ -203,6 +204,12 @@ def _read_checkpoints(stacks: list[PreparedStack], checkpoint_dir: Path, allow_c
                 "--results-dir, or --overwrite), or pass --allow-code-change to resume anyway (recorded in the log).")
         logger.warning("resuming with changed code (--allow-code-change): %s; now %s. Numbers after this point may "
                        "differ from an uninterrupted run.", "; ".join(code_changes), now)
+
+
+def _checkpoint_file(stack: PreparedStack) -> Path:
+    """The stack's checkpoint file, where a checkpoint directory was given (the only case that reads them)."""
+    assert stack.checkpoint is not None
+    return stack.checkpoint
 
 
 def _check_state_fits(stack: PreparedStack, state: StackState) -> None:
@@ -222,7 +229,8 @@ def _check_state_fits(stack: PreparedStack, state: StackState) -> None:
         initial = initial_training_set(run.config.seed, n_pool, schedule.num_train_init)
         acquired = state.phase if state.selected else state.phase - 1
         expected = schedule.num_train_init + max(acquired, 0) * schedule.num_al_incr
-        if (not np.array_equal(result.initial_indices, initial) or train_set.ndim != 1 or len(train_set) != expected
+        if (result.initial_indices is None or not np.array_equal(result.initial_indices, initial)
+                or train_set.ndim != 1 or len(train_set) != expected
                 or not np.array_equal(train_set[:len(initial)], initial) or train_set.min(initial=0) < 0
                 or train_set.max(initial=0) >= n_pool or len(np.unique(train_set)) != len(train_set)
                 or state.phase > schedule.al_iter + 1 or state.finished != (state.phase == schedule.al_iter + 1)):
@@ -245,7 +253,7 @@ def run_prepared(stacks: Sequence[PreparedStack], runs: Sequence[RunSpec], show_
                  stop: threading.Event | None = None) -> list[RunResult]:
     """Run prepared stacks; results in the order of `runs` (the runs given to prepare_experiments).
     Setting `stop` makes the runs checkpoint at the next chunk boundary and raise StopRequested."""
-    results = {}
+    results: dict[str, RunResult] = {}
     for stack in stacks:
         try:
             stack_results = _run_stack(stack, show_progress, stop)
@@ -390,7 +398,8 @@ def save_checkpoint(path: Path, state: StackState) -> None:
                              **{name: getattr(r, name) for name in _ROW_LISTS}) for r in state.results],
                   weights=len(state.weights or []), optimizer_state=len(state.optimizer_state or []))
     arrays = {f"train_set_{k}": indices for k, indices in enumerate(state.train_sets)}
-    arrays.update({f"initial_{k}": r.initial_indices for k, r in enumerate(state.results)})
+    arrays.update({f"initial_{k}": r.initial_indices  # type: ignore[misc]  # drawn before any checkpoint
+                   for k, r in enumerate(state.results)})
     arrays.update({f"weight_{i}": value for i, value in enumerate(state.weights or [])})
     arrays.update({f"optimizer_{i}": value for i, value in enumerate(state.optimizer_state or [])})
     save_arrays(path, CHECKPOINT_KIND, CHECKPOINT_VERSION, header, arrays, "the checkpoint")
@@ -421,7 +430,7 @@ def load_checkpoint(path: Path) -> StackState:
         results = []
         for k, run in enumerate(header["runs"]):
             result = RunResult(run["label"], config_from_dict(run["config"], f"{path} [{run['label']}]"), run["group"],
-                               **{name: list(run[name]) for name in _ROW_LISTS})
+                               **{name: list(run[name]) for name in _ROW_LISTS})  # type: ignore[arg-type]  # list fields
             result.initial_indices = arrays[f"initial_{k}"]
             results.append(result)
             promised = _config_fingerprint(result.label, result.group, _plain(result.config.to_dict()))
@@ -445,7 +454,7 @@ def load_checkpoint(path: Path) -> StackState:
                               f"{str(error)[:300]})") from None
     labels = [r.label for r in results]
     if state.labels != labels or fingerprint.get("runs") != labels or any(
-            indices.dtype.kind not in "iu" or indices.ndim != 1
+            indices.dtype.kind not in "iu" or indices.ndim != 1  # type: ignore[union-attr]  # set from the file above
             for indices in [*state.train_sets, *(r.initial_indices for r in results)]):
         raise CheckpointError(f"checkpoint refused: {path}: inconsistent runs or training sets (labels "
                               f"{_short(state.labels)}, fingerprint runs {_short(fingerprint.get('runs'))}, runs "
@@ -462,7 +471,8 @@ def _new_state(runs: list[RunSpec], n_pool_total: int) -> StackState:
     return StackState([run.label for run in runs], results, train_sets)
 
 
-def _run_stack(stack: PreparedStack, show_progress: bool | None,
+# Refactoring debt (issue 33): cyclomatic complexity 22, over the C901 limit (pyproject.toml).
+def _run_stack(stack: PreparedStack, show_progress: bool | None,  # noqa: C901
                stop: threading.Event | None = None) -> list[RunResult]:
     """Train and select for one stack; continues from the state read from its checkpoint (if any),
     and saves the checkpoint after every phase (and when `stop` is set, at the next chunk boundary)."""
@@ -489,6 +499,7 @@ def _run_stack(stack: PreparedStack, show_progress: bool | None,
             raise CheckpointError(f"checkpoint refused: {checkpoint}: its weights do not fit the network its runs' "
                                   "config describes (edited, or from another run)")
         network.set_weights(state.weights)
+        assert state.optimizer_state is not None  # its shapes were compared just above
         trainer.set_optimizer_state(state.optimizer_state)
     results, train_sets = state.results, state.train_sets
     scales = [data.target_scale for data in datas]
@@ -534,6 +545,7 @@ def _run_stack(stack: PreparedStack, show_progress: bool | None,
                         f"training diverged (NaN or inf) in run(s) {', '.join(bad) or names} at AL iteration "
                         f"{phase}, epoch {metrics.epoch}; the last good checkpoint is kept. Try a smaller "
                         "learning_rate or clip_gradient.")
+                assert metrics.test_coverage_90 is not None  # the trainer always measures it
                 for k, result in enumerate(results):
                     result.metrics.append(dict(
                         al_iter=phase, epoch=epochs_before[phase] + metrics.epoch,

@@ -172,7 +172,7 @@ class LogFile(logging.FileHandler):
     nothing more, instead of a traceback per line; `failure` keeps the error."""
 
     def __init__(self, path: str | os.PathLike, mode: str):
-        self.failure: OSError | None = None
+        self.failure: WriteError | None = None
         super().__init__(path, mode=mode)
 
     def _open(self):
@@ -316,6 +316,7 @@ class ResultsWriter:
             except OSError as error:
                 raise WriteError(self.path / name, "(deleting) the earlier file", error) from None
         if removed:
+            assert self._written is not None  # only names in the manifest were removed
             for name in removed:
                 del self._written[name]
             atomic_write_bytes(self.path / WRITTEN_FILE, "".join(f"{n}\n" for n in self._written).encode(),

@@ -99,7 +99,9 @@ def save_arrays(path: str | os.PathLike, kind: str, version: int, header: Mappin
     full_header = {"kind": kind, "version": int(version), **header}
     encoded = np.frombuffer(json.dumps(full_header, default=_plain).encode(), dtype=np.uint8)
     buffer = io.BytesIO()
-    np.savez(buffer, **{HEADER_KEY: encoded}, **{name: np.asarray(value) for name, value in arrays.items()})
+    # savez's stub types a ** mapping as possibly holding its allow_pickle flag; these keys are array names.
+    np.savez(buffer, **{HEADER_KEY: encoded}, **{name: np.asarray(value)  # type: ignore[arg-type]
+                                                 for name, value in arrays.items()})
     return atomic_write_bytes(path, buffer.getvalue(), what)
 
 
@@ -206,6 +208,7 @@ class ArrayReader(Mapping):
 
     def _member(self, info: zipfile.ZipInfo) -> ArrayMember:
         name = info.filename[:-4]
+        assert self._zip is not None  # open from __init__ until close()
         with self._zip.open(info) as stream:
             version = np.lib.format.read_magic(stream)
             if version == (1, 0):
@@ -233,7 +236,8 @@ class ArrayReader(Mapping):
         """The member's data, read in chunks into one buffer of its declared size (checked against
         the member's size and CRC: a member that decompresses to more or less is refused)."""
         buffer = np.empty(member.nbytes, dtype=np.uint8)
-        view = memoryview(buffer)
+        view = memoryview(buffer)  # type: ignore[arg-type]  # numpy's stubs declare __buffer__ for Python >= 3.12 only
+        assert self._zip is not None  # open from __init__ until close()
         with self._zip.open(member.info) as stream:
             stream.seek(member.offset)
             position = 0

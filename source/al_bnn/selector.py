@@ -14,6 +14,7 @@ own randomness keyed by (model random_state, "selection", fits so far).
 from __future__ import annotations
 
 import numbers
+from typing import NoReturn
 
 import numpy as np
 from sklearn.base import BaseEstimator
@@ -32,7 +33,7 @@ def check_n_select(n_select, n_pool: int, name: str = "n_select") -> int:
     if isinstance(n_select, bool) or not isinstance(n_select, numbers.Integral):
         raise SelectionSizeError(f"{name}={n_select!r} must be a positive integer (the number of pool points to "
                                  "pick), not a " + type(n_select).__name__)
-    if not 0 < n_select <= n_pool:
+    if not 0 < int(n_select) <= n_pool:
         raise SelectionSizeError(f"{name}={n_select} must be between 1 and the pool size {n_pool}")
     return int(n_select)
 
@@ -104,6 +105,7 @@ class Selector(BaseEstimator):
         request = SelectionRequest(n_select=n_select, n_train=int(n_train), n_pool=total - n_train,
                                    rng=numpy_generator(random_state, "selection", 0))
         if sampler.needs == "samples":
+            assert samples is not None  # checked above
             request.draw_samples = lambda draw: samples if draw == 0 else _no_redraw(self.sampler)
         elif sampler.needs == "features":
             request.features = features
@@ -142,5 +144,5 @@ def _checked(array, name: str) -> np.ndarray:
     return array
 
 
-def _no_redraw(name: str):
+def _no_redraw(name: str) -> NoReturn:
     raise ValueError(f"sampler {name!r} redraws function samples, which needs a model: use select_from_model")

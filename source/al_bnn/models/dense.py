@@ -181,7 +181,7 @@ class StackedDenseNetwork:
         if len(parameters) != len(variables):
             raise ValueError(f"expected {len(variables)} parameter tensors, got {len(parameters)}")
         replacement = {id(v): p for v, p in zip(variables, parameters, strict=True)}
-        view, replaced = copy.copy(self), set()
+        view, replaced = copy.copy(self), set[int]()
         for name, value in vars(self).items():
             if isinstance(value, list) and value and all(id(v) in replacement for v in value):
                 setattr(view, name, [replacement[id(v)] for v in value])
@@ -192,7 +192,7 @@ class StackedDenseNetwork:
         if len(replaced) != len(replacement):  # a variable held somewhere else would silently stay in use
             raise TypeError(f"{type(self).__name__}: only {len(replaced)} of {len(replacement)} trainable variables "
                             "are plain attributes or lists of them; with_parameters cannot replace the rest")
-        view.unit_keys = None
+        view.unit_keys = None  # type: ignore[assignment]  # deliberately unusable on a view (see above)
         if hasattr(view, "seeds"):
             view.seeds = None
         return view
@@ -203,6 +203,16 @@ class StackedDenseNetwork:
 
     def step_noise_shape(self, batch_size: int) -> tuple[int, ...]:
         """Shape of the standard-normal noise one optimiser step of one unit needs."""
+        raise NotImplementedError
+
+    # What the loop and the estimators ask of every model; each model (bnn, dropout, ensemble) defines both.
+    def predict(self, x) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """Predictive mean, epistemic std and aleatoric std, each (K, n)."""
+        raise NotImplementedError
+
+    def function_samples(self, x, num_samples: int, counters: Sequence[int], mode: str = "joint",
+                         run: int = 0) -> np.ndarray:
+        """(T, n) function values of run `run` at x, one weight draw per row, keyed by (run seed, mode, *counters)."""
         raise NotImplementedError
 
     def get_weights(self) -> list[np.ndarray]:

@@ -16,6 +16,7 @@ import os
 import re
 import sys
 import tempfile
+from typing import TYPE_CHECKING
 
 CHATTER = re.compile(
     r"All log messages before absl::InitializeLog|oneDNN custom operations|TF_ENABLE_ONEDNN_OPTS"
@@ -51,4 +52,7 @@ def _import_quietly():
     return tensorflow
 
 
-tf = _import_quietly() if "tensorflow" not in sys.modules else sys.modules["tensorflow"]
+if TYPE_CHECKING:  # the type checker sees the module itself, so `tf.Tensor` is a valid annotation
+    import tensorflow as tf
+else:
+    tf = _import_quietly() if "tensorflow" not in sys.modules else sys.modules["tensorflow"]

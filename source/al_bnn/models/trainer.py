@@ -99,29 +99,30 @@ class StackedTrainer:
         if learning_rate_schedule not in LEARNING_RATE_SCHEDULES:
             raise ValueError(f"learning_rate_schedule must be one of {', '.join(LEARNING_RATE_SCHEDULES)}, got "
                              f"{learning_rate_schedule!r}")
-        self.learning_rate_schedule = learning_rate_schedule
-        self.network = network
-        self.ncp = ncp
-        self.learning_rate = float(learning_rate)
-        self.clip_gradient = float(clip_gradient)
-        self.divergence_scale = float(divergence_scale)
-        self.batch_size = int(batch_size)
-        self.unit_groups = min(int(unit_groups), network.num_units)
+        # Annotated: models/ is an import cycle, so the type checker may read these before __init__.
+        self.learning_rate_schedule: str = learning_rate_schedule
+        self.network: StackedDenseNetwork = network
+        self.ncp: NoiseContrastivePrior | None = ncp
+        self.learning_rate: float = float(learning_rate)
+        self.clip_gradient: float = float(clip_gradient)
+        self.divergence_scale: float = float(divergence_scale)
+        self.batch_size: int = int(batch_size)
+        self.unit_groups: int = min(int(unit_groups), network.num_units)
         sizes = [network.num_units // self.unit_groups + (g < network.num_units % self.unit_groups)
                  for g in range(self.unit_groups)]
         self._group_bounds = [(sum(sizes[:g]), sum(sizes[:g + 1])) for g in range(self.unit_groups)]
         variables = network.trainable_variables
-        self._first_moments = [tf.Variable(tf.zeros_like(v), trainable=False) for v in variables]
-        self._second_moments = [tf.Variable(tf.zeros_like(v), trainable=False) for v in variables]
-        self._adam_step = tf.Variable(0.0, dtype=network.dtype, trainable=False)
+        self._first_moments: list[tf.Variable] = [tf.Variable(tf.zeros_like(v), trainable=False) for v in variables]
+        self._second_moments: list[tf.Variable] = [tf.Variable(tf.zeros_like(v), trainable=False) for v in variables]
+        self._adam_step: tf.Variable = tf.Variable(0.0, dtype=network.dtype, trainable=False)
         # The steps over pre-shuffled batches are one XLA program per group (static shapes, compiled
         # once per training-set size): about 3x cheaper per step on CPU than a plain graph. The
         # shuffling and gathering before them stay in a plain graph, where XLA's CPU sort and gather
         # are slow.
         self._group_steps = _shared_group_steps(self)
         # reduce_retracing: one graph serves every training-set size (n is read with tf.shape).
-        self._train_epochs = tf.function(self._train_epochs_eager, reduce_retracing=True)
-        self._evaluate = tf.function(self._evaluate_eager, reduce_retracing=True)
+        self._train_epochs: Callable = tf.function(self._train_epochs_eager, reduce_retracing=True)
+        self._evaluate: Callable = tf.function(self._evaluate_eager, reduce_retracing=True)
 
     def reset_optimizer(self) -> None:
         """Forget Adam's moments (done after every acquisition); the weights are kept."""
@@ -294,26 +295,26 @@ class StackedTrainer:
         True, training stops after that evaluation.
         """
         dtype = self.network.dtype
-        train_x = tf.convert_to_tensor(train_x, dtype)
-        train_y = tf.convert_to_tensor(train_y, dtype)
+        train_x_t = tf.convert_to_tensor(train_x, dtype)
+        train_y_t = tf.convert_to_tensor(train_y, dtype)
         test_x_t = tf.convert_to_tensor(test_x, dtype)
         test_y_t = tf.convert_to_tensor(test_y, dtype)
-        if train_x.shape.rank != 3 or train_x.shape[0] != self.network.num_runs:
-            raise ValueError(f"train_x must be (K={self.network.num_runs}, n, d), got {train_x.shape}")
+        if train_x_t.shape.rank != 3 or train_x_t.shape[0] != self.network.num_runs:
+            raise ValueError(f"train_x must be (K={self.network.num_runs}, n, d), got {train_x_t.shape}")
         run_seeds = tf.constant(self.network.unit_seed_words("training", phase))
         evaluations = []
-        epochs_per_call = self.epochs_per_call(int(train_x.shape[1]), int(train_x.shape[2]))
+        epochs_per_call = self.epochs_per_call(int(train_x_t.shape[1]), int(train_x_t.shape[2]))
         epoch = first_epoch
         while epoch < num_epochs:
             # One compiled call per chunk; chunks end at evaluation points and are capped so that the
             # per-epoch draws of a chunk (dropout masks above all) stay small in memory.
             chunk = min(eval_every - epoch % eval_every, num_epochs - epoch, epochs_per_call)
-            self._train_epochs(train_x, train_y, run_seeds, tf.constant(epoch, tf.int32),
+            self._train_epochs(train_x_t, train_y_t, run_seeds, tf.constant(epoch, tf.int32),
                                tf.constant(chunk, tf.int32), tf.constant(num_epochs, tf.int32))
             epoch += chunk
             if epoch % eval_every and epoch < num_epochs:
                 continue
-            train_rmse, train_ll, _ = self._evaluate(train_x, train_y)
+            train_rmse, train_ll, _ = self._evaluate(train_x_t, train_y_t)
             test_rmse, test_ll, test_coverage = self._evaluate(test_x_t, test_y_t)
             metrics = EvaluationMetrics(epoch, train_rmse.numpy(), train_ll.numpy(), test_rmse.numpy(),
                                         test_ll.numpy(), test_coverage.numpy())
@@ -322,7 +323,7 @@ class StackedTrainer:
                 break
         return evaluations
 
-    def epoch_draw_bytes(self, n_train: int, n_features: int) -> int:
+    def epoch_draw_bytes(self, n_train: int, n_features: int) -> float:
         """Bytes one epoch of all units holds in a training call (see epoch_draw_bytes)."""
         net = self.network
         return epoch_draw_bytes(net.num_units, n_train, n_features, self.batch_size,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar, Protocol
+from typing import Protocol
 
 import numpy as np
 
@@ -46,7 +46,7 @@ class SelectionRequest:
 class Sampler(Protocol):
     """Picks pool points; returns `n_select` unique indices into the pool (0..n_pool-1)."""
 
-    needs: ClassVar[str]  # one of NEEDS; may also be an instance attribute set from the config
+    needs: str  # one of NEEDS: a class attribute, or an instance attribute set from the config
 
     def select(self, request: SelectionRequest) -> np.ndarray: ...
 

@@ -469,7 +469,7 @@ def _maxdet(features, n_train, n_select, noise, with_train) -> np.ndarray:
     # slice, newest first
     steps = np.empty((n_select, d))
     exact = _Exact(min(_EXACT_SIZE, n_pool), d)
-    picks = []
+    picks: list[int] = []
     # large refreshes share their blocks with a second thread
     with ThreadPoolExecutor(1) if _PASS_THREADS > 1 else contextlib.nullcontext() as executor:
         while True:
@@ -644,8 +644,10 @@ class _SplitPasses:
 
     def run(self, work) -> None:
         """work(start, stop, scratch) for every range; the first in this thread."""
-        others = [self.executor.submit(work, start, stop, scratch)
-                  for (start, stop), scratch in zip(self.ranges[1:], self.scratch[1:], strict=True)]
+        executor = self.executor  # None exactly when there is one range, so no others
+        others = [] if executor is None else [
+            executor.submit(work, start, stop, scratch)
+            for (start, stop), scratch in zip(self.ranges[1:], self.scratch[1:], strict=True)]
         work(*self.ranges[0], self.scratch[0])
         for other in others:
             other.result()
@@ -658,7 +660,8 @@ class _SplitPasses:
             self.executor.shutdown()
 
 
-def _distance_greedy(features, n_train, n_select, with_train, method, rng) -> np.ndarray:
+# Refactoring debt (issue 33): cyclomatic complexity 13, over the C901 limit (pyproject.toml).
+def _distance_greedy(features, n_train, n_select, with_train, method, rng) -> np.ndarray:  # noqa: C901
     """kmeanspp and lcmd: one pass over the pool per pick (O(n_pool d)), no laziness (both need
     every point's exact distance: a sampling distribution, cluster sums). The pass runs in
     cache-sized blocks with preallocated buffers, split between threads (`_SplitPasses`); a picked
@@ -706,6 +709,7 @@ def _distance_greedy(features, n_train, n_select, with_train, method, rng) -> np
             if n_centres == 0:
                 pick = int(rng.integers(n_pool)) if method == "kmeanspp" else _argmax_lowest(norms)
             elif method == "kmeanspp":
+                assert cumulative is not None  # allocated above for kmeanspp
                 np.cumsum(min_sq, dtype=np.float64, out=cumulative)  # picked points weigh 0
                 total = cumulative[-1]
                 draw = rng.random()

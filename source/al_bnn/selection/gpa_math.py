@@ -203,7 +203,8 @@ def select_gpa_batch_resampled(factor_for_round, n_anchor: int, n_select: int, b
 
 def _select_batch(factor_for_round, n_anchor, n_pool, n_select, batch_size, noise) -> GreedySelection:
     taken = np.zeros(n_pool, dtype=bool)
-    picks, variances = [], []
+    picks: list[int] = []
+    variances: list[float] = []
     round_index = 0
     while len(picks) < n_select:
         conditioning = np.concatenate([np.arange(n_anchor), n_anchor + np.asarray(picks, dtype=int)])
@@ -239,7 +240,8 @@ def dense_pool_posterior_covariance(factor: np.ndarray, n_anchor: int, noise: fl
 def _select_fast(factor, n_anchor, n_pool, n_select, batch_size, noise) -> GreedySelection:
     covariance = dense_pool_posterior_covariance(factor, n_anchor, noise)
     taken = np.zeros(n_pool, dtype=bool)
-    picks, variances = [], []
+    picks: list[int] = []
+    variances: list[float] = []
     while len(picks) < n_select:
         variance = np.diag(covariance).copy()
         chosen = top_by_variance(variance, taken, min(batch_size, n_select - len(picks)))
@@ -297,7 +299,8 @@ def _select_lowrank(factor, n_anchor, n_pool, n_select, batch_size, noise) -> Gr
     middle = _feature_space_posterior(factor[:n_anchor], noise)  # M given the anchors
     bound = _quadratic_form_rows(pool_factor, middle)  # exact now; an upper bound later
     taken = np.zeros(n_pool, dtype=bool)
-    picks, variances = [], []
+    picks: list[int] = []
+    variances: list[float] = []
     while len(picks) < n_select:
         count = min(batch_size, n_select - len(picks))
         chosen = _top_with_fresh_values(bound, taken, count, pool_factor, middle, first_round=not picks)

@@ -70,6 +70,7 @@ class GpaSampler:
                 factor, exponent = _narrowed(request.features, self.dtype)
                 return np.ascontiguousarray(factor), exponent
             return np.ascontiguousarray(np.ldexp(np.asarray(request.features), -exponent), dtype=self.dtype), exponent
+        assert request.draw_samples is not None  # provided: needs == "samples" for the mc kernel
         samples = request.draw_samples(draw)
         exponent = sample_scale_exponent(samples, self.dtype) if exponent is None else exponent
         return centred_sample_factor(samples, self.dtype, exponent), exponent
@@ -99,6 +100,7 @@ class McdueSampler:
 
     def select(self, request: SelectionRequest) -> np.ndarray:
         check_n_select(request.n_select, request.n_pool)
+        assert request.draw_samples is not None  # provided: needs == "samples"
         pool_samples = np.asarray(request.draw_samples(0))[:, request.n_train:]
         variance = pool_samples.var(axis=0, dtype=np.float64)
         picks = top_by_variance(variance, np.zeros(request.n_pool, dtype=bool), request.n_select)
@@ -147,6 +149,7 @@ class FamilySampler:
         elif self.kernel == "grad":
             features, exponent = _narrowed(request.gradient_features, self.dtype)
         else:
+            assert request.draw_samples is not None  # provided: needs == "samples" for the mc kernel
             samples = request.draw_samples(0)
             exponent = sample_scale_exponent(samples, self.dtype)
             features = centred_sample_factor(samples, self.dtype, exponent)
