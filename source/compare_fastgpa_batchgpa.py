@@ -5,7 +5,7 @@
 
 import sys
 
-from al_bnn.experiments.published import compare_fastgpa_batchgpa
+from al_bnn_lab.published import compare_fastgpa_batchgpa
 
 if __name__ == "__main__":
     sys.exit(compare_fastgpa_batchgpa())

@@ -9,12 +9,12 @@ report.
     python source/run_study.py --results-dir DIR    # runs and report (DIR/study.md) into DIR
     python source/run_study.py --report-only        # rebuild the report from the runs so far
 
-The code is in al_bnn.experiments.study; see its docstring for details.
+The code is in al_bnn_lab.study; see its docstring for details.
 """
 
 import sys
 
-from al_bnn.experiments.study import main
+from al_bnn_lab.study import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -2,12 +2,12 @@
 
     python source/run_uci_protocol.py [--splits 5] [--datasets yacht energy] [--models bnn] [--out DIR]
 
-The code is in al_bnn.experiments.uci_protocol; see its docstring for details.
+The code is in al_bnn_lab.uci_protocol; see its docstring for details.
 """
 
 import sys
 
-from al_bnn.experiments.uci_protocol import main
+from al_bnn_lab.uci_protocol import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from al_bnn.experiments.bench_models import main, recipe_report, report_markdown
+from al_bnn_lab.bench_models import main, recipe_report, report_markdown
 
 
 def synthetic_table():

@@ -1,6 +1,6 @@
 """The sampler benchmark runs, prints its table, and reports agreement of the picks."""
 
-from al_bnn.experiments import bench_samplers
+from al_bnn_lab import bench_samplers
 
 
 def test_benchmark_prints_a_row_per_method_and_the_ratios(monkeypatch, capsys):

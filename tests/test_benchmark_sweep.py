@@ -10,8 +10,9 @@ import pytest
 import yaml
 
 from al_bnn.config import ConfigError
-from al_bnn.experiments import benchmark as run_benchmark
-from al_bnn.experiments.sweep import (
+from al_bnn.paths import SHIPPED_UCI_ROOT
+from al_bnn_lab import benchmark as run_benchmark
+from al_bnn_lab.sweep import (
     TIE_TOLERANCE,
     load_benchmark_config,
     overview_markdown,
@@ -21,7 +22,6 @@ from al_bnn.experiments.sweep import (
     summary_markdown,
     threads_per_worker,
 )
-from al_bnn.paths import SHIPPED_UCI_ROOT
 
 UCI_ROOT = Path(__file__).resolve().parent.parent / "data" / "uci"
 TINY = {
@@ -397,7 +397,7 @@ def test_a_worker_started_after_its_sweep_died_exits_too(tmp_path):
 
     repo = Path(__file__).resolve().parent.parent
     script = ("import os, sys, time\n"
-              "from al_bnn.experiments.sweep import _watch_parent\n"
+              "from al_bnn_lab.sweep import _watch_parent\n"
               "_watch_parent(int(sys.argv[1]) if len(sys.argv) > 1 else os.getppid(), every=0.05)\n"
               "print('watching', flush=True)\n"
               "time.sleep(60)\n")
@@ -546,7 +546,7 @@ def test_report_only_tabulates_the_finished_runs_of_an_interrupted_sweep(tiny_co
 
 
 def test_a_run_key_ignores_settings_at_their_default_so_new_keys_keep_old_runs(tiny_config):
-    from al_bnn.experiments.sweep import merge_sections, run_key
+    from al_bnn_lab.sweep import merge_sections, run_key
 
     config = load_benchmark_config(tiny_config)
     entry = config.datasets[0]
@@ -564,8 +564,8 @@ def test_the_run_key_baseline_has_every_config_key_and_a_changed_default_changes
     """Keys are measured against frozen values, not the live defaults: a schema key without an
     entry would change every key, and a default that changed must not give an old key to new runs."""
     from al_bnn.config import ExperimentConfig
-    from al_bnn.experiments import sweep
-    from al_bnn.experiments.run_key_baseline import RUN_KEY_BASELINE
+    from al_bnn_lab import sweep
+    from al_bnn_lab.run_key_baseline import RUN_KEY_BASELINE
 
     def flat(section, prefix=""):
         return {f"{prefix}{k}" if not isinstance(v, dict) else n for k, v in section.items()
@@ -581,7 +581,7 @@ def test_the_run_key_baseline_has_every_config_key_and_a_changed_default_changes
 
 
 def test_a_file_dataset_is_keyed_by_its_content_not_its_path(tmp_path):
-    from al_bnn.experiments.sweep import DatasetEntry, benchmark_config_from_dict, run_key
+    from al_bnn_lab.sweep import DatasetEntry, benchmark_config_from_dict, run_key
 
     rows = "a,b,y\n" + "".join(f"{i},{i % 7},{i * 0.5}\n" for i in range(60))
     first, second = tmp_path / "one" / "d.csv", tmp_path / "two" / "d.csv"
@@ -598,7 +598,7 @@ def test_a_file_dataset_is_keyed_by_its_content_not_its_path(tmp_path):
 
 @pytest.mark.slow
 def test_the_study_counts_reused_runs_apart_from_its_own_wall_time(tmp_path):
-    from al_bnn.experiments import study
+    from al_bnn_lab import study
 
     raw = dict(TINY, datasets=["yacht"], seeds=[0])
     first = tmp_path / "first"
@@ -618,7 +618,7 @@ def test_the_study_counts_reused_runs_apart_from_its_own_wall_time(tmp_path):
 
 
 def test_an_interrupted_study_part_still_records_its_wall_time(tmp_path, monkeypatch):
-    from al_bnn.experiments import study
+    from al_bnn_lab import study
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
@@ -631,7 +631,7 @@ def test_an_interrupted_study_part_still_records_its_wall_time(tmp_path, monkeyp
 
 
 def test_the_study_states_each_parts_wall_time_and_the_total(tmp_path):
-    from al_bnn.experiments import study
+    from al_bnn_lab import study
 
     times = study.WallTimes(tmp_path / "wall_times.json")
     times.add("q6", 90.0, 2)
@@ -684,8 +684,8 @@ def test_the_first_ctrl_c_lets_the_running_task_finish_and_starts_no_other(tiny_
 def test_a_stop_leaves_waiting_tasks_unstarted(tiny_config, tmp_path):
     import threading
 
-    from al_bnn.experiments.cli import StoppedEarly
-    from al_bnn.experiments.sweep import _execute_locally, pending_tasks
+    from al_bnn.cli import StoppedEarly
+    from al_bnn_lab.sweep import _execute_locally, pending_tasks
 
     config = load_benchmark_config(tiny_config)
     tasks = pending_tasks(config, tmp_path)
@@ -745,7 +745,7 @@ def test_a_stop_signal_delivered_twice_at_once_is_one_stop_and_a_later_one_abort
     import signal
     import threading
 
-    from al_bnn.experiments import cli
+    from al_bnn_lab import cli
 
     clock = [100.0]
     monkeypatch.setattr(cli.time, "monotonic", lambda: clock[0])
@@ -768,7 +768,7 @@ def test_stop_signals_leave_an_inherited_ignore_alone():
     import signal
     import threading
 
-    from al_bnn.experiments.cli import StopSignals
+    from al_bnn.cli import StopSignals
 
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
@@ -788,7 +788,7 @@ def test_the_committed_benchmark_tables_hold_every_run_of_the_full_config_once()
     """The benchmark results (docs/benchmark-results.md) are made from docs/benchmark's two tables with
     --reuse: they must hold each run of configs/benchmark.yaml, all its AL steps, under the key today's code gives it (a
     changed default or schedule would leave them stale, and the report would say Partial)."""
-    from al_bnn.experiments import sweep
+    from al_bnn_lab import sweep
 
     repo = Path(__file__).resolve().parent.parent
     config = load_benchmark_config(repo / "configs" / "benchmark.yaml")

@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 
 import al_bnn
+from al_bnn import suggest
+from al_bnn.cli import Aborted, StoppedEarly, exit_code_for, run_reporting_errors
 from al_bnn.config import ConfigError
 from al_bnn.data import DataFileError, DataUnavailableError, hold_out, load_dataset, split_by_seed
 from al_bnn.errors import (
@@ -28,25 +30,28 @@ from al_bnn.errors import (
     InputError,
     WriteFailure,
 )
-from al_bnn.experiments import bench_models, benchmark, comparison, suggest
-from al_bnn.experiments.cli import Aborted, StoppedEarly, exit_code_for, run_reporting_errors
 from al_bnn.results import ResultsDirectoryBusyError, ResultsDirectoryExistsError
 from al_bnn.safe_arrays import ArrayFileError, WriteError
+from al_bnn_lab import bench_models, benchmark, comparison, suggest_example
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 
 # exception classes of the package that are not AlBnnErrors, each with the reason
 NOT_ALBNN_ERRORS = {
     "al_bnn.loop.StopRequested": "a stop asked for (SIGINT/SIGTERM) carrying the checkpointed state, not an error",
-    "al_bnn.experiments.cli.StoppedEarly": "a sweep stopped as asked; exit_code_for maps it to 128 + signal",
-    "al_bnn.experiments.cli.Aborted": "a second stop signal; a BaseException on purpose, mapped to 128 + signal",
+    "al_bnn.cli.StoppedEarly": "a sweep stopped as asked; exit_code_for maps it to 128 + signal",
+    "al_bnn.cli.Aborted": "a second stop signal; a BaseException on purpose, mapped to 128 + signal",
 }
 
 
 def package_exception_classes() -> dict[str, type]:
-    """Every exception class defined in a module of the package (imported: the classes as Python sees them)."""
+    """Every exception class defined in a module of the packages (imported: the classes as Python sees them)."""
+    import al_bnn_lab
+
     found = {}
-    for info in pkgutil.walk_packages(al_bnn.__path__, "al_bnn."):
+    infos = [*pkgutil.walk_packages(al_bnn.__path__, "al_bnn."),
+             *pkgutil.walk_packages(al_bnn_lab.__path__, "al_bnn_lab.")]  # the library and the harness
+    for info in infos:
         module = importlib.import_module(info.name)
         for name, value in inspect.getmembers(module, inspect.isclass):
             if value.__module__ == module.__name__ and issubclass(value, BaseException):
@@ -131,12 +136,13 @@ def _raiser(error: BaseException):
 
 
 @pytest.mark.parametrize("command, target, argv", [
-    (comparison.main, "al_bnn.experiments.comparison._run", None),
-    (benchmark.main, "al_bnn.experiments.benchmark._run", []),
-    (bench_models.main, "al_bnn.experiments.bench_models.load_benchmark_config", []),
-    (suggest.main, "al_bnn.experiments.suggest.run_round",
+    (comparison.main, "al_bnn_lab.comparison._run", None),
+    (benchmark.main, "al_bnn_lab.benchmark._run", []),
+    (bench_models.main, "al_bnn_lab.bench_models.load_benchmark_config", []),
+    (suggest.main, "al_bnn.suggest.run_round",
      ["--labelled", "l.csv", "--target", "y", "--pool", "p.csv", "--n", "1", "--out", "o"]),
-    (suggest.example_main, "al_bnn.experiments.suggest.label_example", ["label", "--dir", "d", "--suggestions", "s"]),
+    (suggest_example.example_main, "al_bnn_lab.suggest_example.label_example",
+     ["label", "--dir", "d", "--suggestions", "s"]),
 ])
 def test_a_plain_ValueError_inside_a_command_keeps_its_traceback(monkeypatch, capsys, command, target, argv):
     if command is comparison.main:
@@ -168,8 +174,8 @@ def test_input_problems_met_by_a_command_are_input_errors(tmp_path):
 
 
 def test_the_loop_and_report_inputs_are_input_errors(tmp_path):
-    from al_bnn.experiments.study import update_headline
     from al_bnn.loop import initial_training_set
+    from al_bnn_lab.study import update_headline
 
     with pytest.raises(ConfigError, match="num_train_init=30 exceeds the pool of 20 points"):
         initial_training_set(0, 20, 30)
@@ -181,12 +187,12 @@ def test_the_loop_and_report_inputs_are_input_errors(tmp_path):
 
 def test_the_walk_through_names_a_missing_file_and_an_unknown_id(tmp_path, capsys):
     suggestions = tmp_path / "suggestions.csv"
-    assert suggest.example_main(["label", "--dir", str(tmp_path), "--suggestions", str(suggestions)]) == 2
+    assert suggest_example.example_main(["label", "--dir", str(tmp_path), "--suggestions", str(suggestions)]) == 2
     assert "labelled.csv: file not found" in capsys.readouterr().err
     (tmp_path / "labelled.csv").write_text("id,x,y\na,1,2\nb,2,3\n")
     (tmp_path / "answers.csv").write_text("id,y\na,2\nb,3\nc,4\n")
     suggestions.write_text("id,x\nc,5\nzz,6\n")
-    assert suggest.example_main(["label", "--dir", str(tmp_path), "--suggestions", str(suggestions)]) == 2
+    assert suggest_example.example_main(["label", "--dir", str(tmp_path), "--suggestions", str(suggestions)]) == 2
     assert "['zz'] are not in" in capsys.readouterr().err
     assert (tmp_path / "labelled.csv").read_text() == "id,x,y\na,1,2\nb,2,3\n"  # nothing appended
 

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from al_bnn.config import ConfigError, config_from_dict
-from al_bnn.experiments.sweep import load_benchmark_config
 from al_bnn.selection import FAMILY_METHODS, SelectionRequest, make_sampler, sampler_names
 from al_bnn.selection.family import DEFAULT_MODES, select_batch, transform_features
 from al_bnn.selection.gpa_math import centred_sample_factor
+from al_bnn_lab.sweep import load_benchmark_config
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -73,7 +73,7 @@ def test_the_benchmark_config_runs_the_family(quick):
 
 
 def test_bench_selection_quick_runs_every_method():
-    from al_bnn.experiments.bench_selection import run
+    from al_bnn_lab.bench_selection import run
 
     lines = []
     rows = run([(8, 300, 10)], ["float64", "float32"], list(FAMILY_METHODS), print_row=lines.append)

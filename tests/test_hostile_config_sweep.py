@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from al_bnn.config import MAX_YAML_BYTES, ConfigError, config_from_dict, load_config, read_yaml
-from al_bnn.experiments import sweep
+from al_bnn_lab import sweep
 
 # -- item 10: YAML alias bombs ---------------------------------------------------------------------
 
@@ -155,7 +155,7 @@ def test_a_killed_worker_is_logged_its_task_rerun_and_the_other_workers_task_kep
 
     killer = threading.Thread(target=kill_the_first_task_while_both_run, daemon=True)
     killer.start()
-    from al_bnn.experiments.benchmark import run_sweep
+    from al_bnn_lab.benchmark import run_sweep
 
     run_sweep(config, out, workers=2)
     killer.join()
@@ -220,7 +220,7 @@ class TinyServer:
                                                         r"bytes: b'HTTP/1.1'\)"),
 ])
 def test_a_scheduler_address_where_no_dask_scheduler_answers_is_a_named_error(answer, message, tmp_path, capsys):
-    from al_bnn.experiments.benchmark import main
+    from al_bnn_lab.benchmark import main
 
     server = TinyServer(answer)
     config = Path(__file__).resolve().parent.parent / "configs" / "benchmark.yaml"

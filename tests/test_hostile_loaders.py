@@ -15,9 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from al_bnn.config import config_from_dict
-from al_bnn.experiments.published import compare_gpa_rand
 from al_bnn.loop import CheckpointError, RunResult, StackState, load_checkpoint, save_checkpoint
 from al_bnn.safe_arrays import HEADER_KEY, ArrayFileError, save_arrays
+from al_bnn_lab.published import compare_gpa_rand
 from test_scripts import SIZES, tiny_configs
 
 ESTIMATOR_KIND, LEARNER_KIND, CHECKPOINT_KIND = "al_bnn.estimator", "al_bnn.learner", "al_bnn checkpoint"

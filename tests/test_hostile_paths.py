@@ -12,12 +12,12 @@ import yaml
 
 from al_bnn.config import config_from_dict
 from al_bnn.errors import InputError
-from al_bnn.experiments import benchmark as run_benchmark
-from al_bnn.experiments.published import compare_gpa_rand
-from al_bnn.experiments.suggest import main as suggest_main
-from al_bnn.experiments.suggest import split_example
 from al_bnn.paths import UnsafePathError, inside, safe_name
 from al_bnn.results import LOCK_FILE, WRITTEN_FILE, DirectoryLock, ResultsWriter
+from al_bnn.suggest import main as suggest_main
+from al_bnn_lab import benchmark as run_benchmark
+from al_bnn_lab.published import compare_gpa_rand
+from al_bnn_lab.suggest_example import split_example
 from test_scripts import SIZES, TINY, tiny_configs
 
 PRECIOUS = b"a file of the user's, outside the output folder\n"

@@ -17,8 +17,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from al_bnn.experiments import suggest
-from al_bnn.experiments.suggest import SuggestInputError, main
+from al_bnn import suggest
+from al_bnn.suggest import SuggestInputError, main
 
 TINY = """\
 net_config: {layer_sizes: [8], learning_rate: 0.01}

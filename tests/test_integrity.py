@@ -18,9 +18,9 @@ import pytest
 import yaml
 
 from al_bnn.config import ConfigError, load_config, read_yaml
-from al_bnn.experiments.published import compare_gpa_rand
 from al_bnn.results import LOCK_FILE, DirectoryLock, ResultsWriter
 from al_bnn.safe_arrays import save_arrays
+from al_bnn_lab.published import compare_gpa_rand
 from test_scripts import SIZES, tiny_configs
 
 REPO = Path(__file__).resolve().parent.parent

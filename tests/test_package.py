@@ -1,5 +1,6 @@
-"""The package's shape: imports point down the layers, selection runs without TensorFlow, the
-public API is exported from the root, and every script is a thin entry point."""
+"""The packages' shape: imports point down the layers, the library (al_bnn) never imports the research
+harness (al_bnn_lab), selection runs without TensorFlow, the public API is exported from the root, and
+every script is a thin entry point."""
 
 import ast
 import subprocess
@@ -10,6 +11,7 @@ import pytest
 
 SOURCE = Path(__file__).resolve().parent.parent / "source"
 PACKAGE = SOURCE / "al_bnn"
+LAB = SOURCE / "al_bnn_lab"
 
 # Lower number = lower layer; a module may import its own layer and the ones below.
 LAYERS = {
@@ -20,7 +22,8 @@ LAYERS = {
     "al_bnn.models": 3,
     "al_bnn.loop": 4, "al_bnn.results": 4, "al_bnn.checkpoints": 4, "al_bnn.learner": 4, "al_bnn.selector": 4,
     "al_bnn.memory": 4,
-    "al_bnn.experiments": 5,
+    "al_bnn.cli": 5, "al_bnn.suggest": 5,  # the commands' shared exit codes and signals; suggest's core
+    "al_bnn_lab": 6,  # the research harness: imports the library, never imported by it
 }
 
 
@@ -32,8 +35,8 @@ def layer_of(module: str) -> int:
     raise AssertionError(f"{module} is in no layer; add it to LAYERS")
 
 
-def package_modules():
-    for path in sorted(PACKAGE.rglob("*.py")):
+def package_modules(package: Path = PACKAGE):
+    for path in sorted(package.rglob("*.py")):
         relative = path.relative_to(SOURCE).with_suffix("")
         parts = list(relative.parts)
         if parts[-1] == "__init__":
@@ -53,12 +56,12 @@ def imported_modules(path: Path, module: str) -> set[str]:
             elif node.module:
                 names.add(node.module)
                 names.update(f"{node.module}.{alias.name}" for alias in node.names)
-    return {name for name in names if name.startswith("al_bnn.")}
+    return {name for name in names if name.startswith("al_bnn.") or name.split(".")[0] == "al_bnn_lab"}
 
 
 def test_no_lower_layer_imports_a_higher_one():
     violations = []
-    for module, path in package_modules():
+    for module, path in [*package_modules(), *package_modules(LAB)]:
         if module == "al_bnn":
             continue  # the root re-exports the public API (lazily)
         for imported in imported_modules(path, module):
@@ -72,9 +75,37 @@ def test_no_lower_layer_imports_a_higher_one():
 
 def test_the_layer_check_catches_an_upward_import(tmp_path):
     offender = tmp_path / "offender.py"
-    offender.write_text("from al_bnn.experiments.sweep import run_task\n")
+    offender.write_text("from al_bnn_lab.sweep import run_task\n")
     module = "al_bnn.selection.offender"
     assert any(layer_of(i) > layer_of(module) for i in imported_modules(offender, module))
+
+
+def harness_references(path: Path, module: str) -> set[str]:
+    """What a module imports from al_bnn_lab, or names as a module path in a string (`-m al_bnn_lab.x`)."""
+    found = {name for name in imported_modules(path, module) if name.split(".")[0] == "al_bnn_lab"}
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            found.update(word for word in node.value.split() if word.split(".")[0].split(":")[0] == "al_bnn_lab")
+    return found
+
+
+def test_the_library_never_imports_the_harness():
+    offenders = {module: sorted(names) for module, path in package_modules()
+                 if (names := harness_references(path, module))}
+    assert not offenders, f"library modules that reach into al_bnn_lab (the harness): {offenders}"
+    lab_modules = [module for module, _ in package_modules(LAB)]
+    assert "al_bnn_lab.sweep" in lab_modules and "al_bnn.loop" in dict(package_modules())  # the walks see both
+
+
+@pytest.mark.parametrize("line", ["from al_bnn_lab.sweep import run_task", "import al_bnn_lab.study",
+                                  "from al_bnn_lab import plotting", "def f():\n    from al_bnn_lab import sweep",
+                                  "CMD = ['python', '-m', 'al_bnn_lab.bench_suggest']"])
+def test_the_harness_check_catches_a_library_module_that_uses_the_harness(tmp_path, line):
+    offender = tmp_path / "offender.py"
+    offender.write_text(line + "\n")
+    assert harness_references(offender, "al_bnn.loop")
+    module = "al_bnn.loop"
+    assert "import" not in line or any(layer_of(i) > layer_of(module) for i in imported_modules(offender, module))
 
 
 @pytest.mark.parametrize("module", ["al_bnn", "al_bnn.selection", "al_bnn.selection.gpa_math", "al_bnn.config",
@@ -90,7 +121,7 @@ def test_scripts_are_thin_entry_points():
     for script in sorted(SOURCE.glob("*.py")):
         tree = ast.parse(script.read_text())
         functions = [node.name for node in ast.walk(tree) if isinstance(node, (ast.FunctionDef, ast.ClassDef))]
-        assert not functions, f"{script.name} defines {functions}; library code belongs in the al_bnn package"
+        assert not functions, f"{script.name} defines {functions}; code belongs in the al_bnn or al_bnn_lab package"
         assert len(script.read_text().splitlines()) < 25, f"{script.name} is not a thin entry point"
 
 

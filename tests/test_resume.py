@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from al_bnn.experiments.published import compare_gpa_rand
+from al_bnn_lab.published import compare_gpa_rand
 from test_scripts import tiny_configs
 
 # Every test here trains models beyond a few steps or runs scripts: the slow tier (pytest -m slow).

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import yaml
 
-from al_bnn.experiments.published import compare_fastgpa_batchgpa, compare_gpa_rand
+from al_bnn_lab.published import compare_fastgpa_batchgpa, compare_gpa_rand
 
 TINY = {
     "al_schedule": {"al_iter": 2, "num_al_incr": 10, "num_train_init": 20},
@@ -241,7 +241,7 @@ def test_every_sampler_runs_on_the_dropout_and_ensemble_models(tmp_path, model, 
 
 @pytest.mark.slow
 def test_training_benchmark_prints_every_measurement(capsys):
-    from al_bnn.experiments import bench_training
+    from al_bnn_lab import bench_training
 
     assert bench_training.main(["--epochs", "1", "--stack-sizes", "2", "--skip-script"]) == 0
     printed = capsys.readouterr().out
@@ -266,7 +266,7 @@ def test_a_run_that_fails_before_training_leaves_no_results_directory(tmp_path, 
 
 
 def test_bands_over_few_seeds_stay_above_zero():
-    from al_bnn.experiments.plotting import geometric_mean_and_interval
+    from al_bnn_lab.plotting import geometric_mean_and_interval
 
     centre, low, high = geometric_mean_and_interval(np.array([[1.0, 0.2], [45.0, 0.3]]))  # two wild seeds
     assert (low > 0).all() and (low < centre).all() and (centre < high).all()

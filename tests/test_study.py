@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from al_bnn.experiments import study as run_study
-from al_bnn.experiments import study_report
+from al_bnn_lab import study as run_study
+from al_bnn_lab import study_report
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 UCI_ROOT = REPO_ROOT / "data" / "uci"

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from al_bnn.experiments import study as run_study
-from al_bnn.experiments import study_methods
+from al_bnn_lab import study as run_study
+from al_bnn_lab import study_methods
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 UCI_ROOT = REPO_ROOT / "data" / "uci"
@@ -97,7 +97,7 @@ def test_the_aggregate_over_datasets_matches_an_independent_computation_and_the_
     assert per_dataset.loc[("d3", "gpa"), "verdict"] == "worse"
     assert per_dataset.loc[("d1", "maxdist"), "log_rmse_difference_interval"] == pytest.approx(
         t_interval(np.array([0.19, -0.19, 0.0]))[1])
-    from al_bnn.experiments.plotting import plt
+    from al_bnn_lab.plotting import plt
 
     for figure in section.figures.values():
         plt.close(figure)
@@ -271,7 +271,7 @@ def test_a_rerun_of_q8_reuses_the_selection_benchmark(quick_second_edition):
 def test_every_run_of_the_benchmark_bnn_sweep_is_a_run_of_q6_so_q6_can_reuse_them():
     """Q6 takes the benchmark's runs with --reuse (docs/sweeps.md: runs carried between sweeps): that only
     works while the two configs agree on everything that determines those runs' numbers."""
-    from al_bnn.experiments.sweep import benchmark_config_from_dict, load_benchmark_config, run_key
+    from al_bnn_lab.sweep import benchmark_config_from_dict, load_benchmark_config, run_key
 
     repo = Path(__file__).resolve().parent.parent
     benchmark = load_benchmark_config(repo / "configs" / "benchmark.yaml")
@@ -295,7 +295,7 @@ def test_every_run_q7_can_choose_is_a_run_of_the_benchmark_so_q7_can_reuse_them(
     """Q7 (dropout and ensemble models) picks its samplers from Q6's, so every Q6 method that runs on
     those models, on Q7's datasets and seeds, must have the settings of a benchmark run: then the
     benchmark's dropout and ensemble sweep, reused with --reuse, holds all of Q7."""
-    from al_bnn.experiments.sweep import benchmark_config_from_dict, load_benchmark_config, run_key
+    from al_bnn_lab.sweep import benchmark_config_from_dict, load_benchmark_config, run_key
 
     repo = Path(__file__).resolve().parent.parent
     benchmark = load_benchmark_config(repo / "configs" / "benchmark.yaml")

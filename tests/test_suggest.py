@@ -7,8 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from al_bnn.experiments.suggest import example_main, main, split_example
 from al_bnn.learner import load_learner
+from al_bnn.suggest import main
+from al_bnn_lab.suggest_example import example_main, split_example
 
 TINY_CONFIG = """\
 net_config: {layer_sizes: [8, 8], learning_rate: 0.01}
@@ -134,8 +135,8 @@ def test_pool_labelled_ok_ignores_pool_targets_and_reordered_columns_match_by_na
 
 
 def test_the_default_model_recipe_fills_in_what_the_config_does_not_set(tmp_path):
-    from al_bnn.experiments.suggest import build_config, build_parser
     from al_bnn.recipe import DEFAULT_RECIPE
+    from al_bnn.suggest import build_config, build_parser
 
     (tmp_path / "sampler_only.yaml").write_text("parms: {sample_policy: lcmd}\nnet_config: {layer_sizes: [32]}\n")
     common = ["--labelled", "l.csv", "--target", "y", "--pool", "p.csv", "--n", "3", "--out", str(tmp_path / "o")]

@@ -9,8 +9,8 @@ from scipy import stats
 
 from al_bnn.config import ConfigError
 from al_bnn.data import SHIPPED_UCI_ROOT, DataFileError, read_uci_folder
-from al_bnn.experiments import uci_protocol
-from al_bnn.experiments.uci_protocol import STANDARD_DATASETS, read_splits, run_protocol, score, summarise
+from al_bnn_lab import uci_protocol
+from al_bnn_lab.uci_protocol import STANDARD_DATASETS, read_splits, run_protocol, score, summarise
 
 TINY = {"layer_sizes": [8], "n_epochs": 2, "min_steps": 0, "batch_size": 64}
 

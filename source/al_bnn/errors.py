@@ -2,7 +2,7 @@
 
 Every error the package raises for a user to act on derives from `AlBnnError`; its class says what
 to do, and so which exit code a command ends with (`exit_code`, read by
-al_bnn.experiments.cli.exit_code_for):
+al_bnn.cli.exit_code_for):
 
 - `InputError` (2): fix the input named in the message (a config, data file, option, plugin,
   checkpoint or resume, existing results, settings too large for the memory).

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from al_bnn.experiments.comparison import Comparison, by_group, final_test_rmse_summary, main, shared_selection_count
+from al_bnn_lab.comparison import Comparison, by_group, final_test_rmse_summary, main, shared_selection_count
 
 
 def _title_gpa_rand(results) -> str:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from al_bnn.experiments.sweep import wins_ties_losses
+from al_bnn_lab.sweep import wins_ties_losses
 
 RUN_KEYS = ["dataset", "sampler", "seed"]
 
@@ -146,7 +146,7 @@ def _dataset_order(table: pd.DataFrame) -> list[str]:
 
 def curve_figure(table: pd.DataFrame, column: str, ylabel: str, samplers: Sequence[str]):
     """One panel per dataset: `column` against labelled points, mean and 95% band over seeds."""
-    from al_bnn.experiments.plotting import mean_and_band, plt
+    from al_bnn_lab.plotting import mean_and_band, plt
 
     datasets = _dataset_order(table)
     columns = min(4, len(datasets))
@@ -270,7 +270,7 @@ def question_samplers(table: pd.DataFrame, baseline: str = "random", challengers
 
 def overlap_figure(overlaps: pd.DataFrame, samplers: Sequence[str], title: str):
     """Bars: mean overlap with the exact kernel's picks per dataset and sampler, 95% whiskers."""
-    from al_bnn.experiments.plotting import plt
+    from al_bnn_lab.plotting import plt
 
     datasets = list(dict.fromkeys(overlaps["dataset"]))
     figure, axis = plt.subplots(figsize=(min(11.0, 1.2 * len(datasets) + 2.5), 3.8))
@@ -358,7 +358,7 @@ def question_joint_marginal(table: pd.DataFrame, joint: str = "gpa_joint", margi
 # -- question 3: MC kernel vs exact kernel as T grows ------------------------------------------------
 
 def question_sample_count(table: pd.DataFrame, exact: str = "gpa_exact") -> Section:
-    from al_bnn.experiments.plotting import plt
+    from al_bnn_lab.plotting import plt
 
     overlaps = run_means(table, "overlap_exact")
     scalars = run_scalars(table)
@@ -562,7 +562,7 @@ def question_precision(table: pd.DataFrame, reference: str = "bgpa_float64") -> 
 def question_cost(timing: pd.DataFrame, scaling: pd.DataFrame, labels: dict[str, str]) -> Section:
     """timing: tidy rows of the samplers to cost (labels maps sampler -> name shown); scaling:
     rows (method, n_pool, n_train, num_samples, n_select, seconds) of the synthetic selections."""
-    from al_bnn.experiments.plotting import plt
+    from al_bnn_lab.plotting import plt
 
     steps = timing[timing["al_iter"] > 0]
     datasets = list(dict.fromkeys(steps.sort_values("pool_size")["dataset"]))

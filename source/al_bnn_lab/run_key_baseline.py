@@ -1,4 +1,4 @@
-"""The values a run key is measured against (al_bnn.experiments.sweep.run_key), frozen.
+"""The values a run key is measured against (al_bnn_lab.sweep.run_key), frozen.
 
 A run key hashes only the settings that differ from these values. They were the config schema's
 defaults when run keys were introduced and they must never follow a later change of a default:

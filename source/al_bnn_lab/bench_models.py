@@ -29,13 +29,13 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from al_bnn.cli import StoppedEarly, exit_code_for
 from al_bnn.config import ConfigError
 from al_bnn.errors import AlBnnError
-from al_bnn.experiments.benchmark import run_sweep
-from al_bnn.experiments.cli import StoppedEarly, exit_code_for
-from al_bnn.experiments.sweep import load_benchmark_config, merge_sections
 from al_bnn.paths import repo_file
 from al_bnn.results import ResultsWriter
+from al_bnn_lab.benchmark import run_sweep
+from al_bnn_lab.sweep import load_benchmark_config, merge_sections
 
 BASELINE = "old"
 

@@ -16,8 +16,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from al_bnn.config import ConfigError, config_from_dict, dump_config, load_config, read_yaml, with_overrides
-from al_bnn.experiments.cli import (
+from al_bnn.cli import (
     EXIT_DIVERGED,
     EXIT_WRITE_FAILED,
     SIGNAL_NAMES,
@@ -26,7 +25,7 @@ from al_bnn.experiments.cli import (
     interrupted_exit_code,
     run_reporting_errors,
 )
-from al_bnn.experiments.plotting import geometric_mean_and_interval, plot_learning_curves, plt
+from al_bnn.config import ConfigError, config_from_dict, dump_config, load_config, read_yaml, with_overrides
 from al_bnn.loop import (
     RunResult,
     RunSpec,
@@ -41,6 +40,7 @@ from al_bnn.paths import repo_file, safe_name
 from al_bnn.plugins import import_plugins
 from al_bnn.results import ResultsWriter, describe_holder
 from al_bnn.safe_arrays import WriteError
+from al_bnn_lab.plotting import geometric_mean_and_interval, plot_learning_curves, plt
 
 
 @dataclass

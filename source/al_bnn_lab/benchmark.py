@@ -31,9 +31,12 @@ from pathlib import Path
 import yaml
 from tqdm.auto import tqdm
 
+from al_bnn.cli import SIGNAL_NAMES, StoppedEarly, StopSignals, run_reporting_errors
 from al_bnn.config import ConfigError, read_yaml
-from al_bnn.experiments.cli import SIGNAL_NAMES, StoppedEarly, StopSignals, run_reporting_errors
-from al_bnn.experiments.sweep import (
+from al_bnn.paths import repo_file
+from al_bnn.plugins import import_plugins
+from al_bnn.results import ResultsDirectoryExistsError, ResultsWriter, describe_holder
+from al_bnn_lab.sweep import (
     RUN_KEY_COLUMN,
     BenchmarkConfig,
     DatasetEntry,
@@ -52,9 +55,6 @@ from al_bnn.experiments.sweep import (
     summarise,
     summary_markdown,
 )
-from al_bnn.paths import repo_file
-from al_bnn.plugins import import_plugins
-from al_bnn.results import ResultsDirectoryExistsError, ResultsWriter, describe_holder
 
 logger = logging.getLogger("al_bnn.benchmark")
 # The workers' own log lines: they reach the log file (a handler on "al_bnn"), not the console.
@@ -128,7 +128,7 @@ def _run(args: argparse.Namespace) -> int:
     config.samplers = args.samplers or config.samplers
     config.models = args.models or config.models
     config.seeds = args.seeds or config.seeds
-    from al_bnn.experiments.sweep import benchmark_config_from_dict
+    from al_bnn_lab.sweep import benchmark_config_from_dict
 
     config = benchmark_config_from_dict(config.as_dict(), config.source)  # validate the final sweep
 
@@ -281,7 +281,7 @@ def write_reports(writer: ResultsWriter, config, output: Path, finished_only: bo
     overview = overview_markdown(summary)
     writer.write_text("summary.md",
                       f"# Benchmark summary\n\nConfig: {config.source}\n\n{partial}{overview}\n\n{markdown}\n")
-    from al_bnn.experiments.plotting import plt
+    from al_bnn_lab.plotting import plt
 
     figure = plot_overview(summary)
     if figure is not None:

@@ -48,7 +48,7 @@ def main(argv=None) -> int:
         directory = Path(folder)
         labelled, pool = write_tables(directory, args.pool_rows, args.labelled_rows)
         print(f"pool CSV: {args.pool_rows} rows, {pool.stat().st_size / 1e6:.0f} MB; labelled: {args.labelled_rows}")
-        command = [sys.executable, "-m", "al_bnn.experiments.suggest", "--labelled", str(labelled), "--target", "y",
+        command = [sys.executable, "-m", "al_bnn.suggest", "--labelled", str(labelled), "--target", "y",
                    "--pool", str(pool), "--n", str(args.n), "--out", str(directory / "out"), "--sampler", "lrgpa",
                    "--model", "bnn"]
         started = time.perf_counter()

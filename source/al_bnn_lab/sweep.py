@@ -32,11 +32,11 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from al_bnn.cli import StoppedEarly
 from al_bnn.config import ConfigError, config_from_dict, read_yaml, short_repr, short_text
 from al_bnn.data import DataFileError
-from al_bnn.experiments.cli import StoppedEarly
-from al_bnn.experiments.run_key_baseline import RUN_KEY_BASELINE
 from al_bnn.plugins import import_plugins
+from al_bnn_lab.run_key_baseline import RUN_KEY_BASELINE
 
 logger = logging.getLogger("al_bnn.benchmark")
 
@@ -942,7 +942,7 @@ def plot_overview(summary: pd.DataFrame, baseline: str = "random"):
     learning curve is below the baseline's; the scale saturates at the 95th percentile of the absolute
     differences so that one extreme dataset does not wash out the rest (the cells print the values).
     None when no model ran the baseline."""
-    from al_bnn.experiments.plotting import plt
+    from al_bnn_lab.plotting import plt
 
     grids = difference_grids(summary, baseline)
     if not grids:
@@ -976,7 +976,7 @@ def plot_dataset(table: pd.DataFrame, dataset: str):
     """Test RMSE against labelled points: geometric mean and 95% interval over seeds (on log RMSE,
     so the band stays above zero), one panel per model and one line per sampler (the same colour
     for a sampler in every panel)."""
-    from al_bnn.experiments.plotting import BAND_TEXT, geometric_mean_and_interval, plt
+    from al_bnn_lab.plotting import BAND_TEXT, geometric_mean_and_interval, plt
 
     part = table[table["dataset"] == dataset]
     models = list(dict.fromkeys(part["model"]))

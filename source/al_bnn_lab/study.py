@@ -11,7 +11,7 @@ report.
     python source/run_study.py --questions q6 --reuse docs/benchmark/benchmark.csv   # take runs it shares
 
 Each question's sweep is configs/study/common.yaml merged with its own configs/study/q*.yaml and
-run by the package's sweep runner (al_bnn.experiments.benchmark.run_sweep) into <results>/<question>/; finished runs
+run by the package's sweep runner (al_bnn_lab.benchmark.run_sweep) into <results>/<question>/; finished runs
 are kept, so an interrupted study resumes where it stopped; --reuse takes finished runs of equal
 settings (dataset, seed, sampler policy and settings, model, training) from other results, such as
 the benchmark's or a part an earlier checkout committed. The report is rebuilt from the tidy
@@ -43,20 +43,20 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from al_bnn.cli import run_reporting_errors
 from al_bnn.config import ConfigError, read_yaml
 from al_bnn.data import DataFileError
-from al_bnn.experiments import study_methods, study_report
-from al_bnn.experiments.benchmark import run_sweep as run_benchmark_sweep
-from al_bnn.experiments.cli import run_reporting_errors
-from al_bnn.experiments.sweep import (
+from al_bnn.paths import REPO_ROOT
+from al_bnn.results import ResultsWriter
+from al_bnn_lab import study_methods, study_report
+from al_bnn_lab.benchmark import run_sweep as run_benchmark_sweep
+from al_bnn_lab.sweep import (
     UNREADABLE_TABLE_ERRORS,
     benchmark_config_from_dict,
     merge_sections,
     pending_tasks,
     reuse_runs,
 )
-from al_bnn.paths import REPO_ROOT
-from al_bnn.results import ResultsWriter
 
 CONFIG_DIR = REPO_ROOT / "configs" / "study"
 SWEEP_QUESTIONS = {"q1": "q1_samplers.yaml", "q2": "q2_joint_marginal.yaml", "q3": "q3_mc_vs_exact.yaml",
@@ -312,8 +312,8 @@ def measure_pool_scaling(settings: dict, results_dir: Path, wall_times: WallTime
     """Time each method's selection on synthetic samples per pool size; resumable per row."""
     import numpy as np
 
-    from al_bnn.experiments.bench_samplers import synthetic_samples
     from al_bnn.selection.gpa_math import centred_sample_factor, select_gpa_from_factor
+    from al_bnn_lab.bench_samplers import synthetic_samples
 
     scaling = settings["pool_scaling"]
     output = results_dir / "q5"
@@ -352,7 +352,7 @@ def measure_pool_scaling(settings: dict, results_dir: Path, wall_times: WallTime
 def measure_selection_benchmark(settings: dict, results_dir: Path, wall_times: WallTimes) -> None:
     """Rows of bench_selection.run for each configured method, dtype and size, measured once and
     kept in q8/selection_benchmark.csv (a rerun measures only the missing rows)."""
-    from al_bnn.experiments import bench_selection
+    from al_bnn_lab import bench_selection
 
     bench = settings["selection_benchmark"]
     output = results_dir / "q8"
@@ -573,7 +573,7 @@ def read_tables(results_dir: Path, data_dir: Path) -> dict[str, pd.DataFrame]:
 
 def write_report(results_dir: Path, report_dir: Path, image_dir: Path, sweeps: dict[str, dict],
                  wall_times: WallTimes, command: str, quick: bool, uci_root: str | None = None) -> Report:
-    from al_bnn.experiments.plotting import plt
+    from al_bnn_lab.plotting import plt
 
     data_dir = report_dir / "study_data"
     tables = read_tables(results_dir, data_dir)

@@ -295,7 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from al_bnn.experiments.cli import run_reporting_errors
+    from al_bnn.cli import run_reporting_errors
 
     args = build_parser().parse_args(argv)
     command = "python source/run_uci_protocol.py " + " ".join(sys.argv[1:] if argv is None else argv)

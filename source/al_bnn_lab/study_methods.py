@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from al_bnn.experiments.study_report import (
+from al_bnn_lab.study_report import (
     Section,
     _dataset_order,
     interval,
@@ -30,7 +30,7 @@ from al_bnn.experiments.study_report import (
     verdict,
     with_interval,
 )
-from al_bnn.experiments.sweep import TIE_TOLERANCE, wins_ties_losses
+from al_bnn_lab.sweep import TIE_TOLERANCE, wins_ties_losses
 
 VERDICT_WORDS = {"lower": "better", "higher": "worse", "unclear": "within noise"}
 MARKS = {"better": " ✓", "worse": " ✗", "within noise": "", "n/a": ""}
@@ -179,7 +179,7 @@ def kernel_and_rule_comparisons(samplers: Sequence[str], kinds: dict[str, tuple[
 
 def difference_heatmap(per_dataset: pd.DataFrame, samplers: Sequence[str], datasets: Sequence[str], title: str):
     """Methods x datasets: the paired mean-log-RMSE difference to random, ✓/✗ where it is clear."""
-    from al_bnn.experiments.plotting import plt
+    from al_bnn_lab.plotting import plt
 
     values = np.full((len(samplers), len(datasets)), np.nan)
     marks = np.full(values.shape, "", dtype=object)
@@ -211,7 +211,7 @@ def difference_heatmap(per_dataset: pd.DataFrame, samplers: Sequence[str], datas
 def forest_figure(panels: dict[str, tuple[pd.DataFrame, pd.DataFrame]], xlabel: str):
     """One panel per entry (title -> (aggregate, per_dataset)): each method's mean difference to
     random over datasets with its 95% interval, and the per-dataset differences as dots."""
-    from al_bnn.experiments.plotting import plt
+    from al_bnn_lab.plotting import plt
 
     figure, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 0.38 * max(
         len(a) for a, _ in panels.values()) + 1.8), squeeze=False, sharex=True)
@@ -509,8 +509,8 @@ def question_models(table: pd.DataFrame, bnn_table: pd.DataFrame | None, derivat
 
 def question_method_cost(timing: pd.DataFrame | None, bench: pd.DataFrame) -> Section:
     """timing: the Q6 tidy table (selection and training seconds per AL step); bench: rows of
-    al_bnn.experiments.bench_selection.run (method, mode, dtype, d, n_pool, n_select, seconds, peak_mib)."""
-    from al_bnn.experiments.plotting import plt
+    al_bnn_lab.bench_selection.run (method, mode, dtype, d, n_pool, n_select, seconds, peak_mib)."""
+    from al_bnn_lab.plotting import plt
 
     markdown, answer_parts, headline_parts, facts = [], [], [], {}
     figure, axes = plt.subplots(1, 2, figsize=(11, 4.2))
@@ -574,7 +574,7 @@ def question_method_cost(timing: pd.DataFrame | None, bench: pd.DataFrame) -> Se
                          *[f"{part.loc[m, 'seconds']:.2f} ({part.loc[m, 'peak_mib']:.0f})" if m in part.index
                            else "not run" for m in methods]])
         markdown.append(
-            "**Selection benchmark** (`al_bnn.experiments.bench_selection`: Gaussian features, the same for every "
+            "**Selection benchmark** (`al_bnn_lab.bench_selection`: Gaussian features, the same for every "
             "method, 500 training rows, noise 0.01, each method in the paper's mode; seconds of one call, and in "
             "brackets the peak extra memory in MiB from a second, traced call; lrgpa-b1 is low-rank GPA with "
             "batch size 1):\n\n" + markdown_table(["d", "pool", "picks", "dtype", *methods], rows))
