@@ -50,6 +50,7 @@ def test_fit_returns_self_with_learned_state_and_predictions_of_every_kind(fitte
     assert model.get_params()["random_state"] == 3 and "layer_sizes=[16, 16]" in repr(model)
 
 
+@pytest.mark.slow
 def test_training_reduces_the_error():
     X, y = toy()
     short = BNNRegressor(**{**SMALL, "n_epochs": 1}, **PUBLISHED_BNN, random_state=0).fit(X, y)
@@ -103,6 +104,7 @@ def test_warm_start_continues_from_the_current_weights():
     np.testing.assert_array_equal(restart.predict(X), first)
 
 
+@pytest.mark.slow
 def test_a_single_estimator_is_a_stack_of_one_of_the_experiment_engine():
     """The estimator trains what the stacked trainer trains for the same seed (sweeps stack many)."""
     from al_bnn.models.bnn import BayesianLastLayerNetwork
@@ -125,6 +127,7 @@ def test_a_single_estimator_is_a_stack_of_one_of_the_experiment_engine():
 
 @pytest.mark.parametrize("cls, extra", [(DropoutRegressor, {"dropout_rate": 0.1}),
                                         (EnsembleRegressor, {"ensemble_size": 3})])
+@pytest.mark.slow
 def test_dropout_and_ensemble_estimators(cls, extra):
     X, y = toy()
     model = cls(**SMALL, **extra, random_state=0).fit(X, y)
@@ -224,6 +227,7 @@ def test_selectors_work_on_samples_features_and_models(fitted):
         Selector("lrgpa", gp_noise=-1.0).select(1, samples=np.ones((3, 4)))
 
 
+@pytest.mark.slow
 def test_the_readme_example_runs_verbatim(tmp_path, monkeypatch):
     text = README.read_text()
     blocks = re.findall(r"<!-- api example -->\n```python\n(.*?)```", text, re.S)

@@ -49,6 +49,7 @@ def fast_estimators():
     return [BNNRegressor(**FAST), DropoutRegressor(**FAST), EnsembleRegressor(ensemble_size=2, **FAST)]
 
 
+@pytest.mark.slow
 @parametrize_with_checks(fast_estimators(),
                          expected_failed_checks=lambda estimator: EXPECTED_FAILED_CHECKS[type(estimator).__name__])
 def test_scikit_learn_estimator_checks(estimator, check):
@@ -65,14 +66,14 @@ def problem(n: int = 200, d: int = 5, seed: int = 0):
 
 def pipeline(**parameters) -> Pipeline:
     return Pipeline([("scale", StandardScaler()), ("bnn", BNNRegressor(**{**FAST, **parameters}))])
-
-
+@pytest.mark.slow
 def test_cross_val_score_in_parallel_workers():
     X, y = problem()
     scores = cross_val_score(pipeline(), X, y, cv=2, n_jobs=2)
     assert scores.shape == (2,) and np.all(np.isfinite(scores)) and np.all(scores > 0.5)
 
 
+@pytest.mark.slow
 def test_grid_search_over_one_parameter():
     X, y = problem()
     search = GridSearchCV(pipeline(), {"bnn__learning_rate": [0.01, 0.375]}, cv=2).fit(X, y)
@@ -92,6 +93,7 @@ def test_pipeline_predicts_and_scores_like_its_steps():
 
 @pytest.mark.parametrize("make", [lambda: BNNRegressor(**FAST), lambda: DropoutRegressor(**FAST),
                                   lambda: EnsembleRegressor(ensemble_size=2, **FAST)])
+@pytest.mark.slow
 def test_pickle_and_deepcopy_predict_identically(make):
     X, y = problem()
     model = make().fit(X, y)
@@ -128,6 +130,7 @@ def test_parameters_are_visible_keywords():
     assert "min_steps" in BNNRegressor.__doc__ and "even when `n_epochs` is smaller" in BNNRegressor.__doc__
 
 
+@pytest.mark.slow
 def test_many_fits_in_one_process_log_no_retracing_warning():
     X, y = problem(40)
     records = []
@@ -198,6 +201,7 @@ def _readme_block(marker: str) -> str:
 README_EXAMPLE = _readme_block("<!-- sklearn example -->")
 
 
+@pytest.mark.slow
 def test_readme_example_runs_verbatim():
     namespace = {}
     with warnings.catch_warnings():
