@@ -145,3 +145,13 @@ def test_bad_calibration_settings_are_named():
         BNNRegressor(calibration="isotonic").fit(X, y)
     with pytest.raises(ConfigError, match=r"calibration_fraction must be a number in \(0, 1\), got 1.5"):
         BNNRegressor(calibration_fraction=1.5).fit(X, y)
+
+
+def test_the_learner_and_suggest_build_calibrated_estimators():
+    """suggest and ActiveLearner train the estimator a config describes: calibrated by default."""
+    from al_bnn.config import config_from_dict
+    from al_bnn.learner import estimator_for_config
+
+    for model in ("bnn", "dropout", "ensemble"):
+        estimator = estimator_for_config(config_from_dict({"parms": {"name_model": model}}, "test"))
+        assert estimator.calibration == "holdout"
