@@ -153,5 +153,6 @@ def test_the_learner_and_suggest_build_calibrated_estimators():
     from al_bnn.learner import estimator_for_config
 
     for model in ("bnn", "dropout", "ensemble"):
-        estimator = estimator_for_config(config_from_dict({"parms": {"name_model": model}}, "test"))
+        net = {"dropout_rate": 0.1} if model == "dropout" else {}
+        estimator = estimator_for_config(config_from_dict({"parms": {"name_model": model}, "net_config": net}, "test"))
         assert estimator.calibration == "holdout"
