@@ -745,7 +745,7 @@ def test_a_stop_signal_delivered_twice_at_once_is_one_stop_and_a_later_one_abort
     import signal
     import threading
 
-    from al_bnn_lab import cli
+    from al_bnn import cli
 
     clock = [100.0]
     monkeypatch.setattr(cli.time, "monotonic", lambda: clock[0])

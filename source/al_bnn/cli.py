@@ -22,6 +22,8 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from types import FrameType
+from typing import Any
 
 from al_bnn.errors import (  # noqa: F401 (the exit codes are re-exported for the scripts)
     EXIT_BAD_INPUT,
@@ -33,7 +35,7 @@ from al_bnn.errors import (  # noqa: F401 (the exit codes are re-exported for th
 )
 
 EXIT_DONE = 0
-SIGNAL_NAMES = {signal.SIGINT: "SIGINT (Ctrl-C)", signal.SIGTERM: "SIGTERM"}
+SIGNAL_NAMES: dict[int, str] = {signal.SIGINT: "SIGINT (Ctrl-C)", signal.SIGTERM: "SIGTERM"}
 
 
 def interrupted_exit_code(signum: int) -> int:
@@ -100,7 +102,7 @@ class StopSignals:
         self.stop, self.on_first = stop, on_first
         self.received: int | None = None
         self._received_at = 0.0
-        self._previous: dict[int, object] = {}
+        self._previous: dict[int, Callable[[int, FrameType | None], Any] | int | None] = {}  # prior handlers
 
     def __enter__(self) -> StopSignals:
         if threading.current_thread() is threading.main_thread():

@@ -163,6 +163,7 @@ def row_cells(path: Path, places: RowPlaces, rows: np.ndarray) -> list[list[str]
                 stream.seek(int(places.offsets[row]))
                 cells.append(next(csv.reader([stream.readline().decode("utf-8").rstrip("\r\n")])))
         return cells
+    assert places.records is not None  # a RowPlaces has offsets or records
     wanted = {int(places.records[row]): index for index, row in enumerate(rows)}
     found: list[list[str]] = [[] for _ in rows]
     with open(path, newline="", encoding="utf-8-sig") as stream:
@@ -323,7 +324,7 @@ def feature_scaling(X_labelled: np.ndarray, X_pool: np.ndarray, features: list[s
     varies = np.maximum(X_labelled.max(0), X_pool.max(0)) != np.minimum(X_labelled.min(0), X_pool.min(0))
     unsafe = ~np.isfinite(x_mean) | ~np.isfinite(x_var) | (varies & (x_var < TINY_VARIANCE))
     for column in np.flatnonzero(unsafe):
-        x_mean[column], x_scale[column] = _safe_mean_scale([X_labelled, X_pool], column)
+        x_mean[column], x_scale[column] = _safe_mean_scale([X_labelled, X_pool], int(column))
     bad = np.flatnonzero(~np.isfinite(x_mean) | ~np.isfinite(x_scale) | (x_scale <= 0))
     if len(bad):
         column = features[bad[0]]
@@ -532,6 +533,7 @@ def _checked_metadata(metadata: dict, inputs: Inputs, resume: Path) -> tuple[np.
 
 def _standardise(inputs: Inputs, metadata: dict | None, resume: Path | None = None):
     if metadata is not None:
+        assert resume is not None  # metadata comes from the model being resumed
         x_mean, x_scale, y_mean, y_scale = _checked_metadata(metadata, inputs, resume)
     else:
         x_mean, x_scale = feature_scaling(inputs.X_labelled, inputs.X_pool, inputs.features,
@@ -756,7 +758,7 @@ def run_round(args) -> Path:  # noqa: C901
                                                         str(inputs.pool_path))
         inputs.X_pool = None
         try:
-            log_handler = _attach_log(out, append=previous is not None and resume.parent.resolve() == out.resolve())
+            log_handler = _attach_log(out, append=resume is not None and resume.parent.resolve() == out.resolve())
         except OSError as error:
             if isinstance(error, WriteError):
                 raise
