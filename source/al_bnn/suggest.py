@@ -198,7 +198,7 @@ def read_csv(path: str | os.PathLike, what: str, id_column: str | None = None,
     if id_column is not None and id_column not in columns:
         raise SuggestInputError(f"{path}: no id column {id_column!r} (--id-column); columns are {columns}")
     numeric = [c for c in columns if c != id_column]
-    dtypes = {c: np.float64 for c in numeric}
+    dtypes: dict[str, type] = {c: np.float64 for c in numeric}  # the id column, if any, is read as text
     if id_column is not None:
         dtypes[id_column] = str
     try:
