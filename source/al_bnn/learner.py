@@ -25,6 +25,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator
@@ -68,18 +69,20 @@ class Query:
 def estimator_for_config(config: ExperimentConfig):
     """The estimator an experiment config's model, network and training schedule describe."""
     net, train, parms = config.net_config, config.train_schedule, config.parms
+    common: dict[str, Any]  # keyword arguments of several types
+    extras: dict[str, dict[str, Any]]
     common = dict(layer_sizes=list(net.layer_sizes), learning_rate=net.learning_rate, clip_gradient=net.clip_gradient,
                   batch_size=train.batch_size, n_epochs=train.num_epochs, n_steps=train.num_steps,
                   min_steps=train.min_steps,
                   learning_rate_schedule=train.learning_rate_schedule, activation=net.activation,
                   input_transform=net.input_transform, parametrization=net.parametrization, nll_beta=net.nll_beta,
                   retrain_from=train.retrain_from, random_state=config.seed)
-    extra = {"bnn": dict(weight_std=net.weight_std, divergence_scale=net.divergence_scale,
-                         ood_std_prior=net.ood_std_prior, noise_std=net.noise_std, ncp_scale=net.ncp_scale,
-                         center_at_target=net.center_at_target),
-             "dropout": dict(dropout_rate=net.dropout_rate),
-             "ensemble": dict(ensemble_size=parms.ensemble_size)}[parms.name_model]
-    return ESTIMATOR_FOR_MODEL[parms.name_model](**common, **extra)
+    extras = {"bnn": dict(weight_std=net.weight_std, divergence_scale=net.divergence_scale,
+                          ood_std_prior=net.ood_std_prior, noise_std=net.noise_std, ncp_scale=net.ncp_scale,
+                          center_at_target=net.center_at_target),
+              "dropout": dict(dropout_rate=net.dropout_rate),
+              "ensemble": dict(ensemble_size=parms.ensemble_size)}
+    return ESTIMATOR_FOR_MODEL[parms.name_model](**common, **extras[parms.name_model])
 
 
 class ActiveLearner(BaseEstimator):

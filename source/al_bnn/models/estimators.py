@@ -56,7 +56,8 @@ _SECTION_NAMES = {NetConfig: "net_config", TrainSchedule: "train_schedule", Samp
 def _default(section, key: str) -> Any:
     """The default model recipe's value (al_bnn.recipe), else the config schema's default."""
     field = next(f for f in dataclasses.fields(section) if f.name == key)
-    schema = field.default if field.default is not dataclasses.MISSING else field.default_factory()
+    factory: Any = field.default_factory
+    schema = field.default if field.default is not dataclasses.MISSING else factory()
     return recipe_default(_SECTION_NAMES[section], key, schema)
 
 
@@ -465,11 +466,11 @@ class _StackedRegressor(RegressorMixin, BaseEstimator):
         estimator among other things (the ask/tell learner's); `estimator_from_state` reads it."""
         if not hasattr(self, "network_"):
             raise EstimatorNotFittedError(f"this {type(self).__name__} is not fitted yet; there is nothing to save")
+        calibration = self.__dict__.get("calibration_")
         header = {"class": type(self).__name__, "parameters": _jsonable(self.get_params()),
                   "fitted": {"n_features_in_": self.n_features_in_, "y_mean_": self.y_mean_,
                              "y_scale_": self.y_scale_, "n_fits_": self.n_fits_, "history_": self.history_,
-                             "calibration_": None if self.__dict__.get("calibration_") is None
-                             else self.calibration_.as_dict()}}
+                             "calibration_": None if calibration is None else calibration.as_dict()}}
         arrays = {f"weight_{i}": w for i, w in enumerate(self.network_.get_weights())}
         arrays.update({f"optimizer_{i}": v for i, v in enumerate(self.trainer_.get_optimizer_state())})
         return header, arrays
