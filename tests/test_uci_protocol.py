@@ -105,3 +105,12 @@ def test_bad_requests_name_the_problem(tmp_path):
         run_protocol(tmp_path / "c", ["airfoil"], ["bnn"], n_splits=1)
     assert not Path(tmp_path / "a").exists() or not any(Path(tmp_path / "a").iterdir())
 
+
+
+def test_estimator_settings_from_the_command_line_are_parsed_and_checked(tmp_path):
+    assert uci_protocol.parse_settings(["calibration=none", "layer_sizes=[8, 8]", "nll_beta=0.5"]) == \
+        {"calibration": "none", "layer_sizes": [8, 8], "nll_beta": 0.5}
+    with pytest.raises(ConfigError, match="expected KEY=VALUE"):
+        uci_protocol.parse_settings(["calibration"])
+    with pytest.raises(ConfigError, match="--set: .*no_such_keyword"):
+        run_protocol(tmp_path / "d", ["yacht"], ["bnn"], n_splits=1, parameters={"no_such_keyword": 1})

@@ -166,7 +166,10 @@ def run_protocol(output: str | Path, datasets: Sequence[str] = STANDARD_DATASETS
         if n_splits > len(splits):
             raise ConfigError(f"--splits {n_splits}: {name} has only {len(splits)} splits")
         data[name] = (features, target, splits[:n_splits])
-    settings = _plain(settings_record(models, parameters))
+    try:
+        settings = _plain(settings_record(models, parameters))
+    except TypeError as error:  # an unknown keyword
+        raise ConfigError(f"--set: {error}; the estimators' keywords are in docs/models.md") from None
     output = Path(output)
     with ResultsWriter(output, overwrite=True, lock=True) as writer:
         recorded = None
@@ -291,7 +294,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", default="results_uci_protocol", help="output folder (default: %(default)s)")
     parser.add_argument("--uci-root", default=None, help="folder of UCI datasets (default: data/uci)")
     parser.add_argument("--report-only", action="store_true", help="report the runs in --out, train nothing")
+    parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", dest="settings",
+                        help="estimator keywords for every model, e.g. calibration=none (values read as YAML)")
     return parser
+
+
+def parse_settings(items: Sequence[str]) -> dict:
+    """`KEY=VALUE` items as estimator keywords (each value read as YAML: 0.1, none -> 'none', [32, 32])."""
+    settings = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.isidentifier():
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE with KEY an estimator keyword, e.g. "
+                              "calibration=none")
+        settings[key] = parse_yaml(text, f"--set {key}")
+    return settings
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -308,7 +325,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             table = pd.read_csv(path)
             table = table[table["dataset"].isin(args.datasets) & table["model"].isin(args.models)]
         else:
-            table = run_protocol(args.out, args.datasets, args.models, args.splits, args.uci_root)
+            table = run_protocol(args.out, args.datasets, args.models, args.splits, args.uci_root,
+                                 parse_settings(args.settings) or None)
         print(write_report(args.out, table, command.strip()))
         return 0
 
