@@ -114,3 +114,27 @@ def test_estimator_settings_from_the_command_line_are_parsed_and_checked(tmp_pat
         uci_protocol.parse_settings(["calibration"])
     with pytest.raises(ConfigError, match="--set: .*no_such_keyword"):
         run_protocol(tmp_path / "d", ["yacht"], ["bnn"], n_splits=1, parameters={"no_such_keyword": 1})
+
+
+def _runs(ll, coverage, seconds, model="bnn"):
+    return pd.DataFrame({"dataset": "yacht", "model": model, "split": range(len(ll)), "rmse": 1.0,
+                         "log_likelihood": ll, "coverage_90": coverage, "coverage_50": 0.5, "fit_seconds": seconds})
+
+
+def test_the_paired_comparison_is_per_split_differences():
+    calibrated = _runs([-1.0, -1.5, -0.5], [0.9, 0.8, 0.95], [2.0, 2.0, 2.0])
+    raw = _runs([-2.0, -1.5, -1.5], [1.0, 1.0, 1.0], [1.0, 1.0, 1.0])
+    row = uci_protocol.paired_comparison(calibrated, raw).iloc[0]
+    gains = np.array([1.0, 0.0, 1.0])
+    assert row["ll_gain"] == pytest.approx(gains.mean())
+    assert row["ll_gain_se"] == pytest.approx(gains.std(ddof=1) / np.sqrt(3))
+    assert row["seconds_ratio"] == pytest.approx(2.0) and row["coverage_90_baseline"] == 1.0
+
+
+def test_the_target_check_counts_against_the_published_numbers():
+    table = pd.concat([_runs([-1.0, -1.2], [0.9, 0.9], [1, 1]),                    # yacht: MC dropout LL -1.25
+                       _runs([-1.6, -1.6], [0.7, 0.7], [1, 1]).assign(dataset="energy")])  # -1.21: 0.39 below
+    text = uci_protocol.target_check(summarise(table))
+    assert "at least MC dropout's on 1 of 2 datasets" in text
+    assert "more than 0.3 nats below on: energy" in text
+    assert "below 0.75 on: energy" in text
