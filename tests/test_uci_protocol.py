@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from scipy import stats
 
 from al_bnn.config import ConfigError
@@ -89,6 +90,13 @@ def test_a_tiny_protocol_run_resumes_and_reports(tmp_path):
     pd.testing.assert_frame_equal(table, again)
     with pytest.raises(ConfigError, match="other settings"):
         run_protocol(out, ["yacht"], ["bnn"], n_splits=2, parameters={**TINY, "layer_sizes": [9]})
+    # another model joins the folder; its settings are recorded beside the first's
+    run_protocol(out, ["yacht"], ["dropout"], n_splits=1, parameters=TINY, progress=messages.append)
+    assert messages[-1].startswith("[1/1] yacht dropout split 0")
+    recorded = yaml.safe_load((out / uci_protocol.SETTINGS_FILE).read_text())
+    assert set(recorded["models"]) == {"bnn", "dropout"}
+    with pytest.raises(ConfigError, match="other settings.*: bnn"):
+        run_protocol(out, ["yacht"], ["bnn", "dropout"], n_splits=1, parameters={**TINY, "n_epochs": 3})
     markdown = uci_protocol.write_report(out, table, "test")
     assert "| yacht | bnn | 2 |" in markdown
     assert (out / "summary.md").is_file() and (out / "log_likelihood.png").is_file()

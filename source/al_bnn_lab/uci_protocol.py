@@ -175,9 +175,16 @@ def run_protocol(output: str | Path, datasets: Sequence[str] = STANDARD_DATASETS
         recorded = None
         if (output / SETTINGS_FILE).is_file():
             recorded = parse_yaml((output / SETTINGS_FILE).read_text(), str(output / SETTINGS_FILE))
-        if recorded is not None and recorded != settings:
-            raise ConfigError(f"{output} holds runs made with other settings ({output / SETTINGS_FILE}); choose "
-                              "another --out, or delete that folder to start over")
+        if recorded is not None:
+            # a run of some of the models continues the folder if those models' settings and the rest match
+            known = recorded.get("models", {}) if isinstance(recorded, dict) else {}
+            changed = [m for m in settings["models"] if m in known and known[m] != settings["models"][m]]
+            others = {k: v for k, v in recorded.items() if k != "models"} if isinstance(recorded, dict) else None
+            if changed or others != {k: v for k, v in settings.items() if k != "models"}:
+                raise ConfigError(f"{output} holds runs made with other settings ({output / SETTINGS_FILE}"
+                                  f"{': ' + ', '.join(changed) if changed else ''}); choose another --out, or delete "
+                                  "that folder to start over")
+            settings = {**settings, "models": {**known, **settings["models"]}}
         writer.write_text(SETTINGS_FILE, yaml.safe_dump(settings, sort_keys=True))
         rows = pd.read_csv(output / RUNS_FILE).to_dict("records") if (output / RUNS_FILE).is_file() else []
         done = {(r["dataset"], r["model"], int(r["split"])) for r in rows}
@@ -379,7 +386,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from al_bnn.cli import run_reporting_errors
 
     args = build_parser().parse_args(argv)
-    command = "python source/run_uci_protocol.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    command = ".venv/bin/python source/run_uci_protocol.py " + " ".join(sys.argv[1:] if argv is None else argv)
 
     def run() -> int:
         if args.report_only:
