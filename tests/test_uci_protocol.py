@@ -146,3 +146,16 @@ def test_the_target_check_counts_against_the_published_numbers():
     assert "at least MC dropout's on 1 of 2 datasets" in text
     assert "more than 0.3 nats below on: energy" in text
     assert "below 0.75 on: energy" in text
+
+
+def test_the_committed_report_is_what_its_committed_runs_give(tmp_path):
+    """docs/uci_protocol's summary tables are regenerated from the runs committed beside them."""
+    docs = Path(__file__).resolve().parent.parent / "docs" / "uci_protocol"
+    for folder, baseline in ((docs, docs / "uncalibrated"), (docs / "uncalibrated", None)):
+        table = pd.read_csv(folder / "runs.csv")
+        compare = pd.read_csv(baseline / "runs.csv") if baseline else None
+        uci_protocol.write_report(tmp_path / folder.name, table, "test", compare, "uncalibrated")
+        fresh = pd.read_csv(tmp_path / folder.name / "summary.csv")
+        pd.testing.assert_frame_equal(fresh, pd.read_csv(folder / "summary.csv"))
+        committed = (folder / "summary.md").read_text().split("\n\n", 2)[2]  # after the command line
+        assert (tmp_path / folder.name / "summary.md").read_text().split("\n\n", 2)[2] == committed
