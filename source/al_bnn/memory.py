@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from al_bnn.config import ConfigError, ExperimentConfig
-from al_bnn.models.trainer import epoch_draw_bytes, epochs_per_call  # what one training call holds
 from al_bnn.selection.gpa_math import _ROW_CHUNK as DENSE_ROW_CHUNK  # rows updated at a time by fast GPA
 
 MODEL_BYTES = 4  # float32 network
@@ -36,7 +35,8 @@ def gib(value: float) -> str:
 
 def available_memory() -> int | None:
     """Bytes this process can still allocate: the system's available memory, capped by a cgroup
-    (container) limit when there is one; None when neither can be read."""
+    (container) limit when there is one; None when neither can be read. The package's one probe of
+    free memory (the memory checks here, the selection benchmark's budget); it imports no TensorFlow."""
     candidates = []
     try:
         import psutil
@@ -75,6 +75,9 @@ def _uses_dense_pool_covariance(config: ExperimentConfig) -> bool:
 
 
 def training_parts(config: ExperimentConfig, runs: int, n_features: int, n_test: int) -> list[Part]:
+    # what one training call holds; imported here so that available_memory needs no TensorFlow
+    from al_bnn.models.trainer import epoch_draw_bytes, epochs_per_call
+
     net, train, parms = config.net_config, config.train_schedule, config.parms
     units = runs * (parms.ensemble_size if parms.name_model == "ensemble" else 1)
     widths = [n_features, *net.layer_sizes]

@@ -80,6 +80,13 @@ def inside(directory: str | os.PathLike, name: str | os.PathLike, what: str = "f
     return target
 
 
+def check_replaceable(path: str | os.PathLike, what: str = "file") -> None:
+    """Refuse (UnsafePathError) a `path` that the atomic writer would replace by a rename but that is
+    not a plain file: a symbolic link, FIFO, device or folder. A missing path is fine; so is a
+    hard-linked file (a rename gives the name a new file, the other names keep the old one)."""
+    _check_not_special(Path(path), what, hard_links_ok=True)
+
+
 def _check_not_special(path: Path, what: str, hard_links_ok: bool = False) -> os.stat_result | None:
     """lstat of `path` (None if it does not exist) after refusing a link, FIFO, device, socket or
     folder, and a regular file with other hard links (writing it would change a file elsewhere)."""
@@ -106,25 +113,30 @@ def _refuse_special(path: Path, info: os.stat_result, what: str, hard_links_ok: 
                           "another output folder")
 
 
-def open_regular(path: str | os.PathLike, what: str, truncate: bool = False) -> int:
+def open_regular(path: str | os.PathLike, what: str, truncate: bool = False, *, read_only: bool = False) -> int:
     """A file descriptor for reading and appending to the regular file `path`, created if missing,
     opened without following a symbolic link and without blocking on a FIFO; a link, FIFO, device,
     folder or hard-linked file (written in place, it would change the other names too) is refused
     (UnsafePathError) before anything is written to it, and only then truncated if `truncate`.
-    An OSError (permission, read-only, ...) is left to the caller."""
+    With read_only=True: a descriptor for reading an existing file (FileNotFoundError if missing),
+    with the same refusals except for hard links (reading one changes nothing). An OSError
+    (permission, read-only, ...) is left to the caller."""
     path = Path(path)
-    _check_not_special(path, what)
-    flags = os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    _check_not_special(path, what, hard_links_ok=read_only)
+    if read_only:
+        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    else:
+        flags = os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
     try:
         fd = os.open(path, flags, 0o666)
     except OSError as error:
         if error.errno == errno.ELOOP:
-            _check_not_special(path, what)  # a link made since the check above
+            _check_not_special(path, what, hard_links_ok=read_only)  # a link made since the check above
         raise
     try:
-        _refuse_special(path, os.fstat(fd), what)  # what was opened, not what lstat saw
+        _refuse_special(path, os.fstat(fd), what, hard_links_ok=read_only)  # what was opened, not what lstat saw
         os.set_blocking(fd, True)
-        if truncate:
+        if truncate and not read_only:
             os.ftruncate(fd, 0)
     except BaseException:
         os.close(fd)
@@ -132,10 +144,17 @@ def open_regular(path: str | os.PathLike, what: str, truncate: bool = False) -> 
     return fd
 
 
-def remove_file(directory: str | os.PathLike, name: str) -> bool:
+def remove_file(directory: str | os.PathLike, name: str, *, hidden: bool = False) -> bool:
     """Delete `directory / name` if it is a regular file inside `directory` (checked as by inside());
-    a link or special file there is refused, a missing file ignored. True if a file was removed."""
-    target = inside(directory, name)
+    a link or special file there is refused, a missing file ignored. True if a file was removed.
+    hidden=True also allows one leading '.' (the package's own temporary and pending names, e.g.
+    suggest's `.suggestions.csv.pending`); the rest of the name is checked as any other."""
+    if hidden and name.startswith("."):
+        safe_name(name[1:], "file name")  # one part: no separator, no '..'
+        target = Path(directory) / name
+        _check_not_special(target, "file", hard_links_ok=True)
+    else:
+        target = inside(directory, name)
     try:
         target.unlink()
     except FileNotFoundError:

@@ -35,6 +35,7 @@ from al_bnn.paths import UnsafePathError, inside, open_regular, remove_file
 from al_bnn.safe_arrays import WriteError, atomic_write_bytes
 
 LOG_FILE = "log.txt"
+LOG_FORMAT = "%(asctime)s %(levelname)s %(message)s"
 LOCK_FILE = ".al_bnn.lock"
 WRITTEN_FILE = ".al_bnn_written"  # the manifest: one name per line of each file the package wrote here
 MAX_MANIFEST_BYTES = 16 * 2**20
@@ -345,13 +346,7 @@ class ResultsWriter:
     def attach_log(self, logger: logging.Logger, append: bool = False) -> None:
         """Send the logger's records to LOG_FILE in this directory, line by line as the run goes
         (append=True continues an existing log, e.g. on resume)."""
-        try:
-            handler = LogFile(inside(self.path, LOG_FILE, "the log"), mode="a" if append else "w")
-        except OSError as error:
-            raise WriteError(self.path / LOG_FILE, "the log", error) from None
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-        logger.addHandler(handler)
-        self._log_handler = handler
+        self._log_handler = attach_log(self.path, logger, append)
 
     @property
     def log_failure(self) -> WriteError | None:
@@ -361,9 +356,30 @@ class ResultsWriter:
     def detach_log(self, logger: logging.Logger) -> None:
         if self._log_handler is not None:
             self._log_failure = self._log_handler.failure
-            logger.removeHandler(self._log_handler)
-            try:
-                self._log_handler.close()
-            except OSError:
-                pass  # a full disk refuses the final flush; the failure was already reported
+            detach_log(logger, self._log_handler)
             self._log_handler = None
+
+
+def attach_log(directory: str | os.PathLike, logger: logging.Logger, append: bool = False) -> LogFile:
+    """The package's one way to log a run to a file: LOG_FILE in `directory` (checked by the path
+    policy and opened by LogFile: no symbolic link followed, no FIFO, device or hard-linked file),
+    one timestamped line per record, added to `logger`; append=True continues an existing log. A
+    log that cannot be opened is a WriteError naming it. Undo with detach_log."""
+    path = inside(directory, LOG_FILE, "the log")
+    try:
+        handler = LogFile(path, mode="a" if append else "w")
+    except OSError as error:
+        raise WriteError(path, "the log", error) from None
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    logger.addHandler(handler)
+    return handler
+
+
+def detach_log(logger: logging.Logger, handler: logging.Handler) -> None:
+    """Remove a handler attach_log added and close its file (a full disk that refuses the final
+    flush is ignored here: the failure was already reported)."""
+    logger.removeHandler(handler)
+    try:
+        handler.close()
+    except OSError:
+        pass

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from al_bnn.errors import InputError, WriteFailure
+from al_bnn.paths import check_replaceable
 
 HEADER_KEY = "__header__"
 PICKLE_MAGIC = b"\x80"  # every pickle protocol >= 2 starts with the PROTO opcode
@@ -60,11 +61,18 @@ def umask_mode() -> int:
 
 
 def atomic_write_bytes(target: str | os.PathLike, payload: bytes, what: str = "file") -> Path:
-    """Write `payload` to `target` through a temporary file in the same folder, fsync and rename.
+    """The package's one way to write a file: `payload` goes to a new temporary file in the target's
+    folder (created exclusively and without following a link: tempfile.mkstemp opens it with
+    O_CREAT | O_EXCL | O_NOFOLLOW), is flushed and fsynced, gets the mode `open()` would give it
+    under the user's umask, and is renamed over `target`; a crash never leaves half a file under the
+    real name. A `target` that is a symbolic link, FIFO, device or folder is refused
+    (UnsafePathError) before anything is written: the rename would replace the link, but the
+    package never writes where a link points nor through one.
 
     An OSError (disk full, read-only file system, permission denied) becomes a WriteError naming
     `what` and the path; the temporary file is removed and `target` keeps its previous content."""
     target = Path(target)
+    check_replaceable(target, what)
     try:
         handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     except OSError as error:
@@ -74,7 +82,7 @@ def atomic_write_bytes(target: str | os.PathLike, payload: bytes, what: str = "f
             stream.write(payload)
             stream.flush()
             os.fsync(stream.fileno())
-        os.chmod(temporary, umask_mode())
+            os.fchmod(stream.fileno(), umask_mode())
         os.replace(temporary, target)
     except BaseException as error:
         try:

@@ -33,7 +33,6 @@ import json
 import logging
 import os
 import re
-import stat
 import sys
 import time
 from collections import Counter
@@ -42,10 +41,19 @@ from pathlib import Path
 
 import numpy as np
 
-from al_bnn.config import ExperimentConfig, config_from_dict, dump_config, read_yaml, with_overrides
+from al_bnn.config import (
+    ESTIMATOR_DEFAULTS,
+    ExperimentConfig,
+    config_from_dict,
+    dump_config,
+    estimator_keywords,
+    read_yaml,
+    with_overrides,
+)
 from al_bnn.errors import InputError
+from al_bnn.paths import UnsafePathError, check_replaceable, inside, open_regular, remove_file
 from al_bnn.recipe import on_default_recipe
-from al_bnn.results import DirectoryLock, LogFile, ResultsDirectoryBusyError
+from al_bnn.results import DirectoryLock, ResultsDirectoryBusyError, attach_log, detach_log
 from al_bnn.safe_arrays import WriteError, atomic_write_bytes
 
 logger = logging.getLogger("al_bnn.suggest")
@@ -473,7 +481,7 @@ def build_config(args) -> ExperimentConfig:
     if args.model:
         parms["name_model"] = args.model
         if args.model == "dropout" and config.net_config.dropout_rate == 0.0:
-            net["dropout_rate"] = 0.1
+            net["dropout_rate"] = ESTIMATOR_DEFAULTS["dropout_rate"]
         if args.model != "dropout":
             net["dropout_rate"] = 0.0
     sections = {"parms": parms, "net_config": net}
@@ -584,26 +592,16 @@ def _digest(path: Path) -> dict:
     return {"bytes": size, "sha256": digest.hexdigest()}
 
 
-def _remove_regular(path: Path) -> None:
-    """Delete path if it is a regular file (never follows a symlink; leaves anything else)."""
-    try:
-        if stat.S_ISREG(os.lstat(path).st_mode):
-            os.unlink(path)
-    except FileNotFoundError:
-        pass
-
-
 def read_manifest(out: Path) -> dict | None:
-    """The round manifest of --out, None when absent, unreadable or malformed (never followed
-    through a symlink; names checked against the names suggest writes)."""
+    """The round manifest of --out, None when absent, unreadable or malformed (read through the path
+    policy's read-only open_regular: no symbolic link followed, no FIFO or device opened; names
+    checked against the names suggest writes)."""
     try:
-        handle = os.open(out / MANIFEST_FILE, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError:
+        handle = open_regular(out / MANIFEST_FILE, "the round manifest", read_only=True)
+    except (OSError, UnsafePathError):
         return None
     try:
         with os.fdopen(handle, "rb") as stream:
-            if not stat.S_ISREG(os.fstat(stream.fileno()).st_mode):
-                return None
             manifest = json.loads(stream.read(1 << 20))
     except (OSError, ValueError):
         return None
@@ -616,14 +614,19 @@ def read_manifest(out: Path) -> dict | None:
     return manifest
 
 
+def _pending_names(out: Path) -> list[str]:
+    """The pending files (under suggest's own names) that an unfinished round left in `out`."""
+    return sorted(entry.name for entry in out.iterdir() if entry.name.startswith(".")
+                  and entry.name.endswith(PENDING_SUFFIX) and OWN_NAME.fullmatch(entry.name[1:-len(PENDING_SUFFIX)]))
+
+
 def round_state(out: Path) -> tuple[str, str]:
     """('none' | 'complete' | 'incomplete', why). Complete: the manifest is in place and model.npz is
     the file it lists (or, from before manifests, model.npz alone). A round whose writing stopped
     part way (pending files left, manifest missing or not matching) is incomplete, never done."""
     if not out.is_dir():
         return "none", ""
-    pending = sorted(entry.name for entry in out.iterdir() if entry.name.startswith(".")
-                     and entry.name.endswith(PENDING_SUFFIX) and OWN_NAME.fullmatch(entry.name[1:-len(PENDING_SUFFIX)]))
+    pending = _pending_names(out)
     if pending:
         return "incomplete", f"unfinished files {pending[:3]} are left"
     if not os.path.lexists(out / MANIFEST_FILE):
@@ -638,15 +641,43 @@ def round_state(out: Path) -> tuple[str, str]:
     return "complete", ""
 
 
-# Refactoring debt (issue 33): cyclomatic complexity 13, over the C901 limit (pyproject.toml).
-def commit_round(out: Path, payloads: dict[str, bytes], write_model, round_index: int,  # noqa: C901
-                 overwrite: bool) -> None:
+def commit_round(out: Path, payloads: dict[str, bytes], write_model, round_index: int, overwrite: bool) -> None:
     """Write the round's files all or nothing. Each is first written in full under a pending name
     (a failure there removes them and leaves the previous round as it was); then the old manifest
     is removed, the files renamed into place, with --overwrite the files the old manifest lists
-    and this round does not write are deleted, and the new manifest is renamed into place last."""
+    and this round does not write are deleted, and the new manifest is renamed into place last.
+    Every file deleted goes through paths.remove_file; a link or special file under a name suggest
+    would delete is refused (UnsafePathError) before anything is written."""
     old = read_manifest(out)
     old_written = set(old["written"]) if old else set()
+    stale = sorted(old_written - set(payloads) - {MODEL_FILE, MANIFEST_FILE}) if overwrite else []
+    leftovers = _pending_names(out)
+    for name in [MANIFEST_FILE, *stale]:
+        inside(out, name)
+    for name in leftovers:
+        check_replaceable(out / name)
+    staged, staged_manifest = _stage_round(out, payloads, write_model, round_index,
+                                           set() if overwrite else old_written)
+    try:
+        remove_file(out, MANIFEST_FILE)  # from here until the new manifest is in place: not a done round
+        for name, path in staged.items():
+            os.replace(path, out / name)
+        for name in stale:
+            remove_file(out, name)
+        for name in leftovers:  # pending files an interrupted round left
+            if name != staged_manifest.name:
+                remove_file(out, name, hidden=True)
+        os.replace(staged_manifest, out / MANIFEST_FILE)
+    except OSError as error:
+        raise WriteError(out / MANIFEST_FILE, "the round's files", error) from None
+    _sync_folder(out)
+
+
+def _stage_round(out: Path, payloads: dict[str, bytes], write_model, round_index: int,
+                 kept: set[str]) -> tuple[dict[str, Path], Path]:
+    """Every file of the round written in full under its pending name, the new manifest (listing
+    them and the earlier files `kept`) last: (pending path by name, the pending manifest). On a
+    failure the files staged so far are removed and the error raised (an OSError as a WriteError)."""
     staged: dict[str, Path] = {}
     try:
         for name, payload in payloads.items():
@@ -655,36 +686,25 @@ def commit_round(out: Path, payloads: dict[str, bytes], write_model, round_index
         staged[MODEL_FILE] = _pending(out, MODEL_FILE)
         write_model(staged[MODEL_FILE])
         files = {name: _digest(path) for name, path in staged.items()}
-        written = sorted(set(files) | (set() if overwrite else old_written))
         manifest = {"kind": "al_bnn suggest round", "version": 1, "round": int(round_index), "files": files,
-                    "written": written}
-        staged_manifest = atomic_write_bytes(_pending(out, MANIFEST_FILE),
-                                             json.dumps(manifest, indent=1).encode(), MANIFEST_FILE)
+                    "written": sorted(set(files) | kept)}
+        return staged, atomic_write_bytes(_pending(out, MANIFEST_FILE), json.dumps(manifest, indent=1).encode(),
+                                          MANIFEST_FILE)
     except BaseException as error:
         for path in staged.values():
             try:
-                _remove_regular(path)
-            except OSError:
+                remove_file(out, path.name, hidden=True)
+            except (OSError, UnsafePathError):
                 pass  # the first error is the one to report
         if isinstance(error, OSError) and not isinstance(error, WriteError):
             raise WriteError(out, "the round's files", error) from None
         raise
+
+
+def _sync_folder(folder: Path) -> None:
+    """fsync a folder, so that the renames in it survive a crash."""
     try:
-        _remove_regular(out / MANIFEST_FILE)  # from here until the new manifest is in place: not a done round
-        for name, path in staged.items():
-            os.replace(path, out / name)
-        if overwrite:
-            for name in sorted(old_written - set(files) - {MANIFEST_FILE}):
-                _remove_regular(out / name)
-        for entry in list(out.iterdir()):  # pending files an interrupted round left
-            if entry.name.endswith(PENDING_SUFFIX) and OWN_NAME.fullmatch(entry.name[1:-len(PENDING_SUFFIX)]) \
-                    and entry.name != staged_manifest.name:
-                _remove_regular(entry)
-        os.replace(staged_manifest, out / MANIFEST_FILE)
-    except OSError as error:
-        raise WriteError(out / MANIFEST_FILE, "the round's files", error) from None
-    try:
-        handle = os.open(out, os.O_RDONLY | os.O_DIRECTORY)
+        handle = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
         try:
             os.fsync(handle)
         finally:
@@ -757,12 +777,10 @@ def run_round(args) -> Path:  # noqa: C901
             X_pool[start:start + 65536] = _standardised(inputs.X_pool[rows], x_mean, x_scale, inputs.features,
                                                         str(inputs.pool_path))
         inputs.X_pool = None
-        try:
-            log_handler = _attach_log(out, append=resume is not None and resume.parent.resolve() == out.resolve())
-        except OSError as error:
-            if isinstance(error, WriteError):
-                raise
-            raise WriteError(out / LOG_FILE, "the log", error) from None
+        root_logger = logging.getLogger("al_bnn")
+        appending = resume is not None and resume.parent.resolve() == out.resolve()
+        log_handler = attach_log(out, root_logger, append=appending)
+        root_logger.setLevel(logging.INFO)
         try:
             logger.info("suggest: %s (%d labelled rows), %s (%d candidate rows), %d features, target %r; model %s, "
                         "sampler %s, seed %d", inputs.labelled_path, len(y), inputs.pool_path, len(X_pool),
@@ -778,9 +796,7 @@ def run_round(args) -> Path:  # noqa: C901
                 learner.metadata = metadata
                 learner.sampler, learner.settings = config.parms.sample_policy, settings
                 _ = learner.parms
-                learner.estimator.set_params(n_epochs=config.train_schedule.num_epochs,
-                                             n_steps=config.train_schedule.num_steps,
-                                             min_steps=config.train_schedule.min_steps)
+                learner.estimator.set_params(**estimator_keywords(config, ("n_epochs", "n_steps", "min_steps")))
                 new = _new_rows(learner, X, y)
                 if new is None:
                     logger.warning("the labelled rows are not the model's earlier labelled rows plus new ones; "
@@ -800,8 +816,7 @@ def run_round(args) -> Path:  # noqa: C901
             commit_round(out, payloads, learner.save, round_row["round"], overwrite=bool(args.overwrite))
             logger.info("wrote %s in %.1f s", out, time.perf_counter() - started)
         finally:
-            logging.getLogger("al_bnn").removeHandler(log_handler)
-            log_handler.close()
+            detach_log(root_logger, log_handler)
     return out
 
 
@@ -899,16 +914,6 @@ def _plot(pool_std: np.ndarray, picked_std: np.ndarray, history, target: str) ->
     figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
     plt.close(figure)
     return buffer.getvalue()
-
-
-def _attach_log(out: Path, append: bool) -> logging.Handler:
-    # opened without following a symbolic link; a FIFO, device or hard-linked log.txt is refused
-    handler = LogFile(out / LOG_FILE, mode="a" if append else "w")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    root = logging.getLogger("al_bnn")
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
-    return handler
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from al_bnn.memory import available_memory
 from al_bnn.selection.gpa_math import centred_sample_factor, select_gpa_from_factor
 
 METHODS = ("batch", "fast", "lowrank")
@@ -54,14 +55,9 @@ def synthetic_samples(n_points: int, num_samples: int, seed: int = 0) -> np.ndar
 
 
 def available_bytes() -> int:
-    try:
-        with open("/proc/meminfo") as stream:
-            for line in stream:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 8 * 2**30
+    """The memory the library's probe (al_bnn.memory.available_memory) finds, 8 GiB if it finds none."""
+    available = available_memory()
+    return 8 * 2**30 if available is None else available
 
 
 def estimated_bytes(method: str, size: Size, itemsize: int) -> int:
