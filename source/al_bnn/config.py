@@ -7,12 +7,14 @@ and every message names the file, the key and the fix, before any training start
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import math
 import os
 import re
 import reprlib
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -256,6 +258,97 @@ class ExperimentConfig:
 _SECTIONS = {f.name: f for f in dataclasses.fields(ExperimentConfig)}
 
 
+def _section_fields(section: str) -> dict[str, dataclasses.Field]:
+    section_cls: Any = _SECTIONS[section].default_factory  # a section: its dataclass
+    return {f.name: f for f in dataclasses.fields(section_cls)}
+
+
+def schema_field(key: str) -> dataclasses.Field:
+    """The schema's field of a key: `seed`, or `section.key` such as `train_schedule.num_epochs`."""
+    section, _, name = key.rpartition(".")
+    return _section_fields(section)[name] if section else _SECTIONS[name]
+
+
+def key_default(key: str) -> Any:
+    """The schema's default of a key (`section.key`, or `seed`); a fresh copy for a list."""
+    f = schema_field(key)
+    factory: Any = f.default_factory
+    return f.default if f.default is not dataclasses.MISSING else factory()
+
+
+def check_key(key: str, value: Any, where: str) -> Any:
+    """One value checked as the schema checks `key` in a config file (type, allowed values, range),
+    for files that carry a config key outside a config's sections (a sweep's test_fraction);
+    the value to use, or a ConfigError whose message starts with `where`."""
+    return _check_value(value, schema_field(key), where)
+
+
+def config_value(config: ExperimentConfig, key: str) -> Any:
+    """A config's value of a key (`seed`, `net_config.layer_sizes`)."""
+    section, _, name = key.rpartition(".")
+    return getattr(getattr(config, section) if section else config, name)
+
+
+# The estimators' keywords (BNNRegressor, DropoutRegressor, EnsembleRegressor) that set a config key
+# have the key's own name in one of these sections (layer_sizes, batch_size, ensemble_size, ...) ...
+ESTIMATOR_SECTIONS = ("net_config", "train_schedule", "parms")
+# ... except for these deliberate differences (scikit-learn's random_state; n_epochs and n_steps
+# as its estimators name them): keyword -> config key. Every mapping between the two reads them here.
+ESTIMATOR_NAMES: dict[str, str] = {"n_epochs": "train_schedule.num_epochs", "n_steps": "train_schedule.num_steps",
+                                   "random_state": "seed"}
+# An estimator's default is the default model recipe's value (al_bnn.recipe), else the schema's,
+# except for these deliberate differences: the schema's dropout_rate 0.0 means "no dropout" (the
+# other models need it), while DropoutRegressor needs a rate in (0, 1); the schema's defaults stay
+# the published loop's (uncalibrated), while an estimator is calibrated unless told otherwise.
+ESTIMATOR_DEFAULTS: dict[str, Any] = {"dropout_rate": 0.1, "calibration": "holdout"}
+
+
+def estimator_config_key(keyword: str) -> str | None:
+    """The config key (`section.key` or `seed`) an estimator keyword sets, or None for the
+    estimators' own keywords (normalize_y, warm_start)."""
+    if keyword in ESTIMATOR_NAMES:
+        return ESTIMATOR_NAMES[keyword]
+    for section in ESTIMATOR_SECTIONS:
+        if keyword in _section_fields(section):
+            return f"{section}.{keyword}"
+    return None
+
+
+def estimator_keywords(config: ExperimentConfig, keywords: Iterable[str]) -> dict[str, Any]:
+    """Of an estimator's `keywords`, those that set a config key, with this config's values. A
+    keyword whose default deliberately differs (ESTIMATOR_DEFAULTS) is left out where the config
+    holds the schema's default, so the estimator keeps its own (a config at the published defaults
+    still gives a calibrated estimator)."""
+    values = {}
+    for keyword in keywords:
+        key = estimator_config_key(keyword)
+        if key is None:
+            continue
+        value = config_value(config, key)
+        if keyword not in ESTIMATOR_DEFAULTS or value != key_default(key):
+            values[keyword] = copy.deepcopy(value)
+    return values
+
+
+def keyword_sections(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Estimator keywords with values as config sections ({"net_config": {...}, "seed": 0}) for
+    config_from_dict, whose messages then name the config key; a tuple for a list key (an
+    estimator's layer_sizes) becomes a list. Keywords that set no config key are left out."""
+    sections: dict[str, Any] = {}
+    for keyword, value in values.items():
+        key = estimator_config_key(keyword)
+        if key is None:
+            continue
+        if isinstance(value, tuple) and str(schema_field(key).type).split(" |")[0] == "list":
+            value = list(value)
+        section, _, name = key.rpartition(".")
+        if section:
+            sections.setdefault(section, {})[name] = value
+        else:
+            sections[name] = value
+    return sections
+
+
 def _type_name(tp: Any) -> str:
     return {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string",
             "list": "a list"}.get(str(tp).split(" |")[0], str(tp))
@@ -281,43 +374,53 @@ def _yaml_scalar(value: Any) -> str:
     return yaml.safe_dump(value).removesuffix("...\n").strip()
 
 
-# Refactoring debt (issue 33): cyclomatic complexity 19, over the C901 limit (pyproject.toml).
-def _check_value(value: Any, f: dataclasses.Field, where: str) -> Any:  # noqa: C901
-    meta = f.metadata
-    base = str(f.type).split(" |")[0]
-    if value is None:
-        if meta.get("nullable"):
-            return None
-        raise ConfigError(f"{where}: must not be null; give {_type_name(base)} (default {f.default!r}).")
-    if base == "bool":
-        if not isinstance(value, bool):
-            raise ConfigError(f"{where}: expected true or false, got {short_repr(value)}.")
-        return value
-    if base == "int":
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where}: expected an integer, got {short_repr(value)}{_number_hint(value, True)}.")
-    elif base == "float":
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where}: expected a number, got {short_repr(value)}{_number_hint(value)}.")
-        value = float(value)
-        if not math.isfinite(value):
-            raise ConfigError(f"{where}: expected a finite number, got {short_repr(value)}.")
-    elif base == "str":
-        if not isinstance(value, str):
-            raise ConfigError(f"{where}: expected a string, got {short_repr(value)}.")
-    elif base == "list" and meta.get("choices") is not None:
-        choices = meta["choices"]
+def _checked_bool(value: Any, where: str) -> Any:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{where}: expected true or false, got {short_repr(value)}.")
+    return value
+
+
+def _checked_int(value: Any, where: str) -> Any:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{where}: expected an integer, got {short_repr(value)}{_number_hint(value, True)}.")
+    return value
+
+
+def _checked_float(value: Any, where: str) -> Any:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{where}: expected a number, got {short_repr(value)}{_number_hint(value)}.")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ConfigError(f"{where}: expected a finite number, got {short_repr(value)}.")
+    return value
+
+
+def _checked_str(value: Any, where: str) -> Any:
+    if not isinstance(value, str):
+        raise ConfigError(f"{where}: expected a string, got {short_repr(value)}.")
+    return value
+
+
+def _checked_list(value: Any, choices: tuple | None, where: str) -> list:
+    """A list key: distinct names from `choices` where it has them, else positive integers (layer sizes)."""
+    if choices is not None:
         if (not isinstance(value, list) or any(not isinstance(v, str) or v not in choices for v in value)
                 or len(set(value)) != len(value)):
             raise ConfigError(f"{where}: expected a list of distinct names from {', '.join(choices)}, "
                               f"got {short_repr(value)}.")
         return list(value)
-    elif base == "list":
-        if (not isinstance(value, list) or not value
-                or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in value)):
-            raise ConfigError(f"{where}: expected a non-empty list of positive integers such as "
-                              f"[100, 100], got {short_repr(value)}.")
-        return list(value)
+    if (not isinstance(value, list) or not value
+            or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in value)):
+        raise ConfigError(f"{where}: expected a non-empty list of positive integers such as "
+                          f"[100, 100], got {short_repr(value)}.")
+    return list(value)
+
+
+_SCALAR_CHECKS = {"int": _checked_int, "float": _checked_float, "str": _checked_str}
+
+
+def _check_allowed(value: Any, meta: Any, where: str) -> None:
+    """A scalar's allowed values and range, from its field's metadata."""
     choices = meta.get("choices")
     if choices is not None and value not in choices:
         raise ConfigError(f"{where}: {short_repr(value)} is not allowed; choose one of "
@@ -329,6 +432,24 @@ def _check_value(value: Any, f: dataclasses.Field, where: str) -> Any:  # noqa: 
     if high is not None and (value > high or (meta.get("exclusive_maximum") and value == high)):
         bound = "<" if meta.get("exclusive_maximum") else "<="
         raise ConfigError(f"{where}: {short_repr(value)} is out of range; it must be {bound} {high}.")
+
+
+def _check_value(value: Any, f: dataclasses.Field, where: str) -> Any:
+    """`value` for the key `f` (its type, then its allowed values and range): the value to use,
+    or a ConfigError whose message starts with `where`."""
+    meta = f.metadata
+    base = str(f.type).split(" |")[0]
+    if value is None:
+        if meta.get("nullable"):
+            return None
+        raise ConfigError(f"{where}: must not be null; give {_type_name(base)} (default {f.default!r}).")
+    if base == "bool":
+        return _checked_bool(value, where)
+    if base == "list":
+        return _checked_list(value, meta.get("choices"), where)
+    if base in _SCALAR_CHECKS:
+        value = _SCALAR_CHECKS[base](value, where)
+    _check_allowed(value, meta, where)
     return value
 
 
@@ -345,40 +466,76 @@ def config_from_dict(raw: Any, source: str = "<config>") -> ExperimentConfig:
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: the top level must be a mapping of sections, got {type(raw).__name__}.")
     values: dict[str, Any] = {}
-    for key, value in raw.items():
-        if key not in _SECTIONS:
-            raise ConfigError(_unknown_key_message(str(key), list(_SECTIONS), source))
-        f = _SECTIONS[key]
-        if not dataclasses.is_dataclass(f.default_factory if f.default is dataclasses.MISSING else None):
-            values[key] = _check_value(value, f, f"{source}: key '{key}'")
-            continue
-        section_cls: Any = f.default_factory  # a section: its dataclass
-        if value is None:
-            value = {}
-        if not isinstance(value, dict):
-            raise ConfigError(f"{source}: section '{key}' must be a mapping, got {short_repr(value)}.")
-        fields = {sf.name: sf for sf in dataclasses.fields(section_cls)}
-        section_values = {}
-        for sub_key, sub_value in value.items():
-            if sub_key not in fields:
-                raise ConfigError(_unknown_key_message(str(sub_key), list(fields), f"{source}: section '{key}'"))
-            section_values[sub_key] = _check_value(sub_value, fields[sub_key], f"{source}: key '{key}.{sub_key}'")
-        values[key] = section_cls(**section_values)
+    for key, value in _checked_sections(raw, source).items():
+        section_cls: Any = _SECTIONS[key].default_factory  # a section: its dataclass
+        values[key] = section_cls(**value) if isinstance(value, dict) else value
     config = ExperimentConfig(**values)
     check_consistency(config, source)
     return config
 
 
-# Refactoring debt (issue 33): cyclomatic complexity 14, over the C901 limit (pyproject.toml).
-def check_consistency(config: ExperimentConfig, source: str = "<config>") -> None:  # noqa: C901
+def _checked_sections(raw: dict, source: str, prefix: str = "") -> dict[str, Any]:
+    """Each key of a mapping of config sections checked against the schema: top-level key -> its
+    value, or a section -> the mapping of its checked values. `prefix` (e.g. `experiment.`) is where
+    the sections sit in the file, for the messages."""
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in _SECTIONS:
+            where = f"{source}: key '{prefix[:-1]}'" if prefix else source
+            raise ConfigError(_unknown_key_message(str(key), list(_SECTIONS), where))
+        f = _SECTIONS[key]
+        if not dataclasses.is_dataclass(f.default_factory if f.default is dataclasses.MISSING else None):
+            values[key] = _check_value(value, f, f"{source}: key '{prefix}{key}'")
+            continue
+        if value is None:
+            value = {}
+        if not isinstance(value, dict):
+            raise ConfigError(f"{source}: section '{prefix}{key}' must be a mapping, got {short_repr(value)}.")
+        fields = _section_fields(key)
+        section_values = {}
+        for sub_key, sub_value in value.items():
+            if sub_key not in fields:
+                where = f"{source}: section '{prefix}{key}'"
+                raise ConfigError(_unknown_key_message(str(sub_key), list(fields), where))
+            section_values[sub_key] = _check_value(sub_value, fields[sub_key],
+                                                   f"{source}: key '{prefix}{key}.{sub_key}'")
+        values[key] = section_values
+    return values
+
+
+def check_sections(raw: Any, source: str, key: str) -> None:
+    """Check part of a config that is merged into whole configs later (a sweep's `experiment`, or
+    its settings for one model or sampler; `key` names where it sits in `source`): a mapping of
+    sections whose every key is known and every value valid, with the messages of a config file.
+    The cross-key checks wait for the merged config (config_from_dict)."""
+    if raw is None:
+        return
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: key '{key}' must be a mapping of config sections (net_config, parms, ...), "
+                          f"got {short_repr(raw)}.")
+    _checked_sections(raw, source, f"{key}.")
+
+
+def check_consistency(config: ExperimentConfig, source: str = "<config>") -> None:
     """Cross-key checks that a single key's range cannot express."""
+    _check_sampler_name(config.parms, source)
+    _check_model_keys(config, source)
+    _check_sampling_keys(config, source)
+    _check_data_keys(config, source)
+
+
+def _check_sampler_name(parms: SamplingParameters, source: str) -> None:
     from al_bnn.selection import sampler_names  # late import: the registry may be extended at run time
 
-    parms, net = config.parms, config.net_config
     if parms.sample_policy not in sampler_names():
         raise ConfigError(_unknown_key_message(parms.sample_policy, sampler_names(),
                                                f"{source}: key 'parms.sample_policy'").replace(
             "unknown key", "unknown sampler").replace("Allowed keys", "Registered samplers"))
+
+
+def _check_model_keys(config: ExperimentConfig, source: str) -> None:
+    """Keys that only some models have (dropout_rate, the bnn's closed form and NCP)."""
+    parms, net = config.parms, config.net_config
     model = parms.name_model
     if model == "dropout" and net.dropout_rate == 0.0:
         raise ConfigError(f"{source}: key 'net_config.dropout_rate' is 0.0, but `name_model: dropout` needs a rate "
@@ -399,6 +556,10 @@ def check_consistency(config: ExperimentConfig, source: str = "<config>") -> Non
         if "exact" in parms.compare_with:
             raise ConfigError(f"{source}: key 'parms.compare_with' names 'exact', the closed-form kernel only the "
                               f"`bnn` model has; remove it for `{model}`.")
+
+
+def _check_sampling_keys(config: ExperimentConfig, source: str) -> None:
+    parms, net = config.parms, config.net_config
     if net.ood_std_prior is not None and net.noise_std <= 0:
         raise ConfigError(f"{source}: key 'net_config.noise_std' is {net.noise_std!r}, but noise contrastive "
                           "priors (ood_std_prior set) need input noise > 0.")
@@ -409,6 +570,9 @@ def check_consistency(config: ExperimentConfig, source: str = "<config>") -> Non
     if parms.resample_every_round and parms.compare_with:
         raise ConfigError(f"{source}: key 'parms.compare_with' needs the samples the run's sampler saw, but "
                           "'parms.resample_every_round' redraws them every round; use one or the other.")
+
+
+def _check_data_keys(config: ExperimentConfig, source: str) -> None:
     data = config.data
     if data.dataset == "file" and not data.path:
         raise ConfigError(f"{source}: key 'data.dataset' is 'file' but 'data.path' is not set; give a .csv or "
@@ -637,6 +801,36 @@ def with_overrides(config: ExperimentConfig, source: str = "<command line>", **s
     return config_from_dict(raw, source)
 
 
+def merge_sections(base: dict, update: dict) -> dict:
+    """`base` updated by `update`, nested mappings merged key by key (neither is modified)."""
+    merged = copy.deepcopy(base)
+    for key, value in update.items():
+        nested = isinstance(value, dict) and isinstance(merged.get(key), dict)
+        merged[key] = merge_sections(merged[key], value) if nested else copy.deepcopy(value)
+    return merged
+
+
+QUICK_KEY = "quick"  # a settings file's section of overrides for --quick (tiny sizes, for tests)
+
+
+def with_quick(layers: Mapping[str, dict], quick: bool) -> dict:
+    """The one `quick:` overlay (benchmark configs, the study's question and cost files):
+    `layers` (source name -> parsed mapping, e.g. the study's common.yaml then a question's file)
+    merged in order, each without its `quick:` section; with `quick`, those sections, merged in
+    the same order, on top. A `quick:` that is not a mapping is a ConfigError naming its file."""
+    merged: dict = {}
+    overrides: dict = {}
+    for source, layer in layers.items():
+        layer = dict(layer)
+        section = layer.pop(QUICK_KEY, None) or {}
+        if not isinstance(section, dict):
+            raise ConfigError(f"{source}: key '{QUICK_KEY}' must be a mapping of the keys --quick overrides, got "
+                              f"{short_repr(section)}.")
+        overrides = merge_sections(overrides, section)
+        merged = merge_sections(merged, layer)
+    return merge_sections(merged, overrides) if quick else merged
+
+
 def dump_config(config: ExperimentConfig) -> str:
     """The config as run, every default filled in, as YAML."""
     return yaml.safe_dump(config.to_dict(), sort_keys=False)
@@ -665,5 +859,21 @@ def markdown_key_table() -> str:
     return "\n".join(lines)
 
 
-if __name__ == "__main__":  # python -m al_bnn.config  -> the README's key table
-    print(markdown_key_table())
+def _yaml_inline(value: Any) -> str:
+    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
+
+
+def markdown_estimator_tables() -> str:
+    """docs/configs.md's tables of the estimators' keywords that differ from the config keys they
+    set, in name (ESTIMATOR_NAMES) or in default (ESTIMATOR_DEFAULTS)."""
+    lines = ["| estimator keyword | config key |", "|---|---|"]
+    lines += [f"| `{keyword}` | `{key}` |" for keyword, key in ESTIMATOR_NAMES.items()]
+    lines += ["", "| estimator keyword | estimator default |", "|---|---|"]
+    lines += [f"| `{keyword}` | `{_yaml_inline(value)}` |" for keyword, value in ESTIMATOR_DEFAULTS.items()]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # python -m al_bnn.config [--estimators] -> docs/configs.md's tables
+    import sys
+
+    print(markdown_estimator_tables() if "--estimators" in sys.argv[1:] else markdown_key_table())

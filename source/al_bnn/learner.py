@@ -25,12 +25,11 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator
 
-from al_bnn.config import ExperimentConfig, config_from_dict
+from al_bnn.config import ExperimentConfig, config_from_dict, estimator_keywords
 from al_bnn.loop import select_with_model
 from al_bnn.models.estimators import (
     ESTIMATOR_FOR_MODEL,
@@ -67,22 +66,10 @@ class Query:
 
 
 def estimator_for_config(config: ExperimentConfig):
-    """The estimator an experiment config's model, network and training schedule describe."""
-    net, train, parms = config.net_config, config.train_schedule, config.parms
-    common: dict[str, Any]  # keyword arguments of several types
-    extras: dict[str, dict[str, Any]]
-    common = dict(layer_sizes=list(net.layer_sizes), learning_rate=net.learning_rate, clip_gradient=net.clip_gradient,
-                  batch_size=train.batch_size, n_epochs=train.num_epochs, n_steps=train.num_steps,
-                  min_steps=train.min_steps,
-                  learning_rate_schedule=train.learning_rate_schedule, activation=net.activation,
-                  input_transform=net.input_transform, parametrization=net.parametrization, nll_beta=net.nll_beta,
-                  retrain_from=train.retrain_from, random_state=config.seed)
-    extras = {"bnn": dict(weight_std=net.weight_std, divergence_scale=net.divergence_scale,
-                          ood_std_prior=net.ood_std_prior, noise_std=net.noise_std, ncp_scale=net.ncp_scale,
-                          center_at_target=net.center_at_target),
-              "dropout": dict(dropout_rate=net.dropout_rate),
-              "ensemble": dict(ensemble_size=parms.ensemble_size)}
-    return ESTIMATOR_FOR_MODEL[parms.name_model](**common, **extras[parms.name_model])
+    """The estimator an experiment config's model, network and training schedule describe: every
+    keyword of the model's estimator that sets a config key (config.estimator_keywords)."""
+    cls = ESTIMATOR_FOR_MODEL[config.parms.name_model]
+    return cls(**estimator_keywords(config, cls._parameter_names()))
 
 
 class ActiveLearner(BaseEstimator):

@@ -13,7 +13,6 @@ benchmark's runs for the study's, or runs committed by an earlier checkout.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import logging
 import math
@@ -33,7 +32,18 @@ import pandas as pd
 import yaml
 
 from al_bnn.cli import StoppedEarly
-from al_bnn.config import ConfigError, config_from_dict, read_yaml, short_repr, short_text
+from al_bnn.config import (
+    ConfigError,
+    DataConfig,
+    check_key,
+    check_sections,
+    config_from_dict,
+    merge_sections,
+    read_yaml,
+    short_repr,
+    short_text,
+    with_quick,
+)
 from al_bnn.data import DataFileError
 from al_bnn.plugins import import_plugins
 from al_bnn_lab.run_key_baseline import RUN_KEY_BASELINE
@@ -92,30 +102,58 @@ class BenchmarkConfig:
                     models=self.models, model_settings=self.model_settings, sampler_settings=self.sampler_settings)
 
 
-def merge_sections(base: dict, update: dict) -> dict:
-    """`base` updated by `update`, nested mappings merged key by key (neither is modified)."""
-    merged = copy.deepcopy(base)
-    for key, value in update.items():
-        nested = isinstance(value, dict) and isinstance(merged.get(key), dict)
-        merged[key] = merge_sections(merged[key], value) if nested else copy.deepcopy(value)
-    return merged
-
-
 def load_benchmark_config(path: str | Path, quick: bool = False) -> BenchmarkConfig:
     """Read a benchmark YAML; with quick=True its `quick:` section overrides the rest."""
     raw = read_yaml(path, "benchmark config", mapping=True)
     unknown = sorted(set(raw) - set(BENCHMARK_KEYS))
     if unknown:
         raise ConfigError(f"{path}: unknown key(s) {short_repr(unknown)}; allowed: {', '.join(BENCHMARK_KEYS)}")
-    quick_section = raw.pop("quick", None) or {}
-    if quick:
-        raw = merge_sections(raw, quick_section)
+    raw = with_quick({str(path): raw}, quick)
     return benchmark_config_from_dict(raw, str(path) + (" (quick)" if quick else ""))
 
 
 def benchmark_config_from_dict(raw: dict, source: str) -> BenchmarkConfig:
+    """A benchmark config from its parsed mapping: the sweep's own keys (datasets, samplers, seeds,
+    schedule, ...) checked here, its config sections (experiment, model_settings, sampler_settings)
+    and test_fraction/uci_root by the experiment config's schema (al_bnn.config), then every run's
+    merged config validated, all before any work."""
+    datasets = _dataset_entries(raw.get("datasets") or [], source)
+    samplers = raw.get("samplers") or []
+    seeds = raw.get("seeds") or []
+    if not datasets or not samplers or not seeds:
+        raise ConfigError(f"{source}: 'datasets', 'samplers' and 'seeds' must each list at least one value")
+    if any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
+        raise ConfigError(f"{source}: key 'seeds' must be distinct non-negative integers, got {short_repr(seeds)}")
+    schedule = _checked_schedule(raw.get("schedule") or {}, source)
+    models = raw.get("models") or ["bnn"]
+    model_settings, sampler_settings = _checked_settings(raw, source)
+    samplers = [str(s) for s in samplers]
+    bad_labels = [s for s in samplers if not re.fullmatch(r"[A-Za-z0-9_.-]+", s)]
+    if bad_labels or len(set(samplers)) != len(samplers):
+        raise ConfigError(f"{source}: key 'samplers' must be distinct labels of letters, digits, '_', '.' or '-' "
+                          f"(they name files), got {short_repr(samplers)}")
+    experiment = raw.get("experiment") or {}
+    for key, sections in [("experiment", experiment), *((f"model_settings.{m}", v) for m, v in model_settings.items()),
+                          *((f"sampler_settings.{s}", v) for s, v in sampler_settings.items())]:
+        check_sections(sections, source, key)
+    config = BenchmarkConfig(datasets=datasets, samplers=samplers, seeds=list(seeds), schedule=schedule,
+                             experiment=experiment,
+                             uci_root=check_key("data.uci_root", raw.get("uci_root"), f"{source}: key 'uci_root'"),
+                             test_fraction=check_key("data.test_fraction",
+                                                     raw.get("test_fraction", DataConfig.test_fraction),
+                                                     f"{source}: key 'test_fraction'"),
+                             source=source, models=[str(m) for m in models], model_settings=model_settings,
+                             sampler_settings=sampler_settings)
+    for entry in datasets:  # validate every run's config now, before any work
+        for model in config.models:
+            for sampler in config.samplers:
+                experiment_config(config, entry, sampler, seeds[0], pool_size=10**9, model=model)
+    return config
+
+
+def _dataset_entries(items: list, source: str) -> list[DatasetEntry]:
     datasets = []
-    for item in raw.get("datasets") or []:
+    for item in items:
         if isinstance(item, str):
             datasets.append(DatasetEntry(item))
         elif isinstance(item, dict) and "name" in item:
@@ -127,20 +165,22 @@ def benchmark_config_from_dict(raw: dict, source: str) -> BenchmarkConfig:
 
     for entry in datasets:  # a dataset's name names its folder of run files
         safe_name(entry.name, f"{source}: key 'datasets': dataset name")
-    samplers = raw.get("samplers") or []
-    seeds = raw.get("seeds") or []
-    if not datasets or not samplers or not seeds:
-        raise ConfigError(f"{source}: 'datasets', 'samplers' and 'seeds' must each list at least one value")
-    if any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
-        raise ConfigError(f"{source}: key 'seeds' must be distinct non-negative integers, got {short_repr(seeds)}")
-    schedule = raw.get("schedule") or {}
+    return datasets
+
+
+def _checked_schedule(schedule: dict, source: str) -> dict:
     if "default" not in schedule:
         raise ConfigError(f"{source}: key 'schedule' needs a 'default' entry with {', '.join(SCHEDULE_KEYS)}")
     for name, entry in schedule.items():
         if not isinstance(entry, dict) or set(entry) - set(SCHEDULE_KEYS):
             raise ConfigError(f"{source}: key 'schedule.{name}' must set only {', '.join(SCHEDULE_KEYS)}, "
                               f"got {short_repr(entry)}")
-    models = raw.get("models") or ["bnn"]
+    return schedule
+
+
+def _checked_settings(raw: dict, source: str) -> tuple[dict, dict]:
+    """(model_settings, sampler_settings): config sections per model name and per sampler label,
+    neither setting the data or the schedule, which every run of a dataset shares."""
     model_settings = raw.get("model_settings") or {}
     from al_bnn.models import MODEL_NAMES
 
@@ -158,21 +198,7 @@ def benchmark_config_from_dict(raw: dict, source: str) -> BenchmarkConfig:
             # the runs of a (dataset, model) share one pool, which fractional schedules are resolved on
             raise ConfigError(f"{source}: key '{key}' must not set 'data' or 'al_schedule' (every run of a dataset "
                               "shares its data and schedule); set them in 'experiment' or 'schedule'")
-    samplers = [str(s) for s in samplers]
-    bad_labels = [s for s in samplers if not re.fullmatch(r"[A-Za-z0-9_.-]+", s)]
-    if bad_labels or len(set(samplers)) != len(samplers):
-        raise ConfigError(f"{source}: key 'samplers' must be distinct labels of letters, digits, '_', '.' or '-' "
-                          f"(they name files), got {short_repr(samplers)}")
-    config = BenchmarkConfig(datasets=datasets, samplers=samplers, seeds=list(seeds),
-                             schedule=schedule, experiment=raw.get("experiment") or {}, uci_root=raw.get("uci_root"),
-                             test_fraction=float(raw.get("test_fraction", 0.2)), source=source,
-                             models=[str(m) for m in models], model_settings=model_settings,
-                             sampler_settings=sampler_settings)
-    for entry in datasets:  # validate every run's config now, before any work
-        for model in config.models:
-            for sampler in config.samplers:
-                experiment_config(config, entry, sampler, seeds[0], pool_size=10**9, model=model)
-    return config
+    return model_settings, sampler_settings
 
 
 def _schedule_counts(schedule: dict, pool_size: int, where: str) -> dict:

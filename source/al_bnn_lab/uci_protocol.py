@@ -33,7 +33,7 @@ import pandas as pd
 import yaml
 from scipy import stats
 
-from al_bnn.config import ConfigError, parse_yaml
+from al_bnn.config import ConfigError, check_key, estimator_config_key, parse_yaml
 from al_bnn.data import DataFileError, read_uci_folder, uci_root
 from al_bnn.results import ResultsWriter
 
@@ -371,7 +371,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def parse_settings(items: Sequence[str]) -> dict:
-    """`KEY=VALUE` items as estimator keywords (each value read as YAML: 0.1, none -> 'none', [32, 32])."""
+    """`KEY=VALUE` items as estimator keywords (each value read as YAML: 0.1, none -> 'none', [32, 32]);
+    a keyword that sets a config key has its value checked now by the config schema (its type, range
+    and allowed values), before any data is read or any model trained."""
     settings = {}
     for item in items:
         key, sep, text = item.partition("=")
@@ -379,6 +381,9 @@ def parse_settings(items: Sequence[str]) -> dict:
             raise ConfigError(f"--set {item!r}: expected KEY=VALUE with KEY an estimator keyword, e.g. "
                               "calibration=none")
         settings[key] = parse_yaml(text, f"--set {key}")
+        config_key = estimator_config_key(key)
+        if config_key is not None:
+            check_key(config_key, settings[key], f"--set {key}")
     return settings
 
 

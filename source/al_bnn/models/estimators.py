@@ -26,7 +26,7 @@ arrays and the TensorFlow model is rebuilt on first use. To share a model as a f
 
 from __future__ import annotations
 
-import dataclasses
+import copy
 import inspect
 import math
 from collections.abc import Mapping, Sequence
@@ -38,7 +38,14 @@ from sklearn.base import BaseEstimator, RegressorMixin, clone
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from al_bnn.config import ConfigError, NetConfig, SamplingParameters, TrainSchedule, config_from_dict
+from al_bnn.config import (
+    ESTIMATOR_DEFAULTS,
+    ConfigError,
+    config_from_dict,
+    estimator_config_key,
+    key_default,
+    keyword_sections,
+)
 from al_bnn.errors import InputError
 from al_bnn.models import build_model, build_model_and_trainer
 from al_bnn.models.calibration import VarianceScales, fit_variance_scales, holdout_rows
@@ -50,43 +57,46 @@ ESTIMATOR_FILE_KIND = "al_bnn.estimator"
 STD_KINDS = ("total", "epistemic", "aleatoric")
 
 
-_SECTION_NAMES = {NetConfig: "net_config", TrainSchedule: "train_schedule", SamplingParameters: "parms"}
-
-
-def _default(section, key: str) -> Any:
-    """The default model recipe's value (al_bnn.recipe), else the config schema's default."""
-    field = next(f for f in dataclasses.fields(section) if f.name == key)
-    factory: Any = field.default_factory
-    schema = field.default if field.default is not dataclasses.MISSING else factory()
-    return recipe_default(_SECTION_NAMES[section], key, schema)
+def _default(keyword: str) -> Any:
+    """A keyword's default: its deliberate difference from the schema (config.ESTIMATOR_DEFAULTS),
+    else the default model recipe's value (al_bnn.recipe), else the config schema's default of the
+    key it sets (config.estimator_config_key: the same name, or config.ESTIMATOR_NAMES)."""
+    if keyword in ESTIMATOR_DEFAULTS:
+        return copy.deepcopy(ESTIMATOR_DEFAULTS[keyword])
+    key = estimator_config_key(keyword)
+    if key is None:
+        raise KeyError(f"{keyword} sets no config key")
+    section, _, name = key.rpartition(".")
+    return recipe_default(section, name, key_default(key))
 
 
 # The defaults of the keyword parameters (a tuple for layer_sizes: defaults must be immutable).
-LAYER_SIZES = tuple(_default(NetConfig, "layer_sizes"))
-LEARNING_RATE = _default(NetConfig, "learning_rate")
-CLIP_GRADIENT = _default(NetConfig, "clip_gradient")
-BATCH_SIZE = _default(TrainSchedule, "batch_size")
-N_EPOCHS = _default(TrainSchedule, "num_epochs")
-N_STEPS = _default(TrainSchedule, "num_steps")
-MIN_STEPS = _default(TrainSchedule, "min_steps")
-LEARNING_RATE_SCHEDULE = _default(TrainSchedule, "learning_rate_schedule")
-ACTIVATION = _default(NetConfig, "activation")
-INPUT_TRANSFORM = _default(NetConfig, "input_transform")
-PARAMETRIZATION = _default(NetConfig, "parametrization")
-NLL_BETA = _default(NetConfig, "nll_beta")
-RETRAIN_FROM = _default(TrainSchedule, "retrain_from")
-WEIGHT_STD = _default(NetConfig, "weight_std")
-DIVERGENCE_SCALE = _default(NetConfig, "divergence_scale")
-OOD_STD_PRIOR = _default(NetConfig, "ood_std_prior")
-NOISE_STD = _default(NetConfig, "noise_std")
-NCP_SCALE = _default(NetConfig, "ncp_scale")
-CENTER_AT_TARGET = _default(NetConfig, "center_at_target")
+LAYER_SIZES = tuple(_default("layer_sizes"))
+LEARNING_RATE = _default("learning_rate")
+CLIP_GRADIENT = _default("clip_gradient")
+BATCH_SIZE = _default("batch_size")
+N_EPOCHS = _default("n_epochs")
+N_STEPS = _default("n_steps")
+MIN_STEPS = _default("min_steps")
+LEARNING_RATE_SCHEDULE = _default("learning_rate_schedule")
+ACTIVATION = _default("activation")
+INPUT_TRANSFORM = _default("input_transform")
+PARAMETRIZATION = _default("parametrization")
+NLL_BETA = _default("nll_beta")
+RETRAIN_FROM = _default("retrain_from")
+WEIGHT_STD = _default("weight_std")
+DIVERGENCE_SCALE = _default("divergence_scale")
+OOD_STD_PRIOR = _default("ood_std_prior")
+NOISE_STD = _default("noise_std")
+NCP_SCALE = _default("ncp_scale")
+CENTER_AT_TARGET = _default("center_at_target")
+RANDOM_STATE = _default("random_state")
 CALIBRATIONS = ("holdout", "none")
-CALIBRATION = "holdout"
-CALIBRATION_FRACTION = 0.2
+CALIBRATION = _default("calibration")
+CALIBRATION_FRACTION = 0.2  # train_schedule.calibration_fraction's default (tests/test_config_schema.py checks it)
 CALIBRATION_MIN_ROWS = 20  # below this many training rows a fit is not calibrated (too few held-out residuals)
-DROPOUT_RATE = 0.1
-ENSEMBLE_SIZE = _default(SamplingParameters, "ensemble_size")
+DROPOUT_RATE = _default("dropout_rate")
+ENSEMBLE_SIZE = _default("ensemble_size")
 
 
 # Largest |y| (after normalize_y) the float32 network trains on: its square must stay a normal float32.
@@ -195,7 +205,7 @@ warm_start : bool, default=False
     When fitted already, the next `fit` is the next training phase (as the experiment loop's
     after an acquisition: Adam's moments reset, training draws keyed by the fit count)
     instead of a new model.
-random_state : int, default=0
+random_state : int, default={RANDOM_STATE}
     Keys every random draw (initial weights, data order, noise, function samples): the same
     random_state and data give the same model."""
 
@@ -254,16 +264,11 @@ class _StackedRegressor(RegressorMixin, BaseEstimator):
 
     # -- validation: the config schema checks every value, with its messages ----------------------
     def _sections(self) -> dict:
-        return {"net_config": {"layer_sizes": list(self.layer_sizes) if isinstance(self.layer_sizes, (list, tuple))
-                               else self.layer_sizes, "learning_rate": self.learning_rate,
-                               "clip_gradient": self.clip_gradient, "activation": self.activation,
-                               "input_transform": self.input_transform, "parametrization": self.parametrization,
-                               "nll_beta": self.nll_beta},
-                "train_schedule": {"batch_size": self.batch_size, "num_epochs": self.n_epochs,
-                                   "num_steps": self.n_steps, "min_steps": self.min_steps,
-                                   "learning_rate_schedule": self.learning_rate_schedule,
-                                   "retrain_from": self.retrain_from},
-                "parms": {"name_model": self._model_name}, "seed": self.random_state}
+        """The keywords that set config keys, as config sections (config.keyword_sections: the
+        same names, or config.ESTIMATOR_NAMES), and the model's name."""
+        sections = keyword_sections({name: getattr(self, name) for name in self._parameter_names()})
+        sections.setdefault("parms", {})["name_model"] = self._model_name
+        return sections
 
     def _validated_config(self):
         for name in ("normalize_y", "warm_start"):
@@ -512,15 +517,8 @@ center_at_target : bool, default={CENTER_AT_TARGET}
                  input_transform: str = INPUT_TRANSFORM, parametrization: str = PARAMETRIZATION,
                  nll_beta: float = NLL_BETA, retrain_from: str = RETRAIN_FROM, calibration: str = CALIBRATION,
                  calibration_fraction: float = CALIBRATION_FRACTION, normalize_y: bool = False,
-                 warm_start: bool = False, random_state: int = 0):
+                 warm_start: bool = False, random_state: int = RANDOM_STATE):
         self._store_parameters(locals())
-
-    def _sections(self) -> dict:
-        sections = super()._sections()
-        sections["net_config"].update(weight_std=self.weight_std, divergence_scale=self.divergence_scale,
-                                      ood_std_prior=self.ood_std_prior, noise_std=self.noise_std,
-                                      ncp_scale=self.ncp_scale, center_at_target=self.center_at_target)
-        return sections
 
 
 class DropoutRegressor(_StackedRegressor):
@@ -541,13 +539,8 @@ class DropoutRegressor(_StackedRegressor):
                  activation: str = ACTIVATION, input_transform: str = INPUT_TRANSFORM,
                  parametrization: str = PARAMETRIZATION, nll_beta: float = NLL_BETA, retrain_from: str = RETRAIN_FROM,
                  calibration: str = CALIBRATION, calibration_fraction: float = CALIBRATION_FRACTION,
-                 normalize_y: bool = False, warm_start: bool = False, random_state: int = 0):
+                 normalize_y: bool = False, warm_start: bool = False, random_state: int = RANDOM_STATE):
         self._store_parameters(locals())
-
-    def _sections(self) -> dict:
-        sections = super()._sections()
-        sections["net_config"]["dropout_rate"] = self.dropout_rate
-        return sections
 
 
 class EnsembleRegressor(_StackedRegressor):
@@ -568,13 +561,8 @@ class EnsembleRegressor(_StackedRegressor):
                  activation: str = ACTIVATION, input_transform: str = INPUT_TRANSFORM,
                  parametrization: str = PARAMETRIZATION, nll_beta: float = NLL_BETA, retrain_from: str = RETRAIN_FROM,
                  calibration: str = CALIBRATION, calibration_fraction: float = CALIBRATION_FRACTION,
-                 normalize_y: bool = False, warm_start: bool = False, random_state: int = 0):
+                 normalize_y: bool = False, warm_start: bool = False, random_state: int = RANDOM_STATE):
         self._store_parameters(locals())
-
-    def _sections(self) -> dict:
-        sections = super()._sections()
-        sections["parms"]["ensemble_size"] = self.ensemble_size
-        return sections
 
 
 ESTIMATORS = {cls.__name__: cls for cls in (BNNRegressor, DropoutRegressor, EnsembleRegressor)}
@@ -607,9 +595,9 @@ def estimator_from_state(header: dict, arrays: Mapping[str, np.ndarray], path: s
         (lambda name: np.shape(arrays[name]))
     declared = {name: tuple(shape_of(prefix + name)) for name in names}
     # the network the header describes must fit in what the file holds: checked before building it
-    layers = parameters.get("layer_sizes", list(_default(NetConfig, "layer_sizes")))
+    layers = parameters.get("layer_sizes", list(_default("layer_sizes")))
     if isinstance(layers, list):
-        members = parameters.get("ensemble_size", _default(SamplingParameters, "ensemble_size")) \
+        members = parameters.get("ensemble_size", _default("ensemble_size")) \
             if cls is EnsembleRegressor else 1
         needed = parameter_lower_bound(fitted["n_features_in_"], layers, members if isinstance(members, int) else 1)
         held = sum(int(np.prod(shape, dtype=object)) for name, shape in declared.items() if name.startswith("weight_"))
