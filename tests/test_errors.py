@@ -103,7 +103,8 @@ def test_exit_code_for_follows_the_class(error, code):
 
 
 def test_the_loop_errors_map_to_their_documented_codes():
-    from al_bnn.loop import CheckpointError, ResumeMismatchError, TrainingDiverged
+    from al_bnn.checkpoint import CheckpointError, ResumeMismatchError
+    from al_bnn.loop import TrainingDiverged
 
     assert exit_code_for(CheckpointError("x")) == exit_code_for(ResumeMismatchError("x")) == 2
     assert exit_code_for(TrainingDiverged("x")) == 3

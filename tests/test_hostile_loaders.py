@@ -14,8 +14,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from al_bnn.checkpoint import CheckpointError, RunResult, StackState, load_checkpoint, save_checkpoint
 from al_bnn.config import config_from_dict
-from al_bnn.loop import CheckpointError, RunResult, StackState, load_checkpoint, save_checkpoint
 from al_bnn.safe_arrays import HEADER_KEY, ArrayFileError, save_arrays
 from al_bnn_lab.published import compare_gpa_rand
 from test_scripts import SIZES, tiny_configs
@@ -98,7 +98,7 @@ def learner_file(model_file):
 
 def fake_checkpoint(path):
     """A checkpoint as save_checkpoint writes it, of a made-up state (no training needed)."""
-    import al_bnn.loop as loop
+    import al_bnn.checkpoint as checkpoint
 
     config = config_from_dict({"al_schedule": {"al_iter": 1, "num_al_incr": 2, "num_train_init": 3}})
     result = RunResult("lrgpa", config, "lrgpa", metrics=[{"al_iter": 0, "test_rmse": 1.0}])
@@ -110,8 +110,8 @@ def fake_checkpoint(path):
         else:
             fingerprint[f"lrgpa: {section}"] = values
     fingerprint["lrgpa: data arrays"] = "housing, pool [10, 5], test [5, 5], sha256 0"
-    if hasattr(loop, "code_version"):
-        fingerprint[loop.CODE_KEY] = loop.code_version()
+    if hasattr(checkpoint, "code_version"):
+        fingerprint[checkpoint.CODE_KEY] = checkpoint.code_version()
     state = StackState(["lrgpa"], [result], [np.array([0, 4, 7, 1, 2])], phase=1, selected=True,
                        weights=[np.ones((5, 4), np.float32)], optimizer_state=[np.zeros(3, np.int64)],
                        fingerprint=fingerprint)
@@ -356,10 +356,10 @@ def test_1_a_schedule_edited_in_run_yaml_checkpoint_and_fingerprint_is_caught(fi
 
 def test_17_a_resume_with_changed_code_is_refused_unless_allowed_and_then_logged(finished, tmp_path, capsys,
                                                                                 monkeypatch):
-    import al_bnn.loop as loop
+    import al_bnn.checkpoint as checkpoint
 
     out = copy_of(finished, tmp_path)
-    monkeypatch.setattr(loop, "code_version", lambda: "al_bnn 9.9.9, source sha256 0123456789abcdef", raising=False)
+    monkeypatch.setattr(checkpoint, "code_version", lambda: "al_bnn 9.9.9, source sha256 0123456789abcdef", raising=False)
     assert compare_gpa_rand(["--resume", str(out), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "al_bnn 9.9.9" in err and "--allow-code-change" in err and "Traceback" not in err
@@ -370,7 +370,7 @@ def test_17_a_resume_with_changed_code_is_refused_unless_allowed_and_then_logged
 
 
 def test_17_the_code_version_is_recorded_in_run_yaml_and_the_checkpoint(finished):
-    from al_bnn.loop import CODE_KEY, code_version
+    from al_bnn.checkpoint import CODE_KEY, code_version
 
     assert yaml.safe_load((finished / "run.yaml").read_text())[CODE_KEY] == code_version()
     assert load_checkpoint(finished / "checkpoint_0.npz").fingerprint[CODE_KEY] == code_version()

@@ -20,10 +20,12 @@ LAYERS = {
     "al_bnn.selection": 1,
     "al_bnn.config": 2, "al_bnn.data": 2, "al_bnn.plugins": 2, "al_bnn.recipe": 2,
     "al_bnn.models": 3,
-    "al_bnn.loop": 4, "al_bnn.results": 4, "al_bnn.checkpoints": 4, "al_bnn.learner": 4, "al_bnn.selector": 4,
-    "al_bnn.memory": 4,
-    "al_bnn.cli": 5, "al_bnn.suggest": 5,  # the commands' shared exit codes and signals; suggest's core
-    "al_bnn_lab": 6,  # the research harness: imports the library, never imported by it
+    # the selection entry point (one selection from a model), the checkpoint format and run fingerprint
+    # (with the one fingerprint hash), the memory estimate: what the loop and the learner build on
+    "al_bnn.acquisition": 4, "al_bnn.checkpoint": 4, "al_bnn.memory": 4,
+    "al_bnn.loop": 5, "al_bnn.results": 5, "al_bnn.learner": 5, "al_bnn.selector": 5,
+    "al_bnn.cli": 6, "al_bnn.suggest": 6,  # the commands' shared exit codes and signals; suggest's core
+    "al_bnn_lab": 7,  # the research harness: imports the library, never imported by it
 }
 
 

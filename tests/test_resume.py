@@ -134,13 +134,13 @@ def test_divergence_stops_with_a_message_naming_run_iteration_and_epoch(tmp_path
     assert compare_gpa_rand(small) == 3
     log = (out / "log.txt").read_text()
     assert "training diverged (NaN or inf) in run(s) lrgpa, random at AL iteration 1, epoch 10" in log
-    from al_bnn.loop import load_checkpoint
+    from al_bnn.checkpoint import load_checkpoint
     kept = load_checkpoint(out / "checkpoint_0.npz")  # the last good one: the end of phase 0
     assert (kept.phase, kept.epoch, kept.finished) == (1, 0, False)
 
 
 def test_ctrl_c_in_the_first_phase_saves_and_resumes_exactly(tmp_path, reference):
-    from al_bnn.loop import load_checkpoint
+    from al_bnn.checkpoint import load_checkpoint
 
     out = tmp_path / "first_phase"
     process = start(tmp_path, out)
@@ -211,7 +211,7 @@ def test_a_full_disk_stops_with_one_message_and_resume_continues_once_there_is_s
     assert f"could not write the checkpoint {out / 'checkpoint_0.npz'}: No space left on device" in err
     assert f"--resume {out}" in err
     assert not list(out.glob(".*.tmp")) and not list(out.glob("*.tmp"))  # nothing half-written
-    from al_bnn.loop import load_checkpoint
+    from al_bnn.checkpoint import load_checkpoint
     assert load_checkpoint(out / "checkpoint_0.npz").phase == 2  # the end of phase 1, untouched
     assert not (out / "metrics_lrgpa.csv").exists()  # no partial table that looks complete
 

@@ -267,7 +267,7 @@ class _SettingValue(Schema):
         return Scalar().check(value, where, path)
 
 
-# -- the checkpoint's header: loop.save_checkpoint ---------------------------------------------------------
+# -- the checkpoint's header: checkpoint.save_checkpoint ---------------------------------------------------------
 def checkpoint_schema() -> Schema:
     run = Record({"label": String(NAME_LENGTH, name=True), "group": String(NAME_LENGTH, name=True),
                   "config": MappingOf(JsonValue(4), 50), "metrics": ListOf(ROW), "acquisitions": ListOf(ROW),

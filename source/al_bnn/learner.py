@@ -8,7 +8,7 @@
     same = load_learner("learner.npz")
 
 A round is what the experiment loop does between two trainings, through the same code: `query`
-calls `loop.select_with_model` on the model's function samples (or features) with the labelled
+calls `acquisition.select_with_model` on the model's function samples (or features) with the labelled
 rows as anchors, keyed by (random_state, fits so far); `teach` trains the next phase with the
 estimator's `warm_start` (Adam's moments reset, training draws keyed by the fit count; from the
 current or the initial weights, as the estimator's `retrain_from` says), as the loop does after
@@ -29,8 +29,8 @@ from pathlib import Path
 import numpy as np
 from sklearn.base import BaseEstimator
 
+from al_bnn.acquisition import select_with_model
 from al_bnn.config import ExperimentConfig, config_from_dict, estimator_keywords
-from al_bnn.loop import select_with_model
 from al_bnn.models.estimators import (
     ESTIMATOR_FOR_MODEL,
     EstimatorNotFittedError,

@@ -8,32 +8,39 @@ run's seed, so a run computes the same numbers whichever runs share its stack.
 
 from __future__ import annotations
 
-import functools
-import hashlib
-import json
 import logging
-import re
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from al_bnn.config import ConfigError, ExperimentConfig, config_from_dict
+from al_bnn.acquisition import select_with_model
+from al_bnn.checkpoint import (
+    CHECKPOINT_NAME,
+    CODE_KEY,
+    CheckpointError,
+    ResumeMismatchError,
+    RunResult,
+    StackState,
+    check_fingerprint,
+    check_state_fits,
+    checkpoint_path,
+    load_checkpoint,
+    run_fingerprint,
+    save_checkpoint,
+)
+from al_bnn.config import ConfigError, ExperimentConfig
 from al_bnn.data import RegressionData, data_key, load_dataset
-from al_bnn.errors import DivergedError, InputError
+from al_bnn.errors import DivergedError
 from al_bnn.memory import check_fits
 from al_bnn.models import StackedDenseNetwork, build_model_and_trainer
-from al_bnn.models.gradient_features import gradient_features
 from al_bnn.models.trainer import EvaluationMetrics, stack_training_sets
 from al_bnn.randomness import numpy_generator
-from al_bnn.safe_arrays import ArrayFileError, load_arrays, save_arrays
-from al_bnn.selection import SelectionRequest, check_selection, make_sampler
-from al_bnn.selection.comparison import agreement, reference_sampler
+from al_bnn.selection import make_sampler
 
 logger = logging.getLogger("al_bnn")
 
@@ -55,23 +62,6 @@ class RunSpec:
         return data_key(data.dataset, data.size_pool, data.size_test, self.config.seed, data.uci_root, data.path,
                         data.target, data.test_fraction, validation_fraction=data.validation_fraction)
 
-
-@dataclass
-class RunResult:
-    """Everything a run produced; the writer turns it into files."""
-
-    label: str
-    config: ExperimentConfig
-    group: str
-    metrics: list[dict] = field(default_factory=list)      # one row per evaluation
-    acquisitions: list[dict] = field(default_factory=list)  # one row per phase (0 = initial set)
-    selected: list[dict] = field(default_factory=list)      # one row per selected point
-    initial_indices: np.ndarray | None = None
-    train_indices: np.ndarray | None = None                 # final, in order labelled
-
-    @property
-    def total_selection_seconds(self) -> float:
-        return float(sum(row["selection_seconds"] for row in self.acquisitions))
 
 
 def initial_training_set(seed: int, n_pool: int, size: int) -> np.ndarray:
@@ -108,13 +98,6 @@ class PreparedStack:
     checkpoint: Path | None
     fingerprint: dict
     state: StackState | None = None
-
-
-CHECKPOINT_NAME = re.compile(r"checkpoint_[0-9]+\.npz")
-
-
-def checkpoint_path(checkpoint_dir: Path, index: int) -> Path:
-    return checkpoint_dir / f"checkpoint_{index}.npz"
 
 
 def prepare_experiments(runs: Sequence[RunSpec], data_for: Callable[[RunSpec], RegressionData] = load_run_data,
@@ -193,7 +176,10 @@ def _read_checkpoints(stacks: list[PreparedStack], checkpoint_dir: Path, allow_c
     for stack in stacks:
         state = states.get(_checkpoint_file(stack))
         if state is not None:
-            _check_state_fits(stack, state)
+            n_pool = len(stack.datas[0].pool_x)
+            check_state_fits(stack.checkpoint, stack.runs, state, n_pool, [
+                initial_training_set(run.config.seed, n_pool, run.config.al_schedule.num_train_init)
+                for run in stack.runs])
         stack.state = state
     if code_changes:
         now = stacks[0].fingerprint[CODE_KEY]
@@ -211,42 +197,6 @@ def _checkpoint_file(stack: PreparedStack) -> Path:
     assert stack.checkpoint is not None
     return stack.checkpoint
 
-
-def _check_state_fits(stack: PreparedStack, state: StackState) -> None:
-    """CheckpointError unless the state holds what its (already checked) fingerprint promises for
-    these runs and this data: the same labels, groups and configs, each run's initial set as its
-    seed draws it, and training sets of indices into this pool of the size the phase implies."""
-    where = f"checkpoint refused: {stack.checkpoint}"
-    if state.labels != [run.label for run in stack.runs]:
-        raise CheckpointError(f"{where}: it holds the runs {_short(state.labels)}, not "
-                              f"{_short([r.label for r in stack.runs])}")
-    n_pool = len(stack.datas[0].pool_x)
-    for run, result, train_set in zip(stack.runs, state.results, state.train_sets, strict=True):
-        if result.group != run.group or _plain(result.config.to_dict()) != _plain(run.config.to_dict()):
-            raise CheckpointError(f"{where}: run {run.label!r} was saved with another group or config than its "
-                                  "fingerprint and run.yaml say")
-        schedule = run.config.al_schedule
-        initial = initial_training_set(run.config.seed, n_pool, schedule.num_train_init)
-        acquired = state.phase if state.selected else state.phase - 1
-        expected = schedule.num_train_init + max(acquired, 0) * schedule.num_al_incr
-        if (result.initial_indices is None or not np.array_equal(result.initial_indices, initial)
-                or train_set.ndim != 1 or len(train_set) != expected
-                or not np.array_equal(train_set[:len(initial)], initial) or train_set.min(initial=0) < 0
-                or train_set.max(initial=0) >= n_pool or len(np.unique(train_set)) != len(train_set)
-                or state.phase > schedule.al_iter + 1 or state.finished != (state.phase == schedule.al_iter + 1)):
-            raise CheckpointError(f"{where}: run {run.label!r}: its initial or training set is not the one its seed "
-                                  f"and phase {state.phase} give on this pool of {n_pool} points (edited, or from "
-                                  "another run)")
-
-
-def _plain(value):
-    """A value as its JSON round trip gives it (tuples as lists), for comparing with a header."""
-    return json.loads(json.dumps(value))
-
-
-def _short(value: object, limit: int = 80) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def run_prepared(stacks: Sequence[PreparedStack], runs: Sequence[RunSpec], show_progress: bool | None = None,
@@ -289,177 +239,6 @@ class StopRequested(Exception):
 
 class TrainingDiverged(DivergedError, RuntimeError):
     """The loss or metrics became NaN/inf; the last good checkpoint is kept."""
-
-
-@dataclass
-class StackState:
-    """All of a stack's progress as one value, so that saving and resuming is a dump and a load."""
-
-    labels: list[str]
-    results: list[RunResult]
-    train_sets: list[np.ndarray]
-    phase: int = 0                  # the phase being worked on (0 = training on the initial set)
-    selected: bool = True           # whether this phase's acquisition is done (phase 0 has none)
-    epoch: int = 0                  # epochs of this phase already trained
-    weights: list[np.ndarray] | None = None
-    optimizer_state: list[np.ndarray] | None = None
-    phase_training_seconds: float = 0.0
-    finished: bool = False
-    fingerprint: dict = field(default_factory=dict)  # what determines the numbers (run_fingerprint)
-
-
-class CheckpointError(InputError, ValueError):
-    """A checkpoint cannot be used: unreadable, truncated, of another version, or a pickle."""
-
-
-class ResumeMismatchError(InputError, ValueError):
-    """The runs or data to resume differ from those the checkpoint was written for."""
-
-
-CHECKPOINT_KIND = "al_bnn checkpoint"
-CHECKPOINT_VERSION = 1
-_ROW_LISTS = ("metrics", "acquisitions", "selected")
-
-
-def data_fingerprint(data: RegressionData) -> str:
-    """SHA-256 of the arrays a run trains and tests on (standardised, so the scaling counts too)
-    and of the target scale its metrics are reported in."""
-    digest = hashlib.sha256()
-    for array in (data.pool_x, data.pool_y, data.test_x, data.test_y):
-        array = np.ascontiguousarray(array)
-        digest.update(f"{array.dtype.str}{array.shape}".encode())
-        digest.update(array.tobytes())
-    digest.update(repr(data.target_scale).encode())
-    return digest.hexdigest()
-
-
-def run_fingerprint(runs: Sequence[RunSpec], datas: Sequence[RegressionData]) -> dict:
-    """Everything that determines a stack's numbers, as flat `key: value` pairs: the runs (labels,
-    groups, every config key as run), each run's data (name, shapes, a hash of the arrays) and the
-    code that computes them (code_version)."""
-    fingerprint: dict = {"runs": [run.label for run in runs], CODE_KEY: code_version()}
-    for run, data in zip(runs, datas, strict=True):
-        fingerprint.update(_config_fingerprint(run.label, run.group, run.config.to_dict()))
-        fingerprint[f"{run.label}: data arrays"] = (f"{data.name}, pool {list(data.pool_x.shape)}, test "
-                                                    f"{list(data.test_x.shape)}, sha256 {data_fingerprint(data)[:16]}")
-    return fingerprint
-
-
-CODE_KEY = "code version"
-
-
-@functools.cache
-def code_version() -> str:
-    """The package version and a digest of the library's source (al_bnn/*.py, models/, selection/):
-    what computes a run's numbers, recorded in its checkpoints and run.yaml so that a resume with
-    other code is noticed. Computed once per process."""
-    from al_bnn.version import __version__
-
-    root = Path(__file__).resolve().parent
-    digest = hashlib.sha256()
-    for source in sorted([*root.glob("*.py"), *root.glob("models/*.py"), *root.glob("selection/*.py")]):
-        digest.update(source.relative_to(root).as_posix().encode() + b"\0")
-        digest.update(source.read_bytes())
-    return f"al_bnn {__version__}, source sha256 {digest.hexdigest()[:16]}"
-
-
-def _config_fingerprint(label: str, group: str, config: dict) -> dict:
-    """The fingerprint's keys for one run's group and config (config as `to_dict` gives it)."""
-    keys: dict = {f"{label}: group": group}
-    for section, values in config.items():
-        if isinstance(values, dict):
-            keys.update({f"{label}: {section}.{key}": value for key, value in values.items()})
-        else:
-            keys[f"{label}: {section}"] = values
-    return keys
-
-
-def check_fingerprint(checkpoints: Sequence[Path], recorded: dict, current: dict) -> None:
-    """ResumeMismatchError naming every key the checkpoints recorded whose value differs now."""
-    absent = "(absent)"
-    changed = [f"  {key}: {value!r} -> {current.get(key, absent)!r}" for key, value in recorded.items()
-               if current.get(key, absent) != value]
-    if changed:
-        raise ResumeMismatchError(
-            f"{', '.join(map(str, checkpoints))} {'was' if len(checkpoints) == 1 else 'were'} written for other "
-            f"settings or data than the run to resume now ({len(changed)} change(s), checkpoint -> now):\n"
-            + "\n".join(changed) + "\nResuming would mix the two. Undo the change (run.yaml, the data files), or "
-            "start a new run (another --results-dir, or --overwrite).")
-
-
-def save_checkpoint(path: Path, state: StackState) -> None:
-    """Write the state as arrays plus a JSON header (no pickle), through a temporary file that is
-    renamed into place: a crash or a full disk never leaves half a checkpoint, and the previous
-    checkpoint stays until the new one is complete."""
-    header = dict(labels=state.labels, phase=state.phase, selected=state.selected, epoch=state.epoch,
-                  phase_training_seconds=state.phase_training_seconds, finished=state.finished,
-                  fingerprint=state.fingerprint,
-                  runs=[dict(label=r.label, group=r.group, config=r.config.to_dict(),
-                             **{name: getattr(r, name) for name in _ROW_LISTS}) for r in state.results],
-                  weights=len(state.weights or []), optimizer_state=len(state.optimizer_state or []))
-    arrays = {f"train_set_{k}": indices for k, indices in enumerate(state.train_sets)}
-    arrays.update({f"initial_{k}": r.initial_indices  # type: ignore[misc]  # drawn before any checkpoint
-                   for k, r in enumerate(state.results)})
-    arrays.update({f"weight_{i}": value for i, value in enumerate(state.weights or [])})
-    arrays.update({f"optimizer_{i}": value for i, value in enumerate(state.optimizer_state or [])})
-    save_arrays(path, CHECKPOINT_KIND, CHECKPOINT_VERSION, header, arrays, "the checkpoint")
-
-
-def load_checkpoint(path: Path) -> StackState:
-    """Read a checkpoint written by save_checkpoint. Loading runs no code (NumPy without pickle,
-    JSON); a missing, truncated or foreign file, another format version or a pickle is refused
-    with a CheckpointError naming the file, and nothing from it is used. Its header is checked
-    against the schema (types, ranges, sizes) and its fingerprint against what it holds (labels,
-    groups, configs, the arrays it names), so an edit of one without the other is refused."""
-    from al_bnn.headers import checkpoint_schema, validate
-
-    def expected_arrays(header: dict) -> list[str]:
-        header = validate(header, checkpoint_schema(), path)
-        n_runs = len(header["runs"])
-        return [*(f"train_set_{k}" for k in range(n_runs)), *(f"initial_{k}" for k in range(n_runs)),
-                *(f"weight_{i}" for i in range(header["weights"])),
-                *(f"optimizer_{i}" for i in range(header["optimizer_state"]))]
-
-    try:
-        header, arrays = load_arrays(path, CHECKPOINT_KIND, (CHECKPOINT_VERSION,), expect=expected_arrays)
-    except ArrayFileError as error:
-        raise CheckpointError(f"checkpoint refused: {error}") from None
-    header = validate(header, checkpoint_schema(), path)  # already checked: gives the checked copy
-    fingerprint = header["fingerprint"]
-    try:
-        results = []
-        for k, run in enumerate(header["runs"]):
-            result = RunResult(run["label"], config_from_dict(run["config"], f"{path} [{run['label']}]"), run["group"],
-                               **{name: list(run[name]) for name in _ROW_LISTS})  # type: ignore[arg-type]  # list fields
-            result.initial_indices = arrays[f"initial_{k}"]
-            results.append(result)
-            promised = _config_fingerprint(result.label, result.group, _plain(result.config.to_dict()))
-            differs = [key for key, value in promised.items() if _plain(fingerprint.get(key)) != value]
-            if differs:
-                raise CheckpointError(f"checkpoint refused: {path}: its fingerprint does not match the run it holds "
-                                      f"({_short(differs[0])}: {_short(fingerprint.get(differs[0]))} in the "
-                                      f"fingerprint, {_short(promised[differs[0]])} in the run); it was edited")
-        state = StackState(
-            labels=list(header["labels"]), results=results,
-            train_sets=[arrays[f"train_set_{k}"] for k in range(len(results))],
-            phase=header["phase"], selected=header["selected"], epoch=header["epoch"],
-            weights=[arrays[f"weight_{i}"] for i in range(header["weights"])] or None,
-            optimizer_state=[arrays[f"optimizer_{i}"] for i in range(header["optimizer_state"])] or None,
-            phase_training_seconds=float(header["phase_training_seconds"]), finished=header["finished"],
-            fingerprint=dict(fingerprint))
-    except (KeyError, TypeError, ValueError, ConfigError) as error:
-        if isinstance(error, CheckpointError):
-            raise
-        raise CheckpointError(f"checkpoint refused: {path}: incomplete or inconsistent ({type(error).__name__}: "
-                              f"{str(error)[:300]})") from None
-    labels = [r.label for r in results]
-    if state.labels != labels or fingerprint.get("runs") != labels or any(
-            indices.dtype.kind not in "iu" or indices.ndim != 1  # type: ignore[union-attr]  # set from the file above
-            for indices in [*state.train_sets, *(r.initial_indices for r in results)]):
-        raise CheckpointError(f"checkpoint refused: {path}: inconsistent runs or training sets (labels "
-                              f"{_short(state.labels)}, fingerprint runs {_short(fingerprint.get('runs'))}, runs "
-                              f"{_short(labels)})")
-    return state
 
 
 def _new_state(runs: list[RunSpec], n_pool_total: int) -> StackState:
@@ -612,75 +391,3 @@ def _select(network: StackedDenseNetwork, run_index: int, run: RunSpec, sampler,
     picks, seconds, comparisons, _ = select_with_model(network, run_index, run.config.parms, sampler, data.pool_x,
                                                        order, len(train_indices), count, run.config.seed, phase)
     return remaining[picks], seconds, comparisons
-
-
-class ModelSelection(NamedTuple):
-    """What one selection from a model gives: the picks (indices into the pool part of `order`, in
-    pick order), the seconds taken (drawing included), the pick comparisons of `parms.compare_with`,
-    and each pick's score if the sampler reports one (GPA: posterior variance when picked), else None."""
-
-    picks: np.ndarray
-    seconds: float
-    comparisons: dict
-    scores: np.ndarray | None
-
-
-def select_with_model(network: StackedDenseNetwork, run_index: int, parms, sampler, x: np.ndarray,
-                      order: np.ndarray, n_train: int, n_select: int, seed: int,
-                      phase: int) -> ModelSelection:
-    """One selection from a model: what the loop and the ask/tell learner both call.
-
-    x holds every point the model is evaluated at; x[order[:n_train]] are the training (anchor)
-    points and x[order[n_train:]] the pool. The sampler gets function samples of run `run_index`
-    keyed by (seed, phase, draw), its features, or its gradient features (sketch keyed by (seed,
-    phase), width parms.family_sketch_dim), anchors first. Returns a ModelSelection. An
-    identity `order` (x already anchors first) is used without copying x's samples or features."""
-    started = time.perf_counter()
-    n_pool = len(order) - n_train
-    request = SelectionRequest(n_select=n_select, n_train=n_train, n_pool=n_pool,
-                               rng=numpy_generator(seed, "selection", phase))
-    drawn: dict[int, np.ndarray] = {}  # the references reuse the sampler's draw: identical samples
-    identity = len(order) == len(x) and bool(np.all(order == np.arange(len(x))))
-
-    def draw_samples(draw: int) -> np.ndarray:
-        if draw not in drawn:
-            samples = network.function_samples(x, parms.n_mc_samples, (phase, draw), mode=parms.function_samples,
-                                               run=run_index)
-            drawn[draw] = samples if identity else samples[:, order]
-        return drawn[draw]
-
-    def features() -> np.ndarray:
-        values = network.features(x, run=run_index).numpy()
-        return values if identity else values[order]
-
-    if sampler.needs == "samples":
-        request.draw_samples = draw_samples
-    elif sampler.needs == "features":
-        request.features = features()
-    elif sampler.needs == "gradient_features":
-        # the sketch is keyed by (run seed, phase); the rows are permuted after, so the same point
-        # gets the same features whatever its place in `order`
-        values = gradient_features(network, x, run_index, sketch_dim=parms.family_sketch_dim, seed=seed,
-                                   counter=phase, dtype=parms.gpa_dtype)
-        request.gradient_features = values if identity else values[order]
-    picks = check_selection(sampler.select(request), request, parms.sample_policy)
-    seconds = time.perf_counter() - started
-    scores = None if request.scores is None else np.asarray(request.scores, dtype=np.float64).copy()
-    comparisons = {}
-    for name in parms.compare_with:
-        reference_gpa = reference_sampler(name, parms.sampling_batch_size, parms.gp_noise)
-        # hand it what it needs, made before the timer starts: the sampler's own draw (cached) or
-        # the features (computed once, shared with the sampler when it used them too)
-        if reference_gpa.needs == "samples":
-            request.draw_samples = draw_samples
-            draw_samples(0)
-        elif request.features is None:
-            request.features = features()
-        reference_started = time.perf_counter()
-        reference = reference_gpa.select(request)
-        comparisons[f"seconds_{name}"] = time.perf_counter() - reference_started
-        result = agreement(picks, reference, parms.sampling_batch_size)
-        comparisons[f"overlap_{name}"] = result.overlap
-        comparisons[f"agreed_{name}"] = result.agreed_picks
-        comparisons[f"in_order_{name}"] = result.in_order
-    return ModelSelection(picks, seconds, comparisons, scores)

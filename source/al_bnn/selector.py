@@ -116,7 +116,7 @@ class Selector(BaseEstimator):
     def select_from_model(self, estimator, X_train, X_pool, n_select: int) -> np.ndarray:
         """Pool indices (rows of X_pool) in pick order, from a fitted estimator's function samples
         or features, with X_train as the anchors (the points already labelled)."""
-        from al_bnn.loop import select_with_model
+        from al_bnn.acquisition import select_with_model
         from al_bnn.models.estimators import EstimatorNotFittedError, check_array
 
         if not hasattr(estimator, "network_"):

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from al_bnn.checkpoint import RunResult, code_version
 from al_bnn.cli import (
     EXIT_DIVERGED,
     EXIT_WRITE_FAILED,
@@ -27,11 +28,9 @@ from al_bnn.cli import (
 )
 from al_bnn.config import ConfigError, config_from_dict, dump_config, load_config, read_yaml, with_overrides
 from al_bnn.loop import (
-    RunResult,
     RunSpec,
     StopRequested,
     TrainingDiverged,
-    code_version,
     logger,
     prepare_experiments,
     run_prepared,
