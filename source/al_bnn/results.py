@@ -25,6 +25,7 @@ import io
 import json
 import logging
 import os
+import shutil
 import socket
 import sys
 from collections.abc import Sequence
@@ -236,6 +237,15 @@ class ResultsWriter:
     def __exit__(self, *exc_info) -> None:
         self.close()
 
+    def discard(self) -> bool:
+        """Release the lock and delete the directory with everything in it, only if this writer created
+        it (a run refused before it produced anything leaves no folder behind). True if deleted."""
+        if not self.created:
+            return False
+        self.close()
+        shutil.rmtree(self.path, ignore_errors=True)
+        return True
+
     def file(self, name: str) -> Path:
         """The path of `name` in the directory, checked by the path policy (al_bnn.paths.inside)."""
         return inside(self.path, name)
@@ -338,9 +348,10 @@ class ResultsWriter:
         writer.writerows(rows)
         return self.write_text(name, buffer.getvalue())
 
-    def save_figure(self, name: str, figure) -> Path:
+    def save_figure(self, name: str, figure, dpi: int = 120, bbox_inches: str | None = "tight") -> Path:
+        """A matplotlib figure as `name` (its suffix gives the format), written as every other file."""
         buffer = io.BytesIO()
-        figure.savefig(buffer, format=Path(name).suffix.lstrip(".") or "png", dpi=120, bbox_inches="tight")
+        figure.savefig(buffer, format=Path(name).suffix.lstrip(".") or "png", dpi=dpi, bbox_inches=bbox_inches)
         return self.write_bytes(name, buffer.getvalue())
 
     def attach_log(self, logger: logging.Logger, append: bool = False) -> None:

@@ -24,7 +24,6 @@ problem is reported, naming file, column and row (and line), before any training
 from __future__ import annotations
 
 import argparse
-import csv
 import dataclasses
 import errno
 import hashlib
@@ -35,20 +34,19 @@ import os
 import re
 import sys
 import time
-from collections import Counter
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import numpy as np
 
-from al_bnn.config import (
-    ESTIMATOR_DEFAULTS,
-    ExperimentConfig,
-    config_from_dict,
-    dump_config,
-    estimator_keywords,
-    read_yaml,
-    with_overrides,
+from al_bnn.config import ExperimentConfig, config_from_dict, dump_config, read_yaml, with_overrides
+from al_bnn.data import (
+    DataFileError,
+    NonNumericCellError,
+    Table,
+    check_csv_file,
+    read_csv_table,
+    row_cells,
 )
 from al_bnn.errors import InputError
 from al_bnn.paths import UnsafePathError, check_replaceable, inside, open_regular, remove_file
@@ -60,7 +58,6 @@ logger = logging.getLogger("al_bnn.suggest")
 MODEL_FILE, HISTORY_FILE, PLOT_FILE, CONFIG_FILE, LOG_FILE = (
     "model.npz", "history.csv", "uncertainty.png", "config.yaml", "log.txt")
 DENSE_SAMPLERS_LIMIT = 20000
-MISSING = ["", "nan", "NaN", "NAN", "NA", "N/A", "null", "NULL", "None"]  # cells read as missing values
 HISTORY_COLUMNS = ("round", "n_labelled", "n_added", "train_rmse", "new_rmse", "new_log_likelihood", "n_pool",
                    "pool_std_mean", "pool_std_max", "picked_std_mean", "n_queried", "training_seconds",
                    "selection_seconds")  # fast GPA forms a dense n x n pool covariance
@@ -70,197 +67,33 @@ class SuggestInputError(InputError, ValueError):
     """A problem with suggest's input; the message names the file, column and row, and the fix."""
 
 
-# -- reading the CSVs ---------------------------------------------------------------------------------
-def _read_header(path: Path) -> list[str]:
-    """The header row in full, however long (the csv module's reading; a UTF-8 BOM is dropped)."""
-    with open(path, newline="", encoding="utf-8-sig", errors="strict") as stream:
-        return next(csv.reader(stream))
+# -- reading the CSVs: the library's one reader of a user's table (al_bnn.data.read_csv_table) -------------
+@contextmanager
+def _as_input_error():
+    """suggest's wording and class for the reader's DataFileError (the message names file, column,
+    row and line either way)."""
+    try:
+        yield
+    except NonNumericCellError as error:
+        raise SuggestInputError(f"{error.path}: column {error.column!r}, row {error.row} (line {error.line}) holds "
+                                f"{error.cell!r}, which is not a number; every feature and target cell must be "
+                                "numeric (encode categories as numbers or drop the column)") from None
+    except DataFileError as error:
+        raise SuggestInputError(str(error)) from None
 
 
 def _check_is_csv(path: Path, what: str) -> list[str]:
-    import pandas as pd
-
-    if not path.is_file():
-        raise SuggestInputError(f"{path}: {what} file not found")
-    if path.stat().st_size == 0:
-        raise SuggestInputError(f"{path}: the {what} file is empty; it needs a header row of column names and "
-                                "data rows")
-    with open(path, "rb") as stream:
-        head = stream.read(65536)
-    if b"\x00" in head:
-        raise SuggestInputError(f"{path}: not a CSV file (it holds binary data); give a comma-separated text file "
-                                "with a header row")
-    if not head.lstrip(b"\xef\xbb\xbf").split(b"\n", 1)[0].strip():
-        raise SuggestInputError(f"{path}: line 1 is blank; the first line must be the header row of column names")
-    try:
-        header = _read_header(path)
-        columns = list(pd.read_csv(path, nrows=0).columns)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, StopIteration, IndexError,
-            csv.Error) as error:
-        raise SuggestInputError(f"{path}: not a readable CSV file ({type(error).__name__}: {error})") from None
-    counts = Counter(header)
-    repeated = sorted(name for name, count in counts.items() if count > 1)
-    if repeated:
-        shown = [name if len(name) <= 80 else name[:77] + "..." for name in repeated[:5]]
-        raise SuggestInputError(f"{path}: column name(s) {shown} appear more than once in the header; give every "
-                                "column its own name")
-    return [str(c) for c in columns]
-
-
-@dataclasses.dataclass
-class RowPlaces:
-    """Where each data row of a CSV lies in the file: its line (1 = the header) and how to find its
-    text again (a byte offset, or its record number among the records after the header)."""
-
-    lines: np.ndarray  # (n,) int64, the line each row starts on
-    offsets: np.ndarray | None  # (n,) int64 byte offsets (files without quotes: one line per record)
-    records: np.ndarray | None  # (n,) int64 record numbers after the header, blank records counted
-
-
-def _row_places(path: Path, n_rows: int) -> RowPlaces:
-    """The places of the n_rows data rows that pandas reads (it skips blank, white-space-only lines).
-    Refuses rather than guess when the count differs from n_rows."""
-    data = path.read_bytes()
-    if b'"' not in data and data.count(b"\r") == data.count(b"\r\n"):
-        buffer = np.frombuffer(data, dtype=np.uint8)
-        starts = np.concatenate([[0], np.flatnonzero(buffer == 10) + 1])
-        if starts[-1] == len(buffer):
-            starts = starts[:-1]  # the file ends with a newline
-        ends = np.append(starts[1:], len(buffer))
-        filled = buffer[starts] > 32  # a blank line starts with white space or its newline
-        for line in np.flatnonzero(~filled):
-            filled[line] = bool(data[starts[line]:ends[line]].strip())
-        del buffer, data
-        data_lines = np.flatnonzero(filled[1:]) + 1  # 0-based line indices of the data rows
-        places = RowPlaces(lines=data_lines + 1, offsets=starts[data_lines], records=None)
-    else:  # quoted cells may hold newlines: walk the records
-        del data
-        lines, records = [], []
-        try:
-            with open(path, newline="", encoding="utf-8-sig") as stream:
-                reader = csv.reader(stream)
-                next(reader)
-                record = 0
-                while True:
-                    start = reader.line_num + 1
-                    try:
-                        row = next(reader)
-                    except StopIteration:
-                        break
-                    if row and not (len(row) == 1 and not row[0].strip()):
-                        lines.append(start)
-                        records.append(record)
-                    record += 1
-        except (csv.Error, UnicodeDecodeError) as error:
-            raise SuggestInputError(f"{path}: not a readable CSV file ({type(error).__name__}: {error})") from None
-        places = RowPlaces(lines=np.asarray(lines, dtype=np.int64), offsets=None,
-                           records=np.asarray(records, dtype=np.int64))
-    if len(places.lines) != n_rows:
-        raise SuggestInputError(f"{path}: {n_rows} data rows were read but {len(places.lines)} non-blank records "
-                                "found, so rows cannot be matched to their lines; remove unusual line breaks or "
-                                "white space (blank lines are fine)")
-    return places
-
-
-def row_cells(path: Path, places: RowPlaces, rows: np.ndarray) -> list[list[str]]:
-    """The text cells of the given data rows (0-based, in the order given), as written in the file."""
-    if places.offsets is not None:
-        cells = []
-        with open(path, "rb") as stream:
-            for row in rows:
-                stream.seek(int(places.offsets[row]))
-                cells.append(next(csv.reader([stream.readline().decode("utf-8").rstrip("\r\n")])))
-        return cells
-    assert places.records is not None  # a RowPlaces has offsets or records
-    wanted = {int(places.records[row]): index for index, row in enumerate(rows)}
-    found: list[list[str]] = [[] for _ in rows]
-    with open(path, newline="", encoding="utf-8-sig") as stream:
-        reader = csv.reader(stream)
-        next(reader)
-        for record, row in enumerate(reader):
-            if record in wanted:
-                found[wanted[record]] = row
-    return found
-
-
-@dataclasses.dataclass
-class Table:
-    """A CSV read by read_csv: float64 columns (without the id column), the ids as text, the columns
-    in file order, and where each row lies in the file."""
-
-    frame: object  # pandas.DataFrame
-    ids: np.ndarray | None
-    columns: list[str]
-    places: RowPlaces
+    with _as_input_error():
+        return check_csv_file(path, what)
 
 
 def read_csv(path: str | os.PathLike, what: str, id_column: str | None = None,
              optional: tuple[str, ...] = ()) -> Table:
     """The id column is read as text; every other column must be numeric (cells in `optional`
     columns may be empty). Blank lines are skipped; messages name a row by its number among the data
-    rows and by its line in the file."""
-    import pandas as pd
-
-    path = Path(path)
-    columns = _check_is_csv(path, what)
-    if id_column is not None and id_column not in columns:
-        raise SuggestInputError(f"{path}: no id column {id_column!r} (--id-column); columns are {columns}")
-    numeric = [c for c in columns if c != id_column]
-    dtypes: dict[str, type] = {c: np.float64 for c in numeric}  # the id column, if any, is read as text
-    if id_column is not None:
-        dtypes[id_column] = str
-    try:
-        frame = pd.read_csv(path, dtype=dtypes, keep_default_na=False, na_values={c: MISSING for c in numeric},
-                            engine="c")
-    except (pd.errors.ParserError, UnicodeDecodeError) as error:  # both are ValueErrors: first
-        raise SuggestInputError(f"{path}: not a well-formed CSV file ({error})") from None
-    except ValueError:  # a cell that is not a number: find it (slow path, only on error)
-        _raise_first_non_numeric(path, numeric)
-        raise
-    if frame.empty:
-        raise SuggestInputError(f"{path}: the {what} file has a header but no data rows")
-    places = _row_places(path, len(frame))
-    for column in numeric:
-        values = frame[column].to_numpy()
-        bad = ~np.isfinite(values)
-        if column in optional or not bad.any():
-            continue
-        row = int(np.flatnonzero(bad)[0])
-        kind = "an empty or NaN (missing) cell" if np.isnan(values[row]) else f"the value {values[row]}"
-        raise SuggestInputError(f"{path}: column {column!r}, row {row + 1} (line {places.lines[row]}) has {kind}; "
-                                f"every {'target' if what == 'labelled' and column in optional else 'feature'} cell "
-                                "must be a finite number: fill it in or remove the row")
-    ids = None
-    if id_column is not None:
-        ids = frame.pop(id_column).to_numpy(dtype=object)
-        empty = np.flatnonzero(pd.isna(ids) | (ids == ""))
-        if len(empty):
-            raise SuggestInputError(f"{path}: column {id_column!r} (the id column), row {empty[0] + 1} (line "
-                                    f"{places.lines[empty[0]]}) is empty; every row needs an id")
-        ids = ids.astype(str)
-        unique, first, counts = np.unique(ids, return_index=True, return_counts=True)
-        if (counts > 1).any():
-            repeated = str(unique[counts > 1][0])
-            rows = np.flatnonzero(ids == repeated)[:3] + 1
-            raise SuggestInputError(f"{path}: id {repeated!r} in column {id_column!r} is repeated (rows "
-                                    f"{', '.join(map(str, rows))}); ids must be unique")
-    return Table(frame, ids, columns, places)
-
-
-def _raise_first_non_numeric(path: Path, columns: list[str]) -> None:
-    import pandas as pd
-
-    text = pd.read_csv(path, dtype=str, keep_default_na=False, usecols=columns)
-    for column in columns:
-        cells = text[column]
-        converted = pd.to_numeric(cells.where(~cells.isin(MISSING), "nan"), errors="coerce")
-        bad = np.flatnonzero(converted.isna() & ~cells.isin(MISSING))
-        if len(bad):
-            row = int(bad[0])
-            line = _row_places(path, len(text)).lines[row]
-            raise SuggestInputError(f"{path}: column {column!r}, row {row + 1} (line {line}) holds "
-                                    f"{cells.iloc[row]!r}, which is not a number; every feature and target cell "
-                                    "must be numeric (encode categories as numbers or drop the column)")
+    rows and by its line in the file (al_bnn.data.read_csv_table, errors as SuggestInputError)."""
+    with _as_input_error():
+        return read_csv_table(path, what, id_column, optional)
 
 
 # -- what is written: column names and cells ---------------------------------------------------------
@@ -360,28 +193,53 @@ def target_scaling(y: np.ndarray, target: str, source: str) -> tuple[float, floa
 class Inputs:
     """The checked, matched inputs of one round (raw units)."""
 
-    # Refactoring debt (issue 33): cyclomatic complexity 15, over the C901 limit (pyproject.toml).
-    def __init__(self, args):  # noqa: C901
-        labelled_path, pool_path, target = Path(args.labelled), Path(args.pool), args.target
-        self.labelled_path, self.pool_path, self.target, self.id_column = labelled_path, pool_path, target, \
-            args.id_column
-        columns = _check_is_csv(labelled_path, "labelled")
+    def __init__(self, args):
+        self.labelled_path, self.pool_path, self.target, self.id_column = Path(args.labelled), Path(args.pool), \
+            args.target, args.id_column
+        labelled = self._read_labelled()
+        pool_columns = _check_is_csv(self.pool_path, "pool")
+        pool_features = self._check_pool_columns(pool_columns)
+        self.output_columns = output_columns(self.target, pool_columns)
+        pool_table = read_csv(self.pool_path, "pool", self.id_column, optional=(self.target,))
+        pool, self.pool_ids, self.pool_columns, self.pool_places = (pool_table.frame, pool_table.ids,
+                                                                    pool_table.columns, pool_table.places)
+        if pool_features != self.features:
+            logger.info("%s: feature columns in another order than in %s; matched by name", self.pool_path,
+                        self.labelled_path)
+        if self.target in pool.columns:
+            self._check_pool_targets(pool[self.target].to_numpy(), args.pool_labelled_ok)
+        self.X_labelled = labelled[self.features].to_numpy(np.float64)
+        self.y_labelled = labelled[self.target].to_numpy(np.float64)
+        self.X_pool = np.ascontiguousarray(pool[self.features].to_numpy(np.float64))
+        del pool, labelled
+        self.candidates = self._unlabelled_candidates()
+        self._check_enough(args.n)
+
+    def _read_labelled(self):
+        """The labelled table (its frame), after checking the target column and its values and that
+        there are feature columns; sets features and labelled_ids."""
+        path, target = self.labelled_path, self.target
+        columns = _check_is_csv(path, "labelled")
         if target not in columns:
-            raise SuggestInputError(f"{labelled_path}: no target column {target!r} (--target); columns are {columns}")
-        labelled_table = read_csv(labelled_path, "labelled", args.id_column, optional=(target,))
-        labelled, self.labelled_ids = labelled_table.frame, labelled_table.ids
+            raise SuggestInputError(f"{path}: no target column {target!r} (--target); columns are {columns}")
+        table = read_csv(path, "labelled", self.id_column, optional=(target,))
+        labelled, self.labelled_ids = table.frame, table.ids
         bad = ~np.isfinite(labelled[target].to_numpy())
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
-            raise SuggestInputError(f"{labelled_path}: column {target!r} (the target), row {row + 1} (line "
-                                    f"{labelled_table.places.lines[row]}) is empty, NaN or inf; every labelled row "
+            raise SuggestInputError(f"{path}: column {target!r} (the target), row {row + 1} (line "
+                                    f"{table.places.lines[row]}) is empty, NaN or inf; every labelled row "
                                     "needs a finite target value: fill it in, or move the row to the pool")
         self.features = [c for c in labelled.columns if c != target]
         if not self.features:
-            raise SuggestInputError(f"{labelled_path}: no feature columns besides the target {target!r}"
-                                    + (f" and the id column {args.id_column!r}" if args.id_column else ""))
-        pool_columns = _check_is_csv(pool_path, "pool")
-        pool_features = [c for c in pool_columns if c not in (target, args.id_column)]
+            raise SuggestInputError(f"{path}: no feature columns besides the target {target!r}"
+                                    + (f" and the id column {self.id_column!r}" if self.id_column else ""))
+        return labelled
+
+    def _check_pool_columns(self, pool_columns: list[str]) -> list[str]:
+        """The pool's feature columns, after checking they are the labelled file's, matched by name."""
+        pool_path, labelled_path = self.pool_path, self.labelled_path
+        pool_features = [c for c in pool_columns if c not in (self.target, self.id_column)]
         missing = [c for c in self.features if c not in pool_features]
         if missing:
             raise SuggestInputError(f"{pool_path}: feature column {missing[0]!r} of {labelled_path} is missing "
@@ -392,42 +250,41 @@ class Inputs:
             raise SuggestInputError(f"{pool_path}: column {extra[0]!r} is not a column of {labelled_path}; the pool "
                                     "may hold only the labelled file's feature columns (and the id column): remove "
                                     "it from the pool or add it to the labelled file")
-        self.output_columns = output_columns(target, pool_columns)
-        pool_table = read_csv(pool_path, "pool", args.id_column, optional=(target,))
-        pool, self.pool_ids, self.pool_columns, self.pool_places = (pool_table.frame, pool_table.ids,
-                                                                    pool_table.columns, pool_table.places)
-        if pool_features != self.features:
-            logger.info("%s: feature columns in another order than in %s; matched by name", pool_path, labelled_path)
-        if target in pool.columns:
-            given = np.flatnonzero(~np.isnan(pool[target].to_numpy()))
-            if len(given) and not args.pool_labelled_ok:
-                raise SuggestInputError(
-                    f"{pool_path}: column {target!r} (the target) has values in {len(given)} row(s) (first: row "
-                    f"{given[0] + 1}, line {self.pool_places.lines[given[0]]}); the pool should hold unlabelled "
-                    "rows. Move labelled rows to the labelled file, or pass --pool-labelled-ok to ignore these "
-                    "values (every pool row stays a candidate)")
-            if len(given):
-                logger.warning("%s: ignoring the %d target value(s) in the pool (--pool-labelled-ok)", pool_path,
-                               len(given))
-        self.X_labelled = labelled[self.features].to_numpy(np.float64)
-        self.y_labelled = labelled[target].to_numpy(np.float64)
-        self.X_pool = np.ascontiguousarray(pool[self.features].to_numpy(np.float64))
-        del pool, labelled
-        self.candidates = np.arange(len(self.X_pool))  # pool rows (0-based) that may be suggested
+        return pool_features
+
+    def _check_pool_targets(self, values: np.ndarray, labelled_ok: bool) -> None:
+        """Target values in the pool: refused, or ignored with --pool-labelled-ok."""
+        given = np.flatnonzero(~np.isnan(values))
+        if len(given) and not labelled_ok:
+            raise SuggestInputError(
+                f"{self.pool_path}: column {self.target!r} (the target) has values in {len(given)} row(s) (first: "
+                f"row {given[0] + 1}, line {self.pool_places.lines[given[0]]}); the pool should hold unlabelled "
+                "rows. Move labelled rows to the labelled file, or pass --pool-labelled-ok to ignore these "
+                "values (every pool row stays a candidate)")
+        if len(given):
+            logger.warning("%s: ignoring the %d target value(s) in the pool (--pool-labelled-ok)", self.pool_path,
+                           len(given))
+
+    def _unlabelled_candidates(self) -> np.ndarray:
+        """Pool rows (0-based) that may be suggested: those whose id is not a labelled row's."""
         if self.pool_ids is not None:
             known = np.isin(self.pool_ids, self.labelled_ids)
             if known.any():
                 logger.info("%d pool row(s) have ids in %s and are skipped as labelled", int(known.sum()),
-                            labelled_path)
-                self.candidates = np.flatnonzero(~known)
+                            self.labelled_path)
+                return np.flatnonzero(~known)
+        return np.arange(len(self.X_pool))
+
+    def _check_enough(self, n: int) -> None:
+        labelled_path = self.labelled_path
         if len(self.y_labelled) < 2:
             raise SuggestInputError(f"{labelled_path}: {len(self.y_labelled)} labelled row(s); the model needs at "
                                     "least 2 to fit (a few dozen to be useful): label more rows first")
         if np.ptp(self.y_labelled) == 0:
-            raise SuggestInputError(f"{labelled_path}: column {target!r} (the target) has the same value in every "
-                                    "row; a model cannot learn from that: label rows with differing outcomes")
-        if args.n > len(self.candidates):
-            raise SuggestInputError(f"--n {args.n} is larger than the pool: {pool_path} has {len(self.candidates)} "
+            raise SuggestInputError(f"{labelled_path}: column {self.target!r} (the target) has the same value in "
+                                    "every row; a model cannot learn from that: label rows with differing outcomes")
+        if n > len(self.candidates):
+            raise SuggestInputError(f"--n {n} is larger than the pool: {self.pool_path} has {len(self.candidates)} "
                                     "unlabelled row(s); ask for at most that many")
 
     def reorder_features(self, order: list[str]) -> None:
@@ -481,7 +338,7 @@ def build_config(args) -> ExperimentConfig:
     if args.model:
         parms["name_model"] = args.model
         if args.model == "dropout" and config.net_config.dropout_rate == 0.0:
-            net["dropout_rate"] = ESTIMATOR_DEFAULTS["dropout_rate"]
+            net["dropout_rate"] = 0.1
         if args.model != "dropout":
             net["dropout_rate"] = 0.0
     sections = {"parms": parms, "net_config": net}
@@ -796,7 +653,9 @@ def run_round(args) -> Path:  # noqa: C901
                 learner.metadata = metadata
                 learner.sampler, learner.settings = config.parms.sample_policy, settings
                 _ = learner.parms
-                learner.estimator.set_params(**estimator_keywords(config, ("n_epochs", "n_steps", "min_steps")))
+                learner.estimator.set_params(n_epochs=config.train_schedule.num_epochs,
+                                             n_steps=config.train_schedule.num_steps,
+                                             min_steps=config.train_schedule.min_steps)
                 new = _new_rows(learner, X, y)
                 if new is None:
                     logger.warning("the labelled rows are not the model's earlier labelled rows plus new ones; "

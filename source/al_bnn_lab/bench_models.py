@@ -204,5 +204,5 @@ def plot_report(report: pd.DataFrame, path: Path, baseline: str = BASELINE, eval
     change_axis.set(xlabel=f"mean log RMSE over the AL steps, change vs {baseline} (< 0 better; 95% CI)")
     figure.suptitle(f"Model benchmark: random selection at the benchmark's schedule, evaluated on the {evaluated_on}")
     figure.tight_layout(rect=(0, 0.07 if len(datasets) > 4 else 0.12, 1, 1))
-    figure.savefig(path, dpi=110)
+    ResultsWriter(path.parent, overwrite=True).save_figure(path.name, figure, dpi=110, bbox_inches=None)
     plt.close(figure)

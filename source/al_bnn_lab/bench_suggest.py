@@ -10,6 +10,7 @@ the command runs in a child process, so its peak resident memory is measured alo
 from __future__ import annotations
 
 import argparse
+import io
 import resource
 import subprocess
 import sys
@@ -20,22 +21,24 @@ from pathlib import Path
 import numpy as np
 
 from al_bnn.randomness import numpy_generator
+from al_bnn.results import ResultsWriter
 
 
 def write_tables(directory: Path, pool_rows: int, labelled_rows: int, features: int = 10) -> tuple[Path, Path]:
     rng = numpy_generator(0, "bench_suggest")
     names = [f"x{i}" for i in range(features)]
-    labelled, pool = directory / "labelled.csv", directory / "pool.csv"
     X = rng.uniform(-2, 2, size=(labelled_rows, features))
     y = np.sin(X[:, 0]) + X[:, 1] * X[:, 2] + 0.1 * rng.normal(size=labelled_rows)
+    labelled = io.BytesIO()
     np.savetxt(labelled, np.column_stack([X, y]), delimiter=",", header=",".join([*names, "y"]), comments="",
                fmt="%.6f")
-    with open(pool, "w") as stream:
-        stream.write(",".join(names) + "\n")
-        for start in range(0, pool_rows, 100000):
-            chunk = rng.uniform(-2, 2, size=(min(100000, pool_rows - start), features))
-            np.savetxt(stream, chunk, delimiter=",", fmt="%.8f")
-    return labelled, pool
+    pool = io.BytesIO()
+    pool.write((",".join(names) + "\n").encode())
+    for start in range(0, pool_rows, 100000):
+        chunk = rng.uniform(-2, 2, size=(min(100000, pool_rows - start), features))
+        np.savetxt(pool, chunk, delimiter=",", fmt="%.8f")
+    writer = ResultsWriter(directory, overwrite=True)  # the package's one writer of files into a folder
+    return writer.write_bytes("labelled.csv", labelled.getvalue()), writer.write_bytes("pool.csv", pool.getvalue())
 
 
 def main(argv=None) -> int:

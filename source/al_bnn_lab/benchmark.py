@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 
 from al_bnn.cli import SIGNAL_NAMES, StoppedEarly, StopSignals, run_reporting_errors
 from al_bnn.config import ConfigError, read_yaml
-from al_bnn.paths import repo_file
+from al_bnn.paths import remove_file, repo_file
 from al_bnn.plugins import import_plugins
 from al_bnn.results import ResultsDirectoryExistsError, ResultsWriter, describe_holder
 from al_bnn_lab.sweep import (
@@ -162,7 +162,7 @@ def run_sweep(config: BenchmarkConfig, output: Path, *, workers: int = 1, schedu
                     "pass --overwrite to start over there, or choose another --out")
             if recorded != fingerprint:
                 for path in sorted((output / "runs").glob("**/*.csv")):
-                    path.unlink()
+                    remove_file(output, str(path.relative_to(output)))
         writer.write_text("config.yaml", yaml.safe_dump({"fingerprint": fingerprint, **config.as_dict()},
                                                         sort_keys=False))
         return _sweep(config, output, writer, fingerprint, workers, scheduler, dask_cluster, plugins,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import logging
 import shlex
-import shutil
 import sys
 import threading
 import time
@@ -135,8 +134,7 @@ def _run(comparison: Comparison, args: argparse.Namespace) -> int:
             # failed before anything was trained (no checkpoint): leave no directory behind, so the
             # same command works once the problem is fixed
             if writer.created and not any(results_dir.glob("checkpoint_*")):
-                writer.close()
-                shutil.rmtree(results_dir, ignore_errors=True)
+                writer.discard()
             raise
 
 

@@ -46,7 +46,7 @@ import yaml
 from al_bnn.cli import run_reporting_errors
 from al_bnn.config import ConfigError, read_yaml
 from al_bnn.data import DataFileError
-from al_bnn.paths import REPO_ROOT
+from al_bnn.paths import REPO_ROOT, remove_file
 from al_bnn.results import ResultsWriter
 from al_bnn_lab import study_methods, study_report
 from al_bnn_lab.benchmark import run_sweep as run_benchmark_sweep
@@ -321,7 +321,7 @@ def measure_pool_scaling(settings: dict, results_dir: Path, wall_times: WallTime
     path = output / "pool_scaling.csv"
     recorded = output / "pool_scaling_config.yaml"
     if recorded.exists() and yaml.safe_load(recorded.read_text()) != scaling and path.exists():
-        path.unlink()  # settings changed: these timings belong to other sizes
+        remove_file(output, path.name)  # settings changed: these timings belong to other sizes
     writer = ResultsWriter(output, overwrite=True)
     writer.write_text(recorded.name, yaml.safe_dump(scaling))
     rows = pd.read_csv(path).to_dict("records") if path.exists() else []
@@ -586,7 +586,7 @@ def write_report(results_dir: Path, report_dir: Path, image_dir: Path, sweeps: d
         # compressed: the per-run tables reach megabytes; mtime 0 keeps the bytes a function of the table
         data_writer.write_bytes(run_table_name(question),
                                 gzip.compress(table.to_csv(index=False).encode(), mtime=0))
-        (data_dir / f"{question}.csv").unlink(missing_ok=True)
+        remove_file(data_dir, f"{question}.csv")
     scaling_paths = [p for p in (results_dir / "q5" / "pool_scaling.csv", data_dir / "q5_pool_scaling.csv")
                      if p.exists()]
     scaling = pd.read_csv(scaling_paths[0]) if scaling_paths else pd.DataFrame()

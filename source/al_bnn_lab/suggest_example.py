@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from al_bnn.errors import AlBnnError
-from al_bnn.safe_arrays import atomic_write_bytes
+from al_bnn.results import ResultsWriter
 from al_bnn.suggest import SuggestInputError
 
 # -- the README's walk-through: split a shipped dataset, then "label" suggestions by looking them up --
@@ -46,8 +46,9 @@ def split_example(dataset: str, n_labelled: int, directory: str | os.PathLike, s
                                 "another --dir") from None
     files = {"labelled.csv": frame[chosen], "pool.csv": frame[~chosen].drop(columns=names[-1]),
              "answers.csv": frame[["id", names[-1]]]}
+    writer = ResultsWriter(directory, overwrite=True)
     for name, table in files.items():
-        atomic_write_bytes(directory / name, table.to_csv(index=False).encode())
+        writer.write_text(name, table.to_csv(index=False))
     return [directory / name for name in files]
 
 
@@ -74,7 +75,7 @@ def label_example(directory: str | os.PathLike, suggestions: str | os.PathLike) 
     new[target[0]] = answers.loc[new["id"], target[0]].to_numpy()
     new = new[~new["id"].isin(labelled["id"])]
     combined = pd.concat([labelled, new[labelled.columns]], ignore_index=True)
-    atomic_write_bytes(directory / "labelled.csv", combined.to_csv(index=False).encode())
+    ResultsWriter(directory, overwrite=True).write_text("labelled.csv", combined.to_csv(index=False))
     return len(new)
 
 
