@@ -39,7 +39,15 @@ from pathlib import Path
 
 import numpy as np
 
-from al_bnn.config import ExperimentConfig, config_from_dict, dump_config, read_yaml, with_overrides
+from al_bnn.config import (
+    ESTIMATOR_DEFAULTS,
+    ExperimentConfig,
+    config_from_dict,
+    dump_config,
+    estimator_keywords,
+    read_yaml,
+    with_overrides,
+)
 from al_bnn.data import (
     DataFileError,
     NonNumericCellError,
@@ -338,7 +346,7 @@ def build_config(args) -> ExperimentConfig:
     if args.model:
         parms["name_model"] = args.model
         if args.model == "dropout" and config.net_config.dropout_rate == 0.0:
-            net["dropout_rate"] = 0.1
+            net["dropout_rate"] = ESTIMATOR_DEFAULTS["dropout_rate"]
         if args.model != "dropout":
             net["dropout_rate"] = 0.0
     sections = {"parms": parms, "net_config": net}
@@ -653,9 +661,7 @@ def run_round(args) -> Path:  # noqa: C901
                 learner.metadata = metadata
                 learner.sampler, learner.settings = config.parms.sample_policy, settings
                 _ = learner.parms
-                learner.estimator.set_params(n_epochs=config.train_schedule.num_epochs,
-                                             n_steps=config.train_schedule.num_steps,
-                                             min_steps=config.train_schedule.min_steps)
+                learner.estimator.set_params(**estimator_keywords(config, ("n_epochs", "n_steps", "min_steps")))
                 new = _new_rows(learner, X, y)
                 if new is None:
                     logger.warning("the labelled rows are not the model's earlier labelled rows plus new ones; "
