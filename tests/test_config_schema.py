@@ -8,6 +8,7 @@ import inspect
 from pathlib import Path
 
 import pytest
+import yaml
 
 from al_bnn import config as schema
 from al_bnn.config import (
@@ -173,6 +174,25 @@ def test_the_quick_overlay_merges_layers_then_their_quick_sections_in_order():
     assert "quick" in common and "quick" in own  # the inputs are left as they were
     with pytest.raises(ConfigError, match=r"own: key 'quick' must be a mapping of the keys --quick overrides"):
         with_quick({"common": common, "own": {"quick": [1]}}, quick=False)
+
+
+def test_the_benchmark_the_study_and_its_cost_questions_use_the_one_overlay(tmp_path):
+    from al_bnn_lab import study, sweep
+
+    assert sweep.with_quick is with_quick and study.with_quick is with_quick
+    path = tmp_path / "b.yaml"
+    path.write_text(yaml.safe_dump({**TWO_TASKS, "quick": ["seeds"]}))
+    with pytest.raises(ConfigError, match=r"b.yaml: key 'quick' must be a mapping"):  # was an AttributeError
+        sweep.load_benchmark_config(path, quick=True)
+    config_dir = REPO_ROOT / "configs" / "study"
+    common, own = (yaml.safe_load((config_dir / name).read_text()) for name in ("common.yaml", "q1_samplers.yaml"))
+    raw, _ = study.question_settings("q1", quick=True)
+    expected = with_quick({"common": common, "own": own}, quick=True)
+    expected.pop("study", None)
+    assert raw["seeds"] == expected["seeds"] == common["quick"]["seeds"]
+    assert raw["experiment"] == expected["experiment"]
+    cost = study.cost_settings(quick=True)
+    assert cost["pool_scaling"]["n_train"] == 50  # q5_cost.yaml's quick: section on top
 
 
 # -- uci_protocol's --set: values checked by the schema at parse time ---------------------------------

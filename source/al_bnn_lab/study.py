@@ -44,7 +44,7 @@ import pandas as pd
 import yaml
 
 from al_bnn.cli import run_reporting_errors
-from al_bnn.config import ConfigError, read_yaml
+from al_bnn.config import ConfigError, read_yaml, with_quick
 from al_bnn.data import DataFileError
 from al_bnn.paths import REPO_ROOT, remove_file
 from al_bnn.results import ResultsWriter
@@ -134,12 +134,8 @@ def _read_yaml(path: Path) -> dict:
 def question_settings(question: str, quick: bool, uci_root: str | None = None) -> tuple[dict, dict]:
     """(the benchmark config as a dict, the file's `study:` section) of a sweep question:
     common.yaml merged with its own file, their quick: sections applied on top when `quick`."""
-    common = _read_yaml(CONFIG_DIR / "common.yaml")
-    own = _read_yaml(CONFIG_DIR / SWEEP_QUESTIONS[question])
-    quick_section = merge_sections(common.pop("quick", None) or {}, own.pop("quick", None) or {})
-    raw = merge_sections(common, own)
-    if quick:
-        raw = merge_sections(raw, quick_section)
+    paths = (CONFIG_DIR / "common.yaml", CONFIG_DIR / SWEEP_QUESTIONS[question])
+    raw = with_quick({str(path): _read_yaml(path) for path in paths}, quick)
     study = raw.pop("study", None) or {}
     if uci_root:
         raw["uci_root"] = uci_root
@@ -211,9 +207,8 @@ class DerivedSweep:
 
 
 def cost_settings(quick: bool, name: str = COST_CONFIG) -> dict:
-    raw = _read_yaml(CONFIG_DIR / name)
-    quick_section = raw.pop("quick", None) or {}
-    return merge_sections(raw, quick_section) if quick else raw
+    """A cost question's settings (its file, with its quick: section on top when `quick`)."""
+    return with_quick({str(CONFIG_DIR / name): _read_yaml(CONFIG_DIR / name)}, quick)
 
 
 class WallTimes:
