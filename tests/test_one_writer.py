@@ -270,3 +270,25 @@ def test_the_source_check_catches_each_second_way(tmp_path):
                         "Path('x').unlink()\nlogging.FileHandler('x')\nopen('/proc/meminfo')\n")
     found = second_ways(offender, "al_bnn_lab/offender.py")
     assert len(found) == 7, found
+
+
+# -- one reader of a user's table ----------------------------------------------------------------------
+def test_a_data_file_is_read_by_suggests_strict_reader(tmp_path):
+    from al_bnn.data import DataFileError, read_table
+
+    repeated = tmp_path / "repeated.csv"
+    repeated.write_text("a,a,y\n1,2,3\n4,5,7\n")
+    with pytest.raises(DataFileError, match=r"repeated.csv: column name\(s\) \['a'\] appear more than once"):
+        read_table(repeated, "y")
+    blank_lines = tmp_path / "blank.csv"
+    blank_lines.write_text("a,y\n1,2\n\n3,oops\n")
+    with pytest.raises(DataFileError, match=r"non-numeric cell 'oops' in column 'y' \(row 2\) on line 4"):
+        read_table(blank_lines, "a")
+    binary = tmp_path / "binary.csv"
+    binary.write_bytes(b"a,y\n1,\x00\n")
+    with pytest.raises(DataFileError, match="holds binary data"):
+        read_table(binary, "y")
+    fine = tmp_path / "fine.csv"
+    fine.write_text("a,y\n1,2\n\n3,5\n")
+    features, target = read_table(fine, "y")
+    assert features.tolist() == [[1.0], [3.0]] and target.tolist() == [2.0, 5.0]
