@@ -23,6 +23,7 @@ LAYERS = {
     # the selection entry point (one selection from a model), the checkpoint format and run fingerprint
     # (with the one fingerprint hash), the memory estimate: what the loop and the learner build on
     "al_bnn.acquisition": 4, "al_bnn.checkpoint": 4, "al_bnn.memory": 4,
+    "al_bnn.stack_calibration": 4,  # the loop's variance calibration of a stack (models, no loop)
     "al_bnn.loop": 5, "al_bnn.results": 5, "al_bnn.learner": 5, "al_bnn.selector": 5,
     "al_bnn.cli": 6, "al_bnn.suggest": 6,  # the commands' shared exit codes and signals; suggest's core
     "al_bnn_lab": 7,  # the research harness: imports the library, never imported by it

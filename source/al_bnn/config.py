@@ -188,6 +188,18 @@ class TrainSchedule:
                                          "continues from the last phase's weights (the published loop), `initial` "
                                          "retrains from the run's initial weights, as a fresh model would "
                                          "(warm-started networks generalise worse).", choices=("previous", "initial"))
+    calibration: str = _key("none", "Variance recalibration of the loop's models (docs/models.md, Calibrated "
+                                    "uncertainty): `holdout` trains a copy of each phase's model without a held-out "
+                                    "share of its training rows (`calibration_fraction`, keyed by seed and phase), "
+                                    "fits std^2 = a epistemic^2 + b aleatoric^2 on those rows and records the phase's "
+                                    "last test log-likelihood and 90% coverage calibrated (the raw ones as *_raw); "
+                                    "selection uses the raw model. Costs a second training per phase. `none`: raw "
+                                    "metrics only.",
+                            choices=("none", "holdout"))
+    calibration_fraction: float = _key(0.2, "With calibration `holdout`: the share of each phase's training rows held "
+                                            "out (at least 10 rows, at most half; phases under 20 rows are not "
+                                            "calibrated).", minimum=0.0, exclusive_minimum=True, maximum=1.0,
+                                       exclusive_maximum=True)
     eval_after_epochs: int = _key(10, "Evaluate train/test metrics every this many epochs.", minimum=1)
     log_after_epochs: int = _key(500, "Write a log line every this many epochs.", minimum=1)
 

@@ -48,6 +48,8 @@ RUN_KEY_BASELINE = {
               'sampling_batch_size': 10},
     'seed': 0,
     'train_schedule': {'batch_size': 16,
+                       'calibration': 'none',
+                       'calibration_fraction': 0.2,
                        'eval_after_epochs': 10,
                        'learning_rate_schedule': 'constant',
                        'log_after_epochs': 500,
