@@ -597,8 +597,7 @@ def _check_resume_source(resume: Path) -> None:
                                     "resume from a finished round, or start over there with --overwrite")
 
 
-# Refactoring debt (issue 33): cyclomatic complexity 14, over the C901 limit (pyproject.toml).
-def run_round(args) -> Path:  # noqa: C901
+def run_round(args) -> Path:
     from al_bnn.learner import ActiveLearner, estimator_for_config, load_learner
 
     out = Path(args.out)
