@@ -9,10 +9,14 @@ finished run; a rerun skips the complete ones and redoes any other, so an interr
 resumes), finished_runs.csv (the tidy rows of every run finished so far, each with its key,
 rewritten after every task: what an interrupted sweep leaves), benchmark.csv (all rows, tidy, when
 the sweep completes, or of the finished runs with --report-only), summary.md and summary.csv,
-plots/<dataset>.png, config.yaml (the sweep as run) and log.txt (appended by every invocation).
+plots/<dataset>.png, config.yaml (the sweep as run), settings.yaml (every run group's resolved
+settings: what the run keys hash, so the tables stay checkable when a default changes) and log.txt
+(appended by every invocation).
 One sweep at a time writes into a directory (a lock file records the holder). `--reuse` takes
 finished runs from other results (a results directory or a tidy table with run keys, e.g. one
-committed by an earlier checkout), matched by what determines their numbers.
+committed by an earlier checkout), matched by what determines their numbers. `--report-only
+--settings DIR/settings.yaml` keys the runs by stored settings instead of today's defaults: the report
+of committed tables after a default changed, naming the keys that differ.
 """
 
 from __future__ import annotations
@@ -94,6 +98,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="take finished runs from these results directories or tidy tables (e.g. "
                              "docs/benchmark/benchmark.csv) where their settings, dataset and seed equal a run of "
                              "this sweep (labels may differ); the rest are run")
+    parser.add_argument("--settings", default=None, metavar="SETTINGS_YAML",
+                        help="with --report-only: key the runs by these stored settings (the settings.yaml a sweep "
+                             "writes beside its tables, e.g. docs/benchmark/settings.yaml) instead of the settings "
+                             "today's defaults give; the report names the keys where today's defaults differ")
     parser.add_argument("--plugins", nargs="*", default=[], help="modules to import first (extra samplers)")
     return parser
 
@@ -131,6 +139,10 @@ def _run(args: argparse.Namespace) -> int:
     from al_bnn_lab.sweep import benchmark_config_from_dict
 
     config = benchmark_config_from_dict(config.as_dict(), config.source)  # validate the final sweep
+    if args.settings:
+        from al_bnn_lab.stored_settings import read_stored_settings
+
+        config.stored_settings = read_stored_settings(args.settings)
 
     output = Path(args.out or ("results_benchmark_quick" if args.quick else "results_benchmark"))
     run_sweep(config, output, workers=args.workers, scheduler=args.scheduler, dask_cluster=args.dask_cluster,
@@ -151,6 +163,9 @@ def run_sweep(config: BenchmarkConfig, output: Path, *, workers: int = 1, schedu
     parts of a sweep run apart are assembled into one table). Holds the directory's lock throughout."""
     if report_only and overwrite:
         raise ConfigError("--report-only with --overwrite would delete the finished runs and run none; drop one")
+    if config.stored_settings is not None and not report_only:
+        raise ConfigError("--settings (stored settings) needs --report-only: runs are trained with the settings "
+                          "today's defaults give, so they must be keyed by those; drop --settings to run the sweep")
     fingerprint = config_fingerprint(config)
     with ResultsWriter(output, overwrite=True, lock=True) as writer:
         previous = output / "config.yaml"
@@ -214,7 +229,8 @@ def _sweep_steps(config: BenchmarkConfig, output: Path, writer: ResultsWriter, w
     if writer.lock is not None and writer.lock.taken_over:
         logger.warning("took over the lock of %s, left by a sweep that is no longer running (%s)", output,
                        describe_holder(writer.lock.taken_over))
-    reused = reuse_runs(config, output, reuse, writer)  # also with report_only: parts assembled, none trained
+    taken: list[tuple] = []
+    reused = reuse_runs(config, output, reuse, writer, taken)  # also with report_only: parts assembled, none trained
     for source, count in reused.items():
         logger.info("reused %d finished run(s) from %s", count, source)
     redo: list[str] = []
@@ -238,9 +254,9 @@ def _sweep_steps(config: BenchmarkConfig, output: Path, writer: ResultsWriter, w
     except StoppedEarly as stopped:
         logger.warning("stopped as asked: %d task(s) not started; writing the tables of the finished runs",
                        stopped.not_started)
-        write_reports(writer, config, output, finished_only=True)
+        write_reports(writer, config, output, finished_only=True, reused=(reused, taken))
         raise
-    write_reports(writer, config, output, finished_only=report_only)
+    write_reports(writer, config, output, finished_only=report_only, reused=(reused, taken))
     logger.info("sweep done in %.1f s; summary in %s", time.perf_counter() - started, output / "summary.md")
     return reused
 
@@ -265,22 +281,41 @@ def _run_tasks(tasks: list[dict], config: BenchmarkConfig, output: Path, writer:
             progress.update(1)
 
 
-def write_reports(writer: ResultsWriter, config, output: Path, finished_only: bool = False) -> None:
+def write_reports(writer: ResultsWriter, config, output: Path, finished_only: bool = False,
+                  reused: tuple[dict[str, int], list[tuple]] = ({}, [])) -> None:
+    """The tables, summary.md and plots of the finished runs, and settings.yaml: the resolved
+    settings of every run group (the stored ones with --settings), which summary.md compares with
+    what today's defaults give, naming the keys that differ. `reused`: reuse_runs' counts and the
+    runs it took, stated in summary.md."""
+    from al_bnn_lab.stored_settings import (
+        SETTINGS_FILE,
+        reuse_markdown,
+        settings_markdown,
+        settings_yaml,
+        stored_settings,
+    )
+
     table = collect(output, config, finished_only=finished_only)
     if table.empty:
         logger.info("no finished runs yet: no tables or plots written")
         return
+    stored = config.stored_settings if config.stored_settings is not None else stored_settings(config)
+    writer.write_text(SETTINGS_FILE, settings_yaml(stored))
+    settings = settings_markdown(stored, config)
+    reuse = reuse_markdown(*reused, config)
     total = run_count(config)
     finished = len(table.groupby(["dataset", "model", "sampler", "seed"]))
     partial = (f"**Partial: {finished} of {total} runs finished** (the sweep has not completed; rerun it to "
-               "finish).\n\n" if finished < total else "")
+               "finish; runs reused from tables made with other settings count only under their stored settings: "
+               "--report-only --settings THEIR/settings.yaml).\n\n" if finished < total else "")
     writer.write_text("benchmark.csv", table.to_csv(index=False))
     summary = summarise(table)
     writer.write_text("summary.csv", summary.to_csv(index=False))
     markdown = summary_markdown(summary)
     overview = overview_markdown(summary)
     writer.write_text("summary.md",
-                      f"# Benchmark summary\n\nConfig: {config.source}\n\n{partial}{overview}\n\n{markdown}\n")
+                      f"# Benchmark summary\n\nConfig: {config.source}\n\n{settings}\n\n"
+                      + (f"{reuse}\n\n" if reuse else "") + f"{partial}{overview}\n\n{markdown}\n")
     from al_bnn_lab.plotting import plt
 
     figure = plot_overview(summary)

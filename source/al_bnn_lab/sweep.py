@@ -93,6 +93,9 @@ class BenchmarkConfig:
     sampler_settings: dict = field(default_factory=dict)
     test_fraction: float = 0.2
     source: str = "<benchmark config>"
+    # a stored-settings file's content (al_bnn_lab.stored_settings): run keys come from it, not from the
+    # settings today's defaults resolve to (for reports of committed tables only; not part of as_dict)
+    stored_settings: dict | None = None
 
     def as_dict(self) -> dict:
         return dict(datasets=[e.name if e.path is None else dict(name=e.name, path=e.path, target=e.target)
@@ -251,13 +254,29 @@ def run_key(config: BenchmarkConfig, entry: DatasetEntry, model: str, sampler: s
     added to the schema later (at its neutral value) leaves the keys of earlier runs as they were,
     and a changed default changes the keys of the runs that use it. The key covers settings, not
     code: a change of the package that changes numbers needs new runs (--overwrite, or a fresh
-    results directory)."""
+    results directory). With config.stored_settings the key is the one of the stored settings."""
+    if config.stored_settings is not None:
+        from al_bnn_lab.stored_settings import stored_run_key
+
+        return stored_run_key(config.stored_settings, entry.name, model, sampler, seed)
+    return settings_key(run_settings(config, entry, model, sampler, seed))
+
+
+def run_settings(config: BenchmarkConfig, entry: DatasetEntry, model: str, sampler: str, seed: int) -> dict:
+    """What run_key hashes, resolved (every key, at today's defaults where the config leaves it):
+    what a sweep stores beside its tables so their keys can be recomputed whatever the defaults."""
     settings = experiment_config(config, entry, sampler, seed, pool_size=10**9, model=model).to_dict()
     settings["data"].pop("uci_root", None)
     if settings["data"].get("path"):
         settings["data"]["path"] = "sha256:" + _file_digest(settings["data"]["path"])
     configured = merge_sections(config.schedule["default"], config.schedule.get(entry.name, {}))
     settings["al_schedule"] = {key: configured[key] for key in SCHEDULE_KEYS}
+    return settings
+
+
+def settings_key(settings: dict) -> str:
+    """The run key of resolved settings: a hash of the values that differ from the frozen
+    RUN_KEY_BASELINE (a key the settings lack counts as at its baseline value)."""
     changed = _changed_values(settings, RUN_KEY_BASELINE)
     return hashlib.sha256(yaml.safe_dump(changed, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -354,13 +373,15 @@ def read_run_file(path: Path, config: BenchmarkConfig, entry: DatasetEntry, mode
 UNREADABLE_TABLE_ERRORS = (pd.errors.ParserError, UnicodeDecodeError, OSError, EOFError, zlib.error)
 
 
-def reuse_runs(config: BenchmarkConfig, output: Path, sources: Sequence[str | Path], writer) -> dict[str, int]:
+def reuse_runs(config: BenchmarkConfig, output: Path, sources: Sequence[str | Path], writer,
+               taken: list | None = None) -> dict[str, int]:
     """Write into `output` each run of this sweep that is not finished there but is finished in one
     of `sources`: tidy tables with a run_key column (a sweep's benchmark.csv, a study's CSV, also
     gzip-compressed as .csv.gz) or
     folders searched for them (another results directory). Runs match by key, so a label may differ
     (the benchmark's lrgpa is the study's gpa); the rows get this sweep's labels. Returns the count
-    taken from each source. Only CSV text is read, nothing that could run code."""
+    taken from each source (and appends (dataset, model, sampler, seed, source) of each run taken to
+    `taken`, for the report). Only CSV text is read, nothing that could run code."""
     fingerprint = config_fingerprint(config)
     wanted = {}
     for entry, model, sampler, seed in sweep_runs(config):
@@ -407,6 +428,8 @@ def reuse_runs(config: BenchmarkConfig, output: Path, sources: Sequence[str | Pa
                 writer.write_text(str(path.relative_to(output)), rows.to_csv(index=False))
                 del wanted[key]
                 counts[str(source)] += 1
+                if taken is not None:
+                    taken.append((dataset, model, sampler, seed, str(source)))
     return counts
 
 
