@@ -359,7 +359,7 @@ def test_17_a_resume_with_changed_code_is_refused_unless_allowed_and_then_logged
     import al_bnn.checkpoint as checkpoint
 
     out = copy_of(finished, tmp_path)
-    monkeypatch.setattr(checkpoint, "code_version", lambda: "al_bnn 9.9.9, source sha256 0123456789abcdef", raising=False)
+    monkeypatch.setattr(checkpoint, "code_version", lambda: "al_bnn 9.9.9, source sha256 0123456789abcdef")
     assert compare_gpa_rand(["--resume", str(out), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "al_bnn 9.9.9" in err and "--allow-code-change" in err and "Traceback" not in err

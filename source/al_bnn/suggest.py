@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import errno
-import hashlib
 import io
 import json
 import logging
@@ -39,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
+from al_bnn.checkpoint import digest
 from al_bnn.config import (
     ESTIMATOR_DEFAULTS,
     ExperimentConfig,
@@ -448,13 +448,10 @@ def _pending(out: Path, name: str) -> Path:
 
 
 def _digest(path: Path) -> dict:
-    digest = hashlib.sha256()
-    size = 0
+    """A file's size and SHA-256 (al_bnn.checkpoint.digest), from one read: what the manifest records."""
     with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-            size += len(block)
-    return {"bytes": size, "sha256": digest.hexdigest()}
+        sha256 = digest(stream)
+        return {"bytes": stream.tell(), "sha256": sha256}
 
 
 def read_manifest(out: Path) -> dict | None:

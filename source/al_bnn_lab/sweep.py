@@ -13,7 +13,6 @@ benchmark's runs for the study's, or runs committed by an earlier checkout.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import os
@@ -29,8 +28,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
+from al_bnn.checkpoint import digest
 from al_bnn.cli import StoppedEarly
 from al_bnn.config import (
     ConfigError,
@@ -241,7 +240,8 @@ def experiment_config(config: BenchmarkConfig, entry: DatasetEntry, sampler: str
 
 
 def config_fingerprint(config: BenchmarkConfig) -> str:
-    return hashlib.sha256(yaml.safe_dump(config.as_dict(), sort_keys=True).encode()).hexdigest()[:16]
+    """The sweep config's fingerprint (recorded in config.yaml and in run files of older versions)."""
+    return digest(config.as_dict(), length=16)
 
 
 def run_key(config: BenchmarkConfig, entry: DatasetEntry, model: str, sampler: str, seed: int) -> str:
@@ -278,7 +278,7 @@ def settings_key(settings: dict) -> str:
     """The run key of resolved settings: a hash of the values that differ from the frozen
     RUN_KEY_BASELINE (a key the settings lack counts as at its baseline value)."""
     changed = _changed_values(settings, RUN_KEY_BASELINE)
-    return hashlib.sha256(yaml.safe_dump(changed, sort_keys=True).encode()).hexdigest()[:16]
+    return digest(changed, length=16)
 
 
 _digests: dict[tuple, str] = {}
@@ -288,7 +288,7 @@ def _file_digest(path: str) -> str:
     stat = os.stat(path)
     identity = (path, stat.st_mtime_ns, stat.st_size)
     if identity not in _digests:
-        _digests[identity] = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        _digests[identity] = digest(Path(path))
     return _digests[identity]
 
 
