@@ -8,6 +8,7 @@ run's seed, so a run computes the same numbers whichever runs share its stack.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -250,119 +251,173 @@ def _new_state(runs: list[RunSpec], n_pool_total: int) -> StackState:
     return StackState([run.label for run in runs], results, train_sets)
 
 
-# Refactoring debt (issue 33): cyclomatic complexity 22, over the C901 limit (pyproject.toml).
-def _run_stack(stack: PreparedStack, show_progress: bool | None,  # noqa: C901
+def _run_stack(stack: PreparedStack, show_progress: bool | None,
                stop: threading.Event | None = None) -> list[RunResult]:
     """Train and select for one stack; continues from the state read from its checkpoint (if any),
     and saves the checkpoint after every phase (and when `stop` is set, at the next chunk boundary)."""
-    runs, datas, checkpoint, state = stack.runs, stack.datas, stack.checkpoint, stack.state
-    config = runs[0].config  # training settings are identical across the stack
-    schedule, train = config.al_schedule, config.train_schedule
-    n_pool_total = len(datas[0].pool_x)
+    state = stack.state
     if state is not None and state.finished:
-        for result, indices in zip(state.results, state.train_sets, strict=True):
-            result.train_indices = indices
-        return state.results
+        return _final_results(state)
     if state is not None:
         logger.info("resuming %s at phase %d, epoch %d", ", ".join(state.labels), state.phase, state.epoch)
-    state = state or _new_state(runs, n_pool_total)
-    state.fingerprint = stack.fingerprint
-    samplers = [make_sampler(run.config.parms) for run in runs]
-    network, trainer = build_model_and_trainer(config, datas[0].pool_x.shape[1], [run.config.seed for run in runs])
-    # The initial weights are keyed by seed, so they are the same after a resume.
-    initial_weights = network.get_weights() if train.retrain_from == "initial" else None
-    if state.weights is not None:
+    state = state or _new_state(stack.runs, len(stack.datas[0].pool_x))
+    return _StackRun(stack, state, stop).run(show_progress)
+
+
+def _final_results(state: StackState) -> list[RunResult]:
+    """The runs' results, each with its final training set."""
+    for result, indices in zip(state.results, state.train_sets, strict=True):
+        result.train_indices = indices
+    return state.results
+
+
+class _StackRun:
+    """One stack's rounds from a state on: the stacked model and its trainer, what every phase
+    needs, and the steps of a phase (select, train and record, save), each a method."""
+
+    progress: tqdm  # the progress bar of run()
+
+    def __init__(self, stack: PreparedStack, state: StackState, stop: threading.Event | None):
+        self.runs, self.datas, self.checkpoint = stack.runs, stack.datas, stack.checkpoint
+        self.state, self.stop = state, stop
+        state.fingerprint = stack.fingerprint
+        self.config = config = stack.runs[0].config  # training settings are identical across the stack
+        self.samplers = [make_sampler(run.config.parms) for run in self.runs]
+        self.network, self.trainer = build_model_and_trainer(config, self.datas[0].pool_x.shape[1],
+                                                             [run.config.seed for run in self.runs])
+        # The initial weights are keyed by seed, so they are the same after a resume.
+        self.initial_weights = (self.network.get_weights() if config.train_schedule.retrain_from == "initial"
+                                else None)
+        if state.weights is not None:
+            self._restore_weights()
+        self.scales = [data.target_scale for data in self.datas]
+        self.test_x = np.stack([data.test_x for data in self.datas])
+        self.test_y = np.stack([data.test_y for data in self.datas])
+        self.phase_epochs = config.phase_epochs()
+        # epoch numbering runs across phases
+        self.epochs_before = np.concatenate([[0], np.cumsum(self.phase_epochs)]).tolist()
+        self.names = ", ".join(r.label for r in self.runs)
+
+    def _restore_weights(self) -> None:
+        """Set the network's weights and the optimiser's state to the checkpoint's, once their
+        shapes are checked against the network the runs' config describes."""
+        state, network, trainer = self.state, self.network, self.trainer
+        assert state.weights is not None
         shapes = [tuple(np.shape(w)) for w in [*network.get_weights(), *trainer.get_optimizer_state()]]
         saved = [tuple(w.shape) for w in [*state.weights, *(state.optimizer_state or [])]]
         if saved != shapes:  # a fingerprint edited along with the config
-            raise CheckpointError(f"checkpoint refused: {checkpoint}: its weights do not fit the network its runs' "
-                                  "config describes (edited, or from another run)")
+            raise CheckpointError(f"checkpoint refused: {self.checkpoint}: its weights do not fit the network its "
+                                  "runs' config describes (edited, or from another run)")
         network.set_weights(state.weights)
         assert state.optimizer_state is not None  # its shapes were compared just above
         trainer.set_optimizer_state(state.optimizer_state)
-    results, train_sets = state.results, state.train_sets
-    scales = [data.target_scale for data in datas]
-    test_x = np.stack([data.test_x for data in datas])
-    test_y = np.stack([data.test_y for data in datas])
 
-    def save(**changes) -> None:
+    def run(self, show_progress: bool | None) -> list[RunResult]:
+        """Every remaining phase: select (unless done before the checkpoint), train, save."""
+        state = self.state
+        logger.info("training %d run(s) as one stack in %d XLA program(s): %s", len(self.runs),
+                    self.trainer.unit_groups, self.names)
+        # disable=None lets tqdm show the bar only on a terminal, so logs and CI output stay clean.
+        disable = None if show_progress is None else not show_progress
+        with tqdm(total=self.epochs_before[-1], initial=self.epochs_before[state.phase] + state.epoch,
+                  desc=self.names, unit="epoch", disable=disable, leave=False) as self.progress:
+            for phase in range(state.phase, self.config.al_schedule.al_iter + 1):
+                if not state.selected:
+                    self._select(phase)
+                self._train(phase)
+        return _final_results(state)
+
+    def _select(self, phase: int) -> None:
+        """Each run selects and adds its points; training then starts from the retraining point."""
+        _acquire(self.network, self.runs, self.samplers, self.datas, self.state, phase)
+        self.trainer.reset_optimizer()
+        if self.initial_weights is not None:
+            self.network.set_weights(self.initial_weights)
+        self.state.selected = True
+
+    def _train(self, phase: int) -> None:
+        """Train the phase (from the checkpoint's epoch), recording every evaluation, then save."""
+        state, results, schedule = self.state, self.state.results, self.config.al_schedule
+        train_x, train_y = stack_training_sets(self.datas, state.train_sets)
+        phase_started = time.perf_counter() - state.phase_training_seconds
+        record = functools.partial(
+            self._record, phase=phase, phase_started=phase_started,
+            selection_seconds=[r.acquisitions[-1]["selection_seconds"] if phase else 0.0 for r in results])
+        self.trainer.fit(train_x, train_y, self.test_x, self.test_y, self.phase_epochs[phase],
+                         self.config.train_schedule.eval_after_epochs, phase=phase, first_epoch=state.epoch,
+                         on_evaluation=record)
+        training_seconds = time.perf_counter() - phase_started
+        for result in results:
+            if phase == 0:  # the initial set counts as acquisition 0, picked at random
+                result.acquisitions.append(dict(al_iter=0, n_train_before=0,
+                                                n_selected=schedule.num_train_init, selection_seconds=0.0))
+            result.acquisitions[-1]["training_seconds"] = training_seconds
+        finished = phase == schedule.al_iter
+        self._save(phase=phase + 1, selected=False, epoch=0, phase_training_seconds=0.0, finished=finished)
+        if self._stop_requested() and not finished:
+            raise StopRequested(self.state)
+
+    def _record(self, metrics: EvaluationMetrics, phase: int, selection_seconds: list[float],
+                phase_started: float) -> bool:
+        """The trainer's callback at each evaluation: check, record and log the metrics; on a stop
+        request, save and stop at this chunk boundary. Returns False: training goes on."""
+        state, epochs = self.state, self.phase_epochs[phase]
+        self.progress.update(metrics.epoch - state.epoch)
+        self._check_finite(metrics, phase)
+        self._append_metrics(metrics, phase, selection_seconds)
+        state.epoch = metrics.epoch
+        if metrics.epoch % self.config.train_schedule.log_after_epochs == 0 or metrics.epoch == epochs:
+            self._log_evaluation(phase, metrics.epoch)
+        if self._stop_requested() and metrics.epoch < epochs:
+            self._save(phase_training_seconds=time.perf_counter() - phase_started)
+            raise StopRequested(state)
+        return False
+
+    def _check_finite(self, metrics: EvaluationMetrics, phase: int) -> None:
+        """TrainingDiverged, naming the runs, the phase and the epoch, if any metric is NaN or inf."""
+        values = np.concatenate([metrics.train_rmse, metrics.train_log_likelihood, metrics.test_rmse,
+                                 metrics.test_log_likelihood])
+        if not np.all(np.isfinite(values)):
+            bad = [r.label for k, r in enumerate(self.state.results)
+                   if not np.isfinite([metrics.train_rmse[k], metrics.train_log_likelihood[k]]).all()]
+            raise TrainingDiverged(
+                f"training diverged (NaN or inf) in run(s) {', '.join(bad) or self.names} at AL iteration "
+                f"{phase}, epoch {metrics.epoch}; the last good checkpoint is kept. Try a smaller "
+                "learning_rate or clip_gradient.")
+
+    def _append_metrics(self, metrics: EvaluationMetrics, phase: int, selection_seconds: list[float]) -> None:
+        """One metrics row per run, in the target's original units."""
+        assert metrics.test_coverage_90 is not None  # the trainer always measures it
+        scales = self.scales
+        for k, result in enumerate(self.state.results):
+            result.metrics.append(dict(
+                al_iter=phase, epoch=self.epochs_before[phase] + metrics.epoch,
+                n_train=len(self.state.train_sets[k]),
+                train_rmse=float(metrics.train_rmse[k]) * scales[k],
+                train_log_likelihood=float(metrics.train_log_likelihood[k]) - np.log(scales[k]),
+                test_rmse=float(metrics.test_rmse[k]) * scales[k],
+                test_log_likelihood=float(metrics.test_log_likelihood[k]) - np.log(scales[k]),
+                test_coverage_90=float(metrics.test_coverage_90[k]),
+                selection_seconds=selection_seconds[k]))
+
+    def _log_evaluation(self, phase: int, epoch: int) -> None:
+        for result in self.state.results:
+            row = result.metrics[-1]
+            logger.info("[%s] phase %d/%d, n_train %d, epoch %d/%d: train RMSE %.4f, test RMSE %.4f, test log-lik "
+                        "%.4f", result.label, phase, self.config.al_schedule.al_iter, row["n_train"], epoch,
+                        self.phase_epochs[phase], row["train_rmse"], row["test_rmse"], row["test_log_likelihood"])
+
+    def _stop_requested(self) -> bool:
+        return self.stop is not None and self.stop.is_set()
+
+    def _save(self, **changes) -> None:
+        """Update the state, take the weights and optimiser state, and write the checkpoint (if any)."""
+        state = self.state
         for key, value in changes.items():
             setattr(state, key, value)
-        state.weights, state.optimizer_state = network.get_weights(), trainer.get_optimizer_state()
-        if checkpoint is not None:
-            save_checkpoint(checkpoint, state)
-
-    phase_epochs = config.phase_epochs()
-    epochs_before = np.concatenate([[0], np.cumsum(phase_epochs)]).tolist()  # epoch numbering runs across phases
-    names = ", ".join(r.label for r in runs)
-    logger.info("training %d run(s) as one stack in %d XLA program(s): %s", len(runs), trainer.unit_groups, names)
-    # disable=None lets tqdm show the bar only on a terminal, so logs and CI output stay clean.
-    disable = None if show_progress is None else not show_progress
-    with tqdm(total=epochs_before[-1], initial=epochs_before[state.phase] + state.epoch, desc=names, unit="epoch",
-              disable=disable, leave=False) as progress:
-        for phase in range(state.phase, schedule.al_iter + 1):
-            if not state.selected:
-                _acquire(network, runs, samplers, datas, state, phase)
-                trainer.reset_optimizer()
-                if initial_weights is not None:
-                    network.set_weights(initial_weights)
-                state.selected = True
-            selection_seconds = [r.acquisitions[-1]["selection_seconds"] if phase else 0.0 for r in results]
-            train_x, train_y = stack_training_sets(datas, train_sets)
-            phase_started = time.perf_counter() - state.phase_training_seconds
-            epochs = phase_epochs[phase]
-
-            def record(metrics: EvaluationMetrics, phase=phase, selection_seconds=selection_seconds,
-                       phase_started=phase_started, epochs=epochs) -> bool:
-                progress.update(metrics.epoch - state.epoch)
-                values = np.concatenate([metrics.train_rmse, metrics.train_log_likelihood, metrics.test_rmse,
-                                         metrics.test_log_likelihood])
-                if not np.all(np.isfinite(values)):
-                    bad = [r.label for k, r in enumerate(results)
-                           if not np.isfinite([metrics.train_rmse[k], metrics.train_log_likelihood[k]]).all()]
-                    raise TrainingDiverged(
-                        f"training diverged (NaN or inf) in run(s) {', '.join(bad) or names} at AL iteration "
-                        f"{phase}, epoch {metrics.epoch}; the last good checkpoint is kept. Try a smaller "
-                        "learning_rate or clip_gradient.")
-                assert metrics.test_coverage_90 is not None  # the trainer always measures it
-                for k, result in enumerate(results):
-                    result.metrics.append(dict(
-                        al_iter=phase, epoch=epochs_before[phase] + metrics.epoch,
-                        n_train=len(train_sets[k]),
-                        train_rmse=float(metrics.train_rmse[k]) * scales[k],
-                        train_log_likelihood=float(metrics.train_log_likelihood[k]) - np.log(scales[k]),
-                        test_rmse=float(metrics.test_rmse[k]) * scales[k],
-                        test_log_likelihood=float(metrics.test_log_likelihood[k]) - np.log(scales[k]),
-                        test_coverage_90=float(metrics.test_coverage_90[k]),
-                        selection_seconds=selection_seconds[k]))
-                state.epoch = metrics.epoch
-                if metrics.epoch % train.log_after_epochs == 0 or metrics.epoch == epochs:
-                    for result in results:
-                        row = result.metrics[-1]
-                        logger.info("[%s] phase %d/%d, n_train %d, epoch %d/%d: train RMSE %.4f, test RMSE "
-                                    "%.4f, test log-lik %.4f", result.label, phase, schedule.al_iter,
-                                    row["n_train"], metrics.epoch, epochs, row["train_rmse"],
-                                    row["test_rmse"], row["test_log_likelihood"])
-                if stop is not None and stop.is_set() and metrics.epoch < epochs:
-                    save(phase_training_seconds=time.perf_counter() - phase_started)
-                    raise StopRequested(state)
-                return False
-
-            trainer.fit(train_x, train_y, test_x, test_y, epochs, train.eval_after_epochs,
-                        phase=phase, first_epoch=state.epoch, on_evaluation=record)
-            training_seconds = time.perf_counter() - phase_started
-            for result in results:
-                if phase == 0:  # the initial set counts as acquisition 0, picked at random
-                    result.acquisitions.append(dict(al_iter=0, n_train_before=0,
-                                                    n_selected=schedule.num_train_init, selection_seconds=0.0))
-                result.acquisitions[-1]["training_seconds"] = training_seconds
-            finished = phase == schedule.al_iter
-            save(phase=phase + 1, selected=False, epoch=0, phase_training_seconds=0.0, finished=finished)
-            if stop is not None and stop.is_set() and not finished:
-                raise StopRequested(state)
-    for result, indices in zip(results, train_sets, strict=True):
-        result.train_indices = indices
-    return results
+        state.weights, state.optimizer_state = self.network.get_weights(), self.trainer.get_optimizer_state()
+        if self.checkpoint is not None:
+            save_checkpoint(self.checkpoint, state)
 
 
 def _acquire(network, runs, samplers, datas, state: StackState, phase: int) -> None:
