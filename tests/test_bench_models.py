@@ -67,6 +67,8 @@ def test_the_quick_model_benchmark_writes_its_report_and_figure(tmp_path):
     assert np.isfinite(report[["initial_rmse", "final_rmse", "final_log_likelihood", "coverage_90"]]).all().all()
     recomputed = recipe_report(pd.read_csv(out / "benchmark.csv"))
     pd.testing.assert_frame_equal(recomputed, report, check_exact=False, rtol=1e-9)
+    assert ("stored in `settings.yaml` beside these tables (what each run key hashes). Today's defaults give the "
+            "same settings.") in (out / "models.md").read_text()
 
 
 @pytest.mark.slow
@@ -84,3 +86,31 @@ def test_with_validation_every_run_is_evaluated_on_a_held_out_share_of_its_pool(
     pd.testing.assert_frame_equal(recipe_report(table, baseline="default"), pd.read_csv(out / "models.csv"),
                                   check_exact=False, rtol=1e-9)
     assert main(["--quick", "--config", config, "--baseline", "old", "--out", str(tmp_path / "bad")]) == 2
+
+
+@pytest.mark.parametrize("folder", ["model_benchmark", "model_benchmark/recipe_selection"])
+def test_the_committed_model_benchmark_tables_hold_every_run_of_their_stored_settings(folder):
+    """The committed model benchmarks are checked against the settings stored beside them
+    (settings.yaml: each run group's resolved settings), never against today's defaults: every
+    stored run once with all its AL steps, by its key recomputed from the stored settings (the
+    first table predates run keys: there by dataset, model, recipe and seed); the stored groups are
+    those of the config.yaml beside them."""
+    import yaml
+
+    from al_bnn_lab.stored_settings import read_stored_settings, table_problems
+
+    docs = Path(__file__).resolve().parent.parent / "docs" / folder
+    stored = read_stored_settings(docs / "settings.yaml")
+    config = yaml.safe_load((docs / "config.yaml").read_text())
+    assert [(g["dataset"], g["model"], list(g["samplers"]), g["seeds"]) for g in stored["run_groups"]] == [
+        (dataset, model, config["samplers"], config["seeds"]) for dataset in config["datasets"]
+        for model in config["models"]]
+    table = pd.read_csv(docs / "benchmark.csv", dtype={"run_key": str})
+    assert ("run_key" in table) == (folder != "model_benchmark")
+    assert table_problems(table, stored) == []
+    first = table[(table.dataset == table.dataset[0]) & (table.sampler == table.sampler[0])
+                  & (table.seed == table.seed[0])]
+    last = int(first.al_iter.max())
+    assert table_problems(table.iloc[1:], stored) == [  # and the check can fail: a run's first step left out
+        f"{table.dataset[0]} / bnn / {table.sampler[0]} / seed {table.seed[0]}: AL steps {list(range(1, last + 1))}, "
+        f"not 0..{last} once each"]

@@ -93,9 +93,14 @@ def main(argv=None) -> int:
     evaluated = (f"Evaluated on a held-out {args.validation:g} of each pool (by seed), not on the test set, which "
                  "no run used; the test_* columns and the log-likelihood and coverage are the validation set's.\n\n"
                  if args.validation else "")
+    from al_bnn_lab.stored_settings import SETTINGS_FILE, read_stored_settings, settings_markdown
+
+    # the settings the runs were made with (run_sweep stores them beside the tables), against today's defaults
+    settings = settings_markdown(read_stored_settings(output / SETTINGS_FILE), config)
     writer = ResultsWriter(output, overwrite=True)
     writer.write_text("models.csv", report.to_csv(index=False))
-    writer.write_text("models.md", f"# Model benchmark\n\nConfig: {config.source}\n\n{evaluated}{markdown}\n")
+    writer.write_text("models.md", f"# Model benchmark\n\nConfig: {config.source}\n\n{settings}\n\n{evaluated}"
+                                   f"{markdown}\n")
     plot_report(report, output / "models.png", baseline=args.baseline,
                 evaluated_on="validation share of the pool" if args.validation else "test set")
     print(markdown)

@@ -118,25 +118,32 @@ def stored_run_keys(stored: dict) -> dict[str, tuple[str, str, str, int]]:
 
 
 def table_problems(table: pd.DataFrame, stored: dict) -> list[str]:
-    """Why a tidy table (with run keys) does not hold every stored run once with all its AL steps,
-    keys recomputed from the stored settings only (empty: it does): what a committed table is
-    checked against, whatever today's defaults are."""
+    """Why a tidy table does not hold every stored run once with all its AL steps (empty: it does):
+    what a committed table is checked against, whatever today's defaults are. Runs are matched by
+    their key recomputed from the stored settings only, or, in a table written before run keys
+    existed (no run_key column), by dataset, model, sampler and seed."""
+    keyed = "run_key" in table
     expected = stored_run_keys(stored)
-    keys = table["run_key"].astype(str)
-    found = set(keys)
-    problems = [f"no rows of the stored run {' / '.join(map(str, expected[key]))} (key {key})"
-                for key in sorted(set(expected) - found)]
-    problems += [f"rows with key {key}, not a stored run's" for key in sorted(found - set(expected))]
-    for key, rows in table.groupby(keys, sort=False):
-        if key not in expected:
+    if not keyed:
+        expected = {" / ".join(map(str, run)): run for run in expected.values()}
+    names = (table["run_key"].astype(str) if keyed else
+             table["dataset"].astype(str) + " / " + table["model"].astype(str) + " / " + table["sampler"].astype(str)
+             + " / " + table["seed"].astype(str))
+    found = set(names)
+    problems = [f"no rows of the stored run {' / '.join(map(str, expected[name]))}"
+                + (f" (key {name})" if keyed else "") for name in sorted(set(expected) - found)]
+    problems += [f"rows of {'key ' if keyed else ''}{name}, not a stored run's"
+                 for name in sorted(found - set(expected))]
+    for name, rows in table.groupby(names, sort=False):
+        if name not in expected:
             continue
-        dataset, model, sampler, seed = expected[key]
-        name = f"{dataset} / {model} / {sampler} / seed {seed}"
+        dataset, model, sampler, seed = expected[name]
+        run = f"{dataset} / {model} / {sampler} / seed {seed}"
         if not ((rows["dataset"] == dataset).all() and (rows["model"] == model).all() and (rows["seed"] == seed).all()):
-            problems.append(f"{name}: its key's rows name other runs")
+            problems.append(f"{run}: its key's rows name other runs")
         steps = stored_run_settings(stored, dataset, model, sampler, seed)["al_schedule"]["al_iter"] + 1
         if sorted(rows["al_iter"]) != list(range(steps)):
-            problems.append(f"{name}: AL steps {sorted(rows['al_iter'])}, not 0..{steps - 1} once each")
+            problems.append(f"{run}: AL steps {sorted(rows['al_iter'])}, not 0..{steps - 1} once each")
     return problems
 
 
