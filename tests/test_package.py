@@ -19,7 +19,8 @@ LAYERS = {
     "al_bnn.safe_arrays": 0,
     "al_bnn.selection": 1,
     "al_bnn.config": 2, "al_bnn.data": 2, "al_bnn.plugins": 2, "al_bnn.recipe": 2,
-    "al_bnn.models": 3,
+    "al_bnn.registry": 2,  # model and kernel names (what the config validates against), no TensorFlow
+    "al_bnn.models": 3, "al_bnn.kernels": 3,  # the networks and their Protocol; kernels from a model, by name
     # the selection entry point (one selection from a model), the checkpoint format and run fingerprint
     # (with the one fingerprint hash), the memory estimate: what the loop and the learner build on
     "al_bnn.acquisition": 4, "al_bnn.checkpoint": 4, "al_bnn.memory": 4,
@@ -112,7 +113,7 @@ def test_the_harness_check_catches_a_library_module_that_uses_the_harness(tmp_pa
 
 
 @pytest.mark.parametrize("module", ["al_bnn", "al_bnn.selection", "al_bnn.selection.gpa_math", "al_bnn.config",
-                                    "al_bnn.data"])
+                                    "al_bnn.data", "al_bnn.registry"])
 def test_lower_layers_import_without_tensorflow(module):
     code = (f"import sys, {module}; assert 'tensorflow' not in sys.modules, 'tensorflow was imported'; "
             f"from al_bnn.selection import select_gpa; print('ok')")

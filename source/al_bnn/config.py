@@ -120,8 +120,8 @@ class NetConfig:
 @dataclass
 class SamplingParameters:
     name_model: str = _key("bnn", "Model: `bnn` (Bayesian last layer, Hafner et al.'s bbb; NCP with "
-                                  "`ood_std_prior`), `dropout` (MC dropout) or `ensemble` (deep ensemble).",
-                           choices=("bnn", "dropout", "ensemble"))
+                                  "`ood_std_prior`), `dropout` (MC dropout) or `ensemble` (deep ensemble), or a "
+                                  "registered one (al_bnn.registry).")
     ensemble_size: int = _key(5, "Members per run for `name_model: ensemble`; each member's mean is one "
                                  "function sample (so T = ensemble_size and n_mc_samples is not used).", minimum=2)
     sample_policy: str = _key("gpa", "Sampler name from the registry (`random`, `gpa` = fast GPA, "
@@ -139,8 +139,8 @@ class SamplingParameters:
                                           "thesis code did (off-diagonal covariance is pure noise).",
                                  choices=("joint", "marginal"))
     gpa_kernel: str = _key("mc", "`mc`: kernel = covariance of the function samples. `exact`: "
-                                 "closed-form last-layer kernel (Gram matrix of the features).",
-                           choices=("mc", "exact"))
+                                 "closed-form last-layer kernel (Gram matrix of the features). Or any registered "
+                                 "kernel (al_bnn.registry), e.g. `grad`.")
     gpa_dtype: str = _key("float64", "Floating-point precision of the GPA and selection-family math "
                           "(and of the stored gradient features of `family_kernel: grad`).",
                           choices=("float64", "float32"))
@@ -156,7 +156,7 @@ class SamplingParameters:
                                     "features. `mc`: centred function samples / sqrt(T). `exact`: the closed-form "
                                     "last-layer features (bnn only). `grad`: the gradient of the mean output w.r.t. "
                                     "every weight (finite-width NTK), sketched to family_sketch_dim columns (any "
-                                    "model; README: The selection family).", choices=("mc", "exact", "grad"))
+                                    "model; README: The selection family), or a registered kernel (al_bnn.registry).")
     family_mode: str = _key("auto", "Selection family: `p` selects from the pool alone, `tp` counts the training "
                                     "points as selected; `auto` = the paper's choice (tp for maxdist, kmeanspp, lcmd; "
                                     "p for maxdiag, maxdet, bait).", choices=("auto", "p", "tp"))
@@ -546,28 +546,49 @@ def _check_sampler_name(parms: SamplingParameters, source: str) -> None:
 
 
 def _check_model_keys(config: ExperimentConfig, source: str) -> None:
-    """Keys that only some models have (dropout_rate, the bnn's closed form and NCP)."""
+    """The model and kernel names (registered ones, plug-ins included) and the keys that only some
+    models read (dropout_rate, the closed-form features, NCP, marginal samples)."""
+    from al_bnn.registry import model_entry  # late import: plug-ins may register more models and kernels
+
     parms, net = config.parms, config.net_config
     model = parms.name_model
-    if model == "dropout" and net.dropout_rate == 0.0:
-        raise ConfigError(f"{source}: key 'net_config.dropout_rate' is 0.0, but `name_model: dropout` needs a rate "
+    entry = model_entry(model, f"{source}: key 'parms.name_model'")
+    if "dropout_rate" in entry.options and net.dropout_rate == 0.0:
+        raise ConfigError(f"{source}: key 'net_config.dropout_rate' is 0.0, but `name_model: {model}` needs a rate "
                           "in (0, 1), e.g. 0.1.")
-    if model != "dropout" and net.dropout_rate != 0.0:
+    if "dropout_rate" not in entry.options and net.dropout_rate != 0.0:
         raise ConfigError(f"{source}: key 'net_config.dropout_rate' is {net.dropout_rate!r}, but the `{model}` "
-                          "model has no dropout; set it to 0.0 or use name_model: dropout.")
-    if model != "bnn":
-        for key, value, default in (("net_config.ood_std_prior", net.ood_std_prior, None),
-                                    ("parms.gpa_kernel", parms.gpa_kernel, "mc"),
-                                    ("parms.function_samples", parms.function_samples, "joint")):
-            if value != default:
-                raise ConfigError(f"{source}: key '{key}' is {value!r}, which only the `bnn` model supports; "
-                                  f"set it to {default!r} for `{model}`.")
-        if parms.family_kernel == "exact":
-            raise ConfigError(f"{source}: key 'parms.family_kernel' is 'exact', which only the `bnn` model supports; "
-                              f"set it to 'mc' or 'grad' for `{model}`.")
-        if "exact" in parms.compare_with:
-            raise ConfigError(f"{source}: key 'parms.compare_with' names 'exact', the closed-form kernel only the "
-                              f"`bnn` model has; remove it for `{model}`.")
+                          f"model has no dropout; set it to 0.0 or use name_model: {_models_that('dropout_rate')}.")
+    for key, value, default in (("net_config.ood_std_prior", net.ood_std_prior, None),
+                                ("parms.function_samples", parms.function_samples, "joint")):
+        if value != default and key.split(".")[1] not in entry.options:
+            raise ConfigError(f"{source}: key '{key}' is {value!r}, which only the {_models_that(key.split('.')[1])} "
+                              f"model supports; set it to {default!r} for `{model}`.")
+    _check_kernel_names(parms, entry.has_features, source)
+
+
+def _models_that(option: str) -> str:
+    """`bnn` (or `a`, `b`): the registered models that read a model-specific key (or have features)."""
+    from al_bnn.registry import models_with
+
+    names = models_with(lambda entry: entry.has_features if option == "features" else option in entry.options)
+    return ", ".join(f"`{name}`" for name in names) or "no registered"
+
+
+def _check_kernel_names(parms: SamplingParameters, has_features: bool, source: str) -> None:
+    """gpa_kernel and family_kernel name registered kernels, and one that needs the model's closed-form
+    features (`exact`) is given only for a model that has them (as is compare_with's `exact`)."""
+    from al_bnn.registry import kernel_entry
+
+    model = parms.name_model
+    for key, value, instead in (("parms.gpa_kernel", parms.gpa_kernel, "'mc'"),
+                                ("parms.family_kernel", parms.family_kernel, "'mc' or 'grad'")):
+        if kernel_entry(value, f"{source}: key '{key}'").needs_model_features and not has_features:
+            raise ConfigError(f"{source}: key '{key}' is {value!r}, which only the {_models_that('features')} model "
+                              f"supports; set it to {instead} for `{model}`.")
+    if "exact" in parms.compare_with and not has_features:
+        raise ConfigError(f"{source}: key 'parms.compare_with' names 'exact', the closed-form kernel only the "
+                          f"{_models_that('features')} model has; remove it for `{model}`.")
 
 
 def _check_sampling_keys(config: ExperimentConfig, source: str) -> None:

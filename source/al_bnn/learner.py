@@ -31,12 +31,13 @@ from sklearn.base import BaseEstimator
 
 from al_bnn.acquisition import select_with_model
 from al_bnn.config import ExperimentConfig, config_from_dict, estimator_keywords
+from al_bnn.kernels import kernel_needing_model_features
 from al_bnn.models.estimators import (
-    ESTIMATOR_FOR_MODEL,
     EstimatorNotFittedError,
     check_array,
     estimator_from_state,
 )
+from al_bnn.registry import model_entry
 from al_bnn.safe_arrays import ArrayFileError, open_arrays, save_arrays
 from al_bnn.selection import make_sampler
 
@@ -68,7 +69,7 @@ class Query:
 def estimator_for_config(config: ExperimentConfig):
     """The estimator an experiment config's model, network and training schedule describe: every
     keyword of the model's estimator that sets a config key (config.estimator_keywords)."""
-    cls = ESTIMATOR_FOR_MODEL[config.parms.name_model]
+    cls = model_entry(config.parms.name_model).estimator_class()  # a plug-in model may have none: a clear error
     return cls(**estimator_keywords(config, cls._parameter_names()))
 
 
@@ -223,9 +224,10 @@ class ActiveLearner(BaseEstimator):
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= len(X_pool):
             raise ValueError(f"n={n!r} must be an integer between 1 and the pool size {len(X_pool)}")
         parms, sampler = self.parms, self._sampler()
-        if parms.gpa_kernel == "exact" and not self.estimator.has_features:
-            raise ValueError(f"gpa_kernel='exact' needs a model with closed-form features (BNNRegressor), not "
-                             f"{type(self.estimator).__name__}")
+        kernel = kernel_needing_model_features(sampler)
+        if kernel is not None and not self.estimator.has_features:
+            raise ValueError(f"the {kernel!r} kernel (gpa_kernel or family_kernel) needs a model with closed-form "
+                             f"features (BNNRegressor), not {type(self.estimator).__name__}")
         x = np.empty((len(self.X_) + len(X_pool), X_pool.shape[1]), dtype=np.float32)
         x[:len(self.X_)], x[len(self.X_):] = self.X_, X_pool
         selection = select_with_model(self.estimator.network_, 0, parms, sampler, x, np.arange(len(x)),

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from al_bnn.config import ConfigError, ExperimentConfig
+from al_bnn.registry import model_entry
 from al_bnn.selection.gpa_math import _ROW_CHUNK as DENSE_ROW_CHUNK  # rows updated at a time by fast GPA
 
 MODEL_BYTES = 4  # float32 network
@@ -79,13 +80,14 @@ def training_parts(config: ExperimentConfig, runs: int, n_features: int, n_test:
     from al_bnn.models.trainer import epoch_draw_bytes, epochs_per_call
 
     net, train, parms = config.net_config, config.train_schedule, config.parms
-    units = runs * (parms.ensemble_size if parms.name_model == "ensemble" else 1)
+    model = model_entry(parms.name_model)
+    units = runs * model.units_per_run(parms)
     widths = [n_features, *net.layer_sizes]
     parameters = sum(a * b + b for a, b in zip(widths, widths[1:], strict=False)) + 4 * widths[-1] + 4
     n_train = config.final_train_size
     padded = -(-n_train // train.batch_size) * train.batch_size
     # dropout's masks, one per example and unit; the other models' step noise is a few values per batch
-    noise_per_batch = train.batch_size * sum(net.layer_sizes) if parms.name_model == "dropout" else 0
+    noise_per_batch = train.batch_size * sum(net.layer_sizes) if "dropout_rate" in model.options else 0
     per_epoch = epoch_draw_bytes(units, n_train, n_features, train.batch_size, noise_per_batch,
                                  net.ood_std_prior is not None, MODEL_BYTES)
     # the epochs of one training call, as the trainer chunks them (epochs_per_call holds the cap)
@@ -103,18 +105,20 @@ def training_parts(config: ExperimentConfig, runs: int, n_features: int, n_test:
 def acquisition_parts(config: ExperimentConfig, n_pool: int) -> list[Part]:
     net, parms = config.net_config, config.parms
     math_bytes = 8 if parms.gpa_dtype == "float64" else 4
-    samples = parms.ensemble_size if parms.name_model == "ensemble" else parms.n_mc_samples
+    model = model_entry(parms.name_model)
+    samples = model.samples_per_draw(parms)
+    samples_key = "parms.ensemble_size" if "ensemble_size" in model.options else "parms.n_mc_samples"
     widest, last = max(net.layer_sizes), net.layer_sizes[-1]
     parts = [Part(f"hidden activations of {n_pool:,} points", 2.0 * n_pool * sum(net.layer_sizes) * MODEL_BYTES,
                   "net_config.layer_sizes")]
     if parms.sample_policy != "random" or parms.compare_with:
         parts.append(Part(f"{samples:,} function samples x {n_pool:,} points (and their copies for the selection "
                           "math)", 1.0 * samples * n_pool * (3 * MODEL_BYTES + math_bytes),
-                          "parms.ensemble_size" if parms.name_model == "ensemble" else "parms.n_mc_samples"))
+                          samples_key))
     if parms.function_samples == "marginal":
         parts.append(Part("marginal weight draws (8 rows at a time)", 8.0 * n_pool * last * MODEL_BYTES,
                           "parms.function_samples"))
-    if parms.name_model == "dropout":
+    if "dropout_rate" in model.options:
         parts.append(Part("one dropout pass", 2.0 * n_pool * widest * MODEL_BYTES, "net_config.layer_sizes"))
     if _uses_dense_pool_covariance(config):
         parts.append(Part(f"fast GPA's dense {n_pool:,} x {n_pool:,} pool covariance",

@@ -117,6 +117,7 @@ class Selector(BaseEstimator):
         """Pool indices (rows of X_pool) in pick order, from a fitted estimator's function samples
         or features, with X_train as the anchors (the points already labelled)."""
         from al_bnn.acquisition import select_with_model
+        from al_bnn.kernels import kernel_needing_model_features
         from al_bnn.models.estimators import EstimatorNotFittedError, check_array
 
         if not hasattr(estimator, "network_"):
@@ -126,9 +127,10 @@ class Selector(BaseEstimator):
         n_select = check_n_select(n_select, len(X_pool))
         parms = self.parms
         sampler = make_sampler(parms)
-        if sampler.needs == "features" and not estimator.has_features:
-            raise ValueError(f"sampler {self.sampler!r} with the 'exact' kernel (gpa_kernel or family_kernel) needs a "
-                             f"model with closed-form features (BNNRegressor), not {type(estimator).__name__}; "
+        kernel = kernel_needing_model_features(sampler)
+        if kernel is not None and not estimator.has_features:
+            raise ValueError(f"sampler {self.sampler!r} with the {kernel!r} kernel (gpa_kernel or family_kernel) "
+                             f"needs a model with closed-form features (BNNRegressor), not {type(estimator).__name__}; "
                              "use the 'mc' kernel (or family_kernel 'grad')")
         x = np.concatenate([X_train, X_pool]).astype(np.float32)
         return select_with_model(estimator.network_, 0, parms, sampler, x, np.arange(len(x)),

@@ -59,6 +59,7 @@ from al_bnn.data import (
 from al_bnn.errors import InputError
 from al_bnn.paths import UnsafePathError, check_replaceable, inside, open_regular, remove_file
 from al_bnn.recipe import on_default_recipe
+from al_bnn.registry import models_with
 from al_bnn.results import DirectoryLock, ResultsDirectoryBusyError, attach_log, detach_log
 from al_bnn.safe_arrays import WriteError, atomic_write_bytes
 
@@ -788,8 +789,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="experiment YAML: model, network, training schedule, sampler (keys it does not set: "
                         "the default model recipe, al_bnn.recipe, then the config defaults)")
     parser.add_argument("--sampler", default=None, help="sampler name (default: the config's, else lrgpa)")
-    parser.add_argument("--model", default=None, choices=("bnn", "dropout", "ensemble"),
-                        help="model (default: the config's, else bnn)")
+    parser.add_argument("--model", default=None, choices=models_with(lambda entry: entry.estimator is not None),
+                        help="a registered model with an estimator (default: the config's, else bnn)")
     parser.add_argument("--seed", type=int, default=None, help="random seed (default: the config's, else 0)")
     parser.add_argument("--id-column", default=None, help="a column of both files holding each row's id")
     parser.add_argument("--resume-model", default=None, help="model.npz of an earlier round: continue from it")

@@ -1,6 +1,7 @@
-"""Models behind one interface (see models.dense.StackedDenseNetwork): `bnn` (Bayesian last layer,
-Hafner et al.'s bbb, optionally with a noise contrastive prior), `dropout` (MC dropout) and
-`ensemble` (deep ensemble). The loop only calls build_model and the interface."""
+"""Models behind one interface (al_bnn.models.protocol.Model): `bnn` (Bayesian last layer, Hafner
+et al.'s bbb, optionally with a noise contrastive prior), `dropout` (MC dropout) and `ensemble`
+(deep ensemble), and any model a user registers (al_bnn.registry.register_model). The loop only
+calls build_model and the interface."""
 
 from __future__ import annotations
 
@@ -10,25 +11,46 @@ from al_bnn.models.bnn import BayesianLastLayerNetwork
 from al_bnn.models.dense import StackedDenseNetwork
 from al_bnn.models.dropout import DropoutNetwork
 from al_bnn.models.ensemble import EnsembleNetwork
+from al_bnn.models.protocol import GradientFeaturesModel, Model, TrainableModel, missing_members
 from al_bnn.models.trainer import NoiseContrastivePrior, StackedTrainer
+from al_bnn.registry import model_entry, model_names, register_model
 
-MODEL_NAMES = ("bnn", "dropout", "ensemble")
-
-
-def build_model(name_model: str, input_dim: int, net_config, parms, seeds: Sequence[int]) -> StackedDenseNetwork:
-    """The stacked model a config names, one run per seed."""
-    options = dict(activation=net_config.activation, input_transform=net_config.input_transform,
-                   parametrization=net_config.parametrization, nll_beta=net_config.nll_beta)
-    if name_model == "bnn":
-        return BayesianLastLayerNetwork(input_dim, net_config.layer_sizes, net_config.weight_std, seeds, **options)
-    if name_model == "dropout":
-        return DropoutNetwork(input_dim, net_config.layer_sizes, net_config.dropout_rate, seeds, **options)
-    if name_model == "ensemble":
-        return EnsembleNetwork(input_dim, net_config.layer_sizes, parms.ensemble_size, seeds, **options)
-    raise ValueError(f"unknown model {name_model!r}; choose one of {', '.join(MODEL_NAMES)}")
+MODEL_NAMES = ("bnn", "dropout", "ensemble")  # the shipped models; model_names() adds registered ones
 
 
-def build_model_and_trainer(config, input_dim: int, seeds: Sequence[int]) -> tuple[StackedDenseNetwork, StackedTrainer]:
+def _network_options(net_config) -> dict:
+    """The network keys every shipped model reads."""
+    return dict(activation=net_config.activation, input_transform=net_config.input_transform,
+                parametrization=net_config.parametrization, nll_beta=net_config.nll_beta)
+
+
+def build_bnn(input_dim: int, net_config, parms, seeds: Sequence[int]) -> BayesianLastLayerNetwork:
+    return BayesianLastLayerNetwork(input_dim, net_config.layer_sizes, net_config.weight_std, seeds,
+                                    **_network_options(net_config))
+
+
+def build_dropout(input_dim: int, net_config, parms, seeds: Sequence[int]) -> DropoutNetwork:
+    return DropoutNetwork(input_dim, net_config.layer_sizes, net_config.dropout_rate, seeds,
+                          **_network_options(net_config))
+
+
+def build_ensemble(input_dim: int, net_config, parms, seeds: Sequence[int]) -> EnsembleNetwork:
+    return EnsembleNetwork(input_dim, net_config.layer_sizes, parms.ensemble_size, seeds,
+                           **_network_options(net_config))
+
+
+def build_model(name_model: str, input_dim: int, net_config, parms, seeds: Sequence[int]) -> TrainableModel:
+    """The stacked model a config names (a registered model), one run per seed."""
+    network = model_entry(name_model).build(input_dim, net_config, parms, seeds)
+    if not isinstance(network, TrainableModel):
+        missing = missing_members(network, TrainableModel)
+        raise TypeError(f"model {name_model!r}: its builder returned a {type(network).__name__}, which lacks what the "
+                        f"loop and the trainer use{': ' + ', '.join(sorted(missing)) if missing else ''} (see "
+                        "al_bnn.models.protocol; subclassing a shipped network gives all of it)")
+    return network
+
+
+def build_model_and_trainer(config, input_dim: int, seeds: Sequence[int]) -> tuple[TrainableModel, StackedTrainer]:
     """The stacked model and its trainer for an ExperimentConfig: what the loop and the estimators
     both train with, so that their runs cannot drift apart."""
     net = config.net_config
@@ -41,5 +63,6 @@ def build_model_and_trainer(config, input_dim: int, seeds: Sequence[int]) -> tup
     return network, trainer
 
 
-__all__ = ["MODEL_NAMES", "BayesianLastLayerNetwork", "DropoutNetwork", "EnsembleNetwork", "StackedDenseNetwork",
-           "build_model", "build_model_and_trainer"]
+__all__ = ["MODEL_NAMES", "BayesianLastLayerNetwork", "DropoutNetwork", "EnsembleNetwork", "GradientFeaturesModel",
+           "Model", "StackedDenseNetwork", "TrainableModel", "build_model", "build_model_and_trainer", "model_names",
+           "register_model"]

@@ -51,6 +51,7 @@ from al_bnn.models import build_model, build_model_and_trainer
 from al_bnn.models.calibration import VarianceScales, fit_variance_scales, holdout_rows
 from al_bnn.randomness import numpy_generator
 from al_bnn.recipe import recipe_default
+from al_bnn.registry import model_entry
 from al_bnn.safe_arrays import ArrayFileError, open_arrays, save_arrays
 
 ESTIMATOR_FILE_KIND = "al_bnn.estimator"
@@ -449,7 +450,7 @@ class _StackedRegressor(RegressorMixin, BaseEstimator):
 
     @property
     def has_features(self) -> bool:
-        return self.network_.has_features if hasattr(self, "network_") else self._model_name == "bnn"
+        return self.network_.has_features if hasattr(self, "network_") else model_entry(self._model_name).has_features
 
     def features(self, X) -> np.ndarray:
         """(n, width) features whose Gram matrix is the exact covariance of the function samples

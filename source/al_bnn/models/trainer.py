@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from al_bnn.models.dense import StackedDenseNetwork
+from al_bnn.models.protocol import TrainableModel
 from al_bnn.models.tensorflow_setup import tf
 
 ADAM_BETA_1, ADAM_BETA_2, ADAM_EPSILON = 0.9, 0.999, 1e-8  # tf.compat.v1 AdamOptimizer defaults
@@ -91,7 +91,7 @@ class StackedTrainer:
     fixed number and not the core count.
     """
 
-    def __init__(self, network: StackedDenseNetwork, learning_rate: float, clip_gradient: float,
+    def __init__(self, network: TrainableModel, learning_rate: float, clip_gradient: float,
                  divergence_scale: float, batch_size: int, ncp: NoiseContrastivePrior | None = None,
                  unit_groups: int = 2, learning_rate_schedule: str = "constant"):
         if isinstance(unit_groups, bool) or not isinstance(unit_groups, numbers.Integral) or unit_groups < 1:
@@ -101,7 +101,7 @@ class StackedTrainer:
                              f"{learning_rate_schedule!r}")
         # Annotated: models/ is an import cycle, so the type checker may read these before __init__.
         self.learning_rate_schedule: str = learning_rate_schedule
-        self.network: StackedDenseNetwork = network
+        self.network: TrainableModel = network
         self.ncp: NoiseContrastivePrior | None = ncp
         self.learning_rate: float = float(learning_rate)
         self.clip_gradient: float = float(clip_gradient)

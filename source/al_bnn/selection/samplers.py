@@ -40,7 +40,8 @@ class RandomSampler:
 class GpaSampler:
     """GPA (Tsymbalov et al. 2019): greedy batches by GP posterior variance.
 
-    kernel="mc" uses the covariance of function samples; kernel="exact" the closed-form features.
+    kernel="mc" uses the covariance of function samples; kernel="exact" the closed-form features; any
+    other registered kernel (al_bnn.registry) its features, which the caller provides (al_bnn.kernels).
     method="fast" updates the dense posterior covariance (the thesis's fast GPA); "batch" re-solves
     every round; "lowrank" works in the kernel's r-dimensional feature space (same picks, no
     n x n matrix). resample_every_round (batch only, mc only) redraws the samples every round,
@@ -49,14 +50,14 @@ class GpaSampler:
 
     def __init__(self, method: str = "fast", batch_size: int = 10, noise: float = 0.01,
                  kernel: str = "mc", resample_every_round: bool = False, dtype: str = "float64"):
-        if kernel not in ("mc", "exact"):
-            raise ValueError(f"kernel must be 'mc' or 'exact', got {kernel!r}")
+        if not isinstance(kernel, str) or not kernel:
+            raise ValueError(f"kernel must be a registered kernel's name such as 'mc' or 'exact', got {kernel!r}")
         if resample_every_round and (method != "batch" or kernel != "mc"):
             raise ValueError("resample_every_round needs method='batch' and kernel='mc'")
         self.method, self.batch_size, self.noise = method, batch_size, noise
         self.kernel, self.resample_every_round = kernel, resample_every_round
         self.dtype = np.dtype(dtype)
-        self.needs = "features" if kernel == "exact" else "samples"
+        self.needs = "samples" if kernel == "mc" else "features"  # the "mc" kernel is given as its samples
 
     @classmethod
     def from_parms(cls, method: str, parms) -> GpaSampler:
@@ -65,7 +66,7 @@ class GpaSampler:
 
     def _factor(self, request: SelectionRequest, draw: int, exponent: int | None = None) -> tuple[np.ndarray, int]:
         """The kernel factor in self.dtype divided by 2^e (e: the first draw's, or `exponent`), and e."""
-        if self.kernel == "exact":
+        if self.needs == "features":
             if exponent is None:
                 factor, exponent = _narrowed(request.features, self.dtype)
                 return np.ascontiguousarray(factor), exponent
@@ -108,14 +109,15 @@ class McdueSampler:
         return picks
 
 
-FAMILY_KERNELS = ("mc", "exact", "grad")
+FAMILY_KERNELS = ("mc", "exact", "grad")  # the shipped ones; any registered kernel is accepted
 
 
 class FamilySampler:
     """One method of the selection family (al_bnn.selection.family) on the model's kernel features.
 
-    kernel: "mc" (centred function samples / sqrt(T)), "exact" (closed-form features) or "grad"
-    (the model's sketched gradient features, already at most sketch_dim wide). The features go
+    kernel: "mc" (centred function samples / sqrt(T)), "exact" (closed-form features), "grad"
+    (the model's sketched gradient features, already at most sketch_dim wide) or any other
+    registered kernel's features (al_bnn.registry; the caller provides them). The features go
     through transform_features (sketch to sketch_dim when wider, then the posterior
     given the training set with `noise` when transform="train") and then select_batch.
     mode/transform "auto" take the paper's choice for the method.
@@ -125,8 +127,9 @@ class FamilySampler:
                  sketch_dim: int = 512, noise: float = 0.01, dtype: str = "float64"):
         if method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-        if kernel not in FAMILY_KERNELS:
-            raise ValueError(f"kernel must be one of {', '.join(FAMILY_KERNELS)}, got {kernel!r}")
+        if not isinstance(kernel, str) or not kernel:
+            raise ValueError(f"kernel must be a registered kernel's name such as {', '.join(FAMILY_KERNELS)}, "
+                             f"got {kernel!r}")
         if transform not in ("auto", "none", "train"):
             raise ValueError(f"transform must be 'auto', 'none' or 'train', got {transform!r}")
         self.method, self.kernel, self.noise, self.sketch_dim = method, kernel, noise, sketch_dim
@@ -135,7 +138,7 @@ class FamilySampler:
             transform = "train" if method in ("maxdiag", "maxdet", "bait") else "none"
         self.transform = transform
         self.dtype = np.dtype(dtype)
-        self.needs = {"mc": "samples", "exact": "features", "grad": "gradient_features"}[kernel]
+        self.needs = {"mc": "samples", "grad": "gradient_features"}.get(kernel, "features")
 
     @classmethod
     def from_parms(cls, method: str, parms) -> FamilySampler:
@@ -144,9 +147,9 @@ class FamilySampler:
 
     def select(self, request: SelectionRequest) -> np.ndarray:
         check_n_select(request.n_select, request.n_pool)
-        if self.kernel == "exact":
+        if self.needs == "features":
             features, exponent = _narrowed(request.features, self.dtype)
-        elif self.kernel == "grad":
+        elif self.needs == "gradient_features":
             features, exponent = _narrowed(request.gradient_features, self.dtype)
         else:
             assert request.draw_samples is not None  # provided: needs == "samples" for the mc kernel
