@@ -4,11 +4,13 @@ never read), "none" changes nothing, "holdout" records calibrated and raw column
 over-confident model's 90% coverage toward 0.90, and a stop after a phase resumes to the same rows."""
 
 import dataclasses
+import threading
 
 import numpy as np
 import pytest
 from sklearn.preprocessing import StandardScaler
 
+import al_bnn.loop as loop
 import al_bnn.stack_calibration as stack_calibration
 from al_bnn.config import ConfigError, TrainSchedule, config_from_dict
 from al_bnn.data import RegressionData
@@ -21,10 +23,10 @@ CALIBRATED_COLUMNS = {"test_log_likelihood_raw", "test_coverage_90_raw", "calibr
 
 
 def synthetic(seed: int, n_pool: int = 120, n_test: int = 400) -> RegressionData:
-    """Heteroscedastic data: y = sin(2 x0) + (0.1 + 0.6 |x0|) noise, two inputs, standardised."""
+    """Heteroscedastic data: y = sin(2 x0) + 0.3 (0.2 + |x1|) noise, two inputs, standardised."""
     rng = np.random.default_rng(seed)
     x = rng.uniform(-2, 2, size=(n_pool + n_test, 2))
-    y = np.sin(2 * x[:, 0]) + (0.1 + 0.6 * np.abs(x[:, 0])) * rng.normal(size=len(x))
+    y = np.sin(2 * x[:, 0]) + 0.3 * (0.2 + np.abs(x[:, 1])) * rng.normal(size=len(x))
     x_scaler, y_scaler = StandardScaler().fit(x[:n_pool]), StandardScaler().fit(y[:n_pool, None])
     x = x_scaler.transform(x).astype(np.float32)
     y = y_scaler.transform(y[:, None])[:, 0].astype(np.float32)
@@ -37,6 +39,18 @@ def tiny_config(calibration: str, seed: int = 0, **train) -> dict:
             "parms": {"sample_policy": "random"},
             "train_schedule": {"num_epochs": 20, "eval_after_epochs": 10, "batch_size": 16,
                                "calibration": calibration, **train}}
+
+
+def numbers(rows: list[dict]) -> list[dict]:
+    """Rows without their timings (selection_seconds, training_seconds, calibration_seconds)."""
+    return [{key: value for key, value in row.items() if not key.endswith("_seconds")} for row in rows]
+
+
+def run(calibration: str, seeds=(0, 1), checkpoint_dir=None, stop=None, **train):
+    specs = [loop.RunSpec(f"run{seed}", config_from_dict(tiny_config(calibration, seed, **train), "test"))
+             for seed in seeds]
+    return loop.run_experiments(specs, show_progress=False, data_for=lambda spec: synthetic(spec.config.seed),
+                                checkpoint_dir=checkpoint_dir, stop=stop)
 
 
 # -- the keys ------------------------------------------------------------------------------------
@@ -117,3 +131,81 @@ def test_calibrated_metrics_are_the_trainers_formulas_with_the_scaled_variance()
     assert result.coverage_90 == expected_coverage
     unscaled = calibrated_metrics(y, mean, epistemic, aleatoric, VarianceScales())
     assert unscaled.log_likelihood != pytest.approx(result.log_likelihood)
+
+
+# -- the loop ------------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_none_changes_nothing_and_holdout_adds_calibrated_last_rows_of_each_phase(monkeypatch):
+    def never(*args, **kwargs):
+        raise AssertionError("calibration: none must not calibrate")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(loop, "record_phase_calibration", never)
+        plain = run("none")
+    calibrated = run("holdout")
+    for plain_run, calibrated_run in zip(plain, calibrated, strict=True):
+        np.testing.assert_array_equal(plain_run.train_indices, calibrated_run.train_indices)
+        assert len(plain_run.metrics) == len(calibrated_run.metrics) == 4  # 2 phases x 2 evaluations
+        last = {phase: max(i for i, row in enumerate(plain_run.metrics) if row["al_iter"] == phase)
+                for phase in (0, 1)}
+        for i, (row, calibrated_row) in enumerate(zip(numbers(plain_run.metrics), numbers(calibrated_run.metrics),
+                                                      strict=True)):
+            assert not CALIBRATED_COLUMNS & set(row)
+            if i not in last.values():
+                assert calibrated_row == row  # bitwise: the copy does not touch the phase's model
+                continue
+            assert set(calibrated_row) == set(row) | CALIBRATED_COLUMNS
+            assert calibrated_row["test_log_likelihood_raw"] == row["test_log_likelihood"]
+            assert calibrated_row["test_coverage_90_raw"] == row["test_coverage_90"]
+            for key in set(row) - {"test_log_likelihood", "test_coverage_90"}:
+                assert calibrated_row[key] == row[key], key
+            assert calibrated_row["calibration_rows"] == 10  # 40 and 50 rows: 20% rounds under the 10-row minimum
+            assert calibrated_row["calibration_epistemic"] > 0 and calibrated_row["calibration_aleatoric"] > 0
+            assert calibrated_row["test_log_likelihood"] != row["test_log_likelihood"]
+        assert all("calibration_seconds" in row for row in calibrated_run.acquisitions)
+        assert not any("calibration_seconds" in row for row in plain_run.acquisitions)
+
+
+@pytest.mark.slow
+def test_a_stop_after_a_phase_resumes_to_the_rows_of_an_uninterrupted_run(tmp_path, monkeypatch):
+    reference = run("holdout")
+    stop = threading.Event()
+    real = loop.record_phase_calibration
+
+    def then_stop(*args, **kwargs):
+        real(*args, **kwargs)
+        stop.set()  # after phase 0's calibration: the loop saves the phase and stops
+
+    monkeypatch.setattr(loop, "record_phase_calibration", then_stop)
+    with pytest.raises(loop.StopRequested):
+        run("holdout", checkpoint_dir=tmp_path, stop=stop)
+    monkeypatch.setattr(loop, "record_phase_calibration", real)
+    resumed = run("holdout", checkpoint_dir=tmp_path)
+    for expected, got in zip(reference, resumed, strict=True):
+        assert numbers(got.metrics) == numbers(expected.metrics)  # same seed, same numbers, calibrated included
+        assert numbers(got.acquisitions) == numbers(expected.acquisitions)
+        np.testing.assert_array_equal(got.train_indices, expected.train_indices)
+        assert any("calibration_rows" in row for row in got.metrics if row["al_iter"] == 0)  # saved, then resumed
+
+
+@pytest.mark.slow
+def test_an_over_confident_model_is_calibrated_toward_90_percent_coverage():
+    # A wide bnn with a weak KL term trained long on 150 heteroscedastic rows memorises them: its
+    # noise head shrinks and its weight posterior stays narrow, so the raw intervals are too narrow.
+    specs = []
+    for seed in (0, 1):
+        raw = tiny_config("holdout", seed, num_epochs=600, eval_after_epochs=600)
+        raw["al_schedule"] = {"al_iter": 0, "num_al_incr": 1, "num_train_init": 150}
+        raw["net_config"] = {"layer_sizes": [64, 64], "learning_rate": 1e-2, "divergence_scale": 0.01}
+        specs.append(loop.RunSpec(f"run{seed}", config_from_dict(raw, "test")))
+    results = loop.run_experiments(specs, show_progress=False,
+                                   data_for=lambda spec: synthetic(spec.config.seed, n_pool=150, n_test=1000))
+    rows = [result.metrics[-1] for result in results]
+    raw_coverage = np.array([row["test_coverage_90_raw"] for row in rows])
+    coverage = np.array([row["test_coverage_90"] for row in rows])
+    assert raw_coverage.mean() < 0.8  # the set-up is over-confident (else the test shows nothing)
+    assert np.all(np.abs(coverage - 0.9) < np.abs(raw_coverage - 0.9))
+    assert np.abs(coverage - 0.9).mean() < np.abs(raw_coverage - 0.9).mean() / 2
+    for row in rows:
+        assert row["test_log_likelihood"] > row["test_log_likelihood_raw"] + 0.1
+        assert row["calibration_rows"] == 30 and row["calibration_aleatoric"] > 1  # the noise is widened

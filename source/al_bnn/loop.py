@@ -42,6 +42,7 @@ from al_bnn.models import StackedDenseNetwork, build_model_and_trainer
 from al_bnn.models.trainer import EvaluationMetrics, stack_training_sets
 from al_bnn.randomness import numpy_generator
 from al_bnn.selection import make_sampler
+from al_bnn.stack_calibration import record_phase_calibration
 
 logger = logging.getLogger("al_bnn")
 
@@ -352,6 +353,8 @@ class _StackRun:
                 result.acquisitions.append(dict(al_iter=0, n_train_before=0,
                                                 n_selected=schedule.num_train_init, selection_seconds=0.0))
             result.acquisitions[-1]["training_seconds"] = training_seconds
+        if self.config.train_schedule.calibration == "holdout":  # the phase's last rows; selection stays raw
+            record_phase_calibration(results, self.network, self.config, self.datas, state.train_sets, phase)
         finished = phase == schedule.al_iter
         self._save(phase=phase + 1, selected=False, epoch=0, phase_training_seconds=0.0, finished=finished)
         if self._stop_requested() and not finished:
