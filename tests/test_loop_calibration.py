@@ -209,3 +209,22 @@ def test_an_over_confident_model_is_calibrated_toward_90_percent_coverage():
     for row in rows:
         assert row["test_log_likelihood"] > row["test_log_likelihood_raw"] + 0.1
         assert row["calibration_rows"] == 30 and row["calibration_aleatoric"] > 1  # the noise is widened
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", ["dropout", "ensemble"])
+def test_the_other_models_are_calibrated_in_the_loop_too(model):
+    specs = []
+    for seed in (0, 1):
+        raw = tiny_config("holdout", seed, num_epochs=10)
+        raw["al_schedule"]["al_iter"] = 0
+        raw["parms"]["name_model"] = model
+        raw["net_config"]["dropout_rate"] = 0.1 if model == "dropout" else 0.0
+        specs.append(loop.RunSpec(f"run{seed}", config_from_dict(raw, "test")))
+    results = loop.run_experiments(specs, show_progress=False, data_for=lambda spec: synthetic(spec.config.seed))
+    for result in results:
+        row = result.metrics[-1]
+        assert CALIBRATED_COLUMNS <= set(row) and row["calibration_rows"] == 10
+        assert np.isfinite([row["test_log_likelihood"], row["calibration_epistemic"],
+                            row["calibration_aleatoric"]]).all()
+        assert 0 <= row["test_coverage_90"] <= 1
