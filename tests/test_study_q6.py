@@ -109,15 +109,16 @@ def test_the_recommendation_follows_the_rule():
     # never worse, and lcmd is better on average, clearly (its interval over datasets is below zero)
     assert recommendation.method == "lcmd" and recommendation.supported and recommendation.default == "lcmd"
     text = "\n".join(recommendation.markdown)
-    assert "**Default: lcmd.** On a new dataset, lcmd is expected to be no worse than random" in text
+    assert "**The rule's pick: lcmd**, clearly better than random averaged over datasets" in text
+    assert "expected to be no worse" not in text  # a claim the prediction interval does not support
     assert "- **gpa**: clearly worse than random on d3." in text
     assert "- **maxdist**: never clearly worse than random." in text
     assert "clearly lower on d0 (100), d1 (200) and d2 (300) and clearly higher on d3 (400)" in text
-    assert recommendation.sentence.startswith("Over the 4 datasets of Q6, the default by the study's rule is lcmd")
+    assert recommendation.sentence.startswith("The second edition's rule picks lcmd: mean log RMSE")
     assert recommendation.sentence.endswith(
         "GPA on its published MC kernel (gpa) is -0.150 ± 0.477 against random over the same datasets, clearly "
         "better than random on 3 and clearly worse on d3; paired with lcmd it is clearly worse on 1 and clearly "
-        "better on 3.")
+        "better on 3 (per-dataset 95% intervals, uncorrected).")
 
 
 def test_the_recommendation_names_a_method_for_the_other_models_when_its_pick_was_not_run_there():

@@ -21,13 +21,11 @@ each recipe's mean log RMSE to the baseline recipe with a 95% interval over seed
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from al_bnn.cli import StoppedEarly, exit_code_for
 from al_bnn.config import ConfigError
@@ -108,13 +106,11 @@ def main(argv=None) -> int:
 
 
 def t_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
-    """Mean and the Student-t interval of the mean (nan half-width below two values)."""
-    values = np.asarray(values, dtype=float)
-    mean = float(values.mean())
-    if len(values) < 2:
-        return mean, float("nan"), float("nan")
-    half = float(stats.t.ppf(0.5 + level / 2, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values)))
-    return mean, mean - half, mean + half
+    """(mean, low, high) of the Student-t interval of the mean, by al_bnn_lab.stats' conventions
+    (nan bounds below two values)."""
+    from al_bnn_lab.stats import interval_bounds
+
+    return interval_bounds(values, level)
 
 
 def recipe_report(table: pd.DataFrame, baseline: str = BASELINE) -> pd.DataFrame:

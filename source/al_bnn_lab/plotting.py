@@ -22,20 +22,19 @@ def moving_average(values: Sequence[float], window: int) -> np.ndarray:
 
 
 def mean_and_band(curves: np.ndarray, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
-    """Mean over runs (axis 0) and the half-width of a Student-t confidence interval of the mean."""
-    from scipy.stats import t
+    """Mean over runs (axis 0) and the half-width of the Student-t interval of the mean, by
+    al_bnn_lab.stats' convention: nan from one run (no spread is known), which matplotlib's
+    fill_between leaves undrawn, so a single run's plot shows the line alone."""
+    from al_bnn_lab.stats import column_half_widths
 
-    mean = curves.mean(axis=0)
-    if len(curves) < 2:
-        return mean, np.zeros_like(mean)
-    standard_error = curves.std(axis=0, ddof=1) / np.sqrt(len(curves))
-    return mean, t.ppf(0.5 + level / 2, df=len(curves) - 1) * standard_error
+    curves = np.asarray(curves, dtype=float)
+    return curves.mean(axis=0), column_half_widths(curves, level)
 
 
 def geometric_mean_and_interval(curves: np.ndarray, level: float = 0.95) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Geometric mean over runs (axis 0) of positive values (RMSEs) and a Student-t interval
     computed on their logarithms: (centre, low, high), all positive, so a band over few seeds never
-    goes below zero. With one run the interval is the value itself."""
+    goes below zero. With one run there is no interval: low and high are nan (no band is drawn)."""
     logs = np.log(np.asarray(curves, dtype=float))
     centre, half_width = mean_and_band(logs, level)
     return np.exp(centre), np.exp(centre - half_width), np.exp(centre + half_width)

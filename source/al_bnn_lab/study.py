@@ -38,6 +38,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -566,75 +567,153 @@ def read_tables(results_dir: Path, data_dir: Path) -> dict[str, pd.DataFrame]:
     return tables
 
 
+def copy_run_data(results_dir: Path, data_dir: Path, tables: dict[str, pd.DataFrame]) -> tuple[pd.DataFrame,
+                                                                                                pd.DataFrame]:
+    """Write the per-run tables (and Q5's scaling timings) next to the report; return (Q5 scaling,
+    Q8 selection benchmark), each empty where it has not run."""
+    data_writer = ResultsWriter(data_dir, overwrite=True)
+    for question, table in tables.items():
+        # compressed: the per-run tables reach megabytes; mtime 0 keeps the bytes a function of the table
+        data_writer.write_bytes(run_table_name(question),
+                                gzip.compress(table.to_csv(index=False).encode(), mtime=0))
+        remove_file(data_dir, f"{question}.csv")
+    scaling = _first_table(results_dir / "q5" / "pool_scaling.csv", data_dir / "q5_pool_scaling.csv")
+    if len(scaling):
+        data_writer.write_text("q5_pool_scaling.csv", scaling.to_csv(index=False))
+    bench = _first_table(results_dir / "q8" / "selection_benchmark.csv", data_dir / "q8_selection_benchmark.csv")
+    return scaling, bench
+
+
+def _first_table(*paths: Path) -> pd.DataFrame:
+    existing = [p for p in paths if p.exists()]
+    return pd.read_csv(existing[0]) if existing else pd.DataFrame()
+
+
+@dataclass
+class StudyNumbers:
+    """Everything the report states, computed from the tidy tables (rendered by render_report)."""
+
+    tables: dict[str, pd.DataFrame]
+    sweeps: dict[str, dict | None]
+    derived: dict[str, DerivedSweep]
+    sections: dict[str, study_report.Section | None]
+    recommendation: study_methods.Recommendation | None
+    scrutiny: study_report.MethodStatistics | None
+    bench: pd.DataFrame
+
+
+def _cost_section(tables: dict[str, pd.DataFrame], scaling: pd.DataFrame, quick: bool) -> study_report.Section | None:
+    cost = cost_settings(quick)
+    parts = [tables[q][tables[q]["sampler"].isin(samplers)] for q, samplers in cost["timing_from"].items()
+             if q in tables]
+    if not parts:
+        return None
+    labels = {"random": "random", "mcdue": "mcdue", "lrgpa": "low-rank GPA", "gpa_float64": "fast GPA",
+              "bgpa_float64": "batch GPA"}
+    for samplers in cost["timing_from"].values():
+        for sampler in samplers:
+            labels.setdefault(sampler, sampler)
+    return study_report.question_cost(pd.concat(parts, ignore_index=True), scaling, labels)
+
+
+def _models_section(tables: dict[str, pd.DataFrame], derived: DerivedSweep,
+                    recommendation: study_methods.Recommendation | None) -> study_report.Section:
+    note = " ".join(filter(None, [derived.datasets_note, derived.describe()]))
+    ran = list(dict.fromkeys(tables["q7"]["sampler"]))
+    if derived.sweep is not None and ran != derived.sweep["samplers"]:
+        note += (f" The Q7 runs used {', '.join(ran)}, which is not what Q6's results give now: rerun Q7.")
+    return study_methods.question_models(tables["q7"], tables.get("q6"), note, BASELINE,
+                                         pick=recommendation.method if recommendation is not None else None)
+
+
+def scrutinise(q6_table: pd.DataFrame, q6_sweep: dict, q8: study_report.Section | None
+               ) -> study_report.MethodStatistics:
+    """Q6 under scrutiny: the recommendation set (default: runs on every model, then Q8's selection
+    cost), corrected verdicts, three statistics (study_report.method_statistics)."""
+    kinds = sampler_kinds(q6_sweep)
+    cost = (q8.facts.get("selection") or {}) if q8 is not None else {}
+    source = f"Q8 on {q8.facts['dataset']}" if cost else ""
+    return study_report.method_statistics(q6_table, BASELINE, every_model=lambda m: kinds.get(m, ("", ""))[1]
+                                          != "exact", cost=cost, cost_source=source)
+
+
+def compute_numbers(tables: dict[str, pd.DataFrame], sweeps: dict[str, dict | None],
+                    derived: dict[str, DerivedSweep], scaling: pd.DataFrame, bench: pd.DataFrame,
+                    quick: bool) -> StudyNumbers:
+    """Every question's section, the recommendation and the scrutiny of Q6, from the tables."""
+    sections: dict[str, study_report.Section | None] = dict.fromkeys(QUESTIONS)
+    first_edition = {"q1": study_report.question_samplers, "q2": study_report.question_joint_marginal,
+                     "q3": study_report.question_sample_count, "q4": study_report.question_precision}
+    for question, build in first_edition.items():
+        if question in tables:
+            sections[question] = build(tables[question])
+    sections["q5"] = _cost_section(tables, scaling, quick)
+    recommendation = scrutiny = None
+    if "q6" in tables:
+        sections["q6"] = study_methods.question_methods(tables["q6"], BASELINE, kinds=sampler_kinds(sweeps["q6"]))
+        recommendation = study_methods.recommend(sections["q6"])
+    if "q7" in tables:
+        sections["q7"] = _models_section(tables, derived["q7"], recommendation)
+    method_cost = cost_settings(quick, METHOD_COST_CONFIG)
+    if method_cost["timing_from"] in tables or len(bench):
+        sections["q8"] = study_methods.question_method_cost(tables.get(method_cost["timing_from"]), bench)
+    if "q6" in tables:
+        recommendation = study_methods.recommend(sections["q6"], sections["q7"], sections["q8"])
+        scrutiny = scrutinise(tables["q6"], sweeps["q6"], sections["q8"])
+    return StudyNumbers(tables, sweeps, derived, sections, recommendation, scrutiny, bench)
+
+
 def write_report(results_dir: Path, report_dir: Path, image_dir: Path, sweeps: dict[str, dict],
                  wall_times: WallTimes, command: str, quick: bool, uci_root: str | None = None) -> Report:
-    from al_bnn_lab.plotting import plt
-
+    """Compute the study's numbers from the tidy tables, then render and write docs/study.md (or
+    DIR/study.md), its figures and the data copies next to it."""
     data_dir = report_dir / "study_data"
     tables = read_tables(results_dir, data_dir)
     derived = {q: DerivedSweep(q, quick, uci_root, sweeps, tables) for q in DERIVED_QUESTIONS}
     sweeps = {**sweeps, **{q: d.sweep for q, d in derived.items()}}
     data_dir.mkdir(parents=True, exist_ok=True)
     image_dir.mkdir(parents=True, exist_ok=True)
-    data_writer, image_writer = ResultsWriter(data_dir, overwrite=True), ResultsWriter(image_dir, overwrite=True)
-    for question, table in tables.items():
-        # compressed: the per-run tables reach megabytes; mtime 0 keeps the bytes a function of the table
-        data_writer.write_bytes(run_table_name(question),
-                                gzip.compress(table.to_csv(index=False).encode(), mtime=0))
-        remove_file(data_dir, f"{question}.csv")
-    scaling_paths = [p for p in (results_dir / "q5" / "pool_scaling.csv", data_dir / "q5_pool_scaling.csv")
-                     if p.exists()]
-    scaling = pd.read_csv(scaling_paths[0]) if scaling_paths else pd.DataFrame()
-    if len(scaling):
-        data_writer.write_text("q5_pool_scaling.csv", scaling.to_csv(index=False))
-    bench_paths = [p for p in (results_dir / "q8" / "selection_benchmark.csv",
-                               data_dir / "q8_selection_benchmark.csv") if p.exists()]
-    bench = pd.read_csv(bench_paths[0]) if bench_paths else pd.DataFrame()
-
-    sections: dict[str, study_report.Section | None] = dict.fromkeys(QUESTIONS)
-    if "q1" in tables:
-        sections["q1"] = study_report.question_samplers(tables["q1"])
-    if "q2" in tables:
-        sections["q2"] = study_report.question_joint_marginal(tables["q2"])
-    if "q3" in tables:
-        sections["q3"] = study_report.question_sample_count(tables["q3"])
-    if "q4" in tables:
-        sections["q4"] = study_report.question_precision(tables["q4"])
-    cost = cost_settings(quick)
-    timing_parts = [tables[q][tables[q]["sampler"].isin(samplers)] for q, samplers in cost["timing_from"].items()
-                    if q in tables]
-    if timing_parts:
-        labels = {"random": "random", "mcdue": "mcdue", "lrgpa": "low-rank GPA", "gpa_float64": "fast GPA",
-                  "bgpa_float64": "batch GPA"}
-        for samplers in cost["timing_from"].values():
-            for sampler in samplers:
-                labels.setdefault(sampler, sampler)
-        sections["q5"] = study_report.question_cost(pd.concat(timing_parts, ignore_index=True), scaling, labels)
-    recommendation = None
-    if "q6" in tables:
-        sections["q6"] = study_methods.question_methods(tables["q6"], BASELINE, kinds=sampler_kinds(sweeps["q6"]))
-        recommendation = study_methods.recommend(sections["q6"])
-    if "q7" in tables:
-        note = " ".join(filter(None, [derived["q7"].datasets_note, derived["q7"].describe()]))
-        if derived["q7"].sweep is not None and \
-                list(dict.fromkeys(tables["q7"]["sampler"])) != derived["q7"].sweep["samplers"]:
-            note += (f" The Q7 runs used {', '.join(dict.fromkeys(tables['q7']['sampler']))}, which is not what "
-                     "Q6's results give now: rerun Q7.")
-        sections["q7"] = study_methods.question_models(
-            tables["q7"], tables.get("q6"), note, BASELINE,
-            pick=recommendation.method if recommendation is not None else None)
-    method_cost = cost_settings(quick, METHOD_COST_CONFIG)
-    if method_cost["timing_from"] in tables or len(bench):
-        sections["q8"] = study_methods.question_method_cost(tables.get(method_cost["timing_from"]), bench)
-    if recommendation is not None:
-        recommendation = study_methods.recommend(sections["q6"], sections["q7"], sections["q8"])
-
-    summary = study_report.summary_sentences(sections, first=recommendation.sentence if recommendation else "")
+    scaling, bench = copy_run_data(results_dir, data_dir, tables)
+    numbers = compute_numbers(tables, sweeps, derived, scaling, bench, quick)
+    summary = summary_text(numbers)
+    lines = header_lines(numbers, report_dir, data_dir, wall_times, command, quick, uci_root, summary)
+    lines += recommendation_lines(numbers)
+    writers = (ResultsWriter(data_dir, overwrite=True), ResultsWriter(image_dir, overwrite=True))
     image_link = os.path.relpath(image_dir, report_dir)
-    total_wall_time = wall_times.total()
+    for question, section in numbers.sections.items():
+        lines += question_lines(question, section, sweeps.get(question), command, wall_times, writers, image_link)
+    if numbers.scrutiny is not None:  # the numbers behind the recommendation paragraphs, as tables
+        scrutiny = numbers.scrutiny
+        writers[0].write_text("q6_corrected_verdicts.csv", scrutiny.tests[scrutiny.primary].to_csv(index=False))
+        writers[0].write_text("q6_recommendation_set.csv",
+                              scrutiny.sets[scrutiny.primary].comparisons.to_csv(index=False))
+    text = "\n".join(lines).rstrip() + "\n"
+    ResultsWriter(report_dir, overwrite=True).write_text("study.md", text)
+    writers[0].write_text("wall_times.json", json.dumps(wall_times.entries, indent=1))
+    return Report(text, summary)
+
+
+def summary_text(numbers: StudyNumbers) -> str:
+    """The report's few sentences (the results page and the README quote them): the scrutiny of the
+    recommendation first, then the rule's pick, then the first edition's answers."""
+    first = ""
+    if numbers.scrutiny is not None:
+        first = " ".join([study_report.scrutiny_sentence(numbers.scrutiny),
+                          study_report.corrected_verdicts_sentence(numbers.scrutiny,
+                                                                   numbers.scrutiny.sets[numbers.scrutiny.primary].best)])
+    if numbers.recommendation is not None:
+        first = " ".join(filter(None, [first, numbers.recommendation.sentence]))
+    return study_report.summary_sentences(numbers.sections, first=first)
+
+
+def header_lines(numbers: StudyNumbers, report_dir: Path, data_dir: Path, wall_times: WallTimes, command: str,
+                 quick: bool, uci_root: str | None, summary: str) -> list[str]:
+    """The title, provenance, settings, scope table and headline answers."""
+    sections, sweeps = numbers.sections, numbers.sweeps
     data_link = os.path.relpath(data_dir, report_dir)
+    total_wall_time = wall_times.total()
     headlines = [f"- **Q{q[1]}.** {s.headline}" for q, s in sections.items() if s is not None and s.headline]
-    lines = [
+    return [
         "# What actually matters: joint vs marginal samples, MC vs exact kernel, sample count, precision, "
         "and which method when",
         "",
@@ -649,7 +728,8 @@ def write_report(results_dir: Path, report_dir: Path, image_dir: Path, sweeps: d
         "**Datasets, seeds, models and samplers of each question** (Q1-Q5 are the study's first edition, Q6-Q8 "
         "its second; as run where a question has runs, else as configured):",
         "",
-        question_scope_table(sweeps, tables, derived, {"q5": sections["q5"] is not None, "q8": len(bench) > 0}),
+        question_scope_table(sweeps, numbers.tables, numbers.derived,
+                             {"q5": sections["q5"] is not None, "q8": len(numbers.bench) > 0}),
         "",
         *first_edition_note(sweeps, quick, uci_root),
         *([total_wall_time, ""] if total_wall_time else []),
@@ -659,50 +739,69 @@ def write_report(results_dir: Path, report_dir: Path, image_dir: Path, sweeps: d
         *([f"**In short.** {summary}", ""] if summary else []),
         *(headlines or ["No question has run yet."]),
         "",
-        "## Which method when: the recommendation",
-        "",
-        *([block + "\n" for block in recommendation.markdown] if recommendation is not None else
-          ["Not run yet: the recommendation is computed from Q6 (and Q7, Q8 where they have run).", ""]),
     ]
-    for question, section in sections.items():
-        if question in SWEEP_QUESTIONS:
-            config_files = f"`configs/study/common.yaml` + `configs/study/{SWEEP_QUESTIONS[question]}`"
-            if question in DERIVED_QUESTIONS:
-                config_files += " (samplers from Q6's results)"
-        elif question == "q5":
-            config_files = "`configs/study/q5_cost.yaml` (timings from the q1 and q4 runs)"
-        else:
-            config_files = f"`configs/study/{METHOD_COST_CONFIG}` (timings from the q6 runs)"
-        title = section.title if section is not None else QUESTION_TEXT[question].split("?")[0].split(":")[0]
-        size = ""
-        if question in SWEEP_QUESTIONS:
-            raw = sweeps.get(question)
-            if raw is not None:
-                models = raw.get("models", ["bnn"])
-                size = (f"*runs:* {len(raw['datasets'])} datasets x "
-                        + (f"{len(models)} models x " if models != ["bnn"] else "")
-                        + f"{len(raw['samplers'])} samplers x {len(raw['seeds'])} paired seeds; ")
-            else:
-                size = "*runs:* samplers chosen from Q6's results once it has finished; "
-        lines += [f"## Q{question[1]}. {title}", "", f"*Question.* {QUESTION_TEXT[question]}", "",
-                  f"*Command:* `{command} --questions {question}`; *config:* {config_files}; {size}"
-                  f"*wall time on this machine:* {wall_times.describe(question)}.", ""]
-        if section is None:
-            lines += ["Not run yet.", ""]
-            continue
-        for block in section.markdown:
-            lines += [block, ""]
-        for name, figure in section.figures.items():
-            image_writer.save_figure(name, figure)
-            plt.close(figure)
-            lines += [f"![{section.title}]({image_link}/{name})", ""]
-        for name, table in section.tables.items():
-            data_writer.write_text(f"{name}.csv", table.to_csv(index=False))
-        lines += [f"**Answer.** {section.answer}", ""]
-    text = "\n".join(lines).rstrip() + "\n"
-    ResultsWriter(report_dir, overwrite=True).write_text("study.md", text)
-    data_writer.write_text("wall_times.json", json.dumps(wall_times.entries, indent=1))
-    return Report(text, summary)
+
+
+def recommendation_lines(numbers: StudyNumbers) -> list[str]:
+    """The recommendation: the set and its stability, the corrected verdicts, the three statistics,
+    then the second edition's rule and what follows from it."""
+    lines = ["## Which method when: the recommendation", ""]
+    if numbers.recommendation is None:
+        return lines + ["Not run yet: the recommendation is computed from Q6 (and Q7, Q8 where they have run).", ""]
+    blocks = []
+    scrutiny = numbers.scrutiny
+    if scrutiny is not None:
+        best = scrutiny.sets[scrutiny.primary].best
+        blocks += [*study_report.recommendation_set_markdown(scrutiny),
+                   study_report.corrected_verdicts_markdown(scrutiny),
+                   study_report.corrected_verdicts_sentence(scrutiny, best),
+                   study_report.statistics_markdown(scrutiny),
+                   study_report.statistics_sentence(scrutiny),
+                   "**The second edition's rule**, kept for comparison:"]
+    blocks += numbers.recommendation.markdown
+    return lines + [block + "\n" for block in blocks]
+
+
+def _config_files(question: str) -> str:
+    if question in SWEEP_QUESTIONS:
+        files = f"`configs/study/common.yaml` + `configs/study/{SWEEP_QUESTIONS[question]}`"
+        return files + (" (samplers from Q6's results)" if question in DERIVED_QUESTIONS else "")
+    if question == "q5":
+        return "`configs/study/q5_cost.yaml` (timings from the q1 and q4 runs)"
+    return f"`configs/study/{METHOD_COST_CONFIG}` (timings from the q6 runs)"
+
+
+def _size_text(question: str, raw: dict | None) -> str:
+    if question not in SWEEP_QUESTIONS:
+        return ""
+    if raw is None:
+        return "*runs:* samplers chosen from Q6's results once it has finished; "
+    models = raw.get("models", ["bnn"])
+    return (f"*runs:* {len(raw['datasets'])} datasets x " + (f"{len(models)} models x " if models != ["bnn"] else "")
+            + f"{len(raw['samplers'])} samplers x {len(raw['seeds'])} paired seeds; ")
+
+
+def question_lines(question: str, section: study_report.Section | None, raw: dict | None, command: str,
+                   wall_times: WallTimes, writers: tuple[ResultsWriter, ResultsWriter], image_link: str) -> list[str]:
+    """One question's part of the report; writes its figures and tables through `writers` (data, images)."""
+    from al_bnn_lab.plotting import plt
+
+    data_writer, image_writer = writers
+    title = section.title if section is not None else QUESTION_TEXT[question].split("?")[0].split(":")[0]
+    lines = [f"## Q{question[1]}. {title}", "", f"*Question.* {QUESTION_TEXT[question]}", "",
+             f"*Command:* `{command} --questions {question}`; *config:* {_config_files(question)}; "
+             f"{_size_text(question, raw)}*wall time on this machine:* {wall_times.describe(question)}.", ""]
+    if section is None:
+        return lines + ["Not run yet.", ""]
+    for block in section.markdown:
+        lines += [block, ""]
+    for name, figure in section.figures.items():
+        image_writer.save_figure(name, figure)
+        plt.close(figure)
+        lines += [f"![{section.title}]({image_link}/{name})", ""]
+    for name, table in section.tables.items():
+        data_writer.write_text(f"{name}.csv", table.to_csv(index=False))
+    return lines + [f"**Answer.** {section.answer}", ""]
 
 
 def first_edition_note(sweeps: dict[str, dict], quick: bool, uci_root: str | None = None) -> list[str]:

@@ -9,61 +9,61 @@ in the table); "paired" compares two samplers on the same seeds, which share spl
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
+from al_bnn_lab import stats
 from al_bnn_lab.sweep import wins_ties_losses
 
 RUN_KEYS = ["dataset", "sampler", "seed"]
 
 
-# -- statistics --------------------------------------------------------------------------------------
+# -- statistics (al_bnn_lab.stats holds the conventions) ----------------------------------------------
 
 def prediction_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, float]:
-    """(low, high) of the Student-t prediction interval for one more value drawn like `values`:
-    mean +- t * sd * sqrt(1 + 1/n), i.e. the interval of the mean widened by sqrt(n + 1); nan below
-    two values."""
-    mean, half = interval(values, level)
-    half *= math.sqrt(np.isfinite(np.asarray(values, dtype=float)).sum() + 1)
-    return mean - half, mean + half
+    """(low, high) of the Student-t prediction interval for one more value drawn like `values`."""
+    return stats.prediction_interval(values, level)
 
 
 def interval(values: Sequence[float], level: float = 0.95) -> tuple[float, float]:
     """Mean and half-width of the Student-t interval of the mean (half-width nan below two values)."""
-    from scipy.stats import t
-
-    values = np.asarray(values, dtype=float)
-    values = values[np.isfinite(values)]
-    if len(values) == 0:
-        return float("nan"), float("nan")
-    if len(values) < 2:
-        return float(values.mean()), float("nan")
-    half = t.ppf(0.5 + level / 2, df=len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values))
-    return float(values.mean()), float(half)
+    return stats.mean_interval(values, level)
 
 
 def run_scalars(table: pd.DataFrame) -> pd.DataFrame:
     """One row per run (dataset, sampler, seed): final test RMSE and log-likelihood, their mean
     over the learning curve (trapezoid area under the curve against labelled points divided by its
     span, a size-independent area-under-curve), and the mean of log test RMSE over the AL steps
-    (Holzmueller et al.'s measure)."""
+    (Holzmueller et al.'s measure). For the ranking's statistics (STATISTICS) also: the mean of log
+    test RMSE over the AL steps after the initial one (step 0 is the same for every sampler of a
+    seed, so it only dilutes differences), the final step's log RMSE and the area under the log-RMSE
+    curve."""
     rows = []
     for (dataset, sampler, seed), run in table.sort_values("n_train").groupby(RUN_KEYS, sort=False):
         n_train = run["n_train"].to_numpy(dtype=float)
-        span = n_train[-1] - n_train[0]
+        log_rmse = np.log(run["test_rmse"].to_numpy(dtype=float))
         row = dict(dataset=dataset, sampler=sampler, seed=seed, pool_size=int(run["pool_size"].iloc[0]),
                    final_rmse=float(run["test_rmse"].iloc[-1]),
                    final_log_likelihood=float(run["test_log_likelihood"].iloc[-1]),
-                   mean_log_rmse=float(np.log(run["test_rmse"].to_numpy(dtype=float)).mean()))
-        for column, name in (("test_rmse", "rmse_auc"), ("test_log_likelihood", "log_likelihood_auc")):
-            values = run[column].to_numpy(dtype=float)
-            area = float(np.sum((values[1:] + values[:-1]) / 2 * np.diff(n_train)))  # trapezoid rule
-            row[name] = area / span if span > 0 else float(values[-1])
+                   mean_log_rmse=float(log_rmse.mean()),
+                   mean_log_rmse_after_initial=float(log_rmse[1:].mean()) if len(log_rmse) > 1 else float("nan"),
+                   final_log_rmse=float(log_rmse[-1]), log_rmse_auc=curve_mean(n_train, log_rmse))
+        row["rmse_auc"] = curve_mean(n_train, run["test_rmse"].to_numpy(dtype=float))
+        row["log_likelihood_auc"] = curve_mean(n_train, run["test_log_likelihood"].to_numpy(dtype=float))
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def curve_mean(n_train: np.ndarray, values: np.ndarray) -> float:
+    """Trapezoid area under values(n_train) divided by the span of n_train (the last value when the
+    span is zero): the curve's mean over the labelled-points axis."""
+    span = n_train[-1] - n_train[0]
+    if span <= 0:
+        return float(values[-1])
+    return float(np.sum((values[1:] + values[:-1]) / 2 * np.diff(n_train))) / span
 
 
 def paired(scalars: pd.DataFrame, dataset: str | None, challenger: str, baseline: str, column: str,
@@ -81,14 +81,7 @@ def paired(scalars: pd.DataFrame, dataset: str | None, challenger: str, baseline
 
 def verdict(relative_differences: np.ndarray) -> str:
     """'lower', 'higher' or 'unclear': where the 95% interval of the mean difference lies."""
-    mean, half = interval(relative_differences)
-    if not math.isfinite(half):
-        return "unclear"
-    if mean + half < 0:
-        return "lower"
-    if mean - half > 0:
-        return "higher"
-    return "unclear"
+    return stats.verdict(relative_differences)
 
 
 def run_means(table: pd.DataFrame, column: str) -> pd.DataFrame:
@@ -679,3 +672,306 @@ def summary_sentences(sections: dict[str, Section | None], first: str = "") -> s
             f"acquisitions, and low-rank GPA makes {same} in {seconds['lowrank_float64']:.2f} s instead of fast "
             f"GPA's {seconds['fast_float64']:.1f} s per selection on {f['largest_dataset']}.")
     return " ".join(sentences)
+
+
+# -- Q6 under scrutiny: corrected verdicts, the recommendation as a set, three statistics ------------
+# Numbers are computed by method_statistics (one place) and rendered by the functions after it.
+
+STATISTICS = {  # run_scalars column -> how the report names it; the first is the study's aggregate
+    "mean_log_rmse": "mean log RMSE over all AL steps",
+    "mean_log_rmse_after_initial": "mean log RMSE after the initial step",
+    "final_log_rmse": "final-step log RMSE",
+    "log_rmse_auc": "area under the log-RMSE curve",
+}
+SIDE_BY_SIDE = ("mean_log_rmse_after_initial", "final_log_rmse", "log_rmse_auc")
+
+
+@dataclass
+class MethodStatistics:
+    """The numbers behind the recommendation set, the corrected verdicts and the ranking by
+    several statistics (Q6), computed from the tidy table alone."""
+
+    baseline: str
+    primary: str                                  # the statistic of the aggregate, the set and the rule
+    datasets: list[str]
+    tests: dict[str, pd.DataFrame]                # statistic -> stats.paired_tests against the baseline
+    means: dict[str, pd.DataFrame]                # statistic -> datasets x methods (mean over seeds)
+    ranks: pd.DataFrame                           # methods (baseline included) x statistics
+    sets: dict[str, stats.RecommendationSet]      # statistic -> the set under it
+    rule_pick: str | None                         # the second edition's rule on the primary statistic
+    rule_pick_stability: dict[str, list[str]]     # leave one dataset out: pick -> left-out datasets
+    default_stability: dict[str, list[str]]       # the same for the set's default
+    uncorrected: stats.RecommendationSet | None = None  # the set on the primary statistic without Holm
+    cost: dict[str, float] = field(default_factory=dict)
+    cost_source: str = ""
+
+
+def per_dataset_means(scalars: pd.DataFrame, column: str, datasets: Sequence[str]) -> pd.DataFrame:
+    """datasets x samplers: the mean of `column` over seeds, in the order of `datasets`."""
+    means = scalars.groupby(["dataset", "sampler"], sort=False)[column].mean().unstack("sampler")
+    return means.loc[list(datasets)]
+
+
+def baseline_tests(scalars: pd.DataFrame, column: str, baseline: str, methods: Sequence[str],
+                   datasets: Sequence[str]) -> pd.DataFrame:
+    """Every (method, dataset) paired with the baseline over seeds on `column`, with Holm's
+    correction over all tests and within each method (stats.paired_tests)."""
+    values = scalars.pivot_table(index=["dataset", "seed"], columns="sampler", values=column)
+    columns = list(values.columns)
+    differences = {}
+    for dataset in datasets:
+        block = values.loc[dataset].to_numpy(dtype=float)  # seeds x samplers
+        reference = block[:, columns.index(baseline)]
+        for method in [m for m in methods if m != baseline and m in columns]:
+            own = block[:, columns.index(method)]
+            both = np.isfinite(own) & np.isfinite(reference)  # the seeds both have: paired
+            differences[(method, dataset)] = (own - reference)[both]
+    return stats.paired_tests({key: value for key, value in differences.items() if len(value)})
+
+
+def rule_pick(means: pd.DataFrame, tests: pd.DataFrame, datasets: Sequence[str], baseline: str) -> str | None:
+    """The second edition's rule on these datasets: among the methods other than the baseline, those
+    clearly worse than it (uncorrected) on the fewest datasets; of these the lowest mean."""
+    part = tests[tests["dataset"].isin(datasets)]
+    worse = part.assign(worse=part["verdict"] == "higher").groupby("method", sort=False)["worse"].sum()
+    average = means.loc[list(datasets)].mean()
+    candidates = [m for m in worse.index if m != baseline]
+    if not candidates:
+        return None
+    fewest = min(worse[m] for m in candidates)
+    return min((m for m in candidates if worse[m] == fewest), key=lambda m: average[m])
+
+
+def method_statistics(table: pd.DataFrame, baseline: str = "random", primary: str = "mean_log_rmse",
+                      every_model: Callable[[str], bool] | None = None,
+                      cost: dict[str, float] | None = None, cost_source: str = "") -> MethodStatistics:
+    """Everything the scrutiny paragraphs state, on the datasets where every sampler has runs.
+    every_model(method): whether the method runs on every model (default: any method not on the
+    bnn's exact kernel, read from the label); cost: selection seconds per method (Q8)."""
+    every_model = every_model or (lambda method: not method.endswith("_exact"))
+    scalars = run_scalars(table)
+    complete = scalars.groupby("dataset")["sampler"].nunique()
+    datasets = [d for d in _dataset_order(table) if complete[d] == scalars["sampler"].nunique()]
+    scalars = scalars[scalars["dataset"].isin(datasets)]
+    columns = [primary, *[c for c in SIDE_BY_SIDE if c != primary]]
+    means = {c: per_dataset_means(scalars, c, datasets) for c in columns}
+    ranks = stats.rankings({c: means[c].mean() for c in columns})
+    tests = {c: baseline_tests(scalars, c, baseline, list(ranks.index), datasets) for c in columns}
+    sets = {c: stats.recommendation_set(means[c]) for c in columns}
+    for recommendation in sets.values():
+        recommendation.default, recommendation.reason = stats.choose_default(recommendation.members, every_model,
+                                                                             cost)
+
+    def default_without(subset: list[str]) -> str:
+        members = stats.recommendation_set(means[primary].loc[subset]).members
+        return stats.choose_default(members, every_model, cost)[0]
+
+    return MethodStatistics(
+        baseline, primary, datasets, tests, means, ranks, sets,
+        rule_pick(means[primary], tests[primary], datasets, baseline),
+        stats.leave_one_out(datasets, lambda subset: rule_pick(means[primary], tests[primary], subset, baseline)),
+        stats.leave_one_out(datasets, default_without), stats.recommendation_set(means[primary], correction="none"),
+        dict(cost or {}), cost_source)
+
+
+def _times(count: int) -> str:
+    return "once" if count == 1 else "twice" if count == 2 else f"{count} times"
+
+
+def stability_text(outcomes: dict[str, list[str]], total: int) -> str:
+    """'lcmd_exact 9 times, maxdist_exact 5 times (airfoil, ... left out) and bait once (energy)':
+    the most frequent outcome without its datasets, the others with them."""
+    if len(outcomes) == 1:
+        return f"{next(iter(outcomes))} every one of the {total} times"
+    parts = [f"{name} {_times(len(left))}" + ("" if index == 0 else f" ({listing(left)} left out)")
+             for index, (name, left) in enumerate(outcomes.items())]
+    return listing(parts)
+
+
+def _holm_counts(result: MethodStatistics, column: str) -> dict[str, pd.DataFrame]:
+    tests = result.tests[column]
+    return {key: stats.verdict_counts(tests, key).set_index("method")
+            for key in ("verdict", "verdict_holm_method", "verdict_holm_all")}
+
+
+def corrected_verdicts_markdown(result: MethodStatistics) -> str:
+    """Per method: clearly better / within noise / clearly worse than the baseline per dataset,
+    uncorrected beside Holm within the method and Holm over all tests, on the primary statistic."""
+    tests = result.tests[result.primary]
+    counts = _holm_counts(result, result.primary)
+    rows = []
+    for method in counts["verdict"].index:
+        cells = [method]
+        for key in ("verdict", "verdict_holm_method", "verdict_holm_all"):
+            row = counts[key].loc[method]
+            cells.append(f"{row['lower']} / {row['unclear']} / {row['higher']}")
+        cells.append(listing(counts["verdict_holm_all"].loc[method, "higher_datasets"]))
+        rows.append(cells)
+    per_method = int(tests.groupby("method").size().max())
+    return (f"**Per-dataset verdicts corrected for multiple comparisons** ({STATISTICS[result.primary]}, paired "
+            f"with {result.baseline} over seeds; datasets clearly better / within noise / clearly worse; Holm's "
+            f"step-down correction at family-wise 5%, within each method's {per_method} tests and over all "
+            f"{len(tests)} tests):\n\n"
+            + markdown_table(["method", "uncorrected", f"Holm within the method ({per_method} tests)",
+                              f"Holm over all {len(tests)} tests", "still clearly worse after Holm over all"], rows))
+
+
+def corrected_verdicts_sentence(result: MethodStatistics, method: str) -> str:
+    """How many uncorrected 'clearly worse' verdicts survive Holm, and `method`'s clearly-better count."""
+    tests = result.tests[result.primary]
+    worse = tests[tests["verdict"] == "higher"]
+    surviving = worse[worse["verdict_holm_all"] == "higher"]
+    own = tests[tests["method"] == method]
+    better = {key: int((own[key] == "lower").sum()) for key in ("verdict", "verdict_holm_method", "verdict_holm_all")}
+    return (f"Of the {len(worse)} uncorrected \"clearly worse than {result.baseline}\" verdicts, "
+            f"{len(surviving)} survive Holm's correction over all {len(tests)} tests ("
+            + listing([f"{r.method} on {r.dataset}" for r in surviving.itertuples()]) + f"); {method} is clearly "
+            f"better than {result.baseline} on {better['verdict_holm_all']} of {len(own)} datasets after it "
+            f"({better['verdict_holm_method']} if corrected within the method only, {better['verdict']} uncorrected).")
+
+
+def recommendation_set_markdown(result: MethodStatistics) -> list[str]:
+    """The set on the primary statistic: the paired comparisons with the best, the default inside
+    the set and why, and the leave-one-dataset-out stability of the rule's pick and of the default."""
+    chosen = result.sets[result.primary]
+    n = len(result.datasets)
+    rows = [[chosen.best, "(the best)", "", "", "yes", _cost_cell(result, chosen.best)]]
+    for row in chosen.comparisons.itertuples():
+        rows.append([row.method, f"{row.difference:+.4f} ± {row.half_width:.4f}", f"{row.p_value:.3f}",
+                     f"{row.p_holm:.3f}", "no" if row.distinguishable else "yes", _cost_cell(result, row.method)])
+    excluded = chosen.excluded
+    uncorrected = result.uncorrected.members if result.uncorrected is not None else chosen.members
+    text = (f"**The recommendation is a set.** Paired over the {n} datasets with the method of the lowest "
+            f"{STATISTICS[result.primary]} ({chosen.best}), with Holm's correction over these "
+            f"{len(chosen.comparisons)} comparisons, {plural_count(len(chosen.members), 'method')} cannot be told "
+            f"apart from it: {listing(chosen.members)}; clearly worse than it: {listing(excluded)}"
+            + ("" if uncorrected == chosen.members else
+               f" (without the correction the set would be {listing(uncorrected)})")
+            + f". **Default inside the set: {chosen.default}** (stated criterion: first the members that run on "
+            "every model, i.e. not on the bnn's closed-form exact kernel, then the lowest selection seconds per AL "
+            f"step{', ' + result.cost_source if result.cost_source else ''}; decided here by: {chosen.reason}).")
+    stability = (f"**Stability.** Leaving each of the {n} datasets out in turn, the second edition's rule (fewest "
+                 f"datasets clearly worse than {result.baseline}, then the lowest mean) picks "
+                 f"{stability_text(result.rule_pick_stability, n)}; the set's default is "
+                 f"{stability_text(result.default_stability, n)}.")
+    header = ["method", f"difference to {chosen.best} (95% interval over datasets)", "p", "Holm p", "in the set",
+              "selection s/step" + (f" ({result.cost_source})" if result.cost_source else "")]
+    return [text + " " + stability, markdown_table(header, rows)]
+
+
+def _cost_cell(result: MethodStatistics, method: str) -> str:
+    return f"{result.cost[method]:.2f}" if method in result.cost else "n/a"
+
+
+def plural_count(count: int, noun: str) -> str:
+    return f"{count} {noun}" + ("" if count == 1 else "s")
+
+
+def statistics_markdown(result: MethodStatistics) -> str:
+    """Methods x statistics: rank, mean difference to the baseline over datasets, and datasets
+    clearly better / clearly worse (uncorrected; after Holm over all tests)."""
+    columns = list(result.ranks.columns)
+    rows = []
+    for method in result.ranks.index:
+        cells = [method]
+        for column in columns:
+            means = result.means[column]
+            difference = (means[method] - means[result.baseline]).to_numpy()
+            tests = result.tests[column]
+            own = tests[tests["method"] == method]
+            counts = ("" if method == result.baseline else
+                      f"; {int((own['verdict'] == 'lower').sum())}/{int((own['verdict'] == 'higher').sum())}"
+                      f" ({int((own['verdict_holm_all'] == 'lower').sum())}/"
+                      f"{int((own['verdict_holm_all'] == 'higher').sum())})")
+            mean, half = stats.mean_interval(difference)
+            cells.append(f"{int(result.ranks.loc[method, column])}: " +
+                         ("reference" if method == result.baseline else f"{mean:+.3f} ± {half:.3f}") + counts)
+        rows.append(cells)
+    return ("**Three statistics side by side** (per run; per dataset the mean over seeds; each cell: rank by the "
+            f"mean over the {len(result.datasets)} datasets, 1 = best: the mean difference to {result.baseline} "
+            f"with its 95% interval over datasets; datasets clearly better/clearly worse than {result.baseline}, "
+            "uncorrected and, in brackets, after Holm over all tests):\n\n"
+            + markdown_table(["method", *[STATISTICS[c] for c in columns]], rows))
+
+
+def statistics_sentence(result: MethodStatistics) -> str:
+    """Whether the rankings agree, who moves, and whether the set stays the same under each."""
+    moves = stats.rank_moves(result.ranks, result.primary)
+    primary = STATISTICS[result.primary]
+    parts = []
+    for column, moved in moves.items():
+        if not moved:
+            parts.append(f"by the {STATISTICS[column]} the ranking is the same as by the {primary}")
+            continue
+        parts.append(f"by the {STATISTICS[column]} " + listing([f"{m} moves from {a} to {b}" for m, a, b in moved]))
+    reference = result.sets[result.primary].members
+    same_sets = [STATISTICS[c] for c, s in result.sets.items() if c != result.primary and s.members == reference]
+    other_sets = [f"by the {STATISTICS[c]} it is {listing(s.members)} (default {s.default})"
+                  for c, s in result.sets.items() if c != result.primary and s.members != reference]
+    agree = stats.rankings_agree(result.ranks)
+    scale = _dilution(result)
+    return ("The rankings " + ("agree" if agree else "do not agree") + ": " + "; ".join(parts) + ". "
+            + (f"The recommendation set is the same by the {listing(same_sets)}" if same_sets else
+               "The recommendation set differs under every other statistic")
+            + ("; " + "; ".join(other_sets) if other_sets else "") + "."
+            + scale)
+
+
+def _dilution(result: MethodStatistics) -> str:
+    """The initial step is shared by every sampler of a seed, so leaving it out scales every paired
+    difference; the factor, measured on the differences to the baseline."""
+    after = "mean_log_rmse_after_initial"
+    if result.primary != "mean_log_rmse" or after not in result.means:
+        return ""
+    base, late = result.means["mean_log_rmse"], result.means[after]
+    methods = [m for m in base.columns if m != result.baseline]
+    ratio = ((late[methods].sub(late[result.baseline], axis=0)).to_numpy()
+             / (base[methods].sub(base[result.baseline], axis=0)).to_numpy())
+    ratio = ratio[np.isfinite(ratio)]
+    if not len(ratio):
+        return ""
+    keys = ["method", "dataset", "verdict", "verdict_holm_all"]
+    same = result.tests["mean_log_rmse"][keys].equals(result.tests[after][keys])
+    return (f" Leaving out the initial step (the same for every sampler of a seed) multiplies the mean "
+            f"differences per dataset by {np.median(ratio):.3f} (median over methods and datasets; range "
+            f"{ratio.min():.3f}-{ratio.max():.3f})"
+            + (f" and leaves every verdict as it is: the {STATISTICS['mean_log_rmse']} dilutes the effects." if same
+               else f"; some verdicts change, and the {STATISTICS['mean_log_rmse']} dilutes the effects."))
+
+
+def scrutiny_sentence(result: MethodStatistics) -> str:
+    """One sentence for the summary (the README quotes it): the set, its default, the stability."""
+    chosen = result.sets[result.primary]
+    top = next(iter(result.rule_pick_stability.items()))
+    return (f"Over the {len(result.datasets)} datasets of Q6 no single method is shown best: {chosen.best} has the "
+            f"lowest {STATISTICS[result.primary]}, and {listing([m for m in chosen.members if m != chosen.best])} "
+            f"cannot be told apart from it (paired over datasets, Holm-corrected); inside this set the default that "
+            f"runs on every model at the lowest selection cost is {chosen.default}; leaving one dataset out, the "
+            f"second edition's rule picks {top[0]} {len(top[1])} times of {len(result.datasets)}.")
+
+
+# -- ready for Q9 (does calibration change which method wins?): one ranking per model variant ---------
+
+def variant_rankings(tables: dict[str, pd.DataFrame], baseline: str = "random", column: str = "mean_log_rmse"
+                     ) -> tuple[pd.DataFrame, dict[str, stats.RecommendationSet]]:
+    """variant label -> tidy table of the same samplers, datasets and seeds (e.g. the calibrated and
+    the uncalibrated model): the methods' ranks by `column` under each variant (on the datasets
+    every variant has) and each variant's recommendation set."""
+    means = {label: per_dataset_means(run_scalars(table), column, _dataset_order(table))
+             for label, table in tables.items()}
+    shared = [d for d in next(iter(means.values())).index if all(d in m.index for m in means.values())]
+    methods = sorted(set.intersection(*[set(m.columns) for m in means.values()]))
+    ranks = stats.rankings({label: m.loc[shared, methods].mean() for label, m in means.items()})
+    sets = {label: stats.recommendation_set(m.loc[shared, methods]) for label, m in means.items()}
+    return ranks, sets
+
+
+def variant_rankings_markdown(ranks: pd.DataFrame, sets: dict[str, stats.RecommendationSet]) -> str:
+    """The ranks side by side, each variant's set, and whether the variants agree."""
+    rows = [[method, *[int(ranks.loc[method, label]) for label in ranks.columns]] for method in ranks.index]
+    agree = stats.rankings_agree(ranks)
+    same_best = len({s.best for s in sets.values()}) == 1
+    return (markdown_table(["method", *[f"rank: {label}" for label in ranks.columns]], rows) + "\n\n"
+            + f"The rankings {'agree' if agree else 'do not agree'}; the best is "
+            + ("the same" if same_best else "not the same") + " ("
+            + "; ".join(f"{label}: {s.best}, set {listing(s.members)}" for label, s in sets.items()) + ").")

@@ -208,13 +208,15 @@ def run_protocol(output: str | Path, datasets: Sequence[str] = STANDARD_DATASETS
 def summarise(table: pd.DataFrame) -> pd.DataFrame:
     """Mean and standard error over splits per (dataset, model), with the published counterpart's
     numbers and the difference of the mean log-likelihood to it."""
+    from al_bnn_lab.stats import standard_error
+
     rows = []
     for (name, model), part in table.groupby(["dataset", "model"], sort=False):
         row = {"dataset": name, "model": model, "splits": len(part)}
         for metric in METRICS:
             values = part[metric].to_numpy(float)
             row[metric] = float(values.mean())
-            row[f"{metric}_se"] = float(values.std(ddof=1) / math.sqrt(len(values))) if len(values) > 1 else math.nan
+            row[f"{metric}_se"] = standard_error(values)
         for label, (rmse, ll) in PUBLISHED.get(name, {}).items():
             key = label.replace(" ", "_")
             row[f"{key}_rmse"], row[f"{key}_log_likelihood"] = rmse, ll
@@ -302,6 +304,8 @@ def paired_comparison(table: pd.DataFrame, baseline: pd.DataFrame) -> pd.DataFra
     """Per (dataset, model): this run's metrics beside a baseline run's on the same splits (e.g. the
     same models with calibration=none), the mean paired LL difference with its standard error, and
     the ratio of seconds per fit."""
+    from al_bnn_lab.stats import standard_error
+
     keys = ["dataset", "model", "split"]
     both = table.merge(baseline, on=keys, suffixes=("", "_baseline"))
     rows = []
@@ -310,7 +314,7 @@ def paired_comparison(table: pd.DataFrame, baseline: pd.DataFrame) -> pd.DataFra
         rows.append({"dataset": name, "model": model, "splits": len(part),
                      "log_likelihood_baseline": part["log_likelihood_baseline"].mean(),
                      "log_likelihood": part["log_likelihood"].mean(), "ll_gain": float(gain.mean()),
-                     "ll_gain_se": float(gain.std(ddof=1) / math.sqrt(len(gain))) if len(gain) > 1 else math.nan,
+                     "ll_gain_se": standard_error(gain),
                      "coverage_90_baseline": part["coverage_90_baseline"].mean(),
                      "coverage_90": part["coverage_90"].mean(),
                      "seconds_ratio": part["fit_seconds"].sum() / part["fit_seconds_baseline"].sum()})
