@@ -18,6 +18,7 @@ LAYERS = {
     "al_bnn.errors": 0, "al_bnn.version": 0, "al_bnn.headers": 0, "al_bnn.randomness": 0, "al_bnn.paths": 0,
     "al_bnn.safe_arrays": 0,
     "al_bnn.selection": 1,
+    "al_bnn.selection.posterior": 1,  # the one feature-space GP posterior that GPA and the batch family share
     "al_bnn.config": 2, "al_bnn.data": 2, "al_bnn.plugins": 2, "al_bnn.recipe": 2,
     "al_bnn.registry": 2,  # model and kernel names (what the config validates against), no TensorFlow
     "al_bnn.models": 3, "al_bnn.kernels": 3,  # the networks and their Protocol; kernels from a model, by name
@@ -112,7 +113,8 @@ def test_the_harness_check_catches_a_library_module_that_uses_the_harness(tmp_pa
     assert "import" not in line or any(layer_of(i) > layer_of(module) for i in imported_modules(offender, module))
 
 
-@pytest.mark.parametrize("module", ["al_bnn", "al_bnn.selection", "al_bnn.selection.gpa_math", "al_bnn.config",
+@pytest.mark.parametrize("module", ["al_bnn", "al_bnn.selection", "al_bnn.selection.gpa_math",
+                                    "al_bnn.selection.posterior", "al_bnn.config",
                                     "al_bnn.data", "al_bnn.registry"])
 def test_lower_layers_import_without_tensorflow(module):
     code = (f"import sys, {module}; assert 'tensorflow' not in sys.modules, 'tensorflow was imported'; "

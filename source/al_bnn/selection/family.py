@@ -41,6 +41,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from al_bnn.randomness import numpy_generator
+from al_bnn.selection.posterior import cholesky, chunked_rows, posterior_middle, quadratic_forms, top_k
 from al_bnn.selection.scaling import check_n_select, rescale, rescale_noise, scale_exponent
 
 METHODS = ("maxdiag", "maxdet", "maxdist", "kmeanspp", "lcmd", "bait")
@@ -48,7 +49,6 @@ MODES = ("p", "tp")
 # The paper's recommended mode per method (its benchmark names: lcmd-tp, kmeanspp-tp, maxdist-tp,
 # maxdet-p, bait-f-p; maxdiag has none).
 DEFAULT_MODES = {"maxdiag": "p", "maxdet": "p", "maxdist": "tp", "kmeanspp": "tp", "lcmd": "tp", "bait": "p"}
-_CHUNK = 65536  # rows per pass over the pool (bounds every temporary to _CHUNK x d)
 
 
 # ----------------------------------------------------------------------------------------- transforms
@@ -65,30 +65,6 @@ def _as_features(features, dtype=None) -> np.ndarray:
     return features
 
 
-def _chunked_rows(n: int):
-    for start in range(0, n, _CHUNK):
-        yield slice(start, min(start + _CHUNK, n))
-
-
-def _quadratic_forms(rows: np.ndarray, middle: np.ndarray, dtype=None) -> np.ndarray:
-    """r_i^T A r_i for every row, chunked; in `dtype` (default: the rows')."""
-    out = np.empty(len(rows), dtype=dtype or rows.dtype)
-    for part in _chunked_rows(len(rows)):
-        block = rows[part]
-        out[part] = np.einsum("ij,ij->i", block @ middle, block)
-    return out
-
-
-def _posterior_middle(conditioning: np.ndarray, noise: float) -> np.ndarray:
-    """M = noise (noise I + F_S^T F_S)^-1, so that F M F^T is the posterior kernel given S (Woodbury)."""
-    d = conditioning.shape[1]
-    precision = conditioning.T @ conditioning
-    precision[np.diag_indices(d)] += noise
-    lower_inverse = np.linalg.inv(np.linalg.cholesky(precision))
-    middle = noise * (lower_inverse.T @ lower_inverse)
-    return (middle + middle.T) / 2
-
-
 def posterior_features(features, n_train: int, noise: float) -> np.ndarray:
     """Features of the posterior kernel given the training rows with noise sigma^2 = `noise`:
     k'(x, y) = k(x, y) - k_xT (K_TT + noise I)^-1 k_Ty, as F' = F L with L L^T = M (d x d)."""
@@ -99,11 +75,11 @@ def posterior_features(features, n_train: int, noise: float) -> np.ndarray:
     # M is unitless: computed from features and noise rescaled alike (al_bnn.selection.scaling),
     # so kernels of 1e-400 or 1e320 give the posterior of the plain math
     exponent = scale_exponent(features)
-    middle = _posterior_middle(rescale(features[:n_train], exponent),
+    middle = posterior_middle(rescale(features[:n_train], exponent),
                                rescale_noise(noise, exponent, features.shape[1]))
-    factor = np.linalg.cholesky(middle).astype(features.dtype)
+    factor = cholesky(middle, "the posterior's middle matrix M").astype(features.dtype)
     out = np.empty_like(features)
-    for part in _chunked_rows(len(features)):
+    for part in chunked_rows(len(features)):
         out[part] = features[part] @ factor
     return out
 
@@ -128,7 +104,7 @@ def sketch_features(features, sketch_dim: int, seed: int = 0, counter: int = 0) 
     projection = numpy_generator(seed, "sketch", counter).standard_normal((features.shape[1], sketch_dim))
     projection = (projection / np.sqrt(sketch_dim)).astype(features.dtype)
     out = np.empty((len(features), sketch_dim), dtype=features.dtype)
-    for part in _chunked_rows(len(features)):
+    for part in chunked_rows(len(features)):
         out[part] = features[part] @ projection
     return out
 
@@ -187,7 +163,7 @@ def select_batch(features, n_train: int, n_select: int, method: str, *, mode: st
     noise = rescale_noise(noise, exponent, features.shape[1])
     with_train = mode == "tp"
     if method == "maxdiag":
-        return _top_k(_row_norms(features[n_train:]), n_select)
+        return top_k(_row_norms(features[n_train:]), n_select)
     if method == "maxdet":
         return _maxdet(features, n_train, n_select, noise, with_train)
     if method == "bait":
@@ -200,18 +176,9 @@ def select_batch(features, n_train: int, n_select: int, method: str, *, mode: st
 
 def _row_norms(rows: np.ndarray) -> np.ndarray:
     out = np.empty(len(rows), dtype=rows.dtype)
-    for part in _chunked_rows(len(rows)):
+    for part in chunked_rows(len(rows)):
         out[part] = np.einsum("ij,ij->i", rows[part], rows[part])
     return out
-
-
-def _top_k(values: np.ndarray, count: int) -> np.ndarray:
-    """Indices of the `count` largest values, largest first, ties to the lowest index."""
-    if count >= len(values):
-        return np.argsort(-values, kind="stable")[:count].astype(np.int64)
-    threshold = np.partition(values, len(values) - count)[len(values) - count]
-    eligible = np.flatnonzero(values >= threshold)
-    return eligible[np.argsort(-values[eligible], kind="stable")][:count].astype(np.int64)
 
 
 def _argmax_lowest(values: np.ndarray) -> int:
@@ -455,10 +422,10 @@ def _maxdet(features, n_train, n_select, noise, with_train) -> np.ndarray:
     pool = features[n_train:]
     n_pool, d = pool.shape
     identity = not (with_train and n_train)
-    middle = np.eye(d) if identity else _posterior_middle(features[:n_train].astype(np.float64), noise)
+    middle = np.eye(d) if identity else posterior_middle(features[:n_train].astype(np.float64), noise)
     first = np.empty(n_pool)
     sq_norms = first if identity else np.empty(n_pool)  # the scale of a value's rounding (M <= I)
-    for part in _chunked_rows(n_pool):
+    for part in chunked_rows(n_pool):
         rows = pool[part].astype(np.float64, copy=False)
         first[part] = np.einsum("ij,ij->i", rows if identity else rows @ middle, rows)
         if not identity:
@@ -501,7 +468,7 @@ def _maxdet(features, n_train, n_select, noise, with_train) -> np.ndarray:
 def _sq_dists_to(rows: np.ndarray, row_norms: np.ndarray, centre: np.ndarray) -> np.ndarray:
     out = np.empty(len(rows), dtype=rows.dtype)
     centre_norm = centre @ centre
-    for part in _chunked_rows(len(rows)):
+    for part in chunked_rows(len(rows)):
         out[part] = row_norms[part] + centre_norm - 2 * (rows[part] @ centre)
     np.maximum(out, 0, out=out)
     return out
@@ -660,8 +627,36 @@ class _SplitPasses:
             self.executor.shutdown()
 
 
-# Refactoring debt (issue 33): cyclomatic complexity 13, over the C901 limit (pyproject.toml).
-def _distance_greedy(features, n_train, n_select, with_train, method, rng) -> np.ndarray:  # noqa: C901
+def _kmeanspp_pick(min_sq: np.ndarray, selected: np.ndarray, cumulative: np.ndarray, rng) -> int:
+    """The point drawn with probability proportional to its squared distance (inverse CDF of one uniform);
+    the lowest-index unselected point when every distance is zero. `cumulative` is scratch (n_pool)."""
+    np.cumsum(min_sq, dtype=np.float64, out=cumulative)  # picked points weigh 0
+    total = cumulative[-1]
+    draw = rng.random()
+    if not total > 0:
+        return int(np.argmin(selected))
+    pick = min(int(np.searchsorted(cumulative, draw * total, side="right")), len(min_sq) - 1)
+    while min_sq[pick] == 0:  # only a rounding artefact at the top end
+        pick -= 1
+    return pick
+
+
+def _lcmd_pick(min_sq: np.ndarray, selected: np.ndarray, cluster: np.ndarray, n_centres: int) -> int:
+    """Among the points of the largest cluster(s) (size: the sum of squared distances to its centre),
+    the one farthest from its centre, lowest index on ties."""
+    sizes = np.bincount(cluster, weights=min_sq, minlength=n_centres + 1)
+    largest = np.flatnonzero(sizes == sizes.max())
+    in_largest = cluster == largest[0] if len(largest) == 1 else np.isin(cluster, largest)
+    scores = np.where(in_largest, min_sq, -np.inf)
+    pick = _argmax_lowest(scores)
+    if not scores[pick] > 0:  # picked points score 0 too: the rare exact rule
+        pick = _argmax_lowest(np.where(in_largest & ~selected, min_sq, -np.inf))
+        if not in_largest[pick] or selected[pick]:
+            pick = int(np.argmin(selected))
+    return pick
+
+
+def _distance_greedy(features, n_train, n_select, with_train, method, rng) -> np.ndarray:
     """kmeanspp and lcmd: one pass over the pool per pick (O(n_pool d)), no laziness (both need
     every point's exact distance: a sampling distribution, cluster sums). The pass runs in
     cache-sized blocks with preallocated buffers, split between threads (`_SplitPasses`); a picked
@@ -710,26 +705,9 @@ def _distance_greedy(features, n_train, n_select, with_train, method, rng) -> np
                 pick = int(rng.integers(n_pool)) if method == "kmeanspp" else _argmax_lowest(norms)
             elif method == "kmeanspp":
                 assert cumulative is not None  # allocated above for kmeanspp
-                np.cumsum(min_sq, dtype=np.float64, out=cumulative)  # picked points weigh 0
-                total = cumulative[-1]
-                draw = rng.random()
-                if total > 0:
-                    pick = int(np.searchsorted(cumulative, draw * total, side="right"))
-                    pick = min(pick, n_pool - 1)
-                    while min_sq[pick] == 0:  # only a rounding artefact at the top end
-                        pick -= 1
-                else:
-                    pick = int(np.argmin(selected))
+                pick = _kmeanspp_pick(min_sq, selected, cumulative, rng)
             else:
-                sizes = np.bincount(cluster, weights=min_sq, minlength=n_centres + 1)
-                largest = np.flatnonzero(sizes == sizes.max())
-                in_largest = cluster == largest[0] if len(largest) == 1 else np.isin(cluster, largest)
-                scores = np.where(in_largest, min_sq, -np.inf)
-                pick = _argmax_lowest(scores)
-                if not scores[pick] > 0:  # picked points score 0 too: the rare exact rule
-                    pick = _argmax_lowest(np.where(in_largest & ~selected, min_sq, -np.inf))
-                    if not in_largest[pick] or selected[pick]:
-                        pick = int(np.argmin(selected))
+                pick = _lcmd_pick(min_sq, selected, cluster, n_centres)
             picks.append(pick)
             selected[pick] = True
             n_centres += 1
@@ -753,17 +731,17 @@ def _bait(features, n_train, n_select, noise, with_train, overselection) -> np.n
     pool = features[n_train:]
     d = features.shape[1]
     target = np.zeros((d, d), dtype=np.float64)
-    for part in _chunked_rows(len(features)):
+    for part in chunked_rows(len(features)):
         target += features[part].T.astype(np.float64) @ features[part]
     # All state in float64 whatever the features' dtype: the d x d matrices, the picked rows and
     # the pool's numerators, variances and scores, with the pool rows widened as they are read.
     # In float32 the updates cancel (numerators fall by orders of magnitude once the picks span
     # the features) and the backward step's noise - variance too: the picks went wrong (issue 31).
     state = np.dtype(np.float64)
-    middle = _posterior_middle(features[:n_train].astype(np.float64), noise) if with_train and n_train else \
+    middle = posterior_middle(features[:n_train].astype(np.float64), noise) if with_train and n_train else \
         np.eye(d)
-    variance = _quadratic_forms(pool, middle, state)
-    numerator = _quadratic_forms(pool, middle @ target @ middle, state)
+    variance = quadratic_forms(pool, middle, state)
+    numerator = quadratic_forms(pool, middle @ target @ middle, state)
     n_forward = min(int(round(overselection * n_select)), len(pool))
     scores = numerator / (variance + noise)
     gemv_rows = _gemv_rows(d)

@@ -25,16 +25,21 @@ All three give the same picks in exact arithmetic; ties are broken towards the l
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.linalg import cho_solve, solve_triangular
+from scipy.linalg import cho_solve
 
+from al_bnn.selection.posterior import (
+    batch_posterior_variance,
+    cholesky,
+    posterior_middle,
+    quadratic_forms,
+    top_k,
+)
 from al_bnn.selection.scaling import check_n_select, rescale, rescale_noise, scale_exponent
 
 METHODS = ("fast", "batch", "lowrank")
-logger = logging.getLogger("al_bnn.samplers")
 _ROW_CHUNK = 2048  # rows of the dense covariance updated at a time (bounds the temporary)
 
 
@@ -88,54 +93,9 @@ def _validate(factor: np.ndarray, n_anchor: int, n_select: int, batch_size: int,
     return n_pool
 
 
-def cholesky(matrix: np.ndarray, what: str) -> np.ndarray:
-    """Lower Cholesky factor; if rounding made the matrix indefinite, retry with growing diagonal
-    jitter (logged, so it is never silent) before giving up with a clear error."""
-    try:
-        return np.linalg.cholesky(matrix)
-    except np.linalg.LinAlgError:
-        pass
-    scale = float(np.mean(np.abs(np.diag(matrix)))) or 1.0
-    for relative in (1e-10, 1e-8, 1e-6, 1e-4):
-        jitter = relative * scale
-        try:
-            lower = np.linalg.cholesky(matrix + jitter * np.eye(len(matrix), dtype=matrix.dtype))
-        except np.linalg.LinAlgError:
-            continue
-        logger.warning("%s was not positive definite in %s; added jitter %.3g to its diagonal", what, matrix.dtype,
-                       jitter)
-        return lower
-    raise np.linalg.LinAlgError(f"{what} is not positive definite even with jitter {1e-4 * scale:.3g}; the samples "
-                                "or features are degenerate (NaN-free but rank-deficient beyond repair)")
-
-
 def top_by_variance(variance: np.ndarray, taken: np.ndarray, count: int) -> np.ndarray:
-    """The `count` untaken entries of largest variance, largest first; ties go to the lowest index.
-
-    O(n) per call (a partition, then a sort of the few candidates at or above the threshold), so
-    a round over a million-point pool costs milliseconds.
-    """
-    candidates = np.where(taken, -np.inf, variance)
-    if count <= 0:
-        return np.zeros(0, dtype=np.int64)
-    if count >= len(candidates):
-        return np.argsort(-candidates, kind="stable")[:count]
-    threshold = np.partition(candidates, len(candidates) - count)[len(candidates) - count]
-    eligible = np.flatnonzero(candidates >= threshold)  # increasing index order
-    return eligible[np.argsort(-candidates[eligible], kind="stable")][:count]
-
-
-def batch_posterior_variance(factor: np.ndarray, conditioning: np.ndarray, noise: float) -> np.ndarray:
-    """Posterior variance of every point given the points `conditioning`, by a fresh Cholesky solve."""
-    prior_variance = np.einsum("ij,ij->i", factor, factor)
-    if len(conditioning) == 0:
-        return prior_variance
-    conditioning_factor = factor[conditioning]
-    kernel = conditioning_factor @ conditioning_factor.T
-    kernel[np.diag_indices_from(kernel)] += noise
-    lower = cholesky(kernel, "the conditioning kernel (K_SS + noise I)")
-    cross = solve_triangular(lower, conditioning_factor @ factor.T, lower=True)  # (|S|, n)
-    return prior_variance - np.einsum("ij,ij->j", cross, cross)
+    """The `count` untaken entries of largest variance, largest first; ties go to the lowest index (O(n))."""
+    return top_k(np.where(taken, -np.inf, variance), count)
 
 
 def _in_units(selection: GreedySelection, exponent: int) -> GreedySelection:
@@ -260,24 +220,6 @@ def _select_fast(factor, n_anchor, n_pool, n_select, batch_size, noise) -> Greed
     return GreedySelection(np.asarray(picks, dtype=np.int64), np.asarray(variances))
 
 
-def _feature_space_posterior(conditioning_factor: np.ndarray, noise: float) -> np.ndarray:
-    """M = (I + G_S^T G_S / lambda)^-1 = lambda (lambda I + G_S^T G_S)^-1, computed from scratch."""
-    rank = conditioning_factor.shape[1]
-    precision = conditioning_factor.T @ conditioning_factor
-    precision[np.diag_indices(rank)] += noise
-    lower_inverse = np.linalg.inv(cholesky(precision, "the feature-space precision (noise I + G_S^T G_S)"))
-    return noise * (lower_inverse.T @ lower_inverse)  # symmetric by construction
-
-
-def _quadratic_form_rows(factor: np.ndarray, middle: np.ndarray) -> np.ndarray:
-    """g_p^T M g_p for every row p, in row chunks so no (n, r) temporary is made at once."""
-    out = np.empty(factor.shape[0], dtype=np.result_type(factor, middle))
-    for start in range(0, factor.shape[0], 65536):
-        rows = factor[start:start + 65536]
-        out[start:start + 65536] = np.einsum("ij,ij->i", rows @ middle, rows)
-    return out
-
-
 def _is_positive_definite(matrix: np.ndarray) -> bool:
     try:
         np.linalg.cholesky(matrix)
@@ -296,8 +238,8 @@ def _select_lowrank(factor, n_anchor, n_pool, n_select, batch_size, noise) -> Gr
     m refreshed points, and one O(n) partition. The picks are those of the eager update.
     """
     pool_factor = factor[n_anchor:]
-    middle = _feature_space_posterior(factor[:n_anchor], noise)  # M given the anchors
-    bound = _quadratic_form_rows(pool_factor, middle)  # exact now; an upper bound later
+    middle = posterior_middle(factor[:n_anchor], noise)  # M given the anchors
+    bound = quadratic_forms(pool_factor, middle)  # exact now; an upper bound later
     taken = np.zeros(n_pool, dtype=bool)
     picks: list[int] = []
     variances: list[float] = []
@@ -324,7 +266,7 @@ def _select_lowrank(factor, n_anchor, n_pool, n_select, batch_size, noise) -> Gr
             # Rounding has made M indefinite (many near-duplicate picks in float32, say):
             # recompute it from all points conditioned on so far.
             conditioned = np.concatenate([factor[:n_anchor], pool_factor[np.asarray(picks)]])
-            middle = _feature_space_posterior(conditioned, noise)
+            middle = posterior_middle(conditioned, noise)
     return GreedySelection(np.asarray(picks, dtype=np.int64), np.asarray(variances))
 
 
