@@ -148,3 +148,19 @@ def test_the_default_model_recipe_fills_in_what_the_config_does_not_set(tmp_path
             for key, value in keys.items():
                 if (section, key) != ("net_config", "layer_sizes") or config is plain:
                     assert getattr(getattr(config, section), key) == value, (section, key)
+
+
+def test_suggest_calibrates_unless_the_config_says_calibration_none(tmp_path):
+    """The schema's default calibration is 'none' (the simulated loop's) while the estimators default to
+    'holdout': suggest must give a calibrated model by default and an uncalibrated one when the user's
+    config says so explicitly (a config value equal to the schema default must not be dropped)."""
+    from al_bnn.suggest import build_config, build_parser, suggest_estimator
+
+    common = ["--labelled", "l.csv", "--target", "y", "--pool", "p.csv", "--n", "3", "--out", str(tmp_path / "o")]
+    (tmp_path / "none.yaml").write_text("train_schedule: {calibration: none}\n")
+    (tmp_path / "other.yaml").write_text("parms: {sample_policy: lcmd}\n")
+    for extra, expected in (([], "holdout"), (["--config", str(tmp_path / "other.yaml")], "holdout"),
+                            (["--config", str(tmp_path / "none.yaml")], "none")):
+        config = build_config(build_parser().parse_args([*common, *extra]))
+        assert config.train_schedule.calibration == expected, extra
+        assert suggest_estimator(config).get_params()["calibration"] == expected, extra

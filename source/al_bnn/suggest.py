@@ -351,9 +351,22 @@ def build_config(args) -> ExperimentConfig:
         if args.model != "dropout":
             net["dropout_rate"] = 0.0
     sections = {"parms": parms, "net_config": net}
+    given = raw.get("train_schedule") or {}
+    if "calibration" not in given:
+        # suggest's models are calibrated unless the config says otherwise (the estimators' default;
+        # the schema's default, 'none', is the simulated loop's)
+        sections["train_schedule"] = {"calibration": ESTIMATOR_DEFAULTS["calibration"]}
     if args.seed is not None:
         sections["seed"] = args.seed
     return with_overrides(config, "suggest command line", **{k: v for k, v in sections.items() if v != {}})
+
+
+def suggest_estimator(config: ExperimentConfig):
+    """The estimator suggest trains: the config's model and settings, calibrated as the config says
+    (build_config makes that 'holdout' unless the user's config sets train_schedule.calibration)."""
+    from al_bnn.learner import estimator_for_config
+
+    return estimator_for_config(config).set_params(calibration=config.train_schedule.calibration)
 
 
 RESUME_SCALE_FACTOR = 30.0  # a resumed model's target scale may differ from the labelled rows' by this much
@@ -596,7 +609,7 @@ def _check_resume_source(resume: Path) -> None:
 
 
 def run_round(args) -> Path:
-    from al_bnn.learner import ActiveLearner, estimator_for_config, load_learner
+    from al_bnn.learner import ActiveLearner, load_learner
 
     out = Path(args.out)
     started = time.perf_counter()
@@ -650,7 +663,7 @@ def run_round(args) -> Path:
             settings = {k: v for k, v in dataclasses.asdict(config.parms).items()
                         if k not in ("name_model", "ensemble_size", "sample_policy")}
             if previous is None:
-                learner = ActiveLearner(estimator_for_config(config), config.parms.sample_policy, **settings)
+                learner = ActiveLearner(suggest_estimator(config), config.parms.sample_policy, **settings)
                 learner.metadata = metadata
                 learner.fit(X, y)
             else:
@@ -658,7 +671,8 @@ def run_round(args) -> Path:
                 learner.metadata = metadata
                 learner.sampler, learner.settings = config.parms.sample_policy, settings
                 _ = learner.parms
-                learner.estimator.set_params(**estimator_keywords(config, ("n_epochs", "n_steps", "min_steps")))
+                learner.estimator.set_params(**estimator_keywords(config, ("n_epochs", "n_steps", "min_steps")),
+                                                calibration=config.train_schedule.calibration)
                 new = _new_rows(learner, X, y)
                 if new is None:
                     logger.warning("the labelled rows are not the model's earlier labelled rows plus new ones; "
