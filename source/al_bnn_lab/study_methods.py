@@ -703,7 +703,8 @@ def recommend(q6: Section, q7: Section | None = None, q8: Section | None = None)
                                                                         gpa_row.worse_datasets))
         against_random = (f"Against {baseline}, GPA ({gpa}, the published MC kernel) is "
                           f"{signed(gpa_row.log_rmse_difference, gpa_row.interval)} over datasets, clearly better on "
-                          f"{named(better)} and clearly worse on {named(worse)} (pool sizes in brackets).")
+                          f"{named(better)} and clearly worse on {named(worse)} (pool sizes in brackets; per-dataset "
+                          "95% intervals, uncorrected).")
         # the summary names GPA's own record too: the first edition's headline was about GPA alone
         gpa_sentence = (f" GPA on its published MC kernel ({gpa}) is "
                         f"{signed(gpa_row.log_rmse_difference, gpa_row.interval)} against {baseline} over the same "
@@ -720,7 +721,8 @@ def recommend(q6: Section, q7: Section | None = None, q8: Section | None = None)
                          f"{len(duel['worse'])} and clearly better on {len(duel['better'])} (per-dataset 95% "
                          "intervals, uncorrected).")
             when = (f"**When GPA.** Paired with {default} per dataset, GPA's mean log RMSE is clearly lower on "
-                    f"{named(duel['better'])} and clearly higher on {named(duel['worse'])} (pool sizes in brackets), "
+                    f"{named(duel['better'])} and clearly higher on {named(duel['worse'])} (pool sizes in brackets; "
+                    "uncorrected), "
                     f"within noise on {duel['within']}; over datasets {signed(duel['difference'], duel['interval'])}. "
                     + (f"GPA is the better choice on datasets like {listing(duel['better'])}; elsewhere {default} is "
                        "as good or better. " if duel["better"] else
@@ -760,5 +762,6 @@ def recommend(q6: Section, q7: Section | None = None, q8: Section | None = None)
     losses = [f"- **{r.sampler}**: clearly worse than {baseline} on {r.worse_datasets}." if r.worse else
               f"- **{r.sampler}**: never clearly worse than {baseline}." for r in candidates.itertuples()]
     paragraphs.append(f"**Where each method loses to {baseline}** (per dataset, 95% interval over {q6.facts['seeds']} "
-                      "or more paired seeds):\n\n" + "\n".join(losses))
+                      "or more paired seeds, not corrected for the number of tests; the corrected verdicts are "
+                      "above):\n\n" + "\n".join(losses))
     return Recommendation(pick.sampler, bool(supported), default, paragraphs, sentence)

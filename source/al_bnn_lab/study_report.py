@@ -905,13 +905,14 @@ def statistics_sentence(result: MethodStatistics) -> str:
             continue
         parts.append(f"by the {STATISTICS[column]} " + listing([f"{m} moves from {a} to {b}" for m, a, b in moved]))
     reference = result.sets[result.primary].members
-    same_sets = [STATISTICS[c] for c, s in result.sets.items() if c != result.primary and s.members == reference]
+    same_sets = [f"by the {STATISTICS[c]}" for c, s in result.sets.items()
+                 if c != result.primary and s.members == reference]
     other_sets = [f"by the {STATISTICS[c]} it is {listing(s.members)} (default {s.default})"
                   for c, s in result.sets.items() if c != result.primary and s.members != reference]
     agree = stats.rankings_agree(result.ranks)
     scale = _dilution(result)
     return ("The rankings " + ("agree" if agree else "do not agree") + ": " + "; ".join(parts) + ". "
-            + (f"The recommendation set is the same by the {listing(same_sets)}" if same_sets else
+            + (f"The recommendation set is the same {listing(same_sets)}" if same_sets else
                "The recommendation set differs under every other statistic")
             + ("; " + "; ".join(other_sets) if other_sets else "") + "."
             + scale)
