@@ -285,7 +285,7 @@ def test_the_committed_report_states_the_scrutiny_and_not_the_overstatements(q6)
         assert sentence in report
     chosen = result.sets["mean_log_rmse"]
     general = [m for m in chosen.members if not m.endswith("_exact")]  # those that run on every model
-    assert chosen.default == min(general, key=q6["cost"].get)
+    assert chosen.default == general[0]  # the set is ordered by mean: the most accurate that runs everywhere
     assert f"**Default inside the set: {chosen.default}**" in report
     assert "expected to be no worse than" not in report
     assert "On none of the 15 datasets is GPA the better choice" not in report
