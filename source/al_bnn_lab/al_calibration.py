@@ -1,0 +1,135 @@
+"""Calibration in the simulated active-learning loop, on the AL benchmark's schedule: the final AL
+step's 90% coverage and test log-likelihood of a benchmark sweep run with
+`train_schedule.calibration: holdout`, paired run by run (dataset, model, sampler, seed) with the
+committed uncalibrated benchmark tables.
+
+    python source/al_calibration_report.py --calibrated results_al_cal \\
+        --baseline docs/benchmark/benchmark.csv docs/benchmark/benchmark_dropout_ensemble.csv.gz --out DIR
+
+The loop selects on the raw model and trains the same final model either way, so the test RMSE of a
+paired run must be identical; the report checks it (largest difference) rather than assuming it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from al_bnn.data import DataFileError
+from al_bnn.results import ResultsWriter
+from al_bnn_lab import stats
+
+KEYS = ["dataset", "model", "sampler", "seed"]
+METRICS = ["test_rmse", "test_coverage_90", "test_log_likelihood"]
+TABLE_FILE = "coverage.csv"
+REPORT_FILE = "coverage.md"
+RUNS_FILE = "calibrated_runs.csv"
+
+
+def final_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """Each run's row at its last AL step."""
+    last = table.groupby(KEYS)["al_iter"].transform("max")
+    return table[table["al_iter"] == last][[*KEYS, "al_iter", *METRICS]].reset_index(drop=True)
+
+
+def paired_final(calibrated: pd.DataFrame, baseline: pd.DataFrame) -> pd.DataFrame:
+    """The final rows of the calibrated runs beside the same runs' uncalibrated rows (suffixes
+    _calibrated and _raw); a calibrated run without its baseline is an error naming it."""
+    merged = final_rows(calibrated).merge(final_rows(baseline), on=[*KEYS, "al_iter"], how="left",
+                                          suffixes=("_calibrated", "_raw"), validate="one_to_one")
+    missing = merged[merged["test_rmse_raw"].isna()]
+    if len(missing):
+        first = missing.iloc[0]
+        raise DataFileError(f"{len(missing)} calibrated run(s) have no uncalibrated counterpart at the same final "
+                            f"step in the baseline tables, e.g. {first.dataset} / {first.model} / {first.sampler} / "
+                            f"seed {first.seed}")
+    return merged
+
+
+def coverage_table(paired: pd.DataFrame) -> pd.DataFrame:
+    """Per (dataset, model): runs, mean final 90% coverage and test LL before and after calibration,
+    and the largest |RMSE difference| between the paired runs (0 when selection and training agree)."""
+    paired = paired.assign(rmse_difference=(paired["test_rmse_calibrated"] - paired["test_rmse_raw"]).abs())
+    grouped = paired.groupby(["dataset", "model"], sort=True)
+    return pd.DataFrame({
+        "runs": grouped.size(),
+        "coverage_raw": grouped["test_coverage_90_raw"].mean(),
+        "coverage_calibrated": grouped["test_coverage_90_calibrated"].mean(),
+        "log_likelihood_raw": grouped["test_log_likelihood_raw"].mean(),
+        "log_likelihood_calibrated": grouped["test_log_likelihood_calibrated"].mean(),
+        "max_rmse_difference": grouped["rmse_difference"].max(),
+    }).reset_index()
+
+
+def summary_lines(table: pd.DataFrame) -> list[str]:
+    """Per model: mean coverage over datasets with its 95% interval, the datasets below 0.75, and
+    the paired LL gain over datasets, before and after."""
+    lines = []
+    for model, part in table.groupby("model", sort=False):
+        for column, label in (("coverage_raw", "uncalibrated"), ("coverage_calibrated", "calibrated")):
+            mean, half = stats.mean_interval(part[column].to_numpy())
+            low = part.loc[part[column] < 0.75, "dataset"].tolist()
+            lines.append(f"- {model}, {label}: mean 90% coverage {mean:.2f} ± {half:.2f} over {len(part)} datasets "
+                         f"(target 0.85-0.95); below 0.75 on: {', '.join(low) or 'none'}.")
+        gain = (part["log_likelihood_calibrated"] - part["log_likelihood_raw"]).to_numpy()
+        mean, half = stats.mean_interval(gain)
+        better = int((gain > 0).sum())
+        lines.append(f"- {model}: test LL gain from calibration {mean:+.3f} ± {half:.3f} (95% interval over datasets), "
+                     f"higher on {better} of {len(gain)}; largest final-RMSE difference between paired runs "
+                     f"{part['max_rmse_difference'].max():.2g}.")
+    return lines
+
+
+def render(table: pd.DataFrame, command: str) -> str:
+    lines = [f"# Calibration in the active-learning loop\n\nMade by `{command}`. Final AL step of each run, mean "
+             "over its seeds and samplers; each calibrated run is paired with the same run (dataset, model, sampler, "
+             "seed) of the committed uncalibrated benchmark.\n",
+             "| dataset | model | runs | 90% coverage, uncalibrated | calibrated | test LL, uncalibrated | calibrated "
+             "| max RMSE difference |", "|---|---|---|---|---|---|---|---|"]
+    for row in table.itertuples():
+        lines.append(f"| {row.dataset} | {row.model} | {row.runs} | {row.coverage_raw:.2f} | "
+                     f"{row.coverage_calibrated:.2f} | {row.log_likelihood_raw:.3g} | "
+                     f"{row.log_likelihood_calibrated:.3g} | {row.max_rmse_difference:.2g} |")
+    return "\n".join([*lines, "", *summary_lines(table)]) + "\n"
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """A tidy benchmark table, or a results folder's finished_runs.csv / benchmark.csv."""
+    if path.is_dir():
+        for name in ("benchmark.csv", "finished_runs.csv"):
+            if (path / name).is_file():
+                return pd.read_csv(path / name)
+        raise DataFileError(f"{path}: no benchmark.csv or finished_runs.csv here")
+    if not path.is_file():
+        raise DataFileError(f"{path}: no such table")
+    return pd.read_csv(path)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from al_bnn.cli import run_reporting_errors
+
+    parser = argparse.ArgumentParser(description="Final-step coverage and LL of a calibrated benchmark sweep, "
+                                                 "paired with the uncalibrated benchmark.")
+    parser.add_argument("--calibrated", required=True, help="results folder or tidy table of the calibrated sweep")
+    parser.add_argument("--baseline", nargs="+", required=True, help="tidy tables of the uncalibrated benchmark")
+    parser.add_argument("--out", default="results_al_calibration", help="output folder (default: %(default)s)")
+    args = parser.parse_args(argv)
+    command = ".venv/bin/python source/al_calibration_report.py " + " ".join(sys.argv[1:] if argv is None else argv)
+
+    def run() -> int:
+        calibrated = read_table(Path(args.calibrated))
+        baseline = pd.concat([read_table(Path(p)) for p in args.baseline], ignore_index=True)
+        table = coverage_table(paired_final(calibrated, baseline))
+        text = render(table, command.strip())
+        with ResultsWriter(Path(args.out), overwrite=True, lock=True) as writer:
+            writer.write_csv(TABLE_FILE, table.to_dict("records"))
+            writer.write_csv(RUNS_FILE, calibrated.to_dict("records"))
+            writer.write_text(REPORT_FILE, text)
+        print(text)
+        return 0
+
+    return run_reporting_errors(run)

@@ -1,0 +1,62 @@
+"""The AL calibration report: final rows paired run by run with the uncalibrated benchmark."""
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from al_bnn_lab import al_calibration
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def runs(coverage_final: float, ll_final: float, rmse_final: float = 1.0, seeds=(0, 1)) -> pd.DataFrame:
+    rows = []
+    for dataset in ("a", "b"):
+        for seed in seeds:
+            for step in (0, 1, 2):
+                final = step == 2
+                rows.append(dict(dataset=dataset, model="bnn", sampler="random", seed=seed, al_iter=step,
+                                 test_rmse=rmse_final if final else 5.0,
+                                 test_coverage_90=coverage_final + 0.02 * seed if final else 0.1,
+                                 test_log_likelihood=ll_final if final else -9.0))
+    return pd.DataFrame(rows)
+
+
+def test_the_final_step_is_paired_run_by_run_and_summarised_per_dataset():
+    table = al_calibration.coverage_table(al_calibration.paired_final(runs(0.90, -1.0), runs(0.70, -2.0)))
+    assert table["runs"].tolist() == [2, 2]
+    assert table["coverage_calibrated"].tolist() == pytest.approx([0.91, 0.91])
+    assert table["coverage_raw"].tolist() == pytest.approx([0.71, 0.71])
+    assert table["max_rmse_difference"].tolist() == [0.0, 0.0]
+    text = al_calibration.render(table, "cmd")
+    assert "| a | bnn | 2 | 0.71 | 0.91 | -2 | -1 | 0 |" in text
+    assert "- bnn, uncalibrated: mean 90% coverage 0.71" in text
+    assert "below 0.75 on: a, b." in text  # the uncalibrated line names both
+    assert "test LL gain from calibration +1.000" in text
+
+
+def test_a_rmse_difference_between_paired_runs_is_reported_not_hidden():
+    table = al_calibration.coverage_table(al_calibration.paired_final(runs(0.9, -1.0, rmse_final=1.5),
+                                                                      runs(0.7, -2.0, rmse_final=1.0)))
+    assert table["max_rmse_difference"].tolist() == [0.5, 0.5]
+
+
+def test_a_calibrated_run_without_its_baseline_is_named():
+    with pytest.raises(al_calibration.DataFileError, match="a / bnn / random / seed 7"):
+        al_calibration.paired_final(runs(0.9, -1.0, seeds=(7,)), runs(0.7, -2.0))
+
+
+def test_the_committed_report_is_what_the_committed_runs_give():
+    folder = REPO_ROOT / "docs" / "al_calibration"
+    if not (folder / al_calibration.RUNS_FILE).is_file():
+        pytest.skip("no committed calibrated AL runs")
+    baseline = pd.concat([pd.read_csv(REPO_ROOT / "docs" / "benchmark" / name)
+                          for name in ("benchmark.csv", "benchmark_dropout_ensemble.csv.gz")])
+    table = al_calibration.coverage_table(al_calibration.paired_final(
+        pd.read_csv(folder / al_calibration.RUNS_FILE), baseline))
+    committed = pd.read_csv(folder / al_calibration.TABLE_FILE)
+    pd.testing.assert_frame_equal(table, committed, check_dtype=False, rtol=1e-12)
+    report = (folder / al_calibration.REPORT_FILE).read_text()
+    for line in al_calibration.summary_lines(table):
+        assert line in report
