@@ -140,58 +140,26 @@ def _run(comparison: Comparison, args: argparse.Namespace) -> int:
 
 def _start(comparison: Comparison, args: argparse.Namespace, specs: list[RunSpec], results_dir: Path,
            writer: ResultsWriter) -> int:
-    logger.setLevel(logging.INFO)
-    console = None
-    if not args.quiet:
-        console = logging.StreamHandler(sys.stdout)
-        console.setFormatter(logging.Formatter("%(message)s"))
-        logger.addHandler(console)
-    writer.attach_log(logger, append=bool(args.resume))
-    if writer.lock is not None and writer.lock.taken_over:
-        logger.warning("took over the lock of %s, left by a run that is no longer running (%s)", results_dir,
-                       describe_holder(writer.lock.taken_over))
+    """Prepare, record, train and write one comparison in `results_dir`, stopping cleanly on the
+    first SIGINT or SIGTERM; the exit code."""
+    console = _start_logging(args, results_dir, writer)
     stop = threading.Event()
-
-    def first_signal(signum: int) -> None:
-        logger.warning("%s: stopping at the next evaluation point and saving a checkpoint (send it again to "
-                       "abort without saving)", SIGNAL_NAMES[signum])
-
     resumable = bool(args.resume)  # whether `--resume` can continue from here (run.yaml written)
     try:
-        with StopSignals(stop, first_signal) as signals:
+        with StopSignals(stop, _announce_stop) as signals:
             started = time.perf_counter()
-            # everything that can fail before training (data, memory, the checkpoints to resume)
-            stacks = prepare_experiments(specs, checkpoint_dir=results_dir, resume=bool(args.resume),
-                                         allow_code_change=args.allow_code_change)
+            stacks = _prepare_directory(args, specs, results_dir, writer)
             if not args.resume:
-                # checkpoints of an earlier run being overwritten: only those the directory's manifest says
-                # this package wrote (a user's own checkpoint_*.npz is never touched)
-                writer.remove_written([name for name in writer.written() if name.startswith("checkpoint_")])
-            writer.record([stack.checkpoint.name for stack in stacks])  # before the first is written
-            if not args.resume:
-                writer.write_text(MANIFEST, yaml.safe_dump(
-                    {"plugins": list(args.plugins), "code version": code_version(),
-                     "runs": [{"label": s.label, "group": s.group, "config": s.config.to_dict()} for s in specs]},
-                    sort_keys=False))
+                _write_manifest(writer, args, specs)
                 resumable = True
             for spec in specs:
                 writer.write_text(f"config_{spec.label}.yaml", dump_config(spec.config))
             seeds = sorted({spec.config.seed for spec in specs})
             logger.info("%s %d run(s), seeds %s; results in %s", "resuming" if args.resume else "starting",
                         len(specs), seeds, results_dir)
-            try:
-                results = run_prepared(stacks, specs, show_progress=False if args.quiet else None, stop=stop)
-            except StopRequested as stopped:
-                _write_tables(writer, stopped.results)
-                logger.warning("stopped: checkpoint and metrics so far are in %s. Resume with:\n  %s", results_dir,
-                               resume_command(results_dir, args.plugins))
-                return interrupted_exit_code(signals.received)
-            except TrainingDiverged as error:
-                logger.error("%s Checkpoint: %s", error, results_dir)
-                return EXIT_DIVERGED
-            _write_results(writer, comparison, results)
-            for line in comparison.summarise(results):
-                logger.info(line)
+            stopped_with = _train_and_write(comparison, args, stacks, specs, results_dir, writer, stop, signals)
+            if stopped_with is not None:
+                return stopped_with
             logger.info("done in %.1f s; results in %s", time.perf_counter() - started, results_dir)
             if signals.received is not None:
                 logger.info("(%s arrived after the last phase; the run was finished instead)",
@@ -208,6 +176,71 @@ def _start(comparison: Comparison, args: argparse.Namespace, specs: list[RunSpec
         print(f"error: {writer.log_failure}; every other file was written", file=sys.stderr)
         return EXIT_WRITE_FAILED
     return 0
+
+
+def _start_logging(args: argparse.Namespace, results_dir: Path, writer: ResultsWriter) -> logging.Handler | None:
+    """Log to the results directory's log.txt (appended to on --resume) and, unless --quiet, to the
+    console; the console handler, for _start to remove."""
+    logger.setLevel(logging.INFO)
+    console = None
+    if not args.quiet:
+        console = logging.StreamHandler(sys.stdout)
+        console.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(console)
+    writer.attach_log(logger, append=bool(args.resume))
+    if writer.lock is not None and writer.lock.taken_over:
+        logger.warning("took over the lock of %s, left by a run that is no longer running (%s)", results_dir,
+                       describe_holder(writer.lock.taken_over))
+    return console
+
+
+def _announce_stop(signum: int) -> None:
+    """What the first SIGINT or SIGTERM says: the run stops at its next evaluation point."""
+    logger.warning("%s: stopping at the next evaluation point and saving a checkpoint (send it again to "
+                   "abort without saving)", SIGNAL_NAMES[signum])
+
+
+def _prepare_directory(args: argparse.Namespace, specs: list[RunSpec], results_dir: Path,
+                       writer: ResultsWriter) -> list:
+    """Everything that can fail before training (data, memory, the checkpoints to resume), then the
+    results directory made ready for the checkpoints: the prepared stacks."""
+    stacks = prepare_experiments(specs, checkpoint_dir=results_dir, resume=bool(args.resume),
+                                 allow_code_change=args.allow_code_change)
+    if not args.resume:
+        # checkpoints of an earlier run being overwritten: only those the directory's manifest says
+        # this package wrote (a user's own checkpoint_*.npz is never touched)
+        writer.remove_written([name for name in writer.written() if name.startswith("checkpoint_")])
+    writer.record([stack.checkpoint.name for stack in stacks])  # before the first is written
+    return stacks
+
+
+def _write_manifest(writer: ResultsWriter, args: argparse.Namespace, specs: list[RunSpec]) -> None:
+    """run.yaml: what --resume reads back (the runs' labels, groups and configs)."""
+    writer.write_text(MANIFEST, yaml.safe_dump(
+        {"plugins": list(args.plugins), "code version": code_version(),
+         "runs": [{"label": s.label, "group": s.group, "config": s.config.to_dict()} for s in specs]},
+        sort_keys=False))
+
+
+def _train_and_write(comparison: Comparison, args: argparse.Namespace, stacks: list, specs: list[RunSpec],
+                     results_dir: Path, writer: ResultsWriter, stop: threading.Event,
+                     signals: StopSignals) -> int | None:
+    """Train the prepared stacks and write their results and summary: None once finished, else the
+    exit code of a stop (its metrics so far written) or of a diverged run."""
+    try:
+        results = run_prepared(stacks, specs, show_progress=False if args.quiet else None, stop=stop)
+    except StopRequested as stopped:
+        _write_tables(writer, stopped.results)
+        logger.warning("stopped: checkpoint and metrics so far are in %s. Resume with:\n  %s", results_dir,
+                       resume_command(results_dir, args.plugins))
+        return interrupted_exit_code(signals.received)
+    except TrainingDiverged as error:
+        logger.error("%s Checkpoint: %s", error, results_dir)
+        return EXIT_DIVERGED
+    _write_results(writer, comparison, results)
+    for line in comparison.summarise(results):
+        logger.info(line)
+    return None
 
 
 MANIFEST = "run.yaml"

@@ -382,8 +382,28 @@ def reuse_runs(config: BenchmarkConfig, output: Path, sources: Sequence[str | Pa
     (the benchmark's lrgpa is the study's gpa); the rows get this sweep's labels. Returns the count
     taken from each source (and appends (dataset, model, sampler, seed, source) of each run taken to
     `taken`, for the report). Only CSV text is read, nothing that could run code."""
+    wanted = _runs_to_reuse(config, output)
+    counts = {}
+    for source in sources:
+        source = Path(source)
+        files = _reuse_files(source)
+        counts[str(source)] = 0
+        for file in files:
+            table = _read_reuse_table(file, in_folder=source.is_dir())
+            if table is None:
+                continue
+            for run in _take_runs(config, output, table, wanted, writer):
+                counts[str(source)] += 1
+                if taken is not None:
+                    taken.append((*run, str(source)))
+    return counts
+
+
+def _runs_to_reuse(config: BenchmarkConfig, output: Path) -> dict[str, tuple[str, str, str, int]]:
+    """The runs of this sweep not finished in `output`, by run key: (dataset, model, sampler, seed).
+    Runs of identical settings share a key, so only the last of them is taken (with a warning)."""
     fingerprint = config_fingerprint(config)
-    wanted = {}
+    wanted: dict[str, tuple[str, str, str, int]] = {}
     for entry, model, sampler, seed in sweep_runs(config):
         path = run_file(output, entry.name, model, sampler, seed)
         if path.exists() and read_run_file(path, config, entry, model, sampler, seed, fingerprint)[1] is None:
@@ -393,44 +413,54 @@ def reuse_runs(config: BenchmarkConfig, output: Path, sources: Sequence[str | Pa
             logger.warning("%s / %s / %s / seed %d has the same settings as %s: only one of them is taken from "
                            "other results", entry.name, model, sampler, seed, " / ".join(map(str, wanted[key])))
         wanted[key] = (entry.name, model, sampler, seed)
-    counts = {}
-    for source in sources:
-        source = Path(source)
-        if not source.exists():
-            raise ConfigError(f"--reuse {source}: no such file or folder")
-        # compressed copies first: the study replaces a q<N>.csv by its .csv.gz, so a .csv beside one is stale
-        files = [*sorted(source.glob("**/*.csv.gz")), *sorted(source.glob("**/*.csv"))] if source.is_dir() else [source]
-        counts[str(source)] = 0
-        for file in files:
-            try:
-                table = pd.read_csv(file, dtype={RUN_KEY_COLUMN: str})
-            except (pd.errors.EmptyDataError, *UNREADABLE_TABLE_ERRORS) as error:
-                if source.is_dir():
-                    continue
-                raise ConfigError(f"--reuse {file}: not a readable CSV table ({type(error).__name__}: {error})"
-                                  ) from error
-            if RUN_KEY_COLUMN not in table or any(column not in table for column in TIDY_COLUMNS):
-                if source.is_dir():
-                    continue  # e.g. summary.csv
-                raise ConfigError(f"--reuse {file}: not a tidy table of runs with a {RUN_KEY_COLUMN} column (tables "
-                                  "written before run keys existed cannot be matched to settings)")
-            for key, rows in table.groupby(RUN_KEY_COLUMN, sort=False):
-                if key not in wanted:
-                    continue
-                dataset, model, sampler, seed = wanted[key]
-                rows = rows.sort_values("al_iter", kind="stable")
-                if run_rows_problem(rows, expected_steps(config, dataset)) is not None:
-                    continue
-                rows = rows.assign(dataset=dataset, model=model, sampler=sampler, seed=seed)
-                # columns of other runs in the source table (e.g. their pick comparisons) stay behind
-                rows = rows[[c for c in rows if c in TIDY_COLUMNS or c == RUN_KEY_COLUMN or rows[c].notna().any()]]
-                path = run_file(output, dataset, model, sampler, seed)
-                writer.write_text(str(path.relative_to(output)), rows.to_csv(index=False))
-                del wanted[key]
-                counts[str(source)] += 1
-                if taken is not None:
-                    taken.append((dataset, model, sampler, seed, str(source)))
-    return counts
+    return wanted
+
+
+def _reuse_files(source: Path) -> list[Path]:
+    """The tables a --reuse source names: the file itself, or each CSV table in the folder."""
+    if not source.exists():
+        raise ConfigError(f"--reuse {source}: no such file or folder")
+    if not source.is_dir():
+        return [source]
+    # compressed copies first: the study replaces a q<N>.csv by its .csv.gz, so a .csv beside one is stale
+    return [*sorted(source.glob("**/*.csv.gz")), *sorted(source.glob("**/*.csv"))]
+
+
+def _read_reuse_table(file: Path, in_folder: bool) -> pd.DataFrame | None:
+    """`file` as a tidy table of runs with run keys; None for a file found in a folder that is not
+    one (e.g. summary.csv), a ConfigError for a file named on its own."""
+    try:
+        table = pd.read_csv(file, dtype={RUN_KEY_COLUMN: str})
+    except (pd.errors.EmptyDataError, *UNREADABLE_TABLE_ERRORS) as error:
+        if in_folder:
+            return None
+        raise ConfigError(f"--reuse {file}: not a readable CSV table ({type(error).__name__}: {error})") from error
+    if RUN_KEY_COLUMN not in table or any(column not in table for column in TIDY_COLUMNS):
+        if in_folder:
+            return None
+        raise ConfigError(f"--reuse {file}: not a tidy table of runs with a {RUN_KEY_COLUMN} column (tables "
+                          "written before run keys existed cannot be matched to settings)")
+    return table
+
+
+def _take_runs(config: BenchmarkConfig, output: Path, table: pd.DataFrame,
+               wanted: dict[str, tuple[str, str, str, int]], writer) -> Iterable[tuple[str, str, str, int]]:
+    """Write the complete runs of `table` that are `wanted` into their run files under this sweep's
+    labels, removing each from `wanted`; yields (dataset, model, sampler, seed) of each as it is written."""
+    for key, rows in table.groupby(RUN_KEY_COLUMN, sort=False):
+        if key not in wanted:
+            continue
+        dataset, model, sampler, seed = wanted[key]
+        rows = rows.sort_values("al_iter", kind="stable")
+        if run_rows_problem(rows, expected_steps(config, dataset)) is not None:
+            continue
+        rows = rows.assign(dataset=dataset, model=model, sampler=sampler, seed=seed)
+        # columns of other runs in the source table (e.g. their pick comparisons) stay behind
+        rows = rows[[c for c in rows if c in TIDY_COLUMNS or c == RUN_KEY_COLUMN or rows[c].notna().any()]]
+        path = run_file(output, dataset, model, sampler, seed)
+        writer.write_text(str(path.relative_to(output)), rows.to_csv(index=False))
+        del wanted[key]
+        yield dataset, model, sampler, seed
 
 
 def pending_tasks(config: BenchmarkConfig, output: Path, plugins: Sequence[str] = (),
@@ -736,91 +766,141 @@ def _execute_locally(tasks: Sequence[dict], workers: int, stop: threading.Event 
     already, and its task is logged and run again on a fresh worker, at most MAX_TASK_RETRIES times;
     a task that has killed its worker more often is logged and skipped, and WorkerDiedError is
     raised once the other tasks are done."""
-    import multiprocessing
-    from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-    from concurrent.futures.process import BrokenProcessPool
+    from concurrent.futures import FIRST_COMPLETED, wait
 
     stop = stop or threading.Event()
-    threads = threads_per_worker(workers)
-    context = multiprocessing.get_context("spawn")  # a fresh interpreter per worker: TF's thread settings apply
-    waiting = list(enumerate(tasks))
-    deaths: Counter = Counter()  # task index -> how often its worker died
-    given_up: list[str] = []
-    pools: list[ProcessPoolExecutor | None] = [None] * workers
-    processes: dict[int, object] = {}  # slot -> its worker process (for its exit status)
-    running: dict[Future, tuple[int, int, dict]] = {}  # future -> (slot, task index, task)
+    local = _LocalWorkers(tasks, workers)
     finished = False
     try:
-        while waiting or running:
-            busy = {slot for slot, _, _ in running.values()}
-            free = [slot for slot in range(workers) if slot not in busy]
-            # Pools are made before the stop signals are blocked: making the first one starts
-            # multiprocessing's resource tracker, which unblocks SIGINT and SIGTERM when it is up.
-            for slot in free[:len(waiting)]:
-                if pools[slot] is None:
-                    pools[slot] = ProcessPoolExecutor(max_workers=1, mp_context=context,
-                                                      initializer=_start_local_worker, initargs=(os.getpid(),))
-            replaced = False
-            # Stop signals wait while tasks are handed out: a worker started now inherits them blocked
-            # until its initialiser ignores them, and a stop cannot fall between the check and the start.
-            blocked = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
-            try:
-                while waiting and free and not stop.is_set():
-                    slot = free.pop(0)
-                    try:
-                        future = pools[slot].submit(run_task, waiting[0][1], threads)
-                    except BrokenProcessPool:  # its worker died while idle: a new one is made next round
-                        logger.warning("an idle worker process%s; starting a new one",
-                                       _how_it_ended(processes.pop(slot, None)))
-                        pools[slot].shutdown(wait=True)
-                        pools[slot], replaced = None, True
-                        continue
-                    index, task = waiting.pop(0)
-                    running[future] = (slot, index, task)
-                    processes[slot] = next(iter((getattr(pools[slot], "_processes", None) or {0: None}).values()))
-            finally:
-                signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
-            if not running:
-                if replaced and waiting and not stop.is_set():
+        while local.waiting or local.running:
+            free = local.free_slots()
+            local.make_pools(free)
+            replaced = local.hand_out(free, stop)
+            if not local.running:
+                if replaced and local.waiting and not stop.is_set():
                     continue
                 break
-            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            done, _ = wait(local.running, return_when=FIRST_COMPLETED)
             for future in done:
-                slot, index, task = running.pop(future)
-                try:
-                    result = future.result()
-                except BrokenProcessPool:
-                    pool, pools[slot] = pools[slot], None
-                    pool.shutdown(wait=True)  # broken: its only process has ended
-                    deaths[index] += 1
-                    what = (f"the worker process running task {task.get('dataset')} / {task.get('model')} "
-                            f"({len(task.get('runs', ()))} run(s)){_how_it_ended(processes.pop(slot, None))}")
-                    if deaths[index] <= MAX_TASK_RETRIES:
-                        logger.warning("%s; running the task again on a new worker (retry %d of %d); the other "
-                                       "tasks go on", what, deaths[index], MAX_TASK_RETRIES)
-                        waiting.insert(0, (index, task))
-                    else:
-                        logger.error("%s, the %s time in a row; giving the task up (its runs stay unfinished: the "
-                                     "next start of the sweep runs them again)", what, _ordinal(deaths[index]))
-                        given_up.append(f"{task.get('dataset')} / {task.get('model')}")
-                    continue
-                yield result
+                result = local.settle(future)
+                if result is not _TASK_RETRIED:
+                    yield result
         finished = True
     finally:
-        if not finished:  # an error or a second signal: stop the workers now rather than after their tasks
-            for pool in pools:
+        local.close(finished)
+    local.raise_if_unfinished()
+
+
+_TASK_RETRIED = object()  # what _LocalWorkers.settle returns for a task whose worker died
+
+
+class _LocalWorkers:
+    """The state of _execute_locally: one single-process pool per worker slot (None until needed or
+    after its process died), the tasks waiting (in order, with their index) and running, and how
+    often each task's worker died."""
+
+    def __init__(self, tasks: Sequence[dict], workers: int):
+        import multiprocessing
+
+        self.workers = workers
+        self.threads = threads_per_worker(workers)
+        # a fresh interpreter per worker: TF's thread settings apply
+        self.context = multiprocessing.get_context("spawn")
+        self.waiting = list(enumerate(tasks))
+        self.deaths: Counter = Counter()  # task index -> how often its worker died
+        self.given_up: list[str] = []
+        self.pools: list = [None] * workers  # slot -> its ProcessPoolExecutor, or None
+        self.processes: dict[int, object] = {}  # slot -> its worker process (for its exit status)
+        self.running: dict = {}  # future -> (slot, task index, task)
+
+    def free_slots(self) -> list[int]:
+        busy = {slot for slot, _, _ in self.running.values()}
+        return [slot for slot in range(self.workers) if slot not in busy]
+
+    def make_pools(self, free: list[int]) -> None:
+        """A pool for each free slot that a waiting task will take. Pools are made before the stop
+        signals are blocked: making the first one starts multiprocessing's resource tracker, which
+        unblocks SIGINT and SIGTERM when it is up."""
+        from concurrent.futures import ProcessPoolExecutor
+
+        for slot in free[:len(self.waiting)]:
+            if self.pools[slot] is None:
+                self.pools[slot] = ProcessPoolExecutor(max_workers=1, mp_context=self.context,
+                                                       initializer=_start_local_worker, initargs=(os.getpid(),))
+
+    def hand_out(self, free: list[int], stop: threading.Event) -> bool:
+        """Start waiting tasks on the `free` slots unless `stop` is set; whether the pool of an idle
+        worker that had died was dropped (a new one is made next round). Stop signals wait while
+        tasks are handed out: a worker started now inherits them blocked until its initialiser
+        ignores them, and a stop cannot fall between the check and the start."""
+        from concurrent.futures.process import BrokenProcessPool
+
+        replaced = False
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        try:
+            while self.waiting and free and not stop.is_set():
+                slot = free.pop(0)
+                try:
+                    future = self.pools[slot].submit(run_task, self.waiting[0][1], self.threads)
+                except BrokenProcessPool:  # its worker died while idle: a new one is made next round
+                    logger.warning("an idle worker process%s; starting a new one",
+                                   _how_it_ended(self.processes.pop(slot, None)))
+                    self.pools[slot].shutdown(wait=True)
+                    self.pools[slot], replaced = None, True
+                    continue
+                index, task = self.waiting.pop(0)
+                self.running[future] = (slot, index, task)
+                self.processes[slot] = next(iter((getattr(self.pools[slot], "_processes", None)
+                                                  or {0: None}).values()))
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        return replaced
+
+    def settle(self, future) -> object:
+        """The result of a finished task, or _TASK_RETRIED when its worker died: the task then waits
+        first in line for a new worker, or is given up after MAX_TASK_RETRIES retries."""
+        from concurrent.futures.process import BrokenProcessPool
+
+        slot, index, task = self.running.pop(future)
+        try:
+            return future.result()
+        except BrokenProcessPool:
+            pool, self.pools[slot] = self.pools[slot], None
+            pool.shutdown(wait=True)  # broken: its only process has ended
+        self.deaths[index] += 1
+        what = (f"the worker process running task {task.get('dataset')} / {task.get('model')} "
+                f"({len(task.get('runs', ()))} run(s)){_how_it_ended(self.processes.pop(slot, None))}")
+        if self.deaths[index] <= MAX_TASK_RETRIES:
+            logger.warning("%s; running the task again on a new worker (retry %d of %d); the other "
+                           "tasks go on", what, self.deaths[index], MAX_TASK_RETRIES)
+            self.waiting.insert(0, (index, task))
+        else:
+            logger.error("%s, the %s time in a row; giving the task up (its runs stay unfinished: the "
+                         "next start of the sweep runs them again)", what, _ordinal(self.deaths[index]))
+            self.given_up.append(f"{task.get('dataset')} / {task.get('model')}")
+        return _TASK_RETRIED
+
+    def close(self, finished: bool) -> None:
+        """Shut every pool down: after their tasks when `finished`, else (an error or a second
+        signal) at once, killing the workers rather than waiting for their tasks."""
+        if not finished:
+            for pool in self.pools:
                 for process in list((getattr(pool, "_processes", None) or {}).values()):
                     process.kill()  # not terminate(): the workers ignore SIGTERM
-        for pool in pools:
+        for pool in self.pools:
             if pool is not None:
                 pool.shutdown(wait=finished, cancel_futures=True)
-    if waiting:
-        raise StoppedEarly(len(waiting))
-    if given_up:
-        raise WorkerDiedError(
-            f"the worker processes of {len(given_up)} task(s) ({', '.join(given_up)}) died {MAX_TASK_RETRIES + 1} "
-            "times each (see log.txt); the other tasks' runs are written. If the system ran out of memory, use fewer "
-            "--workers or smaller settings, then run the same command again to finish")
+
+    def raise_if_unfinished(self) -> None:
+        """StoppedEarly if tasks were left waiting (a stop), else WorkerDiedError if any was given up."""
+        if self.waiting:
+            raise StoppedEarly(len(self.waiting))
+        if self.given_up:
+            raise WorkerDiedError(
+                f"the worker processes of {len(self.given_up)} task(s) ({', '.join(self.given_up)}) died "
+                f"{MAX_TASK_RETRIES + 1} times each (see log.txt); the other tasks' runs are written. If the system "
+                "ran out of memory, use fewer --workers or smaller settings, then run the same command again to "
+                "finish")
 
 
 def _how_it_ended(process) -> str:
