@@ -402,14 +402,8 @@ def best_methods(table: pd.DataFrame, count: int, runnable: Callable[[str], bool
 Q6_BNN_LABEL = "bnn (Q6 runs)"  # Q7's name for the bnn side, taken from Q6's runs
 
 
-def question_models(table: pd.DataFrame, bnn_table: pd.DataFrame | None, derivation: str,
-                    baseline: str = "random", pick: str | None = None) -> Section:
-    """table: the Q7 runs (models other than bnn); bnn_table: Q6's bnn runs, restricted here to
-    Q7's datasets, seeds and samplers; derivation: how the samplers were chosen (for the text);
-    pick: the method the recommendation rule picked from Q6, followed across models."""
-    datasets = _dataset_order(table)
-    seeds = sorted(set(table["seed"]))
-    samplers = _order(table["sampler"], baseline)
+def _model_parts(table: pd.DataFrame, bnn_table: pd.DataFrame | None, datasets, seeds, samplers) -> dict:
+    """Q6's bnn runs restricted to Q7's datasets, seeds and samplers (if any), then each Q7 model's runs."""
     parts = {}
     if bnn_table is not None and len(bnn_table):
         bnn = bnn_table[bnn_table["dataset"].isin(datasets) & bnn_table["seed"].isin(seeds)
@@ -418,13 +412,10 @@ def question_models(table: pd.DataFrame, bnn_table: pd.DataFrame | None, derivat
             parts[Q6_BNN_LABEL] = bnn
     for model in dict.fromkeys(table["model"]):
         parts[model] = table[table["model"] == model]
-    results = {}
-    for name, part in parts.items():
-        per_dataset = per_dataset_methods(part, baseline)
-        results[name] = (aggregate_methods(per_dataset, baseline), per_dataset)
-    header = ["method"]
-    for name in results:
-        header += [f"{name}: difference to {baseline}", f"{name}: better / within / worse"]
+    return parts
+
+
+def _difference_rows(results: dict, samplers: list[str], baseline: str) -> list[list[str]]:
     rows = []
     for sampler in [s for s in samplers if s != baseline]:
         row = [sampler]
@@ -437,6 +428,12 @@ def question_models(table: pd.DataFrame, bnn_table: pd.DataFrame | None, derivat
             row += [signed(entry.log_rmse_difference, entry.interval) + MARKS[entry.verdict],
                     f"{entry.better} / {entry.within} / {entry.worse}"]
         rows.append(row)
+    return rows
+
+
+def _accuracy_rows(results: dict, parts: dict, datasets, baseline: str) -> tuple[list[list[str]], dict]:
+    """Per dataset: each model's mean log RMSE under the baseline and its 90% coverage; and the
+    coverages per model (for the note)."""
     accuracy_rows, coverages = [], {name: [] for name in results}
     for dataset in datasets:
         row = [dataset]
@@ -450,6 +447,10 @@ def question_models(table: pd.DataFrame, bnn_table: pd.DataFrame | None, derivat
             row.append("" if np.isnan(coverage) else f"{coverage:.2f}")
             coverages[name].append(coverage)
         accuracy_rows.append(row)
+    return accuracy_rows, coverages
+
+
+def _order_sentences(results: dict, baseline: str) -> list[str]:
     sentences = []
     for name, (aggregate, _) in results.items():
         others = aggregate[aggregate["sampler"] != baseline]
@@ -457,30 +458,61 @@ def question_models(table: pd.DataFrame, bnn_table: pd.DataFrame | None, derivat
         worse = [f"{r.sampler} ({r.worse_datasets})" for r in others.itertuples() if r.worse]
         sentences.append(f"on {name} the order is {order}; clearly worse than {baseline} somewhere: "
                          f"{listing(worse)}")
-    followed = ""
-    if pick is not None:
-        verdicts = []
-        for name, (aggregate, _) in results.items():
-            entry = aggregate[aggregate["sampler"] == pick]
-            if len(entry):
-                entry = entry.iloc[0]
-                verdicts.append(f"{name} {signed(entry.log_rmse_difference, entry.interval)} "
-                                f"(clearly worse on {entry.worse} of {plural(entry.datasets, 'dataset')})")
-        followed = (f" The recommendation rule's pick from Q6, {pick}, against {baseline}: {'; '.join(verdicts)}."
-                    if verdicts else f" The recommendation rule's pick from Q6, {pick}, was not run here.")
-    scope = f"{plural(len(datasets), 'dataset')} and {plural(len(seeds), 'paired seed')}"
-    bnn_note = (f" The bnn results are Q6's runs restricted to these datasets and seeds (Q6 has "
-                f"{plural(bnn_table['seed'].nunique(), 'seed')})." if Q6_BNN_LABEL in results else
-                " Q6 has no bnn runs on these datasets and seeds to compare with.")
+    return sentences
+
+
+def _followed_text(results: dict, pick: str | None, baseline: str) -> str:
+    """The recommendation rule's pick from Q6, followed across the models."""
+    if pick is None:
+        return ""
+    verdicts = []
+    for name, (aggregate, _) in results.items():
+        entry = aggregate[aggregate["sampler"] == pick]
+        if len(entry):
+            entry = entry.iloc[0]
+            verdicts.append(f"{name} {signed(entry.log_rmse_difference, entry.interval)} "
+                            f"(clearly worse on {entry.worse} of {plural(entry.datasets, 'dataset')})")
+    return (f" The recommendation rule's pick from Q6, {pick}, against {baseline}: {'; '.join(verdicts)}."
+            if verdicts else f" The recommendation rule's pick from Q6, {pick}, was not run here.")
+
+
+def _calibration_note(coverages: dict, baseline: str) -> str:
     calibration = []
     for name, values in coverages.items():
         known = [v for v in values if not np.isnan(v)]
         if known:
             calibration.append(f"{name} {np.mean(known):.2f}"
                                + (f" (over {len(known)} of the {len(values)})" if len(known) < len(values) else ""))
-    calibration_note = (f" {baseline.capitalize()}'s 90% predictive interval held, averaged over the datasets: "
-                        f"{', '.join(calibration)} of the test targets (0.90 = calibrated; lower = over-confident)."
-                        if calibration else "")
+    return (f" {baseline.capitalize()}'s 90% predictive interval held, averaged over the datasets: "
+            f"{', '.join(calibration)} of the test targets (0.90 = calibrated; lower = over-confident)."
+            if calibration else "")
+
+
+def question_models(table: pd.DataFrame, bnn_table: pd.DataFrame | None, derivation: str,
+                    baseline: str = "random", pick: str | None = None) -> Section:
+    """table: the Q7 runs (models other than bnn); bnn_table: Q6's bnn runs, restricted here to
+    Q7's datasets, seeds and samplers; derivation: how the samplers were chosen (for the text);
+    pick: the method the recommendation rule picked from Q6, followed across models."""
+    datasets = _dataset_order(table)
+    seeds = sorted(set(table["seed"]))
+    samplers = _order(table["sampler"], baseline)
+    parts = _model_parts(table, bnn_table, datasets, seeds, samplers)
+    results = {}
+    for name, part in parts.items():
+        per_dataset = per_dataset_methods(part, baseline)
+        results[name] = (aggregate_methods(per_dataset, baseline), per_dataset)
+    header = ["method"]
+    for name in results:
+        header += [f"{name}: difference to {baseline}", f"{name}: better / within / worse"]
+    rows = _difference_rows(results, samplers, baseline)
+    accuracy_rows, coverages = _accuracy_rows(results, parts, datasets, baseline)
+    sentences = _order_sentences(results, baseline)
+    followed = _followed_text(results, pick, baseline)
+    scope = f"{plural(len(datasets), 'dataset')} and {plural(len(seeds), 'paired seed')}"
+    bnn_note = (f" The bnn results are Q6's runs restricted to these datasets and seeds (Q6 has "
+                f"{plural(bnn_table['seed'].nunique(), 'seed')})." if bnn_table is not None and Q6_BNN_LABEL in results
+                else " Q6 has no bnn runs on these datasets and seeds to compare with.")
+    calibration_note = _calibration_note(coverages, baseline)
     answer = (f"{derivation} Over {scope} ({listing(datasets)}), ranked by mean log RMSE averaged over the datasets "
               "(best first): " + "; ".join(sentences) + "." + followed + bnn_note + calibration_note
               + f" With {plural(len(datasets), 'dataset')} the intervals over datasets are wide; the per-dataset "
