@@ -159,3 +159,24 @@ def test_the_committed_report_is_what_its_committed_runs_give(tmp_path):
         pd.testing.assert_frame_equal(fresh, pd.read_csv(folder / "summary.csv"))
         committed = (folder / "summary.md").read_text().split("\n\n", 2)[2]  # after the command line
         assert (tmp_path / folder.name / "summary.md").read_text().split("\n\n", 2)[2] == committed
+
+
+def test_validation_splits_hold_out_training_rows_only_keyed_by_the_split():
+    """--validation: each split is scored on a share of its own training rows; its test rows are used
+    nowhere, and the same split always gives the same division."""
+    features, target = read_uci_folder(SHIPPED_UCI_ROOT / "yacht")
+    splits = read_splits(SHIPPED_UCI_ROOT / "yacht", len(target))[:3]
+    divided = uci_protocol.validation_splits(splits, 0.2)
+    for split, part in zip(splits, divided, strict=True):
+        assert part.index == split.index
+        assert np.array_equal(np.sort(np.concatenate([part.train, part.test])), np.sort(split.train))
+        assert len(np.intersect1d(part.train, part.test)) == 0
+        assert len(np.intersect1d(np.concatenate([part.train, part.test]), split.test)) == 0
+        assert len(part.test) == round(0.2 * len(split.train))
+    again = uci_protocol.validation_splits(splits, 0.2)
+    assert all(np.array_equal(a.test, b.test) for a, b in zip(divided, again, strict=True))
+    assert not np.array_equal(divided[0].test, divided[1].test)
+    with pytest.raises(ConfigError, match="--validation"):
+        uci_protocol.validation_splits(splits, 1.5)
+    assert uci_protocol.settings_record(["bnn"], None, 0.2)["validation_fraction"] == 0.2
+    assert "validation_fraction" not in uci_protocol.settings_record(["bnn"], None)

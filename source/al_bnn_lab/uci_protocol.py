@@ -35,6 +35,7 @@ from scipy import stats
 
 from al_bnn.config import ConfigError, check_key, estimator_config_key, parse_yaml
 from al_bnn.data import DataFileError, read_uci_folder, uci_root
+from al_bnn.randomness import numpy_generator
 from al_bnn.results import ResultsWriter
 
 LOG = logging.getLogger("al_bnn.uci_protocol")
@@ -95,6 +96,20 @@ def read_splits(folder: str | Path, n_rows: int) -> list[Split]:
     return splits
 
 
+def validation_splits(splits: Sequence[Split], fraction: float) -> list[Split]:
+    """Each split's training rows divided into kept rows and a held-out validation share (keyed by
+    the split's index): for choosing settings without touching the test rows. The returned splits'
+    `test` are the validation rows; the real test rows are dropped."""
+    if not 0.0 < fraction < 1.0:
+        raise ConfigError(f"--validation must be a fraction in (0, 1), got {fraction!r}")
+    out = []
+    for split in splits:
+        order = numpy_generator(split.index, "validation").permutation(len(split.train))
+        size = max(1, int(round(fraction * len(split.train))))
+        out.append(Split(split.index, np.sort(split.train[order[size:]]), np.sort(split.train[order[:size]])))
+    return out
+
+
 def score(y: np.ndarray, mean: np.ndarray, std: np.ndarray) -> dict[str, float]:
     """Test RMSE, mean Gaussian log-likelihood and central-interval coverage, in the target's units."""
     residual = np.asarray(y, np.float64) - np.asarray(mean, np.float64)
@@ -128,12 +143,15 @@ def run_split(model: str, features: np.ndarray, target: np.ndarray, split: Split
     return {**score(target[split.test], mean, std), "fit_seconds": seconds}
 
 
-def settings_record(models: Sequence[str], parameters: dict | None) -> dict:
+def settings_record(models: Sequence[str], parameters: dict | None, validation: float | None = None) -> dict:
     from al_bnn.version import __version__
 
-    return {"protocol": "UCI standard splits, inputs standardised on the training split, normalize_y",
-            "models": {m: make_estimator(m, 0, parameters).get_params() for m in models},
-            "package_version": __version__}
+    record = {"protocol": "UCI standard splits, inputs standardised on the training split, normalize_y",
+              "models": {m: make_estimator(m, 0, parameters).get_params() for m in models},
+              "package_version": __version__}
+    if validation is not None:  # scored on a held-out share of each training split, never on its test rows
+        record["validation_fraction"] = validation
+    return record
 
 
 def _plain(value):
@@ -146,8 +164,10 @@ def _plain(value):
 
 def run_protocol(output: str | Path, datasets: Sequence[str] = STANDARD_DATASETS, models: Sequence[str] = MODELS,
                  n_splits: int = 20, root: str | Path | None = None, parameters: dict | None = None,
-                 progress: Callable[[str], None] = print) -> pd.DataFrame:
-    """Train and score every (dataset, model, split) not already in `output`/runs.csv; return all rows."""
+                 progress: Callable[[str], None] = print, validation: float | None = None) -> pd.DataFrame:
+    """Train and score every (dataset, model, split) not already in `output`/runs.csv; return all rows.
+    With `validation` (a fraction), every split is scored on that share of its own training rows
+    (validation_splits) instead of its test rows."""
     if isinstance(n_splits, bool) or not isinstance(n_splits, int) or n_splits < 1:
         raise ConfigError(f"--splits must be a positive integer, got {n_splits!r}")
     unknown = sorted(set(models) - set(MODELS))
@@ -165,9 +185,10 @@ def run_protocol(output: str | Path, datasets: Sequence[str] = STANDARD_DATASETS
         splits = read_splits(folder / name, len(target))
         if n_splits > len(splits):
             raise ConfigError(f"--splits {n_splits}: {name} has only {len(splits)} splits")
-        data[name] = (features, target, splits[:n_splits])
+        splits = splits[:n_splits]
+        data[name] = (features, target, splits if validation is None else validation_splits(splits, validation))
     try:
-        settings = _plain(settings_record(models, parameters))
+        settings = _plain(settings_record(models, parameters, validation))
     except TypeError as error:  # an unknown keyword
         raise ConfigError(f"--set: {error}; the estimators' keywords are in docs/models.md") from None
     output = Path(output)
@@ -369,6 +390,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--compare-with", default=None, metavar="DIR",
                         help="another run's folder (e.g. made with --set calibration=none): a paired table in "
                              "the report")
+    parser.add_argument("--validation", type=float, default=None, metavar="FRACTION",
+                        help="score each split on this share of its own training rows (e.g. 0.2), never on its test "
+                             "rows: for choosing settings")
     parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", dest="settings",
                         help="estimator keywords for every model, e.g. calibration=none (values read as YAML)")
     return parser
@@ -406,7 +430,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             table = table[table["dataset"].isin(args.datasets) & table["model"].isin(args.models)]
         else:
             table = run_protocol(args.out, args.datasets, args.models, args.splits, args.uci_root,
-                                 parse_settings(args.settings) or None)
+                                 parse_settings(args.settings) or None, validation=args.validation)
         baseline = None
         if args.compare_with:
             path = Path(args.compare_with) / RUNS_FILE
