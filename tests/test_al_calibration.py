@@ -58,3 +58,22 @@ def test_the_committed_report_is_what_the_committed_runs_give():
     report = (folder / al_calibration.REPORT_FILE).read_text()
     for line in al_calibration.summary_lines(table):
         assert line in report
+
+
+def test_the_sweep_keeps_a_calibrated_loop_s_raw_values_beside_the_calibrated_ones():
+    """A calibrated run's tidy rows carry test_coverage_90_raw etc. (so a report can pair the raw and
+    calibrated values of the same run); an uncalibrated run's rows have no such columns."""
+    from types import SimpleNamespace
+
+    from al_bnn_lab.sweep import CALIBRATION_COLUMNS, tidy_rows
+
+    base = dict(n_train=10, test_rmse=1.0, test_log_likelihood=-1.0, test_coverage_90=0.9)
+    acquisitions = [dict(al_iter=0, selection_seconds=0.0, training_seconds=1.0)]
+    config = SimpleNamespace(seed=0)
+    plain = SimpleNamespace(metrics=[dict(al_iter=0, **base)], acquisitions=acquisitions, config=config)
+    extra = dict(test_log_likelihood_raw=-3.0, test_coverage_90_raw=0.5, calibration_epistemic=2.0,
+                 calibration_aleatoric=4.0)
+    calibrated = SimpleNamespace(metrics=[dict(al_iter=0, **base, **extra)], acquisitions=acquisitions, config=config)
+    assert not set(CALIBRATION_COLUMNS) & set(tidy_rows("a", "bnn", "random", plain, 100, 1)[0])
+    row = tidy_rows("a", "bnn", "random", calibrated, 100, 1)[0]
+    assert {key: row[key] for key in CALIBRATION_COLUMNS} == extra

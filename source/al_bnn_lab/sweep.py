@@ -54,6 +54,10 @@ TIDY_COLUMNS = ["dataset", "model", "sampler", "seed", "al_iter", "n_train", "te
 OPTIONAL_COLUMNS = ["test_coverage_90"]  # share of test targets inside the central 90% predictive interval
 # Columns of pick comparisons (parms.compare_with): <prefix><reference name>, empty at AL step 0.
 COMPARISON_PREFIXES = ("overlap_", "agreed_", "in_order_", "seconds_")
+# what a calibrated loop (train_schedule.calibration: holdout) adds to a phase's last metrics row: the raw
+# values beside the calibrated ones, so a table can pair them within the same run
+CALIBRATION_COLUMNS = ("test_log_likelihood_raw", "test_coverage_90_raw", "calibration_epistemic",
+                       "calibration_aleatoric")
 RUN_KEY_COLUMN = "run_key"  # in run files and tidy tables: what determines the run's numbers (run_key)
 LEGACY_FINGERPRINT_COLUMN = "sweep_fingerprint"  # run files of older versions: the hash of the whole sweep config
 TIE_TOLERANCE = 0.005  # final RMSEs within 0.5% of random's count as a tie
@@ -555,6 +559,7 @@ def tidy_rows(dataset: str, model: str, sampler: str, result, pool_size: int, ru
                          selection_seconds=acquisition["selection_seconds"],
                          training_seconds=acquisition["training_seconds"], pool_size=pool_size,
                          runs_in_stack=runs_in_stack,
+                         **{key: metrics[key] for key in CALIBRATION_COLUMNS if key in metrics},
                          **{key: value for key, value in acquisition.items() if key.startswith(COMPARISON_PREFIXES)}))
     return rows
 
