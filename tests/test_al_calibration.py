@@ -65,7 +65,8 @@ def test_the_sweep_keeps_a_calibrated_loop_s_raw_values_beside_the_calibrated_on
     calibrated values of the same run); an uncalibrated run's rows have no such columns."""
     from types import SimpleNamespace
 
-    from al_bnn_lab.sweep import CALIBRATION_COLUMNS, tidy_rows
+    from al_bnn.checkpoint import CALIBRATION_COLUMNS
+    from al_bnn_lab.sweep import tidy_rows
 
     base = dict(n_train=10, test_rmse=1.0, test_log_likelihood=-1.0, test_coverage_90=0.9)
     acquisitions = [dict(al_iter=0, selection_seconds=0.0, training_seconds=1.0)]

@@ -115,6 +115,13 @@ CHECKPOINT_KIND = "al_bnn checkpoint"
 CHECKPOINT_VERSION = 1
 CHECKPOINT_NAME = re.compile(r"checkpoint_[0-9]+\.npz")
 _ROW_LISTS = ("metrics", "acquisitions", "selected")
+# What a calibrated phase (train_schedule.calibration: holdout) adds to its last metrics row:
+# al_bnn.stack_calibration writes them, the benchmark's tidy tables read them. Each raw value under
+# its own name beside the calibrated one, and the two variance scales; named once, here (no
+# TensorFlow import), so the writer and the readers cannot drift apart.
+RAW_COLUMNS = {"test_log_likelihood": "test_log_likelihood_raw", "test_coverage_90": "test_coverage_90_raw"}
+SCALE_COLUMNS = ("calibration_epistemic", "calibration_aleatoric")
+CALIBRATION_COLUMNS = (*RAW_COLUMNS.values(), *SCALE_COLUMNS)
 
 
 def checkpoint_path(checkpoint_dir: Path, index: int) -> Path:

@@ -20,6 +20,7 @@ from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 
+from al_bnn.checkpoint import RAW_COLUMNS, SCALE_COLUMNS
 from al_bnn.data import RegressionData
 from al_bnn.models import build_model_and_trainer
 from al_bnn.models.calibration import VarianceScales, fit_variance_scales, holdout_rows
@@ -145,13 +146,13 @@ def record_phase_calibration(results: Sequence[_PhaseResult], network: _Predicti
     mean, epistemic, aleatoric = predictions(network, test_x)
     seconds = time.perf_counter() - started
     for k, (result, row, run_scales, data) in enumerate(zip(results, rows, scales, datas, strict=True)):
-        row.update(test_log_likelihood_raw=row["test_log_likelihood"], test_coverage_90_raw=row["test_coverage_90"])
+        row.update({raw: row[name] for name, raw in RAW_COLUMNS.items()})
         if run_scales is not None:
             metrics = calibrated_metrics(data.test_y, mean[k], epistemic[k], aleatoric[k], run_scales)
             row["test_log_likelihood"] = metrics.log_likelihood - np.log(data.target_scale)
             row["test_coverage_90"] = metrics.coverage_90
-        row["calibration_epistemic"] = run_scales.epistemic if run_scales is not None else float("nan")
-        row["calibration_aleatoric"] = run_scales.aleatoric if run_scales is not None else float("nan")
+        for column, scale in zip(SCALE_COLUMNS, ("epistemic", "aleatoric"), strict=True):
+            row[column] = getattr(run_scales, scale) if run_scales is not None else float("nan")
         row["calibration_rows"] = run_scales.n_rows if run_scales is not None else 0
         result.acquisitions[-1]["calibration_seconds"] = seconds
         logger.info("[%s] phase %d calibrated: scales a %.3g, b %.3g; test log-lik %.4f (raw %.4f), 90%% coverage "

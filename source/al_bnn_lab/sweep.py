@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from al_bnn.checkpoint import digest
+from al_bnn.checkpoint import CALIBRATION_COLUMNS, digest
 from al_bnn.cli import StoppedEarly
 from al_bnn.config import (
     ConfigError,
@@ -54,10 +54,6 @@ TIDY_COLUMNS = ["dataset", "model", "sampler", "seed", "al_iter", "n_train", "te
 OPTIONAL_COLUMNS = ["test_coverage_90"]  # share of test targets inside the central 90% predictive interval
 # Columns of pick comparisons (parms.compare_with): <prefix><reference name>, empty at AL step 0.
 COMPARISON_PREFIXES = ("overlap_", "agreed_", "in_order_", "seconds_")
-# what a calibrated loop (train_schedule.calibration: holdout) adds to a phase's last metrics row: the raw
-# values beside the calibrated ones, so a table can pair them within the same run
-CALIBRATION_COLUMNS = ("test_log_likelihood_raw", "test_coverage_90_raw", "calibration_epistemic",
-                       "calibration_aleatoric")
 RUN_KEY_COLUMN = "run_key"  # in run files and tidy tables: what determines the run's numbers (run_key)
 LEGACY_FINGERPRINT_COLUMN = "sweep_fingerprint"  # run files of older versions: the hash of the whole sweep config
 TIE_TOLERANCE = 0.005  # final RMSEs within 0.5% of random's count as a tie
