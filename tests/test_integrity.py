@@ -246,6 +246,22 @@ def test_the_memory_estimate_names_the_largest_part():
         check_fits([config], ["gpa"], n_pool=14448, n_test=6192, n_features=5, available=2**30)
 
 
+def test_the_memory_estimate_counts_the_calibration_copy():
+    from al_bnn.config import config_from_dict
+    from al_bnn.memory import training_parts
+
+    def parts(calibration):
+        config = config_from_dict({"net_config": {"layer_sizes": [512, 512]},
+                                   "train_schedule": {"calibration": calibration}})
+        return training_parts(config, 10, 8, 100)
+
+    plain, calibrated = parts("none"), parts("holdout")
+    assert calibrated[:len(plain)] == plain and len(calibrated) == len(plain) + 1
+    copy, weights = calibrated[-1], plain[0]
+    assert copy.key == "train_schedule.calibration" and "calibration copy" in copy.what
+    assert weights.what.startswith("network weights") and copy.bytes == weights.bytes  # the same 10 networks again
+
+
 @pytest.mark.usefixtures("needs_housing")
 def test_a_read_only_results_file_system_is_one_message_and_leaves_nothing(tmp_path, capsys, monkeypatch):
     import tempfile

@@ -92,7 +92,7 @@ def training_parts(config: ExperimentConfig, runs: int, n_features: int, n_test:
                                  net.ood_std_prior is not None, MODEL_BYTES)
     # the epochs of one training call, as the trainer chunks them (epochs_per_call holds the cap)
     chunk = min(train.eval_after_epochs, max(config.phase_epochs()), epochs_per_call(per_epoch))
-    return [
+    parts = [
         Part(f"network weights, Adam moments and gradients ({units} network(s) of {parameters:,} parameters)",
              6.0 * units * parameters * MODEL_BYTES, "net_config.layer_sizes"),
         Part(f"the minibatches of {chunk} epochs gathered at once ({padded:,} labelled points)",
@@ -100,6 +100,11 @@ def training_parts(config: ExperimentConfig, runs: int, n_features: int, n_test:
         Part(f"evaluation activations ({max(n_train, n_test):,} points x {sum(net.layer_sizes):,} units)",
              2.0 * units * max(n_train, n_test) * sum(net.layer_sizes) * MODEL_BYTES, "net_config.layer_sizes"),
     ]
+    if train.calibration == "holdout":
+        # the calibration copy trains while the phase's model is kept (al_bnn.stack_calibration)
+        parts.append(Part(f"the calibration copy's weights, Adam moments and gradients ({units} network(s))",
+                          6.0 * units * parameters * MODEL_BYTES, "train_schedule.calibration"))
+    return parts
 
 
 def acquisition_parts(config: ExperimentConfig, n_pool: int) -> list[Part]:

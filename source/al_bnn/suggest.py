@@ -350,12 +350,8 @@ def build_config(args) -> ExperimentConfig:
             net["dropout_rate"] = ESTIMATOR_DEFAULTS["dropout_rate"]
         if args.model != "dropout":
             net["dropout_rate"] = 0.0
+    # (calibration: the recipe's `holdout` unless the config sets it; the schema's 'none' is the published loop's)
     sections = {"parms": parms, "net_config": net}
-    given = raw.get("train_schedule") or {}
-    if "calibration" not in given:
-        # suggest's models are calibrated unless the config says otherwise (the estimators' default;
-        # the schema's default, 'none', is the simulated loop's)
-        sections["train_schedule"] = {"calibration": ESTIMATOR_DEFAULTS["calibration"]}
     if args.seed is not None:
         sections["seed"] = args.seed
     return with_overrides(config, "suggest command line", **{k: v for k, v in sections.items() if v != {}})
