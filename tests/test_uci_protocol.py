@@ -151,10 +151,16 @@ def test_the_target_check_counts_against_the_published_numbers():
 def test_the_committed_report_is_what_its_committed_runs_give(tmp_path):
     """docs/uci_protocol's summary tables are regenerated from the runs committed beside them."""
     docs = Path(__file__).resolve().parent.parent / "docs" / "uci_protocol"
-    for folder, baseline in ((docs, docs / "uncalibrated"), (docs / "uncalibrated", None)):
+    validation = docs / "validation"  # each setting paired with the default recipe (docs/uci-protocol.md)
+    reports = [(docs, docs / "uncalibrated"), (docs / "uncalibrated", None), (validation / "default", None),
+               *((folder, validation / "default") for folder in sorted(validation.iterdir())
+                 if folder.is_dir() and folder.name != "default")]
+    assert len(reports) >= 7
+    for folder, baseline in reports:
         table = pd.read_csv(folder / "runs.csv")
         compare = pd.read_csv(baseline / "runs.csv") if baseline else None
-        uci_protocol.write_report(tmp_path / folder.name, table, "test", compare, "uncalibrated")
+        uci_protocol.write_report(tmp_path / folder.name, table, "test", compare,
+                                  baseline.name if baseline else "uncalibrated")
         fresh = pd.read_csv(tmp_path / folder.name / "summary.csv")
         pd.testing.assert_frame_equal(fresh, pd.read_csv(folder / "summary.csv"))
         committed = (folder / "summary.md").read_text().split("\n\n", 2)[2]  # after the command line
