@@ -37,6 +37,7 @@ from al_bnn.models.estimators import (
     check_array,
     estimator_from_state,
 )
+from al_bnn.recipe import DEFAULT_SAMPLER, with_sampler_defaults
 from al_bnn.registry import model_entry
 from al_bnn.safe_arrays import ArrayFileError, open_arrays, save_arrays
 from al_bnn.selection import make_sampler
@@ -80,9 +81,11 @@ class ActiveLearner(BaseEstimator):
     ----------
     estimator : BNNRegressor, DropoutRegressor or EnsembleRegressor
         The model (the learner owns it and sets its warm_start per call).
-    sampler : str or sampler object, default="lrgpa"
+    sampler : str or sampler object, default="lcmd"
         A registered name (`sampler_names()`) or an object with `needs` and `select` (see
-        al_bnn.selection).
+        al_bnn.selection). The default is the study's recommendation (al_bnn.recipe.DEFAULT_SAMPLER,
+        docs/study.md): lcmd, run with family_kernel "grad" unless the settings set family_kernel;
+        other samplers get the config schema's defaults.
     random_state : int or None, default=None
         If given, replaces the estimator's: it keys the weights, the training draws, the function
         samples and the sampler's own randomness, so the same random_state and data give the same
@@ -93,7 +96,7 @@ class ActiveLearner(BaseEstimator):
         the others for `get_params`, `set_params` and `sklearn.base.clone`.
     """
 
-    def __init__(self, estimator, sampler="lrgpa", *, random_state: int | None = None, **settings):
+    def __init__(self, estimator, sampler=DEFAULT_SAMPLER, *, random_state: int | None = None, **settings):
         if not hasattr(estimator, "saved_state"):
             raise TypeError(f"estimator must be a BNNRegressor, DropoutRegressor or EnsembleRegressor, got "
                             f"{type(estimator).__name__}")
@@ -133,7 +136,8 @@ class ActiveLearner(BaseEstimator):
         name = self.sampler if isinstance(self.sampler, str) else "random"
         source = f"ActiveLearner sampler {self.sampler!r} settings" if isinstance(self.sampler, str) else \
             "ActiveLearner settings"
-        return config_from_dict({"parms": {**self.settings, "sample_policy": name}}, source).parms
+        settings = with_sampler_defaults(self.sampler, self.settings)
+        return config_from_dict({"parms": {**settings, "sample_policy": name}}, source).parms
 
     def _sampler(self):
         return make_sampler(self.parms) if isinstance(self.sampler, str) else self.sampler

@@ -1,5 +1,6 @@
 """Selector: any registered sampler, usable on arrays without a model or on a fitted estimator.
 
+    selector = Selector()                     # the default: lcmd on the gradient kernel (al_bnn.recipe)
     selector = Selector("lrgpa", sampling_batch_size=10, gp_noise=0.01)
     picks = selector.select(10, n_train=len(X_train), samples=samples)           # samples (T, n_train + n_pool)
     picks = selector.select_from_model(model, X_train, X_pool, 10)               # draws from the model
@@ -21,6 +22,7 @@ from sklearn.base import BaseEstimator
 
 from al_bnn.config import ConfigError, config_from_dict
 from al_bnn.randomness import numpy_generator
+from al_bnn.recipe import DEFAULT_SAMPLER, with_sampler_defaults
 from al_bnn.selection import SelectionRequest, check_selection, make_sampler
 
 
@@ -43,8 +45,11 @@ class Selector(BaseEstimator):
 
     Parameters
     ----------
-    sampler : str, default="lrgpa"
-        A registered sampler's name (`al_bnn.sampler_names()`).
+    sampler : str, default="lcmd"
+        A registered sampler's name (`al_bnn.sampler_names()`). The default is the study's
+        recommendation (al_bnn.recipe.DEFAULT_SAMPLER, docs/study.md): lcmd, which runs with
+        family_kernel "grad" (sketched gradient features) unless the settings set family_kernel;
+        every other sampler gets the config schema's defaults.
     **settings
         Keys of the config's `parms` section (README "Config keys"), such as n_mc_samples,
         sampling_batch_size, gp_noise, gpa_kernel, gpa_dtype; validated when used, with the
@@ -52,7 +57,7 @@ class Selector(BaseEstimator):
         `sklearn.base.clone` see them.
     """
 
-    def __init__(self, sampler: str = "lrgpa", **settings):
+    def __init__(self, sampler: str = DEFAULT_SAMPLER, **settings):
         self.sampler = sampler
         self.settings = settings
 
@@ -68,7 +73,8 @@ class Selector(BaseEstimator):
     @property
     def parms(self):
         """The validated `parms` section this selector runs with."""
-        return config_from_dict({"parms": {**self.settings, "sample_policy": self.sampler}},
+        settings = with_sampler_defaults(self.sampler, self.settings)
+        return config_from_dict({"parms": {**settings, "sample_policy": self.sampler}},
                                 f"Selector({self.sampler!r}) settings").parms
 
     @property

@@ -58,7 +58,7 @@ from al_bnn.data import (
 )
 from al_bnn.errors import InputError
 from al_bnn.paths import UnsafePathError, check_replaceable, inside, open_regular, remove_file
-from al_bnn.recipe import on_default_recipe
+from al_bnn.recipe import DEFAULT_SAMPLER, on_default_recipe, with_sampler_defaults
 from al_bnn.registry import models_with
 from al_bnn.results import DirectoryLock, ResultsDirectoryBusyError, attach_log, detach_log
 from al_bnn.safe_arrays import WriteError, atomic_write_bytes
@@ -343,7 +343,13 @@ def build_config(args) -> ExperimentConfig:
     config = config_from_dict(on_default_recipe(raw), str(args.config) if args.config else "suggest defaults")
     parms, net = {}, {}
     if args.sampler or not args.config:
-        parms["sample_policy"] = args.sampler or "lrgpa"
+        parms["sample_policy"] = args.sampler or DEFAULT_SAMPLER
+    # the default sampler (lcmd) runs on its recommended kernel (family_kernel grad) unless the config sets one
+    given = raw.get("parms")
+    given = given if isinstance(given, dict) else {}
+    parms.update({key: value for key, value in
+                  with_sampler_defaults(parms.get("sample_policy", config.parms.sample_policy), {}).items()
+                  if key not in given})
     if args.model:
         parms["name_model"] = args.model
         if args.model == "dropout" and config.net_config.dropout_rate == 0.0:
@@ -798,7 +804,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", default=None,
                         help="experiment YAML: model, network, training schedule, sampler (keys it does not set: "
                         "the default model recipe, al_bnn.recipe, then the config defaults)")
-    parser.add_argument("--sampler", default=None, help="sampler name (default: the config's, else lrgpa)")
+    parser.add_argument("--sampler", default=None,
+                        help=f"sampler name (default: the config's, else {DEFAULT_SAMPLER} on the gradient kernel, the "
+                        "study's recommendation: it runs on every model and had the lowest mean log RMSE; "
+                        "docs/study.md)")
     parser.add_argument("--model", default=None, choices=models_with(lambda entry: entry.estimator is not None),
                         help="a registered model with an estimator (default: the config's, else bnn)")
     parser.add_argument("--seed", type=int, default=None, help="random seed (default: the config's, else 0)")
