@@ -246,6 +246,19 @@ def test_the_memory_estimate_names_the_largest_part():
         check_fits([config], ["gpa"], n_pool=14448, n_test=6192, n_features=5, available=2**30)
 
 
+def test_the_memory_estimate_counts_the_gradient_features_of_lcmd_on_grad():
+    from al_bnn.config import config_from_dict
+    from al_bnn.memory import MemoryEstimateError, acquisition_parts, check_fits
+
+    grad = config_from_dict({"parms": {"sample_policy": "lcmd", "family_kernel": "grad"}})
+    mc = config_from_dict({"parms": {"sample_policy": "lcmd", "family_kernel": "mc"}})
+    features = [part for part in acquisition_parts(grad, 10**6) if part.key.startswith("parms.family_sketch_dim")]
+    assert len(features) == 1 and features[0].bytes == 2.0 * 10**6 * 512 * 8  # float64 features and a copy
+    assert not [part for part in acquisition_parts(mc, 10**6) if part.key.startswith("parms.family_sketch_dim")]
+    with pytest.raises(MemoryEstimateError, match=r"gradient features of 1,000,000 points x 512 sketch columns"):
+        check_fits([grad], ["lcmd"], n_pool=10**6, n_test=100, n_features=8, available=6 * 2**30)
+
+
 def test_the_memory_estimate_counts_the_calibration_copy():
     from al_bnn.config import config_from_dict
     from al_bnn.memory import training_parts
