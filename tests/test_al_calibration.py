@@ -78,3 +78,30 @@ def test_the_sweep_keeps_a_calibrated_loop_s_raw_values_beside_the_calibrated_on
     assert not set(CALIBRATION_COLUMNS) & set(tidy_rows("a", "bnn", "random", plain, 100, 1)[0])
     row = tidy_rows("a", "bnn", "random", calibrated, 100, 1)[0]
     assert {key: row[key] for key in CALIBRATION_COLUMNS} == extra
+
+
+@pytest.mark.slow
+def test_a_calibrated_sweep_s_tables_keep_the_raw_values(tmp_path):
+    """The consolidated tables (finished_runs.csv, benchmark.csv) keep what each calibrated run file
+    holds: the raw LL and coverage and the scales, beside the calibrated values."""
+    import yaml
+
+    from al_bnn.checkpoint import CALIBRATION_COLUMNS
+    from al_bnn_lab import benchmark
+
+    root = Path(__file__).resolve().parent.parent / "data" / "uci"
+    config = {"datasets": ["yacht"], "uci_root": str(root), "samplers": ["random"], "seeds": [0],
+              "schedule": {"default": {"num_train_init": 0.2, "num_al_incr": 0.1, "al_iter": 0}},
+              "experiment": {"net_config": {"layer_sizes": [8, 8], "learning_rate": 0.01},
+                             "train_schedule": {"num_epochs": 3, "eval_after_epochs": 3, "log_after_epochs": 3,
+                                                "calibration": "holdout"}}}
+    path = tmp_path / "bench.yaml"
+    path.write_text(yaml.safe_dump(config))
+    out = tmp_path / "out"
+    assert benchmark.main(["--config", str(path), "--out", str(out), "--workers", "1"]) == 0
+    for name in ("finished_runs.csv", "benchmark.csv"):
+        table = pd.read_csv(out / name)
+        assert set(CALIBRATION_COLUMNS) <= set(table), name
+        last = table[table.al_iter == table.al_iter.max()].iloc[0]
+        assert last.test_coverage_90_raw >= 0 and last.calibration_epistemic > 0
+        assert last.test_log_likelihood != last.test_log_likelihood_raw

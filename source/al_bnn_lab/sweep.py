@@ -945,7 +945,8 @@ def collect(output: Path, config: BenchmarkConfig, finished_only: bool = False) 
     table = pd.concat(frames, ignore_index=True)
     comparisons = sorted(c for c in table if c.startswith(COMPARISON_PREFIXES))
     optional = [c for c in OPTIONAL_COLUMNS if c in table]  # absent from run files of older versions
-    return table[TIDY_COLUMNS + optional + comparisons + [RUN_KEY_COLUMN]]
+    calibration = [c for c in CALIBRATION_COLUMNS if c in table]  # calibrated runs only
+    return table[TIDY_COLUMNS + optional + calibration + comparisons + [RUN_KEY_COLUMN]]
 
 
 def summarise(table: pd.DataFrame, baseline: str = "random") -> pd.DataFrame:
