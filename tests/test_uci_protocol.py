@@ -152,10 +152,11 @@ def test_the_committed_report_is_what_its_committed_runs_give(tmp_path):
     """docs/uci_protocol's summary tables are regenerated from the runs committed beside them."""
     docs = Path(__file__).resolve().parent.parent / "docs" / "uci_protocol"
     validation = docs / "validation"  # each setting paired with the default recipe (docs/uci-protocol.md)
-    reports = [(docs, docs / "uncalibrated"), (docs / "uncalibrated", None), (validation / "default", None),
+    reports = [(docs, docs / "uncalibrated"), (docs / "uncalibrated", None), (docs / "candidate_kl0.1", docs),
+               (validation / "default", None),
                *((folder, validation / "default") for folder in sorted(validation.iterdir())
                  if folder.is_dir() and folder.name != "default")]
-    assert len(reports) >= 7
+    assert len(reports) >= 8
     for folder, baseline in reports:
         table = pd.read_csv(folder / "runs.csv")
         compare = pd.read_csv(baseline / "runs.csv") if baseline else None

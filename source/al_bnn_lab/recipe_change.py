@@ -1,6 +1,6 @@
-"""Does active learning get worse under a changed default model? A benchmark sweep run with today's
-recipe, paired run by run (dataset, model, sampler, seed) with the committed benchmark tables made
-with the recipe before:
+"""Does active learning get worse under a changed model recipe? A benchmark sweep run with the
+changed recipe, paired run by run (dataset, model, sampler, seed) with the committed benchmark tables
+made with the recipe before:
 
     python source/recipe_change_report.py --new results_al_new \\
         --baseline docs/benchmark/benchmark.csv --out docs/recipe_change
@@ -19,6 +19,7 @@ runs the new sweep did not (yet) run are left out, and the report says how many 
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -112,15 +113,17 @@ def _interval(mean: float, half: float) -> str:
     return f"{mean:+.3f} ± {half:.3f}" if np.isfinite(half) else f"{mean:+.3f}"
 
 
-def render(table: pd.DataFrame, paired: pd.DataFrame, sampler: str, command: str, datasets_total: int | None) -> str:
+def render(table: pd.DataFrame, paired: pd.DataFrame, sampler: str, command: str, datasets_total: int | None,
+           change: str = "") -> str:
     covered = table["dataset"].nunique()
     of_total = f" of {datasets_total}" if datasets_total else ""
-    lines = [f"# Active learning under the changed default model\n\nMade by `{command}`. Each run of the new sweep "
-             "(today's default recipe) is paired with the same run (dataset, model, sampler, seed: the same split and "
+    lines = [f"# Active learning under a changed model recipe\n\nMade by `{command}`. Each run of the new sweep "
+             f"(the changed recipe{': ' + change if change else ''}) is paired with the same run (dataset, model, "
+             "sampler, seed: the same split and "
              "initial set) of the committed benchmark, made with the recipe before. Change = new - old in the mean log "
-             "test RMSE over the AL steps after the initial one (negative: the new model is more accurate), mean over "
-             "seeds with its 95% interval; the verdict is uncorrected (the issue's criterion: not clearly worse on any "
-             f"dataset) and Holm-corrected over all {len(table)} tests. {covered}{of_total} datasets so far.\n",
+             "test RMSE over the AL steps after the initial one (negative: the changed recipe is more accurate), mean "
+             "over seeds with its 95% interval; verdicts uncorrected (the issue's criterion: not clearly worse on "
+             f"any dataset) and Holm-corrected over all {len(table)} tests. {covered}{of_total} datasets so far.\n",
              "| dataset | model | sampler | runs | mean log RMSE, old | new | change [95%] | verdict | Holm | final "
              "log RMSE change | final 90% coverage, old -> new | final test LL, old -> new |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -166,23 +169,24 @@ def render(table: pd.DataFrame, paired: pd.DataFrame, sampler: str, command: str
 def main(argv: Sequence[str] | None = None) -> int:
     from al_bnn.cli import run_reporting_errors
 
-    parser = argparse.ArgumentParser(description="A benchmark sweep with today's default model, paired run by run "
+    parser = argparse.ArgumentParser(description="A benchmark sweep with a changed model recipe, paired run by run "
                                                  "with the committed benchmark (the recipe before).")
     parser.add_argument("--new", required=True, help="results folder or tidy table of the new sweep")
     parser.add_argument("--baseline", nargs="+", required=True, help="tidy tables of the committed benchmark")
     parser.add_argument("--sampler", default="lcmd", help="compared with random on each recipe (default: lcmd)")
     parser.add_argument("--datasets-total", type=int, default=None, help="datasets the sweep will cover, when "
                                                                           "reporting a partial one")
+    parser.add_argument("--change", default="", help="what the new sweep changed, for the report's first lines")
     parser.add_argument("--out", default="results_recipe_change", help="output folder (default: %(default)s)")
     args = parser.parse_args(argv)
-    command = ".venv/bin/python source/recipe_change_report.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    command = ".venv/bin/python source/recipe_change_report.py " + shlex.join(sys.argv[1:] if argv is None else argv)
 
     def run() -> int:
         new = read_table(Path(args.new))
         baseline = pd.concat([read_table(Path(p)) for p in args.baseline], ignore_index=True)
         paired = paired_runs(new, baseline)
         table = change_table(paired)
-        text = render(table, paired, args.sampler, command.strip(), args.datasets_total)
+        text = render(table, paired, args.sampler, command.strip(), args.datasets_total, args.change)
         with ResultsWriter(Path(args.out), overwrite=True, lock=True) as writer:
             writer.write_csv(TABLE_FILE, table.to_dict("records"))
             writer.write_csv(RUNS_FILE, new.to_dict("records"))
