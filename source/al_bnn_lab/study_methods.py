@@ -708,7 +708,9 @@ def recommend(q6: Section, q7: Section | None = None, q8: Section | None = None)
                   f"{low:+.3f} to {high:+.3f} (median {median:+.3f}, i.e. {as_percent(median)} in RMSE)."
                   f"{new_dataset} To check the claim on a new dataset, run {pick.sampler} and {baseline} on the same "
                   f"schedule with paired seeds (at least five): it fails if the 95% interval of the paired "
-                  f"difference in mean log RMSE lies above zero.")
+                  f"difference in mean log RMSE lies above zero. `source/heldout_check.py --uci-root DIR --sampler "
+                  f"{pick.sampler}` runs this check on the datasets in DIR the study did not use "
+                  f"([Benchmark results](benchmark-results.md)).")
         sentence = (f"The second edition's rule picks {pick.sampler}: mean log RMSE "
                     f"{signed(pick.log_rmse_difference, pick.interval)} against {baseline} (95% interval over "
                     f"datasets), clearly worse than {baseline} on {pick.worse} of them.")
