@@ -41,3 +41,16 @@ def test_the_benchmark_coverage_figures_are_the_committed_tables():
     for model, part in loop.groupby("model"):
         before, after = part["coverage_raw"].mean(), part["coverage_calibrated"].mean()
         assert f"{model} {before:.2f} to {after:.2f}" in paragraph(), model
+
+
+def test_every_interval_the_uci_protocol_page_quotes_is_in_a_generated_report():
+    """docs/uci-protocol.md quotes paired gains and means as 'value ± half-width'; each must appear, up to
+    its sign, in one of the generated reports it links (UCI protocol, validation, candidate, cost, AL)."""
+    page = (REPO / "docs" / "uci-protocol.md").read_text()
+    quoted = set(re.findall(r"[-+−]?(\d+\.\d+ ± \d+\.\d+)", page))
+    reports = [*(REPO / "docs" / "uci_protocol").rglob("*.md"), REPO / "docs" / "recipe_change" / "report.md",
+               REPO / "docs" / "al_calibration" / "coverage.md"]
+    generated = " ".join(path.read_text() for path in reports)
+    assert len(quoted) >= 10
+    missing = sorted(value for value in quoted if value not in generated)
+    assert not missing, f"quoted in docs/uci-protocol.md but in no generated report: {missing}"
