@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -105,3 +106,32 @@ def test_a_calibrated_sweep_s_tables_keep_the_raw_values(tmp_path):
         last = table[table.al_iter == table.al_iter.max()].iloc[0]
         assert last.test_coverage_90_raw >= 0 and last.calibration_epistemic > 0
         assert last.test_log_likelihood != last.test_log_likelihood_raw
+
+
+def test_the_report_says_whether_calibration_changes_which_method_wins():
+    """Q9: lcmd - random at the final step, in log RMSE and in test LL before and after calibration;
+    here lcmd has the higher raw LL on both datasets but, calibrated, the lower one on b: a flip."""
+    def two_samplers(ll: dict, rmse: dict) -> pd.DataFrame:
+        parts = []
+        for sampler in ("random", "lcmd"):
+            part = runs(0.9, 0.0).assign(sampler=sampler)
+            final = part["al_iter"] == 2
+            part.loc[final, "test_log_likelihood"] = part.loc[final, "dataset"].map(ll[sampler])
+            part.loc[final, "test_rmse"] = rmse[sampler]
+            parts.append(part)
+        return pd.concat(parts, ignore_index=True)
+
+    rmse = {"random": 1.0, "lcmd": 0.9}
+    baseline = two_samplers({"random": {"a": -2.0, "b": -2.0}, "lcmd": {"a": -1.5, "b": -1.8}}, rmse)
+    calibrated = two_samplers({"random": {"a": -1.2, "b": -1.0}, "lcmd": {"a": -1.0, "b": -1.1}}, rmse)
+    table = al_calibration.winners(al_calibration.paired_final(calibrated, baseline))
+    assert table["dataset"].tolist() == ["a", "b"] and table["seeds"].tolist() == [2, 2]
+    assert table["log_rmse_difference"].tolist() == pytest.approx([np.log(0.9)] * 2)
+    assert table["ll_difference_raw"].tolist() == pytest.approx([0.5, 0.2])
+    assert table["ll_difference_calibrated"].tolist() == pytest.approx([0.2, -0.1])
+    assert table["ll_winner_flips"].tolist() == [False, True]
+    text = "\n".join(al_calibration.winners_lines(table))
+    assert "| b | bnn | 2 | -0.105 | +0.200 | -0.100 | yes |" in text
+    assert "- bnn: lcmd has the higher test LL on 2 of 2 datasets uncalibrated and 1 calibrated; the winner flips " \
+           "on 1 (b)." in text
+    assert al_calibration.winners(al_calibration.paired_final(runs(0.9, -1.0), runs(0.7, -2.0))).empty  # random only

@@ -17,6 +17,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from al_bnn.data import DataFileError
@@ -84,7 +85,54 @@ def summary_lines(table: pd.DataFrame) -> list[str]:
     return lines
 
 
-def render(table: pd.DataFrame, command: str) -> str:
+def winners(paired: pd.DataFrame, sampler: str = "lcmd", baseline: str = "random") -> pd.DataFrame:
+    """Does calibration change which method wins? Per (dataset, model) with both samplers: `sampler` -
+    `baseline` at the final step, mean over paired seeds, in log RMSE (the calibrated runs'; calibration
+    changes no pick, so this is the uncalibrated runs' too, up to the max RMSE difference) and in test
+    LL without and with calibration, and whether the LL winner flips."""
+    rows = []
+    for (dataset, model), part in paired.groupby(["dataset", "model"], sort=True):
+        if not {sampler, baseline} <= set(part["sampler"]):
+            continue
+        wide = part.pivot(index="seed", columns="sampler").dropna()
+        if wide.empty:
+            continue
+
+        log_rmse = float((np.log(wide[("test_rmse_calibrated", sampler)])
+                          - np.log(wide[("test_rmse_calibrated", baseline)])).mean())
+        raw, calibrated = (float((wide[(column, sampler)] - wide[(column, baseline)]).mean())
+                           for column in ("test_log_likelihood_raw", "test_log_likelihood_calibrated"))
+        rows.append(dict(dataset=dataset, model=model, seeds=len(wide), log_rmse_difference=log_rmse,
+                         ll_difference_raw=raw, ll_difference_calibrated=calibrated,
+                         ll_winner_flips=bool(np.sign(raw) != np.sign(calibrated))))
+    return pd.DataFrame(rows, columns=["dataset", "model", "seeds", "log_rmse_difference", "ll_difference_raw",
+                                       "ll_difference_calibrated", "ll_winner_flips"])
+
+
+def winners_lines(table: pd.DataFrame, sampler: str = "lcmd", baseline: str = "random") -> list[str]:
+    if table.empty:
+        return []
+    lines = ["", f"## Does calibration change which method wins? ({sampler} against {baseline})", "",
+             "Selection reads the raw model, so calibration changes no pick: the RMSE ranking is the "
+             "uncalibrated one. What it can change is the ranking by test log-likelihood. Final AL step, "
+             f"{sampler} - {baseline}, mean over paired seeds (positive LL difference: {sampler} has the higher "
+             "LL).", "", "| dataset | model | seeds | log RMSE difference | LL difference, uncalibrated | "
+             "calibrated | LL winner flips |", "|---|---|---|---|---|---|---|"]
+    for row in table.itertuples():
+        lines.append(f"| {row.dataset} | {row.model} | {row.seeds} | {row.log_rmse_difference:+.3f} | "
+                     f"{row.ll_difference_raw:+.3f} | {row.ll_difference_calibrated:+.3f} | "
+                     f"{'yes' if row.ll_winner_flips else 'no'} |")
+    for model, part in table.groupby("model", sort=True):
+        flips = part.loc[part["ll_winner_flips"], "dataset"].tolist()
+        raw_wins = int((part["ll_difference_raw"] > 0).sum())
+        calibrated_wins = int((part["ll_difference_calibrated"] > 0).sum())
+        lines.append(f"\n- {model}: {sampler} has the higher test LL on {raw_wins} of {len(part)} datasets "
+                     f"uncalibrated and {calibrated_wins} calibrated; the winner flips on {len(flips)}"
+                     f"{' (' + ', '.join(flips) + ')' if flips else ''}.")
+    return lines
+
+
+def render(table: pd.DataFrame, command: str, winner_table: pd.DataFrame | None = None) -> str:
     lines = [f"# Calibration in the active-learning loop\n\nMade by `{command}`. Final AL step of each run, mean "
              "over its seeds and samplers; each calibrated run is paired with the same run (dataset, model, sampler, "
              "seed) of the committed uncalibrated benchmark. Calibration changes neither the picks nor the final "
@@ -98,7 +146,8 @@ def render(table: pd.DataFrame, command: str) -> str:
         lines.append(f"| {row.dataset} | {row.model} | {row.runs} | {row.coverage_raw:.2f} | "
                      f"{row.coverage_calibrated:.2f} | {row.log_likelihood_raw:.3g} | "
                      f"{row.log_likelihood_calibrated:.3g} | {row.max_rmse_difference:.2g} |")
-    return "\n".join([*lines, "", *summary_lines(table)]) + "\n"
+    extra = winners_lines(winner_table) if winner_table is not None else []
+    return "\n".join([*lines, "", *summary_lines(table), *extra]) + "\n"
 
 
 def read_table(path: Path) -> pd.DataFrame:
@@ -127,8 +176,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     def run() -> int:
         calibrated = read_table(Path(args.calibrated))
         baseline = pd.concat([read_table(Path(p)) for p in args.baseline], ignore_index=True)
-        table = coverage_table(paired_final(calibrated, baseline))
-        text = render(table, command.strip())
+        paired = paired_final(calibrated, baseline)
+        table = coverage_table(paired)
+        text = render(table, command.strip(), winners(paired))
         with ResultsWriter(Path(args.out), overwrite=True, lock=True) as writer:
             writer.write_csv(TABLE_FILE, table.to_dict("records"))
             writer.write_csv(RUNS_FILE, calibrated.to_dict("records"))
