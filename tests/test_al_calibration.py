@@ -52,13 +52,15 @@ def test_the_committed_report_is_what_the_committed_runs_give():
     folder = REPO_ROOT / "docs" / "al_calibration"
     baseline = pd.concat([pd.read_csv(REPO_ROOT / "docs" / "benchmark" / name)
                           for name in ("benchmark.csv", "benchmark_dropout_ensemble.csv.gz")])
-    table = al_calibration.coverage_table(al_calibration.paired_final(
-        pd.read_csv(folder / al_calibration.RUNS_FILE), baseline))
+    paired = al_calibration.paired_final(pd.read_csv(folder / al_calibration.RUNS_FILE), baseline)
+    table = al_calibration.coverage_table(paired)
     committed = pd.read_csv(folder / al_calibration.TABLE_FILE)
     pd.testing.assert_frame_equal(table, committed, check_dtype=False, rtol=1e-12)
     report = (folder / al_calibration.REPORT_FILE).read_text()
-    for line in al_calibration.summary_lines(table):
-        assert line in report
+    winners = al_calibration.winners_lines(al_calibration.winners(paired))
+    assert winners  # the committed runs hold lcmd and random: the report answers Q9
+    for line in [*al_calibration.summary_lines(table), *winners]:
+        assert line.strip() in report
 
 
 def test_the_sweep_keeps_a_calibrated_loop_s_raw_values_beside_the_calibrated_ones():
@@ -135,3 +137,17 @@ def test_the_report_says_whether_calibration_changes_which_method_wins():
     assert "- bnn: lcmd has the higher test LL on 2 of 2 datasets uncalibrated and 1 calibrated; the winner flips " \
            "on 1 (b)." in text
     assert al_calibration.winners(al_calibration.paired_final(runs(0.9, -1.0), runs(0.7, -2.0))).empty  # random only
+
+
+def test_the_command_joins_several_calibrated_sweeps(tmp_path):
+    first, second = runs(0.9, -1.0), runs(0.9, -1.0).assign(model="dropout")
+    baseline = pd.concat([runs(0.7, -2.0), runs(0.6, -3.0).assign(model="dropout")])
+    for name, table in (("first.csv", first), ("second.csv", second), ("baseline.csv", baseline)):
+        table.to_csv(tmp_path / name, index=False)
+    out = tmp_path / "out"
+    assert al_calibration.main(["--calibrated", str(tmp_path / "first.csv"), str(tmp_path / "second.csv"),
+                                "--baseline", str(tmp_path / "baseline.csv"), "--out", str(out)]) == 0
+    table = pd.read_csv(out / al_calibration.TABLE_FILE)
+    assert sorted(set(zip(table.dataset, table.model, strict=True))) == [("a", "bnn"), ("a", "dropout"), ("b", "bnn"),
+                                                             ("b", "dropout")]
+    assert len(pd.read_csv(out / al_calibration.RUNS_FILE)) == len(first) + len(second)

@@ -3,7 +3,7 @@ step's 90% coverage and test log-likelihood of a benchmark sweep run with
 `train_schedule.calibration: holdout`, paired run by run (dataset, model, sampler, seed) with the
 committed uncalibrated benchmark tables.
 
-    python source/al_calibration_report.py --calibrated results_al_cal \\
+    python source/al_calibration_report.py --calibrated results_al_cal [results_more ...] \\
         --baseline docs/benchmark/benchmark.csv docs/benchmark/benchmark_dropout_ensemble.csv.gz --out DIR
 
 The loop selects on the raw model and trains the same final model either way, so the test RMSE of a
@@ -167,14 +167,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(description="Final-step coverage and LL of a calibrated benchmark sweep, "
                                                  "paired with the uncalibrated benchmark.")
-    parser.add_argument("--calibrated", required=True, help="results folder or tidy table of the calibrated sweep")
+    parser.add_argument("--calibrated", nargs="+", required=True,
+                        help="results folders or tidy tables of the calibrated sweeps (their runs are joined)")
     parser.add_argument("--baseline", nargs="+", required=True, help="tidy tables of the uncalibrated benchmark")
     parser.add_argument("--out", default="results_al_calibration", help="output folder (default: %(default)s)")
     args = parser.parse_args(argv)
     command = ".venv/bin/python source/al_calibration_report.py " + " ".join(sys.argv[1:] if argv is None else argv)
 
     def run() -> int:
-        calibrated = read_table(Path(args.calibrated))
+        calibrated = pd.concat([read_table(Path(p)) for p in args.calibrated], ignore_index=True)
         baseline = pd.concat([read_table(Path(p)) for p in args.baseline], ignore_index=True)
         paired = paired_final(calibrated, baseline)
         table = coverage_table(paired)
