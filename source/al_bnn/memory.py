@@ -116,13 +116,14 @@ def acquisition_parts(config: ExperimentConfig, n_pool: int) -> list[Part]:
     widest, last = max(net.layer_sizes), net.layer_sizes[-1]
     parts = [Part(f"hidden activations of {n_pool:,} points", 2.0 * n_pool * sum(net.layer_sizes) * MODEL_BYTES,
                   "net_config.layer_sizes")]
-    if _needs_gradient_features(config):
+    gradient_features = _needs_gradient_features(config)
+    if gradient_features:
         # the pool's sketched gradient features, stored in gpa_dtype, and the selection math's working copy
         width = parms.family_sketch_dim
         parts.append(Part(f"gradient features of {n_pool:,} points x {width:,} sketch columns (and a working copy)",
                           2.0 * n_pool * width * math_bytes,
                           "parms.family_sketch_dim (or parms.sample_policy: lrgpa, which needs no features)"))
-    if (parms.sample_policy != "random" and not _needs_gradient_features(config)) or parms.compare_with:
+    if (parms.sample_policy != "random" and not gradient_features) or parms.compare_with:
         parts.append(Part(f"{samples:,} function samples x {n_pool:,} points (and their copies for the selection "
                           "math)", 1.0 * samples * n_pool * (3 * MODEL_BYTES + math_bytes),
                           samples_key))

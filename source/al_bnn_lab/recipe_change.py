@@ -38,6 +38,7 @@ TABLE_FILE = "changes.csv"
 REPORT_FILE = "report.md"
 RUNS_FILE = "new_runs.csv"
 VERDICT_WORDS = {"higher": "worse", "lower": "better", "unclear": "not distinguishable"}
+AGAINST_RANDOM_WORDS = {"higher": "worse than random", "lower": "better than random", "unclear": "not distinguishable"}
 
 
 def run_statistics(table: pd.DataFrame) -> pd.DataFrame:
@@ -104,8 +105,7 @@ def against_random(runs: pd.DataFrame, sampler: str) -> pd.DataFrame:
         difference = (wide[sampler] - wide["random"]).to_numpy()
         mean, half = stats.mean_interval(difference)
         rows.append(dict(dataset=dataset, model=model, mean=mean, half_width=half,
-                         verdict=VERDICT_WORDS[stats.verdict(difference)].replace("worse", "worse than random")
-                         .replace("better", "better than random")))
+                         verdict=AGAINST_RANDOM_WORDS[stats.verdict(difference)]))
     return pd.DataFrame(rows, columns=["dataset", "model", "mean", "half_width", "verdict"])
 
 
