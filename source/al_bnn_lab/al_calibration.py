@@ -13,7 +13,6 @@ paired run must be identical; the report checks it (largest difference) rather t
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -22,7 +21,7 @@ import pandas as pd
 
 from al_bnn.data import DataFileError
 from al_bnn.results import ResultsWriter
-from al_bnn_lab import stats
+from al_bnn_lab import command_line, stats
 
 KEYS = ["dataset", "model", "sampler", "seed"]
 METRICS = ["test_rmse", "test_coverage_90", "test_log_likelihood"]
@@ -172,7 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--baseline", nargs="+", required=True, help="tidy tables of the uncalibrated benchmark")
     parser.add_argument("--out", default="results_al_calibration", help="output folder (default: %(default)s)")
     args = parser.parse_args(argv)
-    command = ".venv/bin/python source/al_calibration_report.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    command = command_line("source/al_calibration_report.py", argv)
 
     def run() -> int:
         calibrated = pd.concat([read_table(Path(p)) for p in args.calibrated], ignore_index=True)

@@ -14,7 +14,6 @@ is two trainings, a copy on the rows kept for training plus the final model on a
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -23,6 +22,7 @@ import pandas as pd
 from al_bnn.config import ConfigError
 from al_bnn.data import DataFileError, read_uci_folder, uci_root
 from al_bnn.results import ResultsWriter
+from al_bnn_lab import command_line
 from al_bnn_lab.uci_protocol import MODELS, STANDARD_DATASETS, read_splits, run_split
 
 TIMES_FILE = "calibration_cost.csv"
@@ -89,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", default="results_calibration_cost", help="output folder (default: %(default)s)")
     parser.add_argument("--uci-root", default=None, help="folder of UCI datasets (default: data/uci)")
     args = parser.parse_args(argv)
-    command = ".venv/bin/python source/bench_calibration.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    command = command_line("source/bench_calibration.py", argv)
 
     def run() -> int:
         times = measure(args.datasets, args.models, args.splits, args.uci_root)

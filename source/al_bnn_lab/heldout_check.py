@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import shlex
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +34,7 @@ from al_bnn.config import ConfigError, read_yaml, with_quick
 from al_bnn.data import DataFileError, uci_dataset_names
 from al_bnn.paths import repo_file
 from al_bnn.results import ResultsWriter
-from al_bnn_lab import stats
+from al_bnn_lab import command_line, stats
 from al_bnn_lab.sweep import BenchmarkConfig, benchmark_config_from_dict
 
 BENCHMARK_CONFIG = "configs/benchmark.yaml"
@@ -271,7 +269,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from al_bnn.cli import run_reporting_errors
 
     args = build_parser().parse_args(argv)
-    command = "python source/heldout_check.py " + shlex.join(sys.argv[1:] if argv is None else argv)
+    command = command_line("source/heldout_check.py", argv)
     return run_reporting_errors(lambda: run_check(args, command.strip()))
 
 

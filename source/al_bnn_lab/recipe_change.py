@@ -19,8 +19,6 @@ runs the new sweep did not (yet) run are left out, and the report says how many 
 from __future__ import annotations
 
 import argparse
-import shlex
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -29,7 +27,7 @@ import pandas as pd
 
 from al_bnn.data import DataFileError
 from al_bnn.results import ResultsWriter
-from al_bnn_lab import stats
+from al_bnn_lab import command_line, stats
 from al_bnn_lab.al_calibration import read_table
 
 KEYS = ["dataset", "model", "sampler", "seed"]
@@ -179,7 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--change", default="", help="what the new sweep changed, for the report's first lines")
     parser.add_argument("--out", default="results_recipe_change", help="output folder (default: %(default)s)")
     args = parser.parse_args(argv)
-    command = ".venv/bin/python source/recipe_change_report.py " + shlex.join(sys.argv[1:] if argv is None else argv)
+    command = command_line("source/recipe_change_report.py", argv)
 
     def run() -> int:
         new = read_table(Path(args.new))

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import logging
 import math
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -37,6 +36,7 @@ from al_bnn.config import ConfigError, check_key, estimator_config_key, parse_ya
 from al_bnn.data import DataFileError, read_uci_folder, uci_root
 from al_bnn.randomness import numpy_generator
 from al_bnn.results import ResultsWriter
+from al_bnn_lab import command_line
 
 LOG = logging.getLogger("al_bnn.uci_protocol")
 STANDARD_DATASETS = ("bostonHousing", "concrete", "energy", "kin8nm", "wine-quality-red", "yacht")
@@ -419,7 +419,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from al_bnn.cli import run_reporting_errors
 
     args = build_parser().parse_args(argv)
-    command = ".venv/bin/python source/run_uci_protocol.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    command = command_line("source/run_uci_protocol.py", argv)
 
     def run() -> int:
         if args.report_only:
