@@ -1,5 +1,6 @@
 """The calibration cost benchmark: fits alternate in order per split, the ratio is holdout / none."""
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -39,3 +40,48 @@ def test_the_table_gives_the_ratio_of_medians_per_dataset_and_model():
 def test_a_non_positive_split_count_is_refused():
     with pytest.raises(bench_calibration.ConfigError, match="--splits"):
         bench_calibration.measure(["yacht"], ["bnn"], 0)
+
+
+def test_the_cost_benchmark_fits_and_scores_exactly_what_the_protocol_does(tmp_path, monkeypatch):
+    """The same dataset and split through bench_calibration.measure and uci_protocol.run_protocol: the arrays
+    each fit is given and each prediction is made on are identical, and so are the scores (a recording
+    estimator stands in for training)."""
+    from al_bnn_lab import uci_protocol
+
+    seen = {"fit": [], "predict": []}
+
+    class Recording:
+        def __init__(self, **parameters):
+            self.parameters = parameters
+
+        def get_params(self):
+            return dict(self.parameters)
+
+        def fit(self, X, y):
+            seen["fit"].append((np.array(X), np.array(y)))
+            self.offset = float(np.mean(y))
+            return self
+
+        def predict(self, X, return_std=False):
+            seen["predict"].append(np.array(X))
+            return self.offset + np.asarray(X)[:, 0], np.full(len(X), 2.0)
+
+    monkeypatch.setattr(uci_protocol, "make_estimator",
+                        lambda model, seed, parameters=None: Recording(random_state=seed, **(parameters or {})))
+    times = bench_calibration.measure(["yacht"], ["bnn"], 2, progress=lambda _: None)
+    timed = {"fit": seen["fit"][1:], "predict": seen["predict"][1:]}  # after the untimed warm-up fit
+    seen["fit"].clear()
+    seen["predict"].clear()
+    protocol = uci_protocol.run_protocol(tmp_path / "protocol", ["yacht"], ["bnn"], n_splits=2,
+                                         progress=lambda _: None)
+    assert len(timed["fit"]) == 4 and len(seen["fit"]) == 2  # splits 0 and 1: two timed fits each, one scored
+    for number in range(4):  # bench order: split 0 none, holdout; split 1 holdout, none
+        split = number // 2
+        (x_bench, y_bench), (x_protocol, y_protocol) = timed["fit"][number], seen["fit"][split]
+        assert np.array_equal(x_bench, x_protocol) and np.array_equal(y_bench, y_protocol)
+        assert np.array_equal(timed["predict"][number], seen["predict"][split])
+    metrics = ["rmse", "log_likelihood", "coverage_90", "coverage_50"]
+    for split in (0, 1):
+        bench_rows = times[times["split"] == split][metrics].to_numpy()
+        protocol_row = protocol[protocol["split"] == split][metrics].to_numpy()
+        assert np.array_equal(bench_rows, np.repeat(protocol_row, 2, axis=0))

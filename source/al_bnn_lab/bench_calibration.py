@@ -19,11 +19,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from al_bnn.config import ConfigError
-from al_bnn.data import DataFileError, read_uci_folder, uci_root
+from al_bnn.config import ConfigError as ConfigError  # raised by protocol_data for --splits; callers catch it here
 from al_bnn.results import ResultsWriter
 from al_bnn_lab import command_line
-from al_bnn_lab.uci_protocol import MODELS, STANDARD_DATASETS, read_splits, run_split
+from al_bnn_lab.uci_protocol import MODELS, STANDARD_DATASETS, protocol_data, run_split
 
 TIMES_FILE = "calibration_cost.csv"
 REPORT_FILE = "calibration_cost.md"
@@ -32,17 +31,13 @@ SETTINGS = ("none", "holdout")
 
 def measure(datasets: Sequence[str], models: Sequence[str], n_splits: int, root: str | Path | None = None,
             progress=print) -> pd.DataFrame:
-    """One row per (dataset, model, split, calibration): fit seconds and the test metrics."""
-    if n_splits < 1:
-        raise ConfigError(f"--splits must be a positive integer, got {n_splits!r}")
-    folder = uci_root(root)
-    if folder is None:
-        raise DataFileError("no UCI data folder: pass --uci-root or set UCI_DATA_DIR")
+    """One row per (dataset, model, split, calibration): fit seconds and the test metrics. The data,
+    splits and per-split standardisation are the protocol's own (uci_protocol.protocol_data and
+    run_split), so each fit timed here is one the protocol scores."""
     rows = []
     warmed: set[str] = set()
-    for name in datasets:
-        features, target = read_uci_folder(folder / name)
-        for split in read_splits(folder / name, len(target))[:n_splits]:
+    for name, (features, target, splits) in protocol_data(datasets, n_splits, root).items():
+        for split in splits:
             for model in sorted(set(models) - warmed):
                 # one untimed fit per model first: the process's one-time TensorFlow set-up is no fit's cost
                 run_split(model, features, target, split, {"calibration": "none"})

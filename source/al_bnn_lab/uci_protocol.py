@@ -143,6 +143,31 @@ def run_split(model: str, features: np.ndarray, target: np.ndarray, split: Split
     return {**score(target[split.test], mean, std), "fit_seconds": seconds}
 
 
+def protocol_data(datasets: Sequence[str], n_splits: int, root: str | Path | None = None,
+                  validation: float | None = None) -> dict[str, tuple[np.ndarray, np.ndarray, list[Split]]]:
+    """Per dataset: its features, target and first `n_splits` standard splits (with `validation`, each
+    divided by validation_splits). The one place the protocol's data are read, so that what another
+    harness times or scores on them (bench_calibration) is exactly what the protocol scores; run_split
+    standardises each split's inputs."""
+    if isinstance(n_splits, bool) or not isinstance(n_splits, int) or n_splits < 1:
+        raise ConfigError(f"--splits must be a positive integer, got {n_splits!r}")
+    folder = uci_root(root)
+    if folder is None:
+        raise DataFileError("no UCI data folder: pass --uci-root or set UCI_DATA_DIR")
+    data = {}
+    for name in datasets:
+        if name not in STANDARD_DATASETS and not (folder / name / "splits").is_dir():
+            raise ConfigError(f"dataset {name!r} has no standard splits under {folder}; choose from "
+                              f"{', '.join(STANDARD_DATASETS)}")
+        features, target = read_uci_folder(folder / name)
+        splits = read_splits(folder / name, len(target))
+        if n_splits > len(splits):
+            raise ConfigError(f"--splits {n_splits}: {name} has only {len(splits)} splits")
+        splits = splits[:n_splits]
+        data[name] = (features, target, splits if validation is None else validation_splits(splits, validation))
+    return data
+
+
 def settings_record(models: Sequence[str], parameters: dict | None, validation: float | None = None) -> dict:
     from al_bnn.version import __version__
 
@@ -168,25 +193,10 @@ def run_protocol(output: str | Path, datasets: Sequence[str] = STANDARD_DATASETS
     """Train and score every (dataset, model, split) not already in `output`/runs.csv; return all rows.
     With `validation` (a fraction), every split is scored on that share of its own training rows
     (validation_splits) instead of its test rows."""
-    if isinstance(n_splits, bool) or not isinstance(n_splits, int) or n_splits < 1:
-        raise ConfigError(f"--splits must be a positive integer, got {n_splits!r}")
     unknown = sorted(set(models) - set(MODELS))
     if unknown:
         raise ConfigError(f"unknown model(s) {unknown}; choose from {', '.join(MODELS)}")
-    folder = uci_root(root)
-    if folder is None:
-        raise DataFileError("no UCI data folder: pass --uci-root or set UCI_DATA_DIR")
-    data = {}
-    for name in datasets:
-        if name not in STANDARD_DATASETS and not (folder / name / "splits").is_dir():
-            raise ConfigError(f"dataset {name!r} has no standard splits under {folder}; choose from "
-                              f"{', '.join(STANDARD_DATASETS)}")
-        features, target = read_uci_folder(folder / name)
-        splits = read_splits(folder / name, len(target))
-        if n_splits > len(splits):
-            raise ConfigError(f"--splits {n_splits}: {name} has only {len(splits)} splits")
-        splits = splits[:n_splits]
-        data[name] = (features, target, splits if validation is None else validation_splits(splits, validation))
+    data = protocol_data(datasets, n_splits, root, validation)
     try:
         settings = _plain(settings_record(models, parameters, validation))
     except TypeError as error:  # an unknown keyword
