@@ -1,0 +1,69 @@
+"""The calibration-transfer diagnosis replays the estimator's own holdout calibration."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from al_bnn_lab import calibration_transfer as transfer
+from al_bnn_lab.uci_protocol import make_estimator
+
+TINY = {"layer_sizes": [8], "n_epochs": 4, "min_steps": 0, "batch_size": 32}
+
+
+def _data(n: int, seed: int = 0):
+    generator = np.random.default_rng(seed)
+    x = generator.normal(size=(n, 3))
+    y = np.sin(x[:, 0]) + 0.3 * generator.normal(size=n)
+    return x, y
+
+
+@pytest.mark.slow
+def test_replayed_scales_are_the_estimators():
+    """The diagnosis is about the package's recipe only if it replays it: the same held-out rows,
+    copy and scales as BNNRegressor(calibration="holdout") computes for its first fit."""
+    x, y = _data(60)
+    test_x, test_y = _data(30, seed=1)
+    row = transfer.transfer_row("bnn", x, y, test_x, test_y, seed=3, parameters=TINY)
+    estimator = make_estimator("bnn", 3, TINY).fit(x, y)
+    assert row["n_held"] == estimator.calibration_.n_rows
+    assert row["scale_epistemic"] == pytest.approx(estimator.calibration_.epistemic, rel=1e-9)
+    assert row["scale_aleatoric"] == pytest.approx(estimator.calibration_.aleatoric, rel=1e-9)
+    # the final model is the estimator's own (calibration changes no weight): same raw std on test rows
+    mean, std = estimator.predict(test_x, return_std=True)
+    coverage = np.mean(np.abs(test_y - mean) <= transfer.Z90 * std)
+    assert row["coverage_90_two_scales"] == pytest.approx(coverage, abs=1e-12)
+
+
+def test_one_scale_maximises_the_held_out_likelihood():
+    generator = np.random.default_rng(0)
+    total = generator.uniform(0.5, 2.0, size=200)
+    residual = 1.7 * total * generator.normal(size=200)
+    s = transfer.one_scale(residual, total)
+
+    def log_likelihood(scale: float) -> float:
+        return transfer._scores(residual, np.sqrt(scale) * total)[1]
+
+    assert log_likelihood(s) > log_likelihood(1.05 * s) and log_likelihood(s) > log_likelihood(s / 1.05)
+
+
+def test_final_step_rows_follow_the_schedule():
+    schedule = {"default": {"num_train_init": 0.05, "num_al_incr": 0.025, "al_iter": 8},
+                "housing": {"num_train_init": 500, "num_al_incr": 200, "al_iter": 5}}
+    assert transfer.final_step_rows(schedule, "abalone", 1000) == 50 + 8 * 25
+    assert transfer.final_step_rows(schedule, "housing", 14448) == 1500
+    assert transfer.final_step_rows(schedule, "housing", 900) == 900  # never more than the pool
+
+
+def test_report_names_the_sets_below_the_floor():
+    rows = []
+    for dataset, two, one in (("a", 0.70, 0.80), ("b", 0.90, 0.91), ("c", 0.88, 0.86)):
+        for seed in (0, 1):
+            rows.append({"dataset": dataset, "model": "bnn", "seed": seed, **{c: 1.0 for c in transfer.COLUMNS},
+                         "coverage_90_two_scales": two, "coverage_90_one_scale": one,
+                         "ll_two_scales": -1.0, "ll_one_scale": -1.0 + (0.1 if dataset == "a" else -0.01)})
+    table = transfer.dataset_table(pd.DataFrame(rows))
+    assert table["seeds"].tolist() == [2, 2, 2]
+    text = transfer.render(table, "cmd")
+    assert "two scales (the package's) 0.83 (below 0.75 on: a)" in text
+    assert "one scale 0.86 (below 0.75 on: none)" in text
+    assert "one scale higher on 1 of 3" in text
