@@ -7,7 +7,8 @@ The study states in advance how a reader checks its recommendation on a new data
 least five); the check fails if the 95% interval of the paired difference in mean log RMSE lies
 above zero. This command runs exactly that on every dataset folder of DIR (the UCI layout of
 data/uci: <name>/data.txt, index_features.txt, index_target.txt) except the study's own datasets
-(those of configs/benchmark.yaml, which are left out and named in the report).
+(those of configs/benchmark.yaml), left out by name and by content (a folder holding the same data
+as one of them under another name), and named in the report.
 
 The sweep is an ordinary benchmark sweep (al_bnn_lab.benchmark.run_sweep, so a rerun of the same
 command continues where it stopped) built from configs/benchmark.yaml: its `experiment` (the default
@@ -18,24 +19,29 @@ dataset the paired difference (sampler - random) in mean log RMSE over the AL st
 initial one (the same for both samplers of a seed), its mean and 95% interval over seeds, the stated
 verdict, and where the difference falls against the study's 95% prediction interval for a new
 dataset, computed from the study's committed runs (docs/study_data/q6.csv.gz) on the same statistic.
+--out also keeps heldout_datasets.csv, a digest of each checked dataset's data: a rerun into the same
+--out whose dataset of that name now holds other data is refused (its finished runs would be reused).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import math
-from collections.abc import Sequence
+import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from al_bnn.config import ConfigError, read_yaml, with_quick
-from al_bnn.data import DataFileError, uci_dataset_names
-from al_bnn.paths import repo_file
-from al_bnn.results import ResultsWriter
+from al_bnn.data import DataFileError, housing_arrays, read_uci_folder, uci_dataset_names
+from al_bnn.paths import SHIPPED_UCI_ROOT, inside, repo_file
+from al_bnn.results import ResultsDirectoryExistsError, ResultsWriter
 from al_bnn_lab import command_line, stats
-from al_bnn_lab.sweep import BenchmarkConfig, benchmark_config_from_dict
+from al_bnn_lab.sweep import BenchmarkConfig, benchmark_config_from_dict, run_file, sweep_runs
 
 BENCHMARK_CONFIG = "configs/benchmark.yaml"
 STUDY_QUESTION_CONFIG = "configs/study/q6_methods.yaml"  # where lcmd_exact's settings are declared
@@ -46,6 +52,9 @@ STATISTIC = "mean_log_rmse_after_initial"  # per run, study_report.run_scalars
 STUDY_STATISTIC = "mean_log_rmse"  # the statistic of the study's "What to expect" paragraph (all AL steps)
 REPORT_FILE = "heldout_check.md"
 TABLE_FILE = "heldout_check.csv"
+DIGESTS_FILE = "heldout_datasets.csv"  # per dataset checked in --out: the digest of the data its runs were made on
+HOUSING = "housing"  # the study's one dataset not in data/uci: scikit-learn's California housing
+HOUSING_CACHE = "cal_housing_py3.pkz"  # its file in scikit-learn's data cache
 STUDY_SEEDS = 5  # the study asks for at least five paired seeds
 RESERVED_NAMES = ("file",)  # a dataset name the data loader reads as something else than a UCI folder
 # --quick: the benchmark's quick training (its `quick: experiment`) and a two-step schedule, for tests
@@ -79,9 +88,71 @@ def study_datasets(config_path: Path | None = None) -> list[str]:
     return [str(d if isinstance(d, str) else d["name"]) for d in raw.get("datasets") or []]
 
 
-def choose_datasets(root: Path, asked: Sequence[str] | None, study: Sequence[str]) -> tuple[list[str], list[str]]:
-    """(the datasets to check, the study's datasets found in `root` and left out). Errors a user can
-    cause name the folder or the name and the fix."""
+# Datasets are compared by the arrays read_uci_folder parses from them (features and target, as float64 with
+# their shapes), not by the files' bytes: those arrays are exactly what a run trains on, so a copy saved with
+# other whitespace, line endings or number spelling (1 / 1.0 / 1e0), or with extra columns its index files do
+# not name, is still caught, and a file saved again with the same numbers does not void finished runs. A copy
+# with its rows or columns reordered, or its numbers rounded, is other data and is not caught.
+def data_digest(features: np.ndarray, target: np.ndarray) -> str:
+    """sha256 of a dataset's parsed arrays (shapes and float64 values): equal digests, equal data."""
+    digest = hashlib.sha256()
+    for array in (features, target):
+        values = np.ascontiguousarray(array, dtype="<f8")
+        digest.update(repr(values.shape).encode() + values.tobytes())
+    return digest.hexdigest()
+
+
+def dataset_digest(folder: Path) -> tuple[str, int]:
+    """(data_digest, rows) of a dataset folder in the UCI layout."""
+    features, target = read_uci_folder(folder)
+    return data_digest(features, target), len(target)
+
+
+def _housing_cached() -> bool:
+    """Whether California housing can be read without the network: scikit-learn's cache (its own rule for
+    where that lies, read here without get_data_home, which would create the folder) holds its file."""
+    home = os.path.expanduser(os.environ.get("SCIKIT_LEARN_DATA", os.path.join("~", "scikit_learn_data")))
+    return (Path(home) / HOUSING_CACHE).is_file()
+
+
+def uncompared_study_datasets(study: Sequence[str], study_root: Path | None = None) -> list[str]:
+    """The study's datasets whose data cannot be read here to compare by content: housing when it is not in
+    scikit-learn's cache (never downloaded for this), any other not in the shipped data/uci."""
+    root = study_root or SHIPPED_UCI_ROOT
+    return [name for name in study
+            if not (_housing_cached() if name == HOUSING else (root / name / "data.txt").is_file())]
+
+
+def _data_rows(path: Path) -> int:
+    """The rows read_uci_folder parses from a data.txt (its non-blank lines), without parsing them."""
+    return sum(1 for line in path.read_bytes().splitlines() if line.strip())
+
+
+def study_copies(digests: Mapping[str, tuple[str, int]], study: Sequence[str],
+                 study_root: Path | None = None) -> dict[str, str]:
+    """{name: the study dataset it duplicates} for each of `digests` (name -> (digest, rows)) holding the same
+    data as one of the study's: those of the shipped data/uci (or `study_root`) and housing if cached. Only
+    a study dataset with a matching row count is parsed."""
+    root = study_root or SHIPPED_UCI_ROOT
+    rows = {count for _, count in digests.values()}
+    skipped = set(uncompared_study_datasets(study, root))
+    known: dict[str, str] = {}
+    for name in study:
+        if name in skipped:
+            continue
+        if name == HOUSING:
+            features, target = housing_arrays()
+            if len(target) in rows:
+                known.setdefault(data_digest(features, target), name)
+        elif _data_rows(root / name / "data.txt") in rows:
+            known.setdefault(dataset_digest(root / name)[0], name)
+    return {name: known[digest] for name, (digest, _) in digests.items() if digest in known}
+
+
+def choose_datasets(root: Path, asked: Sequence[str] | None, study: Sequence[str],
+                    study_root: Path | None = None) -> tuple[list[str], list[str]]:
+    """(the datasets to check, those of `root` left out as the study's: by name, or by content as
+    "<name> (the data of <study dataset>)"). Errors a user can cause name the folder or the name and the fix."""
     layout = "a folder of <name>/data.txt, index_features.txt and index_target.txt (the layout of data/uci)"
     if not root.is_dir():
         raise DataFileError(f"--uci-root {str(root)!r}: no such folder; point it at {layout}")
@@ -99,14 +170,21 @@ def choose_datasets(root: Path, asked: Sequence[str] | None, study: Sequence[str
         chosen = list(dict.fromkeys(asked))
     else:
         chosen = [name for name in found if name not in study]
-    if not chosen:
-        raise DataFileError(f"--uci-root {str(root)!r}: no dataset the study did not use (found: "
-                            f"{', '.join(found) or 'none'}; the study's are left out); add {layout}")
     reserved = [name for name in chosen if name in RESERVED_NAMES]
     if reserved:
         raise DataFileError(f"{root / reserved[0]}: the name {reserved[0]!r} is reserved for data files "
                             "(data.dataset: file); rename the folder")
-    return chosen, left_out
+    copies = study_copies({name: dataset_digest(root / name) for name in chosen}, study, study_root)
+    if asked and copies:
+        named = ", ".join(f"{name} (the data of the study's {copies[name]})" for name in copies)
+        raise DataFileError(f"--datasets {named}: the same data the study used, so a check on it is not held out; "
+                            "name datasets the study did not use")
+    chosen = [name for name in chosen if name not in copies]
+    if not chosen:
+        raise DataFileError(f"--uci-root {str(root)!r}: no dataset the study did not use (found: "
+                            f"{', '.join(found) or 'none'}; the study's are left out, by name or by content); add "
+                            f"{layout}")
+    return chosen, left_out + [f"{name} (the data of {study_name})" for name, study_name in copies.items()]
 
 
 # -- the sweep ---------------------------------------------------------------------------------------
@@ -129,6 +207,45 @@ def sweep_config(root: Path, datasets: Sequence[str], seeds: Sequence[int], samp
              "quick": {"experiment": (bench.get("quick") or {}).get("experiment") or {}}}
     raw = with_quick({str(path): layer, "held-out check": {"quick": QUICK_SCHEDULE}}, quick)
     return benchmark_config_from_dict(raw, f"{path} (held-out check{', quick' if quick else ''})")
+
+
+# -- the data a folder's runs were made on ------------------------------------------------------------
+
+def read_digests(output: Path) -> dict[str, str]:
+    """{dataset: digest} as recorded in `output`/DIGESTS_FILE (empty if there is none); read as text only."""
+    path = inside(output, DIGESTS_FILE, "the held-out check's dataset digests")
+    if not path.is_file():
+        return {}
+    fix = f"choose a new --out, or delete that file and {output / 'runs'} to start over"
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (OSError, ValueError) as error:
+        raise DataFileError(f"{path}: unreadable ({error}); {fix}") from None
+    if list(table.columns) != ["dataset", "sha256"]:
+        raise DataFileError(f"{path}: not a table of dataset digests (columns dataset, sha256); {fix}")
+    return dict(zip(table["dataset"], table["sha256"], strict=True))
+
+
+def record_digests(output: Path, config: BenchmarkConfig, digests: Mapping[str, str]) -> None:
+    """Add `digests` (dataset: data_digest) to `output`/DIGESTS_FILE, the first time a dataset is run there.
+    A run key names a dataset, not its data, so a dataset changed under the same name would have its
+    finished runs reused: a digest differing from the recorded one while runs of that dataset are in
+    `output` is refused, naming the fix; with none there (deleted), the new digest replaces the old."""
+    with ResultsWriter(output, overwrite=True, lock=True) as writer:
+        recorded = read_digests(output)
+        for name, digest in digests.items():
+            if recorded.get(name, digest) == digest:
+                continue
+            if any(run_file(output, entry.name, model, sampler, seed).exists()
+                   for entry, model, sampler, seed in sweep_runs(config) if entry.name == name):
+                raise ResultsDirectoryExistsError(
+                    f"dataset {name!r}: its data in {config.uci_root} differ from the data its runs in {output} were "
+                    f"made on (sha256 {recorded[name][:12]}... in {DIGESTS_FILE}, now {digest[:12]}...), and those "
+                    f"runs would be reused as if unchanged; choose a new --out, or delete {output / 'runs' / name} "
+                    "to run that dataset again")
+        merged = {**recorded, **digests}
+        if merged != recorded:
+            writer.write_csv(DIGESTS_FILE, [{"dataset": name, "sha256": merged[name]} for name in sorted(merged)])
 
 
 # -- the check ---------------------------------------------------------------------------------------
@@ -201,7 +318,7 @@ def _interval_text(mean: float, half: float) -> str:
 
 def render(rows: pd.DataFrame, sampler: str, left_out: Sequence[str], interval: PredictionInterval | None,
            stated: PredictionInterval | None, seeds: Sequence[int], command: str, quick: bool,
-           rule_pick: PredictionInterval | None = None) -> str:
+           rule_pick: PredictionInterval | None = None, uncompared: Sequence[str] = ()) -> str:
     """heldout_check.md: the check as the study states it, per dataset."""
     kernel = "the gradient kernel" if sampler == "lcmd" else "the bnn's exact last-layer kernel"
     lines = [f"# Held-out check of the study's recommendation: {sampler} against random\n",
@@ -219,6 +336,10 @@ def render(rows: pd.DataFrame, sampler: str, left_out: Sequence[str], interval: 
     if len(seeds) < STUDY_SEEDS:
         lines.append(f"**Only {len(seeds)} seeds**, fewer than the {STUDY_SEEDS} the study asks for.\n")
     lines.append("Left out (the study's own datasets): " + (", ".join(left_out) if left_out else "none found") + ".\n")
+    if uncompared:
+        lines.append(f"Not compared by content, so a renamed copy would not be caught: {', '.join(uncompared)} (its "
+                     "data could not be read here: housing is read only from scikit-learn's data cache, never "
+                     "downloaded for this; the others from the shipped data/uci).\n")
     lines += ["| dataset | pool | paired seeds | random | " + sampler + " | difference [95%] | verdict | against the "
               "study's prediction interval |", "|---|---|---|---|---|---|---|---|"]
     for row in rows.itertuples():
@@ -284,17 +405,21 @@ def run_check(args: argparse.Namespace, command: str) -> int:
     if args.workers < 1:
         raise ConfigError(f"--workers {args.workers}: must be at least 1")
     root = Path(args.uci_root).resolve()
-    datasets, left_out = choose_datasets(root, args.datasets, study_datasets())
+    study = study_datasets()
+    datasets, left_out = choose_datasets(root, args.datasets, study)
+    uncompared = uncompared_study_datasets(study)
     print(f"checking {', '.join(datasets)}; left out (the study's): {', '.join(left_out) or 'none'}")
     config = sweep_config(root, datasets, args.seeds, args.sampler, args.quick)
     output = Path(args.out or ("results_heldout_check_quick" if args.quick else "results_heldout_check"))
+    record_digests(output, config, {name: dataset_digest(root / name)[0] for name in datasets})
     run_sweep(config, output, workers=args.workers, overwrite=args.overwrite)
     interval = study_prediction_interval(args.sampler)
     rows = check_table(collect(output, config), args.sampler, interval)
     stated = study_prediction_interval(args.sampler, STUDY_STATISTIC) if interval else None
     rule_pick = study_prediction_interval(SAMPLERS[1], STUDY_STATISTIC) if interval and args.sampler != SAMPLERS[1] \
         else None
-    text = render(rows, args.sampler, left_out, interval, stated, config.seeds, command, args.quick, rule_pick)
+    text = render(rows, args.sampler, left_out, interval, stated, config.seeds, command, args.quick, rule_pick,
+                  uncompared)
     with ResultsWriter(output, overwrite=True, lock=True) as writer:
         writer.write_csv(TABLE_FILE, rows.to_dict("records"))
         writer.write_text(REPORT_FILE, text)
