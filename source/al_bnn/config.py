@@ -181,6 +181,12 @@ class TrainSchedule:
     num_steps: int = _key(0, "Optimiser steps per training phase instead of num_epochs (0 = use num_epochs): each "
                              "phase trains ceil(num_steps / batches per epoch) epochs, so a small training set gets "
                              "as many steps as a large one.", minimum=0)
+    batching: str = _key("padded", "How an epoch's rows fill its minibatches. `padded`: batch_size rows each, the "
+                                   "last batch holding the remainder (the reference code's). `balanced`: the same "
+                                   "number of batches, rows spread so their sizes differ by at most one, and the "
+                                   "bnn's KL term divided by that number: no step on a small last batch, which "
+                                   "weighs its few rows (and the KL term) like a full batch.",
+                         choices=("padded", "balanced"))
     min_steps: int = _key(0, "At least this many optimiser steps per training phase: the phase's epochs are raised "
                              "to ceil(min_steps / batches per epoch) where num_epochs (or num_steps) give fewer, so "
                              "a small training set is not under-trained (0 = no minimum).", minimum=0)

@@ -48,6 +48,7 @@ RUN_KEY_BASELINE = {
               'sampling_batch_size': 10},
     'seed': 0,
     'train_schedule': {'batch_size': 16,
+                       'batching': 'padded',
                        'calibration': 'none',
                        'calibration_fraction': 0.2,
                        'eval_after_epochs': 10,

@@ -59,7 +59,8 @@ def build_model_and_trainer(config, input_dim: int, seeds: Sequence[int]) -> tup
         net.noise_std, net.ncp_scale, net.ood_std_prior, net.center_at_target)
     trainer = StackedTrainer(network, net.learning_rate, net.clip_gradient, net.divergence_scale,
                              config.train_schedule.batch_size, ncp,
-                             learning_rate_schedule=config.train_schedule.learning_rate_schedule)
+                             learning_rate_schedule=config.train_schedule.learning_rate_schedule,
+                             batching=config.train_schedule.batching)
     return network, trainer
 
 

@@ -79,6 +79,7 @@ BATCH_SIZE = _default("batch_size")
 N_EPOCHS = _default("n_epochs")
 N_STEPS = _default("n_steps")
 MIN_STEPS = _default("min_steps")
+BATCHING = _default("batching")
 LEARNING_RATE_SCHEDULE = _default("learning_rate_schedule")
 ACTIVATION = _default("activation")
 INPUT_TRANSFORM = _default("input_transform")
@@ -176,6 +177,10 @@ min_steps : int, default={MIN_STEPS}
     even when `n_epochs` is smaller; set `min_steps=0` for exactly `n_epochs`.
 learning_rate_schedule : {{"constant", "linear_decay"}}, default={LEARNING_RATE_SCHEDULE!r}
     "linear_decay" lowers the rate linearly to zero over each fit.
+batching : {{"padded", "balanced"}}, default={BATCHING!r}
+    "padded": batches of `batch_size` rows, the remainder in a last, smaller batch (whose step
+    weighs its few rows, and the bnn's KL term, like a full batch); "balanced": as many batches,
+    their sizes differing by at most one.
 activation : {{"leaky_relu", "relu"}}, default={ACTIVATION!r}
     Activation of the hidden layers.
 input_transform : {{"none", "tanh"}}, default={INPUT_TRANSFORM!r}
@@ -513,7 +518,7 @@ center_at_target : bool, default={CENTER_AT_TARGET}
                  ncp_scale: float = NCP_SCALE, center_at_target: bool = CENTER_AT_TARGET,
                  layer_sizes: Sequence[int] = LAYER_SIZES, learning_rate: float = LEARNING_RATE,
                  clip_gradient: float = CLIP_GRADIENT, batch_size: int = BATCH_SIZE, n_epochs: int = N_EPOCHS,
-                 n_steps: int = N_STEPS, min_steps: int = MIN_STEPS,
+                 n_steps: int = N_STEPS, min_steps: int = MIN_STEPS, batching: str = BATCHING,
                  learning_rate_schedule: str = LEARNING_RATE_SCHEDULE, activation: str = ACTIVATION,
                  input_transform: str = INPUT_TRANSFORM, parametrization: str = PARAMETRIZATION,
                  nll_beta: float = NLL_BETA, retrain_from: str = RETRAIN_FROM, calibration: str = CALIBRATION,
@@ -536,7 +541,8 @@ class DropoutRegressor(_StackedRegressor):
     def __init__(self, *, dropout_rate: float = DROPOUT_RATE, layer_sizes: Sequence[int] = LAYER_SIZES,
                  learning_rate: float = LEARNING_RATE, clip_gradient: float = CLIP_GRADIENT,
                  batch_size: int = BATCH_SIZE, n_epochs: int = N_EPOCHS, n_steps: int = N_STEPS,
-                 min_steps: int = MIN_STEPS, learning_rate_schedule: str = LEARNING_RATE_SCHEDULE,
+                 min_steps: int = MIN_STEPS, batching: str = BATCHING,
+                 learning_rate_schedule: str = LEARNING_RATE_SCHEDULE,
                  activation: str = ACTIVATION, input_transform: str = INPUT_TRANSFORM,
                  parametrization: str = PARAMETRIZATION, nll_beta: float = NLL_BETA, retrain_from: str = RETRAIN_FROM,
                  calibration: str = CALIBRATION, calibration_fraction: float = CALIBRATION_FRACTION,
@@ -558,7 +564,8 @@ class EnsembleRegressor(_StackedRegressor):
     def __init__(self, *, ensemble_size: int = ENSEMBLE_SIZE, layer_sizes: Sequence[int] = LAYER_SIZES,
                  learning_rate: float = LEARNING_RATE, clip_gradient: float = CLIP_GRADIENT,
                  batch_size: int = BATCH_SIZE, n_epochs: int = N_EPOCHS, n_steps: int = N_STEPS,
-                 min_steps: int = MIN_STEPS, learning_rate_schedule: str = LEARNING_RATE_SCHEDULE,
+                 min_steps: int = MIN_STEPS, batching: str = BATCHING,
+                 learning_rate_schedule: str = LEARNING_RATE_SCHEDULE,
                  activation: str = ACTIVATION, input_transform: str = INPUT_TRANSFORM,
                  parametrization: str = PARAMETRIZATION, nll_beta: float = NLL_BETA, retrain_from: str = RETRAIN_FROM,
                  calibration: str = CALIBRATION, calibration_fraction: float = CALIBRATION_FRACTION,

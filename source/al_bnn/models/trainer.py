@@ -18,6 +18,7 @@ import numbers
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -34,6 +35,7 @@ CENTRAL_90_Z = 1.6448536269514722  # the standard normal's 95% quantile: +- z ho
 # "constant": the learning rate throughout; "linear_decay": from the learning rate down to zero
 # over each training phase (Adam's moments are reset between phases, so each phase decays anew).
 LEARNING_RATE_SCHEDULES = ("constant", "linear_decay")
+BATCHINGS = ("padded", "balanced")  # config train_schedule.batching
 
 
 class _OwnRetracingFilter(logging.Filter):
@@ -93,12 +95,15 @@ class StackedTrainer:
 
     def __init__(self, network: TrainableModel, learning_rate: float, clip_gradient: float,
                  divergence_scale: float, batch_size: int, ncp: NoiseContrastivePrior | None = None,
-                 unit_groups: int = 2, learning_rate_schedule: str = "constant"):
+                 unit_groups: int = 2, learning_rate_schedule: str = "constant", batching: str = "padded"):
         if isinstance(unit_groups, bool) or not isinstance(unit_groups, numbers.Integral) or unit_groups < 1:
             raise ValueError(f"unit_groups must be a positive integer, got {unit_groups!r}")
         if learning_rate_schedule not in LEARNING_RATE_SCHEDULES:
             raise ValueError(f"learning_rate_schedule must be one of {', '.join(LEARNING_RATE_SCHEDULES)}, got "
                              f"{learning_rate_schedule!r}")
+        if batching not in BATCHINGS:
+            raise ValueError(f"batching must be one of {', '.join(BATCHINGS)}, got {batching!r}")
+        self.batching: str = batching
         # Annotated: models/ is an import cycle, so the type checker may read these before __init__.
         self.learning_rate_schedule: str = learning_rate_schedule
         self.network: TrainableModel = network
@@ -220,10 +225,11 @@ class StackedTrainer:
         noise_shape = list(net.step_noise_shape(batch_size))
         n = tf.shape(x)[1]
         num_batches = (n + batch_size - 1) // batch_size
-        batches_per_epoch = tf.cast(n, net.dtype) / batch_size  # the KL divisor, as in the reference code
-        # Batches have a static size; the last one is padded and masked out of the loss.
+        # Batches have a static size; the slots no row fills are masked out of the loss.
         padded = num_batches * batch_size
-        mask = tf.cast(tf.reshape(tf.range(padded) < n, [num_batches, batch_size]), net.dtype)
+        layout = epoch_layout(n, batch_size, self.batching)
+        mask = tf.cast(layout.mask, net.dtype)
+        batches_per_epoch = tf.cast(layout.batches_per_epoch, net.dtype)  # the bnn's KL divisor
 
         def draw(seed_and_epoch):
             seed, epoch = seed_and_epoch
@@ -232,7 +238,7 @@ class StackedTrainer:
             noise_seed = tf.random.experimental.stateless_fold_in(epoch_seed, 1)
             order = tf.argsort(tf.random.stateless_uniform([n], shuffle_seed))
             noise = tf.random.stateless_normal([num_batches, *noise_shape], noise_seed, dtype=net.dtype)
-            drawn = (tf.concat([order, tf.zeros([padded - n], order.dtype)], axis=0), noise)
+            drawn = (layout.place(order, padded), noise)
             if self.ncp is None:
                 return drawn
             input_seed = tf.random.experimental.stateless_fold_in(epoch_seed, 2)
@@ -373,6 +379,37 @@ def _program_key(trainer: StackedTrainer) -> tuple | None:
         parts.append((name, value))
     return (*parts, trainer.learning_rate, trainer.clip_gradient, trainer.divergence_scale, trainer.batch_size,
             trainer.ncp, trainer.learning_rate_schedule)
+
+
+class EpochLayout(NamedTuple):
+    """Where an epoch's n rows go in its num_batches x batch_size slots."""
+
+    mask: tf.Tensor               # (num_batches, batch_size) bool: slots a row fills
+    batches_per_epoch: tf.Tensor  # the bnn's KL divisor (float64 scalar)
+    slots: tf.Tensor | None       # (n,) int32 flat slots of the rows in order; None: the first n slots
+
+    def place(self, order: tf.Tensor, padded: tf.Tensor) -> tf.Tensor:
+        """The epoch's row order spread over the padded slots (index 0 in an empty, masked slot)."""
+        if self.slots is None:
+            return tf.concat([order, tf.zeros([padded - tf.shape(order)[0]], order.dtype)], axis=0)
+        return tf.scatter_nd(self.slots[:, None], order, [padded])
+
+
+def epoch_layout(n: tf.Tensor, batch_size: int, batching: str = "padded") -> EpochLayout:
+    """`padded` (the reference code's): full batches, the remainder in the last one, and the KL
+    divisor n / batch_size, so a full batch's step is the per-point ELBO but a small last batch's
+    weighs its few rows and the KL term like a full batch. `balanced`: the same number of batches
+    with sizes differing by at most one and the KL divisor that number, so every step is the
+    per-point ELBO up to that one row."""
+    n = tf.convert_to_tensor(n, tf.int32)
+    num_batches = (n + batch_size - 1) // batch_size
+    if batching == "padded":
+        mask = tf.reshape(tf.range(num_batches * batch_size) < n, [num_batches, batch_size])
+        return EpochLayout(mask, tf.cast(n, tf.float64) / batch_size, None)
+    counts = n // num_batches + tf.cast(tf.range(num_batches) < n % num_batches, tf.int32)
+    mask = tf.range(batch_size)[None, :] < counts[:, None]
+    slots = tf.cast(tf.where(tf.reshape(mask, [-1]))[:, 0], tf.int32)
+    return EpochLayout(mask, tf.cast(num_batches, tf.float64), slots)
 
 
 def _shared_group_steps(trainer: StackedTrainer) -> Callable:
