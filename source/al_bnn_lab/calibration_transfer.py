@@ -39,7 +39,7 @@ from al_bnn.paths import repo_file
 from al_bnn.randomness import numpy_generator
 from al_bnn.results import ResultsWriter
 from al_bnn_lab import command_line, stats
-from al_bnn_lab.uci_protocol import MODELS, Z90, make_estimator
+from al_bnn_lab.uci_protocol import MODELS, Z90, make_estimator, parse_settings
 
 BENCHMARK_CONFIG = "configs/benchmark.yaml"
 RUNS_FILE = "runs.csv"
@@ -200,12 +200,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
     parser.add_argument("--uci-root", default=None, help="folder of the UCI datasets (default: the shipped data/uci)")
     parser.add_argument("--out", default="results_calibration_transfer", help="output folder (default: %(default)s)")
+    parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", dest="settings",
+                        help="estimator keywords for the copy and the final model alike (e.g. batching=balanced); "
+                             "an --out holds one setting's runs")
     args = parser.parse_args(argv)
     command = command_line("source/calibration_transfer_report.py", argv)
 
     def run() -> int:
         datasets = args.datasets or list(read_yaml(repo_file(BENCHMARK_CONFIG))["datasets"])
-        runs = measure(args.out, datasets, args.models, args.seeds, args.uci_root)
+        runs = measure(args.out, datasets, args.models, args.seeds, args.uci_root,
+                       parameters=parse_settings(args.settings))
         text = render(dataset_table(runs), command)
         with ResultsWriter(Path(args.out), overwrite=True, lock=True) as writer:
             writer.write_text(REPORT_FILE, text)
