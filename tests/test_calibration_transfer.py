@@ -59,6 +59,7 @@ def test_report_names_the_sets_below_the_floor():
     for dataset, two, one in (("a", 0.70, 0.80), ("b", 0.90, 0.91), ("c", 0.88, 0.86)):
         for seed in (0, 1):
             rows.append({"dataset": dataset, "model": "bnn", "seed": seed, **{c: 1.0 for c in transfer.COLUMNS},
+                         "n_train": 980, "n_held": 196,
                          "coverage_90_two_scales": two, "coverage_90_one_scale": one,
                          "ll_two_scales": -1.0, "ll_one_scale": -1.0 + (0.1 if dataset == "a" else -0.01)})
     table = transfer.dataset_table(pd.DataFrame(rows))
@@ -67,3 +68,11 @@ def test_report_names_the_sets_below_the_floor():
     assert "two scales (the package's) 0.83 (below 0.75 on: a)" in text
     assert "one scale 0.86 (below 0.75 on: none)" in text
     assert "one scale higher on 1 of 3" in text
+    assert "| 3x256 + 16 | 3x256 + 212 |" in text
+
+
+def test_batch_layouts():
+    assert transfer.batch_layout(784, 256) == "3x256 + 16"
+    assert transfer.batch_layout(200, 256) == "200"
+    assert transfer.batch_layout(784, 256, "balanced") == "4x196"
+    assert transfer.batch_layout(277, 256, "balanced") == "1x139 + 1x138"

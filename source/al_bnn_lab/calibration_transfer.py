@@ -141,11 +141,27 @@ COLUMNS = ("held_coverage_90", "coverage_90_two_scales", "coverage_90_one_scale"
            "scale_epistemic", "scale_aleatoric", "epistemic_ratio", "aleatoric_ratio", "rmse_ratio")
 
 
-def dataset_table(runs: pd.DataFrame) -> pd.DataFrame:
-    """Per (model, dataset): the mean over seeds of each measured column, and the number of seeds."""
+def batch_layout(n: int, batch_size: int, batching: str = "padded") -> str:
+    """The minibatch sizes of an epoch on n rows, e.g. "3x256 + 16" (padded) or "4x196" (balanced)."""
+    count = -(-int(n) // batch_size)
+    if batching == "balanced":
+        low, extra = divmod(int(n), count)
+        parts = [f"{extra}x{low + 1}"] * bool(extra) + [f"{count - extra}x{low}"] * bool(count - extra)
+    else:
+        last = int(n) - (count - 1) * batch_size
+        parts = [f"{count - 1}x{batch_size}"] * (count > 1) + [str(last)]
+    return " + ".join(parts)
+
+
+def dataset_table(runs: pd.DataFrame, batch_size: int = 256, batching: str = "padded") -> pd.DataFrame:
+    """Per (model, dataset): the mean over seeds of each measured column, the number of seeds, and
+    the minibatches of the copy and of the final model (their training-set sizes are the seeds')."""
     grouped = runs.groupby(["model", "dataset"], sort=True)
     table = grouped[list(COLUMNS)].mean()
     table.insert(0, "seeds", grouped.size())
+    sizes = grouped[["n_train", "n_held"]].first()
+    table["copy_batches"] = [batch_layout(n - held, batch_size, batching) for n, held in sizes.itertuples(index=False)]
+    table["final_batches"] = [batch_layout(n, batch_size, batching) for n, _ in sizes.itertuples(index=False)]
     return table.reset_index()
 
 
@@ -172,20 +188,22 @@ def summary_lines(table: pd.DataFrame) -> list[str]:
 def render(table: pd.DataFrame, command: str) -> str:
     header = ["model", "dataset", "seeds", "held-out coverage", "test coverage, two scales", "one scale",
               "test LL, two scales", "one scale", "scale a (epistemic)", "scale b (aleatoric)",
-              "epistemic std final/copy", "aleatoric std final/copy", "RMSE final/copy"]
+              "epistemic std final/copy", "aleatoric std final/copy", "RMSE final/copy", "copy's batches",
+              "final model's batches"]
     lines = ["# Does the calibration transfer from the copy to the final model?", "",
              f"Made by `{command}`. Training rows: the benchmark's final AL step, a keyed random subset of the "
              "pool; test rows: the benchmark's split. Means over seeds; LL in standardised target units. "
              "Two scales: the package's recipe (std^2 = a epistemic^2 + b aleatoric^2 fitted on the copy's "
              "held-out rows); one scale: std^2 = s (epistemic^2 + aleatoric^2) on the same rows. The ratios: "
              "the final model's median raw std on the test rows over the copy's on its held-out rows, and the "
-             "same for the RMSE.", "",
+             "same for the RMSE. Batches: an epoch's minibatch sizes (the copy trains on the rows not held out).", "",
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in table.itertuples(index=False):
         lines.append(f"| {row.model} | {row.dataset} | {row.seeds} | {row.held_coverage_90:.2f} | "
                      f"{row.coverage_90_two_scales:.2f} | {row.coverage_90_one_scale:.2f} | {row.ll_two_scales:.3f} | "
                      f"{row.ll_one_scale:.3f} | {row.scale_epistemic:.3g} | {row.scale_aleatoric:.3g} | "
-                     f"{row.epistemic_ratio:.2f} | {row.aleatoric_ratio:.2f} | {row.rmse_ratio:.2f} |")
+                     f"{row.epistemic_ratio:.2f} | {row.aleatoric_ratio:.2f} | {row.rmse_ratio:.2f} | "
+                     f"{row.copy_batches} | {row.final_batches} |")
     return "\n".join([*lines, "", *summary_lines(table), ""])
 
 
@@ -208,9 +226,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def run() -> int:
         datasets = args.datasets or list(read_yaml(repo_file(BENCHMARK_CONFIG))["datasets"])
-        runs = measure(args.out, datasets, args.models, args.seeds, args.uci_root,
-                       parameters=parse_settings(args.settings))
-        text = render(dataset_table(runs), command)
+        parameters = parse_settings(args.settings)
+        runs = measure(args.out, datasets, args.models, args.seeds, args.uci_root, parameters=parameters)
+        batching = make_estimator("bnn", 0, parameters)
+        text = render(dataset_table(runs, batching.batch_size, batching.batching), command)
         with ResultsWriter(Path(args.out), overwrite=True, lock=True) as writer:
             writer.write_text(REPORT_FILE, text)
         print(text)
