@@ -1,5 +1,7 @@
 """The calibration-transfer diagnosis replays the estimator's own holdout calibration."""
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -76,3 +78,11 @@ def test_batch_layouts():
     assert transfer.batch_layout(200, 256) == "200"
     assert transfer.batch_layout(784, 256, "balanced") == "4x196"
     assert transfer.batch_layout(277, 256, "balanced") == "1x139 + 1x138"
+
+
+def test_the_committed_report_is_what_its_committed_runs_give():
+    folder = Path(__file__).resolve().parent.parent / "docs" / "al_calibration" / "transfer"
+    committed = (folder / transfer.REPORT_FILE).read_text()
+    command = committed.split("Made by `", 1)[1].split("`", 1)[0]
+    runs = pd.read_csv(folder / transfer.RUNS_FILE)
+    assert committed == transfer.render(transfer.dataset_table(runs), command)
