@@ -80,9 +80,11 @@ def test_batch_layouts():
     assert transfer.batch_layout(277, 256, "balanced") == "1x139 + 1x138"
 
 
-def test_the_committed_report_is_what_its_committed_runs_give():
-    folder = Path(__file__).resolve().parent.parent / "docs" / "al_calibration" / "transfer"
+@pytest.mark.parametrize("name", ["transfer", "transfer_balanced"])
+def test_the_committed_report_is_what_its_committed_runs_give(name):
+    folder = Path(__file__).resolve().parent.parent / "docs" / "al_calibration" / name
     committed = (folder / transfer.REPORT_FILE).read_text()
     command = committed.split("Made by `", 1)[1].split("`", 1)[0]
+    batching = "balanced" if "batching=balanced" in command else "padded"
     runs = pd.read_csv(folder / transfer.RUNS_FILE)
-    assert committed == transfer.render(transfer.dataset_table(runs), command)
+    assert committed == transfer.render(transfer.dataset_table(runs, 256, batching), command)
