@@ -87,4 +87,8 @@ def test_the_committed_report_is_what_its_committed_runs_give(name):
     command = committed.split("Made by `", 1)[1].split("`", 1)[0]
     batching = "balanced" if "batching=balanced" in command else "padded"
     runs = pd.read_csv(folder / transfer.RUNS_FILE)
-    assert committed == transfer.render(transfer.dataset_table(runs, 256, batching), command)
+    expected = transfer.render(transfer.dataset_table(runs, 256, batching), command)
+    if "--compare-with" in command:
+        other = folder.parent / command.split("--compare-with ", 1)[1].split()[0].rsplit("/", 1)[-1]
+        expected += "\n" + "\n".join(transfer.paired_lines(runs, pd.read_csv(other / transfer.RUNS_FILE), other.name))
+    assert committed == expected

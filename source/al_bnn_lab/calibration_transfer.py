@@ -137,6 +137,12 @@ def measure(output: str | Path, datasets: Sequence[str], models: Sequence[str], 
     return table[keep].reset_index(drop=True)
 
 
+def _read_runs(path: Path) -> pd.DataFrame:
+    if not path.is_file() or path.is_symlink():
+        raise ConfigError(f"--compare-with: {path} is not a runs table of this report (a regular file)")
+    return pd.read_csv(path)
+
+
 COLUMNS = ("held_coverage_90", "coverage_90_two_scales", "coverage_90_one_scale", "ll_two_scales", "ll_one_scale",
            "scale_epistemic", "scale_aleatoric", "epistemic_ratio", "aleatoric_ratio", "rmse_ratio")
 
@@ -207,6 +213,36 @@ def render(table: pd.DataFrame, command: str) -> str:
     return "\n".join([*lines, "", *summary_lines(table), ""])
 
 
+def paired_lines(runs: pd.DataFrame, baseline: pd.DataFrame, name: str) -> list[str]:
+    """This setting against another folder's runs on the same (dataset, model, seed): per dataset the
+    test coverage and LL (two scales) of each, and the LL difference over datasets."""
+    keys = ["dataset", "model", "seed"]
+    columns = ["coverage_90_two_scales", "ll_two_scales"]
+    paired = runs[keys + columns].merge(baseline[keys + columns], on=keys, suffixes=("", "_base"))
+    if paired.empty:
+        return [f"## Paired with {name}", "", "No (dataset, model, seed) in common.", ""]
+    means = paired.groupby(["model", "dataset"], sort=True).mean(numeric_only=True).reset_index()
+    lines = [f"## Paired with {name}", "",
+             "The same datasets, rows and seeds; test coverage and LL with the package's two scales, means over "
+             "seeds.", "",
+             f"| model | dataset | test coverage, {name} | test coverage | test LL, {name} | test LL | LL difference |",
+             "|---|---|---|---|---|---|---|"]
+    for row in means.itertuples(index=False):
+        lines.append(f"| {row.model} | {row.dataset} | {row.coverage_90_two_scales_base:.2f} | "
+                     f"{row.coverage_90_two_scales:.2f} | {row.ll_two_scales_base:.3f} | {row.ll_two_scales:.3f} | "
+                     f"{row.ll_two_scales - row.ll_two_scales_base:+.3f} |")
+    lines.append("")
+    for model, part in means.groupby("model", sort=True):
+        difference = (part["ll_two_scales"] - part["ll_two_scales_base"]).to_numpy()
+        mean, half = stats.mean_interval(difference)
+        lines.append(f"- {model}: test LL minus {name}'s {mean:+.3f} ± {half:.3f} (95% interval over "
+                     f"{len(part)} datasets), higher on {int(np.sum(difference > 0))}; mean test 90% coverage "
+                     f"{part['coverage_90_two_scales_base'].mean():.2f} -> {part['coverage_90_two_scales'].mean():.2f},"
+                     f" lowest {part['coverage_90_two_scales_base'].min():.2f} -> "
+                     f"{part['coverage_90_two_scales'].min():.2f}.")
+    return [*lines, ""]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from al_bnn.cli import run_reporting_errors
 
@@ -221,6 +257,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", dest="settings",
                         help="estimator keywords for the copy and the final model alike (e.g. batching=balanced); "
                              "an --out holds one setting's runs")
+    parser.add_argument("--compare-with", default=None,
+                        help="another report's folder (e.g. the default setting's): a paired section")
     args = parser.parse_args(argv)
     command = command_line("source/calibration_transfer_report.py", argv)
 
@@ -230,6 +268,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         runs = measure(args.out, datasets, args.models, args.seeds, args.uci_root, parameters=parameters)
         batching = make_estimator("bnn", 0, parameters)
         text = render(dataset_table(runs, batching.batch_size, batching.batching), command)
+        if args.compare_with:
+            other = Path(args.compare_with)
+            text += "\n" + "\n".join(paired_lines(runs, _read_runs(other / RUNS_FILE), other.name))
         with ResultsWriter(Path(args.out), overwrite=True, lock=True) as writer:
             writer.write_text(REPORT_FILE, text)
         print(text)
