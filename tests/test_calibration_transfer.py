@@ -6,6 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from al_bnn.config import ConfigError
+from al_bnn.data import DataFileError
+from al_bnn.models.trainer import epoch_layout
 from al_bnn_lab import calibration_transfer as transfer
 from al_bnn_lab.uci_protocol import make_estimator
 
@@ -92,3 +95,76 @@ def test_the_committed_report_is_what_its_committed_runs_give(name):
         other = folder.parent / command.split("--compare-with ", 1)[1].split()[0].rsplit("/", 1)[-1]
         expected += "\n" + "\n".join(transfer.paired_lines(runs, pd.read_csv(other / transfer.RUNS_FILE), other.name))
     assert committed == expected
+
+
+def _done_folder(folder: Path, model: str = "bnn", seeds=(0,)) -> Path:
+    """An --out whose runs.csv already holds yacht's runs (copied from the committed report, the
+    model renamed): measure has nothing to train."""
+    committed = pd.read_csv(Path(__file__).resolve().parent.parent / "docs" / "al_calibration" / "transfer"
+                            / transfer.RUNS_FILE)
+    runs = committed[(committed["dataset"] == "yacht") & committed["seed"].isin(seeds)].assign(model=model)
+    folder.mkdir(parents=True, exist_ok=True)
+    runs.to_csv(folder / transfer.RUNS_FILE, index=False)
+    return folder
+
+
+def _never(message: str) -> None:
+    raise AssertionError(f"nothing should have run: {message}")
+
+
+def test_a_rerun_with_other_settings_into_the_same_folder_is_refused(tmp_path):
+    folder = _done_folder(tmp_path / "out")
+    transfer.measure(folder, ["yacht"], ["bnn"], [0], progress=_never)
+    with pytest.raises(ConfigError, match="other settings"):
+        transfer.measure(folder, ["yacht"], ["bnn"], [0], progress=_never, parameters={"batching": "balanced"})
+    # the same settings continue the folder
+    assert len(transfer.measure(folder, ["yacht"], ["bnn"], [0], progress=_never)) == 1
+
+
+@pytest.mark.parametrize("argument, message", [("batchng=balanced", "batchng"), ("random_state=4", "random_state"),
+                                               ("warm_start=3", "warm_start")])
+def test_a_bad_set_is_one_message_before_anything_runs(tmp_path, capsys, argument, message):
+    folder = tmp_path / "out"
+    assert transfer.main(["--datasets", "yacht", "--seeds", "0", "--out", str(folder), "--set", argument]) == 2
+    assert message in capsys.readouterr().err
+    assert not (folder / transfer.RUNS_FILE).exists()
+
+
+def test_an_unknown_dataset_is_refused_before_any_training(tmp_path):
+    with pytest.raises(DataFileError, match="nosuch"):
+        transfer.measure(tmp_path / "out", ["yacht", "nosuch"], ["bnn"], [0], progress=_never, parameters=TINY)
+    with pytest.raises(ConfigError, match="'file'"):
+        transfer.measure(tmp_path / "out", ["file"], ["bnn"], [0], progress=_never)
+
+
+def test_compare_with_a_folder_that_is_no_runs_table_is_one_message(tmp_path, capsys):
+    folder = _done_folder(tmp_path / "out")
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / transfer.RUNS_FILE).write_text("dataset,model\nyacht,bnn\n")
+    arguments = ["--datasets", "yacht", "--seeds", "0", "--out", str(folder), "--compare-with", str(other)]
+    assert transfer.main(arguments) == 2
+    assert "no column seed" in capsys.readouterr().err
+    (other / transfer.RUNS_FILE).unlink()
+    (other / transfer.RUNS_FILE).symlink_to(folder / transfer.RUNS_FILE)
+    assert transfer.main(arguments) == 2
+    assert "not a regular file" in capsys.readouterr().err
+
+
+def test_the_report_of_another_model_takes_that_models_keywords(tmp_path):
+    # dropout_rate is a DropoutRegressor keyword: the batches shown must come from the asked model's estimator
+    folder = _done_folder(tmp_path / "out", model="dropout")
+    arguments = ["--datasets", "yacht", "--seeds", "0", "--models", "dropout", "--out", str(folder),
+                 "--set", "dropout_rate=0.1", "batch_size=32"]
+    assert transfer.main(arguments) == 0
+    text = (folder / transfer.REPORT_FILE).read_text()
+    assert "| dropout | yacht | 1 |" in text and "| 3x32 + 1 | 3x32 + 25 |" in text
+
+
+@pytest.mark.parametrize("n, batch_size", [(784, 256), (277, 256), (121, 32), (97, 32), (20, 32), (64, 32)])
+def test_batch_layouts_are_the_trainers(n, batch_size):
+    for batching in ("padded", "balanced"):
+        sizes = epoch_layout(n, batch_size, batching).mask.numpy().sum(axis=1).tolist()
+        shown = [int(size) for part in transfer.batch_layout(n, batch_size, batching).split(" + ")
+                 for size in ([part] if "x" not in part else [part.split("x")[1]] * int(part.split("x")[0]))]
+        assert shown == sizes

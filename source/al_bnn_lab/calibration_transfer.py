@@ -20,7 +20,8 @@ training rows a keyed random subset of the pool, as random selection would pick 
   held-out rows, and the ratio of their RMSEs (the error's shrinkage, for comparison).
 
 Nothing here changes the package's calibration; it says where it transfers and where not. Runs
-resume: every finished (dataset, model, seed) is a row of runs.csv in --out.
+resume: every finished (dataset, model, seed) is a row of runs.csv in --out, and settings.yaml there
+records the --set keywords, so a rerun with other settings into the same folder is refused.
 """
 
 from __future__ import annotations
@@ -31,9 +32,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import yaml
 
-from al_bnn.config import ConfigError, read_yaml
-from al_bnn.data import load_dataset
+from al_bnn.config import ConfigError, parse_yaml, read_yaml
+from al_bnn.data import load_dataset, uci_root
 from al_bnn.models.calibration import fit_variance_scales, holdout_rows
 from al_bnn.paths import repo_file
 from al_bnn.randomness import numpy_generator
@@ -44,7 +46,8 @@ from al_bnn_lab.uci_protocol import MODELS, Z90, make_estimator, parse_settings
 BENCHMARK_CONFIG = "configs/benchmark.yaml"
 RUNS_FILE = "runs.csv"
 REPORT_FILE = "calibration_transfer.md"
-CALIBRATION_MIN_ROWS = 20  # as models.estimators: fewer rows are not calibrated, at least half of this held out
+SETTINGS_FILE = "settings.yaml"
+RUN_COLUMNS = ("dataset", "model", "seed", "n_train", "n_held", "ll_two_scales", "coverage_90_two_scales")
 
 
 def final_step_rows(schedule: dict, name: str, n_pool: int) -> int:
@@ -75,6 +78,8 @@ def transfer_row(model: str, x: np.ndarray, y: np.ndarray, test_x: np.ndarray, t
     """The estimator's holdout calibration replayed (copy without the held-out rows, final model on
     all rows; the held-out rows keyed as the estimator keys its first fit), scored on the test rows
     with its two scales and with one scale on the total variance."""
+    from al_bnn.models.estimators import CALIBRATION_MIN_ROWS  # at least half of it held out, as the estimator
+
     settings = {**(parameters or {}), "calibration": "none"}
     fraction = make_estimator(model, seed, parameters).calibration_fraction
     held = holdout_rows(len(y), fraction, numpy_generator(seed, "calibration", 0), minimum=CALIBRATION_MIN_ROWS // 2)
@@ -102,18 +107,76 @@ def transfer_row(model: str, x: np.ndarray, y: np.ndarray, test_x: np.ndarray, t
             "rmse_ratio": float(np.sqrt(np.mean(test_residual**2)) / np.sqrt(np.mean(residual**2)))}
 
 
+def check_inputs(datasets: Sequence[str], models: Sequence[str], parameters: dict | None,
+                 root: str | Path | None = None) -> None:
+    """Refuse, before anything is read or trained, an unknown model or dataset and a --set keyword
+    an asked model's estimator does not take (or random_state: the seeds key the runs)."""
+    unknown = sorted(set(models) - set(MODELS))
+    if unknown:
+        raise ConfigError(f"unknown model(s) {unknown}; choose from {', '.join(MODELS)}")
+    if "random_state" in (parameters or {}):
+        raise ConfigError("--set random_state: the runs' seeds come from --seeds (each keys its held-out rows "
+                          "and its training rows); drop random_state from --set")
+    for model in models:
+        try:
+            make_estimator(model, 0, parameters)._validated_config()
+        except ConfigError:
+            raise
+        except (TypeError, ValueError) as error:  # an unknown keyword, or normalize_y/warm_start not a bool
+            raise ConfigError(f"--set: {error} (model {model}); the estimators' keywords are in "
+                              "docs/models.md") from None
+    folder = uci_root(root)
+    for name in datasets:
+        if name == "file":
+            raise ConfigError("dataset 'file' has no benchmark split or schedule; name the benchmark's datasets "
+                              f"({BENCHMARK_CONFIG})")
+        if name != "housing" and (folder is None or not (folder / name).is_dir()):
+            load_dataset(name, uci_root_dir=root)  # raises DataFileError, naming the known datasets
+
+
+def _read_runs(path: Path, option: str) -> pd.DataFrame | None:
+    """A runs table of this report (None where there is none): a regular file with its columns."""
+    if not path.exists() and not path.is_symlink():
+        return None
+    if not path.is_file() or path.is_symlink():
+        raise ConfigError(f"{option}: {path} is not a regular file (a symlink or a folder is not read); "
+                          "remove it or choose another folder")
+    try:
+        table = pd.read_csv(path)
+    except (ValueError, OSError) as error:  # pandas' parser and empty-file errors are ValueErrors
+        raise ConfigError(f"{option}: {path} is not a runs table of this report ({error})") from None
+    missing = [column for column in RUN_COLUMNS if column not in table.columns]
+    if missing:
+        raise ConfigError(f"{option}: {path} is not a runs table of this report (no column {', '.join(missing)})")
+    return table
+
+
+def _check_settings(output: Path, settings: dict) -> None:
+    """Refuse a folder whose settings.yaml records other --set keywords than `settings`."""
+    path = output / SETTINGS_FILE
+    if not path.exists() and not path.is_symlink():
+        return  # a new folder, or one made before settings were recorded
+    if not path.is_file() or path.is_symlink():
+        raise ConfigError(f"--out: {path} is not a regular file; choose another --out")
+    recorded = parse_yaml(path.read_text(), str(path))
+    if recorded != settings:
+        raise ConfigError(f"--out {output} holds runs made with other settings ({path}: {recorded!r}, now "
+                          f"{settings!r}); choose another --out, or delete that folder to start over")
+
+
 def measure(output: str | Path, datasets: Sequence[str], models: Sequence[str], seeds: Sequence[int],
             root: str | Path | None = None, progress: Callable[[str], None] = print,
             parameters: dict | None = None) -> pd.DataFrame:
     """Every (dataset, model, seed) not already in `output`/runs.csv; returns the asked ones."""
-    unknown = sorted(set(models) - set(MODELS))
-    if unknown:
-        raise ConfigError(f"unknown model(s) {unknown}; choose from {', '.join(MODELS)}")
+    check_inputs(datasets, models, parameters, root)
     schedule = read_yaml(repo_file(BENCHMARK_CONFIG))["schedule"]
     output = Path(output)
+    settings = {"set": dict(parameters or {})}
     with ResultsWriter(output, overwrite=True, lock=True) as writer:
-        runs = output / RUNS_FILE
-        rows = pd.read_csv(runs).to_dict("records") if runs.is_file() and not runs.is_symlink() else []
+        _check_settings(output, settings)
+        writer.write_text(SETTINGS_FILE, yaml.safe_dump(settings, sort_keys=True))
+        table = _read_runs(output / RUNS_FILE, "--out")
+        rows = [] if table is None else table.to_dict("records")
         done = {(r["dataset"], r["model"], int(r["seed"])) for r in rows}
         for name in datasets:
             for seed in seeds:
@@ -135,12 +198,6 @@ def measure(output: str | Path, datasets: Sequence[str], models: Sequence[str], 
     table = pd.DataFrame(rows)
     keep = table["dataset"].isin(datasets) & table["model"].isin(models) & table["seed"].isin(seeds)
     return table[keep].reset_index(drop=True)
-
-
-def _read_runs(path: Path) -> pd.DataFrame:
-    if not path.is_file() or path.is_symlink():
-        raise ConfigError(f"--compare-with: {path} is not a runs table of this report (a regular file)")
-    return pd.read_csv(path)
 
 
 COLUMNS = ("held_coverage_90", "coverage_90_two_scales", "coverage_90_one_scale", "ll_two_scales", "ll_one_scale",
@@ -265,12 +322,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     def run() -> int:
         datasets = args.datasets or list(read_yaml(repo_file(BENCHMARK_CONFIG))["datasets"])
         parameters = parse_settings(args.settings)
-        runs = measure(args.out, datasets, args.models, args.seeds, args.uci_root, parameters=parameters)
-        batching = make_estimator("bnn", 0, parameters)
-        text = render(dataset_table(runs, batching.batch_size, batching.batching), command)
-        if args.compare_with:
+        check_inputs(datasets, args.models, parameters, args.uci_root)
+        baseline = None
+        if args.compare_with:  # read before any training: a bad folder is refused at once
             other = Path(args.compare_with)
-            text += "\n" + "\n".join(paired_lines(runs, _read_runs(other / RUNS_FILE), other.name))
+            baseline = _read_runs(other / RUNS_FILE, "--compare-with")
+            if baseline is None:
+                raise ConfigError(f"--compare-with: {other / RUNS_FILE} does not exist; name a folder this report "
+                                  "wrote")
+        runs = measure(args.out, datasets, args.models, args.seeds, args.uci_root, parameters=parameters)
+        # the batches each model trains on (every asked model's estimator takes the same --set keywords)
+        estimator = make_estimator(args.models[0], 0, parameters)
+        text = render(dataset_table(runs, estimator.batch_size, estimator.batching), command)
+        if baseline is not None:
+            name = Path(args.compare_with).name or Path(args.compare_with).resolve().name
+            text += "\n" + "\n".join(paired_lines(runs, baseline, name))
         with ResultsWriter(Path(args.out), overwrite=True, lock=True) as writer:
             writer.write_text(REPORT_FILE, text)
         print(text)
