@@ -54,7 +54,7 @@ def test_every_interval_the_uci_protocol_page_quotes_is_in_a_generated_report():
     its sign, in one of the generated reports it links (UCI protocol, validation, candidate, cost, AL)."""
     page = (REPO / "docs" / "uci-protocol.md").read_text()
     quoted = set(re.findall(r"[-+−]?(\d+\.\d+ ± \d+\.\d+)", page))
-    reports = [*(REPO / "docs" / "uci_protocol").rglob("*.md"), REPO / "docs" / "recipe_change" / "report.md",
+    reports = [*(REPO / "docs" / "uci_protocol").rglob("*.md"), *(REPO / "docs" / "recipe_change").rglob("report.md"),
                *(REPO / "docs" / "al_calibration").rglob("*.md")]
     generated = " ".join(path.read_text() for path in reports)
     assert len(quoted) >= 10
