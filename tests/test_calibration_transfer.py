@@ -122,10 +122,11 @@ def test_a_rerun_with_other_settings_into_the_same_folder_is_refused(tmp_path):
 
 
 @pytest.mark.parametrize("argument, message", [("batchng=balanced", "batchng"), ("random_state=4", "random_state"),
-                                               ("warm_start=3", "warm_start")])
-def test_a_bad_set_is_one_message_before_anything_runs(tmp_path, capsys, argument, message):
+                                               ("warm_start=3", "warm_start"), ("", "--seeds -1")])
+def test_a_bad_set_or_seed_is_one_message_before_anything_runs(tmp_path, capsys, argument, message):
     folder = tmp_path / "out"
-    assert transfer.main(["--datasets", "yacht", "--seeds", "0", "--out", str(folder), "--set", argument]) == 2
+    seeds = ["-1"] if not argument else ["0", "--set", argument]
+    assert transfer.main(["--datasets", "yacht", "--out", str(folder), "--seeds", *seeds]) == 2
     assert message in capsys.readouterr().err
     assert not (folder / transfer.RUNS_FILE).exists()
 
@@ -168,3 +169,15 @@ def test_batch_layouts_are_the_trainers(n, batch_size):
         shown = [int(size) for part in transfer.batch_layout(n, batch_size, batching).split(" + ")
                  for size in ([part] if "x" not in part else [part.split("x")[1]] * int(part.split("x")[0]))]
         assert shown == sizes
+
+
+
+def test_the_paired_section_pairs_runs_on_the_same_rows_only():
+    committed = Path(__file__).resolve().parent.parent / "docs" / "al_calibration" / "transfer" / transfer.RUNS_FILE
+    runs = pd.read_csv(committed)
+    runs = runs[runs["dataset"].isin(["yacht", "energy"])]
+    assert "| bnn | yacht |" in "\n".join(transfer.paired_lines(runs, runs, "same"))
+    # a baseline on another training-set size (another schedule) is no pair for these runs
+    other = runs.assign(n_train=runs["n_train"] + 10)
+    assert transfer.paired_lines(runs, other, "other")[2] == ("No (dataset, model, seed) in common at the same "
+                                                              "training-set size.")

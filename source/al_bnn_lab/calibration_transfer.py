@@ -108,12 +108,15 @@ def transfer_row(model: str, x: np.ndarray, y: np.ndarray, test_x: np.ndarray, t
 
 
 def check_inputs(datasets: Sequence[str], models: Sequence[str], parameters: dict | None,
-                 root: str | Path | None = None) -> None:
-    """Refuse, before anything is read or trained, an unknown model or dataset and a --set keyword
-    an asked model's estimator does not take (or random_state: the seeds key the runs)."""
+                 root: str | Path | None = None, seeds: Sequence[int] = ()) -> None:
+    """Refuse, before anything is read or trained, an unknown model or dataset, a negative seed and
+    a --set keyword an asked model's estimator does not take (or random_state: the seeds key the runs)."""
     unknown = sorted(set(models) - set(MODELS))
     if unknown:
         raise ConfigError(f"unknown model(s) {unknown}; choose from {', '.join(MODELS)}")
+    negative = [seed for seed in seeds if int(seed) < 0]
+    if negative:
+        raise ConfigError(f"--seeds {' '.join(map(str, negative))}: seeds are non-negative integers")
     if "random_state" in (parameters or {}):
         raise ConfigError("--set random_state: the runs' seeds come from --seeds (each keys its held-out rows "
                           "and its training rows); drop random_state from --set")
@@ -168,7 +171,7 @@ def measure(output: str | Path, datasets: Sequence[str], models: Sequence[str], 
             root: str | Path | None = None, progress: Callable[[str], None] = print,
             parameters: dict | None = None) -> pd.DataFrame:
     """Every (dataset, model, seed) not already in `output`/runs.csv; returns the asked ones."""
-    check_inputs(datasets, models, parameters, root)
+    check_inputs(datasets, models, parameters, root, seeds)
     schedule = read_yaml(repo_file(BENCHMARK_CONFIG))["schedule"]
     output = Path(output)
     settings = {"set": dict(parameters or {})}
@@ -271,13 +274,13 @@ def render(table: pd.DataFrame, command: str) -> str:
 
 
 def paired_lines(runs: pd.DataFrame, baseline: pd.DataFrame, name: str) -> list[str]:
-    """This setting against another folder's runs on the same (dataset, model, seed): per dataset the
-    test coverage and LL (two scales) of each, and the LL difference over datasets."""
-    keys = ["dataset", "model", "seed"]
+    """This setting against another folder's runs on the same (dataset, model, seed) and training-set
+    size: per dataset the test coverage and LL (two scales) of each, and the LL difference over datasets."""
+    keys = ["dataset", "model", "seed", "n_train"]
     columns = ["coverage_90_two_scales", "ll_two_scales"]
     paired = runs[keys + columns].merge(baseline[keys + columns], on=keys, suffixes=("", "_base"))
     if paired.empty:
-        return [f"## Paired with {name}", "", "No (dataset, model, seed) in common.", ""]
+        return [f"## Paired with {name}", "", "No (dataset, model, seed) in common at the same training-set size.", ""]
     means = paired.groupby(["model", "dataset"], sort=True).mean(numeric_only=True).reset_index()
     lines = [f"## Paired with {name}", "",
              "The same datasets, rows and seeds; test coverage and LL with the package's two scales, means over "
@@ -322,7 +325,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     def run() -> int:
         datasets = args.datasets or list(read_yaml(repo_file(BENCHMARK_CONFIG))["datasets"])
         parameters = parse_settings(args.settings)
-        check_inputs(datasets, args.models, parameters, args.uci_root)
+        check_inputs(datasets, args.models, parameters, args.uci_root, args.seeds)
         baseline = None
         if args.compare_with:  # read before any training: a bad folder is refused at once
             other = Path(args.compare_with)
