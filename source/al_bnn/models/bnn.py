@@ -86,7 +86,8 @@ class BayesianLastLayerNetwork(StackedDenseNetwork):
                       divergence_scale: float = 1.0, ncp=None):
         """(divergence_scale * KL / batches_per_epoch + sum over the batch of -log p) / batch size.
 
-        batches_per_epoch = n_train / batch_size (a float, as in the reference code), so over an
+        batches_per_epoch = n_train / batch_size with batching="padded" (a float, as in the reference
+        code), the number of batches with "balanced", so over an
         epoch the KL term adds up to one KL per run: the usual minibatch ELBO, per data point. One
         reparameterised draw of the output weights per step. With `ncp`, the noise contrastive
         prior's KL term at the perturbed inputs is added per point.

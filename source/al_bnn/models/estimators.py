@@ -180,7 +180,7 @@ learning_rate_schedule : {{"constant", "linear_decay"}}, default={LEARNING_RATE_
 batching : {{"padded", "balanced"}}, default={BATCHING!r}
     "padded": batches of `batch_size` rows, the remainder in a last, smaller batch (whose step
     weighs its few rows, and the bnn's KL term, like a full batch); "balanced": as many batches,
-    their sizes differing by at most one.
+    their sizes differing by at most one, and the bnn's KL term divided by their number.
 activation : {{"leaky_relu", "relu"}}, default={ACTIVATION!r}
     Activation of the hidden layers.
 input_transform : {{"none", "tanh"}}, default={INPUT_TRANSFORM!r}

@@ -406,6 +406,7 @@ def epoch_layout(n: tf.Tensor, batch_size: int, batching: str = "padded") -> Epo
     if batching == "padded":
         mask = tf.reshape(tf.range(num_batches * batch_size) < n, [num_batches, batch_size])
         return EpochLayout(mask, tf.cast(n, tf.float64) / batch_size, None)
+    num_batches = tf.maximum(num_batches, 1)  # an empty set (never trained) divides by nothing
     counts = n // num_batches + tf.cast(tf.range(num_batches) < n % num_batches, tf.int32)
     mask = tf.range(batch_size)[None, :] < counts[:, None]
     slots = tf.cast(tf.where(tf.reshape(mask, [-1]))[:, 0], tf.int32)
