@@ -153,10 +153,11 @@ def test_the_committed_report_is_what_its_committed_runs_give(tmp_path):
     docs = Path(__file__).resolve().parent.parent / "docs" / "uci_protocol"
     validation = docs / "validation"  # each setting paired with the default recipe (docs/uci-protocol.md)
     reports = [(docs, docs / "uncalibrated"), (docs / "uncalibrated", None), (docs / "candidate_kl0.1", docs),
+               (docs / "candidate_balanced", docs),
                (validation / "default", None),
                *((folder, validation / "default") for folder in sorted(validation.iterdir())
                  if folder.is_dir() and folder.name != "default")]
-    assert len(reports) >= 8
+    assert len(reports) >= 9
     for folder, baseline in reports:
         table = pd.read_csv(folder / "runs.csv")
         compare = pd.read_csv(baseline / "runs.csv") if baseline else None
