@@ -86,7 +86,7 @@ def check_q4_divergence(report: str, q4: pd.DataFrame) -> None:
 def test_quick_study_writes_every_section_and_leaves_the_committed_report_alone(quick_study):
     results, committed = quick_study
     report = (results / "study.md").read_text()
-    assert set(sections(report)) == {f"q{n}" for n in range(1, 9)}
+    assert set(sections(report)) == {f"q{n}" for n in range(1, 10)}
     first_edition = {q: text for q, text in sections(report).items() if q in FIRST_EDITION}
     for section in first_edition.values():
         assert "Not run yet" not in section and "nan" not in section.replace("nanoseconds", "")

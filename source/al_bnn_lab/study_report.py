@@ -671,6 +671,9 @@ def summary_sentences(sections: dict[str, Section | None], first: str = "") -> s
             f"On identical samples fast and batch GPA in float64 picked differently in {f['fast_float64_differing']} "
             f"acquisitions, and low-rank GPA makes {same} in {seconds['lowrank_float64']:.2f} s instead of fast "
             f"GPA's {seconds['fast_float64']:.1f} s per selection on {f['largest_dataset']}.")
+    q9 = sections.get("q9")
+    if q9 is not None and q9.facts.get("runs"):
+        sentences.append(calibration_summary(q9.facts))
     return " ".join(sentences)
 
 
@@ -979,3 +982,323 @@ def variant_rankings_markdown(ranks: pd.DataFrame, sets: dict[str, stats.Recomme
             + f"The rankings {'agree' if agree else 'do not agree'}; the best is "
             + ("the same" if same_best else "not the same") + " ("
             + "; ".join(f"{label}: {s.best}, set {listing(s.members)}" for label, s in sets.items()) + ").")
+
+
+# -- question 9: does calibration change which method wins? -------------------------------------------
+
+RMSE_NOISE = 1e-5  # relative test-RMSE difference up to which two paired runs count as the same model
+PAIR_KEYS = [*RUN_KEYS, "al_iter"]
+SIDES = ("uncalibrated", "calibrated")
+
+
+def calibration_pairs(uncalibrated: pd.DataFrame, calibrated: pd.DataFrame) -> pd.DataFrame:
+    """One row per AL step of the runs both tables hold (same dataset, sampler, seed and step):
+    test RMSE, LL, 90% coverage and stack size of each side (suffixes _uncalibrated, _calibrated)."""
+    columns = ["test_rmse", "test_log_likelihood", "test_coverage_90", "runs_in_stack"]
+
+    def side(table: pd.DataFrame) -> pd.DataFrame:
+        part = table[table["model"] == "bnn"] if "model" in table else table
+        return part[PAIR_KEYS + [c for c in columns if c in part]]
+
+    # in the calibrated table's order (Q9's), whatever the order of the other
+    return side(calibrated).merge(side(uncalibrated), on=PAIR_KEYS, suffixes=("_calibrated", "_uncalibrated"),
+                                  validate="one_to_one")
+
+
+def rmse_agreement(pairs: pd.DataFrame) -> dict:
+    """How far the paired runs' test RMSE moved apart, over all their steps (calibration changes no
+    pick, so it should not move at all): max absolute and relative difference, the run and step of
+    the largest, how many runs agree everywhere (exactly, and up to RMSE_NOISE relative), and how
+    many of the others were trained in a stack of another size than their pair."""
+    difference = (pairs["test_rmse_calibrated"] - pairs["test_rmse_uncalibrated"]).abs()
+    relative = difference / pairs["test_rmse_uncalibrated"].abs()
+    per_run = relative.groupby([pairs[k] for k in RUN_KEYS]).max()
+    worst = pairs.loc[relative.idxmax()]
+    differing = per_run[per_run > RMSE_NOISE].index
+    other_stack = None  # runs trained in a stack of another size than their pair, of all and of the differing
+    if "runs_in_stack_calibrated" in pairs and "runs_in_stack_uncalibrated" in pairs:
+        per_run_stack = (pairs["runs_in_stack_calibrated"] != pairs["runs_in_stack_uncalibrated"]).groupby(
+            [pairs[k] for k in RUN_KEYS]).any()
+        other_stack = (int(per_run_stack.sum()), int(per_run_stack.loc[differing].sum()))
+    initial = relative[pairs["al_iter"] == pairs.groupby(RUN_KEYS)["al_iter"].transform("min")]
+    moved = (per_run > RMSE_NOISE).groupby(level="dataset", sort=False)
+    by_dataset = {str(d): (int(flags.sum()), len(flags)) for d, flags in moved if flags.any()}
+    return dict(steps=len(pairs), runs=len(per_run), max_abs=float(difference.max()), max_rel=float(relative.max()),
+                datasets_differing=by_dataset,
+                identical=int((per_run == 0).sum()), same=int((per_run <= RMSE_NOISE).sum()),
+                differing=len(differing), other_stack=other_stack, differ_initially=int((initial > RMSE_NOISE).sum()),
+                worst=(str(worst["dataset"]), str(worst["sampler"]), int(worst["seed"]), int(worst["al_iter"])))
+
+
+def rmse_agreement_sentence(agreement: dict) -> str:
+    """The RMSE check in words, as strong as its numbers allow."""
+    a = agreement
+    steps = f"{a['steps']} paired AL steps of {a['runs']} runs"
+    if a["max_abs"] == 0:
+        return f"They do: the largest |test RMSE difference| over all {steps} is 0."
+    if a["differing"] == 0:
+        return (f"They do, up to float noise: the largest |test RMSE difference| over all {steps} is "
+                f"{a['max_abs']:.2g} ({a['max_rel']:.1e} relative; {a['identical']} runs are equal at every step).")
+    dataset, sampler, seed, step = a["worst"]
+    stacks = ""
+    if a["other_stack"] is not None:
+        stacks = (f" {a['other_stack'][0]} of the {a['runs']} runs were trained in a stack of another size than their "
+                  f"pair (runs_in_stack), {a['other_stack'][1]} of the {a['differing']} that differ.")
+    return (f"They do not all: {a['same']} of {a['runs']} paired runs agree at every step (relative difference at "
+            f"most {RMSE_NOISE:.0e}; {a['identical']} exactly), the other {a['differing']} differ, by up to "
+            f"{a['max_abs']:.3g} in test RMSE ({a['max_rel']:.1%} relative; {dataset}, {sampler}, seed {seed}, step "
+            f"{step}); {a['differ_initially']} of them already at the initial step, before any pick. They are "
+            f"{_differing_datasets(a['datasets_differing'])}.{stacks} Runs "
+            "that differ in RMSE are not the same models, so a change of winner on them is not calibration's alone.")
+
+
+def _differing_datasets(counts: dict[str, tuple[int, int]]) -> str:
+    if all(moved == runs for moved, runs in counts.values()):
+        return f"every paired run of {plural_count(len(counts), 'dataset')} ({listing(list(counts))})"
+    return f"runs of {plural_count(len(counts), 'dataset')} (" + ", ".join(
+        f"{dataset}: {moved} of {runs}" for dataset, (moved, runs) in counts.items()) + " paired runs)"
+
+
+def final_steps(pairs: pd.DataFrame) -> pd.DataFrame:
+    """The last paired step of each run."""
+    return pairs.loc[pairs.groupby(RUN_KEYS)["al_iter"].idxmax()].reset_index(drop=True)
+
+
+def calibration_by_sampler(final: pd.DataFrame, order: Sequence[str]) -> pd.DataFrame:
+    """Per sampler: mean over datasets (of the mean over seeds) of the final-step test LL and 90%
+    coverage on each side, and the sampler's rank by that mean LL on each side (1 = highest)."""
+    columns = [f"{c}_{s}" for c in ("test_log_likelihood", "test_coverage_90") for s in SIDES]
+    per_dataset = final.groupby(["sampler", "dataset"])[columns].mean()
+    table = per_dataset.groupby(level="sampler").mean()
+    table["datasets"] = per_dataset.groupby(level="sampler").size()
+    for s in SIDES:
+        table[f"rank_{s}"] = table[f"test_log_likelihood_{s}"].rank(ascending=False, method="min").astype(int)
+    return table.reindex([s for s in order if s in table.index]).reset_index()
+
+
+def calibration_by_dataset(final: pd.DataFrame, baseline: str, order: Sequence[str]) -> pd.DataFrame:
+    """Per dataset: the final-step LL winner (highest mean over seeds) on each side, the RMSE winner
+    on each side, and per sampler its LL difference to `baseline` paired over seeds, on each side."""
+    rows = []
+    for dataset, part in final.groupby("dataset", sort=False):
+        columns = [f"{c}_{s}" for c in ("test_log_likelihood", "test_rmse") for s in SIDES]
+        means = part.groupby("sampler")[columns].mean()
+        row: dict = dict(dataset=dataset, samplers=len(means), seeds=int(part["seed"].nunique()))
+        for s in SIDES:
+            row[f"ll_winner_{s}"] = str(means[f"test_log_likelihood_{s}"].idxmax())
+            row[f"rmse_winner_{s}"] = str(means[f"test_rmse_{s}"].idxmin())
+        wide = part.pivot(index="seed", columns="sampler")
+        for sampler in (s for s in order if s != baseline and s in means.index):
+            for s in SIDES:
+                column = f"test_log_likelihood_{s}"
+                if baseline in means.index:
+                    both = wide[[(column, sampler), (column, baseline)]].dropna()
+                    row[f"{sampler}_minus_{baseline}_{s}"] = float((both[(column, sampler)]
+                                                                    - both[(column, baseline)]).mean())
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _sign_flips(by_dataset: pd.DataFrame, sampler: str, baseline: str) -> pd.Series:
+    raw, calibrated = (by_dataset.get(f"{sampler}_minus_{baseline}_{s}") for s in SIDES)
+    if raw is None or calibrated is None:
+        return pd.Series(False, index=by_dataset.index)
+    both = raw.notna() & calibrated.notna()
+    return both & (np.sign(raw) != np.sign(calibrated))
+
+
+def calibration_markdown(by_sampler: pd.DataFrame, by_dataset: pd.DataFrame, baseline: str,
+                         order: Sequence[str]) -> list[str]:
+    """The two tables of Q9: per sampler (LL, coverage, LL rank on each side), per dataset (winners
+    and each sampler's LL difference to the baseline, uncalibrated -> calibrated)."""
+    sampler_rows = [[r.sampler, r.datasets, f"{r.test_log_likelihood_uncalibrated:.3f}",
+                     f"{r.test_log_likelihood_calibrated:.3f}", f"{r.test_coverage_90_uncalibrated:.2f}",
+                     f"{r.test_coverage_90_calibrated:.2f}", r.rank_uncalibrated, r.rank_calibrated]
+                    for r in by_sampler.itertuples()]
+    challengers = [s for s in order if s != baseline and f"{s}_minus_{baseline}_uncalibrated" in by_dataset]
+    dataset_rows = []
+    for index, r in by_dataset.iterrows():
+        cells = [r["dataset"], f"{r['ll_winner_uncalibrated']} → {r['ll_winner_calibrated']}",
+                 "yes" if r["ll_winner_uncalibrated"] != r["ll_winner_calibrated"] else "no",
+                 f"{r['rmse_winner_uncalibrated']} → {r['rmse_winner_calibrated']}"]
+        for sampler in challengers:
+            raw, calibrated = (r[f"{sampler}_minus_{baseline}_{s}"] for s in SIDES)
+            flip = " (flips)" if _sign_flips(by_dataset, sampler, baseline).loc[index] else ""
+            cells.append("n/a" if pd.isna(raw) or pd.isna(calibrated) else f"{raw:+.3f} → {calibrated:+.3f}{flip}")
+        dataset_rows.append(cells)
+    return [markdown_table(["sampler", "datasets", "mean final LL, uncalibrated", "calibrated",
+                            "mean 90% coverage, uncalibrated", "calibrated", "LL rank, uncalibrated", "calibrated"],
+                           sampler_rows),
+            markdown_table(["dataset", "LL winner, uncalibrated → calibrated", "LL winner flips",
+                            "RMSE winner, uncalibrated → calibrated",
+                            *[f"{s} − {baseline}: LL, uncalibrated → calibrated" for s in challengers]], dataset_rows)]
+
+
+def _order_text(by_sampler: pd.DataFrame, side: str) -> str:
+    ranked = by_sampler.sort_values([f"rank_{side}", "sampler"])
+    return ", ".join(ranked["sampler"])
+
+
+def question_calibration(uncalibrated: pd.DataFrame, calibrated: pd.DataFrame, baseline: str = "random",
+                         uncalibrated_keys: dict | None = None, source: str = "Q6") -> Section:
+    """Q9: the same samplers on the calibrated model (`calibrated`, Q9's runs) and the uncalibrated
+    one (`uncalibrated`, `source`'s runs of the same dataset, sampler and seed): does the RMSE stay
+    the same, how do final-step LL and coverage move, and does the LL winner change? With
+    `uncalibrated_keys` ((dataset, sampler, seed) -> the run key of Q9's settings with calibration
+    off) the section also says whether the paired runs are those runs."""
+    title = "Does calibration change which method wins?"
+    pairs = calibration_pairs(uncalibrated, calibrated)
+    if pairs.empty:
+        text = f"No run of Q9 has a run of {source} with the same dataset, sampler and seed: nothing to compare."
+        return Section("q9", title, text, text, markdown=[text])
+    order = [s for s in dict.fromkeys(calibrated["sampler"]) if s in set(pairs["sampler"])]
+    agreement = rmse_agreement(pairs)
+    final = final_steps(pairs)
+    by_sampler = calibration_by_sampler(final, order)
+    by_dataset = calibration_by_dataset(final, baseline, order)
+    facts = calibration_facts(pairs, uncalibrated, calibrated, by_sampler, by_dataset, agreement, baseline,
+                              uncalibrated_keys, order)
+    pairing = pairing_sentence(facts, source)
+    intro = (f"Each run of Q9 (calibrated) is paired with the run of {source} (uncalibrated) of the same dataset, "
+             f"sampler and seed: {facts['runs']} runs of {len(order)} samplers on {facts['datasets']} datasets, "
+             f"{facts['seeds']} paired seeds. {pairing} Calibration rescales only the predictive std the model "
+             "reports (al_bnn/stack_calibration.py): its training and its picks are the uncalibrated run's, so the "
+             f"paired runs should have the same test RMSE at every step. {rmse_agreement_sentence(agreement)}")
+    tables = calibration_markdown(by_sampler, by_dataset, baseline, order)
+    after_tables = (f"Final AL step; a winner is the sampler with the highest mean test log-likelihood (LL) over the "
+                    f"seeds (the RMSE winner: lowest mean test RMSE); a {baseline} difference is the mean over "
+                    f"{facts['seeds']} paired seeds of the sampler's LL minus {baseline}'s, \"(flips)\" where its sign "
+                    "changes with calibration. " + flips_sentence(facts, baseline))
+    answer = calibration_answer(facts, baseline)
+    section = Section("q9", title, answer, calibration_headline(facts), facts=facts,
+                      markdown=[intro, "**Per sampler** (means over datasets of the final-step means over seeds; "
+                                "rank 1 = highest mean LL):", tables[0], ranks_sentence(facts),
+                                "**Per dataset:**", tables[1], after_tables],
+                      tables={"q9_by_sampler": by_sampler, "q9_by_dataset": by_dataset})
+    return section
+
+
+def calibration_facts(pairs: pd.DataFrame, uncalibrated: pd.DataFrame, calibrated: pd.DataFrame,
+                      by_sampler: pd.DataFrame, by_dataset: pd.DataFrame, agreement: dict, baseline: str,
+                      uncalibrated_keys: dict | None, order: Sequence[str]) -> dict:
+    """The numbers Q9's sentences state."""
+    runs = pairs[RUN_KEYS].drop_duplicates()
+    calibrated_runs = calibrated[RUN_KEYS].drop_duplicates()
+    keyed = None
+    if uncalibrated_keys is not None and "run_key" in uncalibrated:
+        keys = uncalibrated.drop_duplicates(RUN_KEYS).set_index(RUN_KEYS)["run_key"].astype(str)
+        keyed = sum(uncalibrated_keys.get(run) == keys.get(run) for run in runs.itertuples(index=False, name=None))
+    flipped = by_dataset.loc[by_dataset["ll_winner_uncalibrated"] != by_dataset["ll_winner_calibrated"], "dataset"]
+    rmse_flipped = by_dataset.loc[by_dataset["rmse_winner_uncalibrated"] != by_dataset["rmse_winner_calibrated"],
+                                  "dataset"]
+    sign_flips = {s: list(by_dataset.loc[_sign_flips(by_dataset, s, baseline), "dataset"])
+                  for s in order if s != baseline and f"{s}_minus_{baseline}_uncalibrated" in by_dataset}
+    compared = {s: int(by_dataset[[f"{s}_minus_{baseline}_{side}" for side in SIDES]].notna().all(axis=1).sum())
+                for s in sign_flips}
+    clean = [d for d in by_dataset["dataset"] if d not in agreement["datasets_differing"]]
+    return dict(runs=len(runs), unpaired=len(calibrated_runs) - len(runs), datasets=int(runs["dataset"].nunique()),
+                clean_datasets=clean, clean_flips=[d for d in flipped if d in clean],
+                seeds=int(runs["seed"].nunique()), samplers=list(order), keyed=keyed, rmse=agreement,
+                ll_winner_flips=list(flipped), rmse_winner_flips=list(rmse_flipped), sign_flips=sign_flips,
+                sign_compared=compared,
+                order_uncalibrated=_order_text(by_sampler, "uncalibrated"),
+                order_calibrated=_order_text(by_sampler, "calibrated"),
+                coverage={s: (float(by_sampler[f"test_coverage_90_{s}"].min()),
+                              float(by_sampler[f"test_coverage_90_{s}"].max())) for s in SIDES})
+
+
+def pairing_sentence(facts: dict, source: str) -> str:
+    unpaired = (f" {facts['unpaired']} run(s) of Q9 have no {source} run and are left out." if facts["unpaired"]
+                else "")
+    if facts["keyed"] is None:
+        return (f"Whether the {source} runs are these settings uncalibrated could not be checked (no run keys)."
+                f"{unpaired}")
+    if facts["keyed"] == facts["runs"]:
+        return (f"Every paired {source} run has the run key of Q9's settings with `calibration: none`: the same "
+                f"settings, uncalibrated.{unpaired}")
+    return (f"Only {facts['keyed']} of the {facts['runs']} paired {source} runs have the run key of Q9's settings with "
+            "`calibration: none`; the others differ from Q9's runs in more than calibration, so the differences "
+            f"below are not calibration's alone.{unpaired}")
+
+
+def ranks_sentence(facts: dict) -> str:
+    if facts["order_uncalibrated"] == facts["order_calibrated"]:
+        return (f"Ranked by mean final-step LL over datasets, the order is the same without and with calibration: "
+                f"{facts['order_uncalibrated']}.")
+    return (f"Ranked by mean final-step LL over datasets, the order is {facts['order_uncalibrated']} uncalibrated and "
+            f"{facts['order_calibrated']} calibrated.")
+
+
+def flips_sentence(facts: dict, baseline: str) -> str:
+    flipped = facts["ll_winner_flips"]
+    named = f" ({listing(flipped)})" if flipped else ""
+    parts = [f"The LL winner changes with calibration on {len(flipped)} of {facts['datasets']} datasets{named}, the "
+             f"RMSE winner on {len(facts['rmse_winner_flips'])}."]
+    if facts["rmse"]["differing"]:
+        clean = facts["clean_flips"]
+        parts.append(f"On the {len(facts['clean_datasets'])} datasets whose paired runs all agree in test RMSE "
+                     f"(where only calibration differs) the LL winner changes on {len(clean)}"
+                     + (f" ({listing(clean)})." if clean else "."))
+    for sampler, datasets in facts["sign_flips"].items():
+        parts.append(f"{sampler}'s LL difference to {baseline} changes sign on {len(datasets)} of "
+                     f"{facts['sign_compared'][sampler]}" + (f" ({listing(datasets)})." if datasets else "."))
+    return " ".join(parts)
+
+
+def _coverage_text(facts: dict) -> str:
+    (low_u, high_u), (low_c, high_c) = facts["coverage"]["uncalibrated"], facts["coverage"]["calibrated"]
+    return (f"the samplers' mean 90% coverage goes from {low_u:.2f}-{high_u:.2f} uncalibrated to "
+            f"{low_c:.2f}-{high_c:.2f} calibrated")
+
+
+def calibration_answer(facts: dict, baseline: str) -> str:
+    """Q9's answer in two sentences, from its numbers."""
+    flips = sum(len(d) for d in facts["sign_flips"].values())
+    compared = sum(facts["sign_compared"].values())
+    ranking = ("leaves the samplers' order by mean final-step LL over datasets as it was "
+               f"({facts['order_calibrated']})" if facts["order_uncalibrated"] == facts["order_calibrated"] else
+               f"changes their order by mean final-step LL over datasets from {facts['order_uncalibrated']} to "
+               f"{facts['order_calibrated']}")
+    caveat = ""
+    if facts["rmse"]["differing"]:
+        caveat = (f" {facts['rmse']['differing']} of the {facts['runs']} paired runs differ in test RMSE as well "
+                  f"(up to {facts['rmse']['max_rel']:.1%} relative), so not every change is calibration's alone; on "
+                  f"the {len(facts['clean_datasets'])} datasets where all paired runs agree in RMSE the LL winner "
+                  f"changes on {len(facts['clean_flips'])}.")
+    elif facts["rmse"]["max_abs"] > 0:
+        caveat = " The paired runs' test RMSE agrees up to float noise, so the changes are calibration's."
+    else:
+        caveat = " The paired runs' test RMSE is identical, so the changes are calibration's."
+    if facts["keyed"] is not None and facts["keyed"] < facts["runs"]:
+        caveat += (f" Only {facts['keyed']} of the {facts['runs']} paired runs are Q9's settings uncalibrated "
+                   "(run keys).")
+    return (f"On {facts['datasets']} datasets with {facts['seeds']} paired seeds, calibration changes the final-step "
+            f"LL winner among {len(facts['samplers'])} samplers on {len(facts['ll_winner_flips'])} of them and the "
+            f"sign of a sampler's LL difference to {baseline} in {flips} of {compared} dataset-sampler pairs, and "
+            f"{ranking}, while {_coverage_text(facts)}.{caveat}")
+
+
+def _rmse_caveat(facts: dict) -> str:
+    rmse = facts["rmse"]
+    if not rmse["differing"]:
+        return ""
+    return (f" (the paired runs' test RMSE differs too on {rmse['differing']} of {facts['runs']}, by up to "
+            f"{rmse['max_rel']:.1%}, so not all of it is calibration's)")
+
+
+def calibration_headline(facts: dict) -> str:
+    same = facts["order_uncalibrated"] == facts["order_calibrated"]
+    return (f"On {facts['datasets']} datasets ({facts['seeds']} paired seeds, {len(facts['samplers'])} samplers) "
+            f"calibration changes the final-step LL winner on {len(facts['ll_winner_flips'])} of {facts['datasets']} "
+            f"datasets and the RMSE winner on {len(facts['rmse_winner_flips'])}{_rmse_caveat(facts)}; the order by "
+            "mean LL over datasets is " + ("unchanged" if same else "changed") + f"; {_coverage_text(facts)}.")
+
+
+def calibration_summary(facts: dict) -> str:
+    """Q9 in one sentence for the report's summary."""
+    same = facts["order_uncalibrated"] == facts["order_calibrated"]
+    order = ("leaves the samplers' order by mean log-likelihood unchanged" if same else
+             "changes the samplers' order by mean log-likelihood")
+    return (f"Calibrating the bnn (Q9: {facts['datasets']} datasets, {facts['seeds']} paired seeds, "
+            f"{len(facts['samplers'])} samplers) changes the final-step log-likelihood winner on "
+            f"{len(facts['ll_winner_flips'])} of {facts['datasets']} datasets{_rmse_caveat(facts)} and {order}.")

@@ -1,0 +1,253 @@
+"""The study's third edition (Q9: does calibration change which method wins?): the section of the
+committed report recomputed independently from the committed tidy tables (q9 calibrated, q6
+uncalibrated), the pairing by dataset, sampler and seed, a calibrated table whose RMSE moved is
+reported as such, and Q9's runs are the benchmark's (so --reuse fills it) and Q6's with calibration
+off (so the pairing compares calibration alone)."""
+
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from al_bnn_lab import study as run_study
+from al_bnn_lab import study_report
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DATA = REPO_ROOT / "docs" / "study_data"
+UCI_ROOT = REPO_ROOT / "data" / "uci"
+KEYS = ["dataset", "sampler", "seed"]
+SIDES = ("uncalibrated", "calibrated")
+
+
+def q9_part(report: str) -> str:
+    return report.split("\n## Q9.", 1)[1].split("\n## ", 1)[0]
+
+
+def rows_of(text: str) -> dict[str, list[str]]:
+    """First cell -> cells of every markdown table row of `text` (later tables win on a clash)."""
+    rows = {}
+    for line in text.splitlines():
+        if line.startswith("| "):
+            cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+            rows[cells[0]] = cells
+    return rows
+
+
+def expected_q9(q6: pd.DataFrame, q9: pd.DataFrame) -> dict:
+    """Recomputed without study_report: the paired steps, the largest RMSE difference, per sampler the
+    mean over datasets of the final-step mean over seeds and its rank by LL, per dataset the LL winner
+    and each sampler's paired LL difference to random, on each side."""
+    steps = q6[KEYS + ["al_iter", "test_rmse", "test_log_likelihood", "test_coverage_90"]].merge(
+        q9[KEYS + ["al_iter", "test_rmse", "test_log_likelihood", "test_coverage_90"]], on=KEYS + ["al_iter"],
+        suffixes=("_u", "_c"))
+    last = steps.groupby(KEYS)["al_iter"].transform("max")
+    final = steps[steps.al_iter == last]
+    per_dataset = final.groupby(["sampler", "dataset"]).mean(numeric_only=True)
+    per_sampler = per_dataset.groupby(level="sampler").mean()
+    relative = (steps.test_rmse_c - steps.test_rmse_u).abs() / steps.test_rmse_u
+    result = dict(runs=len(final), steps=len(steps), samplers={}, datasets={},
+                  max_rmse=float((steps.test_rmse_c - steps.test_rmse_u).abs().max()),
+                  differing=int((relative.groupby([steps[k] for k in KEYS]).max() > 1e-5).sum()))
+    for side in "uc":
+        ranks = per_sampler[f"test_log_likelihood_{side}"].rank(ascending=False, method="min")
+        for sampler in per_sampler.index:
+            entry = result["samplers"].setdefault(sampler, {})
+            entry[f"ll_{side}"] = per_sampler.loc[sampler, f"test_log_likelihood_{side}"]
+            entry[f"coverage_{side}"] = per_sampler.loc[sampler, f"test_coverage_90_{side}"]
+            entry[f"rank_{side}"] = int(ranks[sampler])
+    for dataset, part in final.groupby("dataset"):
+        means = part.groupby("sampler").mean(numeric_only=True)
+        entry = {f"winner_{side}": means[f"test_log_likelihood_{side}"].idxmax() for side in "uc"}
+        for sampler in means.index.drop("random"):
+            for side in "uc":
+                wide = part.pivot(index="seed", columns="sampler", values=f"test_log_likelihood_{side}")
+                entry[f"{sampler}_{side}"] = float((wide[sampler] - wide["random"]).mean())
+        result["datasets"][dataset] = entry
+    return result
+
+
+def check_q9_section(report: str, q6: pd.DataFrame, q9: pd.DataFrame) -> int:
+    """Every number of the Q9 tables and its flip counts match the recomputation; returns how
+    many dataset rows were checked."""
+    part = q9_part(report)
+    want = expected_q9(q6, q9)
+    rows = rows_of(part)
+    for sampler, entry in want["samplers"].items():
+        cells = rows[sampler]
+        assert cells[2:] == [f"{entry['ll_u']:.3f}", f"{entry['ll_c']:.3f}", f"{entry['coverage_u']:.2f}",
+                             f"{entry['coverage_c']:.2f}", str(entry["rank_u"]), str(entry["rank_c"])], sampler
+    header = next(cells for first, cells in rows.items() if first == "dataset")
+    flips = 0
+    for dataset, entry in want["datasets"].items():
+        cells = rows[dataset]
+        assert cells[1] == f"{entry['winner_u']} → {entry['winner_c']}", dataset
+        flips += entry["winner_u"] != entry["winner_c"]
+        for column, name in enumerate(header):
+            if " − random" in name:
+                sampler = name.split(" − ")[0]
+                raw, calibrated = entry[f"{sampler}_u"], entry[f"{sampler}_c"]
+                flip = " (flips)" if np.sign(raw) != np.sign(calibrated) else ""
+                assert cells[column] == f"{raw:+.3f} → {calibrated:+.3f}{flip}", (dataset, sampler)
+    datasets = len(want["datasets"])
+    assert f"The LL winner changes with calibration on {flips} of {datasets} datasets" in part
+    assert f"{want['runs']} runs of {len(want['samplers'])} samplers on {datasets} datasets" in part
+    if want["max_rmse"] == 0:
+        assert f"They do: the largest |test RMSE difference| over all {want['steps']} paired AL steps" in part
+    elif want["differing"] == 0:
+        assert f"They do, up to float noise: the largest |test RMSE difference| over all {want['steps']} paired " \
+               f"AL steps of {want['runs']} runs is {want['max_rmse']:.2g}" in part
+    else:
+        assert f"They do not all: {want['runs'] - want['differing']} of {want['runs']} paired runs agree" in part
+        assert f"the other {want['differing']} differ, by up to {want['max_rmse']:.3g} in test RMSE" in part
+    return datasets
+
+
+def test_the_committed_q9_section_is_recomputed_from_the_committed_tables():
+    q6, q9 = pd.read_csv(DATA / "q6.csv.gz"), pd.read_csv(DATA / "q9.csv.gz")
+    report = (REPO_ROOT / "docs" / "study.md").read_text()
+    assert check_q9_section(report, q6, q9) == 15
+    assert set(q9.seed) == {0, 1} and "2 paired seeds" in q9_part(report)
+    assert "- **Q9.**" in report and "Calibrating the bnn (Q9:" in report.split("## Headline answers")[1]
+    scope = rows_of(report.split("## Headline answers")[0])
+    assert scope["Q9"][2:5] == ["2 (0, 1)", "bnn", "random, lcmd, maxdist, bait, maxdet"]
+
+
+# -- synthetic tables with known answers ----------------------------------------------------------------
+# Three datasets, two seeds, random and lcmd. Uncalibrated LL: lcmd wins everywhere; calibrated it loses on
+# d2 only. Test RMSE is the same on both sides unless a test moves it.
+LL = {"uncalibrated": {"random": [-2.0, -3.0, -1.0], "lcmd": [-1.5, -2.5, -0.5]},
+      "calibrated": {"random": [-1.8, -2.9, -0.9], "lcmd": [-1.7, -2.8, -1.2]}}
+
+
+def synthetic(side: str, steps: int = 3) -> pd.DataFrame:
+    rows = []
+    for j, dataset in enumerate(["d0", "d1", "d2"]):
+        for sampler in ("random", "lcmd"):
+            for seed in (0, 1):
+                for step in range(steps):
+                    ll = LL[side][sampler][j] + 0.01 * seed + 0.1 * step
+                    rmse = math.exp(-LL["uncalibrated"][sampler][j]) / 3 + 0.01 * seed - 0.01 * step  # both sides
+                    rows.append(dict(dataset=dataset, model="bnn", sampler=sampler, seed=seed, al_iter=step,
+                                     n_train=10 + 5 * step, test_rmse=rmse, test_log_likelihood=ll,
+                                     test_coverage_90=(0.8 if side == "uncalibrated" else 0.9) + 0.01 * seed,
+                                     runs_in_stack=4 if side == "uncalibrated" else 2,
+                                     run_key=f"{dataset}-{sampler}-{seed}-{side}"))
+    return pd.DataFrame(rows)
+
+
+def test_known_answers_from_synthetic_tables():
+    uncalibrated, calibrated = synthetic("uncalibrated"), synthetic("calibrated")
+    section = study_report.question_calibration(uncalibrated, calibrated, "random")
+    facts = section.facts
+    assert facts["runs"] == 12 and facts["unpaired"] == 0 and facts["seeds"] == 2
+    assert facts["ll_winner_flips"] == ["d2"] and facts["rmse_winner_flips"] == []
+    assert facts["sign_flips"] == {"lcmd": ["d2"]}
+    assert facts["rmse"]["max_abs"] == 0 and facts["rmse"]["differing"] == 0
+    assert facts["order_uncalibrated"] == "lcmd, random" and facts["order_calibrated"] == "random, lcmd"
+    assert "They do: the largest |test RMSE difference| over all 36 paired AL steps of 12 runs is 0." \
+        in section.markdown[0]
+    assert "changes the final-step LL winner among 2 samplers on 1 of them" in section.answer
+    assert "The paired runs' test RMSE is identical, so the changes are calibration's." in section.answer
+    assert "2 paired seeds" in section.markdown[0]
+    report = "\n## Q9. x\n" + "\n\n".join(section.markdown)
+    assert check_q9_section(report, uncalibrated, calibrated) == 3
+
+
+def test_runs_are_paired_by_dataset_sampler_and_seed_not_by_row_order():
+    uncalibrated, calibrated = synthetic("uncalibrated"), synthetic("calibrated")
+    shuffled = uncalibrated.sample(frac=1.0, random_state=0)
+    extra = uncalibrated[uncalibrated.seed == 0].assign(seed=7)  # a Q6 seed Q9 does not have: left out
+    section = study_report.question_calibration(pd.concat([shuffled, extra]), calibrated, "random")
+    assert section.markdown == study_report.question_calibration(uncalibrated, calibrated, "random").markdown
+    # a Q9 run without a Q6 run is left out and counted
+    section = study_report.question_calibration(uncalibrated[uncalibrated.dataset != "d1"], calibrated, "random")
+    assert section.facts["runs"] == 8 and section.facts["unpaired"] == 4 and section.facts["datasets"] == 2
+    assert "4 run(s) of Q9 have no Q6 run and are left out." in section.markdown[0]
+    # swapping the uncalibrated seeds changes the paired differences: the seed is part of the pairing
+    swapped = uncalibrated.assign(seed=1 - uncalibrated.seed)
+    moved = study_report.question_calibration(swapped, calibrated, "random").facts["rmse"]
+    assert moved["max_abs"] > 0
+
+
+def test_a_calibrated_table_whose_rmse_moved_is_reported_not_hidden():
+    uncalibrated, calibrated = synthetic("uncalibrated"), synthetic("calibrated")
+    one_run = (calibrated.dataset == "d1") & (calibrated.sampler == "lcmd") & (calibrated.seed == 1)
+    calibrated.loc[one_run & (calibrated.al_iter == 2), "test_rmse"] *= 1.2
+    before = uncalibrated.loc[one_run & (uncalibrated.al_iter == 2), "test_rmse"].iloc[0]
+    section = study_report.question_calibration(uncalibrated, calibrated, "random")
+    rmse = section.facts["rmse"]
+    assert rmse["differing"] == 1 and rmse["same"] == 11 and rmse["worst"] == ("d1", "lcmd", 1, 2)
+    assert rmse["max_abs"] == pytest.approx(0.2 * before) and rmse["differ_initially"] == 0
+    text = section.markdown[0]
+    assert "They do not all: 11 of 12 paired runs agree at every step" in text
+    assert f"by up to {0.2 * before:.3g} in test RMSE (20.0% relative; d1, lcmd, seed 1, step 2)" in text
+    assert "They are runs of 1 dataset (d1: 1 of 4 paired runs)." in text
+    assert "12 of the 12 runs were trained in a stack of another size than their pair" in text
+    assert section.facts["clean_datasets"] == ["d0", "d2"] and section.facts["clean_flips"] == ["d2"]
+    assert "On the 2 datasets whose paired runs all agree in test RMSE (where only calibration differs) the LL " \
+           "winner changes on 1 (d2)." in section.markdown[-1]
+    assert "1 of the 12 paired runs differ in test RMSE as well (up to 20.0% relative)" in section.answer
+    assert "not all of it is calibration's" in section.headline
+    # float noise is named as such, not as a difference
+    noisy = synthetic("calibrated")
+    noisy["test_rmse"] *= 1 + 1e-7
+    section = study_report.question_calibration(uncalibrated, noisy, "random")
+    assert section.facts["rmse"]["differing"] == 0 and "They do, up to float noise" in section.markdown[0]
+
+
+def test_paired_runs_that_are_not_the_uncalibrated_settings_are_named():
+    uncalibrated, calibrated = synthetic("uncalibrated"), synthetic("calibrated")
+    keys = {tuple(run): f"{run[0]}-{run[1]}-{run[2]}-uncalibrated" for run in
+            uncalibrated[KEYS].drop_duplicates().itertuples(index=False, name=None)}
+    section = study_report.question_calibration(uncalibrated, calibrated, "random", keys)
+    assert "Every paired Q6 run has the run key of Q9's settings with `calibration: none`" in section.markdown[0]
+    keys[("d0", "lcmd", 0)] = "another run"
+    section = study_report.question_calibration(uncalibrated, calibrated, "random", keys)
+    assert "Only 11 of the 12 paired Q6 runs have the run key" in section.markdown[0]
+    assert "Only 11 of the 12 paired runs are Q9's settings uncalibrated" in section.answer
+
+
+# -- the configs: Q9's runs are the calibrated benchmark's, and Q6's committed runs with calibration off -----
+
+def test_q9_runs_are_benchmark_runs_and_q6s_committed_runs_with_calibration_off():
+    from al_bnn_lab.sweep import benchmark_config_from_dict, load_benchmark_config, run_key
+
+    raw = run_study.question_sweep("q9", quick=False)
+    q9 = benchmark_config_from_dict(raw, "q9")
+    assert q9.samplers == ["random", "lcmd", "maxdist", "bait", "maxdet"] and q9.seeds == [0, 1]
+    assert raw["experiment"]["train_schedule"]["calibration"] == "holdout"
+    benchmark = load_benchmark_config(REPO_ROOT / "configs" / "benchmark.yaml")
+    assert {e.name for e in benchmark.datasets} == {e.name for e in q9.datasets}
+    benchmark_runs = {run_key(benchmark, entry, "bnn", sampler, seed): (entry.name, sampler, seed)
+                      for entry in benchmark.datasets for sampler in q9.samplers for seed in q9.seeds}
+    for entry in q9.datasets:
+        for sampler in q9.samplers:
+            for seed in q9.seeds:
+                assert benchmark_runs.get(run_key(q9, entry, "bnn", sampler, seed)) == (entry.name, sampler, seed)
+    committed = pd.read_csv(DATA / "q6.csv.gz").drop_duplicates(KEYS).set_index(KEYS)["run_key"]
+    uncalibrated = run_study.uncalibrated_run_keys(raw)
+    assert len(uncalibrated) == 15 * 5 * 2
+    assert all(committed[run] == key for run, key in uncalibrated.items())
+
+
+@pytest.mark.slow
+def test_quick_q9_runs_end_to_end_and_pairs_with_q6(tmp_path):
+    """--quick --questions q9 trains its tiny sweep and writes a Q9 section; with a Q6 table beside it
+    (here Q9's own runs, which are calibrated) the section pairs them and says they are not Q9's
+    settings uncalibrated."""
+    committed = {path: path.read_bytes() for path in (REPO_ROOT / "docs" / "study.md", run_study.HEADLINE_PAGE)}
+    assert run_study.main(["--quick", "--results-dir", str(tmp_path), "--uci-root", str(UCI_ROOT),
+                           "--questions", "q9"]) == 0
+    report = (tmp_path / "study.md").read_text()
+    assert "Q9 pairs its runs with Q6's runs, which are not here yet" in q9_part(report)
+    assert "q9" in run_study.WallTimes(tmp_path / "wall_times.json").entries
+    (tmp_path / "q6").mkdir()
+    shutil.copy(tmp_path / "q9" / "benchmark.csv", tmp_path / "q6" / "benchmark.csv")
+    assert run_study.main(["--quick", "--results-dir", str(tmp_path), "--report-only"]) == 0
+    part = q9_part((tmp_path / "study.md").read_text())
+    assert "They do: the largest |test RMSE difference|" in part and "Only 0 of the 8 paired Q6 runs" in part
+    for path, before in committed.items():
+        assert path.read_bytes() == before, f"--quick must not touch {path}"
