@@ -1027,6 +1027,7 @@ def rmse_agreement(pairs: pd.DataFrame) -> dict:
                 datasets_differing=by_dataset,
                 identical=int((per_run == 0).sum()), same=int((per_run <= RMSE_NOISE).sum()),
                 differing=len(differing), other_stack=other_stack, differ_initially=int((initial > RMSE_NOISE).sum()),
+                initial_max_rel=float(initial.max()),
                 worst=(str(worst["dataset"]), str(worst["sampler"]), int(worst["seed"]), int(worst["al_iter"])))
 
 
@@ -1047,7 +1048,9 @@ def rmse_agreement_sentence(agreement: dict) -> str:
     return (f"They do not all: {a['same']} of {a['runs']} paired runs agree at every step (relative difference at "
             f"most {RMSE_NOISE:.0e}; {a['identical']} exactly), the other {a['differing']} differ, by up to "
             f"{a['max_abs']:.3g} in test RMSE ({a['max_rel']:.1%} relative; {dataset}, {sampler}, seed {seed}, step "
-            f"{step}); {a['differ_initially']} of them already at the initial step, before any pick. They are "
+            f"{step}); {a['differ_initially']} of them already at the initial step, before any pick, there by at most "
+            f"{a['initial_max_rel']:.2%} relative (float32 rounding that differs between stacks of different sizes; "
+            "once a pick differs, the runs move apart). They are "
             f"{_differing_datasets(a['datasets_differing'])}.{stacks} Runs "
             "that differ in RMSE are not the same models, so a change of winner on them is not calibration's alone.")
 
