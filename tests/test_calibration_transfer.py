@@ -10,7 +10,7 @@ from al_bnn.config import ConfigError
 from al_bnn.data import DataFileError
 from al_bnn.models.trainer import epoch_layout
 from al_bnn_lab import calibration_transfer as transfer
-from al_bnn_lab.uci_protocol import make_estimator
+from al_bnn_lab.uci_protocol import Z90, make_estimator
 
 TINY = {"layer_sizes": [8], "n_epochs": 4, "min_steps": 0, "batch_size": 32}
 
@@ -35,7 +35,7 @@ def test_replayed_scales_are_the_estimators():
     assert row["scale_aleatoric"] == pytest.approx(estimator.calibration_.aleatoric, rel=1e-9)
     # the final model is the estimator's own (calibration changes no weight): same raw std on test rows
     mean, std = estimator.predict(test_x, return_std=True)
-    coverage = np.mean(np.abs(test_y - mean) <= transfer.Z90 * std)
+    coverage = np.mean(np.abs(test_y - mean) <= Z90 * std)
     assert row["coverage_90_two_scales"] == pytest.approx(coverage, abs=1e-12)
 
 

@@ -41,7 +41,7 @@ from al_bnn.paths import repo_file
 from al_bnn.randomness import numpy_generator
 from al_bnn.results import ResultsWriter
 from al_bnn_lab import command_line, stats
-from al_bnn_lab.uci_protocol import MODELS, Z90, make_estimator, parse_settings
+from al_bnn_lab.uci_protocol import MODELS, make_estimator, parse_settings, score
 
 BENCHMARK_CONFIG = "configs/benchmark.yaml"
 RUNS_FILE = "runs.csv"
@@ -67,10 +67,9 @@ def one_scale(residual: np.ndarray, total_std: np.ndarray) -> float:
 
 
 def _scores(residual: np.ndarray, std: np.ndarray) -> tuple[float, float]:
-    """(90% coverage, mean Gaussian log-likelihood)."""
-    coverage = float(np.mean(np.abs(residual) <= Z90 * std))
-    log_likelihood = float(np.mean(-0.5 * np.log(2 * np.pi * std**2) - 0.5 * residual**2 / std**2))
-    return coverage, log_likelihood
+    """(90% coverage, mean Gaussian log-likelihood), as the UCI protocol scores them (uci_protocol.score)."""
+    scores = score(residual, np.zeros_like(residual), std)
+    return scores["coverage_90"], scores["log_likelihood"]
 
 
 def transfer_row(model: str, x: np.ndarray, y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray,
