@@ -153,6 +153,13 @@ def choose_datasets(root: Path, asked: Sequence[str] | None, study: Sequence[str
                     study_root: Path | None = None) -> tuple[list[str], list[str]]:
     """(the datasets to check, those of `root` left out as the study's: by name, or by content as
     "<name> (the data of <study dataset>)"). Errors a user can cause name the folder or the name and the fix."""
+    chosen, left_out, _ = choose_datasets_with_digests(root, asked, study, study_root)
+    return chosen, left_out
+
+
+def choose_datasets_with_digests(root: Path, asked: Sequence[str] | None, study: Sequence[str],
+                                 study_root: Path | None = None) -> tuple[list[str], list[str], dict[str, str]]:
+    """choose_datasets, plus the data_digest of each dataset to check (each folder is read once)."""
     layout = "a folder of <name>/data.txt, index_features.txt and index_target.txt (the layout of data/uci)"
     if not root.is_dir():
         raise DataFileError(f"--uci-root {str(root)!r}: no such folder; point it at {layout}")
@@ -174,7 +181,8 @@ def choose_datasets(root: Path, asked: Sequence[str] | None, study: Sequence[str
     if reserved:
         raise DataFileError(f"{root / reserved[0]}: the name {reserved[0]!r} is reserved for data files "
                             "(data.dataset: file); rename the folder")
-    copies = study_copies({name: dataset_digest(root / name) for name in chosen}, study, study_root)
+    digests = {name: dataset_digest(root / name) for name in chosen}
+    copies = study_copies(digests, study, study_root)
     if asked and copies:
         named = ", ".join(f"{name} (the data of the study's {copies[name]})" for name in copies)
         raise DataFileError(f"--datasets {named}: the same data the study used, so a check on it is not held out; "
@@ -184,7 +192,8 @@ def choose_datasets(root: Path, asked: Sequence[str] | None, study: Sequence[str
         raise DataFileError(f"--uci-root {str(root)!r}: no dataset the study did not use (found: "
                             f"{', '.join(found) or 'none'}; the study's are left out, by name or by content); add "
                             f"{layout}")
-    return chosen, left_out + [f"{name} (the data of {study_name})" for name, study_name in copies.items()]
+    return (chosen, left_out + [f"{name} (the data of {study_name})" for name, study_name in copies.items()],
+            {name: digests[name][0] for name in chosen})
 
 
 # -- the sweep ---------------------------------------------------------------------------------------
@@ -406,12 +415,12 @@ def run_check(args: argparse.Namespace, command: str) -> int:
         raise ConfigError(f"--workers {args.workers}: must be at least 1")
     root = Path(args.uci_root).resolve()
     study = study_datasets()
-    datasets, left_out = choose_datasets(root, args.datasets, study)
+    datasets, left_out, digests = choose_datasets_with_digests(root, args.datasets, study)
     uncompared = uncompared_study_datasets(study)
     print(f"checking {', '.join(datasets)}; left out (the study's): {', '.join(left_out) or 'none'}")
     config = sweep_config(root, datasets, args.seeds, args.sampler, args.quick)
     output = Path(args.out or ("results_heldout_check_quick" if args.quick else "results_heldout_check"))
-    record_digests(output, config, {name: dataset_digest(root / name)[0] for name in datasets})
+    record_digests(output, config, digests)
     run_sweep(config, output, workers=args.workers, overwrite=args.overwrite)
     interval = study_prediction_interval(args.sampler)
     rows = check_table(collect(output, config), args.sampler, interval)
