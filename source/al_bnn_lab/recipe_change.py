@@ -12,6 +12,14 @@ when the whole interval is above zero), uncorrected (the issue's criterion) and 
 all the (dataset, sampler) tests; and, for each recipe on its own, a sampler against random (lcmd -
 random by default), so a reader sees whether the recommendation still holds on the new model.
 
+Per AL step, for the (dataset, sampler) rows whose change is distinguishable (uncorrected): the
+paired change at each step beside n_train and what the default `padded` minibatch layout does to
+the bnn's KL term there. Padded batches hold `batch_size` rows and the remainder in a last, smaller
+batch; each step divides the KL by n_train / batch_size and the step's loss by its rows, so over an
+epoch the KL term weighs mean_b(batch_size / rows_b) times what it has in the per-point ELBO
+(`balanced` batches: 1). The correlation over steps between that ratio's log and the change is
+descriptive only (few steps, one number per step), not a test.
+
 A run of the new sweep without its counterpart in the baseline is an error naming it; baseline
 runs the new sweep did not (yet) run are left out, and the report says how many datasets it covers.
 """
@@ -26,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from al_bnn.data import DataFileError
+from al_bnn.recipe import recipe_default
 from al_bnn.results import ResultsWriter
 from al_bnn_lab import command_line, stats
 from al_bnn_lab.al_calibration import read_table
@@ -35,6 +44,8 @@ STATISTICS = ["mean_log_rmse", "final_log_rmse", "final_coverage_90", "final_log
 TABLE_FILE = "changes.csv"
 REPORT_FILE = "report.md"
 RUNS_FILE = "new_runs.csv"
+STEPS_FILE = "steps.csv"
+BATCH_SIZE: int = recipe_default("train_schedule", "batch_size", None)  # the default recipe's minibatch size
 VERDICT_WORDS = {"higher": "worse", "lower": "better", "unclear": "not distinguishable"}
 AGAINST_RANDOM_WORDS = {"higher": "worse than random", "lower": "better than random", "unclear": "not distinguishable"}
 
@@ -93,6 +104,97 @@ def change_table(paired: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
+def padded_batches(n_train: int, batch_size: int = BATCH_SIZE) -> list[int]:
+    """Rows in each minibatch of one epoch under the `padded` layout (al_bnn.models.trainer.epoch_layout):
+    full batches of `batch_size`, the remainder in a last, smaller one."""
+    if batch_size < 1 or n_train < 0:
+        raise ValueError(f"padded_batches needs batch_size >= 1 and n_train >= 0, got {batch_size} and {n_train}")
+    full, remainder = divmod(int(n_train), int(batch_size))
+    return [int(batch_size)] * full + ([remainder] if remainder else [])
+
+
+def padded_label(n_train: int, batch_size: int = BATCH_SIZE) -> str:
+    """The padded layout's batch sizes, short: "3x256+16", "256+234", "100", "2x256"."""
+    full, remainder = divmod(int(n_train), int(batch_size))
+    parts = ([f"{full}x{batch_size}" if full > 1 else str(batch_size)] if full else []) + (
+        [str(remainder)] if remainder else [])
+    return "+".join(parts) or "0"
+
+
+def padded_kl_ratio(n_train: int, batch_size: int = BATCH_SIZE) -> float:
+    """The KL term's weight over one padded epoch relative to its weight in the per-point ELBO:
+    the mean over the epoch's batches of batch_size / rows_b (each step divides the KL by
+    n_train / batch_size, then the step's loss by its rows). 1 when every batch is full; nan for
+    an empty set."""
+    sizes = padded_batches(n_train, batch_size)
+    return float(np.mean([batch_size / rows for rows in sizes])) if sizes else float("nan")
+
+
+def step_changes(new: pd.DataFrame, baseline: pd.DataFrame, table: pd.DataFrame,
+                 batch_size: int = BATCH_SIZE) -> pd.DataFrame:
+    """Per AL step of each change_table row whose verdict is distinguishable (uncorrected): n_train,
+    the padded layout's batches and KL ratio, and the paired change new - old in log test RMSE at
+    that step over seeds (mean, 95% half-width). A run-step of `new` that the baseline lacks or
+    trains on other rows is an error naming it (not the same schedule). Tables without an n_train
+    column still get the per-step change, with n_train, batches and ratio unknown (nan, "?")."""
+    columns = ["dataset", "model", "sampler", "verdict", "al_iter", "n_train", "padded_batches", "padded_kl_ratio",
+               "runs", "change", "half_width"]
+    chosen = table.loc[table["verdict"] != VERDICT_WORDS["unclear"], ["dataset", "model", "sampler", "verdict"]]
+    step_keys = [*KEYS, "al_iter"]
+    known = "n_train" in new and "n_train" in baseline
+
+    def steps_of(frame: pd.DataFrame) -> pd.DataFrame:
+        frame = frame.merge(chosen, on=["dataset", "model", "sampler"], how="inner")
+        frame = frame.assign(log_rmse=np.log(frame["test_rmse"].astype(float)),
+                             n_train=frame["n_train"] if known else np.nan)
+        return frame[[*step_keys, "verdict", "n_train", "log_rmse"]]
+
+    merged = steps_of(new).merge(steps_of(baseline).drop(columns="verdict"), on=step_keys, how="left",
+                                 suffixes=("_new", "_old"), validate="one_to_one")
+    _check_same_steps(merged, known)
+    rows = []
+    groups = ["dataset", "model", "sampler", "verdict", "al_iter", "n_train_new"]
+    for (dataset, model, sampler, verdict, step, n_train), part in merged.groupby(groups, sort=True, dropna=False):
+        change, half = stats.mean_interval((part["log_rmse_new"] - part["log_rmse_old"]).to_numpy())
+        rows.append(dict(dataset=dataset, model=model, sampler=sampler, verdict=verdict, al_iter=int(step),
+                         n_train=int(n_train) if known else np.nan,
+                         padded_batches=padded_label(n_train, batch_size) if known else "?",
+                         padded_kl_ratio=padded_kl_ratio(n_train, batch_size) if known else np.nan,
+                         runs=len(part), change=change, half_width=half))
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _check_same_steps(merged: pd.DataFrame, known: bool) -> None:
+    """Every new run-step has the baseline's, trained on as many rows (when the tables say)."""
+    absent = merged[merged["log_rmse_old"].isna()]
+    if len(absent):
+        first = absent.iloc[0]
+        raise DataFileError(f"{first.dataset} / {first.model} / {first.sampler} / seed {first.seed}: the baseline has "
+                            f"no AL step {first.al_iter} of this run: not the same schedule")
+    unequal = merged[merged["n_train_new"] != merged["n_train_old"]] if known else merged.iloc[:0]
+    if len(unequal):
+        first = unequal.iloc[0]
+        raise DataFileError(f"{first.dataset} / {first.model} / {first.sampler} / seed {first.seed}, AL step "
+                            f"{first.al_iter}: the new run trains on {first.n_train_new} rows, the baseline's on "
+                            f"{first.n_train_old}: not the same schedule")
+
+
+def step_correlations(steps: pd.DataFrame) -> pd.DataFrame:
+    """Per (dataset, model, sampler) of step_changes: the Pearson correlation over AL steps >= 1
+    between log(padded KL ratio) and the mean change at the step, with the number of steps (nan
+    when fewer than three steps or either side does not vary). Descriptive: one number per step."""
+    rows = []
+    for (dataset, model, sampler, verdict), part in steps.groupby(["dataset", "model", "sampler", "verdict"],
+                                                                  sort=True):
+        later = part[part["al_iter"] >= 1]
+        ratio, change = np.log(later["padded_kl_ratio"].to_numpy(float)), later["change"].to_numpy(float)
+        varies = len(later) >= 3 and np.ptp(ratio) > 0 and np.ptp(change) > 0
+        correlation = float(np.corrcoef(ratio, change)[0, 1]) if varies else float("nan")
+        rows.append(dict(dataset=dataset, model=model, sampler=sampler, verdict=verdict, steps=len(later),
+                         correlation=correlation))
+    return pd.DataFrame(rows, columns=["dataset", "model", "sampler", "verdict", "steps", "correlation"])
+
+
 def against_random(runs: pd.DataFrame, sampler: str) -> pd.DataFrame:
     """Per (dataset, model): `sampler` - random in mean log RMSE, paired by seed, with its interval."""
     rows = []
@@ -107,12 +209,45 @@ def against_random(runs: pd.DataFrame, sampler: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["dataset", "model", "mean", "half_width", "verdict"])
 
 
+def _count(value: float, form: str = ".0f") -> str:
+    return format(value, form) if np.isfinite(value) else "?"
+
+
 def _interval(mean: float, half: float) -> str:
     return f"{mean:+.3f} ± {half:.3f}" if np.isfinite(half) else f"{mean:+.3f}"
 
 
+def render_steps(steps: pd.DataFrame, batch_size: int = BATCH_SIZE) -> list[str]:
+    """The per-step section: step_changes as a table and one step_correlations line per row."""
+    lines = ["", "## Per AL step, where the change is distinguishable", "",
+             "For each row above whose verdict (uncorrected) is not \"not distinguishable\": the paired change new - "
+             "old in log test RMSE at each AL step (mean over seeds with its 95% interval), beside the rows trained "
+             f"on and the default `padded` layout's minibatches (batch size {batch_size}: full batches, the "
+             "remainder in a last, smaller one). Each padded step divides the bnn's KL term by "
+             f"n_train / {batch_size} and the step's loss by its rows, so over an epoch the KL term weighs "
+             f"mean over batches of {batch_size} / rows times what it has in the per-point ELBO (the `balanced` "
+             "layout: 1). The correlation below is over AL steps >= 1 (the steps the change above averages), "
+             "between the log of that ratio and the change: descriptive, one number per step, few steps, not a "
+             "test.", ""]
+    if not len(steps):
+        return lines + ["No row's change is distinguishable."]
+    lines += ["| dataset | model | sampler | verdict | AL step | n_train | padded batches | padded KL weight / "
+              "per-point ELBO | change at the step [95%] |", "|---|---|---|---|---|---|---|---|---|"]
+    for row in steps.itertuples():
+        lines.append(f"| {row.dataset} | {row.model} | {row.sampler} | {row.verdict} | {row.al_iter} | "
+                     f"{_count(row.n_train)} | {row.padded_batches} | {_count(row.padded_kl_ratio, '.2f')} | "
+                     f"{_interval(row.change, row.half_width)} |")
+    lines.append("")
+    for row in step_correlations(steps).itertuples():
+        value = (f"{row.correlation:+.2f}" if np.isfinite(row.correlation)
+                 else "undefined (under three steps, or the ratio or the change does not vary)")
+        lines.append(f"- {row.dataset} / {row.model} / {row.sampler} ({row.verdict}): correlation over {row.steps} "
+                     f"AL steps >= 1 between log(padded KL weight) and the change: {value} (descriptive).")
+    return lines
+
+
 def render(table: pd.DataFrame, paired: pd.DataFrame, sampler: str, command: str, datasets_total: int | None,
-           change: str = "") -> str:
+           change: str = "", steps: pd.DataFrame | None = None, batch_size: int = BATCH_SIZE) -> str:
     covered = table["dataset"].nunique()
     of_total = f" of {datasets_total}" if datasets_total else ""
     lines = [f"# Active learning under a changed model recipe\n\nMade by `{command}`. Each run of the new sweep "
@@ -161,7 +296,16 @@ def render(table: pd.DataFrame, paired: pd.DataFrame, sampler: str, command: str
             better = int((frame["verdict"] == "better than random").sum())
             lines.append(f"- {label} recipe: {sampler} - random over datasets {_interval(mean, half)}; clearly better "
                          f"than random on {better} of {len(frame)}.")
+    if steps is not None:
+        lines += render_steps(steps, batch_size)
     return "\n".join(lines) + "\n"
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"needs a positive number of rows, got {text}")
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -175,6 +319,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--datasets-total", type=int, default=None, help="datasets the sweep will cover, when "
                                                                           "reporting a partial one")
     parser.add_argument("--change", default="", help="what the new sweep changed, for the report's first lines")
+    parser.add_argument("--batch-size", type=_positive, default=BATCH_SIZE, help="minibatch size of the padded "
+                        "layout in the per-step table (default: the default recipe's, %(default)s)")
     parser.add_argument("--out", default="results_recipe_change", help="output folder (default: %(default)s)")
     args = parser.parse_args(argv)
     command = command_line("source/recipe_change_report.py", argv)
@@ -184,10 +330,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         baseline = pd.concat([read_table(Path(p)) for p in args.baseline], ignore_index=True)
         paired = paired_runs(new, baseline)
         table = change_table(paired)
-        text = render(table, paired, args.sampler, command.strip(), args.datasets_total, args.change)
+        steps = step_changes(new, baseline, table, args.batch_size)
+        text = render(table, paired, args.sampler, command.strip(), args.datasets_total, args.change, steps,
+                      args.batch_size)
         with ResultsWriter(Path(args.out), overwrite=True, lock=True) as writer:
             writer.write_csv(TABLE_FILE, table.to_dict("records"))
             writer.write_csv(RUNS_FILE, new.to_dict("records"))
+            if len(steps):
+                writer.write_csv(STEPS_FILE, steps.to_dict("records"))
+            else:
+                writer.remove_written([STEPS_FILE])  # no distinguishable row: no earlier run's table left
             writer.write_text(REPORT_FILE, text)
         print(text)
         return 0
