@@ -43,6 +43,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import yaml
 
@@ -579,6 +580,39 @@ def read_tables(results_dir: Path, data_dir: Path) -> dict[str, pd.DataFrame]:
     return tables
 
 
+RUN_ORDER = ("dataset", "model", "seed", "sampler")  # the order of a sweep's runs (al_bnn_lab.sweep.sweep_runs)
+
+
+def _positions(values: pd.Series, listed: Sequence) -> np.ndarray:
+    """Each value's place in `listed` (a config's list); values it does not list come after, sorted."""
+    place = {value: index for index, value in enumerate(dict.fromkeys(listed))}
+    unlisted = sorted({value for value in values.unique() if value not in place}, key=lambda v: (str(type(v)), v))
+    place.update({value: len(place) + index for index, value in enumerate(unlisted)})
+    return values.map(place).to_numpy(dtype=np.int64)
+
+
+def canonical_rows(table: pd.DataFrame, raw: dict | None) -> pd.DataFrame:
+    """A question's runs in its sweep's own order (the config's datasets, models, seeds, samplers;
+    values the config does not list after those, sorted), each run's steps by al_iter; a stable
+    sort, so a table already in that order (as a sweep writes it) comes back unchanged. The numbers
+    are sums over runs in table order and the rows come out in it: with this, the tables the report
+    writes do not depend on the order in which a sweep, --reuse or a copy listed the runs."""
+    raw = raw or {}
+    listed = {"dataset": [d if isinstance(d, str) else d.get("name") for d in raw.get("datasets") or []],
+              "model": list(raw.get("models") or []), "sampler": list(raw.get("samplers") or []),
+              "seed": list(raw.get("seeds") or [])}
+    keys = [_positions(table[column], listed[column]) for column in RUN_ORDER if column in table]
+    if "al_iter" in table:
+        keys.append(table["al_iter"].to_numpy())
+    order = np.lexsort(keys[::-1]) if keys else np.arange(len(table))  # lexsort: the last key first; stable
+    return table.iloc[order].reset_index(drop=True)
+
+
+def canonical_tables(tables: dict[str, pd.DataFrame], sweeps: dict[str, dict | None]) -> dict[str, pd.DataFrame]:
+    """Every question's table in canonical_rows order, each by its own sweep's config."""
+    return {question: canonical_rows(table, sweeps.get(question)) for question, table in tables.items()}
+
+
 def copy_run_data(results_dir: Path, data_dir: Path, tables: dict[str, pd.DataFrame]) -> tuple[pd.DataFrame,
                                                                                                 pd.DataFrame]:
     """Write the per-run tables (and Q5's scaling timings) next to the report; return (Q5 scaling,
@@ -700,33 +734,61 @@ def compute_numbers(tables: dict[str, pd.DataFrame], sweeps: dict[str, dict | No
     return StudyNumbers(tables, sweeps, derived, sections, recommendation, scrutiny, bench)
 
 
+DATA_FLOAT_FORMAT = "%.10g"  # derived tables' digits: e.g. numpy's log has an AVX-512 variant, last bits may differ
+MEASURED_TABLES = {"q5_pool_scaling", "q8_selection_benchmark"}  # timings passed through: inputs, every digit kept
+
+
+def data_tables(numbers: StudyNumbers) -> dict[str, pd.DataFrame]:
+    """The tables computed from the runs that the report writes next to it (study_data/<name>.csv):
+    each section's, and the numbers behind the recommendation paragraphs."""
+    tables = {name: table for section in numbers.sections.values() if section is not None
+              for name, table in section.tables.items()}
+    if numbers.scrutiny is not None:
+        scrutiny = numbers.scrutiny
+        tables["q6_corrected_verdicts"] = scrutiny.tests[scrutiny.primary]
+        tables["q6_recommendation_set"] = scrutiny.sets[scrutiny.primary].comparisons
+    return tables
+
+
+def write_study_data(results_dir: Path, data_dir: Path, sweeps: dict[str, dict], quick: bool,
+                     uci_root: str | None = None) -> StudyNumbers:
+    """Compute the study's numbers from the tidy tables (the runs', else the copies in `data_dir`)
+    and write the data next to the report: the per-run tables, put in each sweep's order first, and
+    the derived tables (DATA_FLOAT_FORMAT), so the same runs give the same bytes whatever order they
+    were read in."""
+    tables = canonical_tables(read_tables(results_dir, data_dir), sweeps)  # Q7's sweep comes from Q6's runs,
+    derived = {q: DerivedSweep(q, quick, uci_root, sweeps, tables) for q in DERIVED_QUESTIONS}
+    sweeps = {**sweeps, **{q: d.sweep for q, d in derived.items()}}
+    tables = canonical_tables(tables, sweeps)  # so Q7's table is put in order here
+    data_dir.mkdir(parents=True, exist_ok=True)
+    scaling, bench = copy_run_data(results_dir, data_dir, tables)
+    numbers = compute_numbers(tables, sweeps, derived, scaling, bench, quick)
+    data_writer = ResultsWriter(data_dir, overwrite=True)
+    for name, table in data_tables(numbers).items():
+        float_format = None if name in MEASURED_TABLES else DATA_FLOAT_FORMAT
+        data_writer.write_text(f"{name}.csv", table.to_csv(index=False, float_format=float_format))
+    return numbers
+
+
 def write_report(results_dir: Path, report_dir: Path, image_dir: Path, sweeps: dict[str, dict],
                  wall_times: WallTimes, command: str, quick: bool, uci_root: str | None = None) -> Report:
     """Compute the study's numbers from the tidy tables, then render and write docs/study.md (or
     DIR/study.md), its figures and the data copies next to it."""
     data_dir = report_dir / "study_data"
-    tables = read_tables(results_dir, data_dir)
-    derived = {q: DerivedSweep(q, quick, uci_root, sweeps, tables) for q in DERIVED_QUESTIONS}
-    sweeps = {**sweeps, **{q: d.sweep for q, d in derived.items()}}
-    data_dir.mkdir(parents=True, exist_ok=True)
+    numbers = write_study_data(results_dir, data_dir, sweeps, quick, uci_root)
+    sweeps = numbers.sweeps
     image_dir.mkdir(parents=True, exist_ok=True)
-    scaling, bench = copy_run_data(results_dir, data_dir, tables)
-    numbers = compute_numbers(tables, sweeps, derived, scaling, bench, quick)
     summary = summary_text(numbers)
     lines = header_lines(numbers, report_dir, data_dir, wall_times, command, quick, uci_root, summary)
     lines += recommendation_lines(numbers)
-    writers = (ResultsWriter(data_dir, overwrite=True), ResultsWriter(image_dir, overwrite=True))
+    image_writer = ResultsWriter(image_dir, overwrite=True)
     image_link = os.path.relpath(image_dir, report_dir)
     for question, section in numbers.sections.items():
-        lines += question_lines(question, section, sweeps.get(question), command, wall_times, writers, image_link)
-    if numbers.scrutiny is not None:  # the numbers behind the recommendation paragraphs, as tables
-        scrutiny = numbers.scrutiny
-        writers[0].write_text("q6_corrected_verdicts.csv", scrutiny.tests[scrutiny.primary].to_csv(index=False))
-        writers[0].write_text("q6_recommendation_set.csv",
-                              scrutiny.sets[scrutiny.primary].comparisons.to_csv(index=False))
+        lines += question_lines(question, section, sweeps.get(question), command, wall_times, image_writer,
+                                image_link)
     text = "\n".join(lines).rstrip() + "\n"
     ResultsWriter(report_dir, overwrite=True).write_text("study.md", text)
-    writers[0].write_text("wall_times.json", json.dumps(wall_times.entries, indent=1))
+    ResultsWriter(data_dir, overwrite=True).write_text("wall_times.json", json.dumps(wall_times.entries, indent=1))
     return Report(text, summary)
 
 
@@ -819,11 +881,11 @@ def _size_text(question: str, raw: dict | None) -> str:
 
 
 def question_lines(question: str, section: study_report.Section | None, raw: dict | None, command: str,
-                   wall_times: WallTimes, writers: tuple[ResultsWriter, ResultsWriter], image_link: str) -> list[str]:
-    """One question's part of the report; writes its figures and tables through `writers` (data, images)."""
+                   wall_times: WallTimes, image_writer: ResultsWriter, image_link: str) -> list[str]:
+    """One question's part of the report; writes its figures through `image_writer` (its tables are
+    written by write_study_data)."""
     from al_bnn_lab.plotting import plt
 
-    data_writer, image_writer = writers
     title = section.title if section is not None else QUESTION_TEXT[question].split("?")[0].split(":")[0]
     lines = [f"## Q{question[1]}. {title}", "", f"*Question.* {QUESTION_TEXT[question]}", "",
              f"*Command:* `{command} --questions {question}`; *config:* {_config_files(question)}; "
@@ -836,8 +898,6 @@ def question_lines(question: str, section: study_report.Section | None, raw: dic
         image_writer.save_figure(name, figure)
         plt.close(figure)
         lines += [f"![{section.title}]({image_link}/{name})", ""]
-    for name, table in section.tables.items():
-        data_writer.write_text(f"{name}.csv", table.to_csv(index=False))
     return lines + [f"**Answer.** {section.answer}", ""]
 
 

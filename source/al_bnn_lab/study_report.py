@@ -42,7 +42,10 @@ def run_scalars(table: pd.DataFrame) -> pd.DataFrame:
     seed, so it only dilutes differences), the final step's log RMSE and the area under the log-RMSE
     curve."""
     rows = []
-    for (dataset, sampler, seed), run in table.sort_values("n_train").groupby(RUN_KEYS, sort=False):
+    # runs in the order the table lists them, each run's steps by n_train with a stable sort: the rows (and
+    # the sums over them) must not depend on how a CPU's sort orders ties, as a sort of the whole table did
+    for (dataset, sampler, seed), run in table.groupby(RUN_KEYS, sort=False):
+        run = run.sort_values("n_train", kind="stable")
         n_train = run["n_train"].to_numpy(dtype=float)
         log_rmse = np.log(run["test_rmse"].to_numpy(dtype=float))
         row = dict(dataset=dataset, sampler=sampler, seed=seed, pool_size=int(run["pool_size"].iloc[0]),
@@ -558,7 +561,7 @@ def question_cost(timing: pd.DataFrame, scaling: pd.DataFrame, labels: dict[str,
     from al_bnn_lab.plotting import plt
 
     steps = timing[timing["al_iter"] > 0]
-    datasets = list(dict.fromkeys(steps.sort_values("pool_size")["dataset"]))
+    datasets = list(dict.fromkeys(steps.sort_values("pool_size", kind="stable")["dataset"]))
     samplers = [s for s in labels if s in set(steps["sampler"])]
     rows = []
     for dataset in datasets:
