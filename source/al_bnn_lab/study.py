@@ -39,7 +39,7 @@ import platform
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -683,27 +683,36 @@ def uncalibrated_run_keys(raw: dict) -> dict[tuple[str, str, int], str]:
             for seed in config.seeds}
 
 
-def _calibration_section(tables: dict[str, pd.DataFrame], raw: dict | None, quick: bool
-                         ) -> study_report.Section:
-    """Q9: its calibrated runs paired with the uncalibrated runs of the question it names."""
+def _calibration_section(tables: dict[str, pd.DataFrame], raw: dict | None, quick: bool,
+                         scrutiny: study_report.MethodStatistics | None = None,
+                         every_model: Callable[[str], bool] | None = None) -> study_report.Section:
+    """Q9: its calibrated runs paired with the uncalibrated runs of the question it names, and the
+    recommendation set rechecked on them against Q6's (`scrutiny`; `every_model` as for Q6's set)."""
     source = str(question_settings("q9", quick)[1].get("paired_with", PAIRED_QUESTIONS["q9"]))
     if source not in tables:
         text = (f"Q9 pairs its runs with {source.upper()}'s runs, which are not here yet: run "
                 f"`python source/run_study.py --questions {source}` (or take them with --reuse).")
         return study_report.Section("q9", "Does calibration change which method wins?", text, "", markdown=[text])
     keys = uncalibrated_run_keys(raw) if raw is not None else None
-    return study_report.question_calibration(tables[source], tables["q9"], BASELINE, keys, source.upper())
+    reference = scrutiny.sets[scrutiny.primary] if scrutiny is not None else None
+    return study_report.question_calibration(tables[source], tables["q9"], BASELINE, keys, source.upper(),
+                                             reference, every_model)
+
+
+def runs_on_every_model(q6_sweep: dict) -> Callable[[str], bool]:
+    """The set's secondary criterion: whether a sampler runs on every model (not on the bnn's exact kernel)."""
+    kinds = sampler_kinds(q6_sweep)
+    return lambda method: kinds.get(method, ("", ""))[1] != "exact"
 
 
 def scrutinise(q6_table: pd.DataFrame, q6_sweep: dict, q8: study_report.Section | None
                ) -> study_report.MethodStatistics:
     """Q6 under scrutiny: the recommendation set (default: runs on every model, then Q8's selection
     cost), corrected verdicts, three statistics (study_report.method_statistics)."""
-    kinds = sampler_kinds(q6_sweep)
     cost = (q8.facts.get("selection") or {}) if q8 is not None else {}
     source = f"Q8 on {q8.facts['dataset']}" if cost else ""
-    return study_report.method_statistics(q6_table, BASELINE, every_model=lambda m: kinds.get(m, ("", ""))[1]
-                                          != "exact", cost=cost, cost_source=source)
+    return study_report.method_statistics(q6_table, BASELINE, every_model=runs_on_every_model(q6_sweep), cost=cost,
+                                          cost_source=source)
 
 
 def compute_numbers(tables: dict[str, pd.DataFrame], sweeps: dict[str, dict | None],
@@ -730,7 +739,8 @@ def compute_numbers(tables: dict[str, pd.DataFrame], sweeps: dict[str, dict | No
         recommendation = study_methods.recommend(sections["q6"], sections["q7"], sections["q8"])
         scrutiny = scrutinise(tables["q6"], sweeps["q6"], sections["q8"])
     if "q9" in tables:
-        sections["q9"] = _calibration_section(tables, sweeps.get("q9"), quick)
+        every_model = runs_on_every_model(sweeps["q6"]) if sweeps.get("q6") else None
+        sections["q9"] = _calibration_section(tables, sweeps.get("q9"), quick, scrutiny, every_model)
     return StudyNumbers(tables, sweeps, derived, sections, recommendation, scrutiny, bench)
 
 

@@ -1145,13 +1145,208 @@ def _order_text(by_sampler: pd.DataFrame, side: str) -> str:
     return ", ".join(ranked["sampler"])
 
 
+# -- Q9: the recommendation set rechecked on the calibrated runs (issue #35) ------------------------
+
+
+SET_COLUMNS = {"n_train", "test_rmse", "test_log_likelihood", "pool_size"}  # what run_scalars reads
+
+
+def paired_runs(table: pd.DataFrame, pairs: pd.DataFrame) -> pd.DataFrame:
+    """The bnn rows of `table` that belong to a paired run (same dataset, sampler and seed on both
+    sides): each side's set is computed on exactly the runs the other side has, in `table`'s order."""
+    part = table[table["model"] == "bnn"] if "model" in table else table
+    runs = pd.MultiIndex.from_frame(pairs[RUN_KEYS].drop_duplicates())
+    return part[pd.MultiIndex.from_frame(part[RUN_KEYS]).isin(runs)]
+
+
+def calibration_sets(pairs: pd.DataFrame, uncalibrated: pd.DataFrame, calibrated: pd.DataFrame, baseline: str,
+                     every_model: Callable[[str], bool] | None = None) -> dict[str, MethodStatistics]:
+    """side -> the recommendation's statistics (method_statistics: the same statistic, paired test,
+    Holm family and default as Q6's set) on that side's paired runs only."""
+    tables = {"uncalibrated": uncalibrated, "calibrated": calibrated}
+    return {side: method_statistics(paired_runs(tables[side], pairs), baseline, every_model=every_model)
+            for side in SIDES}
+
+
+def _primary_set(result: MethodStatistics) -> stats.RecommendationSet:
+    return result.sets[result.primary]
+
+
+def restricted_set(reference: stats.RecommendationSet, samplers: Sequence[str]) -> dict:
+    """Q6's set restricted to `samplers`: its members among them (in Q6's order), and its best and
+    default where they are among them (else None)."""
+    inside = set(samplers)
+    return dict(members=[m for m in reference.members if m in inside],
+                best=reference.best if reference.best in inside else None,
+                default=reference.default if reference.default in inside else None)
+
+
+def calibration_set_table(results: dict[str, MethodStatistics], order: Sequence[str],
+                          reference: stats.RecommendationSet | None) -> pd.DataFrame:
+    """Per sampler and side: its mean difference to that side's best with the interval, p and Holm p
+    (nan for the best), whether Holm tells it from the best, whether it is in the set or the default;
+    and whether it is in Q6's committed set, its best or its default."""
+    rows = []
+    for method in order:
+        row: dict = {"method": method}
+        for side in SIDES:
+            chosen = _primary_set(results[side])
+            comparison = chosen.comparisons.set_index("method")
+            found = method in comparison.index
+            for column in ("difference", "half_width", "p_value", "p_holm"):
+                row[f"{column}_{side}"] = float(comparison.loc[method, column]) if found else float("nan")
+            row[f"distinguishable_{side}"] = bool(comparison.loc[method, "distinguishable"]) if found else False
+            row[f"best_{side}"] = method == chosen.best
+            row[f"in_set_{side}"] = method in chosen.members
+            row[f"default_{side}"] = method == chosen.default
+        if reference is not None:
+            row.update(in_set_q6=method in reference.members, best_q6=method == reference.best,
+                       default_q6=method == reference.default)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _set_cells(row: pd.Series, side: str) -> list[str]:
+    if row[f"best_{side}"]:
+        return ["(the best)", "", "yes" + (" (default)" if row[f"default_{side}"] else "")]
+    if not math.isfinite(row[f"difference_{side}"]):
+        return ["n/a", "", "yes" if row[f"in_set_{side}"] else "no"]
+    holm_p = row[f"p_holm_{side}"]
+    verdict = "clearly worse" if row[f"distinguishable_{side}"] else "within noise"
+    return [f"{row[f'difference_{side}']:+.4f} ± {row[f'half_width_{side}']:.4f}",
+            f"{verdict} (Holm p {holm_p:.3f})" if math.isfinite(holm_p) else verdict,
+            ("yes" if row[f"in_set_{side}"] else "no") + (" (default)" if row[f"default_{side}"] else "")]
+
+
+def calibration_set_markdown(table: pd.DataFrame, results: dict[str, MethodStatistics],
+                             reference_scope: str | None) -> str:
+    """The table of the recheck: per sampler, uncalibrated and calibrated side by side, and Q6's set."""
+    header = ["method"]
+    for side in SIDES:
+        header += [f"{side}: difference to {_primary_set(results[side]).best} (95% interval over datasets)",
+                   "Holm verdict", "in the set"]
+    if reference_scope is not None:
+        header.append(f"in Q6's set ({reference_scope})")
+    rows = []
+    for _, row in table.iterrows():
+        cells = [row["method"], *_set_cells(row, "uncalibrated"), *_set_cells(row, "calibrated")]
+        if reference_scope is not None:
+            role = " (best)" if row["best_q6"] else " (default)" if row["default_q6"] else ""
+            cells.append(("yes" if row["in_set_q6"] else "no") + role)
+        rows.append(cells)
+    return markdown_table(header, rows)
+
+
+def _set_text(entry: dict) -> str:
+    return f"{listing(entry['members'])} (best {entry['best']}, default {entry['default']})"
+
+
+def _reference_text(restricted: dict, reference: stats.RecommendationSet) -> str:
+    def role(name: str, method: str | None, full: str | None) -> str:
+        return f"{name} {method}" if method is not None else f"{name} {full}, which Q9 does not run"
+
+    return (f"{listing(restricted['members'])} ({role('its best', restricted['best'], reference.best)}; "
+            f"{role('its default', restricted['default'], reference.default)})")
+
+
+def _compare_sets(name: str, chosen: stats.RecommendationSet, other: dict, other_name: str) -> str:
+    """Members, best and default of `chosen` against `other` (members, best, default; None where
+    `other_name`'s is not among these samplers)."""
+    added = [m for m in chosen.members if m not in other["members"]]
+    missing = [m for m in other["members"] if m not in chosen.members]
+    members = ("has the same members" if not added and not missing else
+               "adds " + listing(added) if not missing else "lacks " + listing(missing) if not added else
+               f"adds {listing(added)} and lacks {listing(missing)}")
+    same, moved = [], []
+    for part in ("best", "default"):
+        mine, theirs = getattr(chosen, part), other[part]
+        if mine == theirs:
+            same.append(f"its {part} ({mine})")
+        elif theirs is None:
+            moved.append(f"its {part} is {mine} ({other_name}'s is not among these samplers)")
+        else:
+            moved.append(f"its {part} is {mine}, not {theirs}")
+    return (f"the {name} set {members} as {other_name}'s"
+            + (f"; {listing(same)} {'is' if len(same) == 1 else 'are'} the same" if same else "")
+            + "".join(f"; {part}" for part in moved))
+
+
+def calibration_set_facts(results: dict[str, MethodStatistics], reference: stats.RecommendationSet | None,
+                          order: Sequence[str], uncalibrated: pd.DataFrame, pairs: pd.DataFrame,
+                          agreement: dict) -> dict:
+    """The numbers the recheck's sentences state (`agreement`: rmse_agreement of the pairs)."""
+    sets = {side: _primary_set(results[side]) for side in SIDES}
+    q6_rows = uncalibrated[uncalibrated["model"] == "bnn"] if "model" in uncalibrated else uncalibrated
+    facts: dict = dict(datasets=len(results["calibrated"].datasets), seeds=int(pairs["seed"].nunique()),
+                       samplers=list(order), runs=len(pairs[RUN_KEYS].drop_duplicates()),
+                       rmse_differing=int(agreement["differing"]),
+                       **{side: dict(members=s.members, best=s.best, default=s.default) for side, s in sets.items()})
+    if reference is not None:
+        facts["q6"] = dict(members=reference.members, best=reference.best, default=reference.default,
+                           seeds=int(q6_rows["seed"].nunique()), samplers=int(q6_rows["sampler"].nunique()),
+                           restricted=restricted_set(reference, order))
+    return facts
+
+
+def calibration_set_sentence(facts: dict, reference: stats.RecommendationSet | None) -> str:
+    """The recheck's answer in one sentence."""
+    text = (f"On Q9's runs ({facts['datasets']} datasets, {facts['seeds']} paired seeds, "
+            f"{len(facts['samplers'])} samplers) the recommendation set is {_set_text(facts['calibrated'])} "
+            f"calibrated and {_set_text(facts['uncalibrated'])} uncalibrated")
+    if reference is None:
+        return text + "; Q6's set is not here to compare."
+    return (text + f"; Q6's set restricted to these samplers ({facts['q6']['seeds']} seeds) is "
+            f"{_reference_text(facts['q6']['restricted'], reference)}.")
+
+
+def calibration_set_paragraph(facts: dict, results: dict[str, MethodStatistics],
+                              reference: stats.RecommendationSet | None) -> str:
+    """What the recheck computes, how little 2 seeds are against Q6's, and how the sets compare."""
+    calibrated, uncalibrated = (_primary_set(results[side]) for side in ("calibrated", "uncalibrated"))
+    comparisons = len(calibrated.comparisons)
+    seeds = facts["seeds"]
+    text = (f"**The recommendation rechecked on the calibrated model.** The recommendation set (the methods whose "
+            f"{STATISTICS[results['calibrated'].primary]} cannot be told apart from the best's, paired over datasets "
+            f"with Holm's correction over the comparisons with the best; default: first the members that run on "
+            f"every model, then the lowest mean) computed on Q9's {facts['runs']} paired runs alone, calibrated, and "
+            f"on the Q6 runs of the same dataset, sampler and seed, uncalibrated: {facts['datasets']} "
+            f"datasets, {len(facts['samplers'])} samplers ({comparisons} comparisons in Holm's family).")
+    if "q6" in facts:
+        q6 = facts["q6"]
+        scope = (f" Q9 has {plural_count(seeds, 'paired seed')}, "
+                 + (f"fewer than Q6's {q6['seeds']}" if seeds < q6["seeds"] else f"as many as Q6's {q6['seeds']}")
+                 + f", and {len(facts['samplers'])} of Q6's {q6['samplers']} samplers: each dataset's mean is over "
+                 f"{plural_count(seeds, 'seed')}, and the family is {comparisons} comparisons, not "
+                 f"{q6['samplers'] - 1}, so these sets are a coarser check than Q6's, not a replacement.")
+        text += scope
+    differing = facts["rmse_differing"]
+    text += (" Calibration itself changes no test RMSE, so the two sides can differ only through the paired runs whose "
+             "RMSE differs: " + (f"here {differing} of {facts['runs']} (above)." if differing else
+                                 "here none, so the two sides must agree."))
+    if calibrated.members == uncalibrated.members and calibrated.default == uncalibrated.default:
+        text += " The calibrated set is the uncalibrated one, with the same default."
+    else:
+        comparison = _compare_sets("calibrated", calibrated, facts["uncalibrated"], "the uncalibrated")
+        text += f" {comparison[0].upper()}{comparison[1:]}."
+    if reference is not None:
+        restricted = facts["q6"]["restricted"]
+        text += (f" Against Q6's set restricted to these samplers ({_reference_text(restricted, reference)}): "
+                 + "; ".join(_compare_sets(side, _primary_set(results[side]), restricted, "Q6")
+                             for side in ("calibrated", "uncalibrated")) + ".")
+    return text
+
+
 def question_calibration(uncalibrated: pd.DataFrame, calibrated: pd.DataFrame, baseline: str = "random",
-                         uncalibrated_keys: dict | None = None, source: str = "Q6") -> Section:
+                         uncalibrated_keys: dict | None = None, source: str = "Q6",
+                         reference: stats.RecommendationSet | None = None,
+                         every_model: Callable[[str], bool] | None = None) -> Section:
     """Q9: the same samplers on the calibrated model (`calibrated`, Q9's runs) and the uncalibrated
     one (`uncalibrated`, `source`'s runs of the same dataset, sampler and seed): does the RMSE stay
     the same, how do final-step LL and coverage move, and does the LL winner change? With
     `uncalibrated_keys` ((dataset, sampler, seed) -> the run key of Q9's settings with calibration
-    off) the section also says whether the paired runs are those runs."""
+    off) the section also says whether the paired runs are those runs. The recommendation set is
+    recomputed on each side's paired runs (method_statistics; `every_model` as for Q6's set) and
+    compared with `reference`, Q6's committed set (issue #35)."""
     title = "Does calibration change which method wins?"
     pairs = calibration_pairs(uncalibrated, calibrated)
     if pairs.empty:
@@ -1176,11 +1371,30 @@ def question_calibration(uncalibrated: pd.DataFrame, calibrated: pd.DataFrame, b
                     f"{facts['seeds']} paired seeds of the sampler's LL minus {baseline}'s, \"(flips)\" where its sign "
                     "changes with calibration. " + flips_sentence(facts, baseline))
     answer = calibration_answer(facts, baseline)
+    set_blocks: list[str] = []
+    data = {"q9_by_sampler": by_sampler, "q9_by_dataset": by_dataset}
+    missing = sorted(SET_COLUMNS.difference(calibrated.columns).union(SET_COLUMNS.difference(uncalibrated.columns)))
+    if missing:
+        set_blocks = [f"The recommendation set is not rechecked on these runs: their tables lack {listing(missing)}."]
+    elif baseline not in order:
+        set_blocks = [f"The recommendation set is not rechecked on these runs: they have no {baseline} runs, with "
+                      "which the set's statistics pair every method."]
+    else:
+        results = calibration_sets(pairs, uncalibrated, calibrated, baseline, every_model)
+        facts["recommendation_set"] = calibration_set_facts(results, reference, order, uncalibrated, pairs,
+                                                              agreement)
+        data["q9_recommendation_set"] = calibration_set_table(results, order, reference)
+        scope = (None if reference is None else f"{facts['recommendation_set']['q6']['samplers']} samplers, "
+                 f"{facts['recommendation_set']['q6']['seeds']} seeds")
+        # before the per-sampler table: its rows are named by sampler too, and that table's rows come last
+        set_blocks = [calibration_set_paragraph(facts["recommendation_set"], results, reference),
+                      calibration_set_markdown(data["q9_recommendation_set"], results, scope)]
+        answer += " " + calibration_set_sentence(facts["recommendation_set"], reference)
     section = Section("q9", title, answer, calibration_headline(facts), facts=facts,
-                      markdown=[intro, "**Per sampler** (means over datasets of the final-step means over seeds; "
-                                "rank 1 = highest mean LL):", tables[0], ranks_sentence(facts),
+                      markdown=[intro, *set_blocks, "**Per sampler** (means over datasets of the final-step means "
+                                "over seeds; rank 1 = highest mean LL):", tables[0], ranks_sentence(facts),
                                 "**Per dataset:**", tables[1], after_tables],
-                      tables={"q9_by_sampler": by_sampler, "q9_by_dataset": by_dataset})
+                      tables=data)
     return section
 
 
