@@ -168,20 +168,29 @@ def run_sweep(config: BenchmarkConfig, output: Path, *, workers: int = 1, schedu
                           "today's defaults give, so they must be keyed by those; drop --settings to run the sweep")
     fingerprint = config_fingerprint(config)
     with ResultsWriter(output, overwrite=True, lock=True) as writer:
-        previous = output / "config.yaml"
-        if previous.exists():
-            recorded = (read_yaml(previous, "sweep config", mapping=True)).get("fingerprint")
-            if recorded != fingerprint and not overwrite:
-                raise ResultsDirectoryExistsError(
-                    f"{output} holds a sweep of a different config (fingerprint {recorded}, now {fingerprint}); "
-                    "pass --overwrite to start over there, or choose another --out")
-            if recorded != fingerprint:
-                for path in sorted((output / "runs").glob("**/*.csv")):
-                    remove_file(output, str(path.relative_to(output)))
+        recorded = refuse_another_sweep(output, config, overwrite)
+        if recorded is not None and recorded != fingerprint:  # --overwrite: start over
+            for path in sorted((output / "runs").glob("**/*.csv")):
+                remove_file(output, str(path.relative_to(output)))
         writer.write_text("config.yaml", yaml.safe_dump({"fingerprint": fingerprint, **config.as_dict()},
                                                         sort_keys=False))
         return _sweep(config, output, writer, fingerprint, workers, scheduler, dask_cluster, plugins,
                       connect_timeout, reuse, report_only)
+
+
+def refuse_another_sweep(output: Path, config: BenchmarkConfig, overwrite: bool = False) -> str | None:
+    """The fingerprint `output` records (None: no sweep there yet); raises when it is another config's,
+    unless `overwrite`. Checked before anything is written there (runs copied in by --reuse included)."""
+    previous = output / "config.yaml"
+    if not previous.exists():
+        return None
+    recorded = read_yaml(previous, "sweep config", mapping=True).get("fingerprint")
+    fingerprint = config_fingerprint(config)
+    if recorded != fingerprint and not overwrite:
+        raise ResultsDirectoryExistsError(
+            f"{output} holds a sweep of a different config (fingerprint {recorded}, now {fingerprint}); "
+            "pass --overwrite to start over there, or choose another --out")
+    return str(recorded)
 
 
 def _sweep(config: BenchmarkConfig, output: Path, writer: ResultsWriter, fingerprint: str, workers: int,

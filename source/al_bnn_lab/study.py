@@ -53,6 +53,7 @@ from al_bnn.data import DataFileError
 from al_bnn.paths import REPO_ROOT, remove_file
 from al_bnn.results import ResultsWriter
 from al_bnn_lab import study_methods, study_report
+from al_bnn_lab.benchmark import refuse_another_sweep
 from al_bnn_lab.benchmark import run_sweep as run_benchmark_sweep
 from al_bnn_lab.sweep import (
     UNREADABLE_TABLE_ERRORS,
@@ -302,6 +303,7 @@ def run_sweep(question: str, raw: dict, results_dir: Path, workers: int, wall_ti
     config = benchmark_config_from_dict(raw, str(config_path))
     logger.info("== %s: %s", question, QUESTION_TEXT[question])
     if reuse:  # first, and counted at once: the time of these runs was spent elsewhere
+        refuse_another_sweep(output, config)  # before copying runs in or counting them
         with ResultsWriter(output, overwrite=True, lock=True) as writer:
             counts = reuse_runs(config, output, reuse, writer)
         for source, count in counts.items():
