@@ -58,9 +58,10 @@ def test_runs_of_several_models_are_reported_per_model():
 
 
 @pytest.mark.slow
-def test_the_quick_model_benchmark_writes_its_report_and_figure(tmp_path):
+def test_the_quick_model_benchmark_writes_its_report_and_figure(tmp_path, sweeps_in_process):
     out = tmp_path / "models"
-    assert main(["--quick", "--out", str(out), "--workers", "1"]) == 0
+    with sweeps_in_process():
+        assert main(["--quick", "--out", str(out), "--workers", "1"]) == 0
     report = pd.read_csv(out / "models.csv")
     assert set(report["recipe"]) == {"old", "default"} and set(report["dataset"]) == {"yacht", "concrete"}
     assert (out / "models.png").stat().st_size > 10_000
@@ -72,11 +73,12 @@ def test_the_quick_model_benchmark_writes_its_report_and_figure(tmp_path):
 
 
 @pytest.mark.slow
-def test_with_validation_every_run_is_evaluated_on_a_held_out_share_of_its_pool(tmp_path):
+def test_with_validation_every_run_is_evaluated_on_a_held_out_share_of_its_pool(tmp_path, sweeps_in_process):
     config = str(Path(__file__).resolve().parent.parent / "configs" / "recipe_selection.yaml")
     out = tmp_path / "selection"
-    assert main(["--quick", "--config", config, "--baseline", "default", "--validation", "0.2", "--out", str(out),
-                 "--workers", "1"]) == 0
+    with sweeps_in_process():
+        assert main(["--quick", "--config", config, "--baseline", "default", "--validation", "0.2", "--out",
+                     str(out), "--workers", "1"]) == 0
     table = pd.read_csv(out / "benchmark.csv")
     assert set(table.pool_size) == {246 - round(0.2 * 246)}  # yacht's pool of 246 less its validation share
     assert set(table.sampler) == {"default", "kl_1"}

@@ -44,6 +44,29 @@ def tiny_config(tmp_path):
     return path
 
 
+YACHT = ["--datasets", "yacht"]  # the shared sweep's part of TINY: one task of 6 runs
+
+
+@pytest.fixture(scope="module")
+def yacht_sweep(tmp_path_factory):
+    """TINY's yacht part, swept once on a real local worker and shared: tests read it, or copy it
+    (copy_of) before they change it. The fingerprint leaves out the config's path, so a test's own
+    tiny_config may sweep into a copy."""
+    folder = tmp_path_factory.mktemp("yacht_sweep")
+    config = folder / "bench.yaml"
+    config.write_text(yaml.safe_dump(TINY))
+    out = folder / "out"
+    assert run_benchmark.main(["--config", str(config), "--out", str(out), *YACHT]) == 0
+    return out
+
+
+def copy_of(sweep: Path, target: Path) -> Path:
+    import shutil
+
+    shutil.copytree(sweep, target)
+    return target
+
+
 @pytest.mark.parametrize("quick", [False, True])
 def test_the_committed_benchmark_config_loads(quick):
     config = load_benchmark_config(Path(__file__).resolve().parent.parent / "configs" / "benchmark.yaml", quick)
@@ -65,7 +88,7 @@ def test_schedules_resolve_fractions_of_each_pool(tiny_config):
 
 
 @pytest.mark.slow
-def test_local_sweep_writes_everything_then_resumes_only_missing_runs(tiny_config, tmp_path):
+def test_local_sweep_writes_everything_then_resumes_only_missing_runs(tiny_config, tmp_path, sweeps_in_process):
     out = tmp_path / "local"
     assert run_benchmark.main(["--config", str(tiny_config), "--out", str(out)]) == 0
     table = pd.read_csv(out / "benchmark.csv")
@@ -89,7 +112,8 @@ def test_local_sweep_writes_everything_then_resumes_only_missing_runs(tiny_confi
     before = kept.stat().st_mtime_ns
     original = pd.read_csv(removed)
     removed.unlink()
-    assert run_benchmark.main(["--config", str(tiny_config), "--out", str(out)]) == 0
+    with sweeps_in_process():  # the missing run, resumed (the sweep above ran on a real worker)
+        assert run_benchmark.main(["--config", str(tiny_config), "--out", str(out)]) == 0
     assert kept.stat().st_mtime_ns == before  # finished runs are not redone
     log = (out / "log.txt").read_text()
     assert "1 to do in 1 task(s)" in log
@@ -101,12 +125,11 @@ def test_local_sweep_writes_everything_then_resumes_only_missing_runs(tiny_confi
 
 
 @pytest.mark.slow
-def test_a_dask_cluster_on_loopback_gives_the_local_results(tiny_config, tmp_path):
+def test_a_dask_cluster_on_loopback_gives_the_local_results(tiny_config, tmp_path, yacht_sweep):
     from distributed import LocalCluster
 
-    local, via_scheduler, via_flag = tmp_path / "local", tmp_path / "scheduler", tmp_path / "flag"
-    args = ["--config", str(tiny_config), "--datasets", "yacht"]
-    assert run_benchmark.main([*args, "--out", str(local)]) == 0
+    local, via_scheduler, via_flag = yacht_sweep, tmp_path / "scheduler", tmp_path / "flag"
+    args = ["--config", str(tiny_config), *YACHT]
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",
                       dashboard_address=None) as cluster:
         assert cluster.scheduler_address.startswith("tcp://127.0.0.1:")
@@ -154,11 +177,12 @@ def test_bad_benchmark_configs(tmp_path, change, message):
 
 
 @pytest.mark.slow
-def test_a_schedule_larger_than_the_pool_names_the_dataset(tmp_path, capsys):
+def test_a_schedule_larger_than_the_pool_names_the_dataset(tmp_path, capsys, sweeps_in_process):
     path = tmp_path / "big.yaml"
     path.write_text(yaml.safe_dump({**TINY, "datasets": ["yacht"],
                                     "schedule": {"default": {"num_train_init": 200, "num_al_incr": 50, "al_iter": 2}}}))
-    assert run_benchmark.main(["--config", str(path), "--out", str(tmp_path / "o")]) == 2
+    with sweeps_in_process():  # the worker's error, pickled as it would cross the process boundary
+        assert run_benchmark.main(["--config", str(path), "--out", str(tmp_path / "o")]) == 2
     assert "yacht" in capsys.readouterr().err
 
 
@@ -206,7 +230,7 @@ def test_overview_ends_with_the_baselines_coverage_per_dataset_and_model():
 
 
 @pytest.mark.slow
-def test_models_are_another_axis_of_the_sweep(tiny_config, tmp_path):
+def test_models_are_another_axis_of_the_sweep(tiny_config, tmp_path, sweeps_in_process):
     raw = yaml.safe_load(tiny_config.read_text())
     raw.update(datasets=["yacht"], seeds=[0], samplers=["random", "mcdue"], models=["bnn", "ensemble", "dropout"],
                model_settings={"ensemble": {"parms": {"ensemble_size": 3}},
@@ -214,7 +238,8 @@ def test_models_are_another_axis_of_the_sweep(tiny_config, tmp_path):
     path = tmp_path / "models.yaml"
     path.write_text(yaml.safe_dump(raw))
     out = tmp_path / "models"
-    assert run_benchmark.main(["--config", str(path), "--out", str(out)]) == 0
+    with sweeps_in_process():
+        assert run_benchmark.main(["--config", str(path), "--out", str(out)]) == 0
     summary = pd.read_csv(out / "summary.csv")
     assert sorted(zip(summary.model, summary.sampler, strict=True)) == sorted(
         (m, s) for m in ("bnn", "ensemble", "dropout") for s in ("random", "mcdue"))
@@ -232,7 +257,7 @@ def test_a_model_missing_its_settings_is_named(tiny_config, tmp_path):
 
 
 @pytest.mark.slow
-def test_sampler_variants_record_pick_comparisons_on_identical_samples(tiny_config, tmp_path):
+def test_sampler_variants_record_pick_comparisons_on_identical_samples(tiny_config, tmp_path, sweeps_in_process):
     """Labels with settings are variants of a registered sampler; compare_with records, per
     acquisition, how far other selections from the same model state agree with the run's picks."""
     raw = yaml.safe_load(tiny_config.read_text())
@@ -242,7 +267,8 @@ def test_sampler_variants_record_pick_comparisons_on_identical_samples(tiny_conf
     path = tmp_path / "variants.yaml"
     path.write_text(yaml.safe_dump(raw))
     out = tmp_path / "variants"
-    assert run_benchmark.main(["--config", str(path), "--out", str(out)]) == 0
+    with sweeps_in_process():
+        assert run_benchmark.main(["--config", str(path), "--out", str(out)]) == 0
     table = pd.read_csv(out / "benchmark.csv")
     batch = table[(table.sampler == "batch64") & (table.al_iter > 0)]
     assert len(batch) == 2
@@ -257,10 +283,12 @@ def test_sampler_variants_record_pick_comparisons_on_identical_samples(tiny_conf
 
 
 @pytest.mark.slow
-def test_an_incomplete_or_foreign_run_file_is_redone_and_the_log_is_appended(tiny_config, tmp_path):
-    out = tmp_path / "redo"
-    args = ["--config", str(tiny_config), "--out", str(out), "--datasets", "yacht", "--seeds", "0"]
-    assert run_benchmark.main(args) == 0
+def test_an_incomplete_or_foreign_run_file_is_redone_and_the_log_is_appended(tiny_config, tmp_path, yacht_sweep,
+                                                                            sweeps_in_process):
+    """The three runs redone here, in the test process, must equal the shared sweep's (made by a
+    worker): this also checks that sweeps_in_process gives the workers' numbers."""
+    out = copy_of(yacht_sweep, tmp_path / "redo")
+    args = ["--config", str(tiny_config), "--out", str(out), *YACHT]
     runs = out / "runs" / "yacht" / "bnn"
     cut, empty, foreign = runs / "lrgpa_rs_0.csv", runs / "random_rs_0.csv", runs / "mcdue_rs_0.csv"
     originals = {path: pd.read_csv(path) for path in (cut, empty, foreign)}
@@ -268,18 +296,22 @@ def test_an_incomplete_or_foreign_run_file_is_redone_and_the_log_is_appended(tin
     empty.write_text("")
     originals[foreign].assign(run_key="0123456789abcdef").to_csv(foreign, index=False)
     summary_before = pd.read_csv(out / "summary.csv")
-    assert run_benchmark.main(args) == 0
+    with sweeps_in_process():
+        assert run_benchmark.main(args) == 0
     log = (out / "log.txt").read_text()
     assert log.count("---- sweep started") == 2 and log.count("sweep done") == 2  # the first run's lines are kept
     assert f"redoing {cut}: has AL steps [0], not 0..2" in log
     assert f"redoing {empty}: unreadable (EmptyDataError" in log
     assert f"redoing {foreign}: written for other settings" in log
     assert "3 to do in 1 task(s)" in log
-    cost = ["selection_seconds", "training_seconds"]
+    cost = ["selection_seconds", "training_seconds", "runs_in_stack"]  # the three were trained as a stack of 3
     for path, original in originals.items():
-        pd.testing.assert_frame_equal(pd.read_csv(path).drop(columns=cost), original.drop(columns=cost))
+        redone = pd.read_csv(path)
+        assert set(redone.runs_in_stack) == {3} and set(original.runs_in_stack) == {6}
+        pd.testing.assert_frame_equal(redone.drop(columns=cost), original.drop(columns=cost))
     summary = pd.read_csv(out / "summary.csv")
-    pd.testing.assert_frame_equal(summary.drop(columns=cost), summary_before.drop(columns=cost))
+    timing = ["selection_seconds", "training_seconds"]
+    pd.testing.assert_frame_equal(summary.drop(columns=timing), summary_before.drop(columns=timing))
 
 
 def test_a_second_sweep_into_the_same_directory_is_refused(tiny_config, tmp_path, capsys):
@@ -451,9 +483,9 @@ def test_overview_figure_shows_each_models_grid_and_its_mean_over_datasets():
 
 
 @pytest.mark.slow
-def test_finished_runs_are_reused_from_another_sweep_by_their_settings_not_their_labels(tiny_config, tmp_path, capsys):
-    first = tmp_path / "first"
-    assert run_benchmark.main(["--config", str(tiny_config), "--out", str(first), "--datasets", "yacht"]) == 0
+def test_finished_runs_are_reused_from_another_sweep_by_their_settings_not_their_labels(tmp_path, capsys, yacht_sweep,
+                                                                                      sweeps_in_process):
+    first = copy_of(yacht_sweep, tmp_path / "first")
     first_table = pd.read_csv(first / "benchmark.csv", dtype={"run_key": str})
     # another sweep: lrgpa under another label, one more seed, the data folder spelled differently, and
     # a variant whose settings differ (fewer samples), which must not be taken from the first sweep
@@ -464,8 +496,9 @@ def test_finished_runs_are_reused_from_another_sweep_by_their_settings_not_their
     other_config = tmp_path / "other.yaml"
     other_config.write_text(yaml.safe_dump(other))
     second = tmp_path / "second"
-    assert run_benchmark.main(["--config", str(other_config), "--out", str(second),
-                               "--reuse", str(first / "benchmark.csv")]) == 0
+    with sweeps_in_process():  # trains the 5 runs not reused
+        assert run_benchmark.main(["--config", str(other_config), "--out", str(second),
+                                   "--reuse", str(first / "benchmark.csv")]) == 0
     log = (second / "log.txt").read_text()
     assert f"reused 4 finished run(s) from {first / 'benchmark.csv'}" in log  # random and gpa, seeds 0 and 1
     assert "9 runs, 4 already finished, 5 to do in 1 task(s)" in log
@@ -509,25 +542,24 @@ def test_finished_runs_are_reused_from_another_sweep_by_their_settings_not_their
 
 
 @pytest.mark.slow
-def test_a_run_file_of_an_older_version_with_the_sweep_fingerprint_still_counts(tiny_config, tmp_path):
-    out = tmp_path / "legacy"
-    args = ["--config", str(tiny_config), "--out", str(out), "--datasets", "yacht", "--seeds", "0"]
-    assert run_benchmark.main(args) == 0
+def test_a_run_file_of_an_older_version_with_the_sweep_fingerprint_still_counts(tiny_config, tmp_path, yacht_sweep):
+    out = copy_of(yacht_sweep, tmp_path / "legacy")
+    args = ["--config", str(tiny_config), "--out", str(out), *YACHT]
     fingerprint = yaml.safe_load((out / "config.yaml").read_text())["fingerprint"]
     path = out / "runs" / "yacht" / "bnn" / "random_rs_0.csv"
     old = pd.read_csv(path, dtype={"run_key": str})
     old.drop(columns="run_key").assign(sweep_fingerprint=fingerprint).to_csv(path, index=False)
     assert run_benchmark.main(args) == 0
-    assert "3 runs, 3 already finished, 0 to do" in (out / "log.txt").read_text()
+    assert "6 runs, 6 already finished, 0 to do" in (out / "log.txt").read_text()
     table = pd.read_csv(out / "benchmark.csv", dtype={"run_key": str})
-    pd.testing.assert_frame_equal(table[table.sampler == "random"].reset_index(drop=True), old[table.columns])
+    legacy_run = table[(table.sampler == "random") & (table.seed == 0)]
+    pd.testing.assert_frame_equal(legacy_run.reset_index(drop=True), old[table.columns])
 
 
 @pytest.mark.slow
-def test_report_only_tabulates_the_finished_runs_of_an_interrupted_sweep(tiny_config, tmp_path):
-    out = tmp_path / "interrupted"
-    args = ["--config", str(tiny_config), "--out", str(out), "--datasets", "yacht"]
-    assert run_benchmark.main(args) == 0
+def test_report_only_tabulates_the_finished_runs_of_an_interrupted_sweep(tiny_config, tmp_path, yacht_sweep):
+    out = copy_of(yacht_sweep, tmp_path / "interrupted")
+    args = ["--config", str(tiny_config), "--out", str(out), *YACHT]
     complete = pd.read_csv(out / "benchmark.csv", dtype={"run_key": str})
     runs = out / "runs" / "yacht" / "bnn"
     (runs / "lrgpa_rs_1.csv").unlink()
@@ -597,13 +629,14 @@ def test_a_file_dataset_is_keyed_by_its_content_not_its_path(tmp_path):
 
 
 @pytest.mark.slow
-def test_the_study_counts_reused_runs_apart_from_its_own_wall_time(tmp_path):
+def test_the_study_counts_reused_runs_apart_from_its_own_wall_time(tmp_path, sweeps_in_process):
     from al_bnn_lab import study
 
     raw = dict(TINY, datasets=["yacht"], seeds=[0])
     first = tmp_path / "first"
     first_times = study.WallTimes(first / "wall_times.json")
-    study.run_sweep("q6", raw, first, 1, first_times)
+    with sweeps_in_process():
+        study.run_sweep("q6", raw, first, 1, first_times)
     assert first_times.entries["q6"]["parts"] == 1 and "reused_runs" not in first_times.entries["q6"]
     assert (first / "q6" / "finished_runs.csv").exists()
     second = tmp_path / "second"
@@ -650,7 +683,7 @@ def test_the_study_states_each_parts_wall_time_and_the_total(tmp_path):
 
 @pytest.mark.slow
 def test_the_first_ctrl_c_lets_the_running_task_finish_and_starts_no_other(tiny_config, tmp_path, monkeypatch,
-                                                                          capsys):
+                                                                          capsys, sweeps_in_process):
     import signal
 
     real_execute = run_benchmark.execute
@@ -675,7 +708,8 @@ def test_the_first_ctrl_c_lets_the_running_task_finish_and_starts_no_other(tiny_
     assert set(finished.dataset) == {"yacht"} and len(finished.groupby(["sampler", "seed"])) == 6  # the first task
     assert "**Partial: 6 of 12 runs finished**" in (out / "summary.md").read_text()
     monkeypatch.setattr(run_benchmark, "execute", real_execute)
-    assert run_benchmark.main(args) == 0
+    with sweeps_in_process():  # the rest, resumed (the stop above was on a real worker)
+        assert run_benchmark.main(args) == 0
     assert "12 runs, 6 already finished, 6 to do in 1 task(s)" in (out / "log.txt").read_text()
     assert set(pd.read_csv(out / "benchmark.csv").dataset) == {"yacht", "energy"}
 

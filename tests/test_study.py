@@ -22,11 +22,12 @@ def _snapshot(path: Path) -> bytes | None:
 
 
 @pytest.fixture(scope="module")
-def quick_study(tmp_path_factory):
+def quick_study(tmp_path_factory, sweeps_in_process):
     results = tmp_path_factory.mktemp("study")
     committed = {path: _snapshot(path) for path in (REPO_ROOT / "docs" / "study.md", run_study.HEADLINE_PAGE)}
-    assert run_study.main(["--quick", "--results-dir", str(results), "--uci-root", str(UCI_ROOT),
-                           "--questions", *FIRST_EDITION]) == 0
+    with sweeps_in_process():  # the runs of Q1-Q4 in the test process (the sweep's workers are tested apart)
+        assert run_study.main(["--quick", "--results-dir", str(results), "--uci-root", str(UCI_ROOT),
+                               "--questions", *FIRST_EDITION]) == 0
     return results, committed
 
 

@@ -215,11 +215,12 @@ def test_a_report_without_second_edition_data_says_not_run_yet(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def quick_second_edition(tmp_path_factory):
+def quick_second_edition(tmp_path_factory, sweeps_in_process):
     results = tmp_path_factory.mktemp("study_q6")
     committed = {path: path.read_bytes() for path in (REPO_ROOT / "docs" / "study.md", run_study.HEADLINE_PAGE)}
-    assert run_study.main(["--quick", "--results-dir", str(results), "--uci-root", str(UCI_ROOT),
-                           "--questions", "q6", "q7", "q8"]) == 0
+    with sweeps_in_process():  # the runs of Q6 and Q7 in the test process (the sweep's workers are tested apart)
+        assert run_study.main(["--quick", "--results-dir", str(results), "--uci-root", str(UCI_ROOT),
+                               "--questions", "q6", "q7", "q8"]) == 0
     return results, committed
 
 
