@@ -188,3 +188,20 @@ def test_validation_splits_hold_out_training_rows_only_keyed_by_the_split():
         uci_protocol.validation_splits(splits, 1.5)
     assert uci_protocol.settings_record(["bnn"], None, 0.2)["validation_fraction"] == 0.2
     assert "validation_fraction" not in uci_protocol.settings_record(["bnn"], None)
+
+
+def test_the_ll_gap_to_mc_dropout_splits_into_the_rmse_part_and_the_shape_part():
+    """A bnn of calibrated constant width (LL = -log(RMSE) - 1.419 per split) at twice MC dropout's
+    RMSE: the RMSE accounts for -log 2 and its shape gains nothing; the rest is MC dropout's shape."""
+    rmse, ll = uci_protocol.PUBLISHED["concrete"]["MC dropout"]
+    constant = uci_protocol.GAUSSIAN_CONSTANT
+    splits = [2 * rmse * 0.9, 2 * rmse * 1.1]
+    table = pd.DataFrame({"dataset": "concrete", "model": ["bnn", "bnn", "dropout"], "split": [0, 1, 0],
+                          "rmse": [*splits, rmse], "log_likelihood": [-np.log(s) - constant for s in splits] + [ll]})
+    gaps = uci_protocol.log_likelihood_gaps(table).iloc[0]
+    assert gaps["splits"] == 2  # the bnn's rows only
+    assert gaps["shape"] == pytest.approx(0.0, abs=1e-12)
+    assert gaps["from_rmse"] == pytest.approx(-np.mean(np.log(np.array(splits) / rmse)), rel=1e-12)
+    assert gaps["from_shape"] == pytest.approx(-(ll + np.log(rmse) + constant), rel=1e-12)
+    assert gaps["from_rmse"] + gaps["from_shape"] == pytest.approx(gaps["ll_minus_published"], rel=1e-12)
+    assert uci_protocol.log_likelihood_gaps(table.assign(dataset="not published")).empty

@@ -319,6 +319,10 @@ def write_report(output: str | Path, table: pd.DataFrame, command: str, baseline
             "deep ensembles of 5: Lakshminarayanan et al. 2017). The last column compares each model's test LL with "
             "its published counterpart (bnn and dropout: MC dropout; ensemble: deep ensemble).\n\n"
             f"{markdown}\n\n## Targets\n\n{target_check(summary)}\n")
+    gaps = log_likelihood_gaps(table)
+    if len(gaps):
+        text += ("\n## The bnn's LL against MC dropout's: the mean's error or the intervals' shape\n\n"
+                 f"{gaps_markdown(gaps)}\n")
     if baseline is not None:
         comparison = paired_comparison(table, baseline)
         text += (f"\n## Paired with {baseline_label}\n\nThe same models, splits and seeds; the gain is this run's "
@@ -329,6 +333,45 @@ def write_report(output: str | Path, table: pd.DataFrame, command: str, baseline
         writer.write_text("summary.md", text)
         writer.save_figure("log_likelihood.png", plot_summary(summary))
     return markdown
+
+
+GAUSSIAN_CONSTANT = 0.5 * math.log(2 * math.pi) + 0.5  # -LL of N(0, s) at errors of RMS s, less log(s)
+
+
+def log_likelihood_gaps(table: pd.DataFrame, model: str = "bnn") -> pd.DataFrame:
+    """Per dataset, the model's mean test LL minus MC dropout's published one, split in two: what the
+    RMSE alone accounts for (a Gaussian whose std equals the test RMSE has LL -log(RMSE) - 1.419, so
+    two models of calibrated constant width differ by the log of their RMSE ratio) and the rest, the
+    intervals' shape (positive: the model's per-point stds beat one constant width at its RMSE). The
+    published side has only the mean RMSE over splits, so its part uses the log of that mean."""
+    rows = []
+    for name, part in table[table["model"] == model].groupby("dataset", sort=False):
+        published = PUBLISHED.get(name, {}).get(PUBLISHED_COUNTERPART[model])
+        if published is None:
+            continue
+        constant_width = float((-np.log(part["rmse"].to_numpy(float)) - GAUSSIAN_CONSTANT).mean())
+        published_constant_width = -math.log(published[0]) - GAUSSIAN_CONSTANT
+        ll = float(part["log_likelihood"].mean())
+        rows.append({"dataset": name, "splits": len(part), "ll_minus_published": ll - published[1],
+                     "from_rmse": constant_width - published_constant_width,
+                     "from_shape": (ll - constant_width) - (published[1] - published_constant_width),
+                     "shape": ll - constant_width, "published_shape": published[1] - published_constant_width})
+    return pd.DataFrame(rows)
+
+
+def gaps_markdown(gaps: pd.DataFrame) -> str:
+    lines = ["The LL difference to MC dropout's published mean = the part the RMSE accounts for (a Gaussian of "
+             "calibrated constant width, std = test RMSE, has LL -log(RMSE) - 1.419) + the rest, from the intervals' "
+             "shape (each model's LL minus that constant-width LL at its own RMSE; the published side from its mean "
+             "RMSE).", "",
+             "| dataset | splits | LL − MC dropout's | from the RMSE | from the shape | shape: bnn "
+             "| shape: MC dropout |",
+             "|---|---|---|---|---|---|---|"]
+    for row in gaps.to_dict("records"):
+        lines.append(f"| {row['dataset']} | {row['splits']} | {row['ll_minus_published']:+.2f} | "
+                     f"{row['from_rmse']:+.2f} | {row['from_shape']:+.2f} | {row['shape']:+.2f} | "
+                     f"{row['published_shape']:+.2f} |")
+    return "\n".join(lines)
 
 
 def paired_comparison(table: pd.DataFrame, baseline: pd.DataFrame) -> pd.DataFrame:
