@@ -168,8 +168,7 @@ def run_sweep(config: BenchmarkConfig, output: Path, *, workers: int = 1, schedu
                           "today's defaults give, so they must be keyed by those; drop --settings to run the sweep")
     fingerprint = config_fingerprint(config)
     with ResultsWriter(output, overwrite=True, lock=True) as writer:
-        recorded = refuse_another_sweep(output, config, overwrite)
-        if recorded is not None and recorded != fingerprint:  # --overwrite: start over
+        if refuse_another_sweep(output, config, overwrite):  # another config's runs, --overwrite: start over
             for path in sorted((output / "runs").glob("**/*.csv")):
                 remove_file(output, str(path.relative_to(output)))
         writer.write_text("config.yaml", yaml.safe_dump({"fingerprint": fingerprint, **config.as_dict()},
@@ -178,19 +177,21 @@ def run_sweep(config: BenchmarkConfig, output: Path, *, workers: int = 1, schedu
                       connect_timeout, reuse, report_only)
 
 
-def refuse_another_sweep(output: Path, config: BenchmarkConfig, overwrite: bool = False) -> str | None:
-    """The fingerprint `output` records (None: no sweep there yet); raises when it is another config's,
-    unless `overwrite`. Checked before anything is written there (runs copied in by --reuse included)."""
+def refuse_another_sweep(output: Path, config: BenchmarkConfig, overwrite: bool = False) -> bool:
+    """Whether `output` holds a sweep of another config; raises if so, unless `overwrite` (then the
+    caller starts over). Checked before anything is written there (runs copied in by --reuse included)."""
     previous = output / "config.yaml"
     if not previous.exists():
-        return None
+        return False
     recorded = read_yaml(previous, "sweep config", mapping=True).get("fingerprint")
     fingerprint = config_fingerprint(config)
-    if recorded != fingerprint and not overwrite:
+    if recorded == fingerprint:
+        return False
+    if not overwrite:
         raise ResultsDirectoryExistsError(
             f"{output} holds a sweep of a different config (fingerprint {recorded}, now {fingerprint}); "
             "pass --overwrite to start over there, or choose another --out")
-    return str(recorded)
+    return True
 
 
 def _sweep(config: BenchmarkConfig, output: Path, writer: ResultsWriter, fingerprint: str, workers: int,

@@ -115,9 +115,9 @@ def padded_batches(n_train: int, batch_size: int = BATCH_SIZE) -> list[int]:
 
 def padded_label(n_train: int, batch_size: int = BATCH_SIZE) -> str:
     """The padded layout's batch sizes, short: "3x256+16", "256+234", "100", "2x256"."""
-    full, remainder = divmod(int(n_train), int(batch_size))
-    parts = ([f"{full}x{batch_size}" if full > 1 else str(batch_size)] if full else []) + (
-        [str(remainder)] if remainder else [])
+    sizes = padded_batches(n_train, batch_size)
+    full = sizes.count(batch_size)  # the remainder is smaller than a full batch
+    parts = ([f"{full}x{batch_size}" if full > 1 else str(batch_size)] if full else []) + [str(r) for r in sizes[full:]]
     return "+".join(parts) or "0"
 
 

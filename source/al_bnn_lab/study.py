@@ -768,10 +768,11 @@ def write_study_data(results_dir: Path, data_dir: Path, sweeps: dict[str, dict],
     and write the data next to the report: the per-run tables, put in each sweep's order first, and
     the derived tables (DATA_FLOAT_FORMAT), so the same runs give the same bytes whatever order they
     were read in."""
-    tables = canonical_tables(read_tables(results_dir, data_dir), sweeps)  # Q7's sweep comes from Q6's runs,
+    tables = canonical_tables(read_tables(results_dir, data_dir), sweeps)
     derived = {q: DerivedSweep(q, quick, uci_root, sweeps, tables) for q in DERIVED_QUESTIONS}
     sweeps = {**sweeps, **{q: d.sweep for q, d in derived.items()}}
-    tables = canonical_tables(tables, sweeps)  # so Q7's table is put in order here
+    # a derived question's sweep (Q7's samplers) comes from the ordered runs of another: order its table again
+    tables.update(canonical_tables({q: tables[q] for q in DERIVED_QUESTIONS if q in tables}, sweeps))
     data_dir.mkdir(parents=True, exist_ok=True)
     scaling, bench = copy_run_data(results_dir, data_dir, tables)
     numbers = compute_numbers(tables, sweeps, derived, scaling, bench, quick)
