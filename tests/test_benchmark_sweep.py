@@ -663,6 +663,24 @@ def test_an_interrupted_study_part_still_records_its_wall_time(tmp_path, monkeyp
     assert study.WallTimes(tmp_path / "wall_times.json").entries["q6"]["parts"] == 1
 
 
+def test_a_fresh_results_folder_drops_the_questions_old_wall_time_record(tmp_path, monkeypatch):
+    """The record describes the runs in the question's folder: started afresh (the folder moved away),
+    a part's reused runs are not added to the count of runs that are no longer there."""
+    from al_bnn_lab import study
+
+    monkeypatch.setattr(study, "run_benchmark_sweep", lambda *args, **kwargs: None)
+    monkeypatch.setattr(study, "reuse_runs", lambda config, output, reuse, writer: {"elsewhere": 3})
+    times = study.WallTimes(tmp_path / "wall_times.json")
+    times.add("q6", 50.0, 2)
+    times.add_reused("q6", 240)
+    raw = dict(TINY, datasets=["yacht"], seeds=[0])
+    study.run_sweep("q6", raw, tmp_path, 1, times, reuse=["elsewhere"])
+    assert times.entries["q6"]["reused_runs"] == 3 and times.entries["q6"]["seconds"] < 50  # the old 50 s gone
+    study.run_sweep("q6", raw, tmp_path, 1, times, reuse=["elsewhere"])  # the folder is there now: a second part
+    assert times.entries["q6"]["reused_runs"] == 6
+    assert study.WallTimes(tmp_path / "wall_times.json").entries == times.entries
+
+
 def test_the_study_states_each_parts_wall_time_and_the_total(tmp_path):
     from al_bnn_lab import study
 

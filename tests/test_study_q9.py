@@ -112,8 +112,8 @@ def test_the_committed_q9_section_is_recomputed_from_the_committed_tables():
     assert set(q9.seed) == {0, 1} and "2 paired seeds" in q9_part(report)
     assert "- **Q9.**" in report and "Calibrating the bnn (Q9:" in report.split("## Headline answers")[1]
     scope = rows_of(report.split("## Headline answers")[0])
-    assert scope["Q9"][2:5] == ["2 (0, 1)", "bnn",
-                                "random, lcmd, maxdist, bait, maxdet, lcmd_exact, maxdist_exact, kmeanspp_exact"]
+    assert scope["Q9"][2:5] == ["2 (0, 1)", "bnn", "random, lcmd, maxdist, bait, maxdet, lcmd_exact, maxdist_exact, "
+                                "kmeanspp_exact, mcdue, gpa, gpa_exact, kmeanspp"]
 
 
 # -- synthetic tables with known answers ----------------------------------------------------------------
@@ -219,7 +219,8 @@ def test_q9_runs_are_benchmark_runs_and_q6s_committed_runs_with_calibration_off(
     raw = run_study.question_sweep("q9", quick=False)
     q9 = benchmark_config_from_dict(raw, "q9")
     in_benchmark = ["random", "lcmd", "maxdist", "bait", "maxdet"]  # the others are not benchmark samplers
-    assert q9.samplers == [*in_benchmark, "lcmd_exact", "maxdist_exact", "kmeanspp_exact"] and q9.seeds == [0, 1]
+    q6 = benchmark_config_from_dict(run_study.question_sweep("q6", quick=False), "q6")
+    assert set(q9.samplers) == set(q6.samplers) and q9.samplers[:5] == in_benchmark and q9.seeds == [0, 1]
     assert raw["experiment"]["train_schedule"]["calibration"] == "holdout"
     benchmark = load_benchmark_config(REPO_ROOT / "configs" / "benchmark.yaml")
     assert {e.name for e in benchmark.datasets} == {e.name for e in q9.datasets}
@@ -231,8 +232,15 @@ def test_q9_runs_are_benchmark_runs_and_q6s_committed_runs_with_calibration_off(
                 assert benchmark_runs.get(run_key(q9, entry, "bnn", sampler, seed)) == (entry.name, sampler, seed)
     committed = pd.read_csv(DATA / "q6.csv.gz").drop_duplicates(KEYS).set_index(KEYS)["run_key"]
     uncalibrated = run_study.uncalibrated_run_keys(raw)  # every sampler's, the exact-kernel ones included
-    assert len(uncalibrated) == 15 * 8 * 2
+    assert len(uncalibrated) == 15 * 12 * 2
     assert all(committed[run] == key for run, key in uncalibrated.items())
+    # Q6's config now calibrates: its rerun has Q9's run keys, so --reuse takes Q9's runs into it
+    q6_entries = {entry.name: entry for entry in q6.datasets}
+    for entry in q9.datasets:
+        for sampler in q9.samplers:
+            for seed in q9.seeds:
+                q6_key = run_key(q6, q6_entries[entry.name], "bnn", sampler, seed)
+                assert run_key(q9, entry, "bnn", sampler, seed) == q6_key, (entry.name, sampler, seed)
 
 
 @pytest.mark.slow

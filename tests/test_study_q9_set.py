@@ -102,9 +102,21 @@ def test_each_sides_set_is_recomputed_on_the_paired_runs_and_compared_with_q6s()
     paragraph = next(block for block in result.markdown if block.startswith("**The recommendation rechecked"))
     assert "Q9 has 2 paired seeds, fewer than Q6's 3, and 3 of Q6's 4 samplers" in paragraph
     assert "the family is 2 comparisons, not 3" in paragraph
-    assert "The calibrated set adds maxdist as the uncalibrated's; its best (lcmd) and its default (lcmd)" in paragraph
-    assert ("the uncalibrated set lacks maxdist as Q6's; its default (lcmd) is the same; its best is lcmd (Q6's is "
-            "not among these samplers)") in paragraph
+    assert ("The calibrated set has maxdist beyond the uncalibrated's members; its best (lcmd) and its default (lcmd)"
+            ) in paragraph
+    assert ("the uncalibrated set lacks maxdist of Q6's members; its default (lcmd) is the same; its best is lcmd "
+            "(Q6's is not among these samplers)") in paragraph
+
+
+def test_with_every_one_of_q6s_samplers_the_scope_says_so_and_names_no_smaller_family():
+    reference = stats.RecommendationSet("lcmd", ["lcmd", "maxdist"], ["random"], pd.DataFrame(), default="lcmd")
+    calibrated, uncalibrated = table("calibrated"), table("uncalibrated")
+    uncalibrated = uncalibrated[uncalibrated["sampler"].isin(set(calibrated["sampler"]))]  # Q6 runs no other
+    result = study_report.question_calibration(uncalibrated, calibrated, "random", reference=reference)
+    paragraph = next(block for block in result.markdown if block.startswith("**The recommendation rechecked"))
+    assert ("and all of Q6's 3 samplers: each dataset's mean is over 2 seeds, so these sets are a coarser check "
+            "than Q6's, not a replacement.") in paragraph
+    assert "the family is" not in paragraph
 
 
 def test_the_table_holds_each_sides_comparisons_with_its_best():

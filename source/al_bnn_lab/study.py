@@ -52,7 +52,7 @@ from al_bnn.config import ConfigError, read_yaml, with_quick
 from al_bnn.data import DataFileError
 from al_bnn.paths import REPO_ROOT, remove_file
 from al_bnn.results import ResultsWriter
-from al_bnn_lab import study_methods, study_report
+from al_bnn_lab import study_cost, study_methods, study_report
 from al_bnn_lab.benchmark import refuse_another_sweep
 from al_bnn_lab.benchmark import run_sweep as run_benchmark_sweep
 from al_bnn_lab.sweep import (
@@ -242,6 +242,11 @@ class WallTimes:
             entry["commits"].append(commit)
         self._save()
 
+    def forget(self, question: str) -> None:
+        """Drop a question's record: its results folder is gone, so the runs it timed are too."""
+        if self.entries.pop(question, None) is not None:
+            self._save()
+
     def add_reused(self, question: str, runs: int) -> None:
         """Count runs taken from other results (--reuse): their time is not in the seconds."""
         if runs:
@@ -302,6 +307,8 @@ def run_sweep(question: str, raw: dict, results_dir: Path, workers: int, wall_ti
                                                                  yaml.safe_dump(raw, sort_keys=False))
     config = benchmark_config_from_dict(raw, str(config_path))
     logger.info("== %s: %s", question, QUESTION_TEXT[question])
+    if not output.exists():  # a fresh folder: an old record would add this part's runs to runs no longer here
+        wall_times.forget(question)
     if reuse:  # first, and counted at once: the time of these runs was spent elsewhere
         refuse_another_sweep(output, config)  # before copying runs in or counting them
         with ResultsWriter(output, overwrite=True, lock=True) as writer:
@@ -717,6 +724,40 @@ def scrutinise(q6_table: pd.DataFrame, q6_sweep: dict, q8: study_report.Section 
                                           cost_source=source)
 
 
+def with_recipe_refresh(q1: study_report.Section, q6_table: pd.DataFrame, q1_sweep: dict, q6_sweep: dict
+                        ) -> study_report.Section:
+    """Q1's question asked again of Q6's runs, which ran Q1's three samplers with the recipe on
+    Q6's datasets and seeds (no training): the first edition's section with the refreshed tables,
+    figures and answer added after it. Q1 unchanged where Q6 lacks one of its samplers' kinds."""
+    q1_kinds, q6_kinds = sampler_kinds(q1_sweep), sampler_kinds(q6_sweep)
+    labels = {}  # Q1's label -> Q6's label of the same rule on the same kernel
+    for label, kind in q1_kinds.items():
+        match = next((other for other, other_kind in q6_kinds.items() if other_kind == kind), None)
+        if match is None:
+            return q1
+        labels[label] = match
+    if BASELINE not in labels or "mcdue" not in labels:
+        return q1
+    q1_gpa = next(label for label in labels if label not in (BASELINE, "mcdue"))
+    gpa = labels[q1_gpa]
+    runs = q6_table[q6_table["sampler"].isin(labels.values())]
+    refreshed = study_report.question_samplers(runs, BASELINE, challengers=(gpa, labels["mcdue"]), gpa=gpa)
+    datasets, seeds = refreshed.facts["datasets"], refreshed.facts["seeds"]
+    scope = (f"the default recipe, {datasets} datasets, {seeds} paired seeds; no training: Q6 ran Q1's samplers, GPA "
+             f"as {gpa} (Q1's {q1_gpa}: the same rule on the same kernel), uncalibrated, so the log-likelihoods are "
+             "the raw model's")
+    section = study_report.Section(q1.key, q1.title, q1.answer, q1.headline, markdown=list(q1.markdown),
+                                   tables=dict(q1.tables), figures=dict(q1.figures), facts=dict(q1.facts))
+    section.markdown += [f"**Q1 refreshed on Q6's runs** ({scope}):", *refreshed.markdown,
+                         f"**Answer on the recipe.** {refreshed.answer}"]
+    section.tables.update({name.replace("q1_", "q1_recipe_", 1): table for name, table in refreshed.tables.items()})
+    section.figures.update({name.replace("q1_", "q1_recipe_", 1): figure for name, figure in refreshed.figures.items()})
+    refreshed_headline = refreshed.headline[0].lower() + refreshed.headline[1:]
+    section.headline = f"{q1.headline} With the recipe on Q6's runs ({datasets} datasets): {refreshed_headline}"
+    section.facts["recipe"] = refreshed.facts
+    return section
+
+
 def compute_numbers(tables: dict[str, pd.DataFrame], sweeps: dict[str, dict | None],
                     derived: dict[str, DerivedSweep], scaling: pd.DataFrame, bench: pd.DataFrame,
                     quick: bool) -> StudyNumbers:
@@ -738,6 +779,8 @@ def compute_numbers(tables: dict[str, pd.DataFrame], sweeps: dict[str, dict | No
     if method_cost["timing_from"] in tables or len(bench):
         sections["q8"] = study_methods.question_method_cost(tables.get(method_cost["timing_from"]), bench)
     if "q6" in tables:
+        if sections["q1"] is not None and sweeps.get("q1") and sweeps.get("q6"):
+            sections["q1"] = with_recipe_refresh(sections["q1"], tables["q6"], sweeps["q1"], sweeps["q6"])
         recommendation = study_methods.recommend(sections["q6"], sections["q7"], sections["q8"])
         scrutiny = scrutinise(tables["q6"], sweeps["q6"], sections["q8"])
     if "q9" in tables:
@@ -844,6 +887,7 @@ def header_lines(numbers: StudyNumbers, report_dir: Path, data_dir: Path, wall_t
                              {"q5": sections["q5"] is not None, "q8": len(numbers.bench) > 0}),
         "",
         *first_edition_note(sweeps, quick, uci_root),
+        *calibration_lines(numbers, wall_times, quick, uci_root),
         *([total_wall_time, ""] if total_wall_time else []),
         *(["**This is the --quick variant: tiny sizes for tests; its numbers mean nothing.**", ""] if quick else []),
         "## Headline answers",
@@ -923,7 +967,72 @@ def first_edition_note(sweeps: dict[str, dict], quick: bool, uci_root: str | Non
     note = str(question_settings("q6", quick, uci_root)[1].get("first_edition_note", "")).strip()
     if not note or "q1" not in sweeps or names(sweeps["q1"]) == names(sweeps["q6"]):
         return []
-    return [f"**First edition not refreshed.** {note}", ""]
+    return [f"**The first edition on the recipe.** {note}", ""]
+
+
+def calibration_lines(numbers: StudyNumbers, wall_times: WallTimes, quick: bool,
+                      uci_root: str | None = None) -> list[str]:
+    """Which questions' runs are calibrated; for those whose config now calibrates but whose runs
+    are not, and for the first edition's questions on Q6's datasets, what a calibrated rerun would
+    take at the measured rates (al_bnn_lab.study_cost): report lines, or none."""
+    tables, sweeps = numbers.tables, numbers.sweeps
+    ran = [q for q in QUESTIONS if q in tables]
+    if "q6" not in tables or quick:
+        return []
+    calibrated = [q for q in ran if study_cost.runs_calibrated(tables[q])]
+    plain = [q for q in ran if q not in calibrated]
+    stale = [q for q in plain if sweeps.get(q) and study_cost.configured_calibration(sweeps[q]) != "none"]
+    text = (f"**Calibration.** The runs of {study_report.listing([q.upper() for q in calibrated])} are calibrated; "
+            f"those of {study_report.listing([q.upper() for q in plain])} are not.")
+    if stale:
+        asks = sorted({study_cost.configured_calibration(sweeps[q]) for q in stale})
+        text += (f" {study_report.listing([q.upper() for q in stale])} ran before the default recipe calibrated the AL "
+                 f"loop, and their configs now ask for it (`train_schedule.calibration: {' or '.join(asks)}`), so "
+                 f"`run_study.py --questions {' '.join(stale)}` trains them anew, calibrated.")
+    cost_file = question_settings("q6", quick, uci_root)[1].get("calibration_cost")
+    if not cost_file or not (REPO_ROOT / cost_file).is_file():
+        return [text, ""]
+    ratios = study_cost.calibration_cost_ratios(pd.read_csv(REPO_ROOT / cost_file))
+    link = os.path.relpath(REPO_ROOT / str(cost_file).removesuffix(".csv"), REPO_ROOT / "docs") + ".md"
+    ratio_text = ", ".join(f"{ratio.median:.2f}x ({model})" for model, ratio in ratios.items())
+    counts = sorted({ratio.datasets for ratio in ratios.values()})
+    text += (f" A calibrated fit costs {ratio_text} an uncalibrated one (median over the "
+             f"{'/'.join(map(str, counts))} datasets of the [UCI protocol's cost report]({link})).")
+    estimates = []
+    q6_rate = None
+    for question in stale:
+        runs = tables[question].groupby(["dataset", "model", "sampler", "seed"]).ngroups
+        entry = wall_times.entries.get(question)
+        rate = study_cost.seconds_per_trained_run(entry, runs)
+        models = [m for m in dict.fromkeys(tables[question]["model"]) if m in ratios]
+        if rate is None or not models:
+            continue
+        q6_rate = rate if question == "q6" else q6_rate
+        # a calibrated question paired with this one has its settings, calibrated (Q9's report checks the run keys)
+        paired = [q for q in calibrated if PAIRED_QUESTIONS.get(q) == question]
+        reusable = sum(tables[q].groupby(["dataset", "sampler", "seed"]).ngroups for q in paired)
+        trained = runs - int(entry.get("reused_runs", 0))
+        hours = study_cost.rerun_hours(rate, runs - reusable, [ratios[m].median for m in models])
+        less = f" (less the {reusable:,} of {study_report.listing([q.upper() for q in paired])}, its settings " \
+            "calibrated)" if reusable else ""
+        estimates.append(f"{question.upper()} trained {trained:,} runs in {entry['seconds'] / 60:.0f} min here "
+                         f"({rate:.1f} s per run), so its {runs:,} runs calibrated{less} would take about "
+                         f"{study_cost.hours_text(hours)}")
+    if estimates:
+        text += (" At the measured rates, " + "; ".join(estimates)
+                 + " (a run's whole wall time scaled by the fit's ratio).")
+    refreshed = {"q1"} if numbers.sections.get("q1") and "recipe" in numbers.sections["q1"].facts else set()
+    first = [q for q in ("q1", "q2", "q3", "q4") if q in tables and sweeps.get(q) and q not in refreshed]
+    if q6_rate is not None and first and "bnn" in ratios:
+        datasets = tables["q6"]["dataset"].nunique()
+        sizes = {q: len(sweeps[q]["samplers"]) * len(sweeps[q]["seeds"]) * datasets for q in first}
+        text += (f" Refreshing {study_report.listing([q.upper() for q in sizes])} on Q6's {datasets} datasets with the "
+                 f"calibrated recipe would train " + ", ".join(f"{n:,}" for n in sizes.values()) + " runs: about "
+                 + ", ".join(study_cost.hours_text(study_cost.rerun_hours(q6_rate, n, [ratios["bnn"].median]))
+                             for n in sizes.values())
+                 + " at Q6's rate per run, so scaled (Q3's larger sample counts and Q4's batch GPA would add "
+                   "selection time).")
+    return [text, ""]
 
 
 def update_headline(page: Path, headline_block: str) -> None:

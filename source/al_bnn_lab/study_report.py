@@ -1254,9 +1254,10 @@ def _compare_sets(name: str, chosen: stats.RecommendationSet, other: dict, other
     `other_name`'s is not among these samplers)."""
     added = [m for m in chosen.members if m not in other["members"]]
     missing = [m for m in other["members"] if m not in chosen.members]
-    members = ("has the same members" if not added and not missing else
-               "adds " + listing(added) if not missing else "lacks " + listing(missing) if not added else
-               f"adds {listing(added)} and lacks {listing(missing)}")
+    members = (f"has the same members as {other_name}'s" if not added and not missing else
+               f"has {listing(added)} beyond {other_name}'s members" if not missing else
+               f"lacks {listing(missing)} of {other_name}'s members" if not added else
+               f"has {listing(added)} beyond {other_name}'s members and lacks {listing(missing)}")
     same, moved = [], []
     for part in ("best", "default"):
         mine, theirs = getattr(chosen, part), other[part]
@@ -1266,7 +1267,7 @@ def _compare_sets(name: str, chosen: stats.RecommendationSet, other: dict, other
             moved.append(f"its {part} is {mine} ({other_name}'s is not among these samplers)")
         else:
             moved.append(f"its {part} is {mine}, not {theirs}")
-    return (f"the {name} set {members} as {other_name}'s"
+    return (f"the {name} set {members}"
             + (f"; {listing(same)} {'is' if len(same) == 1 else 'are'} the same" if same else "")
             + "".join(f"; {part}" for part in moved))
 
@@ -1313,11 +1314,16 @@ def calibration_set_paragraph(facts: dict, results: dict[str, MethodStatistics],
             f"datasets, {len(facts['samplers'])} samplers ({comparisons} comparisons in Holm's family).")
     if "q6" in facts:
         q6 = facts["q6"]
+        fewer_seeds = seeds < q6["seeds"]
+        every_sampler = len(facts["samplers"]) >= q6["samplers"]
+        samplers = (f"all of Q6's {q6['samplers']} samplers" if every_sampler
+                    else f"{len(facts['samplers'])} of Q6's {q6['samplers']} samplers")
         scope = (f" Q9 has {plural_count(seeds, 'paired seed')}, "
-                 + (f"fewer than Q6's {q6['seeds']}" if seeds < q6["seeds"] else f"as many as Q6's {q6['seeds']}")
-                 + f", and {len(facts['samplers'])} of Q6's {q6['samplers']} samplers: each dataset's mean is over "
-                 f"{plural_count(seeds, 'seed')}, and the family is {comparisons} comparisons, not "
-                 f"{q6['samplers'] - 1}, so these sets are a coarser check than Q6's, not a replacement.")
+                 + (f"fewer than Q6's {q6['seeds']}" if fewer_seeds else f"as many as Q6's {q6['seeds']}")
+                 + f", and {samplers}: each dataset's mean is over {plural_count(seeds, 'seed')}"
+                 + ("" if every_sampler else f", and the family is {comparisons} comparisons, not {q6['samplers'] - 1}")
+                 + (", so these sets are a coarser check than Q6's, not a replacement." if fewer_seeds or not
+                    every_sampler else "."))
         text += scope
     differing = facts["rmse_differing"]
     text += (" Calibration itself changes no test RMSE, so the two sides can differ only through the paired runs whose "
