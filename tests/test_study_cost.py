@@ -2,7 +2,6 @@
 hand-made inputs, and the committed report's paragraph against the numbers it is computed from."""
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
@@ -59,39 +58,59 @@ def test_seconds_per_trained_run_leaves_reused_runs_out():
     assert study_cost.seconds_per_trained_run({"seconds": 5.0, "parts": 1, "reused_runs": 100}, 100) is None
 
 
-def test_rerun_hours_scale_by_the_lowest_and_highest_ratio():
-    assert study_cost.rerun_hours(36.0, 100, [2.0, 1.5]) == pytest.approx((1.5, 2.0))
-    assert study_cost.hours_text((1.5, 2.0)) == "1.5-2.0 h"
-    assert study_cost.hours_text((2.04, 2.01)) == "2.0 h"
+def test_training_share_counts_each_runs_part_of_its_stack():
+    table = pd.DataFrame({"training_seconds": [40.0, 40.0, 9.0], "runs_in_stack": [4, 4, 1],
+                          "selection_seconds": [1.0, 1.0, 6.0]})
+    assert study_cost.training_share(table) == pytest.approx((10 + 10 + 9) / (10 + 10 + 9 + 8))
+
+
+def test_rerun_hours_scale_only_the_training_share_by_the_median_then_the_extreme_ratios():
+    bnn = study_cost.CostRatio(median=2.0, low=1.5, high=2.5, datasets=3)
+    ensemble = study_cost.CostRatio(median=3.0, low=2.0, high=4.0, datasets=3)
+    # 36 s per run, 100 runs = 1 h uncalibrated; three quarters of it training
+    assert study_cost.rerun_hours(36.0, 100, [bnn], share=0.75) == pytest.approx((1.75, 1.375, 2.125))
+    assert study_cost.rerun_hours(36.0, 100, [bnn, ensemble]) == pytest.approx((2.5, 1.5, 4.0))
+    assert study_cost.hours_text((2.5, 1.5, 4.0)) == "2.5 h (1.5-4.0 h)"
+
+
+def _median_ratios(cost: pd.DataFrame) -> dict[str, tuple[float, float, float]]:
+    """Without study_cost: per dataset and model the ratio of median fit seconds, then per model the
+    median, lowest and highest over datasets."""
+    medians = cost.groupby(["model", "dataset", "calibration"])["fit_seconds"].median().unstack("calibration")
+    ratio = (medians["holdout"] / medians["none"]).groupby(level="model")
+    return {m: (r.median(), r.min(), r.max()) for m, r in ratio}
 
 
 def test_the_committed_report_states_the_estimates_its_numbers_give():
-    """docs/study.md's calibration paragraph, recomputed from the committed wall times, run tables
-    and cost report."""
+    """docs/study.md's calibration paragraph, recomputed without study_cost from the committed wall
+    times, run tables and cost report: the ratios, Q6's and Q7's rates, training shares and hours."""
     import json
 
     text = (REPO / "docs" / "study.md").read_text()
     paragraph = next(line for line in text.splitlines() if line.startswith("**Calibration.**"))
+    assert paragraph.startswith("**Calibration.** The runs of Q9 are calibrated; those of Q1, Q2, Q3, Q4, Q6 and Q7 "
+                                "are not.")
+    assert "`run_study.py --questions q6 --reuse docs/study_data/q9.csv.gz`" in paragraph
     walls = json.loads((REPO / "docs" / "study_data" / "wall_times.json").read_text())
-    ratios = study_cost.calibration_cost_ratios(pd.read_csv(REPO / "docs/uci_protocol/cost/calibration_cost.csv"))
-    for model, ratio in ratios.items():
-        assert f"{ratio.median:.2f}x ({model})" in paragraph
+    ratios = _median_ratios(pd.read_csv(REPO / "docs/uci_protocol/cost/calibration_cost.csv"))
+    for model, (median, low, high) in ratios.items():
+        assert f"{median:.2f}x ({model}; {low:.2f}-{high:.2f} over 6 datasets)" in paragraph
     keys = ["dataset", "model", "sampler", "seed"]
     tables = {q: pd.read_csv(REPO / "docs" / "study_data" / f"{q}.csv.gz") for q in ("q6", "q7", "q9")}
-    assert study_cost.runs_calibrated(tables["q9"]) and not study_cost.runs_calibrated(tables["q6"])
-    q6_runs = tables["q6"].groupby(keys).ngroups
-    q6_rate = study_cost.seconds_per_trained_run(walls["q6"], q6_runs)
-    reusable = tables["q9"].groupby(keys).ngroups
-    q6_hours = study_cost.rerun_hours(q6_rate, q6_runs - reusable, [ratios["bnn"].median])
-    match = re.search(r"Q6 trained ([\d,]+) runs in (\d+) min here \(([\d.]+) s per run\), so its ([\d,]+) runs "
-                      r"calibrated \(less the ([\d,]+) of Q9, its settings calibrated\) would take about ([\d.-]+ h)",
-                      paragraph)
-    assert match is not None, paragraph
-    assert int(match[1].replace(",", "")) == q6_runs - walls["q6"]["reused_runs"]
-    assert float(match[3]) == pytest.approx(q6_rate, abs=0.05)
-    assert int(match[4].replace(",", "")) == q6_runs and int(match[5].replace(",", "")) == reusable
-    assert match[6] == study_cost.hours_text(q6_hours)
-    q7_rate = study_cost.seconds_per_trained_run(walls["q7"], tables["q7"].groupby(keys).ngroups)
-    q7_hours = study_cost.rerun_hours(q7_rate, tables["q7"].groupby(keys).ngroups,
-                                      [ratios[m].median for m in set(tables["q7"]["model"])])
-    assert f"would take about {study_cost.hours_text(q7_hours)}" in paragraph
+    for question, reusable in (("q6", len(tables["q9"].drop_duplicates(keys))), ("q7", 0)):
+        table, wall = tables[question], walls[question]
+        runs = len(table.drop_duplicates(keys))
+        trained = runs - wall.get("reused_runs", 0)
+        rate = wall["seconds"] / trained
+        training = (table["training_seconds"] / table["runs_in_stack"]).sum()
+        share = training / (training + table["selection_seconds"].sum())
+        models = sorted(set(table["model"]))
+        middle = np.mean([ratios[m][0] for m in models])
+        low, high = min(ratios[m][1] for m in models), max(ratios[m][2] for m in models)
+        hours = [rate * (runs - reusable) * (share * r + 1 - share) / 3600 for r in (middle, low, high)]
+        less = f" (less the {reusable:,} of Q9)" if reusable else ""
+        assert (f"{question.upper()} trained {trained:,} runs in {wall['seconds'] / 60:.0f} min here ({rate:.1f} s per "
+                f"run, {share:.0%} of it training), so its {runs:,} runs calibrated{less} would take about "
+                f"{hours[0]:.1f} h ({hours[1]:.1f}-{hours[2]:.1f} h)") in paragraph, question
+    q9_rate = walls["q9"]["seconds"] / (len(tables["q9"].drop_duplicates(keys)) - walls["q9"]["reused_runs"])
+    assert f"Q9's calibrated runs took {q9_rate:.1f} s each here" in paragraph

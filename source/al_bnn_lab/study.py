@@ -542,6 +542,17 @@ def question_scope_table(sweeps: dict[str, dict | None], tables: dict[str, pd.Da
     return study_report.markdown_table(["question", "datasets", "seeds", "models", "samplers", "run"], rows)
 
 
+def sampler_parms(raw: dict) -> dict[str, dict]:
+    """label -> the sampling settings each sampler of a sweep config runs with: the experiment's
+    parms, then its sampler_settings', sample_policy defaulting to the label (as the sweep reads them)."""
+    parms = {}
+    for label in raw["samplers"]:
+        merged = merge_sections((raw.get("experiment") or {}).get("parms") or {},
+                                ((raw.get("sampler_settings") or {}).get(label) or {}).get("parms") or {})
+        parms[label] = {"sample_policy": label, **merged}
+    return parms
+
+
 def sampler_kinds(raw: dict) -> dict[str, tuple[str, str]]:
     """label -> (rule, kernel) of each sampler of a sweep config: its sample_policy and the kernel
     its settings give it (gpa_kernel for GPA, family_kernel for the selection family)."""
@@ -550,10 +561,8 @@ def sampler_kinds(raw: dict) -> dict[str, tuple[str, str]]:
 
     defaults = SamplingParameters()
     kinds = {}
-    for label in raw["samplers"]:
-        parms = merge_sections((raw.get("experiment") or {}).get("parms") or {},
-                               ((raw.get("sampler_settings") or {}).get(label) or {}).get("parms") or {})
-        rule = parms.get("sample_policy", label)
+    for label, parms in sampler_parms(raw).items():
+        rule = parms["sample_policy"]
         if rule in ("gpa", "bgpa", "lrgpa"):
             kernel = parms.get("gpa_kernel", defaults.gpa_kernel)
         elif rule in METHODS:
@@ -562,6 +571,14 @@ def sampler_kinds(raw: dict) -> dict[str, tuple[str, str]]:
             kernel = "none" if rule == "random" else "mc"
         kinds[label] = (rule, kernel)
     return kinds
+
+
+def same_samplers(raw: dict, other: dict) -> dict[str, str]:
+    """label in `raw` -> the label in `other` that samples with exactly the same settings (run on the
+    same model and schedule, they would make the same run), for the samplers that have one."""
+    theirs = sampler_parms(other)
+    return {label: next(o for o, p in theirs.items() if p == parms)
+            for label, parms in sampler_parms(raw).items() if parms in theirs.values()}
 
 
 def run_table_name(question: str) -> str:
@@ -729,13 +746,9 @@ def with_recipe_refresh(q1: study_report.Section, q6_table: pd.DataFrame, q1_swe
     """Q1's question asked again of Q6's runs, which ran Q1's three samplers with the recipe on
     Q6's datasets and seeds (no training): the first edition's section with the refreshed tables,
     figures and answer added after it. Q1 unchanged where Q6 lacks one of its samplers' kinds."""
-    q1_kinds, q6_kinds = sampler_kinds(q1_sweep), sampler_kinds(q6_sweep)
-    labels = {}  # Q1's label -> Q6's label of the same rule on the same kernel
-    for label, kind in q1_kinds.items():
-        match = next((other for other, other_kind in q6_kinds.items() if other_kind == kind), None)
-        if match is None:
-            return q1
-        labels[label] = match
+    labels = same_samplers(q1_sweep, q6_sweep)  # Q1's label -> Q6's label with the same sampling settings
+    if len(labels) < len(q1_sweep["samplers"]):
+        return q1
     if BASELINE not in labels or "mcdue" not in labels:
         return q1
     q1_gpa = next(label for label in labels if label not in (BASELINE, "mcdue"))
@@ -744,14 +757,17 @@ def with_recipe_refresh(q1: study_report.Section, q6_table: pd.DataFrame, q1_swe
     refreshed = study_report.question_samplers(runs, BASELINE, challengers=(gpa, labels["mcdue"]), gpa=gpa)
     datasets, seeds = refreshed.facts["datasets"], refreshed.facts["seeds"]
     scope = (f"the default recipe, {datasets} datasets, {seeds} paired seeds; no training: Q6 ran Q1's samplers, GPA "
-             f"as {gpa} (Q1's {q1_gpa}: the same rule on the same kernel), uncalibrated, so the log-likelihoods are "
-             "the raw model's")
+             f"as {gpa} (Q1's {q1_gpa}: the same sampling settings), uncalibrated, so the log-likelihoods are the raw "
+             "model's; per-dataset verdicts as in the first edition, 95% intervals not corrected for the number of "
+             f"datasets (Q6's Holm-corrected verdicts for {gpa} and {labels['mcdue']} are with the recommendation)")
     section = study_report.Section(q1.key, q1.title, q1.answer, q1.headline, markdown=list(q1.markdown),
                                    tables=dict(q1.tables), figures=dict(q1.figures), facts=dict(q1.facts))
-    section.markdown += [f"**Q1 refreshed on Q6's runs** ({scope}):", *refreshed.markdown,
-                         f"**Answer on the recipe.** {refreshed.answer}"]
+    section.appendix = [f"**Q1 refreshed on Q6's runs** ({scope}):", *refreshed.markdown,
+                        f"**Answer on the recipe.** {refreshed.answer}"]
     section.tables.update({name.replace("q1_", "q1_recipe_", 1): table for name, table in refreshed.tables.items()})
-    section.figures.update({name.replace("q1_", "q1_recipe_", 1): figure for name, figure in refreshed.figures.items()})
+    section.appendix_figures = {name.replace("q1_", "q1_recipe_", 1): figure
+                                for name, figure in refreshed.figures.items()}
+    section.appendix_caption = f"{q1.title}, on the recipe (Q6's runs)"
     refreshed_headline = refreshed.headline[0].lower() + refreshed.headline[1:]
     section.headline = f"{q1.headline} With the recipe on Q6's runs ({datasets} datasets): {refreshed_headline}"
     section.facts["recipe"] = refreshed.facts
@@ -955,7 +971,14 @@ def question_lines(question: str, section: study_report.Section | None, raw: dic
         image_writer.save_figure(name, figure)
         plt.close(figure)
         lines += [f"![{section.title}]({image_link}/{name})", ""]
-    return lines + [f"**Answer.** {section.answer}", ""]
+    lines += [f"**Answer.** {section.answer}", ""]
+    for block in section.appendix:
+        lines += [block, ""]
+    for name, figure in section.appendix_figures.items():
+        image_writer.save_figure(name, figure)
+        plt.close(figure)
+        lines += [f"![{section.appendix_caption or section.title}]({image_link}/{name})", ""]
+    return lines
 
 
 def first_edition_note(sweeps: dict[str, dict], quick: bool, uci_root: str | None = None) -> list[str]:
@@ -976,62 +999,84 @@ def calibration_lines(numbers: StudyNumbers, wall_times: WallTimes, quick: bool,
     are not, and for the first edition's questions on Q6's datasets, what a calibrated rerun would
     take at the measured rates (al_bnn_lab.study_cost): report lines, or none."""
     tables, sweeps = numbers.tables, numbers.sweeps
-    ran = [q for q in QUESTIONS if q in tables]
     if "q6" not in tables or quick:
         return []
+    names = study_report.listing
+    ran = [q for q in QUESTIONS if q in tables]
     calibrated = [q for q in ran if study_cost.runs_calibrated(tables[q])]
     plain = [q for q in ran if q not in calibrated]
     stale = [q for q in plain if sweeps.get(q) and study_cost.configured_calibration(sweeps[q]) != "none"]
-    text = (f"**Calibration.** The runs of {study_report.listing([q.upper() for q in calibrated])} are calibrated; "
-            f"those of {study_report.listing([q.upper() for q in plain])} are not.")
+    text = (f"**Calibration.** The runs of {names([q.upper() for q in calibrated])} are calibrated; those of "
+            f"{names([q.upper() for q in plain])} are not.")
+    # a calibrated question paired with a stale one has its settings, calibrated (Q9's report checks the run keys)
+    paired = {q: [c for c in calibrated if PAIRED_QUESTIONS.get(c) == q] for q in stale}
     if stale:
         asks = sorted({study_cost.configured_calibration(sweeps[q]) for q in stale})
-        text += (f" {study_report.listing([q.upper() for q in stale])} ran before the default recipe calibrated the AL "
-                 f"loop, and their configs now ask for it (`train_schedule.calibration: {' or '.join(asks)}`), so "
-                 f"`run_study.py --questions {' '.join(stale)}` trains them anew, calibrated.")
+        commands = ", ".join(f"`run_study.py --questions {q}"
+                             + "".join(f" --reuse docs/study_data/{run_table_name(c)}" for c in paired[q]) + "`"
+                             + (f" (taking {names([c.upper() for c in paired[q]])}'s runs, which have its settings)"
+                                if paired[q] else "") for q in stale)
+        text += (f" {names([q.upper() for q in stale])} ran before the default recipe calibrated the AL loop, and "
+                 f"their configs now ask for it (`train_schedule.calibration: {' or '.join(asks)}`), so rerunning "
+                 f"them trains them anew, calibrated: {commands}.")
     cost_file = question_settings("q6", quick, uci_root)[1].get("calibration_cost")
     if not cost_file or not (REPO_ROOT / cost_file).is_file():
         return [text, ""]
     ratios = study_cost.calibration_cost_ratios(pd.read_csv(REPO_ROOT / cost_file))
     link = os.path.relpath(REPO_ROOT / str(cost_file).removesuffix(".csv"), REPO_ROOT / "docs") + ".md"
-    ratio_text = ", ".join(f"{ratio.median:.2f}x ({model})" for model, ratio in ratios.items())
-    counts = sorted({ratio.datasets for ratio in ratios.values()})
-    text += (f" A calibrated fit costs {ratio_text} an uncalibrated one (median over the "
-             f"{'/'.join(map(str, counts))} datasets of the [UCI protocol's cost report]({link})).")
-    estimates = []
-    q6_rate = None
+    text += (" A calibrated fit costs " + ", ".join(f"{r.median:.2f}x ({m}; {r.low:.2f}-{r.high:.2f} over "
+                                                     f"{r.datasets} datasets)" for m, r in ratios.items())
+             + f" an uncalibrated one (median, [UCI protocol's cost report]({link})).")
+    run_columns = ["dataset", "model", "sampler", "seed"]
+    estimates, q6_rate = [], None
     for question in stale:
-        runs = tables[question].groupby(["dataset", "model", "sampler", "seed"]).ngroups
+        table = tables[question]
+        runs = table.groupby(run_columns).ngroups
         entry = wall_times.entries.get(question)
         rate = study_cost.seconds_per_trained_run(entry, runs)
-        models = [m for m in dict.fromkeys(tables[question]["model"]) if m in ratios]
-        if rate is None or not models:
+        models = [m for m in dict.fromkeys(table["model"]) if m in ratios]
+        if entry is None or rate is None or not models:
             continue
-        q6_rate = rate if question == "q6" else q6_rate
-        # a calibrated question paired with this one has its settings, calibrated (Q9's report checks the run keys)
-        paired = [q for q in calibrated if PAIRED_QUESTIONS.get(q) == question]
-        reusable = sum(tables[q].groupby(["dataset", "sampler", "seed"]).ngroups for q in paired)
-        trained = runs - int(entry.get("reused_runs", 0))
-        hours = study_cost.rerun_hours(rate, runs - reusable, [ratios[m].median for m in models])
-        less = f" (less the {reusable:,} of {study_report.listing([q.upper() for q in paired])}, its settings " \
-            "calibrated)" if reusable else ""
-        estimates.append(f"{question.upper()} trained {trained:,} runs in {entry['seconds'] / 60:.0f} min here "
-                         f"({rate:.1f} s per run), so its {runs:,} runs calibrated{less} would take about "
-                         f"{study_cost.hours_text(hours)}")
+        share = study_cost.training_share(table)
+        q6_rate = (rate, share) if question == "q6" else q6_rate
+        reusable = sum(tables[c].groupby(["dataset", "sampler", "seed"]).ngroups for c in paired[question])
+        hours = study_cost.rerun_hours(rate, runs - reusable, [ratios[m] for m in models], share)
+        less = (f" (less the {reusable:,} of {names([c.upper() for c in paired[question]])})" if reusable else "")
+        estimates.append(f"{question.upper()} trained {runs - int(entry.get('reused_runs', 0)):,} runs in "
+                         f"{entry['seconds'] / 60:.0f} min here ({rate:.1f} s per run, {share:.0%} of it training), "
+                         f"so its {runs:,} runs calibrated{less} would take about {study_cost.hours_text(hours)}")
     if estimates:
-        text += (" At the measured rates, " + "; ".join(estimates)
-                 + " (a run's whole wall time scaled by the fit's ratio).")
+        text += (" Scaling the training part of each run by these ratios (the estimate by the median, the range by "
+                 "the lowest and highest): " + "; ".join(estimates) + ".")
+    rates = []
+    for question in calibrated:
+        entry = wall_times.entries.get(question)
+        runs = tables[question].groupby(run_columns).ngroups
+        rate = study_cost.seconds_per_trained_run(entry, runs)
+        if entry is not None and rate is not None:
+            stacks = sorted(set(tables[question].get("runs_in_stack", pd.Series(dtype=int)).dropna().astype(int)))
+            rates.append(f"{question.upper()}'s calibrated runs took {rate:.1f} s each here"
+                         + (f", in stacks of {names([str(n) for n in stacks])} runs" if stacks else ""))
+    if rates:
+        text += (" " + "; ".join(rates) + ": a stack trains its runs at once, so a question with fewer runs per "
+                 "dataset pays more per run, and these rates are not the ones to scale.")
     refreshed = {"q1"} if numbers.sections.get("q1") and "recipe" in numbers.sections["q1"].facts else set()
     first = [q for q in ("q1", "q2", "q3", "q4") if q in tables and sweeps.get(q) and q not in refreshed]
     if q6_rate is not None and first and "bnn" in ratios:
         datasets = tables["q6"]["dataset"].nunique()
-        sizes = {q: len(sweeps[q]["samplers"]) * len(sweeps[q]["seeds"]) * datasets for q in first}
-        text += (f" Refreshing {study_report.listing([q.upper() for q in sizes])} on Q6's {datasets} datasets with the "
-                 f"calibrated recipe would train " + ", ".join(f"{n:,}" for n in sizes.values()) + " runs: about "
-                 + ", ".join(study_cost.hours_text(study_cost.rerun_hours(q6_rate, n, [ratios["bnn"].median]))
-                             for n in sizes.values())
-                 + " at Q6's rate per run, so scaled (Q3's larger sample counts and Q4's batch GPA would add "
-                   "selection time).")
+        parts = []
+        for question in first:
+            shared = same_samplers(sweeps[question], sweeps["q6"])
+            own = [s for s in sweeps[question]["samplers"] if s not in shared]
+            runs = len(own) * len(sweeps[question]["seeds"]) * datasets
+            hours = study_cost.rerun_hours(q6_rate[0], runs, [ratios["bnn"]], q6_rate[1])
+            parts.append(f"{question.upper()} {runs:,} runs, about {study_cost.hours_text(hours)}"
+                         + (f" ({names(list(shared))} sampling as Q6's {names(list(shared.values()))}, whose "
+                            "calibrated rerun would hold these runs)" if shared else ""))
+        text += (f" Refreshing {names([q.upper() for q in first])} on Q6's {datasets} datasets with the calibrated "
+                 "recipe, at Q6's rate so scaled: " + "; ".join(parts) + " (selection that costs more than Q6's "
+                 "would add: Q3's larger sample counts, Q4's batch GPA, the pick comparisons Q2 and Q3 record at "
+                 "every step).")
     return [text, ""]
 
 

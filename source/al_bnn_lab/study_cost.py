@@ -3,8 +3,9 @@
 An estimate here is a measured rate scaled, never a guess: a question's wall seconds per trained run
 on this machine (its wall-time record, reused runs left out) times the runs a rerun would train,
 times the measured cost of a calibrated fit against an uncalibrated one (the UCI protocol's cost
-report, per model). The ratio scales a run's whole time, selection included, so where selection is
-a large part (batch GPA on a large pool, Q5) the estimate is high.
+report, per model) applied to the share of that time the question's runs spent training (their
+recorded training and selection seconds). The rate depends on how many runs a stack trains at once:
+Q6's were stacked by the dozens, so its rate is the one to scale.
 """
 from __future__ import annotations
 
@@ -56,12 +57,28 @@ def seconds_per_trained_run(entry: Mapping | None, runs: int) -> float | None:
     return float(entry["seconds"]) / trained if trained > 0 else None
 
 
-def rerun_hours(seconds_per_run: float, runs: int, ratios: Sequence[float]) -> tuple[float, float]:
-    """(low, high) hours to train `runs` runs calibrated, at an uncalibrated rate scaled by the
-    cost ratios of the models involved."""
-    return (seconds_per_run * runs * min(ratios) / 3600, seconds_per_run * runs * max(ratios) / 3600)
+def training_share(table: pd.DataFrame) -> float:
+    """The share of a question's measured seconds that trained models (the rest selected): only
+    that part costs more when calibrated."""
+    # a row's training_seconds is its whole stack's: each run's part is that divided by the runs in it
+    per_run = table["training_seconds"] / (table["runs_in_stack"] if "runs_in_stack" in table else 1)
+    training, selection = float(per_run.sum()), float(table["selection_seconds"].sum())
+    return training / (training + selection) if training + selection > 0 else 1.0
 
 
-def hours_text(hours: tuple[float, float]) -> str:
-    low, high = hours
-    return f"{low:.1f} h" if round(low, 1) == round(high, 1) else f"{low:.1f}-{high:.1f} h"
+def rerun_hours(seconds_per_run: float, runs: int, ratios: Sequence[CostRatio], share: float = 1.0
+                ) -> tuple[float, float, float]:
+    """(estimate, low, high) hours to train `runs` runs calibrated, at an uncalibrated rate whose
+    training share is scaled by the models' cost ratios: the estimate by their median ratios
+    (averaged over the models), low and high by the lowest and highest ratio the report measured."""
+    def hours(ratio: float) -> float:
+        return seconds_per_run * runs * (share * ratio + 1.0 - share) / 3600
+
+    middle = sum(ratio.median for ratio in ratios) / len(ratios)
+    return hours(middle), hours(min(r.low for r in ratios)), hours(max(r.high for r in ratios))
+
+
+def hours_text(hours: tuple[float, float, float]) -> str:
+    """'7.0 h (5.8-8.1 h)': the estimate, then the range of the measured ratios."""
+    middle, low, high = hours
+    return f"{middle:.1f} h ({low:.1f}-{high:.1f} h)"

@@ -132,6 +132,9 @@ class Section:
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     figures: dict = field(default_factory=dict)
     facts: dict = field(default_factory=dict)  # key numbers, for the report's three-sentence summary
+    appendix: list[str] = field(default_factory=list)  # blocks after the answer (a refresh of the question)
+    appendix_figures: dict = field(default_factory=dict)
+    appendix_caption: str = ""  # the appendix figures' alt text
 
 
 def _dataset_order(table: pd.DataFrame) -> list[str]:
@@ -224,6 +227,7 @@ def question_samplers(table: pd.DataFrame, baseline: str = "random", challengers
     gpa_over_mcdue = [d for d, v in head_to_head.items() if v == "lower"]
     mcdue_over_gpa = [d for d, v in head_to_head.items() if v == "higher"]
     mcdue_better = comparison[(comparison["sampler"] != gpa) & (comparison["final_verdict"] == "lower")]["dataset"]
+    mcdue_worse = comparison[(comparison["sampler"] != gpa) & (comparison["final_verdict"] == "higher")]["dataset"]
     log_better = [d for d in datasets
                   if verdict(-paired(scalars, d, gpa, baseline, "log_likelihood_auc", relative=False)) == "lower"]
     log_worse = [d for d in datasets
@@ -235,14 +239,15 @@ def question_samplers(table: pd.DataFrame, baseline: str = "random", challengers
         f"It is clearly worse on {len(hurts)} ({listing(hurts)}) and indistinguishable from {baseline} at this "
         f"number of seeds on {len(unclear)} ({listing(unclear)}). MCDUE (top Monte-Carlo variance, no "
         f"conditioning between picks) has a clearly lower final RMSE than {baseline} on {len(mcdue_better)} "
-        f"dataset(s){': ' + listing(list(mcdue_better)) if len(mcdue_better) else ''}. Paired directly, GPA's "
+        f"dataset(s){': ' + listing(list(mcdue_better)) if len(mcdue_better) else ''} and a clearly higher one on "
+        f"{len(mcdue_worse)}{': ' + listing(list(mcdue_worse)) if len(mcdue_worse) else ''}. Paired directly, GPA's "
         f"final RMSE is clearly lower than MCDUE's on {listing(gpa_over_mcdue)} and clearly higher on "
         f"{listing(mcdue_over_gpa)}. In test log-likelihood (area under its curve, paired) GPA is clearly better "
         f"than {baseline} on {listing(log_better)} and clearly worse on {listing(log_worse)}. The curves show "
         "where the differences arise along the schedule.")
     headline = (f"In test RMSE GPA beats random selection clearly on {len(helps)} of {len(datasets)} datasets "
                 f"({listing(helps)}), loses on {len(hurts)} and is within noise on {len(unclear)} "
-                f"({seeds} paired seeds, 95% intervals).")
+                f"({seeds} paired seeds, 95% intervals, not corrected for the number of datasets).")
     section = Section("q1", "GPA vs random vs MCDUE", answer, headline)
     section.facts = dict(helps=helps, hurts=hurts, unclear=unclear, datasets=len(datasets), seeds=seeds,
                          names=datasets)
