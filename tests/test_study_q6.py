@@ -148,6 +148,10 @@ def test_q7_coverage_without_the_column_or_for_some_datasets_only():
     section = study_methods.question_models(other, bnn, "", "random")
     assert ("Random's 90% predictive interval held, averaged over the datasets: dropout 0.50 (over 3 of the 4) "
             "of the test targets") in section.answer
+    assert "over-confident; uncalibrated runs: bnn (Q6 runs) and dropout):" in section.markdown[1]
+    other["calibration_epistemic"] = 1.2  # a calibrated run records its fitted scales
+    section = study_methods.question_models(other, bnn, "", "random")
+    assert "over-confident; calibrated runs: dropout; uncalibrated runs: bnn (Q6 runs)):" in section.markdown[1]
     assert "| d0 | " in section.markdown[1] and "nan" not in section.markdown[1]
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from al_bnn_lab.study_cost import runs_calibrated
 from al_bnn_lab.study_report import (
     Section,
     _dataset_order,
@@ -488,6 +489,14 @@ def _calibration_note(coverages: dict, baseline: str) -> str:
             if calibration else "")
 
 
+def _calibrated_text(parts: dict[str, pd.DataFrame]) -> str:
+    """Which models' runs were calibrated (their coverage is then the calibrated model's)."""
+    calibrated = [name for name, part in parts.items() if runs_calibrated(part)]
+    plain = [name for name in parts if name not in calibrated]
+    return "; ".join(filter(None, [f"calibrated runs: {listing(calibrated)}" if calibrated else "",
+                                   f"uncalibrated runs: {listing(plain)}" if plain else ""]))
+
+
 def question_models(table: pd.DataFrame, bnn_table: pd.DataFrame | None, derivation: str,
                     baseline: str = "random", pick: str | None = None) -> Section:
     """table: the Q7 runs (models other than bnn); bnn_table: Q6's bnn runs, restricted here to
@@ -526,7 +535,7 @@ def question_models(table: pd.DataFrame, bnn_table: pd.DataFrame | None, derivat
         f"within noise / clearly worse counts datasets; {MARK_LEGEND}):\n\n" + markdown_table(header, rows),
         f"**The models themselves**: {baseline}'s mean log RMSE per model (mean ± 95% interval over seeds; lower = "
         "more accurate) and its 90% coverage (share of test targets inside the central 90% predictive interval, "
-        "averaged over AL steps and seeds; 0.90 = calibrated, lower = over-confident):\n\n"
+        f"averaged over AL steps and seeds; 0.90 = calibrated, lower = over-confident; {_calibrated_text(parts)}):\n\n"
         + markdown_table(["dataset", *[f"{name}: {column}" for name in results
                                        for column in ("mean log RMSE", "90% coverage")]], accuracy_rows),
         *[f"**{name}, each dataset** (mean log RMSE minus {baseline}'s, paired over seeds; {MARK_LEGEND}):\n\n"
