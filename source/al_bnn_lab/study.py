@@ -965,20 +965,18 @@ def question_lines(question: str, section: study_report.Section | None, raw: dic
              f"{_size_text(question, raw)}*wall time on this machine:* {wall_times.describe(question)}.", ""]
     if section is None:
         return lines + ["Not run yet.", ""]
-    for block in section.markdown:
-        lines += [block, ""]
-    for name, figure in section.figures.items():
-        image_writer.save_figure(name, figure)
-        plt.close(figure)
-        lines += [f"![{section.title}]({image_link}/{name})", ""]
-    lines += [f"**Answer.** {section.answer}", ""]
-    for block in section.appendix:
-        lines += [block, ""]
-    for name, figure in section.appendix_figures.items():
-        image_writer.save_figure(name, figure)
-        plt.close(figure)
-        lines += [f"![{section.appendix_caption or section.title}]({image_link}/{name})", ""]
-    return lines
+    def blocks_then_figures(blocks: list[str], figures: dict, caption: str) -> list[str]:
+        rendered = [line for block in blocks for line in (block, "")]
+        for name, figure in figures.items():
+            image_writer.save_figure(name, figure)
+            plt.close(figure)
+            rendered += [f"![{caption}]({image_link}/{name})", ""]
+        return rendered
+
+    return (lines + blocks_then_figures(section.markdown, section.figures, section.title)
+            + [f"**Answer.** {section.answer}", ""]
+            + blocks_then_figures(section.appendix, section.appendix_figures,
+                                  section.appendix_caption or section.title))
 
 
 def first_edition_note(sweeps: dict[str, dict], quick: bool, uci_root: str | None = None) -> list[str]:
