@@ -40,7 +40,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -747,9 +747,7 @@ def with_recipe_refresh(q1: study_report.Section, q6_table: pd.DataFrame, q1_swe
     Q6's datasets and seeds (no training): the first edition's section with the refreshed tables,
     figures and answer added after it. Q1 unchanged where Q6 lacks one of its samplers' kinds."""
     labels = same_samplers(q1_sweep, q6_sweep)  # Q1's label -> Q6's label with the same sampling settings
-    if len(labels) < len(q1_sweep["samplers"]):
-        return q1
-    if BASELINE not in labels or "mcdue" not in labels:
+    if len(labels) < len(q1_sweep["samplers"]) or BASELINE not in labels or "mcdue" not in labels:
         return q1
     q1_gpa = next(label for label in labels if label not in (BASELINE, "mcdue"))
     gpa = labels[q1_gpa]
@@ -760,18 +758,15 @@ def with_recipe_refresh(q1: study_report.Section, q6_table: pd.DataFrame, q1_swe
              f"as {gpa} (Q1's {q1_gpa}: the same sampling settings), uncalibrated, so the log-likelihoods are the raw "
              "model's; per-dataset verdicts as in the first edition, 95% intervals not corrected for the number of "
              f"datasets (Q6's Holm-corrected verdicts for {gpa} and {labels['mcdue']} are with the recommendation)")
-    section = study_report.Section(q1.key, q1.title, q1.answer, q1.headline, markdown=list(q1.markdown),
-                                   tables=dict(q1.tables), figures=dict(q1.figures), facts=dict(q1.facts))
-    section.appendix = [f"**Q1 refreshed on Q6's runs** ({scope}):", *refreshed.markdown,
-                        f"**Answer on the recipe.** {refreshed.answer}"]
-    section.tables.update({name.replace("q1_", "q1_recipe_", 1): table for name, table in refreshed.tables.items()})
-    section.appendix_figures = {name.replace("q1_", "q1_recipe_", 1): figure
-                                for name, figure in refreshed.figures.items()}
-    section.appendix_caption = f"{q1.title}, on the recipe (Q6's runs)"
     refreshed_headline = refreshed.headline[0].lower() + refreshed.headline[1:]
-    section.headline = f"{q1.headline} With the recipe on Q6's runs ({datasets} datasets): {refreshed_headline}"
-    section.facts["recipe"] = refreshed.facts
-    return section
+    return replace(
+        q1, headline=f"{q1.headline} With the recipe on Q6's runs ({datasets} datasets): {refreshed_headline}",
+        tables={**q1.tables, **{name.replace("q1_", "q1_recipe_", 1): t for name, t in refreshed.tables.items()}},
+        facts={**q1.facts, "recipe": refreshed.facts},
+        appendix=[f"**Q1 refreshed on Q6's runs** ({scope}):", *refreshed.markdown,
+                  f"**Answer on the recipe.** {refreshed.answer}"],
+        appendix_figures={name.replace("q1_", "q1_recipe_", 1): figure for name, figure in refreshed.figures.items()},
+        appendix_caption=f"{q1.title}, on the recipe (Q6's runs)")
 
 
 def compute_numbers(tables: dict[str, pd.DataFrame], sweeps: dict[str, dict | None],
@@ -991,6 +986,13 @@ def first_edition_note(sweeps: dict[str, dict], quick: bool, uci_root: str | Non
     return [f"**The first edition on the recipe.** {note}", ""]
 
 
+def measured_rate(table: pd.DataFrame, wall_times: WallTimes, question: str) -> tuple[int, dict, float | None]:
+    """(runs, wall-time record, seconds per trained run) of a question that ran."""
+    runs = table.groupby(["dataset", "model", "sampler", "seed"]).ngroups
+    entry = wall_times.entries.get(question) or {}
+    return runs, entry, study_cost.seconds_per_trained_run(entry, runs)
+
+
 def calibration_lines(numbers: StudyNumbers, wall_times: WallTimes, quick: bool,
                       uci_root: str | None = None) -> list[str]:
     """Which questions' runs are calibrated; for those whose config now calibrates but whose runs
@@ -1025,15 +1027,12 @@ def calibration_lines(numbers: StudyNumbers, wall_times: WallTimes, quick: bool,
     text += (" A calibrated fit costs " + ", ".join(f"{r.median:.2f}x ({m}; {r.low:.2f}-{r.high:.2f} over "
                                                      f"{r.datasets} datasets)" for m, r in ratios.items())
              + f" an uncalibrated one (median, [UCI protocol's cost report]({link})).")
-    run_columns = ["dataset", "model", "sampler", "seed"]
     estimates, q6_rate = [], None
     for question in stale:
         table = tables[question]
-        runs = table.groupby(run_columns).ngroups
-        entry = wall_times.entries.get(question)
-        rate = study_cost.seconds_per_trained_run(entry, runs)
+        runs, entry, rate = measured_rate(tables[question], wall_times, question)
         models = [m for m in dict.fromkeys(table["model"]) if m in ratios]
-        if entry is None or rate is None or not models:
+        if rate is None or not models:
             continue
         share = study_cost.training_share(table)
         q6_rate = (rate, share) if question == "q6" else q6_rate
@@ -1048,10 +1047,8 @@ def calibration_lines(numbers: StudyNumbers, wall_times: WallTimes, quick: bool,
                  "the lowest and highest): " + "; ".join(estimates) + ".")
     rates = []
     for question in calibrated:
-        entry = wall_times.entries.get(question)
-        runs = tables[question].groupby(run_columns).ngroups
-        rate = study_cost.seconds_per_trained_run(entry, runs)
-        if entry is not None and rate is not None:
+        rate = measured_rate(tables[question], wall_times, question)[2]
+        if rate is not None:
             stacks = sorted(set(tables[question].get("runs_in_stack", pd.Series(dtype=int)).dropna().astype(int)))
             rates.append(f"{question.upper()}'s calibrated runs took {rate:.1f} s each here"
                          + (f", in stacks of {names([str(n) for n in stacks])} runs" if stacks else ""))
