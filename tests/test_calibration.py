@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from al_bnn.models.calibration import VarianceScales, fit_variance_scales, holdout_rows
+from al_bnn.models.calibration import VarianceScales, fit_variance_scales, holdout_positions, holdout_rows
 
 Z90 = stats.norm.ppf(0.95)
 
@@ -156,3 +156,19 @@ def test_the_learner_and_suggest_build_calibrated_estimators():
         net = {"dropout_rate": 0.1} if model == "dropout" else {}
         estimator = estimator_for_config(config_from_dict({"parms": {"name_model": model}, "net_config": net}, "test"))
         assert estimator.calibration == "holdout"
+
+
+def test_one_holdout_keying_for_estimator_loop_and_replay():
+    """The estimator, the loop's stack calibration and the transfer replay all hold out
+    holdout_positions' rows; the committed calibrated runs depend on this exact keying."""
+    from al_bnn import stack_calibration
+    from al_bnn.models import estimators
+    from al_bnn.randomness import numpy_generator
+    from al_bnn_lab import calibration_transfer
+
+    assert stack_calibration.holdout_positions is holdout_positions
+    assert estimators.holdout_positions is holdout_positions
+    assert calibration_transfer.holdout_positions is holdout_positions
+    for n_rows, fraction, seed, fit in [(30, 0.2, 0, 0), (60, 0.2, 3, 1), (1000, 0.1, 7, 4)]:
+        expected = holdout_rows(n_rows, fraction, numpy_generator(seed, "calibration", fit), minimum=10)
+        np.testing.assert_array_equal(holdout_positions(n_rows, fraction, seed, fit), expected)

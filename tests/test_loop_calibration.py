@@ -74,10 +74,10 @@ def test_the_schema_default_is_a_valid_setting_and_holdout_is_the_other():
 
 # -- the held-out rows ---------------------------------------------------------------------------
 def test_held_out_positions_are_keyed_by_seed_and_phase_and_their_number_by_the_size_only():
-    first = holdout_positions(60, 0.2, seed=3, phase=1)
-    np.testing.assert_array_equal(first, holdout_positions(60, 0.2, seed=3, phase=1))
-    assert not np.array_equal(first, holdout_positions(60, 0.2, seed=3, phase=2))
-    assert not np.array_equal(first, holdout_positions(60, 0.2, seed=4, phase=1))
+    first = holdout_positions(60, 0.2, seed=3, fit=1)
+    np.testing.assert_array_equal(first, holdout_positions(60, 0.2, seed=3, fit=1))
+    assert not np.array_equal(first, holdout_positions(60, 0.2, seed=3, fit=2))
+    assert not np.array_equal(first, holdout_positions(60, 0.2, seed=4, fit=1))
     assert {len(holdout_positions(60, 0.2, seed, 1)) for seed in range(10)} == {12}
     assert len(holdout_positions(30, 0.2, 0, 0)) == CALIBRATION_MIN_ROWS // 2  # at least 10 rows
     assert len(holdout_positions(30, 0.9, 0, 0)) == 15                         # at most half

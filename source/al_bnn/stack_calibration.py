@@ -23,23 +23,10 @@ import numpy as np
 from al_bnn.checkpoint import RAW_COLUMNS, SCALE_COLUMNS
 from al_bnn.data import RegressionData
 from al_bnn.models import build_model_and_trainer
-from al_bnn.models.calibration import VarianceScales, fit_variance_scales, holdout_rows
+from al_bnn.models.calibration import CALIBRATION_MIN_ROWS, VarianceScales, fit_variance_scales, holdout_positions
 from al_bnn.models.trainer import CENTRAL_90_Z, stack_training_sets
-from al_bnn.randomness import numpy_generator
 
 logger = logging.getLogger("al_bnn")
-
-# As the estimators (models.estimators.CALIBRATION_MIN_ROWS): a phase with fewer training rows is
-# not calibrated (too few held-out residuals); at least half of this many rows are held out.
-CALIBRATION_MIN_ROWS = 20
-
-
-def holdout_positions(n_train: int, fraction: float, seed: int, phase: int) -> np.ndarray:
-    """Positions (sorted) within a run's training set of the rows held out in `phase`: keyed by
-    (run seed, "calibration", phase), so a resumed or re-run phase holds out the same rows, and
-    their number depends on n_train only (equal across a stack, whose runs have equal sizes)."""
-    return holdout_rows(n_train, fraction, numpy_generator(seed, "calibration", phase),
-                        minimum=CALIBRATION_MIN_ROWS // 2)
 
 
 class _Predicting(Protocol):

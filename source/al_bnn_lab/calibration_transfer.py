@@ -36,7 +36,7 @@ import yaml
 
 from al_bnn.config import ConfigError, parse_yaml, read_yaml
 from al_bnn.data import load_dataset, uci_root
-from al_bnn.models.calibration import fit_variance_scales, holdout_rows
+from al_bnn.models.calibration import fit_variance_scales, holdout_positions
 from al_bnn.paths import repo_file
 from al_bnn.randomness import numpy_generator
 from al_bnn.results import ResultsWriter
@@ -77,11 +77,9 @@ def transfer_row(model: str, x: np.ndarray, y: np.ndarray, test_x: np.ndarray, t
     """The estimator's holdout calibration replayed (copy without the held-out rows, final model on
     all rows; the held-out rows keyed as the estimator keys its first fit), scored on the test rows
     with its two scales and with one scale on the total variance."""
-    from al_bnn.models.estimators import CALIBRATION_MIN_ROWS  # at least half of it held out, as the estimator
-
     settings = {**(parameters or {}), "calibration": "none"}
     fraction = make_estimator(model, seed, parameters).calibration_fraction
-    held = holdout_rows(len(y), fraction, numpy_generator(seed, "calibration", 0), minimum=CALIBRATION_MIN_ROWS // 2)
+    held = holdout_positions(len(y), fraction, seed, 0)
     kept = np.setdiff1d(np.arange(len(y)), held)
     copy = make_estimator(model, seed, settings).fit(x[kept], y[kept])
     mean, epistemic, aleatoric = copy._raw_predict(x[held])

@@ -19,8 +19,11 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import optimize
 
+from al_bnn.randomness import numpy_generator
+
 PRIOR_LOG_STD = 3.0      # on log a and log b: a factor of e^3 ~ 20 in either direction is one prior std
 MIN_VARIANCE = 1e-300    # keeps log() finite where both parts underflow
+CALIBRATION_MIN_ROWS = 20  # below this many training rows a fit is not calibrated (too few held-out residuals)
 
 
 @dataclass(frozen=True)
@@ -86,3 +89,11 @@ def holdout_rows(n_rows: int, fraction: float, generator: np.random.Generator, m
     (but never more than half)."""
     size = min(max(int(round(fraction * n_rows)), minimum), n_rows // 2)
     return np.sort(generator.choice(n_rows, size=size, replace=False))
+
+
+def holdout_positions(n_rows: int, fraction: float, seed: int, fit: int) -> np.ndarray:
+    """The rows (sorted positions) held out for calibration in fit number `fit` of the run or
+    estimator seeded `seed`: keyed by (seed, "calibration", fit), so a refit, a resumed phase or a
+    replay holds out the same rows, and their number depends on n_rows only (equal across a stack,
+    whose runs have equal sizes). At least half of CALIBRATION_MIN_ROWS rows, at most half the rows."""
+    return holdout_rows(n_rows, fraction, numpy_generator(seed, "calibration", fit), minimum=CALIBRATION_MIN_ROWS // 2)

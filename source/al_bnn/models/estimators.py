@@ -48,8 +48,7 @@ from al_bnn.config import (
 )
 from al_bnn.errors import InputError
 from al_bnn.models import build_model, build_model_and_trainer
-from al_bnn.models.calibration import VarianceScales, fit_variance_scales, holdout_rows
-from al_bnn.randomness import numpy_generator
+from al_bnn.models.calibration import CALIBRATION_MIN_ROWS, VarianceScales, fit_variance_scales, holdout_positions
 from al_bnn.recipe import recipe_default
 from al_bnn.registry import model_entry
 from al_bnn.safe_arrays import ArrayFileError, open_arrays, save_arrays
@@ -96,7 +95,6 @@ RANDOM_STATE = _default("random_state")
 CALIBRATIONS = ("holdout", "none")
 CALIBRATION = _default("calibration")
 CALIBRATION_FRACTION = 0.2  # train_schedule.calibration_fraction's default (tests/test_config_schema.py checks it)
-CALIBRATION_MIN_ROWS = 20  # below this many training rows a fit is not calibrated (too few held-out residuals)
 DROPOUT_RATE = _default("dropout_rate")
 ENSEMBLE_SIZE = _default("ensemble_size")
 
@@ -355,9 +353,7 @@ class _StackedRegressor(RegressorMixin, BaseEstimator):
         there are too few rows. The copy is a separate model: this model's training is unchanged."""
         if self.calibration == "none" or len(y) < CALIBRATION_MIN_ROWS:
             return None
-        rows = holdout_rows(len(y), self.calibration_fraction,
-                            numpy_generator(int(self.random_state), "calibration", int(self.n_fits_)),
-                            minimum=CALIBRATION_MIN_ROWS // 2)
+        rows = holdout_positions(len(y), self.calibration_fraction, int(self.random_state), int(self.n_fits_))
         keep = np.setdiff1d(np.arange(len(y)), rows)
         copy = clone(self).set_params(calibration="none", warm_start=False)
         copy.fit(X[keep], y[keep])
