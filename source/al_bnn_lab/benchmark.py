@@ -58,6 +58,7 @@ from al_bnn_lab.sweep import (
     run_key,
     summarise,
     summary_markdown,
+    task_checkpoints,
 )
 
 logger = logging.getLogger("al_bnn.benchmark")
@@ -212,7 +213,7 @@ def _sweep(config: BenchmarkConfig, output: Path, writer: ResultsWriter, fingerp
         with signals:
             names = [SIGNAL_NAMES[signum] for signum in signals.handled] if local else []
             hint = (f"{' or '.join(names)} once stops after the running task(s) finish, keeping their runs; twice "
-                    "stops at once" if names else "")
+                    "stops at once (they resume at their last finished training phase)" if names else "")
             reused = _sweep_steps(config, output, writer, workers, scheduler, dask_cluster, plugins,
                                   connect_timeout, reuse, report_only, stop, started, hint)
     except StoppedEarly as stopped:
@@ -228,7 +229,8 @@ def _sweep(config: BenchmarkConfig, output: Path, writer: ResultsWriter, fingerp
 
 def _announce_stop(signum: int) -> None:
     logger.warning("%s: stopping once the running task(s) finish (their runs are kept), starting no other; send it "
-                   "again to stop at once, losing the running tasks' runs", SIGNAL_NAMES.get(signum, signum))
+                   "again to stop at once (the running tasks then resume at their last finished training phase)",
+                   SIGNAL_NAMES.get(signum, signum))
 
 
 def _sweep_steps(config: BenchmarkConfig, output: Path, writer: ResultsWriter, workers: int, scheduler: str | None,
@@ -274,8 +276,20 @@ def _sweep_steps(config: BenchmarkConfig, output: Path, writer: ResultsWriter, w
 def _run_tasks(tasks: list[dict], config: BenchmarkConfig, output: Path, writer: ResultsWriter, workers: int,
                scheduler: str | None, dask_cluster: bool, plugins: Sequence[str], connect_timeout: float,
                stop: threading.Event) -> None:
-    """Run the tasks, writing each run's file and the finished_runs.csv snapshot as each task ends."""
+    """Run the tasks, writing each run's file and the finished_runs.csv snapshot as each task ends.
+    Local tasks checkpoint after every phase (named in the manifest first) and their checkpoints
+    are deleted once their runs are written; a Dask worker may not see this folder, so there none."""
     entries = {entry.name: entry for entry in config.datasets}
+    checkpoints: dict[tuple[str, str], list[str]] = {}
+    if not (scheduler or dask_cluster):
+        for task in tasks:
+            names = task_checkpoints(task)
+            writer.record(names)
+            folder = writer.file(names[0]).parent
+            folder.mkdir(parents=True, exist_ok=True)
+            writer.file(names[0])  # again: no folder on the way was replaced by a link meanwhile
+            task.update(checkpoint_dir=str(folder), checkpoints=len(names))
+            checkpoints[task["dataset"], task["model"]] = names
     with tqdm(total=len(tasks), unit="task", disable=None) as progress:
         for result in execute(tasks, scheduler, dask_cluster, workers, plugins, connect_timeout, stop):
             for line in result["log"]:
@@ -288,7 +302,24 @@ def _run_tasks(tasks: list[dict], config: BenchmarkConfig, output: Path, writer:
                             seed, rows[-1]["test_rmse"])
             # what has finished so far, as one table (an interrupted sweep leaves it behind)
             writer.write_text("finished_runs.csv", collect(output, config, finished_only=True).to_csv(index=False))
+            for dataset, model in {key[:2] for key in result["runs"]}:
+                _remove_checkpoints(writer, checkpoints.pop((dataset, model), []))
             progress.update(1)
+
+
+def _remove_checkpoints(writer: ResultsWriter, names: list[str]) -> None:
+    """Delete a finished task's checkpoints (only files the manifest lists), then its folders if
+    that left them empty (os.rmdir removes neither a link nor a folder with anything in it)."""
+    writer.remove_written(names)
+    if not names:
+        return
+    folder = writer.file(names[0]).parent
+    for _ in range(3):  # checkpoints/<dataset>/<model>
+        try:
+            os.rmdir(folder)
+        except OSError:
+            return  # not empty (another task's checkpoints, a user's file) or already gone
+        folder = folder.parent
 
 
 def write_reports(writer: ResultsWriter, config, output: Path, finished_only: bool = False,

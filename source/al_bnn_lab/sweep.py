@@ -9,6 +9,11 @@ resumes by skipping the runs whose file is complete (every AL step, the expected
 key); any other run file is redone. The key does not involve the sampler's label or the sweep's
 other runs, so a finished run can be taken from another sweep's results (`reuse_runs`), e.g. the
 benchmark's runs for the study's, or runs committed by an earlier checkout.
+
+On local processes a task's stacks also checkpoint after every training phase, into
+`checkpoints/<dataset>/<model>/` (named in the directory's manifest before they are written), so a
+task cut short (its worker killed, the machine stopped) resumes at its last finished phase; the
+parent deletes them once the task's runs are written.
 """
 
 from __future__ import annotations
@@ -463,6 +468,24 @@ def _take_runs(config: BenchmarkConfig, output: Path, table: pd.DataFrame,
         yield dataset, model, sampler, seed
 
 
+CHECKPOINT_FOLDER = "checkpoints"
+
+
+def task_checkpoints(task: dict) -> list[str]:
+    """The checkpoint files (relative to the sweep's folder) of a local task's stacks, one per
+    stack: its runs stack by their training settings (the task's runs share one dataset and one
+    split size), checkpoint_<i>.npz as the loop numbers them."""
+    from al_bnn.paths import safe_name  # names from the config become folders
+
+    config = benchmark_config_from_dict(task["config"], task["source"])
+    entry = next(e for e in config.datasets if e.name == task["dataset"])
+    signatures = {experiment_config(config, entry, sampler, seed, pool_size=10**9, model=task["model"])
+                  .training_signature() for sampler, seed in task["runs"]}
+    folder = (f"{CHECKPOINT_FOLDER}/{safe_name(task['dataset'], 'dataset name')}/"
+              f"{safe_name(task['model'], 'model name')}")
+    return [f"{folder}/checkpoint_{index}.npz" for index in range(len(signatures))]
+
+
 def pending_tasks(config: BenchmarkConfig, output: Path, plugins: Sequence[str] = (),
                   redo: list[str] | None = None) -> list[dict]:
     """One task per (dataset, model) with its unfinished (sampler, seed) runs: those without a
@@ -512,7 +535,7 @@ def run_task(task: dict, threads: int | None = None) -> dict:
             tf.config.threading.set_inter_op_parallelism_threads(threads)
         except RuntimeError:
             pass  # this worker already ran a task; its thread pools keep their size
-    from al_bnn.loop import RunSpec, load_run_data, run_experiments
+    from al_bnn.loop import RunSpec, load_run_data
 
     config = benchmark_config_from_dict(task["config"], task["source"])
     entry = next(e for e in config.datasets if e.name == task["dataset"])
@@ -528,7 +551,7 @@ def run_task(task: dict, threads: int | None = None) -> dict:
     previous_level = loop_logger.level
     loop_logger.setLevel(logging.INFO)
     try:
-        results = run_experiments(specs, show_progress=False)
+        results = _run_resuming(specs, task.get("checkpoint_dir"), task.get("checkpoints", 0))
     finally:
         loop_logger.removeHandler(collector)
         loop_logger.setLevel(previous_level)
@@ -536,6 +559,28 @@ def run_task(task: dict, threads: int | None = None) -> dict:
             tidy_rows(entry.name, model, spec.group, result, pool_size, stack_sizes[spec.config.training_signature()])
             for spec, result in zip(specs, results, strict=True)}
     return {"runs": runs, "log": [f"[{entry.name} / {model}] {line}" for line in collector.lines]}
+
+
+def _run_resuming(specs: list, checkpoint_dir: str | None, expected_stacks: int) -> list:
+    """Run the task's specs, with checkpoint_dir from the checkpoints found there: a checkpoint
+    refused (other runs, data or code; unreadable) is logged and the task starts afresh, since the
+    parent redoes the whole task anyway. Without checkpoints when the stacks are not the ones the
+    parent named in the manifest (it counted them from the settings) or no folder was given."""
+    from al_bnn.checkpoint import CheckpointError, ResumeMismatchError
+    from al_bnn.loop import prepare_experiments, run_prepared
+
+    folder = Path(checkpoint_dir) if checkpoint_dir else None
+    if folder is not None:
+        try:
+            stacks = prepare_experiments(specs, checkpoint_dir=folder)
+        except (CheckpointError, ResumeMismatchError) as error:
+            logger.warning("not resuming from %s: %s; starting the task afresh", folder, short_text(str(error)))
+            stacks = prepare_experiments(specs, checkpoint_dir=folder, resume=False)
+        if len(stacks) == expected_stacks:
+            return run_prepared(stacks, specs, show_progress=False)
+        logger.warning("%d stacks, not the %d counted from the settings: running without checkpoints", len(stacks),
+                       expected_stacks)
+    return run_prepared(prepare_experiments(specs), specs, show_progress=False)
 
 
 def tidy_rows(dataset: str, model: str, sampler: str, result, pool_size: int, runs_in_stack: int) -> list[dict]:

@@ -1,0 +1,133 @@
+"""A sweep task checkpoints after every training phase, so a task cut short resumes at its last
+finished phase with the numbers an uninterrupted task gives; the sweep deletes the checkpoints once
+the task's runs are written, and writes them only inside its own folder."""
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from al_bnn import loop
+from al_bnn_lab import benchmark as run_benchmark
+from al_bnn_lab.sweep import load_benchmark_config, pending_tasks, run_task, task_checkpoints
+
+UCI_ROOT = Path(__file__).resolve().parent.parent / "data" / "uci"
+TINY = {
+    "datasets": ["yacht"],
+    "uci_root": str(UCI_ROOT),
+    "samplers": ["random", "lrgpa"],
+    "seeds": [0],
+    "schedule": {"default": {"num_train_init": 0.05, "num_al_incr": 0.03, "al_iter": 2}},
+    "experiment": {"net_config": {"layer_sizes": [8, 8], "learning_rate": 0.01},
+                   "parms": {"n_mc_samples": 16, "sampling_batch_size": 4},
+                   "train_schedule": {"num_epochs": 3, "eval_after_epochs": 3, "log_after_epochs": 3}},
+}
+TIMINGS = ["selection_seconds", "training_seconds"]  # the only columns a resume may change
+
+
+class CutShort(Exception):
+    """Stands for the worker being killed right after a checkpoint was written."""
+
+
+@pytest.fixture
+def config_path(tmp_path):
+    path = tmp_path / "bench.yaml"
+    path.write_text(yaml.safe_dump(TINY))
+    return path
+
+
+@pytest.fixture
+def task(config_path, tmp_path):
+    (task,) = pending_tasks(load_benchmark_config(config_path), tmp_path / "out")
+    return task
+
+
+def rows(result: dict) -> pd.DataFrame:
+    return pd.DataFrame([row for _, runs in sorted(result["runs"].items()) for row in runs]).drop(columns=TIMINGS)
+
+
+def cut_after_checkpoints(monkeypatch, count: int) -> list[Path]:
+    """Make the loop raise CutShort right after its `count`-th checkpoint is written."""
+    written: list[Path] = []
+    save = loop.save_checkpoint
+
+    def save_then_cut(path, state):
+        save(path, state)
+        written.append(Path(path))
+        if len(written) == count:
+            raise CutShort
+
+    monkeypatch.setattr(loop, "save_checkpoint", save_then_cut)
+    return written
+
+
+def test_a_task_cut_short_resumes_at_its_last_phase_with_the_uninterrupted_numbers(task, tmp_path, monkeypatch):
+    uninterrupted = run_task(dict(task))
+    folder = tmp_path / "checkpoints"
+    folder.mkdir()
+    resumable = dict(task, checkpoint_dir=str(folder), checkpoints=1)
+    with monkeypatch.context() as patch:
+        written = cut_after_checkpoints(patch, 2)  # phase 0 and phase 1 trained, then killed
+        with pytest.raises(CutShort):
+            run_task(dict(resumable))
+    assert written == [folder / "checkpoint_0.npz"] * 2
+    resumed = run_task(dict(resumable))
+    assert any("resuming" in line and "at phase 2" in line for line in resumed["log"])
+    assert not any("acquisition 1/2" in line for line in resumed["log"])  # phases 0-1 not trained again
+    pd.testing.assert_frame_equal(rows(resumed), rows(uninterrupted))
+
+
+def test_a_checkpoint_of_other_runs_is_logged_and_the_task_starts_afresh(task, tmp_path, monkeypatch):
+    folder = tmp_path / "checkpoints"
+    folder.mkdir()
+    with monkeypatch.context() as patch:
+        cut_after_checkpoints(patch, 1)
+        with pytest.raises(CutShort):
+            run_task(dict(task, runs=task["runs"][:1], checkpoint_dir=str(folder), checkpoints=1))
+    fresh = run_task(dict(task))
+    again = run_task(dict(task, checkpoint_dir=str(folder), checkpoints=1))
+    assert any("not resuming from" in line and "starting the task afresh" in line for line in again["log"])
+    pd.testing.assert_frame_equal(rows(again), rows(fresh))
+
+
+def test_the_sweep_checkpoints_inside_its_folder_and_deletes_them_once_written(config_path, tmp_path, monkeypatch,
+                                                                                 sweeps_in_process):
+    out = tmp_path / "out"
+    written = cut_after_checkpoints(monkeypatch, -1)  # never cut: records where checkpoints go
+    with sweeps_in_process():
+        assert run_benchmark.main(["--config", str(config_path), "--out", str(out)]) == 0
+    assert set(written) == {out / "checkpoints" / "yacht" / "bnn" / "checkpoint_0.npz"}
+    assert len(written) == 3  # after each of the three training phases
+    assert not (out / "checkpoints").exists()  # deleted, and the folders they left empty
+    manifest = (out / ".al_bnn_written").read_text()
+    assert "checkpoints/" not in manifest
+    assert (out / "runs" / "yacht" / "bnn" / "lrgpa_rs_0.csv").exists()
+
+
+def test_a_link_in_place_of_the_checkpoint_folder_is_refused_and_nothing_is_written_through_it(
+        config_path, tmp_path, sweeps_in_process, capsys):
+    out = tmp_path / "out"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    out.mkdir()
+    (out / "checkpoints").symlink_to(elsewhere, target_is_directory=True)
+    with sweeps_in_process():
+        assert run_benchmark.main(["--config", str(config_path), "--out", str(out)]) == 2
+    assert "symbolic link" in capsys.readouterr().err
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_one_checkpoint_per_stack_counted_from_the_settings(task, tmp_path, monkeypatch):
+    assert task_checkpoints(task) == ["checkpoints/yacht/bnn/checkpoint_0.npz"]
+    # lrgpa trains longer: two stacks in one task, each with its own checkpoint
+    two_stacks = dict(task, config={**task["config"], "sampler_settings": {
+        "lrgpa": {"train_schedule": {"num_epochs": 4}}}})
+    names = task_checkpoints(two_stacks)
+    assert names == [f"checkpoints/yacht/bnn/checkpoint_{i}.npz" for i in (0, 1)]
+    folder = tmp_path / "checkpoints"
+    folder.mkdir()
+    written = cut_after_checkpoints(monkeypatch, -1)
+    result = run_task(dict(two_stacks, checkpoint_dir=str(folder), checkpoints=len(names)))
+    assert {path.name for path in written} == {"checkpoint_0.npz", "checkpoint_1.npz"}
+    assert not any("running without checkpoints" in line for line in result["log"])
