@@ -172,3 +172,7 @@ def test_one_holdout_keying_for_estimator_loop_and_replay():
     for n_rows, fraction, seed, fit in [(30, 0.2, 0, 0), (60, 0.2, 3, 1), (1000, 0.1, 7, 4)]:
         expected = holdout_rows(n_rows, fraction, numpy_generator(seed, "calibration", fit), minimum=10)
         np.testing.assert_array_equal(holdout_positions(n_rows, fraction, seed, fit), expected)
+    # pinned: the rows the committed calibrated runs held out (a change of the keying or of NumPy's
+    # generator would move them, and the committed runs could no longer be reproduced)
+    assert holdout_positions(30, 0.2, 0, 0).tolist() == [4, 5, 8, 13, 14, 21, 24, 26, 28, 29]
+    assert holdout_positions(60, 0.2, 3, 1).tolist() == [0, 3, 6, 8, 10, 13, 14, 25, 41, 48, 52, 56]

@@ -78,17 +78,57 @@ def test_a_task_cut_short_resumes_at_its_last_phase_with_the_uninterrupted_numbe
     pd.testing.assert_frame_equal(rows(resumed), rows(uninterrupted))
 
 
-def test_a_checkpoint_of_other_runs_is_logged_and_the_task_starts_afresh(task, tmp_path, monkeypatch):
+@pytest.mark.parametrize("refused", ["other runs", "not a checkpoint"])
+def test_a_refused_checkpoint_is_logged_and_the_task_starts_afresh(task, tmp_path, monkeypatch, refused):
     folder = tmp_path / "checkpoints"
     folder.mkdir()
-    with monkeypatch.context() as patch:
-        cut_after_checkpoints(patch, 1)
-        with pytest.raises(CutShort):
-            run_task(dict(task, runs=task["runs"][:1], checkpoint_dir=str(folder), checkpoints=1))
+    if refused == "other runs":
+        with monkeypatch.context() as patch:
+            cut_after_checkpoints(patch, 1)
+            with pytest.raises(CutShort):
+                run_task(dict(task, runs=task["runs"][:1], checkpoint_dir=str(folder), checkpoints=1))
+    else:
+        (folder / "checkpoint_0.npz").write_bytes(b"PK\x03\x04 cut short by a full disk")
     fresh = run_task(dict(task))
     again = run_task(dict(task, checkpoint_dir=str(folder), checkpoints=1))
-    assert any("not resuming from" in line and "starting the task afresh" in line for line in again["log"])
+    assert any("checkpoint in" in line and "is refused, so the task starts afresh" in line for line in again["log"])
     pd.testing.assert_frame_equal(rows(again), rows(fresh))
+
+
+def test_a_folder_swapped_for_a_link_after_the_sweeps_check_is_refused_at_the_save(task, tmp_path):
+    from al_bnn.paths import UnsafePathError
+
+    out, elsewhere = tmp_path / "out", tmp_path / "elsewhere"
+    (elsewhere / "yacht" / "bnn").mkdir(parents=True)
+    out.mkdir()
+    (out / "checkpoints").symlink_to(elsewhere, target_is_directory=True)  # after the parent checked the folder
+    with pytest.raises(UnsafePathError, match="symbolic link"):
+        run_task(dict(task, checkpoint_dir=str(out / "checkpoints" / "yacht" / "bnn"), checkpoints=1, root=str(out)))
+    assert list((elsewhere / "yacht" / "bnn").iterdir()) == []
+
+
+def test_checkpoints_no_task_will_read_are_deleted_before_the_sweep_resumes(config_path, tmp_path, monkeypatch,
+                                                                           sweeps_in_process):
+    two_stacks = tmp_path / "two_stacks.yaml"
+    two_stacks.write_text(yaml.safe_dump({**TINY, "sampler_settings": {"lrgpa": {"train_schedule":
+                                                                                 {"num_epochs": 4}}}}))
+    out = tmp_path / "out"
+    folder = out / "checkpoints" / "yacht" / "bnn"
+    with monkeypatch.context() as patch, sweeps_in_process():
+        cut_after_checkpoints(patch, 4)  # stack 0 finished (3 phases), stack 1 after its first phase
+        try:
+            code = run_benchmark.main(["--config", str(two_stacks), "--out", str(out)])
+        except CutShort:
+            code = None
+    assert code != 0
+    assert sorted(path.name for path in folder.iterdir()) == ["checkpoint_0.npz", "checkpoint_1.npz"]
+    (folder / ".checkpoint_1.npz.x1y2z3.tmp").write_bytes(b"a save cut short")
+    with sweeps_in_process():  # one stack now: checkpoint_1 belongs to no task, checkpoint_0 to other runs
+        assert run_benchmark.main(["--config", str(config_path), "--out", str(out), "--overwrite"]) == 0
+    log = (out / "log.txt").read_text()
+    assert "is refused, so the task starts afresh" in log  # checkpoint_0: other runs
+    assert not (out / "checkpoints").exists()
+    assert "checkpoints/" not in (out / ".al_bnn_written").read_text()
 
 
 def test_the_sweep_checkpoints_inside_its_folder_and_deletes_them_once_written(config_path, tmp_path, monkeypatch,

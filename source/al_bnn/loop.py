@@ -40,6 +40,7 @@ from al_bnn.errors import DivergedError
 from al_bnn.memory import check_fits
 from al_bnn.models import StackedDenseNetwork, build_model_and_trainer
 from al_bnn.models.trainer import EvaluationMetrics, stack_training_sets
+from al_bnn.paths import inside
 from al_bnn.randomness import numpy_generator
 from al_bnn.selection import make_sampler
 from al_bnn.stack_calibration import record_phase_calibration
@@ -100,6 +101,9 @@ class PreparedStack:
     checkpoint: Path | None
     fingerprint: dict
     state: StackState | None = None
+    # where the checkpoint lies below a folder the user named: each save checks again (paths.inside)
+    # that no folder between them has become a link since (a sweep's checkpoints/<dataset>/<model>/)
+    checkpoint_root: Path | None = None
 
 
 def prepare_experiments(runs: Sequence[RunSpec], data_for: Callable[[RunSpec], RegressionData] = load_run_data,
@@ -280,6 +284,7 @@ class _StackRun:
 
     def __init__(self, stack: PreparedStack, state: StackState, stop: threading.Event | None):
         self.runs, self.datas, self.checkpoint = stack.runs, stack.datas, stack.checkpoint
+        self.checkpoint_root = stack.checkpoint_root
         self.state, self.stop = state, stop
         state.fingerprint = stack.fingerprint
         self.config = config = stack.runs[0].config  # training settings are identical across the stack
@@ -420,6 +425,8 @@ class _StackRun:
             setattr(state, key, value)
         state.weights, state.optimizer_state = self.network.get_weights(), self.trainer.get_optimizer_state()
         if self.checkpoint is not None:
+            if self.checkpoint_root is not None:
+                inside(self.checkpoint_root, self.checkpoint.relative_to(self.checkpoint_root), "the checkpoint")
             save_checkpoint(self.checkpoint, state)
 
 

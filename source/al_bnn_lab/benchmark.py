@@ -26,6 +26,7 @@ import contextlib
 import datetime
 import logging
 import os
+import stat
 import sys
 import threading
 import time
@@ -37,10 +38,13 @@ from tqdm.auto import tqdm
 
 from al_bnn.cli import SIGNAL_NAMES, StoppedEarly, StopSignals, run_reporting_errors
 from al_bnn.config import ConfigError, read_yaml
-from al_bnn.paths import remove_file, repo_file
+from al_bnn.paths import UnsafePathError, inside, remove_file, repo_file
 from al_bnn.plugins import import_plugins
 from al_bnn.results import ResultsDirectoryExistsError, ResultsWriter, describe_holder
+from al_bnn.safe_arrays import WriteError
 from al_bnn_lab.sweep import (
+    CHECKPOINT_PREFIX,
+    CHECKPOINT_TEMPORARY,
     RUN_KEY_COLUMN,
     BenchmarkConfig,
     DatasetEntry,
@@ -262,7 +266,8 @@ def _sweep_steps(config: BenchmarkConfig, output: Path, writer: ResultsWriter, w
     if tasks and stop_hint:
         logger.info(stop_hint)
     try:
-        _run_tasks(tasks, config, output, writer, workers, scheduler, dask_cluster, plugins, connect_timeout, stop)
+        _run_tasks(tasks, config, output, writer, workers, scheduler, dask_cluster, plugins, connect_timeout, stop,
+                   drop_stale=not report_only)
     except StoppedEarly as stopped:
         logger.warning("stopped as asked: %d task(s) not started; writing the tables of the finished runs",
                        stopped.not_started)
@@ -275,21 +280,35 @@ def _sweep_steps(config: BenchmarkConfig, output: Path, writer: ResultsWriter, w
 
 def _run_tasks(tasks: list[dict], config: BenchmarkConfig, output: Path, writer: ResultsWriter, workers: int,
                scheduler: str | None, dask_cluster: bool, plugins: Sequence[str], connect_timeout: float,
-               stop: threading.Event) -> None:
+               stop: threading.Event, drop_stale: bool = True) -> None:
     """Run the tasks, writing each run's file and the finished_runs.csv snapshot as each task ends.
     Local tasks checkpoint after every phase (named in the manifest first) and their checkpoints
-    are deleted once their runs are written; a Dask worker may not see this folder, so there none."""
+    are deleted once their runs are written; a Dask worker may not see this folder, so there none.
+    With drop_stale, checkpoints no task of this run will read (another config's, a task whose runs
+    were all reused, a stack that no longer exists) are deleted first, so none can block a resume."""
     entries = {entry.name: entry for entry in config.datasets}
     checkpoints: dict[tuple[str, str], list[str]] = {}
     if not (scheduler or dask_cluster):
-        for task in tasks:
-            names = task_checkpoints(task)
+        checkpoints = {(task["dataset"], task["model"]): task_checkpoints(task) for task in tasks}
+    if drop_stale:
+        _drop_stale_checkpoints(writer, checkpoints)
+    for task in tasks:
+        names = checkpoints.get((task["dataset"], task["model"]))
+        if names:
             writer.record(names)
-            folder = writer.file(names[0]).parent
-            folder.mkdir(parents=True, exist_ok=True)
-            writer.file(names[0])  # again: no folder on the way was replaced by a link meanwhile
-            task.update(checkpoint_dir=str(folder), checkpoints=len(names))
-            checkpoints[task["dataset"], task["model"]] = names
+            task.update(checkpoint_dir=str(_checkpoint_folder(writer, names)), checkpoints=len(names),
+                        root=str(output))
+    try:
+        _run_and_write(tasks, config, output, writer, workers, scheduler, dask_cluster, plugins, connect_timeout,
+                       stop, entries, checkpoints)
+    finally:  # tasks not finished keep their checkpoints; folders made for tasks never started go
+        for names in checkpoints.values():
+            _remove_empty_folders(writer, names)
+
+
+def _run_and_write(tasks: list[dict], config: BenchmarkConfig, output: Path, writer: ResultsWriter, workers: int,
+                   scheduler: str | None, dask_cluster: bool, plugins: Sequence[str], connect_timeout: float,
+                   stop: threading.Event, entries: dict, checkpoints: dict[tuple[str, str], list[str]]) -> None:
     with tqdm(total=len(tasks), unit="task", disable=None) as progress:
         for result in execute(tasks, scheduler, dask_cluster, workers, plugins, connect_timeout, stop):
             for line in result["log"]:
@@ -307,19 +326,58 @@ def _run_tasks(tasks: list[dict], config: BenchmarkConfig, output: Path, writer:
             progress.update(1)
 
 
+def _checkpoint_folder(writer: ResultsWriter, names: list[str]) -> Path:
+    """The task's checkpoint folder, made as real folders inside the sweep's folder (checked before
+    and after: no folder on the way is, or has become, a link)."""
+    folder = writer.file(names[0]).parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise WriteError(folder, "the checkpoint folder", error) from None
+    writer.file(names[0])
+    return folder
+
+
+def _drop_stale_checkpoints(writer: ResultsWriter, needed: dict[tuple[str, str], list[str]]) -> None:
+    """Delete the checkpoints the manifest lists that no pending task will read, and the temporary
+    files a save cut short left in the needed folders (no worker runs yet: the sweep holds the lock)."""
+    keep = {name for names in needed.values() for name in names}
+    stale = [name for name in writer.written() if name.startswith(CHECKPOINT_PREFIX) and name not in keep]
+    writer.remove_written(stale)
+    for name in stale:
+        _remove_empty_folders(writer, [name])
+    for names in needed.values():
+        folder = writer.file(names[0]).parent
+        if folder.is_dir():
+            for entry in folder.iterdir():
+                if CHECKPOINT_TEMPORARY.fullmatch(entry.name):
+                    remove_file(folder, entry.name, hidden=True)
+
+
 def _remove_checkpoints(writer: ResultsWriter, names: list[str]) -> None:
     """Delete a finished task's checkpoints (only files the manifest lists), then its folders if
-    that left them empty (os.rmdir removes neither a link nor a folder with anything in it)."""
+    that left them empty."""
     writer.remove_written(names)
+    _remove_empty_folders(writer, names)
+
+
+def _remove_empty_folders(writer: ResultsWriter, names: list[str]) -> None:
+    """Remove checkpoints/<dataset>/<model>/ and the folders above it up to checkpoints/, each only if
+    empty and still a real folder inside the sweep's (checked right before: os.rmdir removes neither a
+    link nor a folder with anything in it)."""
     if not names:
         return
-    folder = writer.file(names[0]).parent
-    for _ in range(3):  # checkpoints/<dataset>/<model>
+    parts = Path(names[0]).parts[:-1]  # ("checkpoints", dataset, model)
+    for depth in range(len(parts), 0, -1):
+        relative = Path(*parts[:depth])
+        folder = writer.path / relative
         try:
+            inside(writer.path, relative / "probe")  # every folder down to this one is a real folder
+            if not stat.S_ISDIR(os.lstat(folder).st_mode):
+                return
             os.rmdir(folder)
-        except OSError:
-            return  # not empty (another task's checkpoints, a user's file) or already gone
-        folder = folder.parent
+        except (OSError, UnsafePathError):
+            return  # not empty (another task's checkpoints, a user's file), gone, or not ours to touch
 
 
 def write_reports(writer: ResultsWriter, config, output: Path, finished_only: bool = False,

@@ -469,6 +469,8 @@ def _take_runs(config: BenchmarkConfig, output: Path, table: pd.DataFrame,
 
 
 CHECKPOINT_FOLDER = "checkpoints"
+CHECKPOINT_PREFIX = CHECKPOINT_FOLDER + "/"
+CHECKPOINT_TEMPORARY = re.compile(r"\.checkpoint_\d+\.npz\..+\.tmp")  # a save cut short (atomic_write_bytes)
 
 
 def task_checkpoints(task: dict) -> list[str]:
@@ -551,7 +553,7 @@ def run_task(task: dict, threads: int | None = None) -> dict:
     previous_level = loop_logger.level
     loop_logger.setLevel(logging.INFO)
     try:
-        results = _run_resuming(specs, task.get("checkpoint_dir"), task.get("checkpoints", 0))
+        results = _run_resuming(specs, task.get("checkpoint_dir"), task.get("checkpoints", 0), task.get("root"))
     finally:
         loop_logger.removeHandler(collector)
         loop_logger.setLevel(previous_level)
@@ -561,26 +563,35 @@ def run_task(task: dict, threads: int | None = None) -> dict:
     return {"runs": runs, "log": [f"[{entry.name} / {model}] {line}" for line in collector.lines]}
 
 
-def _run_resuming(specs: list, checkpoint_dir: str | None, expected_stacks: int) -> list:
+def _run_resuming(specs: list, checkpoint_dir: str | None, expected_stacks: int, root: str | None = None) -> list:
     """Run the task's specs, with checkpoint_dir from the checkpoints found there: a checkpoint
-    refused (other runs, data or code; unreadable) is logged and the task starts afresh, since the
-    parent redoes the whole task anyway. Without checkpoints when the stacks are not the ones the
-    parent named in the manifest (it counted them from the settings) or no folder was given."""
+    refused (other runs, data or code; unreadable; weights that do not fit) is logged and the task
+    starts afresh, since the parent redoes the whole task anyway. Each save checks again that no
+    folder below `root` (the sweep's folder) has become a link. Without checkpoints when the stacks
+    are not the ones the parent named in the manifest (it counted them from the settings) or no
+    folder was given."""
     from al_bnn.checkpoint import CheckpointError, ResumeMismatchError
     from al_bnn.loop import prepare_experiments, run_prepared
 
     folder = Path(checkpoint_dir) if checkpoint_dir else None
-    if folder is not None:
+    if folder is None:
+        return run_prepared(prepare_experiments(specs), specs, show_progress=False)
+    for resume in (True, False):
         try:
-            stacks = prepare_experiments(specs, checkpoint_dir=folder)
-        except (CheckpointError, ResumeMismatchError) as error:
-            logger.warning("not resuming from %s: %s; starting the task afresh", folder, short_text(str(error)))
-            stacks = prepare_experiments(specs, checkpoint_dir=folder, resume=False)
-        if len(stacks) == expected_stacks:
+            stacks = prepare_experiments(specs, checkpoint_dir=folder, resume=resume)
+            if len(stacks) != expected_stacks:
+                logger.warning("%d stacks, not the %d counted from the settings: running without checkpoints",
+                               len(stacks), expected_stacks)
+                return run_prepared(prepare_experiments(specs), specs, show_progress=False)
+            for stack in stacks:
+                stack.checkpoint_root = Path(root) if root else None
             return run_prepared(stacks, specs, show_progress=False)
-        logger.warning("%d stacks, not the %d counted from the settings: running without checkpoints", len(stacks),
-                       expected_stacks)
-    return run_prepared(prepare_experiments(specs), specs, show_progress=False)
+        except (CheckpointError, ResumeMismatchError) as error:
+            if not resume:
+                raise
+            # the refusal's own advice is for a single run's --resume; a sweep task just starts again
+            logger.warning("the task's checkpoint in %s is refused, so the task starts afresh: %s", folder, error)
+    raise AssertionError("unreachable: the second pass returns or raises")
 
 
 def tidy_rows(dataset: str, model: str, sampler: str, result, pool_size: int, runs_in_stack: int) -> list[dict]:
