@@ -1018,7 +1018,8 @@ def calibration_lines(numbers: StudyNumbers, wall_times: WallTimes, quick: bool,
                                 if paired[q] else "") for q in stale)
         text += (f" {names([q.upper() for q in stale])} ran before the default recipe calibrated the AL loop, and "
                  f"their configs now ask for it (`train_schedule.calibration: {' or '.join(asks)}`), so rerunning "
-                 f"them trains them anew, calibrated: {commands}.")
+                 f"them trains them anew, calibrated: {commands}; each can run in parts (a task cut short resumes "
+                 "at its last finished training phase).")
     cost_file = question_settings("q6", quick, uci_root)[1].get("calibration_cost")
     if not cost_file or not (REPO_ROOT / cost_file).is_file():
         return [text, ""]
