@@ -815,6 +815,26 @@ def test_a_stop_signal_delivered_twice_at_once_is_one_stop_and_a_later_one_abort
     assert aborted.value.signum == signal.SIGTERM
 
 
+def test_a_second_signal_whose_abort_python_swallowed_still_aborts_when_the_handlers_go():
+    """Python ignores an exception raised in some callbacks (an import lock's, a finaliser's): a
+    second signal handled there must still end the run as aborted, not as the first stop."""
+    import signal
+    import threading
+
+    from al_bnn import cli
+
+    stop = threading.Event()
+    with pytest.raises(cli.Aborted) as aborted, cli.StopSignals(stop) as signals:
+        signals._handle(signal.SIGINT, None)
+        try:
+            signals._handle(signal.SIGTERM, None)
+        except cli.Aborted:
+            pass  # swallowed, as in the callback
+    assert aborted.value.signum == signal.SIGTERM
+    with cli.StopSignals(threading.Event()) as signals:  # one stop alone ends the block normally
+        signals._handle(signal.SIGINT, None)
+
+
 def test_stop_signals_leave_an_inherited_ignore_alone():
     """A job started with & by a script has SIGINT ignored on purpose; the handlers keep it so."""
     import signal

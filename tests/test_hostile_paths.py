@@ -259,3 +259,23 @@ def test_22_a_dangling_lock_link_creates_nothing_outside(airfoil, outside, capsy
     assert f"the lock file {out / '.lock'} is a symbolic link" in capsys.readouterr().err
     assert not (outside.precious.parent / "created_by_the_lock").exists()
     outside.unchanged()
+
+
+def test_remove_empty_folder_removes_only_an_empty_real_folder_inside(tmp_path):
+    from al_bnn.paths import UnsafePathError, remove_empty_folder
+
+    root, elsewhere = tmp_path / "root", tmp_path / "elsewhere"
+    (root / "a" / "empty").mkdir(parents=True)
+    (root / "a" / "full").mkdir()
+    (root / "a" / "full" / "user.txt").write_text("kept")
+    (elsewhere / "inner").mkdir(parents=True)
+    (root / "link").symlink_to(elsewhere, target_is_directory=True)
+    assert remove_empty_folder(root, "a/empty") and not (root / "a" / "empty").exists()
+    assert not remove_empty_folder(root, "a/full") and (root / "a" / "full" / "user.txt").exists()
+    assert not remove_empty_folder(root, "a/missing")
+    for through_a_link in ("link", "link/inner"):
+        with pytest.raises(UnsafePathError):
+            remove_empty_folder(root, through_a_link)
+    assert (elsewhere / "inner").is_dir()
+    with pytest.raises(UnsafePathError):
+        remove_empty_folder(root, "../elsewhere/inner")

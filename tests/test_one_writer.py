@@ -198,7 +198,7 @@ def test_the_selection_benchmark_asks_the_librarys_memory_probe(monkeypatch):
 # -- the source: no second way to write, delete, rename, log or probe memory ---------------------------
 DELETERS = {"unlink", "remove", "rmtree", "rmdir"}
 ALLOWED = {  # module file -> the calls it may make, and why
-    "al_bnn/paths.py": {"unlink"},  # remove_file itself
+    "al_bnn/paths.py": {"unlink", "rmdir"},  # remove_file and remove_empty_folder themselves
     "al_bnn/safe_arrays.py": {"unlink", "replace", "mkstemp"},  # the primitive: its temporary file and the rename
     "al_bnn/results.py": {"unlink", "rmtree", "LogFile", "FileHandler"},  # the lock file; a folder it made; the log
     "al_bnn/suggest.py": {"replace", "rmdir"},  # the round's pending files renamed in; an empty folder it made

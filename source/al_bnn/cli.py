@@ -101,6 +101,7 @@ class StopSignals:
     def __init__(self, stop: threading.Event, on_first: Callable[[int], None] = lambda signum: None):
         self.stop, self.on_first = stop, on_first
         self.received: int | None = None
+        self.aborted: int | None = None  # the second signal, once one came
         self._received_at = 0.0
         self._previous: dict[int, Callable[[int, FrameType | None], Any] | int | None] = {}  # prior handlers
 
@@ -122,12 +123,17 @@ class StopSignals:
         if self.stop.is_set():
             if signum == self.received and now - self._received_at < REPEAT_WINDOW_S:
                 return  # the first stop, delivered twice
+            self.aborted = signum
             raise Aborted(signum)
         self.received, self._received_at = signum, now
         self.stop.set()
         self.on_first(signum)
 
-    def __exit__(self, *exc_info) -> None:
+    def __exit__(self, exc_type, error, traceback) -> None:
         for signum, previous in self._previous.items():
             signal.signal(signum, previous)
         self._previous.clear()
+        if self.aborted is not None and not isinstance(error, Aborted):
+            # the handler's Aborted was raised where Python ignores exceptions (e.g. in an import
+            # lock's callback, under load): the second signal still decides how the run ends
+            raise Aborted(self.aborted)

@@ -160,3 +160,17 @@ def remove_file(directory: str | os.PathLike, name: str, *, hidden: bool = False
     except FileNotFoundError:
         return False
     return True
+
+
+def remove_empty_folder(directory: str | os.PathLike, name: str | os.PathLike) -> bool:
+    """Remove the folder `directory / name` if it is empty and a real folder inside `directory`
+    (every folder on the way checked as by inside(), the folder itself too, right before): a link,
+    a folder with anything in it or a missing one is left alone. True if it was removed."""
+    folder = inside(directory, Path(name) / "probe", "folder").parent
+    try:
+        if not stat.S_ISDIR(os.lstat(folder).st_mode):
+            return False
+        os.rmdir(folder)
+    except OSError:
+        return False
+    return True

@@ -26,7 +26,6 @@ import contextlib
 import datetime
 import logging
 import os
-import stat
 import sys
 import threading
 import time
@@ -38,7 +37,7 @@ from tqdm.auto import tqdm
 
 from al_bnn.cli import SIGNAL_NAMES, StoppedEarly, StopSignals, run_reporting_errors
 from al_bnn.config import ConfigError, read_yaml
-from al_bnn.paths import UnsafePathError, inside, remove_file, repo_file
+from al_bnn.paths import UnsafePathError, remove_empty_folder, remove_file, repo_file
 from al_bnn.plugins import import_plugins
 from al_bnn.results import ResultsDirectoryExistsError, ResultsWriter, describe_holder
 from al_bnn.safe_arrays import WriteError
@@ -363,21 +362,16 @@ def _remove_checkpoints(writer: ResultsWriter, names: list[str]) -> None:
 
 def _remove_empty_folders(writer: ResultsWriter, names: list[str]) -> None:
     """Remove checkpoints/<dataset>/<model>/ and the folders above it up to checkpoints/, each only if
-    empty and still a real folder inside the sweep's (checked right before: os.rmdir removes neither a
-    link nor a folder with anything in it)."""
+    empty and a real folder inside the sweep's (paths.remove_empty_folder)."""
     if not names:
         return
     parts = Path(names[0]).parts[:-1]  # ("checkpoints", dataset, model)
     for depth in range(len(parts), 0, -1):
-        relative = Path(*parts[:depth])
-        folder = writer.path / relative
         try:
-            inside(writer.path, relative / "probe")  # every folder down to this one is a real folder
-            if not stat.S_ISDIR(os.lstat(folder).st_mode):
-                return
-            os.rmdir(folder)
-        except (OSError, UnsafePathError):
-            return  # not empty (another task's checkpoints, a user's file), gone, or not ours to touch
+            if not remove_empty_folder(writer.path, Path(*parts[:depth])):
+                return  # not empty (another task's checkpoints, a user's file), gone, or not a real folder
+        except UnsafePathError:
+            return  # a link on the way: not ours to touch
 
 
 def write_reports(writer: ResultsWriter, config, output: Path, finished_only: bool = False,
