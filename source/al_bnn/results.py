@@ -250,14 +250,19 @@ class ResultsWriter:
         """The path of `name` in the directory, checked by the path policy (al_bnn.paths.inside)."""
         return inside(self.path, name)
 
-    def write_bytes(self, name: str, payload: bytes) -> Path:
-        """Write `name` (a path relative to the directory; missing sub-folders are made) atomically."""
+    def folder_for(self, name: str) -> Path:
+        """The path of `name` after making its missing sub-folders as real folders (checked as by
+        file() before and after: no sub-folder was replaced by a link meanwhile)."""
         target = self.file(name)
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise WriteError(target.parent, "the folder", error) from None
-        self.file(name)  # again: no sub-folder was replaced by a link meanwhile
+        return self.file(name)
+
+    def write_bytes(self, name: str, payload: bytes) -> Path:
+        """Write `name` (a path relative to the directory; missing sub-folders are made) atomically."""
+        target = self.folder_for(name)
         self.record([name])
         return atomic_write_bytes(target, payload, "the results file")
 

@@ -40,7 +40,6 @@ from al_bnn.config import ConfigError, read_yaml
 from al_bnn.paths import UnsafePathError, remove_empty_folder, remove_file, repo_file
 from al_bnn.plugins import import_plugins
 from al_bnn.results import ResultsDirectoryExistsError, ResultsWriter, describe_holder
-from al_bnn.safe_arrays import WriteError
 from al_bnn_lab.sweep import (
     CHECKPOINT_PREFIX,
     CHECKPOINT_TEMPORARY,
@@ -295,7 +294,7 @@ def _run_tasks(tasks: list[dict], config: BenchmarkConfig, output: Path, writer:
         names = checkpoints.get((task["dataset"], task["model"]))
         if names:
             writer.record(names)
-            task.update(checkpoint_dir=str(_checkpoint_folder(writer, names)), checkpoints=len(names),
+            task.update(checkpoint_dir=str(writer.folder_for(names[0]).parent), checkpoints=len(names),
                         root=str(output))
     try:
         _run_and_write(tasks, config, output, writer, workers, scheduler, dask_cluster, plugins, connect_timeout,
@@ -323,18 +322,6 @@ def _run_and_write(tasks: list[dict], config: BenchmarkConfig, output: Path, wri
             for dataset, model in {key[:2] for key in result["runs"]}:
                 _remove_checkpoints(writer, checkpoints.pop((dataset, model), []))
             progress.update(1)
-
-
-def _checkpoint_folder(writer: ResultsWriter, names: list[str]) -> Path:
-    """The task's checkpoint folder, made as real folders inside the sweep's folder (checked before
-    and after: no folder on the way is, or has become, a link)."""
-    folder = writer.file(names[0]).parent
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise WriteError(folder, "the checkpoint folder", error) from None
-    writer.file(names[0])
-    return folder
 
 
 def _drop_stale_checkpoints(writer: ResultsWriter, needed: dict[tuple[str, str], list[str]]) -> None:

@@ -579,12 +579,15 @@ def _run_resuming(specs: list, checkpoint_dir: str | None, expected_stacks: int,
     for resume in (True, False):
         try:
             stacks = prepare_experiments(specs, checkpoint_dir=folder, resume=resume)
-            if len(stacks) != expected_stacks:
+            counted = len(stacks) == expected_stacks
+            if not counted:
                 logger.warning("%d stacks, not the %d counted from the settings: running without checkpoints",
                                len(stacks), expected_stacks)
-                return run_prepared(prepare_experiments(specs), specs, show_progress=False)
             for stack in stacks:
-                stack.checkpoint_root = Path(root) if root else None
+                if counted:
+                    stack.checkpoint_root = Path(root) if root else None
+                else:  # the same prepared data, without the checkpoints it may have read
+                    stack.checkpoint, stack.state = None, None
             return run_prepared(stacks, specs, show_progress=False)
         except (CheckpointError, ResumeMismatchError) as error:
             if not resume:
