@@ -171,3 +171,27 @@ def test_one_checkpoint_per_stack_counted_from_the_settings(task, tmp_path, monk
     result = run_task(dict(two_stacks, checkpoint_dir=str(folder), checkpoints=len(names)))
     assert {path.name for path in written} == {"checkpoint_0.npz", "checkpoint_1.npz"}
     assert not any("running without checkpoints" in line for line in result["log"])
+
+
+def test_a_task_writes_a_line_per_trained_phase_to_stderr_as_it_trains(task, tmp_path, monkeypatch, capfd):
+    # a worker's other log lines reach the sweep's log only when its task ends, hours later
+    stderr_at_each_save: list[str] = []
+    save = loop.save_checkpoint
+
+    def save_then_read_stderr(path, state):
+        save(path, state)
+        stderr_at_each_save.append(capfd.readouterr().err)
+
+    monkeypatch.setattr(loop, "save_checkpoint", save_then_read_stderr)
+    folder = tmp_path / "checkpoints"
+    folder.mkdir()
+    result = run_task(dict(task, checkpoint_dir=str(folder), checkpoints=1))
+    after = capfd.readouterr().err
+    assert len(stderr_at_each_save) == 3
+    assert "trained" not in stderr_at_each_save[0]
+    # phase 0's line is out before phase 1's checkpoint is saved, not when the task ends
+    assert "[yacht / bnn] phase 0/2 trained: 2 run(s), " in stderr_at_each_save[1]
+    assert "checkpoint saved" in stderr_at_each_save[1]
+    assert "[yacht / bnn] phase 1/2 trained" in stderr_at_each_save[2]
+    assert "[yacht / bnn] phase 2/2 trained" in after
+    assert not any("trained:" in line for line in result["log"])  # not a second time at the task's end

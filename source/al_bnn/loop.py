@@ -46,6 +46,8 @@ from al_bnn.selection import make_sampler
 from al_bnn.stack_calibration import record_phase_calibration
 
 logger = logging.getLogger("al_bnn")
+# one line per trained phase; a sweep worker writes these at once (its other lines wait for the task's end)
+progress_logger = logging.getLogger("al_bnn.progress")
 
 
 @dataclass
@@ -281,6 +283,7 @@ class _StackRun:
     needs, and the steps of a phase (select, train and record, save), each a method."""
 
     progress: tqdm  # the progress bar of run()
+    started: float  # perf_counter() when run() began
 
     def __init__(self, stack: PreparedStack, state: StackState, stop: threading.Event | None):
         self.runs, self.datas, self.checkpoint = stack.runs, stack.datas, stack.checkpoint
@@ -321,6 +324,7 @@ class _StackRun:
     def run(self, show_progress: bool | None) -> list[RunResult]:
         """Every remaining phase: select (unless done before the checkpoint), train, save."""
         state = self.state
+        self.started = time.perf_counter()
         logger.info("training %d run(s) as one stack in %d XLA program(s): %s", len(self.runs),
                     self.trainer.unit_groups, self.names)
         # disable=None lets tqdm show the bar only on a terminal, so logs and CI output stay clean.
@@ -362,6 +366,10 @@ class _StackRun:
             record_phase_calibration(results, self.network, self.config, self.datas, state.train_sets, phase)
         finished = phase == schedule.al_iter
         self._save(phase=phase + 1, selected=False, epoch=0, phase_training_seconds=0.0, finished=finished)
+        progress_logger.info("phase %d/%d trained: %d run(s), %d labelled rows each%s; %.1f min since this start",
+                             phase, schedule.al_iter, len(self.runs), len(state.train_sets[0]),
+                             ", checkpoint saved" if self.checkpoint is not None else "",
+                             (time.perf_counter() - self.started) / 60)
         if self._stop_requested() and not finished:
             raise StopRequested(self.state)
 

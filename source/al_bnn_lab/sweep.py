@@ -23,6 +23,7 @@ import math
 import os
 import re
 import signal
+import sys
 import threading
 import time
 import zlib
@@ -522,7 +523,19 @@ class _LogCollector(logging.Handler):
         self.lines: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(record.getMessage())
+        if record.name != PROGRESS_LOGGER:  # written at once by the live handler instead
+            self.lines.append(record.getMessage())
+
+
+PROGRESS_LOGGER = "al_bnn.progress"
+
+
+def _live_progress(prefix: str) -> logging.Handler:
+    """A handler that writes the loop's phase lines to this process's stderr as they come (a local
+    worker shares the sweep's), so a task that trains for hours shows it is alive."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(f"{prefix} %(message)s"))
+    return handler
 
 
 def run_task(task: dict, threads: int | None = None) -> dict:
@@ -547,15 +560,17 @@ def run_task(task: dict, threads: int | None = None) -> dict:
     specs = [RunSpec(f"{sampler}_rs_{seed}", experiment_config(config, entry, sampler, seed, pool_size, model),
                      sampler) for sampler, seed in task["runs"]]
     stack_sizes = Counter(spec.config.training_signature() for spec in specs)  # runs per stack
-    collector = _LogCollector()
-    loop_logger = logging.getLogger("al_bnn")
+    collector, live = _LogCollector(), _live_progress(f"[{entry.name} / {model}]")
+    loop_logger, progress_logger = logging.getLogger("al_bnn"), logging.getLogger(PROGRESS_LOGGER)
     loop_logger.addHandler(collector)
+    progress_logger.addHandler(live)
     previous_level = loop_logger.level
     loop_logger.setLevel(logging.INFO)
     try:
         results = _run_resuming(specs, task.get("checkpoint_dir"), task.get("checkpoints", 0), task.get("root"))
     finally:
         loop_logger.removeHandler(collector)
+        progress_logger.removeHandler(live)
         loop_logger.setLevel(previous_level)
     runs = {(entry.name, model, spec.group, spec.config.seed):
             tidy_rows(entry.name, model, spec.group, result, pool_size, stack_sizes[spec.config.training_signature()])
