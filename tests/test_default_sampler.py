@@ -1,6 +1,7 @@
 """The library's default sampler is the study's recommendation, lcmd on the gradient kernel
 (al_bnn.recipe.DEFAULT_SAMPLER): Selector, ActiveLearner and al-bnn-suggest use it when no sampler is
-named, an explicitly named sampler keeps the schema's settings, and lcmd-on-grad runs on every model."""
+named (suggest also under a --config that sets no parms.sample_policy), an explicitly named sampler keeps the
+schema's settings, and lcmd-on-grad runs on every model."""
 
 import numpy as np
 import pandas as pd
@@ -71,10 +72,33 @@ def test_suggest_defaults_to_lcmd_on_grad_and_keeps_a_named_or_configured_sample
     (tmp_path / "mc.yaml").write_text("parms: {sample_policy: lcmd, family_kernel: mc}\n")
     assert _config(tmp_path, "--config", str(tmp_path / "mc.yaml")).family_kernel == "mc"
     assert _config(tmp_path, "--config", str(tmp_path / "mc.yaml"), "--sampler", "lcmd").family_kernel == "mc"
-    (tmp_path / "net.yaml").write_text("net_config: {layer_sizes: [8]}\n")  # sets no sampler: the schema's, as before
-    assert _config(tmp_path, "--config", str(tmp_path / "net.yaml")).sample_policy == "gpa"
-    assert _config(tmp_path, "--config", str(tmp_path / "net.yaml"), "--sampler", "lcmd").family_kernel == "grad"
+    assert _config(tmp_path, "--config", str(tmp_path / "mc.yaml"), "--sampler", "lrgpa").sample_policy == "lrgpa"
     assert "lcmd on the gradient kernel" in " ".join(build_parser().format_help().split())
+
+
+def test_suggest_with_a_config_that_sets_no_sampler_runs_the_default_like_no_config(tmp_path):
+    plain = _config(tmp_path)
+    for name, text in [("net.yaml", "net_config: {layer_sizes: [8]}\n"),
+                       ("parms.yaml", "parms: {n_mc_samples: 20, sampling_batch_size: 2}\n"),
+                       ("empty.yaml", "{}\n")]:
+        (tmp_path / name).write_text(text)
+        configured = _config(tmp_path, "--config", str(tmp_path / name))
+        assert configured.sample_policy == DEFAULT_SAMPLER == plain.sample_policy, name  # not the schema's gpa
+        for key in ("family_kernel", "family_sketch_dim"):  # the kernel settings of the no-config path
+            assert getattr(configured, key) == getattr(plain, key), (name, key)
+        assert configured.family_kernel == DEFAULT_SAMPLER_SETTINGS["family_kernel"]
+    assert _config(tmp_path, "--config", str(tmp_path / "parms.yaml")).sampling_batch_size == 2  # its keys kept
+    (tmp_path / "kernel.yaml").write_text("parms: {family_kernel: exact}\n")  # no sampler, its own kernel: kept
+    kernel = _config(tmp_path, "--config", str(tmp_path / "kernel.yaml"))
+    assert kernel.sample_policy == DEFAULT_SAMPLER and kernel.family_kernel == "exact"
+
+
+@pytest.mark.parametrize("sampler", ["gpa", "lrgpa", "maxdist", "random"])
+def test_suggest_with_a_config_that_names_a_sampler_keeps_it_and_the_schema_kernel(tmp_path, sampler):
+    (tmp_path / "named.yaml").write_text(f"parms: {{sample_policy: {sampler}}}\n")
+    named = _config(tmp_path, "--config", str(tmp_path / "named.yaml"))
+    assert named.sample_policy == sampler
+    assert named.family_kernel == config_from_dict({}, "schema").parms.family_kernel == "mc"
 
 
 @pytest.mark.slow
@@ -100,7 +124,7 @@ def test_lcmd_on_grad_suggests_for_every_model(tmp_path, model):
                                         "train_schedule: {num_epochs: 3, min_steps: 0, calibration: none}\n")
     assert main(["--labelled", str(tmp_path / "labelled.csv"), "--target", "y", "--pool", str(tmp_path / "pool.csv"),
                  "--n", "4", "--out", str(tmp_path / "out"), "--config", str(tmp_path / "tiny.yaml"),
-                 "--model", model, "--sampler", "lcmd"]) == 0
+                 "--model", model]) == 0  # the config names no sampler: the default, lcmd on grad
     picks = pd.read_csv(tmp_path / "out" / "suggestions.csv")
     assert len(picks) == 4 and picks["pool_row"].is_unique
     written = yaml.safe_load((tmp_path / "out" / "config.yaml").read_text())

@@ -342,11 +342,12 @@ def build_config(args) -> ExperimentConfig:
     raw = read_yaml(args.config, mapping=True) if args.config else {}
     config = config_from_dict(on_default_recipe(raw), str(args.config) if args.config else "suggest defaults")
     parms, net = {}, {}
-    if args.sampler or not args.config:
-        parms["sample_policy"] = args.sampler or DEFAULT_SAMPLER
-    # the default sampler (lcmd) runs on its recommended kernel (family_kernel grad) unless the config sets one
     given = raw.get("parms")
     given = given if isinstance(given, dict) else {}
+    # --sampler, else the config's parms.sample_policy, else the library's default (lcmd), not the schema's gpa
+    if args.sampler or "sample_policy" not in given:
+        parms["sample_policy"] = args.sampler or DEFAULT_SAMPLER
+    # the default sampler (lcmd) runs on its recommended kernel (family_kernel grad) unless the config sets one
     parms.update({key: value for key, value in
                   with_sampler_defaults(parms.get("sample_policy", config.parms.sample_policy), {}).items()
                   if key not in given})
@@ -803,11 +804,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", required=True, help="output directory")
     parser.add_argument("--config", default=None,
                         help="experiment YAML: model, network, training schedule, sampler (keys it does not set: "
-                        "the default model recipe, al_bnn.recipe, then the config defaults)")
+                        "the default model recipe and sampler, al_bnn.recipe, then the config defaults)")
     parser.add_argument("--sampler", default=None,
-                        help=f"sampler name (default: the config's, else {DEFAULT_SAMPLER} on the gradient kernel, the "
-                        "study's recommendation: it runs on every model and had the lowest mean log RMSE; "
-                        "docs/study.md)")
+                        help=f"sampler name (default: the config's parms.sample_policy, else {DEFAULT_SAMPLER} on the "
+                        "gradient kernel, the study's recommendation: of the recommended set's members that run on "
+                        "every model, it had the lowest mean log RMSE; docs/study.md)")
     parser.add_argument("--model", default=None, choices=models_with(lambda entry: entry.estimator is not None),
                         help="a registered model with an estimator (default: the config's, else bnn)")
     parser.add_argument("--seed", type=int, default=None, help="random seed (default: the config's, else 0)")
