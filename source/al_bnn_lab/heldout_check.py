@@ -3,12 +3,13 @@
     python source/heldout_check.py --uci-root DIR [--datasets NAME ...] [--seeds 0 1 2 3 4] [--out DIR] [--quick]
 
 The study states in advance how a reader checks its recommendation on a new dataset (docs/study.md,
-"What to expect"): run the recommended default and random on the same schedule with paired seeds (at
-least five); the check fails if the 95% interval of the paired difference in mean log RMSE lies
-above zero. This command runs exactly that on every dataset folder of DIR (the UCI layout of
-data/uci: <name>/data.txt, index_features.txt, index_target.txt) except the study's own datasets
-(those of configs/benchmark.yaml), left out by name and by content (a folder holding the same data
-as one of them under another name), and named in the report.
+"Checking the default on a new dataset"; source/run_study.py --uci-root DIR runs this check itself):
+run the recommended default and random on the same schedule with paired seeds (at least five); the
+check fails if the 95% interval of the paired difference in mean log RMSE lies above zero. This
+command runs exactly that on every dataset folder of DIR (the UCI layout of data/uci: <name>/data.txt,
+index_features.txt, index_target.txt) except the study's own datasets (those of
+configs/benchmark.yaml), left out by name and by content (a folder holding the same data as one of
+them under another name), and named in the report.
 
 The sweep is an ordinary benchmark sweep (al_bnn_lab.benchmark.run_sweep, so a rerun of the same
 command continues where it stopped) built from configs/benchmark.yaml: its `experiment` (the default
@@ -274,12 +275,17 @@ def study_prediction_interval(sampler: str, statistic: str = STATISTIC, runs: Pa
     """Computed as the study computes the one it states (study_methods.recommend): per dataset the
     mean over seeds of the paired difference on `statistic`, then mean +- t x sd x sqrt(1 + 1/n)
     over its datasets; from the committed runs. None where the runs or the sampler are not there."""
-    from al_bnn_lab.study_report import run_scalars
-
     path = runs or repo_file(STUDY_RUNS)
     if not path.is_file():
         return None
-    table = pd.read_csv(path)
+    return prediction_interval_from(pd.read_csv(path), sampler, statistic, datasets, str(path))
+
+
+def prediction_interval_from(table: pd.DataFrame, sampler: str, statistic: str = STATISTIC,
+                             datasets: Sequence[str] | None = None, source: str = "") -> PredictionInterval | None:
+    """study_prediction_interval on a table of runs already read (one row per run and AL step)."""
+    from al_bnn_lab.study_report import run_scalars
+
     names = list(datasets) if datasets is not None else study_datasets()
     table = table[table["sampler"].isin([BASELINE, sampler]) & table["dataset"].isin(names)]
     differences = paired_differences(run_scalars(table), sampler, statistic)
@@ -287,7 +293,7 @@ def study_prediction_interval(sampler: str, statistic: str = STATISTIC, runs: Pa
         return None
     means = [float(stats.finite(values).mean()) for values in differences.values()]
     low, high = stats.prediction_interval(means)
-    return PredictionInterval(low, high, len(means), str(path))
+    return PredictionInterval(low, high, len(means), source)
 
 
 def paired_differences(scalars: pd.DataFrame, sampler: str, statistic: str = STATISTIC) -> dict[str, list[float]]:
@@ -331,7 +337,8 @@ def render(rows: pd.DataFrame, sampler: str, left_out: Sequence[str], interval: 
     """heldout_check.md: the check as the study states it, per dataset."""
     kernel = "the gradient kernel" if sampler == "lcmd" else "the bnn's exact last-layer kernel"
     lines = [f"# Held-out check of the study's recommendation: {sampler} against random\n",
-             f"Made by `{command}`. The check the study states in advance (docs/study.md, \"What to expect\"): run "
+             f"Made by `{command}`. The check the study states in advance (docs/study.md, \"Checking the "
+             "default on a new dataset\"): run "
              f"the recommended default and random on the same schedule with paired seeds (at least {STUDY_SEEDS}); "
              "it fails if the 95% interval of the paired difference in mean log RMSE lies above zero. Here: "
              f"{sampler} (on {kernel}) and random on bnn with the default model recipe and the benchmark's default "
@@ -365,9 +372,10 @@ def render(rows: pd.DataFrame, sampler: str, left_out: Sequence[str], interval: 
                      f"is {interval.low:+.3f} to {interval.high:+.3f} (mean ± t × sd × sqrt(1 + 1/{interval.datasets}) "
                      f"over its {interval.datasets} datasets, from {STUDY_RUNS}).")
         if stated is not None:
-            lines.append(f"On the mean log RMSE over all AL steps, the statistic of the study's \"What to expect\" "
-                         f"paragraph, it is {stated.low:+.3f} to {stated.high:+.3f}; leaving out the initial step, the "
-                         "same for both samplers of a seed, makes each difference larger without changing its sign.")
+            lines.append("On the mean log RMSE over all AL steps, the statistic of the second edition's \"What to "
+                         f"expect\" paragraph, it is {stated.low:+.3f} to {stated.high:+.3f}; leaving out the "
+                         "initial step, the same for both samplers of a seed, makes each difference larger "
+                         "without changing its sign.")
         if rule_pick is not None:
             lines.append(f"The paragraph states it for the second edition's rule pick, {SAMPLERS[1]}: "
                          f"{rule_pick.low:+.3f} to {rule_pick.high:+.3f} (`--sampler {SAMPLERS[1]}` runs that check).")

@@ -40,7 +40,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -49,10 +49,10 @@ import yaml
 
 from al_bnn.cli import run_reporting_errors
 from al_bnn.config import ConfigError, read_yaml, with_quick
-from al_bnn.data import DataFileError
+from al_bnn.data import DataFileError, uci_dataset_names
 from al_bnn.paths import REPO_ROOT, remove_file
 from al_bnn.results import ResultsWriter
-from al_bnn_lab import study_cost, study_methods, study_report
+from al_bnn_lab import heldout_check, study_cost, study_methods, study_report
 from al_bnn_lab.benchmark import refuse_another_sweep
 from al_bnn_lab.benchmark import run_sweep as run_benchmark_sweep
 from al_bnn_lab.sweep import (
@@ -116,7 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="where the runs and the report go (default: results_study, report in docs/study.md; "
                              "with --quick: results_study_quick)")
     parser.add_argument("--workers", type=int, default=2, help="local worker processes per sweep (default 2)")
-    parser.add_argument("--uci-root", default=None, help="folder of the UCI datasets (default: $UCI_DATA_DIR)")
+    parser.add_argument("--uci-root", default=None,
+                        help="folder of the UCI datasets (default: $UCI_DATA_DIR); after the questions, the study's "
+                             "held-out check runs on every dataset in it that the study did not use")
     parser.add_argument("--report-only", action="store_true", help="run nothing; rebuild the report from the runs")
     parser.add_argument("--reuse", nargs="+", default=[], metavar="PATH",
                         help="take finished runs from these results directories or tidy tables (e.g. the "
@@ -403,6 +405,42 @@ def measure_selection_benchmark(settings: dict, results_dir: Path, wall_times: W
     wall_times.add("q8", time.perf_counter() - started)
 
 
+HELDOUT_DIR = "heldout_check"  # in the results directory: the held-out check's sweep, table and report
+HELDOUT_TABLE = "heldout_check"  # its table next to the report (study_data/heldout_check.csv)
+
+
+def heldout_datasets(uci_root: str | None) -> list[str]:
+    """The datasets of `uci_root` the study did not use (by name or by content): the held-out check
+    runs on them. [] when there are none; a folder the check refuses is logged, not raised, so that
+    it cannot stop the study's own questions."""
+    if not uci_root or not Path(uci_root).is_dir():
+        return []
+    root = Path(uci_root).resolve()
+    study = heldout_check.study_datasets()
+    if all(name in study for name in uci_dataset_names(root)):
+        return []
+    try:
+        return heldout_check.choose_datasets_with_digests(root, None, study)[0]
+    except DataFileError as error:
+        logger.warning("held-out check: not run: %s", error)
+        return []
+
+
+def run_heldout_check(uci_root: str, results_dir: Path, workers: int, quick: bool) -> None:
+    """The check the report states in advance, on the datasets of `uci_root` the study did not use:
+    the recommended default (the package's, al_bnn.recipe.DEFAULT_SAMPLER) against random, paired
+    seeds, into `results_dir`/HELDOUT_DIR (a rerun continues it there)."""
+    from al_bnn.recipe import DEFAULT_SAMPLER
+
+    out = results_dir / HELDOUT_DIR
+    seeds = list(range(heldout_check.STUDY_SEEDS))
+    args = argparse.Namespace(uci_root=uci_root, datasets=None, seeds=seeds, sampler=DEFAULT_SAMPLER, out=str(out),
+                              quick=quick, workers=workers, overwrite=False)
+    command = (f"python source/heldout_check.py --uci-root {uci_root} --out {out}" + (" --quick" if quick else "")
+               + " (run by source/run_study.py)")
+    heldout_check.run_check(args, command)
+
+
 def ordered(questions) -> list[str]:
     return [q for q in QUESTIONS if q in set(questions)]
 
@@ -425,6 +463,10 @@ def _run_locked(args: argparse.Namespace, committed_report: bool, results_dir: P
     wall_times = WallTimes(results_dir / "wall_times.json")
     sweeps = {q: question_sweep(q, args.quick, args.uci_root) for q in SWEEP_QUESTIONS if q not in DERIVED_QUESTIONS}
     if not args.report_only:
+        held_out = heldout_datasets(args.uci_root)
+        if held_out:
+            logger.info("held-out check: after the questions, the recommended default against random on %s (in %s, "
+                        "not used by the study)", ", ".join(held_out), args.uci_root)
         for question in ordered(args.questions):
             if question in DERIVED_QUESTIONS:
                 derived = DerivedSweep(question, args.quick, args.uci_root, sweeps,
@@ -439,6 +481,8 @@ def _run_locked(args: argparse.Namespace, committed_report: bool, results_dir: P
                 measure_pool_scaling(cost_settings(args.quick), results_dir, wall_times)
             else:
                 measure_selection_benchmark(cost_settings(args.quick, METHOD_COST_CONFIG), results_dir, wall_times)
+        if held_out:
+            run_heldout_check(args.uci_root, results_dir, args.workers, args.quick)
     command = "python source/run_study.py" + (" --quick" if args.quick else "") + \
         (f" --results-dir {args.results_dir}" if args.results_dir else "")
     report = write_report(results_dir, report_dir, image_dir, sweeps, wall_times, command, args.quick,
@@ -672,6 +716,7 @@ class StudyNumbers:
     recommendation: study_methods.Recommendation | None
     scrutiny: study_report.MethodStatistics | None
     bench: pd.DataFrame
+    heldout: pd.DataFrame = field(default_factory=pd.DataFrame)  # the held-out check's rows, where it ran
 
 
 def _cost_section(tables: dict[str, pd.DataFrame], scaling: pd.DataFrame, quick: bool) -> study_report.Section | None:
@@ -809,6 +854,8 @@ def data_tables(numbers: StudyNumbers) -> dict[str, pd.DataFrame]:
     each section's, and the numbers behind the recommendation paragraphs."""
     tables = {name: table for section in numbers.sections.values() if section is not None
               for name, table in section.tables.items()}
+    if len(numbers.heldout):
+        tables[HELDOUT_TABLE] = numbers.heldout
     if numbers.scrutiny is not None:
         scrutiny = numbers.scrutiny
         tables["q6_corrected_verdicts"] = scrutiny.tests[scrutiny.primary]
@@ -830,6 +877,8 @@ def write_study_data(results_dir: Path, data_dir: Path, sweeps: dict[str, dict],
     data_dir.mkdir(parents=True, exist_ok=True)
     scaling, bench = copy_run_data(results_dir, data_dir, tables)
     numbers = compute_numbers(tables, sweeps, derived, scaling, bench, quick)
+    numbers.heldout = _first_table(results_dir / HELDOUT_DIR / heldout_check.TABLE_FILE,
+                                   data_dir / f"{HELDOUT_TABLE}.csv")
     data_writer = ResultsWriter(data_dir, overwrite=True)
     for name, table in data_tables(numbers).items():
         float_format = None if name in MEASURED_TABLES else DATA_FLOAT_FORMAT
@@ -920,6 +969,7 @@ def recommendation_lines(numbers: StudyNumbers) -> list[str]:
     if scrutiny is not None:
         best = scrutiny.sets[scrutiny.primary].best
         blocks += [*study_report.recommendation_set_markdown(scrutiny),
+                   *heldout_markdown(numbers),
                    study_report.corrected_verdicts_markdown(scrutiny),
                    study_report.corrected_verdicts_sentence(scrutiny, best),
                    study_report.statistics_markdown(scrutiny),
@@ -927,6 +977,52 @@ def recommendation_lines(numbers: StudyNumbers) -> list[str]:
                    "**The second edition's rule**, kept for comparison:"]
     blocks += numbers.recommendation.markdown
     return lines + [block + "\n" for block in blocks]
+
+
+def heldout_markdown(numbers: StudyNumbers) -> list[str]:
+    """How a reader checks the set's default on a new dataset, stated before any check ran, with
+    what Q6 predicts; then the check's results where this report's run made them (--uci-root with
+    datasets the study did not use)."""
+    scrutiny = numbers.scrutiny
+    if scrutiny is None or "q6" not in numbers.tables:
+        return []
+    default, baseline = scrutiny.sets[scrutiny.primary].default, heldout_check.BASELINE
+    datasets = list(scrutiny.datasets)
+    scalars = study_report.run_scalars(numbers.tables["q6"])
+    own = heldout_check.paired_differences(scalars[scalars["dataset"].isin(datasets)], default)
+    interval = heldout_check.prediction_interval_from(numbers.tables["q6"], default, datasets=datasets)
+    if not own or interval is None:
+        return []
+    means = np.array([np.mean(values) for values in own.values()])
+    text = (f"**Checking the default on a new dataset** (stated before any check ran). Run {default} and {baseline} "
+            "on the same schedule with paired seeds (at least five, the same seed giving both the same split and "
+            "initial set); the recommendation fails on that dataset if the 95% interval of the paired difference in "
+            "mean log test RMSE over the AL steps after the initial one lies above zero. On that statistic "
+            f"{default} - {baseline} ranged from {means.min():+.3f} to {means.max():+.3f} over Q6's {len(own)} "
+            f"datasets (median {np.median(means):+.3f}); for a new dataset drawn like these, its 95% prediction "
+            f"interval is {interval.low:+.3f} to {interval.high:+.3f} (mean ± t × sd × sqrt(1 + 1/{interval.datasets}) "
+            f"over datasets). `python source/run_study.py --uci-root DIR` runs this check after its questions on "
+            "every dataset of DIR the study did not use (left out by name and by content) and reports it here; "
+            "`python source/heldout_check.py --uci-root DIR` runs it alone.")
+    rows = numbers.heldout
+    if not len(rows):
+        return [text + " No such dataset was given to the run that made this report, so the check has not run "
+                       "here."]
+    checked = rows[rows["sampler"] == default]
+    if not len(checked):
+        other = study_report.listing(sorted(set(rows["sampler"])))
+        return [text + f" The check's table next to this report is of {other}, not of the set's default {default}: "
+                       "rerun it."]
+    failed = checked.loc[checked["verdict"] == heldout_check.VERDICTS["higher"], "dataset"].tolist()
+    table = study_report.markdown_table(
+        ["dataset", "pool", "paired seeds", f"{default} - {baseline} [95% interval over seeds]", "verdict",
+         "against the prediction interval"],
+        [[r.dataset, f"{r.pool_size:,}", str(r.paired_seeds), f"{r.difference:+.3f} ± {r.half_width:.3f}", r.verdict,
+          r.against_prediction] for r in checked.itertuples()])
+    result = (f"**The check on {study_report.plural_count(len(checked), 'dataset')} the study never used** "
+              f"({study_report.listing(checked['dataset'].tolist())}): {len(failed)} fail"
+              + (f" ({study_report.listing(failed)})" if failed else "") + ".")
+    return [text, result, table]
 
 
 def _config_files(question: str) -> str:
