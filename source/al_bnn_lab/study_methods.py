@@ -349,7 +349,8 @@ def question_methods(table: pd.DataFrame, baseline: str = "random", gpa: str = "
            if missing else ""))
     headline = (f"Over {len(datasets)} datasets ({seeds} paired seeds) the lowest mean log RMSE is {best.sampler}'s "
                 f"({signed(best.log_rmse_difference, best.interval)} against {baseline}, 95% interval over datasets); "
-                f"never clearly worse than {baseline} on any dataset: {listing(never_worse)}.")
+                f"never clearly worse than {baseline} on any dataset (per-dataset 95% intervals, uncorrected): "
+                f"{listing(never_worse)}.")
     section = Section("q6", "Which method when", answer, headline)
     section.facts = dict(datasets=datasets, seeds=seeds, aggregate=aggregate, per_dataset=per_dataset,
                          scalars=scalars, baseline=baseline, gpa=gpa,
@@ -457,8 +458,8 @@ def _order_sentences(results: dict, baseline: str) -> list[str]:
         others = aggregate[aggregate["sampler"] != baseline]
         order = ", ".join(others["sampler"])
         worse = [f"{r.sampler} ({r.worse_datasets})" for r in others.itertuples() if r.worse]
-        sentences.append(f"on {name} the order is {order}; clearly worse than {baseline} somewhere: "
-                         f"{listing(worse)}")
+        sentences.append(f"on {name} the order is {order}; clearly worse than {baseline} somewhere (per-dataset "
+                         f"95% intervals, uncorrected): {listing(worse)}")
     return sentences
 
 
