@@ -215,7 +215,9 @@ def test_item15_out_that_is_a_file_or_under_one_is_one_message_exit_2(tmp_path, 
 def test_item15_huge_config_is_refused_before_training(tmp_path, capsys, monkeypatch):
     make_files(tmp_path)
     monkeypatch.setattr("al_bnn.memory.available_memory", lambda: 2**30)
-    for key, value in [("parms", "{n_mc_samples: 100000000}"), ("net_config", "{layer_sizes: [100000, 100000]}")]:
+    # gpa draws n_mc_samples function samples (the default sampler, lcmd on the gradient kernel, draws none)
+    for key, value in [("parms", "{sample_policy: gpa, n_mc_samples: 100000000}"),
+                       ("net_config", "{layer_sizes: [100000, 100000]}")]:
         (tmp_path / "huge.yaml").write_text(f"{key}: {value}\n")
         args = arguments(tmp_path, tmp_path / "out")
         args[args.index("--config") + 1] = str(tmp_path / "huge.yaml")
