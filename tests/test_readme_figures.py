@@ -40,7 +40,8 @@ def test_the_uci_protocol_figures_are_the_committed_summary():
 def test_the_benchmark_coverage_figures_are_the_committed_tables():
     summary = pd.read_csv(REPO / "docs" / "benchmark" / "summary.csv")
     random = summary[summary.sampler == "random"].groupby("model")["final_coverage_90"].mean()
-    stated = re.search(r"random selection's runs: bnn ([0-9.]+), dropout ([0-9.]+), ensemble ([0-9.]+)", paragraph())
+    stated = re.search(r"random selection's coverage there: bnn ([0-9.]+), dropout ([0-9.]+), ensemble ([0-9.]+)",
+                       paragraph())
     assert stated, paragraph()
     assert list(stated.groups()) == [f"{random[model]:.2f}" for model in ("bnn", "dropout", "ensemble")]
     loop = pd.read_csv(REPO / "docs" / "al_calibration" / "coverage.csv")
@@ -216,8 +217,8 @@ def flat_value(mapping: object, key: str) -> object:
 
 
 def test_the_loop_calibration_counts_are_the_committed_runs():
-    """'bnn 0.80 to 0.91 (15 sets), dropout 0.72 to 0.90 (15 sets) and ensemble 0.57 to 0.92 (12 sets; 2 seeds,
-    random selection for these two)': the set counts, seeds and samplers of the calibrated runs, and the
+    """'bnn 0.80 to 0.91, dropout 0.72 to 0.90 and ensemble 0.56 to 0.91 (15 sets; 2 seeds and random
+    selection for the last two)': the set counts, seeds and samplers of the calibrated runs, and the
     benchmark's stored settings made before the loop calibrated."""
     coverage = pd.read_csv(REPO / "docs" / "al_calibration" / "coverage.csv")
     runs = pd.read_csv(REPO / "docs" / "al_calibration" / "calibrated_runs.csv")
@@ -226,12 +227,11 @@ def test_the_loop_calibration_counts_are_the_committed_runs():
     seeds = {model: part["seed"].nunique() for model, part in runs.groupby("model")}
     samplers = {model: sorted(set(part["sampler"])) for model, part in runs.groupby("model")}
     assert seeds["dropout"] == seeds["ensemble"] and samplers["dropout"] == samplers["ensemble"] == ["random"]
-    stated = re.search(r"bnn [0-9.]+ to [0-9.]+ \(([0-9]+) sets\), dropout [0-9.]+ to [0-9.]+ \(([0-9]+) sets\) and "
-                       r"ensemble [0-9.]+ to [0-9.]+ \(([0-9]+) sets; ([0-9]+) seeds, random selection for these two\)",
-                       readme())
+    stated = re.search(r"bnn [0-9.]+ to [0-9.]+, dropout [0-9.]+ to [0-9.]+ and ensemble [0-9.]+ to [0-9.]+ "
+                       r"\(([0-9]+) sets; ([0-9]+) seeds and random selection for the last two\)", readme())
     assert stated, readme()
-    assert [int(value) for value in stated.groups()] == [sets["bnn"], sets["dropout"], sets["ensemble"],
-                                                         seeds["ensemble"]]
+    assert sets["bnn"] == sets["dropout"] == sets["ensemble"]  # one count stated for the three
+    assert [int(value) for value in stated.groups()] == [sets["bnn"], seeds["ensemble"]]
     assert benchmark_calibration() == {"none"}
     assert "were made before the loop calibrated" in readme()
 
@@ -245,15 +245,20 @@ def test_the_min_steps_figure_is_the_default_recipe():
            f"this fits {epochs} epochs" in readme()
 
 
-def test_the_initial_step_difference_of_paired_reruns_is_the_q9_table():
-    """README: paired calibrated reruns differ from the committed uncalibrated runs by at most 0.23% in
-    test RMSE at the initial step (before any pick), recomputed from the study's Q9 and Q6 runs."""
-    q9 = pd.read_csv(REPO / "docs" / "study_data" / "q9.csv.gz")
-    q6 = pd.read_csv(REPO / "docs" / "study_data" / "q6.csv.gz")
-    keys = ["dataset", "sampler", "seed", "al_iter"]
-    paired = q9[keys + ["test_rmse"]].merge(q6[keys + ["test_rmse"]], on=keys, suffixes=("", "_q6"))
-    initial = paired[paired["al_iter"] == 0]
-    assert len(initial) == len(q9.drop_duplicates(["dataset", "sampler", "seed"])) == 15 * 12 * 2  # every Q9 run
-    largest = ((initial["test_rmse"] - initial["test_rmse_q6"]).abs() / initial["test_rmse_q6"]).max()
-    readme = " ".join((REPO / "README.md").read_text().split())
-    assert f"at most {largest:.2%} at the initial step" in readme
+def test_the_calibrated_reruns_and_balanced_minibatches_are_the_committed_tables():
+    """README: rerun calibrated (random and lcmd, 5 seeds) no set is clearly worse; balanced minibatches
+    are clearly better or worse (Holm-corrected) on the sets it names. (That a calibrated run's RMSE and
+    picks are bitwise the uncalibrated run's on one machine is tests/test_loop_calibration.py's.)"""
+    calibrated = pd.read_csv(REPO / "docs" / "recipe_change" / "calibration" / "changes.csv")
+    assert set(calibrated["sampler"]) == {"random", "lcmd"} and set(calibrated["runs"]) == {5}
+    assert not (calibrated["verdict"] == "worse").any()
+    assert "rerun calibrated, random and lcmd over 5 seeds, no set is clearly worse" in paragraph()
+    balanced = pd.read_csv(REPO / "docs" / "recipe_change" / "balanced" / "changes.csv")
+    assert balanced["dataset"].nunique() == 15 and set(balanced["sampler"]) == {"random", "lcmd"}
+
+    def named(verdict: str) -> str:
+        sets = list(dict.fromkeys(balanced.loc[balanced["verdict_holm"] == verdict, "dataset"]))
+        return " and ".join(sets) if len(sets) < 3 else ", ".join(sets[:-1]) + " and " + sets[-1]
+
+    assert (f"over 15 sets and two samplers they make active learning clearly more accurate on {named('better')} "
+            f"and clearly less accurate on {named('worse')} (Holm-corrected;") in paragraph()

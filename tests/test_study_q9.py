@@ -261,3 +261,35 @@ def test_quick_q9_runs_end_to_end_and_pairs_with_q6(tmp_path):
     assert "They do: the largest |test RMSE difference|" in part and "Only 0 of the 8 paired Q6 runs" in part
     for path, before in committed.items():
         assert path.read_bytes() == before, f"--quick must not touch {path}"
+
+
+def test_the_cause_of_differing_runs_is_stated_only_as_far_as_it_is_known():
+    uncalibrated, calibrated = synthetic("uncalibrated"), synthetic("calibrated")
+    one_run = (calibrated.dataset == "d1") & (calibrated.sampler == "lcmd") & (calibrated.seed == 1)
+    calibrated.loc[one_run, "test_rmse"] *= 1.001  # from the initial step on, before any pick
+    unknown = study_report.question_calibration(uncalibrated, calibrated, "random").markdown[0]
+    assert "(cause not established; calibration is not it: on one machine a calibrated run's RMSE and picks are " \
+           "bitwise the uncalibrated run's; once a pick differs" in unknown
+    assert "12 of the 12 runs were trained in a stack of another size than their pair (runs_in_stack): 1 of the 1 " \
+           "that differ and 11 of the 11 that agree." in unknown
+    machines = (["2 cores (Intel)"], ["2 cores (AMD)"])
+    known = study_report.question_calibration(uncalibrated, calibrated, "random", machines=machines).markdown[0]
+    assert "(Q6's runs were trained on 2 cores (Intel), Q9's on 2 cores (AMD), and float32 training on CPU need " \
+           "not round the same on another processor and software build; calibration is not the cause" in known
+    same = study_report.question_calibration(uncalibrated, calibrated, "random",
+                                             machines=(["2 cores (AMD)"], ["2 cores (AMD)"])).markdown[0]
+    assert "cause not established" in same  # one machine: the machines are not the explanation
+
+
+def test_the_wall_time_record_names_the_machine_each_question_ran_on(tmp_path):
+    from al_bnn_lab import study
+
+    times = study.WallTimes(tmp_path / "wall_times.json")
+    times.add("q6", 90.0, workers=2)
+    here = study.machine_description()
+    assert study.WallTimes(tmp_path / "wall_times.json").entries["q6"]["machines"] == [here]
+    assert f"2 worker process(es) on {here} (code at" in times.describe("q6")
+    assert "on this machine" in times.total()
+    times.entries["q9"] = {"seconds": 60.0, "parts": 1, "commits": ["abc"], "machines": ["another machine"]}
+    assert "on 2 machines (named with each question)" in times.total()
+    assert times.machines() == {"q6": [here], "q9": ["another machine"]}

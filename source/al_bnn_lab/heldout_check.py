@@ -299,7 +299,7 @@ def prediction_interval_from(table: pd.DataFrame, sampler: str, statistic: str =
 def paired_differences(scalars: pd.DataFrame, sampler: str, statistic: str = STATISTIC) -> dict[str, list[float]]:
     """Per dataset: `sampler` - random on `statistic`, one value per seed both have run."""
     wide = scalars.pivot_table(index=["dataset", "seed"], columns="sampler", values=statistic)
-    if sampler not in wide or BASELINE not in wide:
+    if sampler == BASELINE or sampler not in wide or BASELINE not in wide:
         return {}
     both = wide[[sampler, BASELINE]].dropna()
     difference = both[sampler] - both[BASELINE]

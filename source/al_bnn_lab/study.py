@@ -242,6 +242,10 @@ class WallTimes:
         commit = current_commit()
         if commit not in entry["commits"]:
             entry["commits"].append(commit)
+        # float32 training on CPU need not round the same on another processor or build: say where it ran
+        machine = machine_description()
+        if machine not in entry.setdefault("machines", []):
+            entry["machines"].append(machine)
         self._save()
 
     def forget(self, question: str) -> None:
@@ -275,7 +279,12 @@ class WallTimes:
         processes = f", {' or '.join(map(str, workers))} worker process(es)" if workers else ""
         reused = (f"; {entry['reused_runs']} finished runs were taken from other results with --reuse, their "
                   "time not included" if entry.get("reused_runs") else "")
-        return f"{duration}{parts}{processes} (code at {', '.join(entry['commits'])}){reused}"
+        machines = f" on {' and '.join(entry['machines'])}" if entry.get("machines") else ""
+        return f"{duration}{parts}{processes}{machines} (code at {', '.join(entry['commits'])}){reused}"
+
+    def machines(self) -> dict[str, list[str]]:
+        """question -> the machines its parts ran on, where recorded."""
+        return {question: list(entry.get("machines", [])) for question, entry in self.entries.items()}
 
     def total(self) -> str:
         """The whole study's wall time, summed over questions and parts (reused runs not counted)."""
@@ -284,7 +293,9 @@ class WallTimes:
         measured = [q.upper() for q in QUESTIONS if self.entries.get(q, {}).get("parts")]
         if not measured:
             return ""
-        return (f"**Wall time in all:** {hours} h {minutes} min on this machine for {', '.join(measured)} "
+        machines = {m for entry in self.entries.values() for m in entry.get("machines", [])}
+        where = "this machine" if len(machines) < 2 else f"{len(machines)} machines (named with each question)"
+        return (f"**Wall time in all:** {hours} h {minutes} min on {where} for {', '.join(measured)} "
                 "(each question's time is in its section, with its parts where they were recorded one by one; runs "
                 "taken from other results with --reuse are not counted).")
 
@@ -756,7 +767,8 @@ def uncalibrated_run_keys(raw: dict) -> dict[tuple[str, str, int], str]:
 
 def _calibration_section(tables: dict[str, pd.DataFrame], raw: dict | None, quick: bool,
                          scrutiny: study_report.MethodStatistics | None = None,
-                         every_model: Callable[[str], bool] | None = None) -> study_report.Section:
+                         every_model: Callable[[str], bool] | None = None,
+                         machines: dict[str, list[str]] | None = None) -> study_report.Section:
     """Q9: its calibrated runs paired with the uncalibrated runs of the question it names, and the
     recommendation set rechecked on them against Q6's (`scrutiny`; `every_model` as for Q6's set)."""
     source = str(question_settings("q9", quick)[1].get("paired_with", PAIRED_QUESTIONS["q9"]))
@@ -766,8 +778,9 @@ def _calibration_section(tables: dict[str, pd.DataFrame], raw: dict | None, quic
         return study_report.Section("q9", "Does calibration change which method wins?", text, "", markdown=[text])
     keys = uncalibrated_run_keys(raw) if raw is not None else None
     reference = scrutiny.sets[scrutiny.primary] if scrutiny is not None else None
+    sides = (machines or {}).get(source, []), (machines or {}).get("q9", [])
     return study_report.question_calibration(tables[source], tables["q9"], BASELINE, keys, source.upper(),
-                                             reference, every_model)
+                                             reference, every_model, sides if all(sides) else None)
 
 
 def runs_on_every_model(q6_sweep: dict) -> Callable[[str], bool]:
@@ -816,7 +829,7 @@ def with_recipe_refresh(q1: study_report.Section, q6_table: pd.DataFrame, q1_swe
 
 def compute_numbers(tables: dict[str, pd.DataFrame], sweeps: dict[str, dict | None],
                     derived: dict[str, DerivedSweep], scaling: pd.DataFrame, bench: pd.DataFrame,
-                    quick: bool) -> StudyNumbers:
+                    quick: bool, machines: dict[str, list[str]] | None = None) -> StudyNumbers:
     """Every question's section, the recommendation and the scrutiny of Q6, from the tables."""
     sections: dict[str, study_report.Section | None] = dict.fromkeys(QUESTIONS)
     first_edition = {"q1": study_report.question_samplers, "q2": study_report.question_joint_marginal,
@@ -841,7 +854,7 @@ def compute_numbers(tables: dict[str, pd.DataFrame], sweeps: dict[str, dict | No
         scrutiny = scrutinise(tables["q6"], sweeps["q6"], sections["q8"])
     if "q9" in tables:
         every_model = runs_on_every_model(sweeps["q6"]) if sweeps.get("q6") else None
-        sections["q9"] = _calibration_section(tables, sweeps.get("q9"), quick, scrutiny, every_model)
+        sections["q9"] = _calibration_section(tables, sweeps.get("q9"), quick, scrutiny, every_model, machines)
     return StudyNumbers(tables, sweeps, derived, sections, recommendation, scrutiny, bench)
 
 
@@ -864,7 +877,7 @@ def data_tables(numbers: StudyNumbers) -> dict[str, pd.DataFrame]:
 
 
 def write_study_data(results_dir: Path, data_dir: Path, sweeps: dict[str, dict], quick: bool,
-                     uci_root: str | None = None) -> StudyNumbers:
+                     uci_root: str | None = None, machines: dict[str, list[str]] | None = None) -> StudyNumbers:
     """Compute the study's numbers from the tidy tables (the runs', else the copies in `data_dir`)
     and write the data next to the report: the per-run tables, put in each sweep's order first, and
     the derived tables (DATA_FLOAT_FORMAT), so the same runs give the same bytes whatever order they
@@ -876,7 +889,7 @@ def write_study_data(results_dir: Path, data_dir: Path, sweeps: dict[str, dict],
     tables.update(canonical_tables({q: tables[q] for q in DERIVED_QUESTIONS if q in tables}, sweeps))
     data_dir.mkdir(parents=True, exist_ok=True)
     scaling, bench = copy_run_data(results_dir, data_dir, tables)
-    numbers = compute_numbers(tables, sweeps, derived, scaling, bench, quick)
+    numbers = compute_numbers(tables, sweeps, derived, scaling, bench, quick, machines)
     numbers.heldout = _first_table(results_dir / HELDOUT_DIR / heldout_check.TABLE_FILE,
                                    data_dir / f"{HELDOUT_TABLE}.csv")
     data_writer = ResultsWriter(data_dir, overwrite=True)
@@ -891,7 +904,7 @@ def write_report(results_dir: Path, report_dir: Path, image_dir: Path, sweeps: d
     """Compute the study's numbers from the tidy tables, then render and write docs/study.md (or
     DIR/study.md), its figures and the data copies next to it."""
     data_dir = report_dir / "study_data"
-    numbers = write_study_data(results_dir, data_dir, sweeps, quick, uci_root)
+    numbers = write_study_data(results_dir, data_dir, sweeps, quick, uci_root, wall_times.machines())
     sweeps = numbers.sweeps
     image_dir.mkdir(parents=True, exist_ok=True)
     summary = summary_text(numbers)
@@ -987,6 +1000,8 @@ def heldout_markdown(numbers: StudyNumbers) -> list[str]:
     if scrutiny is None or "q6" not in numbers.tables:
         return []
     default, baseline = scrutiny.sets[scrutiny.primary].default, heldout_check.BASELINE
+    if default == baseline:  # nothing beat random: there is no recommendation to check
+        return []
     datasets = list(scrutiny.datasets)
     scalars = study_report.run_scalars(numbers.tables["q6"])
     own = heldout_check.paired_differences(scalars[scalars["dataset"].isin(datasets)], default)
@@ -1053,7 +1068,7 @@ def question_lines(question: str, section: study_report.Section | None, raw: dic
     title = section.title if section is not None else QUESTION_TEXT[question].split("?")[0].split(":")[0]
     lines = [f"## Q{question[1]}. {title}", "", f"*Question.* {QUESTION_TEXT[question]}", "",
              f"*Command:* `{command} --questions {question}`; *config:* {_config_files(question)}; "
-             f"{_size_text(question, raw)}*wall time on this machine:* {wall_times.describe(question)}.", ""]
+             f"{_size_text(question, raw)}*wall time:* {wall_times.describe(question)}.", ""]
     if section is None:
         return lines + ["Not run yet.", ""]
     def blocks_then_figures(blocks: list[str], figures: dict, caption: str) -> list[str]:

@@ -1039,8 +1039,12 @@ def rmse_agreement(pairs: pd.DataFrame) -> dict:
                 worst=(str(worst["dataset"]), str(worst["sampler"]), int(worst["seed"]), int(worst["al_iter"])))
 
 
-def rmse_agreement_sentence(agreement: dict) -> str:
-    """The RMSE check in words, as strong as its numbers allow."""
+def rmse_agreement_sentence(agreement: dict, machines: tuple[list[str], list[str]] | None = None,
+                            source: str = "Q6") -> str:
+    """The RMSE check in words, as strong as its numbers allow; the cause of a difference only as far
+    as it is known: calibration is not it (on one machine a calibrated run's RMSE and picks are bitwise
+    the uncalibrated run's, tests/test_loop_calibration.py), and where the two sides were trained on
+    different machines (`machines`: uncalibrated, calibrated) that is said."""
     a = agreement
     steps = f"{a['steps']} paired AL steps of {a['runs']} runs"
     if a["max_abs"] == 0:
@@ -1051,14 +1055,23 @@ def rmse_agreement_sentence(agreement: dict) -> str:
     dataset, sampler, seed, step = a["worst"]
     stacks = ""
     if a["other_stack"] is not None:
-        stacks = (f" {a['other_stack'][0]} of the {a['runs']} runs were trained in a stack of another size than their "
-                  f"pair (runs_in_stack), {a['other_stack'][1]} of the {a['differing']} that differ.")
+        other, other_differing = a["other_stack"]
+        stacks = (f" {other} of the {a['runs']} runs were trained in a stack of another size than their pair "
+                  f"(runs_in_stack): {other_differing} of the {a['differing']} that differ and "
+                  f"{other - other_differing} of the {a['same']} that agree.")
+    if machines is not None and not set(machines[0]) & set(machines[1]):
+        cause = (f"{source}'s runs were trained on {' and '.join(machines[0])}, Q9's on {' and '.join(machines[1])}, "
+                 "and float32 training on CPU need not round the same on another processor and software build; "
+                 "calibration is not the cause: on one machine a calibrated run's RMSE and picks are bitwise the "
+                 "uncalibrated run's")
+    else:
+        cause = ("cause not established; calibration is not it: on one machine a calibrated run's RMSE and picks "
+                 "are bitwise the uncalibrated run's")
     return (f"They do not all: {a['same']} of {a['runs']} paired runs agree at every step (relative difference at "
             f"most {RMSE_NOISE:.0e}; {a['identical']} exactly), the other {a['differing']} differ, by up to "
             f"{a['max_abs']:.3g} in test RMSE ({a['max_rel']:.1%} relative; {dataset}, {sampler}, seed {seed}, step "
             f"{step}); {a['differ_initially']} of them already at the initial step, before any pick, there by at most "
-            f"{a['initial_max_rel']:.2%} relative (float32 rounding that differs between stacks of different sizes; "
-            "once a pick differs, the runs move apart). They are "
+            f"{a['initial_max_rel']:.2%} relative ({cause}; once a pick differs, the runs move apart). They are "
             f"{_differing_datasets(a['datasets_differing'])}.{stacks} Runs "
             "that differ in RMSE are not the same models, so a change of winner on them is not calibration's alone.")
 
@@ -1350,14 +1363,16 @@ def calibration_set_paragraph(facts: dict, results: dict[str, MethodStatistics],
 def question_calibration(uncalibrated: pd.DataFrame, calibrated: pd.DataFrame, baseline: str = "random",
                          uncalibrated_keys: dict | None = None, source: str = "Q6",
                          reference: stats.RecommendationSet | None = None,
-                         every_model: Callable[[str], bool] | None = None) -> Section:
+                         every_model: Callable[[str], bool] | None = None,
+                         machines: tuple[list[str], list[str]] | None = None) -> Section:
     """Q9: the same samplers on the calibrated model (`calibrated`, Q9's runs) and the uncalibrated
     one (`uncalibrated`, `source`'s runs of the same dataset, sampler and seed): does the RMSE stay
     the same, how do final-step LL and coverage move, and does the LL winner change? With
     `uncalibrated_keys` ((dataset, sampler, seed) -> the run key of Q9's settings with calibration
     off) the section also says whether the paired runs are those runs. The recommendation set is
     recomputed on each side's paired runs (method_statistics; `every_model` as for Q6's set) and
-    compared with `reference`, Q6's committed set (issue #35)."""
+    compared with `reference`, Q6's committed set (issue #35). `machines`: where each side's runs
+    were trained (uncalibrated, calibrated), where the wall-time record has it."""
     title = "Does calibration change which method wins?"
     pairs = calibration_pairs(uncalibrated, calibrated)
     if pairs.empty:
@@ -1375,7 +1390,8 @@ def question_calibration(uncalibrated: pd.DataFrame, calibrated: pd.DataFrame, b
              f"sampler and seed: {facts['runs']} runs of {len(order)} samplers on {facts['datasets']} datasets, "
              f"{facts['seeds']} paired seeds. {pairing} Calibration rescales only the predictive std the model "
              "reports (al_bnn/stack_calibration.py): its training and its picks are the uncalibrated run's, so the "
-             f"paired runs should have the same test RMSE at every step. {rmse_agreement_sentence(agreement)}")
+             f"paired runs should have the same test RMSE at every step. "
+             f"{rmse_agreement_sentence(agreement, machines, source)}")
     tables = calibration_markdown(by_sampler, by_dataset, baseline, order)
     after_tables = (f"Final AL step; a winner is the sampler with the highest mean test log-likelihood (LL) over the "
                     f"seeds (the RMSE winner: lowest mean test RMSE); a {baseline} difference is the mean over "
