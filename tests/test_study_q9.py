@@ -293,3 +293,5 @@ def test_the_wall_time_record_names_the_machine_each_question_ran_on(tmp_path):
     times.entries["q9"] = {"seconds": 60.0, "parts": 1, "commits": ["abc"], "machines": ["another machine"]}
     assert "on 2 machines (named with each question)" in times.total()
     assert times.machines() == {"q6": [here], "q9": ["another machine"]}
+    times.entries["q9"]["note"] = "its parts ran beside other sweeps"
+    assert times.describe("q9").endswith("(code at abc); its parts ran beside other sweeps")

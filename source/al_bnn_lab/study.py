@@ -280,7 +280,8 @@ class WallTimes:
         reused = (f"; {entry['reused_runs']} finished runs were taken from other results with --reuse, their "
                   "time not included" if entry.get("reused_runs") else "")
         machines = f" on {' and '.join(entry['machines'])}" if entry.get("machines") else ""
-        return f"{duration}{parts}{processes}{machines} (code at {', '.join(entry['commits'])}){reused}"
+        note = f"; {entry['note']}" if entry.get("note") else ""  # written by hand where the record alone misleads
+        return f"{duration}{parts}{processes}{machines} (code at {', '.join(entry['commits'])}){reused}{note}"
 
     def machines(self) -> dict[str, list[str]]:
         """question -> the machines its parts ran on, where recorded."""
