@@ -691,7 +691,7 @@ def test_the_study_states_each_parts_wall_time_and_the_total(tmp_path):
     times.add_reused("q6", 5)
     saved = study.WallTimes(tmp_path / "wall_times.json")
     assert saved.describe("q6").startswith("2.0 min in 2 parts (1.5 + 0.5 min), 2 worker process(es)")
-    assert saved.describe("q8").startswith("60.0 min (code at ")
+    assert saved.describe("q8").startswith(f"60.0 min on {study.machine_description()} (code at ")
     assert saved.total().startswith("**Wall time in all:** 1 h 2 min on this machine for Q6, Q8 ")
     # a record written before parts were kept: the sum only, no per-part list that does not add up
     legacy = {"q6": {"seconds": 120.0, "parts": 2, "commits": ["abc"]}}
