@@ -167,6 +167,30 @@ def test_q6_corrected_verdicts_csv_is_recomputed(data):
     assert (committed.verdict == "higher").sum() == 9 and (committed.verdict_holm_all == "higher").sum() == 3
 
 
+
+def test_the_per_dataset_matrix_marks_the_verdicts_that_survive_holm(data):
+    """docs/study.md's Q6 per-dataset matrix: a ✓/✗ cell is starred exactly where the recomputed Holm
+    correction over all 165 tests still rejects."""
+    expected = recomputed_verdicts(data["q6_runs"])
+    text = data["report"]
+    start = text.index("**Per dataset**: mean log RMSE minus random's")
+    lines = [line for line in text[start:].splitlines()[2:] if line.startswith("| ")]
+    header = [cell.strip() for cell in lines[0].strip("|").split("|")]
+    methods = header[3:]
+    starred, marked = set(), set()
+    for line in lines[1:]:  # the |---| row does not start with "| "
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        if len(cells) != len(header):
+            break
+        for method, cell in zip(methods, cells[3:], strict=True):
+            if "✓" in cell or "✗" in cell:
+                marked.add((method, cells[0]))
+            if cell.endswith("\\*"):
+                starred.add((method, cells[0]))
+    assert len(marked) == (expected["verdict"] != "unclear").sum()  # every uncorrected verdict is marked
+    assert starred == {key for key, row in expected.iterrows() if row["verdict_holm_all"] != "unclear"}
+    assert len(starred) == 45
+
 # -- 2. Q6's recommendation set ----------------------------------------------------------------------------
 
 def test_q6_recommendation_set_csv_is_recomputed(data):

@@ -22,6 +22,7 @@ from al_bnn_lab.study_cost import runs_calibrated
 from al_bnn_lab.study_report import (
     Section,
     _dataset_order,
+    baseline_tests,
     interval,
     listing,
     markdown_table,
@@ -253,7 +254,13 @@ def _aggregate_table(aggregate: pd.DataFrame, baseline: str) -> str:
     return markdown_table(header, rows)
 
 
-def _difference_matrix(per_dataset: pd.DataFrame, samplers: Sequence[str], baseline: str) -> str:
+HOLM_MARK = "\\*"  # after ✓/✗: still clear after Holm's correction over all the table's tests (escaped for markdown)
+
+
+def _difference_matrix(per_dataset: pd.DataFrame, samplers: Sequence[str], baseline: str,
+                       holm_clear: set[tuple[str, str]] | None = None) -> str:
+    """Datasets x methods: the paired difference to the baseline with its mark; `holm_clear`, the
+    (method, dataset) pairs whose verdict survives Holm's correction over all tests, get HOLM_MARK."""
     header = ["dataset", "pool", f"{baseline}: mean log RMSE", *samplers]
     rows = []
     for dataset in dict.fromkeys(per_dataset["dataset"]):
@@ -267,8 +274,9 @@ def _difference_matrix(per_dataset: pd.DataFrame, samplers: Sequence[str], basel
                 row.append("not run")
                 continue
             entry = part.loc[sampler]
+            held = holm_clear is not None and (sampler, dataset) in holm_clear and MARKS[entry["verdict"]]
             row.append(signed(entry["log_rmse_difference"], entry["log_rmse_difference_interval"], digits=3)
-                       + MARKS[entry["verdict"]])
+                       + MARKS[entry["verdict"]] + (HOLM_MARK if held else ""))
         rows.append(row)
     return markdown_table(header, rows)
 
@@ -316,6 +324,9 @@ def question_methods(table: pd.DataFrame, baseline: str = "random", gpa: str = "
     clearly_better = list(others[others["verdict"] == "better"]["sampler"])
     clearly_worse = list(others[others["verdict"] == "worse"]["sampler"])
     never_worse = list(others[others["worse"] == 0]["sampler"])
+    # the same tests as the corrected-verdicts table, so a mark here is a verdict there
+    tests = baseline_tests(scalars[scalars["dataset"].isin(datasets)], "mean_log_rmse", baseline, samplers, datasets)
+    holm_clear = {(t.method, t.dataset) for t in tests.itertuples() if t.verdict_holm_all != "unclear"}
     kinds = {**kinds_from_labels(samplers), **(kinds or {})}
     comparisons = kernel_and_rule_comparisons(samplers, kinds, gpa)
     kernel_rows = [{**head_to_head(scalars, c, r, datasets), "differs": d} for c, r, d in comparisons
@@ -363,7 +374,9 @@ def question_methods(table: pd.DataFrame, baseline: str = "random", gpa: str = "
         f"log RMSE is lower / within {TIE_TOLERANCE} / higher than {baseline}'s; sorted best first):\n\n"
         + _aggregate_table(aggregate, baseline),
         f"**Per dataset**: mean log RMSE minus {baseline}'s, paired over seeds (mean ± 95% interval; negative = "
-        f"better; {MARK_LEGEND}):\n\n" + _difference_matrix(per_dataset, samplers, baseline),
+        f"better; {MARK_LEGEND}; {HOLM_MARK}: still clear after Holm's correction over all "
+        f"{len(tests)} tests, at family-wise 5%):\n\n"
+        + _difference_matrix(per_dataset, samplers, baseline, holm_clear),
         "**Kernel or rule?** The same rule on another kernel (exact: the closed-form last-layer kernel) against "
         "the MC kernel, and each rule against GPA on the same kernel (mean log RMSE, paired per dataset, then "
         "over datasets):\n\n"
