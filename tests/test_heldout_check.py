@@ -99,8 +99,9 @@ def test_the_prediction_interval_is_the_one_the_study_states():
             f"{found.group(2)} to {found.group(3)} for {found.group(1)}, the statistic and the method of the second "
             "edition's \"What to expect\")") in documented, "docs/benchmark-results.md states other intervals"
     # the study states the check for its default on the check's own statistic
-    default = re.search(r"\*\*Checking the default on a new dataset\*\* \(stated before any check ran\)\. "
-                        r"Run (\w+) and random.*?its 95% prediction interval is ([-+][0-9.]+) to ([-+][0-9.]+)", text)
+    default = re.search(r"\*\*Checking the default on a new dataset\*\* \(the rule, fixed before any check "
+                        r"ran\)\. Run (\w+) and random.*?its 95% prediction interval is ([-+][0-9.]+) to "
+                        r"([-+][0-9.]+)", text)
     assert default, "docs/study.md no longer states the check of its default"
     checked = study_prediction_interval(default.group(1))
     assert (f"{checked.low:+.3f}", f"{checked.high:+.3f}") == (default.group(2), default.group(3))

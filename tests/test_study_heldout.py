@@ -69,13 +69,13 @@ def test_the_report_states_the_check_and_shows_its_results(tmp_path):
     """Without a check's table: the committed report (test_study.py rebuilds it exactly from the
     committed data). With one in the results directory: --report-only over a copy of the committed data."""
     text = (REPO_ROOT / "docs" / "study.md").read_text()
-    stated = re.search(r"\*\*Checking the default on a new dataset\*\* \(stated before any check ran\)\. Run (\w+) "
-                       r"and random.*?its 95% prediction interval is ([-+][0-9.]+) to ([-+][0-9.]+)", text)
+    stated = re.search(r"\*\*Checking the default on a new dataset\*\* \(the rule, fixed before any check ran\)\. "
+                       r"Run (\w+) and random.*?its 95% prediction interval is ([-+][0-9.]+) to ([-+][0-9.]+)", text)
     assert stated and stated.group(1) == DEFAULT_SAMPLER
     interval = heldout_check.study_prediction_interval(DEFAULT_SAMPLER)  # from docs/study_data/q6.csv.gz
     assert (stated.group(2), stated.group(3)) == (f"{interval.low:+.3f}", f"{interval.high:+.3f}")
-    assert "No such dataset was given to the run that made this report" in text
-    assert not (REPO_ROOT / "docs" / "study_data" / "heldout_check.csv").exists()
+    committed_check = REPO_ROOT / "docs" / "study_data" / "heldout_check.csv"
+    assert ("The check has not run with this report." in text) != committed_check.exists()
     shutil.copytree(REPO_ROOT / "docs" / "study_data", tmp_path / "study_data")
 
     rows = pd.DataFrame([
@@ -87,13 +87,28 @@ def test_the_report_states_the_check_and_shows_its_results(tmp_path):
         dict(dataset="other", pool_size=1200, paired_seeds=5, random_mean_log_rmse=0.5, sampler=DEFAULT_SAMPLER,
              sampler_mean_log_rmse=0.45, difference=-0.05, half_width=0.01, low=-0.06, high=-0.04,
              verdict=heldout_check.check_verdict([-0.05, -0.04, -0.06, -0.05, -0.05]), prediction_low=interval.low,
-             prediction_high=interval.high, against_prediction="inside it")])
+             prediction_high=interval.high, against_prediction="below it (from an older Q6)")])
     (tmp_path / run_study.HELDOUT_DIR).mkdir()
     rows.to_csv(tmp_path / run_study.HELDOUT_DIR / heldout_check.TABLE_FILE, index=False)
     assert run_study.main(["--report-only", "--results-dir", str(tmp_path)]) == 0
     text = (tmp_path / "study.md").read_text()
-    assert "No such dataset was given" not in text
+    assert "The check has not run with this report" not in text
     assert "**The check on 2 datasets the study never used** (synth and other): 1 fail (synth)." in text
     assert f"| synth | 96 | 5 | +0.100 ± 0.050 | {heldout_check.VERDICTS['higher']} | above it" in text
+    # recomputed against this report's interval, not copied from the check's table
+    assert "| other | 1,200 | 5 | -0.050 ± 0.010 |" in text and "from an older Q6" not in text
     copied = pd.read_csv(tmp_path / "study_data" / "heldout_check.csv")
     assert copied["dataset"].tolist() == ["synth", "other"]  # next to the report, so --report-only rebuilds it
+
+
+def test_a_check_that_cannot_finish_leaves_the_report_to_be_written(tmp_path, monkeypatch, caplog):
+    from al_bnn.results import ResultsDirectoryExistsError
+
+    def refused(args, command):
+        raise ResultsDirectoryExistsError(f"{args.out}: made with other settings; pass --overwrite")
+
+    monkeypatch.setattr(heldout_check, "run_check", refused)
+    with caplog.at_level(logging.WARNING, logger="al_bnn.study"):
+        run_study.run_heldout_check(str(UCI_ROOT), tmp_path, 1, quick=True)  # logged, not raised
+    assert "held-out check: not finished, so the report leaves it out" in caplog.text
+    assert "--overwrite to start it over" in caplog.text

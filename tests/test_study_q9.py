@@ -274,8 +274,9 @@ def test_the_cause_of_differing_runs_is_stated_only_as_far_as_it_is_known():
            "that differ and 11 of the 11 that agree." in unknown
     machines = (["2 cores (Intel)"], ["2 cores (AMD)"])
     known = study_report.question_calibration(uncalibrated, calibrated, "random", machines=machines).markdown[0]
-    assert "(Q6's runs were trained on 2 cores (Intel), Q9's on 2 cores (AMD), and float32 training on CPU need " \
-           "not round the same on another processor and software build; calibration is not the cause" in known
+    assert "(the wall-time record names 2 cores (Intel) for the runs Q6 trained and 2 cores (AMD) for Q9's (runs " \
+           "taken with --reuse are not in it), and float32 training on CPU need not round the same on another " \
+           "processor and software build; calibration is not the cause" in known
     same = study_report.question_calibration(uncalibrated, calibrated, "random",
                                              machines=(["2 cores (AMD)"], ["2 cores (AMD)"])).markdown[0]
     assert "cause not established" in same  # one machine: the machines are not the explanation
@@ -291,7 +292,7 @@ def test_the_wall_time_record_names_the_machine_each_question_ran_on(tmp_path):
     assert f"2 worker process(es) on {here} (code at" in times.describe("q6")
     assert "on this machine" in times.total()
     times.entries["q9"] = {"seconds": 60.0, "parts": 1, "commits": ["abc"], "machines": ["another machine"]}
-    assert "on 2 machines (named with each question)" in times.total()
+    assert "on 2 machines (named with the questions whose record has them)" in times.total()
     assert times.machines() == {"q6": [here], "q9": ["another machine"]}
     times.entries["q9"]["note"] = "its parts ran beside other sweeps"
     assert times.describe("q9").endswith("(code at abc); its parts ran beside other sweeps")

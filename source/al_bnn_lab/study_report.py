@@ -1060,8 +1060,9 @@ def rmse_agreement_sentence(agreement: dict, machines: tuple[list[str], list[str
                   f"(runs_in_stack): {other_differing} of the {a['differing']} that differ and "
                   f"{other - other_differing} of the {a['same']} that agree.")
     if machines is not None and not set(machines[0]) & set(machines[1]):
-        cause = (f"{source}'s runs were trained on {' and '.join(machines[0])}, Q9's on {' and '.join(machines[1])}, "
-                 "and float32 training on CPU need not round the same on another processor and software build; "
+        cause = (f"the wall-time record names {' and '.join(machines[0])} for the runs {source} trained and "
+                 f"{' and '.join(machines[1])} for Q9's (runs taken with --reuse are not in it), and float32 training "
+                 "on CPU need not round the same on another processor and software build; "
                  "calibration is not the cause: on one machine a calibrated run's RMSE and picks are bitwise the "
                  "uncalibrated run's")
     else:
