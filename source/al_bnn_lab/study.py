@@ -1105,6 +1105,11 @@ def first_edition_note(sweeps: dict[str, dict], quick: bool, uci_root: str | Non
     return [f"**The first edition on the recipe.** {note}", ""]
 
 
+def _where(entry: dict) -> str:
+    """Where a question's recorded parts ran: its machines where the record has them, else "here"."""
+    return f"on {' and '.join(entry['machines'])}" if entry.get("machines") else "here"
+
+
 def measured_rate(table: pd.DataFrame, wall_times: WallTimes, question: str) -> tuple[int, dict, float | None]:
     """(runs, wall-time record, seconds per trained run) of a question that ran."""
     runs = table.groupby(["dataset", "model", "sampler", "seed"]).ngroups
@@ -1135,10 +1140,12 @@ def calibration_lines(numbers: StudyNumbers, wall_times: WallTimes, quick: bool,
                              + "".join(f" --reuse docs/study_data/{run_table_name(c)}" for c in paired[q]) + "`"
                              + (f" (taking {names([c.upper() for c in paired[q]])}'s runs, which have its settings)"
                                 if paired[q] else "") for q in stale)
+        one = len(stale) == 1
         text += (f" {names([q.upper() for q in stale])} ran before the default recipe calibrated the AL loop, and "
-                 f"their configs now ask for it (`train_schedule.calibration: {' or '.join(asks)}`), so rerunning "
-                 f"them trains them anew, calibrated: {commands}; each can run in parts (a task cut short resumes "
-                 "at its last finished training phase).")
+                 f"{'its config now asks' if one else 'their configs now ask'} for it (`train_schedule.calibration: "
+                 f"{' or '.join(asks)}`), so rerunning {'it trains it' if one else 'them trains them'} anew, "
+                 f"calibrated: {commands}; {'it' if one else 'each'} can run in parts (a task cut short resumes at "
+                 "its last finished training phase).")
     cost_file = question_settings("q6", quick, uci_root)[1].get("calibration_cost")
     if not cost_file or not (REPO_ROOT / cost_file).is_file():
         return [text, ""]
@@ -1160,7 +1167,8 @@ def calibration_lines(numbers: StudyNumbers, wall_times: WallTimes, quick: bool,
         hours = study_cost.rerun_hours(rate, runs - reusable, [ratios[m] for m in models], share)
         less = (f" (less the {reusable:,} of {names([c.upper() for c in paired[question]])})" if reusable else "")
         estimates.append(f"{question.upper()} trained {runs - int(entry.get('reused_runs', 0)):,} runs in "
-                         f"{entry['seconds'] / 60:.0f} min here ({rate:.1f} s per run, {share:.0%} of it training), "
+                         f"{entry['seconds'] / 60:.0f} min {_where(entry)} ({rate:.1f} s per run, {share:.0%} of it "
+                         "training), "
                          f"so its {runs:,} runs calibrated{less} would take about {study_cost.hours_text(hours)}")
     if estimates:
         text += (" Scaling the training part of each run by these ratios (the estimate by the median, the range by "
@@ -1170,7 +1178,8 @@ def calibration_lines(numbers: StudyNumbers, wall_times: WallTimes, quick: bool,
         rate = measured_rate(tables[question], wall_times, question)[2]
         if rate is not None:
             stacks = sorted(set(tables[question].get("runs_in_stack", pd.Series(dtype=int)).dropna().astype(int)))
-            rates.append(f"{question.upper()}'s calibrated runs took {rate:.1f} s each here"
+            rates.append(f"{question.upper()}'s calibrated runs took {rate:.1f} s each "
+                         f"{_where(wall_times.entries.get(question, {}))}"
                          + (f", in stacks of {names([str(n) for n in stacks])} runs" if stacks else ""))
     if rates:
         text += (" " + "; ".join(rates) + ": a stack trains its runs at once, so a question with fewer runs per "

@@ -491,7 +491,7 @@ def _followed_text(results: dict, pick: str | None, baseline: str) -> str:
             if verdicts else f" The recommendation rule's pick from Q6, {pick}, was not run here.")
 
 
-def _calibration_note(coverages: dict, baseline: str) -> str:
+def _calibration_note(coverages: dict, baseline: str, calibrated_text: str = "") -> str:
     calibration = []
     for name, values in coverages.items():
         known = [v for v in values if not np.isnan(v)]
@@ -499,7 +499,8 @@ def _calibration_note(coverages: dict, baseline: str) -> str:
             calibration.append(f"{name} {np.mean(known):.2f}"
                                + (f" (over {len(known)} of the {len(values)})" if len(known) < len(values) else ""))
     return (f" {baseline.capitalize()}'s 90% predictive interval held, averaged over the datasets: "
-            f"{', '.join(calibration)} of the test targets (0.90 = calibrated; lower = over-confident)."
+            f"{', '.join(calibration)} of the test targets (0.90 = calibrated; lower = over-confident"
+            + (f"; {calibrated_text}" if calibrated_text else "") + ")."
             if calibration else "")
 
 
@@ -535,7 +536,7 @@ def question_models(table: pd.DataFrame, bnn_table: pd.DataFrame | None, derivat
     bnn_note = (f" The bnn results are Q6's runs restricted to these datasets and seeds (Q6 has "
                 f"{plural(bnn_table['seed'].nunique(), 'seed')})." if bnn_table is not None and Q6_BNN_LABEL in results
                 else " Q6 has no bnn runs on these datasets and seeds to compare with.")
-    calibration_note = _calibration_note(coverages, baseline)
+    calibration_note = _calibration_note(coverages, baseline, _calibrated_text(parts))
     answer = (f"{derivation} Over {scope} ({listing(datasets)}), ranked by mean log RMSE averaged over the datasets "
               "(best first): " + "; ".join(sentences) + "." + followed + bnn_note + calibration_note
               + f" With {plural(len(datasets), 'dataset')} the intervals over datasets are wide; the per-dataset "
