@@ -112,3 +112,14 @@ def test_a_check_that_cannot_finish_leaves_the_report_to_be_written(tmp_path, mo
         run_study.run_heldout_check(str(UCI_ROOT), tmp_path, 1, quick=True)  # logged, not raised
     assert "held-out check: not finished, so the report leaves it out" in caplog.text
     assert "--overwrite to start it over" in caplog.text
+
+
+def test_an_empty_or_broken_table_next_to_the_runs_is_one_named_error(tmp_path):
+    from al_bnn.data import DataFileError
+
+    (tmp_path / run_study.HELDOUT_DIR).mkdir()
+    broken = tmp_path / run_study.HELDOUT_DIR / heldout_check.TABLE_FILE
+    broken.write_bytes(b"")  # a write cut short
+    with pytest.raises(DataFileError, match=r"heldout_check\.csv: not readable as a table .*delete it"):
+        run_study._first_table(broken, tmp_path / "study_data" / "heldout_check.csv")
+    assert run_study._first_table(tmp_path / "missing.csv").empty

@@ -719,8 +719,15 @@ def copy_run_data(results_dir: Path, data_dir: Path, tables: dict[str, pd.DataFr
 
 
 def _first_table(*paths: Path) -> pd.DataFrame:
+    """The first of `paths` that exists, read as a table (empty where none does)."""
     existing = [p for p in paths if p.exists()]
-    return pd.read_csv(existing[0]) if existing else pd.DataFrame()
+    if not existing:
+        return pd.DataFrame()
+    try:
+        return pd.read_csv(existing[0])
+    except (OSError, ValueError) as error:  # pandas' EmptyDataError and ParserError are ValueErrors
+        raise DataFileError(f"{existing[0]}: not readable as a table ({type(error).__name__}: {error}); delete it "
+                            "or rerun what wrote it") from None
 
 
 @dataclass
