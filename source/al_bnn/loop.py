@@ -47,7 +47,8 @@ from al_bnn.stack_calibration import record_phase_calibration
 
 logger = logging.getLogger("al_bnn")
 # one line per trained phase; a sweep worker writes these at once (its other lines wait for the task's end)
-progress_logger = logging.getLogger("al_bnn.progress")
+PROGRESS_LOGGER = "al_bnn.progress"
+progress_logger = logging.getLogger(PROGRESS_LOGGER)
 
 
 @dataclass

@@ -288,10 +288,19 @@ def prediction_interval_from(table: pd.DataFrame, sampler: str, statistic: str =
 
     names = list(datasets) if datasets is not None else study_datasets()
     table = table[table["sampler"].isin([BASELINE, sampler]) & table["dataset"].isin(names)]
-    differences = paired_differences(run_scalars(table), sampler, statistic)
+    return interval_of(paired_differences(run_scalars(table), sampler, statistic), source)
+
+
+def dataset_means(differences: Mapping[str, Sequence[float]]) -> list[float]:
+    """Per dataset, the mean over its seeds of the paired differences (paired_differences' values)."""
+    return [float(stats.finite(values).mean()) for values in differences.values()]
+
+
+def interval_of(differences: Mapping[str, Sequence[float]], source: str = "") -> PredictionInterval | None:
+    """The prediction interval over the datasets of paired_differences' result (None if it is empty)."""
     if not differences:
         return None
-    means = [float(stats.finite(values).mean()) for values in differences.values()]
+    means = dataset_means(differences)
     low, high = stats.prediction_interval(means)
     return PredictionInterval(low, high, len(means), source)
 

@@ -280,7 +280,7 @@ class WallTimes:
         processes = f", {' or '.join(map(str, workers))} worker process(es)" if workers else ""
         reused = (f"; {entry['reused_runs']} finished runs were taken from other results with --reuse, their "
                   "time not included" if entry.get("reused_runs") else "")
-        machines = f" on {' and '.join(entry['machines'])}" if entry.get("machines") else ""
+        machines = f" {_where(entry)}" if entry.get("machines") else ""
         note = f"; {entry['note']}" if entry.get("note") else ""  # written by hand where the record alone misleads
         return f"{duration}{parts}{processes}{machines} (code at {', '.join(entry['commits'])}){reused}{note}"
 
@@ -1016,13 +1016,12 @@ def heldout_markdown(numbers: StudyNumbers) -> list[str]:
     default, baseline = scrutiny.sets[scrutiny.primary].default, heldout_check.BASELINE
     if default == baseline:  # nothing beat random: there is no recommendation to check
         return []
-    datasets = list(scrutiny.datasets)
     scalars = study_report.run_scalars(numbers.tables["q6"])
-    own = heldout_check.paired_differences(scalars[scalars["dataset"].isin(datasets)], default)
-    interval = heldout_check.prediction_interval_from(numbers.tables["q6"], default, datasets=datasets)
-    if not own or interval is None:
+    own = heldout_check.paired_differences(scalars[scalars["dataset"].isin(scrutiny.datasets)], default)
+    interval = heldout_check.interval_of(own)
+    if interval is None:
         return []
-    means = np.array([np.mean(values) for values in own.values()])
+    means = np.array(heldout_check.dataset_means(own))
     text = (f"**Checking the default on a new dataset** (the rule, fixed before any check ran). Run {default} and "
             f"{baseline} "
             "on the same schedule with paired seeds (at least five, the same seed giving both the same split and "

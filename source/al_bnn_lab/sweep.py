@@ -516,18 +516,17 @@ def pending_tasks(config: BenchmarkConfig, output: Path, plugins: Sequence[str] 
 
 
 class _LogCollector(logging.Handler):
-    """Keeps a worker's log lines so the parent can write them to the sweep's log."""
+    """Keeps a worker's log lines so the parent can write them to the sweep's log (but those of the
+    logger named `skip`, written at once by the live handler instead)."""
 
-    def __init__(self):
+    def __init__(self, skip: str = ""):
         super().__init__(logging.INFO)
         self.lines: list[str] = []
+        self.skip = skip
 
     def emit(self, record: logging.LogRecord) -> None:
-        if record.name != PROGRESS_LOGGER:  # written at once by the live handler instead
+        if record.name != self.skip:
             self.lines.append(record.getMessage())
-
-
-PROGRESS_LOGGER = "al_bnn.progress"
 
 
 def _live_progress(prefix: str) -> logging.Handler:
@@ -550,7 +549,7 @@ def run_task(task: dict, threads: int | None = None) -> dict:
             tf.config.threading.set_inter_op_parallelism_threads(threads)
         except RuntimeError:
             pass  # this worker already ran a task; its thread pools keep their size
-    from al_bnn.loop import RunSpec, load_run_data
+    from al_bnn.loop import PROGRESS_LOGGER, RunSpec, load_run_data
 
     config = benchmark_config_from_dict(task["config"], task["source"])
     entry = next(e for e in config.datasets if e.name == task["dataset"])
@@ -560,7 +559,7 @@ def run_task(task: dict, threads: int | None = None) -> dict:
     specs = [RunSpec(f"{sampler}_rs_{seed}", experiment_config(config, entry, sampler, seed, pool_size, model),
                      sampler) for sampler, seed in task["runs"]]
     stack_sizes = Counter(spec.config.training_signature() for spec in specs)  # runs per stack
-    collector, live = _LogCollector(), _live_progress(f"[{entry.name} / {model}]")
+    collector, live = _LogCollector(skip=PROGRESS_LOGGER), _live_progress(f"[{entry.name} / {model}]")
     loop_logger, progress_logger = logging.getLogger("al_bnn"), logging.getLogger(PROGRESS_LOGGER)
     loop_logger.addHandler(collector)
     progress_logger.addHandler(live)
