@@ -255,8 +255,8 @@ def test_q9_recommendation_set_csv_is_recomputed(data):
 def test_q9_sets_named_in_the_report_are_recomputed(data):
     sets, q6, report = data["q9_sets"], data["q6_set"], data["report"]
     match = re.search(r"On Q9's runs \((\d+) datasets, (\d+) paired seeds, (\d+) samplers\) the recommendation set "
-                      r"is (.+?) \(best (\S+), default (\S+)\) calibrated and (.+?) \(best (\S+), default (\S+)\) "
-                      r"uncalibrated; Q6's set restricted to these samplers \((\d+) seeds\) is (.+?) "
+                      r"is (.+?) \(best (\S+), default (\S+)\) and on Q6's runs of the same seeds (.+?) \(best (\S+), "
+                      r"default (\S+)\); Q6's set restricted to these samplers \((\d+) seeds\) is (.+?) "
                       r"\(its best (\S+); its default (\S+)\)\.", report)
     assert match, "the Q9 sentence on the recommendation set is not in docs/study.md"
     (datasets, seeds, samplers, calibrated, best_c, default_c, uncalibrated, best_u, default_u, q6_seeds, q6_members,
@@ -273,16 +273,16 @@ def test_q9_sets_named_in_the_report_are_recomputed(data):
     assert sets["calibrated"]["best"] == "maxdist_exact" and sets["uncalibrated"]["best"] == "lcmd_exact"
     extra = [m for m in sets["calibrated"]["members"] if m not in sets["uncalibrated"]["members"]]
     assert extra == ["random"]
-    assert (f"The calibrated set has {', '.join(extra)} beyond the uncalibrated's members; its default "
-            f"({sets['calibrated']['default']}) is the same; its best is {sets['calibrated']['best']}, not "
+    assert (f"The Q9 (calibrated) set has {', '.join(extra)} beyond the members of the Q6 (uncalibrated) set; its "
+            f"default ({sets['calibrated']['default']}) is the same; its best is {sets['calibrated']['best']}, not "
             f"{sets['uncalibrated']['best']}.") in report
 
 
 def test_q9_table_in_the_report_is_recomputed(data):
     """The section's table: each side's difference to its best with the interval, Holm p and membership."""
     sets, q6, report = data["q9_sets"], data["q6_set"], data["report"]
-    header = (f"| method | uncalibrated: difference to {sets['uncalibrated']['best']} (95% interval over datasets) "
-              f"| Holm verdict | in the set | calibrated: difference to {sets['calibrated']['best']}")
+    header = (f"| method | Q6 (uncalibrated): difference to {sets['uncalibrated']['best']} (95% interval over "
+              f"datasets) | Holm verdict | in the set | Q9 (calibrated): difference to {sets['calibrated']['best']}")
     start = report.index(header)
     lines = report[start:].split("\n\n")[0].splitlines()[2:]
     rows = {cells[0]: cells[1:] for cells in ([c.strip() for c in line.strip("|").split("|")] for line in lines)}

@@ -40,17 +40,25 @@ def expected_q9(q6: pd.DataFrame, q9: pd.DataFrame) -> dict:
     """Recomputed without study_report: the paired steps, the largest RMSE difference, per sampler the
     mean over datasets of the final-step mean over seeds and its rank by LL, per dataset the LL winner
     and each sampler's paired LL difference to random, on each side."""
-    steps = q6[KEYS + ["al_iter", "test_rmse", "test_log_likelihood", "test_coverage_90"]].merge(
-        q9[KEYS + ["al_iter", "test_rmse", "test_log_likelihood", "test_coverage_90"]], on=KEYS + ["al_iter"],
-        suffixes=("_u", "_c"))
+    columns = ["al_iter", "test_rmse", "test_log_likelihood", "test_coverage_90"]
+    beside = q6[KEYS + columns].merge(q9[KEYS + columns], on=KEYS + ["al_iter"], suffixes=("_u", "_c"))
+    if "test_log_likelihood_raw" in q9:  # each run against itself before calibration
+        complete = q9[["test_log_likelihood_raw", "test_coverage_90_raw"]].notna().all(axis=1)
+        own = q9[complete.groupby([q9[k] for k in KEYS]).transform("all")]
+        steps = own[KEYS + columns].rename(columns={c: f"{c}_c" for c in columns[1:]})
+        steps["test_rmse_u"] = own["test_rmse"]
+        steps["test_log_likelihood_u"] = own["test_log_likelihood_raw"]
+        steps["test_coverage_90_u"] = own["test_coverage_90_raw"]
+    else:
+        steps = beside
     last = steps.groupby(KEYS)["al_iter"].transform("max")
     final = steps[steps.al_iter == last]
     per_dataset = final.groupby(["sampler", "dataset"]).mean(numeric_only=True)
     per_sampler = per_dataset.groupby(level="sampler").mean()
-    relative = (steps.test_rmse_c - steps.test_rmse_u).abs() / steps.test_rmse_u
-    result = dict(runs=len(final), steps=len(steps), samplers={}, datasets={},
-                  max_rmse=float((steps.test_rmse_c - steps.test_rmse_u).abs().max()),
-                  differing=int((relative.groupby([steps[k] for k in KEYS]).max() > 1e-5).sum()))
+    relative = (beside.test_rmse_c - beside.test_rmse_u).abs() / beside.test_rmse_u
+    result = dict(runs=len(final), steps=len(beside), beside_runs=len(beside[KEYS].drop_duplicates()),
+                  samplers={}, datasets={}, max_rmse=float((beside.test_rmse_c - beside.test_rmse_u).abs().max()),
+                  differing=int((relative.groupby([beside[k] for k in KEYS]).max() > 1e-5).sum()))
     for side in "uc":
         ranks = per_sampler[f"test_log_likelihood_{side}"].rank(ascending=False, method="min")
         for sampler in per_sampler.index:
@@ -94,13 +102,14 @@ def check_q9_section(report: str, q6: pd.DataFrame, q9: pd.DataFrame) -> int:
     datasets = len(want["datasets"])
     assert f"The LL winner changes with calibration on {flips} of {datasets} datasets" in part
     assert f"{want['runs']} runs of {len(want['samplers'])} samplers on {datasets} datasets" in part
+    runs = want["beside_runs"]
     if want["max_rmse"] == 0:
         assert f"They do: the largest |test RMSE difference| over all {want['steps']} paired AL steps" in part
     elif want["differing"] == 0:
         assert f"They do, up to float noise: the largest |test RMSE difference| over all {want['steps']} paired " \
-               f"AL steps of {want['runs']} runs is {want['max_rmse']:.2g}" in part
+               f"AL steps of {runs} runs is {want['max_rmse']:.2g}" in part
     else:
-        assert f"They do not all: {want['runs'] - want['differing']} of {want['runs']} paired runs agree" in part
+        assert f"They do not all: {runs - want['differing']} of {runs} paired runs agree" in part
         assert f"the other {want['differing']} differ, by up to {want['max_rmse']:.3g} in test RMSE" in part
     return datasets
 
@@ -209,6 +218,55 @@ def test_paired_runs_that_are_not_the_uncalibrated_settings_are_named():
     section = study_report.question_calibration(uncalibrated, calibrated, "random", keys)
     assert "Only 11 of the 12 paired Q6 runs have the run key" in section.markdown[0]
     assert "Only 11 of the 12 paired runs are Q9's settings uncalibrated" in section.answer
+
+
+# -- runs that kept their raw LL and coverage are paired with themselves ----------------------------------
+
+def with_raw(calibrated: pd.DataFrame, uncalibrated: pd.DataFrame) -> pd.DataFrame:
+    """`calibrated` with the raw columns the loop keeps beside the calibrated ones: here the
+    uncalibrated table's LL and coverage of the same run and step."""
+    raw = uncalibrated.set_index(KEYS + ["al_iter"])
+    steps = pd.MultiIndex.from_frame(calibrated[KEYS + ["al_iter"]])
+    return calibrated.assign(test_log_likelihood_raw=raw.loc[steps, "test_log_likelihood"].to_numpy(),
+                             test_coverage_90_raw=raw.loc[steps, "test_coverage_90"].to_numpy())
+
+
+def test_runs_that_kept_raw_columns_are_paired_with_themselves_and_q6_is_only_checked_for_reproduction():
+    uncalibrated, calibrated = synthetic("uncalibrated"), synthetic("calibrated")
+    own = with_raw(calibrated, uncalibrated)
+    # Q6's runs trained elsewhere: two of them moved in RMSE and LL; the LL comparison must not see it
+    elsewhere = uncalibrated.copy()
+    moved = (elsewhere.dataset == "d2") & (elsewhere.sampler == "random")
+    elsewhere.loc[moved, "test_rmse"] *= 1.3
+    elsewhere.loc[moved, "test_log_likelihood"] -= 5.0
+    section = study_report.question_calibration(elsewhere, own, "random")
+    legacy = study_report.question_calibration(uncalibrated, calibrated, "random")
+    facts = section.facts
+    assert facts["within"] and facts["left_out"] == 0
+    for key in ("ll_winner_flips", "sign_flips", "order_uncalibrated", "order_calibrated", "coverage", "runs"):
+        assert facts[key] == legacy.facts[key], key
+    assert facts["rmse"]["max_abs"] == 0 and facts["rmse_winner_flips"] == []
+    assert facts["machine_rmse"]["differing"] == 2  # both seeds of d2's random run
+    assert "Each run of Q9 is paired with itself before calibration" in section.markdown[0]
+    beside = section.markdown[1]
+    assert beside.startswith("**Q9's runs beside Q6's.**")
+    assert "They do not all: 10 of 12 paired runs agree at every step" in beside
+    assert "Every paired run of lcmd agrees." in beside
+    assert "so the changes are calibration's" in section.answer
+    assert "never the RMSE winner" in section.headline and "not all of it" not in section.headline
+    report = "\n## Q9. x\n" + "\n\n".join(section.markdown)
+    assert check_q9_section(report, elsewhere, own) == 3
+    # the LL comparison reads the raw columns: moving them moves it
+    flipped = own.copy()
+    flipped.loc[flipped.dataset == "d2", "test_log_likelihood_raw"] = flipped.loc[flipped.dataset == "d2",
+                                                                                  "test_log_likelihood"]
+    assert study_report.question_calibration(elsewhere, flipped, "random").facts["ll_winner_flips"] == []
+    # a run that kept no raw columns at some step is left out and counted
+    gap = (own.dataset == "d0") & (own.sampler == "lcmd") & (own.seed == 0) & (own.al_iter == 1)
+    own.loc[gap, "test_log_likelihood_raw"] = np.nan
+    section = study_report.question_calibration(elsewhere, own, "random")
+    assert section.facts["runs"] == 11 and section.facts["left_out"] == 1
+    assert "1 run of Q9 kept no raw LL or coverage" in section.markdown[0]
 
 
 # -- the configs: Q9's runs are the calibrated benchmark's, and Q6's committed runs with calibration off -----

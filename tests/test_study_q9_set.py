@@ -96,16 +96,16 @@ def test_each_sides_set_is_recomputed_on_the_paired_runs_and_compared_with_q6s()
     assert facts["q6"]["restricted"] == dict(members=["lcmd", "maxdist"], best=None, default="lcmd")
     assert facts["q6"]["seeds"] == 3 and facts["q6"]["samplers"] == 4
     assert ("On Q9's runs (6 datasets, 2 paired seeds, 3 samplers) the recommendation set is lcmd and maxdist "
-            "(best lcmd, default lcmd) calibrated and lcmd (best lcmd, default lcmd) uncalibrated; Q6's set "
+            "(best lcmd, default lcmd) and on Q6's runs of the same seeds lcmd (best lcmd, default lcmd); Q6's set "
             "restricted to these samplers (3 seeds) is lcmd and maxdist (its best lcmd_exact, which Q9 does not "
             "run; its default lcmd).") in result.answer
     paragraph = next(block for block in result.markdown if block.startswith("**The recommendation rechecked"))
     assert "Q9 has 2 paired seeds, fewer than Q6's 3, and 3 of Q6's 4 samplers" in paragraph
     assert "the family is 2 comparisons, not 3" in paragraph
-    assert ("The calibrated set has maxdist beyond the uncalibrated's members; its best (lcmd) and its default (lcmd)"
-            ) in paragraph
-    assert ("the uncalibrated set lacks maxdist of Q6's members; its default (lcmd) is the same; its best is lcmd "
-            "(Q6's is not among these samplers)") in paragraph
+    assert ("The Q9 (calibrated) set has maxdist beyond the members of the Q6 (uncalibrated) set; its best (lcmd) "
+            "and its default (lcmd)") in paragraph
+    assert ("the Q6 (uncalibrated) set lacks maxdist of the members of Q6's set; its default (lcmd) is the same; its "
+            "best is lcmd (that of Q6's set is not among these samplers)") in paragraph
 
 
 def test_with_every_one_of_q6s_samplers_the_scope_says_so_and_names_no_smaller_family():

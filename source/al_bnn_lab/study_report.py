@@ -1013,6 +1013,30 @@ def calibration_pairs(uncalibrated: pd.DataFrame, calibrated: pd.DataFrame) -> p
                                   validate="one_to_one")
 
 
+RAW_COLUMNS = {"test_log_likelihood": "test_log_likelihood_raw", "test_coverage_90": "test_coverage_90_raw"}
+
+
+def own_pairs(calibrated: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """Each calibrated run paired with itself before calibration: the loop keeps the trained
+    model's test LL and 90% coverage beside the calibrated ones (RAW_COLUMNS), and these are what
+    the same settings record with `calibration: none`, whose picks and test RMSE are the calibrated
+    run's bit for bit (tests/test_loop_calibration.py). Rows as calibration_pairs'; the second value
+    counts the runs left out because they kept no raw columns (e.g. runs taken from a table that
+    dropped them)."""
+    part = calibrated[calibrated["model"] == "bnn"] if "model" in calibrated else calibrated
+    runs = len(part[RUN_KEYS].drop_duplicates())
+    if not set(RAW_COLUMNS.values()) <= set(part.columns):
+        return pd.DataFrame(), runs
+    complete = part[list(RAW_COLUMNS.values())].notna().all(axis=1)
+    part = part[complete.groupby([part[k] for k in RUN_KEYS]).transform("all").to_numpy()]
+    pairs = part[PAIR_KEYS].reset_index(drop=True)
+    for column in ("test_rmse", "test_log_likelihood", "test_coverage_90", "runs_in_stack"):
+        if column in part:
+            pairs[f"{column}_calibrated"] = part[column].to_numpy()
+            pairs[f"{column}_uncalibrated"] = part[RAW_COLUMNS.get(column, column)].to_numpy()
+    return pairs, runs - len(pairs[RUN_KEYS].drop_duplicates())
+
+
 def rmse_agreement(pairs: pd.DataFrame) -> dict:
     """How far the paired runs' test RMSE moved apart, over all their steps (calibration changes no
     pick, so it should not move at all): max absolute and relative difference, the run and step of
@@ -1031,8 +1055,9 @@ def rmse_agreement(pairs: pd.DataFrame) -> dict:
     initial = relative[pairs["al_iter"] == pairs.groupby(RUN_KEYS)["al_iter"].transform("min")]
     moved = (per_run > RMSE_NOISE).groupby(level="dataset", sort=False)
     by_dataset = {str(d): (int(flags.sum()), len(flags)) for d, flags in moved if flags.any()}
+    by_sampler = (per_run > RMSE_NOISE).groupby(level="sampler", sort=False).any()
     return dict(steps=len(pairs), runs=len(per_run), max_abs=float(difference.max()), max_rel=float(relative.max()),
-                datasets_differing=by_dataset,
+                datasets_differing=by_dataset, samplers_agreeing=[str(m) for m in by_sampler.index[~by_sampler]],
                 identical=int((per_run == 0).sum()), same=int((per_run <= RMSE_NOISE).sum()),
                 differing=len(differing), other_stack=other_stack, differ_initially=int((initial > RMSE_NOISE).sum()),
                 initial_max_rel=float(initial.max()),
@@ -1059,7 +1084,7 @@ def rmse_agreement_sentence(agreement: dict, machines: tuple[list[str], list[str
         stacks = (f" {other} of the {a['runs']} runs were trained in a stack of another size than their pair "
                   f"(runs_in_stack): {other_differing} of the {a['differing']} that differ and "
                   f"{other - other_differing} of the {a['same']} that agree.")
-    if machines is not None and not set(machines[0]) & set(machines[1]):
+    if machines is not None and set(machines[1]) - set(machines[0]):
         cause = (f"the wall-time record names {' and '.join(machines[0])} for the runs {source} trained and "
                  f"{' and '.join(machines[1])} for Q9's (runs taken with --reuse are not in it), and float32 training "
                  "on CPU need not round the same on another processor and software build; "
@@ -1073,8 +1098,14 @@ def rmse_agreement_sentence(agreement: dict, machines: tuple[list[str], list[str
             f"{a['max_abs']:.3g} in test RMSE ({a['max_rel']:.1%} relative; {dataset}, {sampler}, seed {seed}, step "
             f"{step}); {a['differ_initially']} of them already at the initial step, before any pick, there by at most "
             f"{a['initial_max_rel']:.2%} relative ({cause}; once a pick differs, the runs move apart). They are "
-            f"{_differing_datasets(a['datasets_differing'])}.{stacks} Runs "
+            f"{_differing_datasets(a['datasets_differing'])}.{_agreeing_samplers(a)}{stacks} Runs "
             "that differ in RMSE are not the same models, so a change of winner on them is not calibration's alone.")
+
+
+def _agreeing_samplers(agreement: dict) -> str:
+    """The samplers whose paired runs all agree, when some do (a hint at where the others were made)."""
+    agreeing = agreement.get("samplers_agreeing", [])
+    return f" Every paired run of {listing(agreeing)} agrees." if agreeing else ""
 
 
 def _differing_datasets(counts: dict[str, tuple[int, int]]) -> str:
@@ -1168,6 +1199,8 @@ def _order_text(by_sampler: pd.DataFrame, side: str) -> str:
 
 
 SET_COLUMNS = {"n_train", "test_rmse", "test_log_likelihood", "pool_size"}  # what run_scalars reads
+# the two sides of the recheck by the runs they are: the set reads RMSE, which calibration leaves alone
+SIDE_NAMES = {"calibrated": "Q9 (calibrated)", "uncalibrated": "Q6 (uncalibrated)"}
 
 
 def paired_runs(table: pd.DataFrame, pairs: pd.DataFrame) -> pd.DataFrame:
@@ -1242,7 +1275,8 @@ def calibration_set_markdown(table: pd.DataFrame, results: dict[str, MethodStati
     """The table of the recheck: per sampler, uncalibrated and calibrated side by side, and Q6's set."""
     header = ["method"]
     for side in SIDES:
-        header += [f"{side}: difference to {_primary_set(results[side]).best} (95% interval over datasets)",
+        header += [f"{SIDE_NAMES[side]}: difference to {_primary_set(results[side]).best} (95% interval over "
+                   "datasets)",
                    "Holm verdict", "in the set"]
     if reference_scope is not None:
         header.append(f"in Q6's set ({reference_scope})")
@@ -1270,20 +1304,20 @@ def _reference_text(restricted: dict, reference: stats.RecommendationSet) -> str
 
 def _compare_sets(name: str, chosen: stats.RecommendationSet, other: dict, other_name: str) -> str:
     """Members, best and default of `chosen` against `other` (members, best, default; None where
-    `other_name`'s is not among these samplers)."""
+    that of `other_name`, e.g. "Q6's set", is not among these samplers)."""
     added = [m for m in chosen.members if m not in other["members"]]
     missing = [m for m in other["members"] if m not in chosen.members]
-    members = (f"has the same members as {other_name}'s" if not added and not missing else
-               f"has {listing(added)} beyond {other_name}'s members" if not missing else
-               f"lacks {listing(missing)} of {other_name}'s members" if not added else
-               f"has {listing(added)} beyond {other_name}'s members and lacks {listing(missing)}")
+    members = (f"has the same members as {other_name}" if not added and not missing else
+               f"has {listing(added)} beyond the members of {other_name}" if not missing else
+               f"lacks {listing(missing)} of the members of {other_name}" if not added else
+               f"has {listing(added)} beyond the members of {other_name} and lacks {listing(missing)}")
     same, moved = [], []
     for part in ("best", "default"):
         mine, theirs = getattr(chosen, part), other[part]
         if mine == theirs:
             same.append(f"its {part} ({mine})")
         elif theirs is None:
-            moved.append(f"its {part} is {mine} ({other_name}'s is not among these samplers)")
+            moved.append(f"its {part} is {mine} (that of {other_name} is not among these samplers)")
         else:
             moved.append(f"its {part} is {mine}, not {theirs}")
     return (f"the {name} set {members}"
@@ -1312,7 +1346,7 @@ def calibration_set_sentence(facts: dict, reference: stats.RecommendationSet | N
     """The recheck's answer in one sentence."""
     text = (f"On Q9's runs ({facts['datasets']} datasets, {facts['seeds']} paired seeds, "
             f"{len(facts['samplers'])} samplers) the recommendation set is {_set_text(facts['calibrated'])} "
-            f"calibrated and {_set_text(facts['uncalibrated'])} uncalibrated")
+            f"and on Q6's runs of the same seeds {_set_text(facts['uncalibrated'])}")
     if reference is None:
         return text + "; Q6's set is not here to compare."
     return (text + f"; Q6's set restricted to these samplers ({facts['q6']['seeds']} seeds) is "
@@ -1325,7 +1359,7 @@ def calibration_set_paragraph(facts: dict, results: dict[str, MethodStatistics],
     calibrated, uncalibrated = (_primary_set(results[side]) for side in ("calibrated", "uncalibrated"))
     comparisons = len(calibrated.comparisons)
     seeds = facts["seeds"]
-    text = (f"**The recommendation rechecked on the calibrated model.** The recommendation set (the methods whose "
+    text = (f"**The recommendation rechecked on Q9's runs.** The recommendation set (the methods whose "
             f"{STATISTICS[results['calibrated'].primary]} cannot be told apart from the best's, paired over datasets "
             f"with Holm's correction over the comparisons with the best; default: first the members that run on "
             f"every model, then the lowest mean) computed on Q9's {facts['runs']} paired runs alone, calibrated, and "
@@ -1349,14 +1383,15 @@ def calibration_set_paragraph(facts: dict, results: dict[str, MethodStatistics],
              "RMSE differs: " + (f"here {differing} of {facts['runs']} (above)." if differing else
                                  "here none, so the two sides must agree."))
     if calibrated.members == uncalibrated.members and calibrated.default == uncalibrated.default:
-        text += " The calibrated set is the uncalibrated one, with the same default."
+        text += f" The {SIDE_NAMES['calibrated']} set is the {SIDE_NAMES['uncalibrated']} one, with the same default."
     else:
-        comparison = _compare_sets("calibrated", calibrated, facts["uncalibrated"], "the uncalibrated")
+        comparison = _compare_sets(SIDE_NAMES["calibrated"], calibrated, facts["uncalibrated"],
+                                   f"the {SIDE_NAMES['uncalibrated']} set")
         text += f" {comparison[0].upper()}{comparison[1:]}."
     if reference is not None:
         restricted = facts["q6"]["restricted"]
         text += (f" Against Q6's set restricted to these samplers ({_reference_text(restricted, reference)}): "
-                 + "; ".join(_compare_sets(side, _primary_set(results[side]), restricted, "Q6")
+                 + "; ".join(_compare_sets(SIDE_NAMES[side], _primary_set(results[side]), restricted, "Q6's set")
                              for side in ("calibrated", "uncalibrated")) + ".")
     return text
 
@@ -1367,32 +1402,48 @@ def question_calibration(uncalibrated: pd.DataFrame, calibrated: pd.DataFrame, b
                          every_model: Callable[[str], bool] | None = None,
                          machines: tuple[list[str], list[str]] | None = None) -> Section:
     """Q9: the same samplers on the calibrated model (`calibrated`, Q9's runs) and the uncalibrated
-    one (`uncalibrated`, `source`'s runs of the same dataset, sampler and seed): does the RMSE stay
-    the same, how do final-step LL and coverage move, and does the LL winner change? With
-    `uncalibrated_keys` ((dataset, sampler, seed) -> the run key of Q9's settings with calibration
-    off) the section also says whether the paired runs are those runs. The recommendation set is
-    recomputed on each side's paired runs (method_statistics; `every_model` as for Q6's set) and
-    compared with `reference`, Q6's committed set (issue #35). `machines`: where each side's runs
-    were trained (uncalibrated, calibrated), where the wall-time record has it."""
+    one: how do final-step LL and coverage move, and does the LL winner change? Where Q9's runs kept
+    their raw LL and coverage (own_pairs), each run is its own uncalibrated pair, and `uncalibrated`
+    (`source`'s runs of the same dataset, sampler and seed, trained apart) is compared in test RMSE
+    only, with the recommendation set recomputed on both; else the LL comparison pairs with
+    `uncalibrated` too. With `uncalibrated_keys` ((dataset, sampler, seed) -> the run key of Q9's
+    settings with calibration off) the section says whether `source`'s runs are those settings. The
+    recommendation set is recomputed on each side's paired runs (method_statistics; `every_model` as
+    for Q6's set) and compared with `reference`, Q6's committed set (issue #35). `machines`: where
+    each side's runs were trained (`source`'s, Q9's), where the wall-time record has it."""
     title = "Does calibration change which method wins?"
+    own, left_out = own_pairs(calibrated)
     pairs = calibration_pairs(uncalibrated, calibrated)
-    if pairs.empty:
+    within = not own.empty
+    compared = own if within else pairs
+    if compared.empty:
         text = f"No run of Q9 has a run of {source} with the same dataset, sampler and seed: nothing to compare."
         return Section("q9", title, text, text, markdown=[text])
-    order = [s for s in dict.fromkeys(calibrated["sampler"]) if s in set(pairs["sampler"])]
-    agreement = rmse_agreement(pairs)
-    final = final_steps(pairs)
+    order = [s for s in dict.fromkeys(calibrated["sampler"]) if s in set(compared["sampler"])]
+    agreement = rmse_agreement(compared)
+    final = final_steps(compared)
     by_sampler = calibration_by_sampler(final, order)
     by_dataset = calibration_by_dataset(final, baseline, order)
-    facts = calibration_facts(pairs, uncalibrated, calibrated, by_sampler, by_dataset, agreement, baseline,
-                              uncalibrated_keys, order)
-    pairing = pairing_sentence(facts, source)
-    intro = (f"Each run of Q9 (calibrated) is paired with the run of {source} (uncalibrated) of the same dataset, "
-             f"sampler and seed: {facts['runs']} runs of {len(order)} samplers on {facts['datasets']} datasets, "
-             f"{facts['seeds']} paired seeds. {pairing} Calibration rescales only the predictive std the model "
-             "reports (al_bnn/stack_calibration.py): its training and its picks are the uncalibrated run's, so the "
-             f"paired runs should have the same test RMSE at every step. "
-             f"{rmse_agreement_sentence(agreement, machines, source)}")
+    facts = calibration_facts(compared, calibrated, by_sampler, by_dataset, agreement, baseline, order)
+    facts.update(within=within, left_out=left_out if within else 0,
+                 keyed=_keyed_runs(pairs, uncalibrated, uncalibrated_keys), source_runs=_runs(pairs),
+                 source_unpaired=_runs(calibrated[calibrated["model"] == "bnn"] if "model" in calibrated
+                                       else calibrated) - _runs(pairs))
+    if within:
+        machine = rmse_agreement(pairs) if not pairs.empty else None
+        facts["machine_rmse"] = machine
+        intro = own_pairs_intro(facts)
+        beside = [beside_paragraph(facts, machine, machines, source)]
+    else:
+        machine = agreement
+        pairing = pairing_sentence(facts, source)
+        intro = (f"Each run of Q9 (calibrated) is paired with the run of {source} (uncalibrated) of the same "
+                 f"dataset, sampler and seed: {facts['runs']} runs of {len(order)} samplers on {facts['datasets']} "
+                 f"datasets, {facts['seeds']} paired seeds. {pairing} Calibration rescales only the predictive std "
+                 "the model reports (al_bnn/stack_calibration.py): its training and its picks are the uncalibrated "
+                 "run's, so the paired runs should have the same test RMSE at every step. "
+                 f"{rmse_agreement_sentence(agreement, machines, source)}")
+        beside = []
     tables = calibration_markdown(by_sampler, by_dataset, baseline, order)
     after_tables = (f"Final AL step; a winner is the sampler with the highest mean test log-likelihood (LL) over the "
                     f"seeds (the RMSE winner: lowest mean test RMSE); a {baseline} difference is the mean over "
@@ -1402,7 +1453,10 @@ def question_calibration(uncalibrated: pd.DataFrame, calibrated: pd.DataFrame, b
     set_blocks: list[str] = []
     data = {"q9_by_sampler": by_sampler, "q9_by_dataset": by_dataset}
     missing = sorted(SET_COLUMNS.difference(calibrated.columns).union(SET_COLUMNS.difference(uncalibrated.columns)))
-    if missing:
+    if pairs.empty:
+        set_blocks = [f"The recommendation set is not rechecked on these runs: {source}'s runs of the same dataset, "
+                      "sampler and seed are not here."]
+    elif missing:
         set_blocks = [f"The recommendation set is not rechecked on these runs: their tables lack {listing(missing)}."]
     elif baseline not in order:
         set_blocks = [f"The recommendation set is not rechecked on these runs: they have no {baseline} runs, with "
@@ -1410,7 +1464,7 @@ def question_calibration(uncalibrated: pd.DataFrame, calibrated: pd.DataFrame, b
     else:
         results = calibration_sets(pairs, uncalibrated, calibrated, baseline, every_model)
         facts["recommendation_set"] = calibration_set_facts(results, reference, order, uncalibrated, pairs,
-                                                              agreement)
+                                                              machine)
         data["q9_recommendation_set"] = calibration_set_table(results, order, reference)
         scope = (None if reference is None else f"{facts['recommendation_set']['q6']['samplers']} samplers, "
                  f"{facts['recommendation_set']['q6']['seeds']} seeds")
@@ -1419,23 +1473,58 @@ def question_calibration(uncalibrated: pd.DataFrame, calibrated: pd.DataFrame, b
                       calibration_set_markdown(data["q9_recommendation_set"], results, scope)]
         answer += " " + calibration_set_sentence(facts["recommendation_set"], reference)
     section = Section("q9", title, answer, calibration_headline(facts), facts=facts,
-                      markdown=[intro, *set_blocks, "**Per sampler** (means over datasets of the final-step means "
-                                "over seeds; rank 1 = highest mean LL):", tables[0], ranks_sentence(facts),
+                      markdown=[intro, *beside, *set_blocks, "**Per sampler** (means over datasets of the final-step "
+                                "means over seeds; rank 1 = highest mean LL):", tables[0], ranks_sentence(facts),
                                 "**Per dataset:**", tables[1], after_tables],
                       tables=data)
     return section
 
 
-def calibration_facts(pairs: pd.DataFrame, uncalibrated: pd.DataFrame, calibrated: pd.DataFrame,
-                      by_sampler: pd.DataFrame, by_dataset: pd.DataFrame, agreement: dict, baseline: str,
-                      uncalibrated_keys: dict | None, order: Sequence[str]) -> dict:
-    """The numbers Q9's sentences state."""
+def _runs(pairs: pd.DataFrame) -> int:
+    return len(pairs[RUN_KEYS].drop_duplicates()) if not pairs.empty else 0
+
+
+def _keyed_runs(pairs: pd.DataFrame, uncalibrated: pd.DataFrame, uncalibrated_keys: dict | None) -> int | None:
+    """How many of the paired runs of `uncalibrated` have the run key of Q9's settings with
+    calibration off (None: no keys to check)."""
+    if uncalibrated_keys is None or "run_key" not in uncalibrated or pairs.empty:
+        return None
+    keys = uncalibrated.drop_duplicates(RUN_KEYS).set_index(RUN_KEYS)["run_key"].astype(str)
+    runs = pairs[RUN_KEYS].drop_duplicates()
+    return int(sum(uncalibrated_keys.get(run) == keys.get(run) for run in runs.itertuples(index=False, name=None)))
+
+
+def own_pairs_intro(facts: dict) -> str:
+    """How Q9 pairs a run with itself, and what that pairing rules out."""
+    left_out = (f" {plural_count(facts['left_out'], 'run')} of Q9 kept no raw LL or coverage (taken from a table "
+                "that dropped them) and are left out." if facts["left_out"] else "")
+    return (f"Each run of Q9 is paired with itself before calibration: after every training phase the loop records "
+            "the model's test LL and 90% coverage as trained (`test_log_likelihood_raw`, `test_coverage_90_raw`) "
+            "beside the calibrated ones (al_bnn/stack_calibration.py). The raw numbers are what the same settings "
+            "record with `calibration: none`: calibration fits a copy of the model and rescales only the predictive "
+            "std it reports, so the picks and the test RMSE are the uncalibrated run's bit for bit "
+            "(tests/test_loop_calibration.py checks this). "
+            f"{facts['runs']} runs of {len(facts['samplers'])} samplers on {facts['datasets']} datasets, "
+            f"{facts['seeds']} paired seeds.{left_out} Both sides are the same runs, so their test RMSE, and with it "
+            "the RMSE winner, cannot differ, and every difference below is calibration's.")
+
+
+def beside_paragraph(facts: dict, machine: dict | None, machines: tuple[list[str], list[str]] | None,
+                     source: str) -> str:
+    """Q9's runs against `source`'s runs of the same settings trained apart: do they reproduce?"""
+    if machine is None:
+        return f"**Q9's runs beside {source}'s.** {source} has no run of the same dataset, sampler and seed here."
+    return (f"**Q9's runs beside {source}'s.** {source} trained the same samplers on the same datasets and seeds "
+            f"without calibration ({facts['source_runs']} of Q9's runs have such a run). "
+            f"{pairing_sentence(facts, source)} Calibration changes no test RMSE, so these pairs should agree at "
+            f"every step. {rmse_agreement_sentence(machine, machines, source)}")
+
+
+def calibration_facts(pairs: pd.DataFrame, calibrated: pd.DataFrame, by_sampler: pd.DataFrame,
+                      by_dataset: pd.DataFrame, agreement: dict, baseline: str, order: Sequence[str]) -> dict:
+    """The numbers Q9's sentences state (`pairs`: the runs compared in LL and coverage)."""
     runs = pairs[RUN_KEYS].drop_duplicates()
     calibrated_runs = calibrated[RUN_KEYS].drop_duplicates()
-    keyed = None
-    if uncalibrated_keys is not None and "run_key" in uncalibrated:
-        keys = uncalibrated.drop_duplicates(RUN_KEYS).set_index(RUN_KEYS)["run_key"].astype(str)
-        keyed = sum(uncalibrated_keys.get(run) == keys.get(run) for run in runs.itertuples(index=False, name=None))
     flipped = by_dataset.loc[by_dataset["ll_winner_uncalibrated"] != by_dataset["ll_winner_calibrated"], "dataset"]
     rmse_flipped = by_dataset.loc[by_dataset["rmse_winner_uncalibrated"] != by_dataset["rmse_winner_calibrated"],
                                   "dataset"]
@@ -1446,7 +1535,7 @@ def calibration_facts(pairs: pd.DataFrame, uncalibrated: pd.DataFrame, calibrate
     clean = [d for d in by_dataset["dataset"] if d not in agreement["datasets_differing"]]
     return dict(runs=len(runs), unpaired=len(calibrated_runs) - len(runs), datasets=int(runs["dataset"].nunique()),
                 clean_datasets=clean, clean_flips=[d for d in flipped if d in clean],
-                seeds=int(runs["seed"].nunique()), samplers=list(order), keyed=keyed, rmse=agreement,
+                seeds=int(runs["seed"].nunique()), samplers=list(order), rmse=agreement,
                 ll_winner_flips=list(flipped), rmse_winner_flips=list(rmse_flipped), sign_flips=sign_flips,
                 sign_compared=compared,
                 order_uncalibrated=_order_text(by_sampler, "uncalibrated"),
@@ -1456,17 +1545,19 @@ def calibration_facts(pairs: pd.DataFrame, uncalibrated: pd.DataFrame, calibrate
 
 
 def pairing_sentence(facts: dict, source: str) -> str:
-    unpaired = (f" {facts['unpaired']} run(s) of Q9 have no {source} run and are left out." if facts["unpaired"]
-                else "")
+    unpaired = (f" {facts['source_unpaired']} run(s) of Q9 have no {source} run and are left out."
+                if facts["source_unpaired"] else "")
+    runs = facts["source_runs"]
     if facts["keyed"] is None:
         return (f"Whether the {source} runs are these settings uncalibrated could not be checked (no run keys)."
                 f"{unpaired}")
-    if facts["keyed"] == facts["runs"]:
+    if facts["keyed"] == runs:
         return (f"Every paired {source} run has the run key of Q9's settings with `calibration: none`: the same "
                 f"settings, uncalibrated.{unpaired}")
-    return (f"Only {facts['keyed']} of the {facts['runs']} paired {source} runs have the run key of Q9's settings with "
-            "`calibration: none`; the others differ from Q9's runs in more than calibration, so the differences "
-            f"below are not calibration's alone.{unpaired}")
+    consequence = "" if facts["within"] else ", so the differences below are not calibration's alone"
+    return (f"Only {facts['keyed']} of the {runs} paired {source} runs have the run key of Q9's settings with "
+            f"`calibration: none`; the others differ from Q9's runs in more than calibration{consequence}."
+            f"{unpaired}")
 
 
 def ranks_sentence(facts: dict) -> str:
@@ -1508,7 +1599,10 @@ def calibration_answer(facts: dict, baseline: str) -> str:
                f"changes their order by mean final-step LL over datasets from {facts['order_uncalibrated']} to "
                f"{facts['order_calibrated']}")
     caveat = ""
-    if facts["rmse"]["differing"]:
+    if facts["within"]:
+        caveat = (" Each run is compared with itself before calibration (same picks, same test RMSE), so the changes "
+                  "are calibration's.")
+    elif facts["rmse"]["differing"]:
         caveat = (f" {facts['rmse']['differing']} of the {facts['runs']} paired runs differ in test RMSE as well "
                   f"(up to {facts['rmse']['max_rel']:.1%} relative), so not every change is calibration's alone; on "
                   f"the {len(facts['clean_datasets'])} datasets where all paired runs agree in RMSE the LL winner "
@@ -1517,7 +1611,7 @@ def calibration_answer(facts: dict, baseline: str) -> str:
         caveat = " The paired runs' test RMSE agrees up to float noise, so the changes are calibration's."
     else:
         caveat = " The paired runs' test RMSE is identical, so the changes are calibration's."
-    if facts["keyed"] is not None and facts["keyed"] < facts["runs"]:
+    if not facts["within"] and facts["keyed"] is not None and facts["keyed"] < facts["runs"]:
         caveat += (f" Only {facts['keyed']} of the {facts['runs']} paired runs are Q9's settings uncalibrated "
                    "(run keys).")
     return (f"On {facts['datasets']} datasets with {facts['seeds']} paired seeds, calibration changes the final-step "
@@ -1538,8 +1632,11 @@ def calibration_headline(facts: dict) -> str:
     same = facts["order_uncalibrated"] == facts["order_calibrated"]
     return (f"On {facts['datasets']} datasets ({facts['seeds']} paired seeds, {len(facts['samplers'])} samplers) "
             f"calibration changes the final-step LL winner on {len(facts['ll_winner_flips'])} of {facts['datasets']} "
-            f"datasets and the RMSE winner on {len(facts['rmse_winner_flips'])}{_rmse_caveat(facts)}; the order by "
-            "mean LL over datasets is " + ("unchanged" if same else "changed") + f"; {_coverage_text(facts)}.")
+            + ("datasets and, comparing each run with itself, never the RMSE winner (picks and RMSE are the "
+               "uncalibrated run's)" if facts["within"] else
+               f"datasets and the RMSE winner on {len(facts['rmse_winner_flips'])}{_rmse_caveat(facts)}")
+            + "; the order by mean LL over datasets is " + ("unchanged" if same else "changed")
+            + f"; {_coverage_text(facts)}.")
 
 
 def calibration_summary(facts: dict) -> str:
