@@ -93,6 +93,20 @@ def test_suggest_with_a_config_that_sets_no_sampler_runs_the_default_like_no_con
     assert kernel.sample_policy == DEFAULT_SAMPLER and kernel.family_kernel == "exact"
 
 
+def test_suggest_warns_when_a_config_sets_gpa_only_keys_but_no_sampler(tmp_path, caplog):
+    (tmp_path / "gpa_keys.yaml").write_text("parms: {gpa_kernel: exact}\n")
+    with caplog.at_level("WARNING", logger="al_bnn.suggest"):
+        assert _config(tmp_path, "--config", str(tmp_path / "gpa_keys.yaml")).sample_policy == DEFAULT_SAMPLER
+    assert "sets parms.gpa_kernel, which only the GPA samplers read, but names no parms.sample_policy" in caplog.text
+    caplog.clear()
+    (tmp_path / "gpa_named.yaml").write_text("parms: {gpa_kernel: exact, sample_policy: lrgpa}\n")
+    with caplog.at_level("WARNING", logger="al_bnn.suggest"):
+        assert _config(tmp_path, "--config", str(tmp_path / "gpa_named.yaml")).gpa_kernel == "exact"
+        _config(tmp_path, "--config", str(tmp_path / "gpa_keys.yaml"), "--sampler", "lrgpa")
+        _config(tmp_path)  # no config at all
+    assert "only the GPA samplers read" not in caplog.text
+
+
 @pytest.mark.parametrize("sampler", ["gpa", "lrgpa", "maxdist", "random"])
 def test_suggest_with_a_config_that_names_a_sampler_keeps_it_and_the_schema_kernel(tmp_path, sampler):
     (tmp_path / "named.yaml").write_text(f"parms: {{sample_policy: {sampler}}}\n")

@@ -337,6 +337,9 @@ def directory_lock(directory: Path):
         lock.release()
 
 
+GPA_ONLY_KEYS = ("gpa_kernel",)  # parms keys only the GPA samplers read (the family reads family_kernel)
+
+
 def build_config(args) -> ExperimentConfig:
     # The default model recipe (al_bnn.recipe) under whatever --config sets, the schema's defaults elsewhere.
     raw = read_yaml(args.config, mapping=True) if args.config else {}
@@ -347,6 +350,11 @@ def build_config(args) -> ExperimentConfig:
     # --sampler, else the config's parms.sample_policy, else the library's default (lcmd), not the schema's gpa
     if args.sampler or "sample_policy" not in given:
         parms["sample_policy"] = args.sampler or DEFAULT_SAMPLER
+    ignored = [key for key in GPA_ONLY_KEYS if key in given]
+    if ignored and not args.sampler and "sample_policy" not in given:
+        logger.warning("%s sets %s, which only the GPA samplers read, but names no parms.sample_policy: suggest "
+                       "runs %s, which ignores it; add parms.sample_policy (e.g. lrgpa) or pass --sampler to use it",
+                       args.config, ", ".join(f"parms.{key}" for key in ignored), DEFAULT_SAMPLER)
     # the default sampler (lcmd) runs on its recommended kernel (family_kernel grad) unless the config sets one
     parms.update({key: value for key, value in
                   with_sampler_defaults(parms.get("sample_policy", config.parms.sample_policy), {}).items()
