@@ -273,7 +273,8 @@ def test_q9_sets_named_in_the_report_are_recomputed(data):
     assert sets["calibrated"]["best"] == "maxdist_exact" and sets["uncalibrated"]["best"] == "lcmd_exact"
     extra = [m for m in sets["calibrated"]["members"] if m not in sets["uncalibrated"]["members"]]
     assert extra == ["random"]
-    assert (f"The Q9 (calibrated) set has {', '.join(extra)} beyond the members of the Q6 (uncalibrated) set; its "
+    assert (f"The Q9 (calibrated) set has {', '.join(extra)} beyond the members of the Q6 (uncalibrated, Q9's "
+            f"seeds) set; its "
             f"default ({sets['calibrated']['default']}) is the same; its best is {sets['calibrated']['best']}, not "
             f"{sets['uncalibrated']['best']}.") in report
 
@@ -281,8 +282,9 @@ def test_q9_sets_named_in_the_report_are_recomputed(data):
 def test_q9_table_in_the_report_is_recomputed(data):
     """The section's table: each side's difference to its best with the interval, Holm p and membership."""
     sets, q6, report = data["q9_sets"], data["q6_set"], data["report"]
-    header = (f"| method | Q6 (uncalibrated): difference to {sets['uncalibrated']['best']} (95% interval over "
-              f"datasets) | Holm verdict | in the set | Q9 (calibrated): difference to {sets['calibrated']['best']}")
+    header = (f"| method | Q6 (uncalibrated, Q9's seeds): difference to {sets['uncalibrated']['best']} (95% interval "
+              f"over datasets) | Holm verdict | in the set | Q9 (calibrated): difference to "
+              f"{sets['calibrated']['best']}")
     start = report.index(header)
     lines = report[start:].split("\n\n")[0].splitlines()[2:]
     rows = {cells[0]: cells[1:] for cells in ([c.strip() for c in line.strip("|").split("|")] for line in lines)}

@@ -102,10 +102,10 @@ def test_each_sides_set_is_recomputed_on_the_paired_runs_and_compared_with_q6s()
     paragraph = next(block for block in result.markdown if block.startswith("**The recommendation rechecked"))
     assert "Q9 has 2 paired seeds, fewer than Q6's 3, and 3 of Q6's 4 samplers" in paragraph
     assert "the family is 2 comparisons, not 3" in paragraph
-    assert ("The Q9 (calibrated) set has maxdist beyond the members of the Q6 (uncalibrated) set; its best (lcmd) "
-            "and its default (lcmd)") in paragraph
-    assert ("the Q6 (uncalibrated) set lacks maxdist of the members of Q6's set; its default (lcmd) is the same; its "
-            "best is lcmd (that of Q6's set is not among these samplers)") in paragraph
+    assert ("The Q9 (calibrated) set has maxdist beyond the members of the Q6 (uncalibrated, Q9's seeds) set; its "
+            "best (lcmd) and its default (lcmd)") in paragraph
+    assert ("the Q6 (uncalibrated, Q9's seeds) set lacks maxdist of the members of Q6's full set; its default (lcmd) "
+            "is the same; its best is lcmd (that of Q6's full set is not among these samplers)") in paragraph
 
 
 def test_with_every_one_of_q6s_samplers_the_scope_says_so_and_names_no_smaller_family():

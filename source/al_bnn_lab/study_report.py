@@ -1200,7 +1200,7 @@ def _order_text(by_sampler: pd.DataFrame, side: str) -> str:
 
 SET_COLUMNS = {"n_train", "test_rmse", "test_log_likelihood", "pool_size"}  # what run_scalars reads
 # the two sides of the recheck by the runs they are: the set reads RMSE, which calibration leaves alone
-SIDE_NAMES = {"calibrated": "Q9 (calibrated)", "uncalibrated": "Q6 (uncalibrated)"}
+SIDE_NAMES = {"calibrated": "Q9 (calibrated)", "uncalibrated": "Q6 (uncalibrated, Q9's seeds)"}
 
 
 def paired_runs(table: pd.DataFrame, pairs: pd.DataFrame) -> pd.DataFrame:
@@ -1391,7 +1391,7 @@ def calibration_set_paragraph(facts: dict, results: dict[str, MethodStatistics],
     if reference is not None:
         restricted = facts["q6"]["restricted"]
         text += (f" Against Q6's set restricted to these samplers ({_reference_text(restricted, reference)}): "
-                 + "; ".join(_compare_sets(SIDE_NAMES[side], _primary_set(results[side]), restricted, "Q6's set")
+                 + "; ".join(_compare_sets(SIDE_NAMES[side], _primary_set(results[side]), restricted, "Q6's full set")
                              for side in ("calibrated", "uncalibrated")) + ".")
     return text
 
