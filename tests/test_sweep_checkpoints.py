@@ -195,3 +195,39 @@ def test_a_task_writes_a_line_per_trained_phase_to_stderr_as_it_trains(task, tmp
     assert "[yacht / bnn] phase 1/2 trained" in stderr_at_each_save[2]
     assert "[yacht / bnn] phase 2/2 trained" in after
     assert not any("trained:" in line for line in result["log"])  # not a second time at the task's end
+
+
+def test_a_tasks_log_handlers_take_only_their_own_threads_lines(capfd):
+    """A threaded worker runs several tasks in one process: each task's collector and live lines
+    keep that task's records, not another thread's under the wrong prefix."""
+    import logging
+    import threading
+
+    from al_bnn_lab.sweep import _live_progress, _LogCollector
+
+    shared = logging.getLogger("al_bnn.progress.test_threads")
+    shared.propagate = False
+    collected = {}
+
+    def task(name: str) -> None:
+        collector, live = _LogCollector(), _live_progress(f"[{name}]")
+        shared.addHandler(collector)
+        shared.addHandler(live)
+        try:
+            for phase in range(3):
+                shared.warning("%s phase %d", name, phase)
+                barrier.wait()  # the other task logs between this task's lines
+        finally:
+            shared.removeHandler(collector)
+            shared.removeHandler(live)
+        collected[name] = collector.lines
+
+    barrier = threading.Barrier(2)
+    threads = [threading.Thread(target=task, args=(name,)) for name in ("a", "b")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert collected == {name: [f"{name} phase {k}" for k in range(3)] for name in ("a", "b")}
+    stderr = capfd.readouterr().err.splitlines()
+    assert sorted(stderr) == sorted(f"[{name}] {name} phase {k}" for name in ("a", "b") for k in range(3))

@@ -515,14 +515,28 @@ def pending_tasks(config: BenchmarkConfig, output: Path, plugins: Sequence[str] 
     return tasks
 
 
+class _ThisThread(logging.Filter):
+    """Passes only the records of the thread that made it: a threaded worker (Dask's default) runs
+    several tasks in one process, whose loggers they share, so a task's handlers would otherwise
+    take the other tasks' lines too, under its own name."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.thread = threading.get_ident()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.thread == self.thread
+
+
 class _LogCollector(logging.Handler):
     """Keeps a worker's log lines so the parent can write them to the sweep's log (but those of the
-    logger named `skip`, written at once by the live handler instead)."""
+    logger named `skip`, written at once by the live handler instead); only this thread's."""
 
     def __init__(self, skip: str = ""):
         super().__init__(logging.INFO)
         self.lines: list[str] = []
         self.skip = skip
+        self.addFilter(_ThisThread())
 
     def emit(self, record: logging.LogRecord) -> None:
         if record.name != self.skip:
@@ -530,10 +544,11 @@ class _LogCollector(logging.Handler):
 
 
 def _live_progress(prefix: str) -> logging.Handler:
-    """A handler that writes the loop's phase lines to this process's stderr as they come (a local
-    worker shares the sweep's), so a task that trains for hours shows it is alive."""
+    """A handler that writes the loop's phase lines of this thread's task to this process's stderr as
+    they come (a local worker shares the sweep's), so a task that trains for hours shows it is alive."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter(f"{prefix} %(message)s"))
+    handler.addFilter(_ThisThread())  # only this task's lines, under its prefix
     return handler
 
 
