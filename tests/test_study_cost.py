@@ -121,3 +121,53 @@ def test_the_committed_report_states_the_estimates_its_numbers_give():
         wall = walls[question]
         rate = wall["seconds"] / (len(tables[question].drop_duplicates(keys)) - wall.get("reused_runs", 0))
         assert f"{question.upper()}'s calibrated runs took {rate:.1f} s each {where(wall)}" in paragraph
+
+
+# -- the committed sample of Q6's runs rerun calibrated --------------------------------------------------
+
+def _sample_tables() -> tuple[pd.DataFrame, pd.DataFrame]:
+    data = REPO / "docs" / "study_data"
+    return pd.read_csv(data / "q6.csv.gz"), pd.read_csv(data / "q6_calibrated_sample.csv.gz")
+
+
+def test_the_calibrated_sample_is_q6s_runs_with_q9s_calibrated_settings_and_reproduces_them():
+    """Recomputed without the study code: the sample's runs are Q6's runs (dataset, sampler, seed)
+    with the calibrated settings (run keys equal Q9's, which are Q6's settings calibrated, where Q9
+    has the run), and their RMSE and raw LL and coverage equal Q6's at every step, as the report says."""
+    from al_bnn_lab import study as run_study
+
+    q6, sample = _sample_tables()
+    keys = ["dataset", "sampler", "seed", "al_iter"]
+    assert sample["test_coverage_90_raw"].notna().all() and sample["calibration_epistemic"].notna().any()
+    q9 = pd.read_csv(REPO / "docs" / "study_data" / "q9.csv.gz").drop_duplicates(keys[:3]).set_index(keys[:3])
+    sample_keys = sample.drop_duplicates(keys[:3]).set_index(keys[:3])["run_key"]
+    shared = sample_keys.index.intersection(q9.index)
+    assert len(shared) == sample["dataset"].nunique() * 12 * 2  # Q9's seeds 0 and 1 of every sampler
+    assert (sample_keys.loc[shared] == q9.loc[shared, "run_key"]).all()
+    merged = sample.merge(q6, on=keys, suffixes=("", "_q6"))
+    assert len(merged) == len(sample)
+    for mine, theirs in (("test_rmse", "test_rmse_q6"), ("test_log_likelihood_raw", "test_log_likelihood_q6"),
+                         ("test_coverage_90_raw", "test_coverage_90_q6")):
+        assert (merged[mine] == merged[theirs]).all(), mine
+    runs = sample.groupby(keys[:3]).ngroups
+    final = sample[sample.al_iter == sample.groupby(keys[:3]).al_iter.transform("max")]
+    paragraph = next(line for line in (REPO / "docs" / "study.md").read_text().splitlines()
+                     if line.startswith("**Calibration.**"))
+    assert (f"Measured on a sample: Q6's {runs:,} runs on energy and concrete (12 samplers, 10 seeds) rerun with "
+            "its calibrated settings") in paragraph
+    assert (f"at every one of their {len(sample):,} steps, bit for bit; their mean final-step 90% coverage is "
+            f"{final.test_coverage_90.mean():.2f} calibrated, {final.test_coverage_90_raw.mean():.2f} raw."
+            ) in paragraph
+    assert run_study.calibrated_sample_text(q6, sample) in paragraph
+
+
+def test_a_sample_step_that_differs_from_q6_is_counted_not_hidden():
+    from al_bnn_lab import study as run_study
+
+    q6, sample = _sample_tables()
+    moved = sample.copy()
+    moved.loc[5, "test_coverage_90_raw"] += 0.01
+    moved.loc[7, "test_rmse"] *= 1.0000001
+    text = run_study.calibrated_sample_text(q6, moved)
+    assert f"only {len(sample) - 2:,} of their {len(sample):,} steps equal Q6's" in text and "bit for bit" not in text
+    assert run_study.calibrated_sample_text(q6, pd.DataFrame()) == ""

@@ -422,6 +422,9 @@ def measure_selection_benchmark(settings: dict, results_dir: Path, wall_times: W
 
 HELDOUT_DIR = "heldout_check"  # in the results directory: the held-out check's sweep, table and report
 HELDOUT_TABLE = "heldout_check"  # its table next to the report (study_data/heldout_check.csv)
+# Some of Q6's runs rerun with its calibrated settings (study_data/<name>.csv.gz, kept as its sweep
+# wrote them): the Calibration paragraph checks them against Q6's committed runs.
+CALIBRATED_SAMPLE = "q6_calibrated_sample"
 
 
 def heldout_datasets(uci_root: str | None) -> list[str]:
@@ -743,6 +746,7 @@ class StudyNumbers:
     scrutiny: study_report.MethodStatistics | None
     bench: pd.DataFrame
     heldout: pd.DataFrame = field(default_factory=pd.DataFrame)  # the held-out check's rows, where it ran
+    calibrated_sample: pd.DataFrame = field(default_factory=pd.DataFrame)  # CALIBRATED_SAMPLE's rows, if any
 
 
 def _cost_section(tables: dict[str, pd.DataFrame], scaling: pd.DataFrame, quick: bool) -> study_report.Section | None:
@@ -907,6 +911,7 @@ def write_study_data(results_dir: Path, data_dir: Path, sweeps: dict[str, dict],
     numbers = compute_numbers(tables, sweeps, derived, scaling, bench, quick, machines)
     numbers.heldout = _first_table(results_dir / HELDOUT_DIR / heldout_check.TABLE_FILE,
                                    data_dir / f"{HELDOUT_TABLE}.csv")
+    numbers.calibrated_sample = _first_table(data_dir / f"{CALIBRATED_SAMPLE}.csv.gz")
     data_writer = ResultsWriter(data_dir, overwrite=True)
     for name, table in data_tables(numbers).items():
         float_format = None if name in MEASURED_TABLES else DATA_FLOAT_FORMAT
@@ -1124,9 +1129,11 @@ def measured_rate(table: pd.DataFrame, wall_times: WallTimes, question: str) -> 
     return runs, entry, study_cost.seconds_per_trained_run(entry, runs)
 
 
-def what_a_rerun_adds(tables: dict[str, pd.DataFrame], question: str, partner: str) -> str:
+def what_a_rerun_adds(tables: dict[str, pd.DataFrame], question: str, partner: str,
+                      sample: pd.DataFrame | None = None) -> str:
     """Why an uncalibrated question's RMSE verdicts are the calibrated recipe's, and what its
-    calibrated rerun would add that its calibrated partner (Q9 for Q6) measures on fewer seeds."""
+    calibrated rerun would add that its calibrated partner (Q9 for Q6) measures on fewer seeds;
+    for Q6, what its committed calibrated sample shows (calibrated_sample_text)."""
     seeds = tables[question]["seed"].nunique()
     partner_seeds = sorted(tables[partner]["seed"].unique())
     return (" Calibration changes no pick and no test RMSE (the loop calibrates a copy of the trained model and "
@@ -1135,7 +1142,37 @@ def what_a_rerun_adds(tables: dict[str, pd.DataFrame], question: str, partner: s
             f"recipe's as they stand, for the machine {question.upper()} ran on; what a calibrated rerun would add "
             f"is {question.upper()}'s test LL and 90% coverage per sampler over its {seeds} seeds, which "
             f"{partner.upper()} measures on {len(partner_seeds)} "
-            f"({study_report.listing([str(k) for k in partner_seeds])}).")
+            f"({study_report.listing([str(k) for k in partner_seeds])})."
+            + (calibrated_sample_text(tables[question], sample) if question == "q6" and sample is not None else ""))
+
+
+def calibrated_sample_text(q6: pd.DataFrame, sample: pd.DataFrame) -> str:
+    """What the committed sample of Q6's runs rerun calibrated shows (CALIBRATED_SAMPLE): whether
+    each run's test RMSE and raw LL and coverage are Q6's at every step, and its final-step 90%
+    coverage raw and calibrated; "" without a sample."""
+    columns = {"test_rmse": "test_rmse", "test_log_likelihood_raw": "test_log_likelihood",
+               "test_coverage_90_raw": "test_coverage_90"}
+    if sample.empty or not set(columns) <= set(sample.columns):
+        return ""
+    keys = ["dataset", "sampler", "seed", "al_iter"]
+    theirs = q6[keys + list(columns.values())].rename(columns={c: f"q6_{c}" for c in columns.values()})
+    steps = sample[keys + list(columns) + ["test_coverage_90"]].merge(theirs, on=keys, how="left",
+                                                                       validate="one_to_one")
+    equal = np.ones(len(steps), dtype=bool)
+    for mine, q6_column in columns.items():
+        equal &= steps[mine].to_numpy() == steps[f"q6_{q6_column}"].to_numpy()
+    runs = steps.groupby(keys[:3]).ngroups
+    final = steps[steps["al_iter"] == steps.groupby(keys[:3])["al_iter"].transform("max")]
+    datasets = study_report.listing(list(dict.fromkeys(sample["dataset"])))
+    same = ("they have Q6's test RMSE, and as their raw test LL and 90% coverage Q6's, at every one of their "
+            f"{len(steps):,} steps, bit for bit" if equal.all() else
+            f"only {int(equal.sum()):,} of their {len(steps):,} steps equal Q6's in test RMSE and raw test LL and "
+            "coverage")
+    return (f" Measured on a sample: Q6's {runs:,} runs on {datasets} ({sample['sampler'].nunique()} samplers, "
+            f"{sample['seed'].nunique()} seeds) rerun with its calibrated settings "
+            f"([{CALIBRATED_SAMPLE}.csv.gz](study_data/{CALIBRATED_SAMPLE}.csv.gz)): {same}; their mean final-step "
+            f"90% coverage is {final['test_coverage_90'].mean():.2f} calibrated, "
+            f"{final['test_coverage_90_raw'].mean():.2f} raw.")
 
 
 def calibration_lines(numbers: StudyNumbers, wall_times: WallTimes, quick: bool,
@@ -1167,7 +1204,8 @@ def calibration_lines(numbers: StudyNumbers, wall_times: WallTimes, quick: bool,
                  f"{' or '.join(asks)}`), so rerunning {'it trains it' if one else 'them trains them'} anew, "
                  f"calibrated: {commands}; {'it' if one else 'each'} can run in parts (a task cut short resumes at "
                  "its last finished training phase).")
-        text += "".join(what_a_rerun_adds(tables, q, paired[q][0]) for q in stale if paired[q])
+        text += "".join(what_a_rerun_adds(tables, q, paired[q][0], numbers.calibrated_sample)
+                        for q in stale if paired[q])
     cost_file = question_settings("q6", quick, uci_root)[1].get("calibration_cost")
     if not cost_file or not (REPO_ROOT / cost_file).is_file():
         return [text, ""]
