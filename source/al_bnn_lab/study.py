@@ -48,6 +48,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from al_bnn.checkpoint import RAW_COLUMNS
 from al_bnn.cli import run_reporting_errors
 from al_bnn.config import ConfigError, read_yaml, with_quick
 from al_bnn.data import DataFileError, uci_dataset_names
@@ -205,8 +206,8 @@ class DerivedSweep:
                 return False
             return True
 
-        source_table = table[table["model"] == "bnn"] if "model" in table else table
-        self.chosen, self.skipped = study_methods.best_methods(source_table, self.count, runnable, BASELINE)
+        self.chosen, self.skipped = study_methods.best_methods(study_report.bnn_rows(table), self.count, runnable,
+                                                               BASELINE)
         samplers = list(dict.fromkeys([BASELINE, *self.chosen, *self.always]))
         self.sweep = dict(self.raw, samplers=samplers,
                           sampler_settings={s: settings[s] for s in samplers if s in settings})
@@ -1150,8 +1151,7 @@ def calibrated_sample_text(q6: pd.DataFrame, sample: pd.DataFrame) -> str:
     """What the committed sample of Q6's runs rerun calibrated shows (CALIBRATED_SAMPLE): whether
     each run's test RMSE and raw LL and coverage are Q6's at every step, and its final-step 90%
     coverage raw and calibrated; "" without a sample."""
-    columns = {"test_rmse": "test_rmse", "test_log_likelihood_raw": "test_log_likelihood",
-               "test_coverage_90_raw": "test_coverage_90"}
+    columns = {"test_rmse": "test_rmse", **{raw: name for name, raw in RAW_COLUMNS.items()}}  # mine -> Q6's
     if sample.empty or not set(columns) <= set(sample.columns):
         return ""
     keys = ["dataset", "sampler", "seed", "al_iter"]

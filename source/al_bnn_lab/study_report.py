@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from al_bnn.checkpoint import RAW_COLUMNS
 from al_bnn_lab import stats
 from al_bnn_lab.sweep import wins_ties_losses
 
@@ -999,21 +1000,23 @@ PAIR_KEYS = [*RUN_KEYS, "al_iter"]
 SIDES = ("uncalibrated", "calibrated")
 
 
+def bnn_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """The bnn model's rows of a run table (all of them when it has no model column)."""
+    return table[table["model"] == "bnn"] if "model" in table else table
+
+
 def calibration_pairs(uncalibrated: pd.DataFrame, calibrated: pd.DataFrame) -> pd.DataFrame:
     """One row per AL step of the runs both tables hold (same dataset, sampler, seed and step):
     test RMSE, LL, 90% coverage and stack size of each side (suffixes _uncalibrated, _calibrated)."""
     columns = ["test_rmse", "test_log_likelihood", "test_coverage_90", "runs_in_stack"]
 
     def side(table: pd.DataFrame) -> pd.DataFrame:
-        part = table[table["model"] == "bnn"] if "model" in table else table
+        part = bnn_rows(table)
         return part[PAIR_KEYS + [c for c in columns if c in part]]
 
     # in the calibrated table's order (Q9's), whatever the order of the other
     return side(calibrated).merge(side(uncalibrated), on=PAIR_KEYS, suffixes=("_calibrated", "_uncalibrated"),
                                   validate="one_to_one")
-
-
-RAW_COLUMNS = {"test_log_likelihood": "test_log_likelihood_raw", "test_coverage_90": "test_coverage_90_raw"}
 
 
 def own_pairs(calibrated: pd.DataFrame) -> tuple[pd.DataFrame, int]:
@@ -1023,7 +1026,7 @@ def own_pairs(calibrated: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     run's bit for bit (tests/test_loop_calibration.py). Rows as calibration_pairs'; the second value
     counts the runs left out because they kept no raw columns (e.g. runs taken from a table that
     dropped them)."""
-    part = calibrated[calibrated["model"] == "bnn"] if "model" in calibrated else calibrated
+    part = bnn_rows(calibrated)
     runs = len(part[RUN_KEYS].drop_duplicates())
     if not set(RAW_COLUMNS.values()) <= set(part.columns):
         return pd.DataFrame(), runs
@@ -1206,7 +1209,7 @@ SIDE_NAMES = {"calibrated": "Q9 (calibrated)", "uncalibrated": "Q6 (uncalibrated
 def paired_runs(table: pd.DataFrame, pairs: pd.DataFrame) -> pd.DataFrame:
     """The bnn rows of `table` that belong to a paired run (same dataset, sampler and seed on both
     sides): each side's set is computed on exactly the runs the other side has, in `table`'s order."""
-    part = table[table["model"] == "bnn"] if "model" in table else table
+    part = bnn_rows(table)
     runs = pd.MultiIndex.from_frame(pairs[RUN_KEYS].drop_duplicates())
     return part[pd.MultiIndex.from_frame(part[RUN_KEYS]).isin(runs)]
 
@@ -1330,7 +1333,7 @@ def calibration_set_facts(results: dict[str, MethodStatistics], reference: stats
                           agreement: dict) -> dict:
     """The numbers the recheck's sentences state (`agreement`: rmse_agreement of the pairs)."""
     sets = {side: _primary_set(results[side]) for side in SIDES}
-    q6_rows = uncalibrated[uncalibrated["model"] == "bnn"] if "model" in uncalibrated else uncalibrated
+    q6_rows = bnn_rows(uncalibrated)
     facts: dict = dict(datasets=len(results["calibrated"].datasets), seeds=int(pairs["seed"].nunique()),
                        samplers=list(order), runs=len(pairs[RUN_KEYS].drop_duplicates()),
                        rmse_differing=int(agreement["differing"]),
@@ -1427,8 +1430,7 @@ def question_calibration(uncalibrated: pd.DataFrame, calibrated: pd.DataFrame, b
     facts = calibration_facts(compared, calibrated, by_sampler, by_dataset, agreement, baseline, order)
     facts.update(within=within, left_out=left_out if within else 0,
                  keyed=_keyed_runs(pairs, uncalibrated, uncalibrated_keys), source_runs=_runs(pairs),
-                 source_unpaired=_runs(calibrated[calibrated["model"] == "bnn"] if "model" in calibrated
-                                       else calibrated) - _runs(pairs))
+                 source_unpaired=_runs(bnn_rows(calibrated)) - _runs(pairs))
     if within:
         machine = rmse_agreement(pairs) if not pairs.empty else None
         facts["machine_rmse"] = machine
